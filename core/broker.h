@@ -1,0 +1,75 @@
+/* The broker: configuration, the plugin instances of the chain, the loop,
+ * and the state of this node's sessions and rooms. One per process, passed
+ * around explicitly. */
+#ifndef CONFAB_CORE_BROKER_H
+#define CONFAB_CORE_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+#include <confab/plugin.h>
+
+#include "config.h"
+#include "dict.h"
+#include "loader.h"
+#include "rooms.h"
+
+typedef struct broker broker;
+
+/* One plugin instance of the chain (or the embedded backplane). This is
+ * the confab_ctx handed to the plugin: its handle in every host call. */
+struct confab_ctx {
+	broker *broker;
+	char *name;                  /* instance and section name */
+	loaded_plugin plugin;        /* file, handle, descriptor */
+	config_section *section;     /* may be NULL: no section, no keys */
+	void *state;                 /* what init returned */
+	bool inited;
+	bool started;
+	bool reported;               /* the plugin reported a config error */
+};
+
+struct broker {
+	config cfg;
+	uv_loop_t loop;
+	bool check_only;             /* confabd -t: init, no start */
+
+	confab_ctx **chain;          /* in chain order */
+	size_t n_chain;
+	confab_ctx *backplane;       /* a chain entry or the embedded one */
+	confab_ctx *embedded;        /* set when no backplane plugin is in the chain */
+
+	/* serving state */
+	bool serving;                /* every plugin started */
+	bool stopping;
+	bool backplane_up;
+
+	/* this node's sessions */
+	dict *sessions;              /* session id -> confab_session */
+	dict *users;                 /* user -> user_sessions (see session.h) */
+	rooms *rooms;                /* local membership */
+	uint64_t next_session;
+	uint64_t next_message;
+	char run_id[24];             /* start time in base 36: makes ids unique across restarts */
+
+	uv_signal_t sigint, sigterm, sighup;
+	uv_timer_t stop_timer;
+	uint64_t stop_deadline;
+	int exit_code;
+};
+
+/* Reads the configuration, loads and initialises every plugin of the chain.
+ * Logs one line and returns non-zero on the first problem. */
+int broker_init(broker *b, const char *config_path, bool check_only);
+/* Starts every plugin and serves until SIGINT/SIGTERM; returns the exit
+ * status. */
+int broker_run(broker *b);
+/* Destroys the plugins (loop still running to close their handles), then
+ * closes the loop. Safe after a failed init. */
+void broker_destroy(broker *b);
+
+bool broker_healthy(const broker *b);
+/* Current time in ms since the epoch. */
+int64_t broker_now_ms(void);
+
+#endif

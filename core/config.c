@@ -1,0 +1,501 @@
+/* broker.ini is parsed by inih. inih tells us the line only on a syntax
+ * error, so we feed it through our own reader that counts lines: when the
+ * handler runs, the last line read is the one it is looking at. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <ini.h>
+
+#include "log.h"
+
+#define DEFAULT_MAX_MESSAGE_BYTES 65536
+#define DEFAULT_HISTORY_SIZE 100
+#define MAX_HISTORY_SIZE 100000
+#define MAX_MESSAGE_BYTES_LIMIT (16u * 1024 * 1024)
+
+#ifndef CONFAB_PLUGIN_DIR
+#define CONFAB_PLUGIN_DIR "/usr/local/lib/confab"
+#endif
+
+static const char *const broker_keys[] = {
+	"node_id", "plugin_dir", "plugins", "allow_anonymous", "log_level",
+	"max_message_bytes", "history_size", NULL
+};
+
+/* Parser state shared by the reader and the handler. */
+typedef struct parse_state {
+	config *cfg;
+	int line;
+	/* where the first error was found; reported after parsing */
+	int error_line;
+	char error[256];
+	char error_section[64];
+	char error_key[64];
+	/* the entry the previous line set: an indented next line continues it */
+	config_entry *last;
+	int last_line;
+	/* reader input */
+	FILE *file;
+	const char *text;
+} parse_state;
+
+static char *reader(char *str, int num, void *stream)
+{
+	parse_state *ps = stream;
+	char *got;
+	if (ps->file) {
+		got = fgets(str, num, ps->file);
+	} else {
+		if (!*ps->text)
+			return NULL;
+		size_t n = 0;
+		while (ps->text[n] && ps->text[n] != '\n' && n + 2 < (size_t)num)
+			n++;
+		if (ps->text[n] == '\n')
+			n++;
+		memcpy(str, ps->text, n);
+		str[n] = '\0';
+		ps->text += n;
+		got = str;
+	}
+	if (got)
+		ps->line++;
+	return got;
+}
+
+static void set_error(parse_state *ps, const char *section, const char *key,
+		      const char *msg)
+{
+	if (ps->error_line)
+		return;
+	ps->error_line = ps->line;
+	snprintf(ps->error, sizeof(ps->error), "%s", msg);
+	snprintf(ps->error_section, sizeof(ps->error_section), "%s", section);
+	snprintf(ps->error_key, sizeof(ps->error_key), "%s", key);
+}
+
+static config_section *add_section(config *cfg, const char *name, int line)
+{
+	config_section *s = realloc(cfg->sections, (cfg->n_sections + 1) * sizeof(*s));
+	if (!s)
+		return NULL;
+	cfg->sections = s;
+	s = &cfg->sections[cfg->n_sections];
+	memset(s, 0, sizeof(*s));
+	s->name = strdup(name);
+	if (!s->name)
+		return NULL;
+	s->line = line;
+	cfg->n_sections++;
+	return s;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	parse_state *ps = user;
+	config *cfg = ps->cfg;
+
+	if (!*section) {
+		set_error(ps, "", name, "key outside of any section (start the file with [broker])");
+		return 1;
+	}
+	config_section *s = config_section_find(cfg, section);
+	/* inih hands over an indented line as the same key again: a value
+	 * continued on the next line. */
+	if (ps->last && ps->last_line == ps->line - 1 && s &&
+	    strcmp(ps->last->key, name) == 0 &&
+	    ps->last >= s->entries && ps->last < s->entries + s->n_entries) {
+		size_t a = strlen(ps->last->value), b = strlen(value);
+		char *joined = realloc(ps->last->value, a + b + 2);
+		if (!joined) {
+			set_error(ps, section, name, "out of memory");
+			return 1;
+		}
+		joined[a] = ' ';
+		memcpy(joined + a + 1, value, b + 1);
+		ps->last->value = joined;
+		ps->last_line = ps->line;
+		return 1;
+	}
+	if (!s && !(s = add_section(cfg, section, ps->line))) {
+		set_error(ps, section, name, "out of memory");
+		return 1;
+	}
+	for (size_t i = 0; i < s->n_entries; i++) {
+		if (strcmp(s->entries[i].key, name) == 0) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "given twice (first on line %d)",
+				 s->entries[i].line);
+			set_error(ps, section, name, msg);
+			return 1;
+		}
+	}
+	config_entry *e = realloc(s->entries, (s->n_entries + 1) * sizeof(*e));
+	if (!e) {
+		set_error(ps, section, name, "out of memory");
+		return 1;
+	}
+	s->entries = e;
+	e = &s->entries[s->n_entries];
+	e->key = strdup(name);
+	e->value = strdup(value);
+	e->line = ps->line;
+	e->used = false;
+	if (!e->key || !e->value) {
+		free(e->key);
+		free(e->value);
+		set_error(ps, section, name, "out of memory");
+		return 1;
+	}
+	s->n_entries++;
+	ps->last = e;
+	ps->last_line = ps->line;
+	return 1;
+}
+
+config_section *config_section_find(const config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_sections; i++)
+		if (strcmp(cfg->sections[i].name, name) == 0)
+			return &cfg->sections[i];
+	return NULL;
+}
+
+config_entry *config_section_get(config_section *section, const char *key)
+{
+	if (!section)
+		return NULL;
+	for (size_t i = 0; i < section->n_entries; i++) {
+		if (strcmp(section->entries[i].key, key) == 0) {
+			section->entries[i].used = true;
+			return &section->entries[i];
+		}
+	}
+	return NULL;
+}
+
+void config_vreport(const config *cfg, const char *section, const char *key,
+		    const char *fmt, va_list ap)
+{
+	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+
+	int line = 0;
+	config_section *s = (section && *section) ? config_section_find(cfg, section) : NULL;
+	if (s) {
+		line = s->line;
+		for (size_t i = 0; key && i < s->n_entries; i++)
+			if (strcmp(s->entries[i].key, key) == 0)
+				line = s->entries[i].line;
+	}
+	char where[160] = "";
+	if (section && *section && key && *key)
+		snprintf(where, sizeof(where), " [%s] %s:", section, key);
+	else if (section && *section)
+		snprintf(where, sizeof(where), " [%s]:", section);
+	if (line)
+		log_line(CONFAB_LOG_ERROR, "config", "%s:%d:%s %s", cfg->path, line, where, msg);
+	else
+		log_line(CONFAB_LOG_ERROR, "config", "%s:%s %s", cfg->path, where, msg);
+}
+
+void config_report(const config *cfg, const char *section, const char *key,
+		   const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	config_vreport(cfg, section, key, fmt, ap);
+	va_end(ap);
+}
+
+int config_split_list(const char *value, char ***out, size_t *n_out)
+{
+	char **list = NULL;
+	size_t n = 0;
+	const char *p = value;
+	while (*p) {
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		const char *start = p;
+		while (*p && *p != ',' && *p != ' ' && *p != '\t')
+			p++;
+		char **grown = realloc(list, (n + 1) * sizeof(*list));
+		if (!grown)
+			goto oom;
+		list = grown;
+		list[n] = strndup(start, (size_t)(p - start));
+		if (!list[n])
+			goto oom;
+		n++;
+	}
+	*out = list;
+	*n_out = n;
+	return 0;
+oom:
+	config_free_list(list, n);
+	return CONFAB_ENOMEM;
+}
+
+void config_free_list(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+static bool parse_size(const char *text, size_t min, size_t max, size_t *out)
+{
+	if (!*text || *text == '-' || *text == '+')
+		return false;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(text, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return false;
+	*out = (size_t)v;
+	return true;
+}
+
+static bool parse_bool(const char *text, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1", NULL };
+	static const char *const no[] = { "false", "no", "off", "0", NULL };
+	for (int i = 0; yes[i]; i++) {
+		if (strcasecmp(text, yes[i]) == 0) {
+			*out = true;
+			return true;
+		}
+		if (strcasecmp(text, no[i]) == 0) {
+			*out = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool valid_node_id(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+/* Checks [broker] and fills cfg->broker with defaults applied. */
+static int check_broker(config *cfg)
+{
+	broker_settings *b = &cfg->broker;
+	config_section *s = config_section_find(cfg, "broker");
+	if (!s) {
+		config_report(cfg, NULL, NULL, "no [broker] section");
+		return CONFAB_EINVAL;
+	}
+	for (size_t i = 0; i < s->n_entries; i++) {
+		bool known = false;
+		for (int k = 0; broker_keys[k]; k++)
+			known = known || strcmp(s->entries[i].key, broker_keys[k]) == 0;
+		if (!known) {
+			config_report(cfg, "broker", s->entries[i].key,
+				      "unknown key (known: node_id, plugin_dir, plugins, allow_anonymous, log_level, max_message_bytes, history_size)");
+			return CONFAB_EINVAL;
+		}
+	}
+
+	config_entry *e;
+	if ((e = config_section_get(s, "node_id"))) {
+		if (!valid_node_id(e->value)) {
+			config_report(cfg, "broker", "node_id",
+				      "'%s' is not 1-64 characters of A-Z a-z 0-9 - _ .", e->value);
+			return CONFAB_EINVAL;
+		}
+		b->node_id = strdup(e->value);
+	} else {
+		char host[256] = "confab";
+		if (gethostname(host, sizeof(host)) != 0)
+			strcpy(host, "confab");
+		host[sizeof(host) - 1] = '\0';
+		/* keep only the characters a node id may hold */
+		char clean[48];
+		size_t n = 0;
+		for (const char *p = host; *p && n + 1 < sizeof(clean); p++)
+			if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')
+				clean[n++] = *p;
+		clean[n] = '\0';
+		char id[72];
+		snprintf(id, sizeof(id), "%s-%ld", n ? clean : "confab", (long)getpid());
+		b->node_id = strdup(id);
+	}
+
+	e = config_section_get(s, "plugin_dir");
+	b->plugin_dir = strdup(e ? e->value : CONFAB_PLUGIN_DIR);
+	if (e && !*e->value) {
+		config_report(cfg, "broker", "plugin_dir", "must not be empty");
+		return CONFAB_EINVAL;
+	}
+
+	e = config_section_get(s, "plugins");
+	if (!e || !*e->value) {
+		config_report(cfg, "broker", "plugins",
+			      "no plugin chain: at least one transport is needed (e.g. plugins = ws)");
+		return CONFAB_EINVAL;
+	}
+	if (config_split_list(e->value, &b->plugins, &b->n_plugins) != 0)
+		return CONFAB_ENOMEM;
+
+	b->allow_anonymous = true;
+	if ((e = config_section_get(s, "allow_anonymous")) &&
+	    !parse_bool(e->value, &b->allow_anonymous)) {
+		config_report(cfg, "broker", "allow_anonymous",
+			      "'%s' is not a boolean (true or false)", e->value);
+		return CONFAB_EINVAL;
+	}
+
+	b->log_level = CONFAB_LOG_INFO;
+	if ((e = config_section_get(s, "log_level")) && !log_parse_level(e->value, &b->log_level)) {
+		config_report(cfg, "broker", "log_level",
+			      "'%s' is not one of error, warn, info, debug", e->value);
+		return CONFAB_EINVAL;
+	}
+
+	b->max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES;
+	if ((e = config_section_get(s, "max_message_bytes")) &&
+	    !parse_size(e->value, 64, MAX_MESSAGE_BYTES_LIMIT, &b->max_message_bytes)) {
+		config_report(cfg, "broker", "max_message_bytes",
+			      "'%s' is not a number of bytes from 64 to %u", e->value,
+			      MAX_MESSAGE_BYTES_LIMIT);
+		return CONFAB_EINVAL;
+	}
+
+	b->history_size = DEFAULT_HISTORY_SIZE;
+	if ((e = config_section_get(s, "history_size")) &&
+	    !parse_size(e->value, 0, MAX_HISTORY_SIZE, &b->history_size)) {
+		config_report(cfg, "broker", "history_size",
+			      "'%s' is not a number of messages from 0 to %d", e->value,
+			      MAX_HISTORY_SIZE);
+		return CONFAB_EINVAL;
+	}
+
+	snprintf(b->max_message_bytes_text, sizeof(b->max_message_bytes_text), "%zu",
+		 b->max_message_bytes);
+	snprintf(b->history_size_text, sizeof(b->history_size_text), "%zu", b->history_size);
+	if (!b->node_id || !b->plugin_dir)
+		return CONFAB_ENOMEM;
+	return 0;
+}
+
+static int load(parse_state *ps, const char *name, config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->path = strdup(name);
+	if (!cfg->path)
+		return CONFAB_ENOMEM;
+	ps->cfg = cfg;
+	int rc = ini_parse_stream(reader, ps, handler, ps);
+	if (rc > 0 && (!ps->error_line || rc < ps->error_line)) {
+		/* inih's own syntax error comes first */
+		log_line(CONFAB_LOG_ERROR, "config",
+			 "%s:%d: syntax error: expected [section] or key = value", cfg->path, rc);
+		config_free(cfg);
+		return CONFAB_EINVAL;
+	}
+	if (ps->error_line) {
+		char where[160] = "";
+		if (*ps->error_section)
+			snprintf(where, sizeof(where), " [%s] %s:", ps->error_section, ps->error_key);
+		else if (*ps->error_key)
+			snprintf(where, sizeof(where), " %s:", ps->error_key);
+		log_line(CONFAB_LOG_ERROR, "config", "%s:%d:%s %s", cfg->path,
+			 ps->error_line, where, ps->error);
+		config_free(cfg);
+		return CONFAB_EINVAL;
+	}
+	if (rc < 0) {
+		config_report(cfg, NULL, NULL, "out of memory while reading");
+		config_free(cfg);
+		return CONFAB_ENOMEM;
+	}
+	rc = check_broker(cfg);
+	if (rc != 0) {
+		if (rc == CONFAB_ENOMEM)
+			config_report(cfg, "broker", NULL, "out of memory");
+		config_free(cfg);
+		return rc;
+	}
+	return 0;
+}
+
+int config_load(const char *path, config *cfg)
+{
+	parse_state ps = { 0 };
+	ps.file = fopen(path, "r");
+	if (!ps.file) {
+		memset(cfg, 0, sizeof(*cfg));
+		log_line(CONFAB_LOG_ERROR, "config", "%s: cannot open: %s", path, strerror(errno));
+		return CONFAB_EINVAL;
+	}
+	int rc = load(&ps, path, cfg);
+	fclose(ps.file);
+	return rc;
+}
+
+int config_load_string(const char *text, const char *name, config *cfg)
+{
+	parse_state ps = { 0 };
+	ps.text = text;
+	return load(&ps, name, cfg);
+}
+
+void config_free(config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_sections; i++) {
+		config_section *s = &cfg->sections[i];
+		for (size_t j = 0; j < s->n_entries; j++) {
+			free(s->entries[j].key);
+			free(s->entries[j].value);
+		}
+		free(s->entries);
+		free(s->name);
+	}
+	free(cfg->sections);
+	free(cfg->path);
+	free(cfg->broker.node_id);
+	free(cfg->broker.plugin_dir);
+	config_free_list(cfg->broker.plugins, cfg->broker.n_plugins);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+const char *config_broker_text(const config *cfg, const char *key)
+{
+	const broker_settings *b = &cfg->broker;
+	if (strcmp(key, "node_id") == 0)
+		return b->node_id;
+	if (strcmp(key, "plugin_dir") == 0)
+		return b->plugin_dir;
+	if (strcmp(key, "allow_anonymous") == 0)
+		return b->allow_anonymous ? "true" : "false";
+	if (strcmp(key, "log_level") == 0)
+		return log_level_name(b->log_level);
+	if (strcmp(key, "max_message_bytes") == 0)
+		return b->max_message_bytes_text;
+	if (strcmp(key, "history_size") == 0)
+		return b->history_size_text;
+	if (strcmp(key, "plugins") == 0) {
+		config_section *s = config_section_find(cfg, "broker");
+		config_entry *e = config_section_get(s, "plugins");
+		return e ? e->value : NULL;
+	}
+	return NULL;
+}

@@ -1,0 +1,75 @@
+/* broker.ini: read with inih into sections of key/value entries, with the
+ * [broker] section checked and its defaults applied. Plugin sections are
+ * kept as they are; each plugin reads its own through the host table. */
+#ifndef CONFAB_CORE_CONFIG_H
+#define CONFAB_CORE_CONFIG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <confab/common.h>
+
+typedef struct config_entry {
+	char *key;
+	char *value;
+	int line;
+	bool used;      /* read by the core or by the section's plugin */
+} config_entry;
+
+typedef struct config_section {
+	char *name;
+	int line;
+	config_entry *entries;
+	size_t n_entries;
+} config_section;
+
+/* The [broker] settings, with defaults applied. */
+typedef struct broker_settings {
+	char *node_id;
+	char *plugin_dir;
+	char **plugins;          /* the chain, in order */
+	size_t n_plugins;
+	bool allow_anonymous;
+	confab_log_level log_level;
+	size_t max_message_bytes;
+	size_t history_size;
+	/* the numbers as text, for plugins (host->broker_get) */
+	char max_message_bytes_text[24];
+	char history_size_text[24];
+} broker_settings;
+
+typedef struct config {
+	char *path;              /* the file, as given: every error names it */
+	config_section *sections;
+	size_t n_sections;
+	broker_settings broker;
+} config;
+
+/* Reads and checks `path`. On failure logs one error line naming the file,
+ * the line, the section and the key, frees what it built and returns
+ * CONFAB_EINVAL. */
+int config_load(const char *path, config *cfg);
+/* The same from text in memory; `name` stands for the file in errors. */
+int config_load_string(const char *text, const char *name, config *cfg);
+void config_free(config *cfg);
+
+config_section *config_section_find(const config *cfg, const char *name);
+/* The entry for `key` in `section` (NULL if absent); marks it used. */
+config_entry *config_section_get(config_section *section, const char *key);
+
+/* The [broker] setting `key` as text, defaults applied; NULL if unknown.
+ * The string lives as long as the config. */
+const char *config_broker_text(const config *cfg, const char *key);
+
+/* Logs "FILE:LINE: [section] key: message" at error level. The line is the
+ * key's line when the key is present, else the section's, else omitted. */
+void config_report(const config *cfg, const char *section, const char *key,
+		   const char *fmt, ...) CONFAB_PRINTF(4, 5);
+void config_vreport(const config *cfg, const char *section, const char *key,
+		    const char *fmt, va_list ap) CONFAB_PRINTF(4, 0);
+
+/* Splits a chain value ("ws, auth /x/y.so") into names. */
+int config_split_list(const char *value, char ***out, size_t *n_out);
+void config_free_list(char **list, size_t n);
+
+#endif

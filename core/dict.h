@@ -1,0 +1,34 @@
+/* A string-keyed hash table: O(1) get, set and remove. Keys are copied;
+ * values are opaque pointers owned by the caller. Used for sessions, users
+ * and rooms. */
+#ifndef CONFAB_CORE_DICT_H
+#define CONFAB_CORE_DICT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct dict dict;
+
+typedef struct dict_iter {
+	const dict *d;
+	size_t bucket;
+	const void *next;
+} dict_iter;
+
+dict *dict_new(void);
+/* Frees the table and its keys; calls free_value on each value if given. */
+void dict_free(dict *d, void (*free_value)(void *));
+
+void *dict_get(const dict *d, const char *key);
+bool dict_has(const dict *d, const char *key);
+/* Inserts or replaces. Returns 0 or CONFAB_ENOMEM. */
+int dict_set(dict *d, const char *key, void *value);
+/* Removes the key; returns its value (NULL when absent). */
+void *dict_remove(dict *d, const char *key);
+size_t dict_count(const dict *d);
+
+/* Iteration in no particular order. The table must not change meanwhile. */
+void dict_iter_init(dict_iter *it, const dict *d);
+bool dict_iter_next(dict_iter *it, const char **key, void **value);
+
+#endif

@@ -1,0 +1,156 @@
+/* Each slot is a thin adapter from the SDK's names to the core module that
+ * does the work, so the ABI stays separate from the core's internals. */
+#include "host.h"
+
+#include <stdarg.h>
+
+#include "auth_chain.h"
+#include "buf.h"
+#include "broker.h"
+#include "confab-build.h"
+#include "log.h"
+#include "router.h"
+#include "session.h"
+
+static void host_log(confab_ctx *ctx, confab_log_level level, const char *fmt, ...)
+	CONFAB_PRINTF(3, 4);
+static void host_log(confab_ctx *ctx, confab_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vline(level, ctx->name, fmt, ap);
+	va_end(ap);
+}
+
+static struct uv_loop_s *host_loop(confab_ctx *ctx)
+{
+	return &ctx->broker->loop;
+}
+
+static const char *host_name(confab_ctx *ctx)
+{
+	return ctx->name;
+}
+
+static const char *host_node_id(confab_ctx *ctx)
+{
+	return ctx->broker->cfg.broker.node_id;
+}
+
+static const char *host_config_get(confab_ctx *ctx, const char *key)
+{
+	config_entry *e = config_section_get(ctx->section, key);
+	return e ? e->value : NULL;
+}
+
+static const char *host_broker_get(confab_ctx *ctx, const char *key)
+{
+	return config_broker_text(&ctx->broker->cfg, key);
+}
+
+static void host_config_error(confab_ctx *ctx, const char *key, const char *fmt, ...)
+	CONFAB_PRINTF(3, 4);
+static void host_config_error(confab_ctx *ctx, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	ctx->reported = true;
+	config_vreport(&ctx->broker->cfg, ctx->name, key, fmt, ap);
+	va_end(ap);
+}
+
+static bool host_healthy(confab_ctx *ctx)
+{
+	return broker_healthy(ctx->broker);
+}
+
+/* ---- transports ---------------------------------------------------------- */
+
+static confab_session *host_session_open(confab_ctx *ctx, const confab_request *req, void *conn,
+					 confab_open_done done, void *arg)
+{
+	broker *b = ctx->broker;
+	if (b->stopping || !b->serving)
+		return NULL;
+	confab_session *s = session_new(b, ctx, conn, req ? req->remote_addr : NULL, done, arg);
+	if (!s)
+		return NULL;
+	/* The chain may answer at once, and done() may make the transport
+	 * forget nothing: the session lives until session_closed. */
+	auth_chain_run(s, req);
+	return s;
+}
+
+static void host_session_recv(confab_session *s, const void *data, size_t len, unsigned flags)
+{
+	router_recv(s, data, len, flags);
+}
+
+static void host_session_closed(confab_session *s)
+{
+	session_gone(s);
+}
+
+static const confab_host_transport transport_entries = {
+	.size = sizeof(confab_host_transport),
+	.session_open = host_session_open,
+	.session_recv = host_session_recv,
+	.session_closed = host_session_closed,
+};
+
+/* ---- backplanes ---------------------------------------------------------- */
+
+static void host_deliver(confab_ctx *ctx, const confab_envelope *env)
+{
+	router_deliver(ctx->broker, env);
+}
+
+static void host_health(confab_ctx *ctx, bool up, const char *reason)
+{
+	broker *b = ctx->broker;
+	if (b->backplane_up == up)
+		return;
+	b->backplane_up = up;
+	if (up)
+		log_line(CONFAB_LOG_INFO, ctx->name, "backplane up");
+	else
+		log_line(CONFAB_LOG_WARN, ctx->name, "backplane down: %s", reason ? reason : "no reason given");
+}
+
+static const confab_host_backplane backplane_entries = {
+	.size = sizeof(confab_host_backplane),
+	.deliver = host_deliver,
+	.health = host_health,
+};
+
+/* ---- the tables ---------------------------------------------------------- */
+
+#define COMMON_SLOTS                                   \
+	.size = sizeof(confab_host),                   \
+	.abi_major = CONFAB_ABI_MAJOR,                 \
+	.abi_minor = CONFAB_ABI_MINOR,                 \
+	.broker_version = PACKAGE_VERSION,             \
+	.log = host_log,                               \
+	.loop = host_loop,                             \
+	.name = host_name,                             \
+	.node_id = host_node_id,                       \
+	.config_get = host_config_get,                 \
+	.broker_get = host_broker_get,                 \
+	.config_error = host_config_error,             \
+	.healthy = host_healthy,                       \
+	.buf_ref = buf_ref,                            \
+	.buf_unref = buf_unref
+
+static const confab_host transport_host = { COMMON_SLOTS, .transport = &transport_entries };
+static const confab_host backplane_host = { COMMON_SLOTS, .backplane = &backplane_entries };
+static const confab_host auth_host = { COMMON_SLOTS };
+
+const confab_host *host_table(confab_kind kind)
+{
+	switch (kind) {
+	case CONFAB_KIND_TRANSPORT: return &transport_host;
+	case CONFAB_KIND_BACKPLANE: return &backplane_host;
+	case CONFAB_KIND_AUTH: return &auth_host;
+	}
+	return &auth_host;
+}

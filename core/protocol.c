@@ -1,0 +1,331 @@
+/* Parsing uses jansson (strict RFC 8259, duplicate keys rejected); frames
+ * are written directly as text, with a message body copied in as the JSON
+ * text it already is, so a body is never re-parsed on the way out. */
+#include "protocol.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+static bool valid_name(const char *s, bool allow_at)
+{
+	size_t n = 0;
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == ':' || c == '-' || (allow_at && c == '@')))
+			return false;
+	}
+	return n >= 1 && n <= PROTOCOL_NAME_MAX;
+}
+
+bool protocol_valid_room(const char *name)
+{
+	return valid_name(name, false);
+}
+
+bool protocol_valid_user(const char *name)
+{
+	return valid_name(name, true);
+}
+
+static int fail(protocol_error *err, const char *code, const char *fmt, ...)
+	CONFAB_PRINTF(3, 4);
+static int fail(protocol_error *err, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	err->code = code;
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static const struct {
+	const char *name;
+	request_type type;
+} types[] = {
+	{ "join", REQ_JOIN },       { "leave", REQ_LEAVE },     { "send", REQ_SEND },
+	{ "direct", REQ_DIRECT },   { "presence", REQ_PRESENCE }, { "history", REQ_HISTORY },
+	{ "ping", REQ_PING },
+};
+
+/* A field that must be a string naming a room or a user. */
+static int get_name(json_t *root, const char *field, bool user, const char **out,
+		    protocol_error *err)
+{
+	json_t *v = json_object_get(root, field);
+	if (!v)
+		return fail(err, ERR_BAD_REQUEST, "missing field '%s'", field);
+	if (!json_is_string(v))
+		return fail(err, ERR_BAD_REQUEST, "field '%s' must be a string", field);
+	const char *s = json_string_value(v);
+	if (strlen(s) != json_string_length(v) || !(user ? protocol_valid_user(s) : protocol_valid_room(s)))
+		return fail(err, ERR_BAD_REQUEST, "bad %s name in '%s': 1-64 of A-Z a-z 0-9 _ . : -%s",
+			    user ? "user" : "room", field, user ? " @" : "");
+	*out = s;
+	return 0;
+}
+
+static int get_count(json_t *root, const char *field, uint64_t min, bool *has, uint64_t *out,
+		     protocol_error *err)
+{
+	json_t *v = json_object_get(root, field);
+	*has = v != NULL;
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t)json_integer_value(v) < min)
+		return fail(err, ERR_BAD_REQUEST, "field '%s' must be a %s integer", field,
+			    min ? "positive" : "non-negative");
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+int protocol_parse(const char *data, size_t len, request *req, protocol_error *err)
+{
+	memset(req, 0, sizeof(*req));
+	json_error_t jerr;
+	req->root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!req->root)
+		return fail(err, ERR_BAD_REQUEST, "not JSON: %s", jerr.text);
+	if (!json_is_object(req->root))
+		return fail(err, ERR_BAD_REQUEST, "%s", "a request must be a JSON object");
+
+	json_t *ref = json_object_get(req->root, "ref");
+	if (ref) {
+		if (!json_is_string(ref) && !json_is_number(ref))
+			return fail(err, ERR_BAD_REQUEST, "%s", "'ref' must be a string or a number");
+		req->ref = ref;
+	}
+
+	json_t *type = json_object_get(req->root, "type");
+	if (!type)
+		return fail(err, ERR_BAD_REQUEST, "%s", "missing field 'type'");
+	if (!json_is_string(type))
+		return fail(err, ERR_BAD_REQUEST, "%s", "field 'type' must be a string");
+	const char *t = json_string_value(type);
+	size_t i;
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(t, types[i].name) == 0)
+			break;
+	if (i == sizeof(types) / sizeof(types[0]))
+		return fail(err, ERR_BAD_REQUEST, "unknown type '%.64s'", t);
+	req->type = types[i].type;
+
+	switch (req->type) {
+	case REQ_JOIN:
+	case REQ_LEAVE:
+	case REQ_PRESENCE:
+		return get_name(req->root, "room", false, &req->room, err);
+	case REQ_SEND:
+		if (get_name(req->root, "room", false, &req->room, err) != 0)
+			return -1;
+		if (!(req->body = json_object_get(req->root, "body")))
+			return fail(err, ERR_BAD_REQUEST, "missing field '%s'", "body");
+		return 0;
+	case REQ_DIRECT:
+		if (get_name(req->root, "to", true, &req->to, err) != 0)
+			return -1;
+		if (!(req->body = json_object_get(req->root, "body")))
+			return fail(err, ERR_BAD_REQUEST, "missing field '%s'", "body");
+		return 0;
+	case REQ_HISTORY:
+		if (get_name(req->root, "room", false, &req->room, err) != 0 ||
+		    get_count(req->root, "since", 0, &req->has_since, &req->since, err) != 0 ||
+		    get_count(req->root, "limit", 1, &req->has_limit, &req->limit, err) != 0)
+			return -1;
+		return 0;
+	case REQ_PING:
+		return 0;
+	}
+	return fail(err, ERR_INTERNAL, "%s", "unhandled type");
+}
+
+void request_free(request *req)
+{
+	if (req->root)
+		json_decref(req->root);
+	memset(req, 0, sizeof(*req));
+}
+
+/* ---- frames -------------------------------------------------------------- */
+
+static void add_ref(frame_builder *fb, json_t *ref)
+{
+	if (!ref)
+		return;
+	char *text = json_dumps(ref, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (!text) {
+		fb->failed = true;
+		return;
+	}
+	fb_str(fb, ",\"ref\":");
+	fb_str(fb, text);
+	free(text);
+}
+
+static void add_field_str(frame_builder *fb, const char *name, const char *value)
+{
+	fb_printf(fb, ",\"%s\":", name);
+	fb_json_string(fb, value);
+}
+
+confab_buf *protocol_welcome(const char *session, const char *user, const char *node)
+{
+	frame_builder fb;
+	fb_init(&fb, 128);
+	fb_str(&fb, "{\"type\":\"welcome\"");
+	add_field_str(&fb, "session", session);
+	add_field_str(&fb, "user", user);
+	add_field_str(&fb, "node", node);
+	fb_printf(&fb, ",\"protocol\":%d}", PROTOCOL_VERSION);
+	return fb_finish(&fb);
+}
+
+confab_buf *protocol_error_frame(const char *code, const char *message, json_t *ref)
+{
+	frame_builder fb;
+	fb_init(&fb, 128);
+	fb_str(&fb, "{\"type\":\"error\"");
+	add_field_str(&fb, "code", code);
+	add_field_str(&fb, "message", message);
+	add_ref(&fb, ref);
+	fb_str(&fb, "}");
+	return fb_finish(&fb);
+}
+
+confab_buf *protocol_simple(const char *type, const char *room, json_t *ref)
+{
+	frame_builder fb;
+	fb_init(&fb, 96);
+	fb_str(&fb, "{\"type\":");
+	fb_json_string(&fb, type);
+	if (room)
+		add_field_str(&fb, "room", room);
+	add_ref(&fb, ref);
+	fb_str(&fb, "}");
+	return fb_finish(&fb);
+}
+
+confab_buf *protocol_ack_room(const char *room, uint64_t seq, const char *id, int64_t ts,
+			      json_t *ref)
+{
+	frame_builder fb;
+	fb_init(&fb, 128);
+	fb_str(&fb, "{\"type\":\"ack\"");
+	add_field_str(&fb, "room", room);
+	fb_str(&fb, ",\"seq\":");
+	fb_uint(&fb, seq);
+	add_field_str(&fb, "id", id);
+	fb_str(&fb, ",\"ts\":");
+	fb_int(&fb, ts);
+	add_ref(&fb, ref);
+	fb_str(&fb, "}");
+	return fb_finish(&fb);
+}
+
+confab_buf *protocol_ack_direct(const char *id, int64_t ts, json_t *ref)
+{
+	frame_builder fb;
+	fb_init(&fb, 96);
+	fb_str(&fb, "{\"type\":\"ack\"");
+	add_field_str(&fb, "id", id);
+	fb_str(&fb, ",\"ts\":");
+	fb_int(&fb, ts);
+	add_ref(&fb, ref);
+	fb_str(&fb, "}");
+	return fb_finish(&fb);
+}
+
+/* The object an envelope becomes, without framing around it. */
+static void add_envelope(frame_builder *fb, const confab_envelope *env)
+{
+	switch (env->kind) {
+	case CONFAB_ENV_MESSAGE:
+		fb_str(fb, "{\"type\":\"message\"");
+		add_field_str(fb, "room", env->room);
+		fb_str(fb, ",\"seq\":");
+		fb_uint(fb, env->seq);
+		add_field_str(fb, "id", env->id);
+		add_field_str(fb, "from", env->from);
+		fb_str(fb, ",\"body\":");
+		fb_add(fb, env->body, env->body_len);
+		fb_str(fb, ",\"ts\":");
+		fb_int(fb, env->ts);
+		fb_str(fb, "}");
+		return;
+	case CONFAB_ENV_DIRECT:
+		fb_str(fb, "{\"type\":\"direct\"");
+		add_field_str(fb, "id", env->id);
+		add_field_str(fb, "from", env->from);
+		add_field_str(fb, "to", env->to);
+		fb_str(fb, ",\"body\":");
+		fb_add(fb, env->body, env->body_len);
+		fb_str(fb, ",\"ts\":");
+		fb_int(fb, env->ts);
+		fb_str(fb, "}");
+		return;
+	case CONFAB_ENV_MEMBER_JOIN:
+	case CONFAB_ENV_MEMBER_LEAVE:
+		fb_str(fb, "{\"type\":\"member\"");
+		add_field_str(fb, "room", env->room);
+		add_field_str(fb, "user", env->from);
+		add_field_str(fb, "event", env->kind == CONFAB_ENV_MEMBER_JOIN ? "join" : "leave");
+		fb_str(fb, "}");
+		return;
+	}
+	fb->failed = true;
+}
+
+confab_buf *protocol_envelope(const confab_envelope *env)
+{
+	frame_builder fb;
+	fb_init(&fb, 160 + env->body_len);
+	add_envelope(&fb, env);
+	return fb_finish(&fb);
+}
+
+confab_buf *protocol_presence(const char *room, const char *const *users, size_t n_users,
+			      json_t *ref)
+{
+	frame_builder fb;
+	fb_init(&fb, 96 + n_users * 24);
+	fb_str(&fb, "{\"type\":\"presence\"");
+	add_field_str(&fb, "room", room);
+	fb_str(&fb, ",\"users\":[");
+	for (size_t i = 0; i < n_users; i++) {
+		if (i)
+			fb_str(&fb, ",");
+		fb_json_string(&fb, users[i]);
+	}
+	fb_str(&fb, "]");
+	add_ref(&fb, ref);
+	fb_str(&fb, "}");
+	return fb_finish(&fb);
+}
+
+confab_buf *protocol_history(const char *room, const confab_envelope *messages, size_t n,
+			     bool truncated, json_t *ref)
+{
+	size_t hint = 96;
+	for (size_t i = 0; i < n; i++)
+		hint += 160 + messages[i].body_len;
+	frame_builder fb;
+	fb_init(&fb, hint);
+	fb_str(&fb, "{\"type\":\"history\"");
+	add_field_str(&fb, "room", room);
+	fb_str(&fb, ",\"messages\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			fb_str(&fb, ",");
+		add_envelope(&fb, &messages[i]);
+	}
+	fb_printf(&fb, "],\"truncated\":%s", truncated ? "true" : "false");
+	add_ref(&fb, ref);
+	fb_str(&fb, "}");
+	return fb_finish(&fb);
+}

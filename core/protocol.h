@@ -1,0 +1,83 @@
+/* Protocol v1 (docs/protocol.md): client frames parsed and checked into a
+ * request, and the server's frames built. Pure functions: no sessions, no
+ * I/O, so every rule is unit-tested here. */
+#ifndef CONFAB_CORE_PROTOCOL_H
+#define CONFAB_CORE_PROTOCOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <confab/backplane.h>
+
+#define PROTOCOL_VERSION 1
+#define PROTOCOL_NAME_MAX 64
+#define PROTOCOL_DEFAULT_HISTORY_LIMIT 50
+
+typedef enum request_type {
+	REQ_JOIN,
+	REQ_LEAVE,
+	REQ_SEND,
+	REQ_DIRECT,
+	REQ_PRESENCE,
+	REQ_HISTORY,
+	REQ_PING
+} request_type;
+
+typedef struct request {
+	request_type type;
+	json_t *root;        /* the parsed frame; owns everything below */
+	json_t *ref;         /* NULL when absent */
+	const char *room;    /* join, leave, send, presence, history */
+	const char *to;      /* direct */
+	json_t *body;        /* send, direct */
+	bool has_since;
+	uint64_t since;
+	bool has_limit;
+	uint64_t limit;
+} request;
+
+/* Error codes of protocol v1. */
+#define ERR_BAD_REQUEST "bad_request"
+#define ERR_NOT_MEMBER "not_member"
+#define ERR_FORBIDDEN "forbidden"
+#define ERR_TOO_LARGE "too_large"
+#define ERR_RATE_LIMITED "rate_limited"
+#define ERR_OFFLINE "offline"
+#define ERR_UNAVAILABLE "unavailable"
+#define ERR_INTERNAL "internal"
+
+typedef struct protocol_error {
+	const char *code;
+	char message[160];
+} protocol_error;
+
+/* Parses one text frame. Returns 0 and fills `req` (free it with
+ * request_free), or -1 and fills `err`; in that case req->ref may still hold
+ * the frame's ref (a borrowed reference into req->root) so the error can echo
+ * it, and request_free must still be called. */
+int protocol_parse(const char *data, size_t len, request *req, protocol_error *err);
+void request_free(request *req);
+
+/* Room names: 1-64 bytes of A-Z a-z 0-9 _ . : - */
+bool protocol_valid_room(const char *name);
+/* User ids: 1-64 bytes of A-Z a-z 0-9 _ . : - @ */
+bool protocol_valid_user(const char *name);
+
+/* ---- server frames (each returns a new buffer, refs = 1, or NULL) ---- */
+confab_buf *protocol_welcome(const char *session, const char *user, const char *node);
+confab_buf *protocol_error_frame(const char *code, const char *message, json_t *ref);
+/* {"type":TYPE,"room":ROOM[,"ref":REF]} for joined / left; room may be NULL
+ * (pong). */
+confab_buf *protocol_simple(const char *type, const char *room, json_t *ref);
+confab_buf *protocol_ack_room(const char *room, uint64_t seq, const char *id,
+			      int64_t ts, json_t *ref);
+confab_buf *protocol_ack_direct(const char *id, int64_t ts, json_t *ref);
+/* The frame an envelope becomes for a recipient: message, direct or member. */
+confab_buf *protocol_envelope(const confab_envelope *env);
+confab_buf *protocol_presence(const char *room, const char *const *users,
+			      size_t n_users, json_t *ref);
+confab_buf *protocol_history(const char *room, const confab_envelope *messages,
+			     size_t n, bool truncated, json_t *ref);
+
+#endif

@@ -1,0 +1,398 @@
+/* Requests that need the backplane complete asynchronously. Their callback
+ * context names the session by id, not by pointer: a session that closed
+ * meanwhile is simply not found, and the answer is dropped. */
+#include "router.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+#include "protocol.h"
+#include "rooms.h"
+#include "session.h"
+
+/* Context of one request waiting for the backplane. */
+typedef struct pending {
+	broker *broker;
+	char session_id[96];
+	json_t *ref;                 /* own reference, or NULL */
+	char room[PROTOCOL_NAME_MAX + 1];
+	char id[96];
+	int64_t ts;
+} pending;
+
+static const confab_backplane_ops *bp_ops(broker *b)
+{
+	return b->backplane->plugin.desc->backplane;
+}
+
+static void reply_error(confab_session *s, const char *code, const char *message, json_t *ref)
+{
+	session_send_take(s, protocol_error_frame(code, message, ref));
+}
+
+static pending *pending_new(confab_session *s, const request *req)
+{
+	pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->broker = s->broker;
+	snprintf(p->session_id, sizeof(p->session_id), "%s", s->id);
+	if (req->ref)
+		p->ref = json_incref(req->ref);
+	if (req->room)
+		snprintf(p->room, sizeof(p->room), "%s", req->room);
+	return p;
+}
+
+static void pending_free(pending *p)
+{
+	if (p->ref)
+		json_decref(p->ref);
+	free(p);
+}
+
+/* The session a pending answer is for, if it is still here. */
+static confab_session *pending_session(const pending *p)
+{
+	return session_find(p->broker, p->session_id);
+}
+
+/* Answers a failed backplane call. */
+static void reply_backplane_error(confab_session *s, int status, json_t *ref)
+{
+	if (status == CONFAB_EOFFLINE)
+		reply_error(s, ERR_OFFLINE, "the user has no session", ref);
+	else if (status == CONFAB_EUNAVAILABLE)
+		reply_error(s, ERR_UNAVAILABLE, "the backplane is unavailable; try again", ref);
+	else
+		reply_error(s, ERR_INTERNAL, "the backplane failed", ref);
+}
+
+/* ---- join / leave -------------------------------------------------------- */
+
+static void handle_join(confab_session *s, const request *req)
+{
+	broker *b = s->broker;
+	if (dict_has(s->rooms, req->room)) {
+		session_send_take(s, protocol_simple("joined", req->room, req->ref));
+		return;
+	}
+	if (dict_set(s->rooms, req->room, NULL) != 0) {
+		reply_error(s, ERR_INTERNAL, "out of memory", req->ref);
+		return;
+	}
+	int flags = rooms_join(b->rooms, req->room, s->id, s->user, s);
+	if (flags < 0) {
+		dict_remove(s->rooms, req->room);
+		reply_error(s, ERR_INTERNAL, "out of memory", req->ref);
+		return;
+	}
+	if (flags & ROOMS_USER_FIRST) {
+		int rc = b->backplane_up ? bp_ops(b)->room_join(b->backplane->state, req->room, s->user)
+					 : CONFAB_EUNAVAILABLE;
+		if (rc != 0) {
+			rooms_leave(b->rooms, req->room, s->id, s->user);
+			dict_remove(s->rooms, req->room);
+			reply_backplane_error(s, rc, req->ref);
+			return;
+		}
+	}
+	session_send_take(s, protocol_simple("joined", req->room, req->ref));
+}
+
+/* Leaves one room; tells the backplane when the user's last session here left. */
+static void leave_room(confab_session *s, const char *room)
+{
+	broker *b = s->broker;
+	int flags = rooms_leave(b->rooms, room, s->id, s->user);
+	if (flags & ROOMS_USER_LAST) {
+		int rc = bp_ops(b)->room_leave(b->backplane->state, room, s->user);
+		if (rc != 0)
+			log_line(CONFAB_LOG_WARN, "router", "backplane could not record %s leaving %s (%d)",
+				 s->user, room, rc);
+	}
+}
+
+static void handle_leave(confab_session *s, const request *req)
+{
+	if (dict_has(s->rooms, req->room)) {
+		dict_remove(s->rooms, req->room);
+		leave_room(s, req->room);
+	}
+	session_send_take(s, protocol_simple("left", req->room, req->ref));
+}
+
+void router_leave_all(confab_session *s)
+{
+	dict_iter it;
+	const char *room;
+	dict_iter_init(&it, s->rooms);
+	while (dict_iter_next(&it, &room, NULL))
+		leave_room(s, room);
+	/* the names go with the table; the session is about to go too */
+	dict_free(s->rooms, NULL);
+	s->rooms = dict_new();
+}
+
+/* ---- send / direct ------------------------------------------------------- */
+
+static void make_id(broker *b, char *out, size_t len)
+{
+	snprintf(out, len, "%s.%s.m%" PRIu64, b->cfg.broker.node_id, b->run_id, ++b->next_message);
+}
+
+static void publish_done(void *arg, int status, uint64_t seq)
+{
+	pending *p = arg;
+	confab_session *s = pending_session(p);
+	if (s) {
+		if (status == 0)
+			session_send_take(s, protocol_ack_room(p->room, seq, p->id, p->ts, p->ref));
+		else
+			reply_backplane_error(s, status, p->ref);
+	}
+	pending_free(p);
+}
+
+static void direct_done(void *arg, int status)
+{
+	pending *p = arg;
+	confab_session *s = pending_session(p);
+	if (s) {
+		if (status == 0)
+			session_send_take(s, protocol_ack_direct(p->id, p->ts, p->ref));
+		else
+			reply_backplane_error(s, status, p->ref);
+	}
+	pending_free(p);
+}
+
+static void handle_send(confab_session *s, const request *req)
+{
+	broker *b = s->broker;
+	bool direct = req->type == REQ_DIRECT;
+	if (!direct && !dict_has(s->rooms, req->room)) {
+		reply_error(s, ERR_NOT_MEMBER, "join the room before sending to it", req->ref);
+		return;
+	}
+	if (!b->backplane_up) {
+		reply_backplane_error(s, CONFAB_EUNAVAILABLE, req->ref);
+		return;
+	}
+	char *body = json_dumps(req->body, JSON_COMPACT | JSON_ENCODE_ANY);
+	pending *p = pending_new(s, req);
+	if (!body || !p) {
+		free(body);
+		if (p)
+			pending_free(p);
+		reply_error(s, ERR_INTERNAL, "out of memory", req->ref);
+		return;
+	}
+	make_id(b, p->id, sizeof(p->id));
+	p->ts = broker_now_ms();
+
+	confab_envelope env = {
+		.size = sizeof(env),
+		.kind = direct ? CONFAB_ENV_DIRECT : CONFAB_ENV_MESSAGE,
+		.room = req->room,
+		.from = s->user,
+		.to = req->to,
+		.id = p->id,
+		.origin = s->id,
+		.body = body,
+		.body_len = strlen(body),
+		.ts = p->ts,
+	};
+	int rc = direct ? bp_ops(b)->direct(b->backplane->state, &env, direct_done, p)
+			: bp_ops(b)->publish(b->backplane->state, &env, publish_done, p);
+	free(body);
+	if (rc != 0) {
+		/* the callback will not run: answer here */
+		confab_session *again = pending_session(p);
+		if (again)
+			reply_backplane_error(again, rc, p->ref);
+		pending_free(p);
+	}
+}
+
+/* ---- presence / history -------------------------------------------------- */
+
+static void presence_done(void *arg, int status, const char *const *users, size_t n)
+{
+	pending *p = arg;
+	confab_session *s = pending_session(p);
+	if (s) {
+		if (status == 0)
+			session_send_take(s, protocol_presence(p->room, users, n, p->ref));
+		else
+			reply_backplane_error(s, status, p->ref);
+	}
+	pending_free(p);
+}
+
+static void history_done(void *arg, int status, const confab_envelope *messages, size_t n,
+			 bool truncated)
+{
+	pending *p = arg;
+	confab_session *s = pending_session(p);
+	if (s) {
+		if (status == 0)
+			session_send_take(s, protocol_history(p->room, messages, n, truncated, p->ref));
+		else
+			reply_backplane_error(s, status, p->ref);
+	}
+	pending_free(p);
+}
+
+static void handle_query(confab_session *s, const request *req)
+{
+	broker *b = s->broker;
+	if (!dict_has(s->rooms, req->room)) {
+		reply_error(s, ERR_NOT_MEMBER, "join the room first", req->ref);
+		return;
+	}
+	if (!b->backplane_up) {
+		reply_backplane_error(s, CONFAB_EUNAVAILABLE, req->ref);
+		return;
+	}
+	pending *p = pending_new(s, req);
+	if (!p) {
+		reply_error(s, ERR_INTERNAL, "out of memory", req->ref);
+		return;
+	}
+	int rc;
+	if (req->type == REQ_PRESENCE) {
+		rc = bp_ops(b)->presence(b->backplane->state, req->room, presence_done, p);
+	} else {
+		uint64_t max = b->cfg.broker.history_size;
+		uint64_t limit = req->has_limit ? req->limit : PROTOCOL_DEFAULT_HISTORY_LIMIT;
+		if (limit > max)
+			limit = max;
+		rc = bp_ops(b)->history(b->backplane->state, req->room, req->has_since, req->since,
+					(size_t)limit, history_done, p);
+	}
+	if (rc != 0) {
+		reply_backplane_error(s, rc, p->ref);
+		pending_free(p);
+	}
+}
+
+/* ---- entry points -------------------------------------------------------- */
+
+void router_recv(confab_session *s, const void *data, size_t len, unsigned flags)
+{
+	broker *b = s->broker;
+	if (s->state != SESSION_OPEN)
+		return;
+	if ((flags & CONFAB_FRAME_TOO_LARGE) || len > b->cfg.broker.max_message_bytes) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "message over %zu bytes dropped",
+			 b->cfg.broker.max_message_bytes);
+		reply_error(s, ERR_TOO_LARGE, msg, NULL);
+		return;
+	}
+	if (flags & CONFAB_FRAME_BINARY) {
+		reply_error(s, ERR_BAD_REQUEST, "binary frames are not part of the protocol", NULL);
+		return;
+	}
+
+	request req;
+	protocol_error err;
+	if (protocol_parse(data, len, &req, &err) != 0) {
+		reply_error(s, err.code, err.message, req.ref);
+		request_free(&req);
+		return;
+	}
+	switch (req.type) {
+	case REQ_JOIN:
+		handle_join(s, &req);
+		break;
+	case REQ_LEAVE:
+		handle_leave(s, &req);
+		break;
+	case REQ_SEND:
+	case REQ_DIRECT:
+		handle_send(s, &req);
+		break;
+	case REQ_PRESENCE:
+	case REQ_HISTORY:
+		handle_query(s, &req);
+		break;
+	case REQ_PING:
+		session_send_take(s, protocol_simple("pong", NULL, req.ref));
+		break;
+	}
+	request_free(&req);
+}
+
+/* Sends one frame to every member of a room except `skip_session` and the
+ * sessions of `skip_user` (either may be NULL). */
+static void to_room(broker *b, const char *room, confab_buf *frame, const char *skip_session,
+		    const char *skip_user)
+{
+	const dict *members = rooms_members(b->rooms, room);
+	if (!members)
+		return;
+	dict_iter it;
+	const char *id;
+	void *member;
+	dict_iter_init(&it, members);
+	while (dict_iter_next(&it, &id, &member)) {
+		confab_session *s = member;
+		if (skip_session && strcmp(id, skip_session) == 0)
+			continue;
+		if (skip_user && strcmp(s->user, skip_user) == 0)
+			continue;
+		session_send(s, frame);
+	}
+}
+
+void router_deliver(broker *b, const confab_envelope *env)
+{
+	confab_buf *frame = protocol_envelope(env);
+	if (!frame) {
+		log_line(CONFAB_LOG_ERROR, "router", "out of memory: an envelope was not delivered");
+		return;
+	}
+	switch (env->kind) {
+	case CONFAB_ENV_MESSAGE:
+		to_room(b, env->room, frame, env->origin, NULL);
+		break;
+	case CONFAB_ENV_MEMBER_JOIN:
+	case CONFAB_ENV_MEMBER_LEAVE:
+		to_room(b, env->room, frame, NULL, env->from);
+		break;
+	case CONFAB_ENV_DIRECT: {
+		const dict *sessions = session_of_user(b, env->to);
+		if (!sessions)
+			break;
+		dict_iter it;
+		const char *id;
+		void *value;
+		dict_iter_init(&it, sessions);
+		while (dict_iter_next(&it, &id, &value))
+			if (!env->origin || strcmp(id, env->origin) != 0)
+				session_send(value, frame);
+		break;
+	}
+	}
+	buf_unref(frame);
+}
+
+void router_user_online(broker *b, const char *user)
+{
+	int rc = bp_ops(b)->user_online(b->backplane->state, user);
+	if (rc != 0)
+		log_line(CONFAB_LOG_WARN, "router", "backplane could not record %s online (%d)", user, rc);
+}
+
+void router_user_offline(broker *b, const char *user)
+{
+	int rc = bp_ops(b)->user_offline(b->backplane->state, user);
+	if (rc != 0)
+		log_line(CONFAB_LOG_WARN, "router", "backplane could not record %s offline (%d)", user, rc);
+}

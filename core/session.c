@@ -1,0 +1,183 @@
+/* A session is reference counted because work can outlive its connection:
+ * the auth chain may answer after the client left. The registry (the
+ * transport's connection) holds one reference; pending work holds others. */
+#include "session.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+#include "protocol.h"
+#include "router.h"
+
+confab_session *session_new(broker *b, confab_ctx *transport, void *conn,
+			    const char *remote, confab_open_done done, void *arg)
+{
+	confab_session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	if (!(s->rooms = dict_new())) {
+		free(s);
+		return NULL;
+	}
+	s->broker = b;
+	s->transport = transport;
+	s->conn = conn;
+	s->state = SESSION_PENDING;
+	s->refs = 1;
+	s->open_done = done;
+	s->open_arg = arg;
+	snprintf(s->id, sizeof(s->id), "%s.%s.s%" PRIu64, b->cfg.broker.node_id, b->run_id,
+		 ++b->next_session);
+	snprintf(s->remote, sizeof(s->remote), "%s", remote ? remote : "?");
+	return s;
+}
+
+void session_ref(confab_session *s)
+{
+	s->refs++;
+}
+
+void session_unref(confab_session *s)
+{
+	if (--s->refs > 0)
+		return;
+	dict_free(s->rooms, NULL);
+	free(s);
+}
+
+static void user_sessions_free(user_sessions *us)
+{
+	dict_free(us->sessions, NULL);
+	free(us);
+}
+
+/* Adds the session to its user's set; returns 1 when it is the user's first
+ * session on this node, 0 otherwise, negative when out of memory. */
+static int add_to_user(broker *b, confab_session *s)
+{
+	user_sessions *us = dict_get(b->users, s->user);
+	int first = 0;
+	if (!us) {
+		us = calloc(1, sizeof(*us));
+		if (!us || !(us->sessions = dict_new()) || dict_set(b->users, s->user, us) != 0) {
+			if (us)
+				dict_free(us->sessions, NULL);
+			free(us);
+			return CONFAB_ENOMEM;
+		}
+		first = 1;
+	}
+	if (dict_set(us->sessions, s->id, s) != 0) {
+		if (first)
+			user_sessions_free(dict_remove(b->users, s->user));
+		return CONFAB_ENOMEM;
+	}
+	return first;
+}
+
+/* Removes the session from its user's set; true when it was the last. */
+static bool remove_from_user(broker *b, confab_session *s)
+{
+	user_sessions *us = dict_get(b->users, s->user);
+	if (!us)
+		return false;
+	dict_remove(us->sessions, s->id);
+	if (dict_count(us->sessions) > 0)
+		return false;
+	user_sessions_free(dict_remove(b->users, s->user));
+	return true;
+}
+
+void session_admit(confab_session *s, const char *user)
+{
+	broker *b = s->broker;
+	snprintf(s->user, sizeof(s->user), "%s", user);
+
+	int first = -1;
+	if (dict_set(b->sessions, s->id, s) == 0 && (first = add_to_user(b, s)) < 0)
+		dict_remove(b->sessions, s->id);
+	if (first < 0) {
+		log_line(CONFAB_LOG_ERROR, "session", "out of memory admitting a session");
+		session_deny(s, 503, "broker out of memory");
+		return;
+	}
+	s->state = SESSION_OPEN;
+	if (first)
+		router_user_online(b, s->user);
+	log_line(CONFAB_LOG_DEBUG, "session", "%s open: user %s from %s", s->id, s->user, s->remote);
+
+	s->open_done(s->open_arg, true, 0, NULL);
+	if (s->state == SESSION_OPEN)
+		session_send_take(s, protocol_welcome(s->id, s->user, b->cfg.broker.node_id));
+}
+
+void session_deny(confab_session *s, int http_status, const char *reason)
+{
+	log_line(CONFAB_LOG_INFO, "session", "refused a connection from %s: %d %s", s->remote,
+		 http_status, reason);
+	/* the transport still calls session_closed, which drops its reference */
+	s->state = SESSION_GONE;
+	s->open_done(s->open_arg, false, http_status, reason);
+}
+
+void session_gone(confab_session *s)
+{
+	broker *b = s->broker;
+	if (s->state == SESSION_OPEN) {
+		router_leave_all(s);
+		dict_remove(b->sessions, s->id);
+		if (remove_from_user(b, s))
+			router_user_offline(b, s->user);
+		log_line(CONFAB_LOG_DEBUG, "session", "%s closed", s->id);
+	}
+	s->state = SESSION_GONE;
+	session_unref(s);
+}
+
+void session_send(confab_session *s, confab_buf *frame)
+{
+	if (!frame || s->state != SESSION_OPEN || s->close_requested)
+		return;
+	const confab_transport_ops *ops = s->transport->plugin.desc->transport;
+	int rc = ops->send(s->transport->state, s->conn, frame);
+	if (rc == CONFAB_EFULL) {
+		log_line(CONFAB_LOG_WARN, "session", "%s (%s): outbound queue full, closing",
+			 s->id, s->user);
+		session_close(s, 1008, "outbound queue full");
+	} else if (rc != 0) {
+		session_close(s, 1011, "send failed");
+	}
+}
+
+void session_send_take(confab_session *s, confab_buf *frame)
+{
+	if (!frame) {
+		log_line(CONFAB_LOG_ERROR, "session", "out of memory building a frame");
+		return;
+	}
+	session_send(s, frame);
+	buf_unref(frame);
+}
+
+void session_close(confab_session *s, int code, const char *reason)
+{
+	if (s->state != SESSION_OPEN || s->close_requested)
+		return;
+	s->close_requested = true;
+	s->transport->plugin.desc->transport->close(s->transport->state, s->conn, code, reason);
+}
+
+confab_session *session_find(broker *b, const char *id)
+{
+	return dict_get(b->sessions, id);
+}
+
+const dict *session_of_user(broker *b, const char *user)
+{
+	user_sessions *us = dict_get(b->users, user);
+	return us ? us->sessions : NULL;
+}

@@ -1,0 +1,69 @@
+/* Sessions of this node: admission (after the auth chain), the registry by
+ * id and by user, sending frames through the session's transport, and the
+ * end of a session. */
+#ifndef CONFAB_CORE_SESSION_H
+#define CONFAB_CORE_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <confab/plugin.h>
+
+#include "broker.h"
+#include "dict.h"
+
+typedef enum session_state {
+	SESSION_PENDING,   /* the auth chain has not answered yet */
+	SESSION_OPEN,      /* admitted: in the registry */
+	SESSION_GONE       /* the transport closed it; only references keep it */
+} session_state;
+
+struct confab_session {
+	broker *broker;
+	confab_ctx *transport;
+	void *conn;                  /* the transport's handle */
+	session_state state;
+	unsigned refs;               /* the registry/transport's one + pending work */
+	bool close_requested;        /* close() already asked of the transport */
+	char id[96];                 /* "<node>.<run>.s<n>": unique in the cluster */
+	char user[72];
+	char remote[64];
+	dict *rooms;                 /* names of the rooms joined (values unused) */
+	confab_open_done open_done;
+	void *open_arg;
+};
+
+/* A user's sessions on this node (value type of broker->users). */
+typedef struct user_sessions {
+	dict *sessions;              /* session id -> confab_session */
+} user_sessions;
+
+/* A new pending session for a transport connection (refs = 1). */
+confab_session *session_new(broker *b, confab_ctx *transport, void *conn,
+			    const char *remote, confab_open_done done, void *arg);
+/* The auth chain admitted the session as `user`: register it, tell the
+ * backplane if the user is new on this node, send welcome, answer the
+ * transport. */
+void session_admit(confab_session *s, const char *user);
+/* The auth chain refused: answer the transport. The session stays until
+ * the transport calls session_closed. */
+void session_deny(confab_session *s, int http_status, const char *reason);
+/* The transport says the connection is gone: leave every room, unregister,
+ * release. */
+void session_gone(confab_session *s);
+
+void session_ref(confab_session *s);
+void session_unref(confab_session *s);
+
+/* Queues a frame (borrowed) for the client. A full queue closes the
+ * session with 1008. No-op unless the session is open. */
+void session_send(confab_session *s, confab_buf *frame);
+/* Sends and drops the caller's reference: the common case for replies. */
+void session_send_take(confab_session *s, confab_buf *frame);
+/* Asks the transport to close the connection (once). */
+void session_close(confab_session *s, int code, const char *reason);
+
+confab_session *session_find(broker *b, const char *id);
+/* The user's sessions on this node, or NULL. */
+const dict *session_of_user(broker *b, const char *user);
+
+#endif

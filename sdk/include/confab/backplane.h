@@ -1,0 +1,133 @@
+/* confab plugin SDK — the backplane kind.
+ *
+ * The backplane is where rooms live beyond one node: it orders each room's
+ * messages (assigns `seq`), keeps history, knows who is present anywhere,
+ * and carries envelopes to every node, this one included. The core keeps
+ * only its local sessions.
+ *
+ * One path for every message: the core never delivers a room message to
+ * its own sessions directly. It calls publish(); the backplane assigns the
+ * seq and hands the envelope back through host->deliver() on every node,
+ * in seq order. Local and remote members are served by the same code.
+ *
+ * With no backplane plugin in the chain, the core uses a built-in
+ * in-process backplane that implements these same operations for one node.
+ *
+ * What the core tells the backplane about its local sessions:
+ *   - user_online/user_offline: the first session of a user opened on this
+ *     node / the last one closed (for direct messages and `offline`);
+ *   - room_join/room_leave: the first session of a user on this node joined
+ *     a room / the last one left it. The backplane counts these across
+ *     nodes and delivers a MEMBER_JOIN envelope when the user is first
+ *     present in the room anywhere, MEMBER_LEAVE when last gone.
+ *     A node wants a room's envelopes while any of its users is in it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CONFAB_BACKPLANE_H
+#define CONFAB_BACKPLANE_H
+
+#include <stdbool.h>
+#include <confab/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum confab_envelope_kind {
+	CONFAB_ENV_MESSAGE = 1,      /* a room message */
+	CONFAB_ENV_DIRECT = 2,       /* a direct message to a user */
+	CONFAB_ENV_MEMBER_JOIN = 3,  /* `from` is now present in `room` */
+	CONFAB_ENV_MEMBER_LEAVE = 4  /* `from` is no longer present in `room` */
+} confab_envelope_kind;
+
+/* What travels between nodes. All pointers are borrowed for the duration
+ * of the call that receives the envelope; NULL where a field does not
+ * apply to the kind. Names (room, users, ids) are short NUL-terminated
+ * strings without control characters; `body` is JSON text of `body_len`
+ * bytes, not NUL-terminated. */
+typedef struct confab_envelope {
+	uint32_t size;               /* sizeof(confab_envelope) */
+	confab_envelope_kind kind;
+	const char *room;            /* MESSAGE, MEMBER_* */
+	const char *from;            /* MESSAGE, DIRECT: sender; MEMBER_*: the user */
+	const char *to;              /* DIRECT: the addressed user */
+	const char *id;              /* MESSAGE, DIRECT: unique message id */
+	const char *origin;          /* MESSAGE, DIRECT: sending session's id (it gets an ack, not a copy) */
+	const char *body;            /* MESSAGE, DIRECT: JSON text */
+	size_t body_len;
+	uint64_t seq;                /* MESSAGE: 1, 2, ... per room; 0 when publishing */
+	int64_t ts;                  /* MESSAGE, DIRECT: ms since the epoch, set by the sending node */
+} confab_envelope;
+
+/* Completion callbacks. Each is called exactly once per accepted request
+ * (a request whose slot returned 0), possibly before the slot returns.
+ * `status` is 0 or a negative CONFAB_E* code. Arrays and strings are
+ * borrowed for the duration of the callback. */
+typedef void (*confab_publish_done)(void *arg, int status, uint64_t seq);
+typedef void (*confab_status_done)(void *arg, int status);
+typedef void (*confab_presence_done)(void *arg, int status,
+				     const char *const *users, size_t n_users);
+/* `messages` are MESSAGE envelopes, oldest first. `truncated` is true when
+ * messages that the request asked for were already dropped from history. */
+typedef void (*confab_history_done)(void *arg, int status,
+				    const confab_envelope *messages,
+				    size_t n_messages, bool truncated);
+
+/* Entry points of the core for backplanes (part of confab_host). */
+typedef struct confab_host_backplane {
+	uint32_t size;               /* sizeof(confab_host_backplane) */
+
+	/* Deliver an envelope to this node's sessions: MESSAGE to the members
+	 * of the room (except the origin session), DIRECT to the sessions of
+	 * `to`, MEMBER_* to the members of the room (except the user's own
+	 * sessions). `env` is borrowed. Room messages must be delivered in seq
+	 * order. May be called from inside any backplane slot. */
+	void (*deliver)(confab_ctx *ctx, const confab_envelope *env);
+
+	/* Report health: up = true when the backplane can serve. `reason`
+	 * (borrowed, may be NULL) is logged when the state changes. The core
+	 * answers `unavailable` to requests and /healthz turns 503 while down. */
+	void (*health)(confab_ctx *ctx, bool up, const char *reason);
+} confab_host_backplane;
+
+/* What a backplane implements besides the lifecycle. Every slot returns 0
+ * when accepted or a negative code (CONFAB_EUNAVAILABLE when it cannot
+ * serve now); on a negative return its callback is never called. */
+typedef struct confab_backplane_ops {
+	uint32_t size;               /* sizeof(confab_backplane_ops) */
+
+	/* Order a room message: assign the next seq of env->room, keep it in
+	 * history (capped at the broker's history_size), then deliver it on
+	 * every node, this one included, and call done with the seq. `env` is
+	 * borrowed; env->seq is 0. */
+	int (*publish)(void *state, const confab_envelope *env,
+		       confab_publish_done done, void *arg);
+
+	/* Carry a direct message to every session of env->to on every node.
+	 * done(CONFAB_EOFFLINE) when the user has no session anywhere. */
+	int (*direct)(void *state, const confab_envelope *env,
+		      confab_status_done done, void *arg);
+
+	/* See the file comment. `room` and `user` are borrowed. */
+	int (*room_join)(void *state, const char *room, const char *user);
+	int (*room_leave)(void *state, const char *room, const char *user);
+	int (*user_online)(void *state, const char *user);
+	int (*user_offline)(void *state, const char *user);
+
+	/* The users present in `room` on any node: sorted, each once. */
+	int (*presence)(void *state, const char *room,
+			confab_presence_done done, void *arg);
+
+	/* Room history: messages with seq > since (when has_since), oldest
+	 * first, at most `limit`; without since, the last `limit` messages. */
+	int (*history)(void *state, const char *room, bool has_since,
+		       uint64_t since, size_t limit,
+		       confab_history_done done, void *arg);
+} confab_backplane_ops;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONFAB_BACKPLANE_H */

@@ -1,0 +1,101 @@
+/* confab plugin SDK — common types shared by every plugin kind.
+ *
+ * Read plugin.h first: it holds the plugin descriptor and the host table
+ * and says how the pieces fit. This file holds the small types they share.
+ *
+ * Conventions used throughout the SDK (they are the contract):
+ *  - Threads: everything runs on the broker's single libuv loop thread.
+ *    No slot is ever called from another thread, and a plugin must call
+ *    host slots only from the loop thread.
+ *  - Borrowing: pointer arguments are valid only for the duration of the
+ *    call. The callee copies what it keeps. Whoever allocates frees.
+ *  - Strings are NUL-terminated UTF-8 unless a length is given beside them.
+ *  - Errors: slots that can fail return 0 or a negative CONFAB_E* code.
+ *  - Tables start with a `size` field set to sizeof() of the table at build
+ *    time. A reader calls a slot only if the table is long enough to hold
+ *    it (CONFAB_HAS) and the slot is non-NULL.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CONFAB_COMMON_H
+#define CONFAB_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ABI version. Major changes break plugins; minor versions only append
+ * slots and fields. A host refuses a plugin whose major differs from its
+ * own or whose minor is newer than its own. */
+#define CONFAB_ABI_MAJOR 1
+#define CONFAB_ABI_MINOR 0
+
+/* True when the table `t` (which starts with a uint32_t size) is long
+ * enough to contain member `m` and that member is usable. */
+#define CONFAB_HAS(t, m) \
+	((t) != NULL && (t)->size >= offsetof(__typeof__(*(t)), m) + sizeof((t)->m))
+
+#if defined(__GNUC__)
+#define CONFAB_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define CONFAB_PRINTF(fmt, args)
+#endif
+
+/* The libuv loop, opaque here so that the SDK needs no libuv header.
+ * Plugins that use libuv include <uv.h> and use it as a uv_loop_t. */
+struct uv_loop_s;
+
+/* The core's handle for one plugin instance. Opaque; passed back to every
+ * host slot so that the same .so can run as several instances. Valid from
+ * init until destroy returns. */
+typedef struct confab_ctx confab_ctx;
+
+/* One client session, owned by the core. Opaque. Valid from the moment the
+ * core hands it out until the transport calls session_closed (or the core
+ * denies it in the open callback). */
+typedef struct confab_session confab_session;
+
+/* Error codes returned as negative values. */
+enum confab_error {
+	CONFAB_OK = 0,
+	CONFAB_ERR = -1,          /* unspecified failure; the callee logged why */
+	CONFAB_ENOMEM = -2,       /* out of memory */
+	CONFAB_EINVAL = -3,       /* bad argument or bad configuration */
+	CONFAB_EUNAVAILABLE = -4, /* a needed service (e.g. the backplane) is down */
+	CONFAB_EOFFLINE = -5,     /* the addressed user has no session anywhere */
+	CONFAB_EFULL = -6,        /* a queue or limit is full */
+	CONFAB_ESTATE = -7        /* called at the wrong time (e.g. after stop) */
+};
+
+typedef enum confab_log_level {
+	CONFAB_LOG_ERROR = 0,
+	CONFAB_LOG_WARN = 1,
+	CONFAB_LOG_INFO = 2,
+	CONFAB_LOG_DEBUG = 3
+} confab_log_level;
+
+/* An outgoing frame, serialized once by the core and shared by every
+ * recipient. Reference counted: the core holds one reference while it
+ * hands the buffer to transports; a transport that keeps the buffer past
+ * the send() call takes its own reference with host->buf_ref and drops it
+ * with host->buf_unref when done.
+ *
+ * `data` has `headroom` writable bytes in front of it (at least the
+ * largest `headroom` any loaded transport asked for), so a transport can
+ * build its framing header in place (libwebsockets' LWS_PRE). The bytes
+ * data[0..len) are never changed once the buffer is handed out; the
+ * headroom may be overwritten by whichever transport is writing it. */
+typedef struct confab_buf {
+	unsigned char *data;
+	size_t len;
+	size_t headroom;
+} confab_buf;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONFAB_COMMON_H */

@@ -1,0 +1,128 @@
+/* confab plugin SDK — the transport kind.
+ *
+ * A transport accepts client connections (WebSocket for the `ws` plugin)
+ * and carries protocol frames between them and the core. The core knows
+ * nothing of sockets: it sees sessions, frames in, frames out.
+ *
+ * Life of a connection:
+ *   1. The transport calls host->session_open() with the request it saw
+ *      (remote address, path, query, headers). The core runs the auth
+ *      chain and calls `done` exactly once: allowed (with the session) or
+ *      denied (with an HTTP status and a reason).
+ *   2. While the session lives, the transport hands each complete incoming
+ *      message to host->session_recv() and the core calls the transport's
+ *      send() for each outgoing frame and close() to end the connection.
+ *   3. When the connection is gone (for any reason, including after the
+ *      core asked for close()), the transport calls host->session_closed()
+ *      once. The session pointer is invalid after that call returns.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CONFAB_TRANSPORT_H
+#define CONFAB_TRANSPORT_H
+
+#include <stdbool.h>
+#include <confab/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One request header. Names are lower case. */
+typedef struct confab_header {
+	const char *name;
+	const char *value;
+} confab_header;
+
+/* What a transport knows about a connection before it is admitted.
+ * Built by the transport; borrowed by the core and by auth plugins for the
+ * duration of the call that receives it. An auth plugin that answers later
+ * copies what it needs. */
+typedef struct confab_request {
+	uint32_t size;               /* sizeof(confab_request) */
+	const char *transport;       /* instance name of the transport, e.g. "ws" */
+	const char *remote_addr;     /* peer address as text, e.g. "127.0.0.1" */
+	const char *path;            /* request path without the query, e.g. "/ws" */
+	const char *query;           /* raw query string without '?', "" if none */
+	const confab_header *headers;
+	size_t n_headers;
+} confab_request;
+
+/* Flags for session_recv(). */
+#define CONFAB_FRAME_BINARY 0x1u    /* the client sent a binary message */
+#define CONFAB_FRAME_TOO_LARGE 0x2u /* the message grew past the broker's
+				     * max_message_bytes; the transport dropped
+				     * it: data is NULL and len is how much had
+				     * arrived when it gave up */
+
+/* The core's answer to session_open(). Called exactly once per
+ * session_open() that returned a session, unless the transport calls
+ * session_closed() first, in which case it is never called.
+ *  - allowed: the session is live. Right after this callback returns, the
+ *    core calls send() with the welcome frame: the transport queues frames
+ *    until the connection can write.
+ *  - denied: `http_status` is 401 (no or bad credentials), 403 (not
+ *    allowed) or 503 (broker not serving); `reason` is a short text safe
+ *    to show the client (never a secret), borrowed for the call. The
+ *    transport refuses the connection; the core sends nothing more.
+ * In every case the transport calls session_closed() exactly once for each
+ * session that session_open() returned, when the connection is gone.
+ * `arg` is the value given to session_open(). */
+typedef void (*confab_open_done)(void *arg, bool allowed, int http_status,
+				 const char *reason);
+
+/* Entry points of the core for transports (part of confab_host). */
+typedef struct confab_host_transport {
+	uint32_t size;               /* sizeof(confab_host_transport) */
+
+	/* Ask the core to admit a new connection. `req` is borrowed for the
+	 * call. `conn` is the transport's own handle for the connection; the
+	 * core passes it back to send() and close() and never looks inside.
+	 * Returns the new (pending) session, and `done` will be called with
+	 * the decision, possibly before this returns; or NULL when the core
+	 * cannot take the connection (out of memory, shutting down): then
+	 * `done` is never called and the transport refuses with 503. */
+	confab_session *(*session_open)(confab_ctx *ctx, const confab_request *req,
+					void *conn, confab_open_done done, void *arg);
+
+	/* Hand one complete client message to the core. `data` is borrowed.
+	 * flags: CONFAB_FRAME_BINARY for binary messages, or
+	 * CONFAB_FRAME_TOO_LARGE (data NULL) for one the transport dropped.
+	 * Only for admitted sessions. May call send() or close() for this or
+	 * other sessions before returning. */
+	void (*session_recv)(confab_session *session, const void *data,
+			     size_t len, unsigned flags);
+
+	/* The connection is gone. Called exactly once for every session that
+	 * session_open() returned: admitted, denied or still pending (which
+	 * cancels it: done will not be called). The core leaves every room for
+	 * the session and forgets it; the pointer is invalid once this
+	 * returns. Never calls send() or close() for this session. */
+	void (*session_closed)(confab_session *session);
+} confab_host_transport;
+
+/* What a transport implements besides the lifecycle. */
+typedef struct confab_transport_ops {
+	uint32_t size;               /* sizeof(confab_transport_ops) */
+
+	/* Bytes of headroom the transport needs in front of every outgoing
+	 * frame (LWS_PRE for libwebsockets). */
+	size_t headroom;
+
+	/* Queue one text frame for `conn`. `frame` is borrowed: take a
+	 * reference with host->buf_ref to keep it past the call. Returns 0,
+	 * or CONFAB_EFULL when the connection's outbound queue is over its
+	 * cap (the core then closes the session), or another negative code. */
+	int (*send)(void *state, void *conn, confab_buf *frame);
+
+	/* Close `conn` with a WebSocket close code and reason (borrowed).
+	 * Frames already queued are sent first. The transport later calls
+	 * host->session_closed() for it, never from inside this call. */
+	void (*close)(void *state, void *conn, int code, const char *reason);
+} confab_transport_ops;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONFAB_TRANSPORT_H */
