@@ -123,24 +123,63 @@ void fb_int(frame_builder *fb, int64_t v)
 	fb_printf(fb, "%" PRId64, v);
 }
 
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when it is not one:
+ * overlong forms, surrogates and code points past U+10FFFF are invalid. */
+static size_t utf8_sequence(const unsigned char *p)
+{
+	if (p[0] < 0x80)
+		return 1;
+	size_t n;
+	uint32_t cp;
+	if ((p[0] & 0xe0) == 0xc0) {
+		n = 2;
+		cp = p[0] & 0x1f;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		n = 3;
+		cp = p[0] & 0x0f;
+	} else if ((p[0] & 0xf8) == 0xf0) {
+		n = 4;
+		cp = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)   /* also stops at the NUL */
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	static const uint32_t min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+	if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
 void fb_json_string(frame_builder *fb, const char *text)
 {
 	static const char hex[] = "0123456789abcdef";
 	fb_add(fb, "\"", 1);
 	const unsigned char *p = (const unsigned char *)text;
 	const unsigned char *run = p;
-	for (; *p; p++) {
-		if (*p >= 0x20 && *p != '"' && *p != '\\')
+	while (*p) {
+		size_t n = utf8_sequence(p);
+		if (n > 1 || (n == 1 && *p >= 0x20 && *p != '"' && *p != '\\')) {
+			p += n;
 			continue;
+		}
 		fb_add(fb, run, (size_t)(p - run));
-		char esc[6] = { '\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15] };
-		if (*p == '"' || *p == '\\') {
-			esc[1] = (char)*p;
+		if (n == 0) {
+			/* not UTF-8 (e.g. a name cut in the middle of a character):
+			 * the frame must stay valid JSON, so say U+FFFD instead */
+			fb_add(fb, "\\ufffd", 6);
+		} else if (*p == '"' || *p == '\\') {
+			char esc[2] = { '\\', (char)*p };
 			fb_add(fb, esc, 2);
 		} else {
+			char esc[6] = { '\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15] };
 			fb_add(fb, esc, 6);
 		}
-		run = p + 1;
+		p++;
+		run = p;
 	}
 	fb_add(fb, run, (size_t)(p - run));
 	fb_add(fb, "\"", 1);

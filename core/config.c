@@ -35,15 +35,63 @@ typedef struct parse_state {
 	/* where the first error was found; reported after parsing */
 	int error_line;
 	char error[256];
-	char error_section[64];
-	char error_key[64];
+	char error_section[128];
+	char error_key[128];
 	/* the entry the previous line set: an indented next line continues it */
 	config_entry *last;
 	int last_line;
+	bool indented;           /* the current line starts with white space */
 	/* reader input */
 	FILE *file;
 	const char *text;
 } parse_state;
+
+static void set_error(parse_state *ps, const char *section, const char *key,
+		      const char *msg);
+static config_section *add_section(config *cfg, const char *name, int line);
+
+/* Reads the rest of a line that did not fit, so that counting stays right. */
+static void skip_rest_of_line(parse_state *ps)
+{
+	if (ps->file) {
+		int c;
+		while ((c = fgetc(ps->file)) != EOF && c != '\n')
+			;
+	} else {
+		while (*ps->text && *ps->text != '\n')
+			ps->text++;
+		if (*ps->text)
+			ps->text++;
+	}
+}
+
+/* Notes what inih's handler cannot tell us about the line just read: where
+ * a [section] header is, and whether the line is indented (a continuation). */
+static void look_at_line(parse_state *ps, const char *line)
+{
+	ps->indented = *line == ' ' || *line == '\t';
+	while (*line == ' ' || *line == '\t')
+		line++;
+	if (*line != '[')
+		return;
+	const char *end = strchr(line, ']');
+	if (!end || end == line + 1)
+		return;              /* inih reports the syntax error */
+	char name[128];
+	size_t n = (size_t)(end - line - 1);
+	if (n >= sizeof(name))
+		n = sizeof(name) - 1;
+	memcpy(name, line + 1, n);
+	name[n] = '\0';
+	/* trim as inih does */
+	while (n && (name[n - 1] == ' ' || name[n - 1] == '\t'))
+		name[--n] = '\0';
+	char *start = name;
+	while (*start == ' ' || *start == '\t')
+		start++;
+	if (*start && !config_section_find(ps->cfg, start) && !add_section(ps->cfg, start, ps->line))
+		set_error(ps, start, "", "out of memory");
+}
 
 static char *reader(char *str, int num, void *stream)
 {
@@ -55,18 +103,31 @@ static char *reader(char *str, int num, void *stream)
 		if (!*ps->text)
 			return NULL;
 		size_t n = 0;
-		while (ps->text[n] && ps->text[n] != '\n' && n + 2 < (size_t)num)
+		/* at most num - 1 bytes and the NUL, like fgets */
+		while (ps->text[n] && ps->text[n] != '\n' && n + 1 < (size_t)num)
 			n++;
-		if (ps->text[n] == '\n')
+		if (ps->text[n] == '\n' && n + 1 < (size_t)num)
 			n++;
 		memcpy(str, ps->text, n);
 		str[n] = '\0';
 		ps->text += n;
 		got = str;
 	}
-	if (got)
-		ps->line++;
-	return got;
+	if (!got)
+		return NULL;
+	ps->line++;
+	size_t len = strlen(str);
+	bool at_end = ps->file ? feof(ps->file) : !*ps->text;
+	if (len > 0 && str[len - 1] != '\n' && !at_end && len + 1 >= (size_t)num) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "line longer than %d bytes", num - 2);
+		set_error(ps, "", "", msg);
+		skip_rest_of_line(ps);
+		str[0] = '\0';      /* inih sees an empty line */
+		return str;
+	}
+	look_at_line(ps, str);
+	return str;
 }
 
 static void set_error(parse_state *ps, const char *section, const char *key,
@@ -108,7 +169,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	config_section *s = config_section_find(cfg, section);
 	/* inih hands over an indented line as the same key again: a value
 	 * continued on the next line. */
-	if (ps->last && ps->last_line == ps->line - 1 && s &&
+	if (ps->indented && ps->last && ps->last_line == ps->line - 1 && s &&
 	    strcmp(ps->last->key, name) == 0 &&
 	    ps->last >= s->entries && ps->last < s->entries + s->n_entries) {
 		size_t a = strlen(ps->last->value), b = strlen(value);
@@ -412,7 +473,7 @@ static int load(parse_state *ps, const char *name, config *cfg)
 		return CONFAB_EINVAL;
 	}
 	if (ps->error_line) {
-		char where[160] = "";
+		char where[300] = "";
 		if (*ps->error_section)
 			snprintf(where, sizeof(where), " [%s] %s:", ps->error_section, ps->error_key);
 		else if (*ps->error_key)

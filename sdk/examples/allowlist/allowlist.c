@@ -142,13 +142,6 @@ fail:
 	return CONFAB_EINVAL;
 }
 
-/* Nothing to open or connect: everything was read in init. */
-static int allowlist_start(void *state)
-{
-	(void)state;
-	return 0;
-}
-
 static void allowlist_destroy(void *state)
 {
 	struct allowlist *al = state;
@@ -192,7 +185,6 @@ static const confab_plugin allowlist_plugin = {
 	CONFAB_PLUGIN_HEADER(CONFAB_KIND_AUTH, "allowlist", "1.0.0"),
 	.description = "admits the users listed in its section",
 	.init = allowlist_init,
-	.start = allowlist_start,
 	.destroy = allowlist_destroy,   /* stop() is optional: nothing to stop */
 	.auth = &allowlist_ops,
 };
