@@ -1,0 +1,489 @@
+/* The `ws` transport plugin: descriptor, configuration and lifecycle.
+ *
+ * libwebsockets (lws) joins the broker's libuv loop as a "foreign loop":
+ * the core owns the loop and its signals, lws only adds handles to it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "ws.h"
+
+#define WS_DEFAULT_LISTEN "127.0.0.1:8080"
+#define WS_DEFAULT_SEND_QUEUE_MAX ((size_t)1 << 20)
+#define WS_DEFAULT_MAX_MESSAGE 65536
+
+/* ---- lws logging ----
+ *
+ * lws has one log sink per process (lws_set_log_level), not one per
+ * context, so its lines go to the instance that started last, until it is
+ * destroyed; then lws's own stderr writer takes over, so that nothing in
+ * lws points into this file once the core unloads it. Only errors are
+ * enabled. While start() creates the context and
+ * the vhost they are logged at debug level: start() reports the failure
+ * itself in one clear line. */
+static ws_state *log_owner;
+static bool log_quiet;
+
+static void lws_log_emit(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	(void)level;
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	if (log_owner == NULL)
+		return;
+	ws_log(log_owner, log_quiet ? CONFAB_LOG_DEBUG : CONFAB_LOG_WARN,
+	       "libwebsockets: %.*s", (int)n, line);
+}
+
+/* ---- configuration ---- */
+
+/* Parse `listen`: IPv4:PORT, localhost:PORT or [IPv6]:PORT. */
+static int parse_listen(ws_state *s, const char *v)
+{
+	const char *colon, *host, *port;
+	size_t hlen;
+	char hostbuf[64];
+	unsigned char addr[sizeof(struct in6_addr)];
+	char *end;
+	unsigned long p;
+
+	if (strlen(v) >= sizeof(s->listen))
+		return -1;
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+
+		if (close == NULL || close[1] != ':')
+			return -1;
+		host = v + 1;
+		hlen = (size_t)(close - host);
+		port = close + 2;
+		s->ipv6 = true;
+	} else {
+		colon = strrchr(v, ':');
+		if (colon == NULL || memchr(v, ':', (size_t)(colon - v)) != NULL)
+			return -1;  /* no port, or an IPv6 address without [] */
+		host = v;
+		hlen = (size_t)(colon - v);
+		port = colon + 1;
+		s->ipv6 = false;
+	}
+	if (hlen == 0 || hlen >= sizeof(hostbuf))
+		return -1;
+	memcpy(hostbuf, host, hlen);
+	hostbuf[hlen] = '\0';
+
+	if (*port < '0' || *port > '9')
+		return -1;
+	errno = 0;
+	p = strtoul(port, &end, 10);
+	if (errno != 0 || *end != '\0' || p < 1 || p > 65535)
+		return -1;
+
+	if (!s->ipv6 && strcmp(hostbuf, "localhost") == 0)
+		strcpy(hostbuf, "127.0.0.1");
+	if (inet_pton(s->ipv6 ? AF_INET6 : AF_INET, hostbuf, addr) != 1)
+		return -1;
+
+	snprintf(s->listen, sizeof(s->listen), "%s", v);
+	snprintf(s->iface_buf, sizeof(s->iface_buf), "%s", hostbuf);
+	s->iface = s->iface_buf;
+	s->port = (int)p;
+	return 0;
+}
+
+/* A positive byte count. */
+static int parse_size(const char *v, size_t *out)
+{
+	char *end;
+	uintmax_t n;
+
+	if (v == NULL || *v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtoumax(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n == 0 || n > SIZE_MAX)
+		return -1;
+	*out = (size_t)n;
+	return 0;
+}
+
+/* Try the address with a plain socket first, to name the reason (port in
+ * use, address not on this host) in one line; lws only says it failed. */
+static int probe_bind(const ws_state *s, int *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, one = 1, rc = 0;
+
+	memset(&ss, 0, sizeof(ss));
+	if (s->ipv6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)s->port);
+		inet_pton(AF_INET6, s->iface, &a->sin6_addr);
+		sl = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)s->port);
+		inet_pton(AF_INET, s->iface, &a->sin_addr);
+		sl = sizeof(*a);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*err = errno;
+		return -1;
+	}
+	/* lws sets the same options on its own listener. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (s->ipv6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+		*err = errno;
+		rc = -1;
+	}
+	close(fd);
+	return rc;
+}
+
+static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
+{
+	ws_state *s;
+	const char *v;
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return CONFAB_ENOMEM;
+	s->ctx = ctx;
+	s->host = host;
+
+	if (!CONFAB_HAS(host, transport) || host->transport == NULL ||
+	    !CONFAB_HAS(host->transport, session_closed)) {
+		host->log(ctx, CONFAB_LOG_ERROR,
+			  "the broker offers no transport entry points");
+		free(s);
+		return CONFAB_EINVAL;
+	}
+
+	/* Read every key first: keys not read are reported as unknown. */
+	v = host->config_get(ctx, "listen");
+	if (v == NULL)
+		v = WS_DEFAULT_LISTEN;
+	if (parse_listen(s, v) != 0) {
+		host->config_error(ctx, "listen",
+				   "'%s' is not HOST:PORT or [IPv6]:PORT (an IP "
+				   "address or localhost, and a port from 1 to "
+				   "65535)", v);
+		free(s);
+		return CONFAB_EINVAL;
+	}
+
+	/* A port in use is a configuration error that `confabd -t` must see
+	 * too: bind (without listening, so no port opens) and let go. */
+	int err = 0;
+	if (probe_bind(s, &err) != 0) {
+		host->config_error(ctx, "listen", "cannot listen on %s: %s", s->listen,
+				   strerror(err));
+		free(s);
+		return CONFAB_EINVAL;
+	}
+
+	v = host->config_get(ctx, "send_queue_max");
+	s->send_queue_max = WS_DEFAULT_SEND_QUEUE_MAX;
+	if (v != NULL && parse_size(v, &s->send_queue_max) != 0) {
+		host->config_error(ctx, "send_queue_max",
+				   "'%s' is not a positive number of bytes", v);
+		free(s);
+		return CONFAB_EINVAL;
+	}
+
+	v = host->broker_get(ctx, "max_message_bytes");
+	s->max_message_bytes = WS_DEFAULT_MAX_MESSAGE;
+	if (v != NULL && parse_size(v, &s->max_message_bytes) != 0) {
+		host->log(ctx, CONFAB_LOG_WARN,
+			  "[broker] max_message_bytes '%s' is not a positive "
+			  "number; using %d", v, WS_DEFAULT_MAX_MESSAGE);
+		s->max_message_bytes = WS_DEFAULT_MAX_MESSAGE;
+	}
+
+	*state = s;
+	return CONFAB_OK;
+}
+
+/* ---- the lws protocol callback ---- */
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		       void *user, void *in, size_t len)
+{
+	ws_state *s;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		s = lws_context_user(lws_get_context(wsi));
+		return ws_http_serve(s, wsi, user, in);
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return ws_http_writeable(wsi, user);
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		s = lws_context_user(lws_get_context(wsi));
+		return ws_conn_confirm_upgrade(s, wsi, in);
+	case LWS_CALLBACK_ESTABLISHED:
+		return ws_conn_established(wsi);
+	case LWS_CALLBACK_RECEIVE:
+		return ws_conn_receive(wsi, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return ws_conn_writeable(wsi);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		return ws_conn_peer_close(wsi);
+	case LWS_CALLBACK_CLOSED:
+	case LWS_CALLBACK_CLOSED_HTTP:
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* Whichever comes first for a wsi that carries a ws_conn:
+		 * CLOSED for a WebSocket, the others when an upgrade we had
+		 * admitted failed before it completed. */
+		ws_conn_gone(wsi);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* One protocol: it serves HTTP and is the WebSocket protocol. Being the
+ * first (index 0) it is also what lws binds a WebSocket to when the
+ * client offers no subprotocol, so such clients are accepted too. */
+static const struct lws_protocols ws_protocols[] = {
+	{
+		.name = WS_SUBPROTOCOL,
+		.callback = ws_callback,
+		.per_session_data_size = sizeof(ws_http_pss),
+		.rx_buffer_size = 0,
+	},
+	{ .name = NULL, .callback = NULL },
+};
+
+/* Dead peers: ping after 30 s of silence, hang up when 90 s passed
+ * without anything valid from the peer. */
+static const lws_retry_bo_t ws_idle_policy = {
+	.secs_since_valid_ping = 30,
+	.secs_since_valid_hangup = 90,
+};
+
+typedef struct ws_find {
+	const void *data;
+	size_t n;
+} ws_find;
+
+static void find_data(uv_handle_t *h, void *arg)
+{
+	ws_find *f = arg;
+
+	if (h->data == f->data)
+		f->n++;
+}
+
+/* How many handles on the loop belong to this lws context: lws keeps
+ * the context in the `data` of its own (see lws_teardown below). */
+static size_t lws_handles(uv_loop_t *loop, struct lws_context *lws)
+{
+	ws_find f = { .data = lws, .n = 0 };
+
+	uv_walk(loop, find_data, &f);
+	return f.n;
+}
+
+static int ws_start(void *state)
+{
+	ws_state *s = state;
+	struct lws_context_creation_info ci;
+	void *loops[1];
+	int err = 0;
+
+	/* A bind failure is a configuration error: config_error names the
+	 * file, the section and the key in its one line. */
+	if (probe_bind(s, &err) != 0) {
+		s->host->config_error(s->ctx, "listen", "cannot listen on %s: %s",
+				      s->listen, strerror(err));
+		return CONFAB_ERR;
+	}
+
+	log_owner = s;
+	log_quiet = true;
+	lws_set_log_level(LLL_ERR, lws_log_emit);
+
+	/* The context: no vhost of its own, on the broker's loop. lws must
+	 * not install its own SIGSEGV/SIGFPE handlers in the broker. */
+	memset(&ci, 0, sizeof(ci));
+	loops[0] = s->host->loop(s->ctx);
+	ci.options = LWS_SERVER_OPTION_LIBUV |
+		     LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		     LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
+	ci.foreign_loops = loops;
+	ci.user = s;
+	ci.port = CONTEXT_PORT_NO_LISTEN;
+	s->lws = lws_create_context(&ci);
+	if (s->lws == NULL) {
+		log_quiet = false;
+		ws_log(s, CONFAB_LOG_ERROR,
+		       "cannot create the libwebsockets context on the libuv "
+		       "loop: is the libwebsockets-evlib-uv package installed?");
+		return CONFAB_ERR;
+	}
+	s->lws_tracked = lws_handles((uv_loop_t *)loops[0], s->lws) > 0;
+	if (!s->lws_tracked)
+		ws_log(s, CONFAB_LOG_DEBUG, "libwebsockets' handles not found "
+		       "on the loop: its context will not be freed at exit");
+
+	/* The vhost: one listener on [ws] listen. */
+	memset(&ci, 0, sizeof(ci));
+	ci.vhost_name = "confab";
+	ci.iface = s->iface;
+	ci.port = s->port;
+	ci.protocols = ws_protocols;
+	ci.server_string = "confab";
+	ci.retry_and_idle_policy = &ws_idle_policy;
+	ci.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+	if (s->ipv6)
+		ci.options |= LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY |
+			      LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE;
+	else
+		ci.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	s->vhost = lws_create_vhost(s->lws, &ci);
+	log_quiet = false;
+	if (s->vhost == NULL) {
+		s->host->config_error(s->ctx, "listen", "cannot listen on %s: "
+				      "libwebsockets could not bind it",
+				      s->listen);
+		return CONFAB_ERR;
+	}
+
+	ws_log(s, CONFAB_LOG_INFO,
+	       "listening on http://%s%s%s:%d/ (WebSocket at " WS_PATH ")",
+	       s->ipv6 ? "[" : "", s->iface, s->ipv6 ? "]" : "", s->port);
+	return CONFAB_OK;
+}
+
+static void ws_stop(void *state)
+{
+	ws_state *s = state;
+
+	if (s->shutting_down)
+		return;
+	s->shutting_down = true;
+	ws_log(s, CONFAB_LOG_DEBUG, "closing every WebSocket");
+	ws_conn_close_all(s, 1001, "server shutting down");
+}
+
+/* ---- tearing lws down on the broker's loop ----
+ *
+ * lws 4.1 on a foreign libuv loop dies in two calls of
+ * lws_context_destroy(). The first closes every connection at once
+ * (LWS_CALLBACK_CLOSED runs for each, and with it session_closed) and
+ * uv_close()s lws's handles; their close callbacks run on later turns of
+ * the loop. Only once the last of them has run may the second call free
+ * the context (lws's own foreign-loop example makes it after its loop
+ * returned; before, it would free what the close callbacks still use;
+ * never, and the context leaks).
+ *
+ * The core keeps running the loop after destroy() until every handle is
+ * closed, so destroy() makes the first call and leaves a small reaper on
+ * an idle handle: each turn it looks for lws's own handles (lws keeps
+ * the context in their `data`); when none is left it makes the second
+ * call and closes itself. Our instance state is freed at once: lws calls
+ * nothing of ours in between that touches it. */
+
+#define WS_REAP_MS 5000   /* give up (and leak the context) after this */
+
+typedef struct ws_reaper {
+	uv_idle_t idle;
+	struct lws_context *lws;
+	uint64_t deadline;
+} ws_reaper;
+
+static void reaper_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void reaper_tick(uv_idle_t *idle)
+{
+	ws_reaper *r = idle->data;
+	bool busy = lws_handles(idle->loop, r->lws) > 0;
+
+	if (busy && uv_now(idle->loop) < r->deadline)
+		return;
+	if (!busy)
+		lws_context_destroy(r->lws);  /* the second call: frees it */
+	uv_idle_stop(idle);
+	uv_close((uv_handle_t *)idle, reaper_closed);
+}
+
+static void lws_teardown(ws_state *s)
+{
+	uv_loop_t *loop = (uv_loop_t *)s->host->loop(s->ctx);
+	ws_reaper *r = NULL;
+
+	/* Only when lws's handles can be told apart (seen at start). */
+	if (s->lws_tracked)
+		r = calloc(1, sizeof(*r));
+	lws_context_destroy(s->lws);
+	if (r == NULL)
+		return;
+	r->lws = s->lws;
+	r->deadline = uv_now(loop) + WS_REAP_MS;
+	r->idle.data = r;
+	uv_idle_init(loop, &r->idle);
+	uv_idle_start(&r->idle, reaper_tick);
+}
+
+static void ws_destroy(void *state)
+{
+	ws_state *s = state;
+
+	if (s == NULL)
+		return;
+	if (s->lws != NULL) {
+		lws_teardown(s);
+		s->lws = NULL;
+		s->vhost = NULL;
+	}
+	ws_conn_free_all(s);
+	if (log_owner == s) {
+		log_owner = NULL;
+		lws_set_log_level(LLL_ERR, lwsl_emit_stderr);
+	}
+	free(s);
+}
+
+static const confab_transport_ops ws_transport_ops = {
+	.size = sizeof(confab_transport_ops),
+	.headroom = LWS_PRE,
+	.send = ws_conn_send,
+	.close = ws_conn_close,
+};
+
+static const confab_plugin ws_plugin = {
+	CONFAB_PLUGIN_HEADER(CONFAB_KIND_TRANSPORT, "ws", "0.1.0"),
+	.description = "WebSocket transport (libwebsockets on the broker's "
+		       "libuv loop), with the web chat page",
+	.init = ws_init,
+	.start = ws_start,
+	.stop = ws_stop,
+	.destroy = ws_destroy,
+	.transport = &ws_transport_ops,
+};
+
+CONFAB_PLUGIN_DEFINE(ws_plugin)

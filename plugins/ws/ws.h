@@ -1,0 +1,111 @@
+/* The `ws` transport: libwebsockets on the broker's libuv loop.
+ *
+ * Files:
+ *   ws.c       the plugin descriptor, configuration, start/stop/destroy and
+ *              the one libwebsockets protocol callback that dispatches to
+ *              the two files below.
+ *   ws_http.c  plain HTTP: the chat page, /healthz, 404, refusals, and
+ *              the confab_request built from a handshake.
+ *   ws_conn.c  WebSocket connections: admission, incoming messages, the
+ *              outbound queue, close.
+ *
+ * Everything runs on the loop thread.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CONFAB_WS_H
+#define CONFAB_WS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libwebsockets.h>
+#include <confab/plugin.h>
+
+#define WS_SUBPROTOCOL "confab.v1"
+#define WS_PATH "/ws"
+
+/* A WebSocket close reason fits in a control frame: 125 bytes less the
+ * two-byte code. */
+#define WS_CLOSE_REASON_MAX 123
+
+typedef struct ws_conn ws_conn;
+
+/* One plugin instance. */
+typedef struct ws_state {
+	confab_ctx *ctx;
+	const confab_host *host;
+
+	/* [ws] listen, parsed. */
+	char listen[80];             /* as given, for messages */
+	char iface_buf[64];          /* the numeric address, for lws */
+	const char *iface;           /* iface_buf */
+	int port;
+	bool ipv6;
+
+	size_t send_queue_max;       /* [ws] send_queue_max */
+	size_t max_message_bytes;    /* [broker] max_message_bytes */
+
+	struct lws_context *lws;     /* from start until destroy */
+	struct lws_vhost *vhost;
+	bool shutting_down;          /* stop() was called */
+	bool lws_tracked;            /* lws's handles found on the loop */
+
+	ws_conn *conns;              /* every live ws_conn, newest first */
+} ws_state;
+
+/* Log through the host with the instance in the line. */
+#define ws_log(s, level, ...) ((s)->host->log((s)->ctx, (level), __VA_ARGS__))
+
+/* ws_http.c */
+/* What lws keeps for us per HTTP transaction (its per-session data on the
+ * HTTP side): the body still to be written. */
+typedef struct ws_http_pss {
+	const char *body;
+	size_t len;
+	size_t off;
+} ws_http_pss;
+/* LWS_CALLBACK_HTTP: serve `/`, `/healthz` or 404. Returns what the
+ * callback returns. */
+int ws_http_serve(ws_state *s, struct lws *wsi, ws_http_pss *pss,
+		  const char *uri);
+/* LWS_CALLBACK_HTTP_WRITEABLE: write the next piece of the body. */
+int ws_http_writeable(struct lws *wsi, ws_http_pss *pss);
+/* Refuse a request with `status` and `reason` (text/plain, then the
+ * connection closes). Returns 0, or -1 when nothing could be written. */
+int ws_http_refuse(struct lws *wsi, unsigned status, const char *reason);
+
+/* The request a handshake carries, built for session_open(). Owns its
+ * strings; free with ws_request_free. */
+typedef struct ws_request {
+	confab_request req;
+	confab_header *headers;
+	char *strings;               /* one allocation for every string */
+} ws_request;
+int ws_request_build(ws_request *r, struct lws *wsi, const char *transport);
+void ws_request_free(ws_request *r);
+
+/* ws_conn.c */
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: checks and admission. Returns what
+ * the callback returns: 0 to upgrade, or -1 after writing the refusal
+ * (lws then hangs up). */
+int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade);
+int ws_conn_established(struct lws *wsi);
+int ws_conn_receive(struct lws *wsi, const void *in, size_t len);
+int ws_conn_writeable(struct lws *wsi);
+/* LWS_CALLBACK_WS_PEER_INITIATED_CLOSE. */
+int ws_conn_peer_close(struct lws *wsi);
+/* The connection is gone (LWS_CALLBACK_CLOSED, or CLOSED_HTTP /
+ * WSI_DESTROY for an upgrade that failed after admission started):
+ * session_closed, once. */
+void ws_conn_gone(struct lws *wsi);
+/* stop(): close every connection (admitted or pending) with 1001. */
+void ws_conn_close_all(ws_state *s, int code, const char *reason);
+/* destroy(), after lws_context_destroy: end and free what is left. */
+void ws_conn_free_all(ws_state *s);
+
+/* Transport ops (confab_transport_ops). */
+int ws_conn_send(void *state, void *conn, confab_buf *frame);
+void ws_conn_close(void *state, void *conn, int code, const char *reason);
+
+#endif /* CONFAB_WS_H */

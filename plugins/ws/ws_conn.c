@@ -1,0 +1,586 @@
+/* WebSocket connections of the `ws` transport: admission at the
+ * handshake, incoming messages, the outbound queue and close.
+ *
+ * A ws_conn is the `conn` handed to the core. It is hung on its wsi with
+ * lws_set_opaque_user_data() (lws keeps that pointer across the upgrade,
+ * unlike the per-session data it reallocates when it binds the WebSocket
+ * protocol). It lives from the handshake until lws is done with the
+ * connection, and the session handed out by session_open() with it:
+ *
+ *   CONFIRM_UPGRADE  conn created, session_open() returns the session.
+ *     done() before session_open returns (every auth plugin today):
+ *       denied   -> HTTP status + reason, no upgrade; session_closed().
+ *       allowed  -> upgrade.
+ *     no done() yet -> upgrade, reading paused until done():
+ *       allowed  -> reading resumes.
+ *       denied   -> close 4000+status (4401/4403/4503) with the reason.
+ *   CLOSED (or CLOSED_HTTP / WSI_DESTROY when an upgrade failed half way):
+ *       session_closed() whatever the state (a pending open is cancelled
+ *       by it), conn freed.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ws.h"
+
+/* Our close frame goes out with lws_write() and this opcode. lws 4.1 has
+ * it (the RFC 6455 opcode) but only privately: its public way,
+ * lws_close_reason() and returning -1, loses the close frame in Debian's
+ * build of 4.1.6 (a debug-only "repeat" of the close under libuv kills
+ * the socket before the frame is written; the client sees 1006). */
+#define WS_WRITE_CLOSE ((enum lws_write_protocol)4)
+/* Seconds to wait for the client to answer our close frame. */
+#define WS_CLOSE_ACK_SECS 5
+
+/* The reassembly buffer starts at this size and doubles up to
+ * max_message_bytes; a larger one is released after its message. */
+#define WS_RX_INITIAL 4096
+#define WS_RX_KEEP 65536
+
+typedef enum ws_admit {
+	WS_OPENING,     /* inside session_open() */
+	WS_PENDING,     /* session_open() returned, done() not called yet */
+	WS_ALLOWED,     /* done() admitted */
+	WS_DENIED       /* done() refused */
+} ws_admit;
+
+typedef struct ws_frame {
+	struct ws_frame *next;
+	confab_buf *buf;             /* one reference held by us */
+} ws_frame;
+
+struct ws_conn {
+	ws_state *s;
+	ws_conn *prev, *next;        /* in s->conns */
+
+	struct lws *wsi;
+	confab_session *session;     /* from session_open until session_closed */
+	ws_admit admit;
+	bool established;            /* the WebSocket handshake completed */
+
+	/* Sync denial: the status for the HTTP answer. */
+	int deny_status;
+
+	/* close(), async denial or stop(): sent once the queue is empty. */
+	bool closing;
+	bool close_sent;             /* our close frame is out */
+	int close_code;
+	size_t close_len;
+	char close_reason[WS_CLOSE_REASON_MAX + 1];
+
+	/* Outbound frames, oldest first. */
+	ws_frame *head, *tail;
+	size_t queued;               /* bytes of payload in the queue */
+
+	/* The message being received. */
+	unsigned char *rx;
+	size_t rx_len, rx_cap;
+	bool rx_busy;                /* inside a message */
+	bool rx_binary;
+	bool rx_dropping;            /* too large: discarding the rest */
+};
+
+/* ---- bookkeeping ---- */
+
+static ws_conn *conn_new(ws_state *s, struct lws *wsi)
+{
+	ws_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->s = s;
+	c->wsi = wsi;
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	lws_set_opaque_user_data(wsi, c);
+	return c;
+}
+
+static void queue_clear(ws_conn *c)
+{
+	ws_frame *f = c->head;
+
+	while (f != NULL) {
+		ws_frame *next = f->next;
+
+		c->s->host->buf_unref(f->buf);
+		free(f);
+		f = next;
+	}
+	c->head = c->tail = NULL;
+	c->queued = 0;
+}
+
+static void rx_release(ws_conn *c)
+{
+	free(c->rx);
+	c->rx = NULL;
+	c->rx_len = c->rx_cap = 0;
+}
+
+/* Unlink and free. The caller has ended the session. */
+static void conn_free(ws_conn *c)
+{
+	ws_state *s = c->s;
+
+	if (c->wsi != NULL)
+		lws_set_opaque_user_data(c->wsi, NULL);
+	queue_clear(c);
+	rx_release(c);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	free(c);
+}
+
+static void end_session(ws_conn *c)
+{
+	confab_session *session = c->session;
+
+	c->session = NULL;
+	if (session != NULL)
+		c->s->host->transport->session_closed(session);
+}
+
+static void want_write(ws_conn *c)
+{
+	if (c->established)
+		lws_callback_on_writable(c->wsi);
+}
+
+/* A close code a WebSocket peer accepts on the wire (RFC 6455 7.4). */
+static int wire_code(int code)
+{
+	if ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+	    (code >= 3000 && code <= 4999))
+		return code;
+	return 1011;
+}
+
+/* Remember the close; the first one wins. The reason is cut to what a
+ * close frame holds, on a UTF-8 character boundary. */
+static void set_closing(ws_conn *c, int code, const char *reason)
+{
+	size_t n = reason != NULL ? strlen(reason) : 0;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	c->close_code = wire_code(code);
+	if (n > WS_CLOSE_REASON_MAX) {
+		n = WS_CLOSE_REASON_MAX;
+		while (n > 0 && ((unsigned char)reason[n] & 0xC0) == 0x80)
+			n--;
+	}
+	if (n > 0)
+		memcpy(c->close_reason, reason, n);
+	c->close_reason[n] = '\0';
+	c->close_len = n;
+}
+
+/* 401 -> 4401 and so on; anything odd becomes 4403. */
+static int deny_code(int status)
+{
+	return (status >= 400 && status <= 599) ? 4000 + status : 4403;
+}
+
+static unsigned deny_http_status(int status)
+{
+	return (status >= 400 && status <= 599) ? (unsigned)status : 403u;
+}
+
+/* ---- admission ---- */
+
+static void open_done(void *arg, bool allowed, int http_status,
+		      const char *reason)
+{
+	ws_conn *c = arg;
+
+	if (!allowed && (reason == NULL || *reason == '\0'))
+		reason = "not allowed";
+
+	if (c->admit == WS_OPENING) {
+		/* Inside session_open(): confirm_upgrade acts on it. */
+		if (allowed) {
+			c->admit = WS_ALLOWED;
+		} else {
+			c->admit = WS_DENIED;
+			c->deny_status = http_status;
+			set_closing(c, deny_code(http_status), reason);
+		}
+		return;
+	}
+	if (c->admit != WS_PENDING) {
+		ws_log(c->s, CONFAB_LOG_ERROR,
+		       "open answered twice for one connection; ignored");
+		return;
+	}
+	if (allowed) {
+		c->admit = WS_ALLOWED;
+		if (c->established)
+			lws_rx_flow_control(c->wsi, 1);
+		if (c->head != NULL || c->closing)
+			want_write(c);
+		return;
+	}
+	c->admit = WS_DENIED;
+	ws_log(c->s, CONFAB_LOG_DEBUG, "connection refused (%d): %s",
+	       http_status, reason);
+	set_closing(c, deny_code(http_status), reason);
+	want_write(c);
+}
+
+/* True when the comma-separated Sec-WebSocket-Protocol offer lists ours. */
+static bool offers_subprotocol(const char *offer)
+{
+	const char *p = offer;
+	size_t n = strlen(WS_SUBPROTOCOL);
+
+	while (*p != '\0') {
+		const char *e;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		e = p;
+		while (*e != '\0' && *e != ',' && *e != ' ' && *e != '\t')
+			e++;
+		if ((size_t)(e - p) == n && memcmp(p, WS_SUBPROTOCOL, n) == 0)
+			return true;
+		p = e;
+	}
+	return false;
+}
+
+/* What lws checks after admission (RFC 6455 4.2.1), checked before it so
+ * that a handshake bound to fail opens no session. */
+static bool handshake_complete(struct lws *wsi)
+{
+	char conn[128], version[8];
+	const char *p;
+
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HOST) <= 0 ||
+	    lws_hdr_total_length(wsi, WSI_TOKEN_KEY) <= 0 ||
+	    lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) < 0 ||
+	    strcmp(version, "13") != 0 ||
+	    lws_hdr_copy(wsi, conn, sizeof(conn), WSI_TOKEN_CONNECTION) < 0)
+		return false;
+	/* Connection: a comma-separated list that names "upgrade". */
+	for (p = conn; *p != '\0';) {
+		size_t n;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		n = strcspn(p, " \t,");
+		if (n == 7 && strncasecmp(p, "upgrade", 7) == 0)
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* Answer the upgrade request with an HTTP error and hang up. Hanging up
+ * (rather than returning 1 to keep the HTTP/1.1 connection) also keeps
+ * away from lws's keep-alive path after a refused upgrade. */
+static int refuse(struct lws *wsi, unsigned status, const char *reason)
+{
+	ws_http_refuse(wsi, status, reason);
+	return -1;
+}
+
+int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
+{
+	char path[sizeof(WS_PATH) + 1];
+	char offer[256];
+	ws_request r;
+	ws_conn *c;
+	int rc;
+
+	if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0)
+		return refuse(wsi, 400, "only WebSocket upgrades are served");
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+		return refuse(wsi, 400, "a WebSocket upgrade is a GET");
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) >= (int)sizeof(path) ||
+	    lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) < 0 ||
+	    strcmp(path, WS_PATH) != 0)
+		return refuse(wsi, 404, "not found: the WebSocket endpoint is "
+			      WS_PATH);
+	if (s->shutting_down)
+		return refuse(wsi, 503, "server shutting down");
+	if (!handshake_complete(wsi))
+		return refuse(wsi, 400, "bad WebSocket handshake");
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0 &&
+	    (lws_hdr_copy(wsi, offer, sizeof(offer), WSI_TOKEN_PROTOCOL) < 0 ||
+	     !offers_subprotocol(offer)))
+		return refuse(wsi, 400, "unsupported subprotocol: this endpoint "
+			      "speaks " WS_SUBPROTOCOL);
+
+	c = conn_new(s, wsi);
+	if (c == NULL)
+		return refuse(wsi, 503, "out of memory");
+	if (ws_request_build(&r, wsi, s->host->name(s->ctx)) != CONFAB_OK) {
+		conn_free(c);
+		return refuse(wsi, 503, "out of memory");
+	}
+	c->admit = WS_OPENING;
+	c->session = s->host->transport->session_open(s->ctx, &r.req, c,
+						      open_done, c);
+	ws_request_free(&r);
+
+	if (c->session == NULL) {
+		/* The core cannot take it; done() will not be called. */
+		conn_free(c);
+		return refuse(wsi, 503, "unavailable");
+	}
+	if (c->admit == WS_DENIED) {
+		unsigned status = deny_http_status(c->deny_status);
+
+		ws_log(s, CONFAB_LOG_DEBUG, "connection refused (%u): %s",
+		       status, c->close_reason);
+		rc = refuse(wsi, status, c->close_reason);
+		end_session(c);
+		conn_free(c);
+		return rc;
+	}
+	if (c->admit == WS_OPENING)
+		c->admit = WS_PENDING;
+	return 0;
+}
+
+int ws_conn_established(struct lws *wsi)
+{
+	ws_conn *c = lws_get_opaque_user_data(wsi);
+
+	if (c == NULL)
+		return -1;  /* not upgraded through confirm_upgrade */
+	c->established = true;
+	if (c->admit == WS_PENDING)
+		lws_rx_flow_control(wsi, 0);
+	if (c->head != NULL || c->closing)
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+/* ---- incoming ---- */
+
+static void deliver(ws_conn *c, const void *data, size_t len, unsigned flags)
+{
+	if (c->admit != WS_ALLOWED || c->closing) {
+		if (c->admit == WS_PENDING)
+			ws_log(c->s, CONFAB_LOG_WARN,
+			       "message before admission dropped");
+		return;
+	}
+	c->s->host->transport->session_recv(c->session, data, len, flags);
+}
+
+static bool rx_append(ws_conn *c, const void *in, size_t len)
+{
+	size_t want = c->rx_len + len;
+
+	if (want > c->rx_cap) {
+		size_t cap = c->rx_cap ? c->rx_cap : WS_RX_INITIAL;
+		unsigned char *p;
+
+		while (cap < want)
+			cap *= 2;
+		if (cap > c->s->max_message_bytes)
+			cap = c->s->max_message_bytes;
+		p = realloc(c->rx, cap);
+		if (p == NULL)
+			return false;
+		c->rx = p;
+		c->rx_cap = cap;
+	}
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
+	return true;
+}
+
+int ws_conn_receive(struct lws *wsi, const void *in, size_t len)
+{
+	ws_conn *c = lws_get_opaque_user_data(wsi);
+	bool final = lws_is_final_fragment(wsi) != 0;
+	size_t max;
+
+	if (c == NULL)
+		return -1;
+	max = c->s->max_message_bytes;
+	if (!c->rx_busy) {
+		c->rx_busy = true;
+		c->rx_binary = lws_frame_is_binary(wsi) != 0;
+		c->rx_dropping = false;
+		c->rx_len = 0;
+	}
+	if (!c->rx_dropping) {
+		unsigned flags = c->rx_binary ? CONFAB_FRAME_BINARY : 0;
+
+		if (len > max - c->rx_len) {
+			/* Give up on this message: say so once, drop the
+			 * rest of it as it comes. */
+			size_t got = c->rx_len + len;
+
+			c->rx_dropping = true;
+			rx_release(c);
+			deliver(c, NULL, got, flags | CONFAB_FRAME_TOO_LARGE);
+		} else if (final && c->rx_len == 0) {
+			deliver(c, in, len, flags);  /* whole: no copy */
+		} else if (!rx_append(c, in, len)) {
+			ws_log(c->s, CONFAB_LOG_ERROR,
+			       "out of memory for an incoming message");
+			return -1;
+		} else if (final) {
+			deliver(c, c->rx, c->rx_len, flags);
+		}
+	}
+	if (final) {
+		c->rx_busy = false;
+		c->rx_len = 0;
+		if (c->rx_cap > WS_RX_KEEP)
+			rx_release(c);
+	}
+	return 0;
+}
+
+/* ---- outgoing ---- */
+
+int ws_conn_send(void *state, void *conn, confab_buf *frame)
+{
+	ws_state *s = state;
+	ws_conn *c = conn;
+	ws_frame *f;
+
+	if (c == NULL || frame == NULL)
+		return CONFAB_EINVAL;
+	if (c->closing)
+		return CONFAB_ESTATE;
+	if (frame->headroom < LWS_PRE) {
+		ws_log(s, CONFAB_LOG_ERROR, "frame with %zu bytes of headroom, "
+		       "%d needed", frame->headroom, (int)LWS_PRE);
+		return CONFAB_EINVAL;
+	}
+	/* The cap counts queued bytes; a frame bigger than the whole cap
+	 * still goes out when nothing else is waiting. */
+	if (c->queued > 0 && (c->queued >= s->send_queue_max ||
+			      frame->len > s->send_queue_max - c->queued))
+		return CONFAB_EFULL;
+
+	f = malloc(sizeof(*f));
+	if (f == NULL)
+		return CONFAB_ENOMEM;
+	s->host->buf_ref(frame);
+	f->buf = frame;
+	f->next = NULL;
+	if (c->tail != NULL)
+		c->tail->next = f;
+	else
+		c->head = f;
+	c->tail = f;
+	c->queued += frame->len;
+	want_write(c);
+	return CONFAB_OK;
+}
+
+void ws_conn_close(void *state, void *conn, int code, const char *reason)
+{
+	ws_conn *c = conn;
+
+	(void)state;
+	if (c == NULL)
+		return;
+	set_closing(c, code, reason);
+	want_write(c);
+}
+
+int ws_conn_writeable(struct lws *wsi)
+{
+	ws_conn *c = lws_get_opaque_user_data(wsi);
+	ws_frame *f;
+	int n;
+
+	if (c == NULL)
+		return -1;
+	f = c->head;
+	if (f != NULL) {
+		/* One frame per callback. lws writes the frame header into
+		 * the LWS_PRE bytes in front of data; the payload itself is
+		 * not touched, so one buffer serves every recipient. */
+		c->head = f->next;
+		if (c->head == NULL)
+			c->tail = NULL;
+		c->queued -= f->buf->len;
+		n = lws_write(wsi, f->buf->data, f->buf->len, LWS_WRITE_TEXT);
+		c->s->host->buf_unref(f->buf);
+		free(f);
+		if (n < 0)
+			return -1;
+		if (c->head != NULL || c->closing)
+			lws_callback_on_writable(wsi);
+		return 0;
+	}
+	if (c->closing && !c->close_sent) {
+		unsigned char buf[LWS_PRE + 2 + WS_CLOSE_REASON_MAX];
+		unsigned char *p = buf + LWS_PRE;
+
+		p[0] = (unsigned char)(c->close_code >> 8);
+		p[1] = (unsigned char)(c->close_code & 0xff);
+		memcpy(p + 2, c->close_reason, c->close_len);
+		if (lws_write(wsi, p, 2 + c->close_len, WS_WRITE_CLOSE) < 0)
+			return -1;
+		c->close_sent = true;
+		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, WS_CLOSE_ACK_SECS);
+		/* Read the client's answer, also on a connection whose
+		 * reading was paused while its admission was pending. */
+		lws_rx_flow_control(wsi, 1);
+	}
+	return 0;
+}
+
+int ws_conn_peer_close(struct lws *wsi)
+{
+	ws_conn *c = lws_get_opaque_user_data(wsi);
+
+	/* After our close frame the client's is the answer: hang up. Else
+	 * lws echoes the client's close. */
+	return c != NULL && c->close_sent ? 1 : 0;
+}
+
+/* ---- the end of a connection ---- */
+
+void ws_conn_gone(struct lws *wsi)
+{
+	ws_conn *c = lws_get_opaque_user_data(wsi);
+
+	if (c == NULL)
+		return;
+	end_session(c);
+	conn_free(c);
+}
+
+void ws_conn_close_all(ws_state *s, int code, const char *reason)
+{
+	for (ws_conn *c = s->conns; c != NULL; c = c->next) {
+		set_closing(c, code, reason);
+		want_write(c);
+	}
+}
+
+void ws_conn_free_all(ws_state *s)
+{
+	/* lws_context_destroy has closed every connection it had, through
+	 * LWS_CALLBACK_CLOSED; this is for any it did not call back for (its
+	 * wsi is not freed yet: lws frees them from libuv close callbacks). */
+	while (s->conns != NULL) {
+		ws_conn *c = s->conns;
+
+		end_session(c);
+		conn_free(c);
+	}
+}
