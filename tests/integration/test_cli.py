@@ -59,22 +59,6 @@ def check_mode_accepts_a_good_config_without_opening_the_port():
 
 
 @suite.test
-def check_mode_does_not_bind_even_when_the_port_is_taken():
-    """With the [ws] port held by another socket, -t still exits 0: it never binds."""
-    import socket
-    port = free_port()
-    cfg = good_config(port)
-    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        holder.bind(("127.0.0.1", port))
-        holder.listen(1)
-        r = run_confabd(["-t", "-c", cfg])
-    finally:
-        holder.close()
-    check(r.code == 0, "want exit 0 with the port taken: " + r.describe())
-
-
-@suite.test
 def missing_config_file_is_one_line_naming_it():
     """confabd -c missing.ini exits non-zero at once with one line naming the file."""
     port = free_port()
