@@ -172,14 +172,25 @@ static int handler(void *user, const char *section, const char *name, const char
 	if (ps->indented && ps->last && ps->last_line == ps->line - 1 && s &&
 	    strcmp(ps->last->key, name) == 0 &&
 	    ps->last >= s->entries && ps->last < s->entries + s->n_entries) {
-		size_t a = strlen(ps->last->value), b = strlen(value);
+		/* inih strips an inline " ;" comment from key lines only */
+		size_t b = strlen(value);
+		for (size_t i = 1; i < b; i++) {
+			if (value[i] == ';' && (value[i - 1] == ' ' || value[i - 1] == '\t')) {
+				b = i;
+				break;
+			}
+		}
+		while (b > 0 && (value[b - 1] == ' ' || value[b - 1] == '\t'))
+			b--;
+		size_t a = strlen(ps->last->value);
 		char *joined = realloc(ps->last->value, a + b + 2);
 		if (!joined) {
 			set_error(ps, section, name, "out of memory");
 			return 1;
 		}
 		joined[a] = ' ';
-		memcpy(joined + a + 1, value, b + 1);
+		memcpy(joined + a + 1, value, b);
+		joined[a + 1 + b] = '\0';
 		ps->last->value = joined;
 		ps->last_line = ps->line;
 		return 1;

@@ -227,13 +227,24 @@ def write_config(dir, broker, sections=None, name="broker.ini"):
     and one section per entry of `sections` ({name: {key: value}}).
     Lists are joined with ", ", booleans become true/false. Returns the path."""
     lines = ["; written by confab's integration tests", "[broker]"]
+
+    def add(k, v):
+        # Debian's inih reads lines of at most 198 bytes: a long list (the
+        # chain, with the build tree's absolute paths) goes one item per
+        # indented continuation line, as docs/configuration.md shows.
+        if isinstance(v, (list, tuple)) and len("%s = %s" % (k, _ini_value(v))) > 150:
+            lines.append("%s = %s" % (k, _ini_value(v[0])))
+            lines.extend("    %s" % _ini_value(item) for item in v[1:])
+        else:
+            lines.append("%s = %s" % (k, _ini_value(v)))
+
     for k, v in broker.items():
-        lines.append("%s = %s" % (k, _ini_value(v)))
+        add(k, v)
     for sec, kv in (sections or {}).items():
         lines.append("")
         lines.append("[%s]" % sec)
         for k, v in kv.items():
-            lines.append("%s = %s" % (k, _ini_value(v)))
+            add(k, v)
     path = os.path.join(dir, name)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -364,7 +364,7 @@ START_TEST(test_value_continues_on_an_indented_next_line)
 	config cfg;
 	load_ok("[broker]\n"
 		"plugins = ws,\n"
-		"    allowlist\n"
+		"    allowlist ; an inline comment on a continuation line\n"
 		"    /x/y.so\n"
 		"log_level = warn\n"
 		"[ws]\n"
