@@ -1,0 +1,295 @@
+/* The `redis` backplane: many confabd nodes share rooms through one Redis.
+ *
+ * Files:
+ *   redis.c          the descriptor, [redis] settings, start/stop/destroy.
+ *   redis_ops.c      the backplane slots, and this node's bookkeeping of
+ *                    what the core told it (users online, users in rooms)
+ *                    with the room subscriptions that follow from it.
+ *   redis_conn.c     the two connections (commands, subscriptions): setup,
+ *                    health, reconnect with backoff, the probe that proves
+ *                    the subscription delivers, the presence heartbeat.
+ *   redis_cmd.c      one request to Redis: its arguments, EVALSHA with the
+ *                    EVAL fallback, its reply, failing it exactly once.
+ *   redis_scripts.c  the Lua scripts (see docs/backplane-redis.md).
+ *   redis_wire.c     the text of a message as stored and published.
+ *   redis_map.c      a small string-keyed hash table.
+ *   redis_uv.c       hiredis's libuv adapter, with socket errors seen.
+ *
+ * Everything runs on the broker's loop thread. hiredis 0.14.1's async API
+ * is attached to that loop with hiredis/adapters/libuv.h.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CONFAB_REDIS_H
+#define CONFAB_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <uv.h>
+#include <confab/plugin.h>
+
+/* Bounds that keep memory finite while Redis is slow. */
+#define REDIS_MAX_INFLIGHT 4096    /* core requests waiting for Redis */
+#define REDIS_MAX_HELD 1000        /* publishes of one room waiting for its SUBSCRIBE */
+#define REDIS_LINGER_MS 1000       /* destroy: how long the goodbye may take */
+#define REDIS_BACKOFF_FIRST_MS 100
+#define REDIS_TICK_MS 250          /* how often probe and setup timeouts are checked */
+
+typedef struct redis_state redis_state;
+typedef struct rq rq;
+
+/* ---- redis_map.c ---- */
+
+/* Keys are copied; values are the caller's (NULL is a value too). */
+typedef struct rmap rmap;
+typedef struct rmap_iter {
+	const rmap *m;
+	size_t bucket;
+	void *next;                  /* the entry after the one returned */
+} rmap_iter;
+
+rmap *rmap_new(void);
+void rmap_free(rmap *m, void (*free_value)(void *));
+bool rmap_has(const rmap *m, const char *key);
+void *rmap_get(const rmap *m, const char *key);
+/* Inserts or replaces: 0 or CONFAB_ENOMEM. */
+int rmap_set(rmap *m, const char *key, void *value);
+/* Removes the key if present and returns its value. */
+void *rmap_remove(rmap *m, const char *key);
+size_t rmap_count(const rmap *m);
+/* Iteration in no order. Removing the entry just returned is allowed;
+ * any other change to the map ends the iteration's validity. */
+void rmap_iter_init(rmap_iter *it, const rmap *m);
+bool rmap_iter_next(rmap_iter *it, const char **key, void **value);
+
+/* ---- redis_uv.c ---- */
+
+/* hiredis/adapters/libuv.h's attach, with a poll callback that lets
+ * hiredis see socket errors. REDIS_OK, or REDIS_ERR with the context's
+ * event hooks cleared (redisAsyncFree it). */
+int redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
+
+/* ---- redis_scripts.c ---- */
+
+enum redis_script {
+	SCRIPT_PUBLISH,
+	SCRIPT_DIRECT,
+	SCRIPT_JOIN,
+	SCRIPT_LEAVE,
+	SCRIPT_ONLINE,
+	SCRIPT_OFFLINE,
+	SCRIPT_HEARTBEAT,
+	SCRIPT_RECONCILE,
+	SCRIPT_HISTORY,
+	SCRIPT_GOODBYE,
+	SCRIPT_COUNT
+};
+
+/* The Lua text of each script, and a short name for logs. Every script
+ * takes the key prefix as ARGV[1] and the channel prefix as ARGV[2]. */
+extern const char *const redis_script_text[SCRIPT_COUNT];
+extern const char *const redis_script_name[SCRIPT_COUNT];
+
+/* ---- redis_wire.c ---- */
+
+/* A published or stored text, parsed. `env` points into `hdr` and into
+ * the text it was parsed from: both must outlive its use. */
+typedef struct wire_msg {
+	json_t *hdr;
+	char kind;                   /* 'm', 'd', 'j', 'l' or 'p' */
+	const char *token;           /* 'p': the probe's token */
+	confab_envelope env;
+} wire_msg;
+
+/* A room message's text is HEAD_A SEQ HEAD_B "\n" BODY: the publish
+ * script splices the seq in. Returns 0 or CONFAB_ENOMEM; free both. */
+int wire_message_head(const confab_envelope *env, char **head_a, char **head_b);
+/* A direct message's whole text (header, "\n", body), malloc'd, in *len. */
+char *wire_direct(const confab_envelope *env, size_t *len);
+/* A probe: {"k":"p","t":TOKEN}, malloc'd. */
+char *wire_probe(const char *token);
+/* Parse `len` bytes. 0, or CONFAB_EINVAL with a reason in `why`. On
+ * success free m->hdr with json_decref (wire_msg_clear). */
+int wire_parse(const char *text, size_t len, wire_msg *m, const char **why);
+void wire_msg_clear(wire_msg *m);
+
+/* ---- redis_cmd.c ---- */
+
+/* Called once per request: with Redis's reply, or with reply == NULL when
+ * the connection went away (or destroy gave up on it). `ac` is the
+ * connection the reply came on (NULL when destroy called it). */
+typedef void (*rq_handler)(redis_state *s, rq *q, const redisAsyncContext *ac,
+			   redisReply *reply);
+
+struct rq {
+	redis_state *s;
+	rq *prev, *next;             /* in s->inflight while hiredis holds it */
+	rq *held_next;               /* in a room's held list */
+	rq_handler handle;
+	int script;                  /* enum redis_script, or -1: a plain command */
+	int aux;                     /* handler's own use */
+	bool retried;                /* NOSCRIPT: sent again with EVAL */
+	bool by_eval;                /* sent with the script's text */
+	bool core;                   /* the core waits for it (counts in n_core) */
+	bool orphan;                 /* destroy answered the core already */
+	unsigned nkeys;              /* scripts: how many leading args are KEYS */
+	size_t argc, argcap;
+	char **argv;
+	size_t *argvlen;
+	union {
+		confab_publish_done publish;
+		confab_status_done status;
+		confab_presence_done presence;
+		confab_history_done history;
+	} done;
+	void *arg;
+};
+
+/* A request for `script` (or -1 and a plain command in the args). */
+rq *rq_new(redis_state *s, rq_handler handle, int script);
+void rq_free(rq *q);
+/* Append one argument (copied). 0 or CONFAB_ENOMEM. */
+int rq_arg(rq *q, const void *data, size_t len);
+int rq_args(rq *q, const char *text);
+int rq_argf(rq *q, const char *fmt, ...) CONFAB_PRINTF(2, 3);
+/* Hand the request to hiredis on `ac`. 0: the handler will be called
+ * exactly once. Otherwise CONFAB_EUNAVAILABLE (or ENOMEM) and nothing was
+ * sent: the caller still owns `q`. */
+int rq_send(redis_state *s, redisAsyncContext *ac, rq *q);
+/* rq_send, and free `q` when it fails. */
+int rq_send_or_free(redis_state *s, redisAsyncContext *ac, rq *q);
+/* Answer every core request still waiting with CONFAB_EUNAVAILABLE now
+ * (destroy): their replies, if any come, are then dropped. */
+void rq_orphan_all(redis_state *s);
+/* CONFAB_EUNAVAILABLE for errors that say "not now" (LOADING, BUSY,
+ * OOM, ...), CONFAB_ERR for the rest. */
+int rq_error_status(const char *err);
+
+/* ---- the instance ---- */
+
+typedef enum link_state {
+	LINK_DOWN,                   /* no connection; a reconnect is scheduled */
+	LINK_CONNECTING,             /* connections open, setup or first probe pending */
+	LINK_UP                      /* serving: the probe came back */
+} link_state;
+
+/* One room this node has users in (or had, while a SUBSCRIBE of it is
+ * still unconfirmed). */
+typedef struct lroom {
+	rmap *users;                 /* this node's users in the room (no values) */
+	unsigned subs_pending;       /* SUBSCRIBEs sent on the current connection, unconfirmed */
+	rq *held, *held_tail;        /* publishes waiting for that confirmation */
+	size_t n_held;
+} lroom;
+
+struct redis_state {
+	confab_ctx *ctx;
+	const confab_host *host;
+	uv_loop_t *loop;
+
+	/* settings */
+	char addr[64];               /* numeric address for hiredis */
+	int port;
+	char *password;              /* NULL: no AUTH */
+	long db;
+	char *prefix;                /* keys: [redis] prefix */
+	char *chan_prefix;           /* channels: prefix, plus "db<N>:" when db != 0 */
+	char *node_chan;             /* chan_prefix "node:" node_id */
+	const char *node_id;
+	unsigned presence_ttl_ms;
+	unsigned heartbeat_ms;
+	unsigned probe_interval_ms;
+	unsigned probe_timeout_ms;
+	unsigned reconnect_max_ms;
+	size_t history_size;
+
+	/* the connections (redis_conn.c) */
+	redisAsyncContext *cmd;      /* scripts, PUBLISH, queries */
+	redisAsyncContext *sub;      /* SUBSCRIBE / UNSUBSCRIBE only */
+	link_state link;
+	bool cmd_ready;              /* setup of cmd answered */
+	bool sub_ready;              /* the node channel's SUBSCRIBE confirmed */
+	bool was_up;                 /* has been up since start */
+	uint64_t connect_started;    /* uv_now when the current attempt began */
+	uint64_t down_since;         /* uv_now when the link last went down */
+	unsigned backoff_ms;
+	unsigned attempts;           /* failed attempts in this outage */
+	char last_reason[160];       /* of the latest failure, to log changes only */
+	char sha[SCRIPT_COUNT][41];  /* from SCRIPT LOAD; "" until known */
+	bool sha_ok[SCRIPT_COUNT];   /* Redis has it: EVALSHA works */
+
+	/* the probe */
+	char nonce[32];              /* this process's, in every probe token */
+	uint64_t probe_seq;
+	bool probe_out;              /* a probe is on its way */
+	uint64_t probe_sent;         /* uv_now when it was sent */
+	bool foreign_probe_warned;
+
+	/* timers */
+	uv_timer_t reconnect_timer, probe_timer, heartbeat_timer, linger_timer;
+	int handles;                 /* open timers, connections, and destroy itself */
+
+	bool started, destroying;
+
+	/* what the core told us (redis_ops.c) */
+	rmap *rooms;                 /* room -> lroom */
+	rmap *users;                 /* users with a session here (no values) */
+
+	rq *inflight;                /* requests hiredis holds */
+	size_t n_core;               /* core requests not answered yet */
+	uint64_t full_warned;        /* uv_now of the last "too many requests" line */
+};
+
+#define redis_log(s, level, ...) ((s)->host->log((s)->ctx, (level), __VA_ARGS__))
+
+/* ---- redis.c ---- */
+
+/* Frees the instance and everything it owns (no handle may be open). */
+void redis_state_free(redis_state *s);
+
+/* ---- redis_conn.c ---- */
+
+/* start(): timers, first connection attempt. 0 or a negative code. */
+int conn_start(redis_state *s);
+/* destroy(): goodbye, close everything; frees `s` when the last handle
+ * is closed (maybe at once). */
+void conn_destroy(redis_state *s);
+/* Frees `s` once nothing is open any more. */
+void conn_release(redis_state *s);
+/* Tear both connections down, report health down, schedule a reconnect.
+ * `gone` is a connection hiredis is freeing itself (not freed again). */
+void conn_fail(redis_state *s, const redisAsyncContext *gone, const char *fmt, ...)
+	CONFAB_PRINTF(3, 4);
+/* True when requests of the core are served. */
+bool conn_serving(const redis_state *s);
+/* SUBSCRIBE / UNSUBSCRIBE a room's channel on the current connection
+ * (nothing when there is none: the next setup subscribes what is needed). */
+void conn_subscribe(redis_state *s, const char *room, lroom *r);
+void conn_unsubscribe(redis_state *s, const char *room);
+/* A probe came back on our node channel. */
+void conn_probe_seen(redis_state *s, const char *token);
+
+/* ---- redis_ops.c ---- */
+
+extern const confab_backplane_ops redis_backplane_ops;
+/* The reconcile request: make Redis's record of this node equal to the
+ * bookkeeping. NULL when out of memory. */
+rq *ops_reconcile_request(redis_state *s);
+/* A room's SUBSCRIBE was confirmed: release what waited for it. */
+void ops_room_subscribed(redis_state *s, const char *room);
+/* The subscription connection is gone: fail held publishes, forget
+ * pending SUBSCRIBEs, drop rooms nobody is in. */
+void ops_subscriptions_reset(redis_state *s);
+/* A message arrived on one of our channels. */
+void ops_on_message(redis_state *s, const char *channel, const char *text, size_t len);
+/* Frees the bookkeeping (destroy). */
+void ops_free(redis_state *s);
+/* Free function for lroom values (rmap_free). */
+void ops_lroom_free(void *p);
+
+#endif /* CONFAB_REDIS_H */

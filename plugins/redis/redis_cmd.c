@@ -1,0 +1,249 @@
+/* One request to Redis. A request keeps its arguments until its reply
+ * came: when Redis answers NOSCRIPT (its script cache was flushed, or it
+ * restarted under us) it is sent once more with EVAL and the script's
+ * text, which also puts the script back into the cache.
+ *
+ * hiredis calls the reply callback of every command it accepted exactly
+ * once: with the reply, or with NULL when the connection goes away. That
+ * is what makes each core callback run exactly once; destroy() answers
+ * the core early (rq_orphan_all) and the late reply is then dropped.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis.h"
+
+rq *rq_new(redis_state *s, rq_handler handle, int script)
+{
+	rq *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return NULL;
+	q->s = s;
+	q->handle = handle;
+	q->script = script;
+	return q;
+}
+
+void rq_free(rq *q)
+{
+	if (q == NULL)
+		return;
+	if (q->core)
+		q->s->n_core--;
+	for (size_t i = 0; i < q->argc; i++)
+		free(q->argv[i]);
+	free(q->argv);
+	free(q->argvlen);
+	free(q);
+}
+
+int rq_arg(rq *q, const void *data, size_t len)
+{
+	char *copy;
+
+	if (q->argc == q->argcap) {
+		size_t cap = q->argcap ? q->argcap * 2 : 8;
+		char **argv = realloc(q->argv, cap * sizeof(*argv));
+
+		if (argv == NULL)
+			return CONFAB_ENOMEM;
+		q->argv = argv;
+		size_t *lens = realloc(q->argvlen, cap * sizeof(*lens));
+		if (lens == NULL)
+			return CONFAB_ENOMEM;
+		q->argvlen = lens;
+		q->argcap = cap;
+	}
+	copy = malloc(len + 1);
+	if (copy == NULL)
+		return CONFAB_ENOMEM;
+	memcpy(copy, data, len);
+	copy[len] = '\0';
+	q->argv[q->argc] = copy;
+	q->argvlen[q->argc] = len;
+	q->argc++;
+	return 0;
+}
+
+int rq_args(rq *q, const char *text)
+{
+	return rq_arg(q, text, strlen(text));
+}
+
+int rq_argf(rq *q, const char *fmt, ...)
+{
+	va_list ap;
+	char small[256];
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return CONFAB_ERR;
+	if ((size_t)n < sizeof(small))
+		return rq_arg(q, small, (size_t)n);
+
+	char *big = malloc((size_t)n + 1);
+	int rc;
+
+	if (big == NULL)
+		return CONFAB_ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	rc = rq_arg(q, big, (size_t)n);
+	free(big);
+	return rc;
+}
+
+static void unlist(redis_state *s, rq *q)
+{
+	if (q->prev != NULL)
+		q->prev->next = q->next;
+	else if (s->inflight == q)
+		s->inflight = q->next;
+	if (q->next != NULL)
+		q->next->prev = q->prev;
+	q->prev = q->next = NULL;
+}
+
+static bool is_noscript(const redisReply *reply)
+{
+	return reply != NULL && reply->type == REDIS_REPLY_ERROR && reply->str != NULL &&
+	       strncmp(reply->str, "NOSCRIPT", 8) == 0;
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+	rq *q = privdata;
+	redis_state *s = q->s;
+	redisReply *reply = r;
+
+	unlist(s, q);
+	if (q->orphan) {
+		rq_free(q);
+		return;
+	}
+	if (is_noscript(reply) && !q->retried && q->script >= 0 && ac == s->cmd) {
+		/* The cache was flushed (SCRIPT FLUSH) as a whole: every script
+		 * goes by text until Redis has it again. */
+		bool known = false;
+
+		for (int i = 0; i < SCRIPT_COUNT; i++) {
+			known = known || s->sha_ok[i];
+			s->sha_ok[i] = false;
+		}
+		if (known)
+			redis_log(s, CONFAB_LOG_INFO, "Redis's script cache was flushed; sending "
+				  "the scripts' text until it has them again");
+		q->retried = true;
+		if (rq_send(s, ac, q) == 0)
+			return;
+		reply = NULL;  /* could not: as if the connection went */
+	}
+	/* A script sent by text is in Redis's cache now: back to EVALSHA. */
+	if (reply != NULL && q->by_eval && q->script >= 0 && s->sha[q->script][0] != '\0' &&
+	    reply->type != REDIS_REPLY_ERROR && ac == s->cmd)
+		s->sha_ok[q->script] = true;
+	q->handle(s, q, reply != NULL ? ac : NULL, reply);
+	rq_free(q);
+}
+
+int rq_send(redis_state *s, redisAsyncContext *ac, rq *q)
+{
+	size_t extra = q->script >= 0 ? 3 : 0;
+	size_t argc = q->argc + extra;
+	const char *small_argv[16];
+	size_t small_len[16];
+	const char **argv = small_argv;
+	size_t *lens = small_len;
+	char numkeys[16];
+	int rc;
+
+	if (ac == NULL || argc == 0)
+		return CONFAB_EUNAVAILABLE;
+	if (argc > 16) {
+		argv = malloc(argc * sizeof(*argv));
+		lens = malloc(argc * sizeof(*lens));
+		if (argv == NULL || lens == NULL) {
+			free(argv);
+			free(lens);
+			return CONFAB_ENOMEM;
+		}
+	}
+	if (q->script >= 0) {
+		q->by_eval = !s->sha_ok[q->script] || q->retried;
+		if (!q->by_eval) {
+			argv[0] = "EVALSHA";
+			argv[1] = s->sha[q->script];
+		} else {
+			argv[0] = "EVAL";
+			argv[1] = redis_script_text[q->script];
+		}
+		snprintf(numkeys, sizeof(numkeys), "%u", q->nkeys);
+		argv[2] = numkeys;
+		for (size_t i = 0; i < 3; i++)
+			lens[i] = strlen(argv[i]);
+	}
+	for (size_t i = 0; i < q->argc; i++) {
+		argv[extra + i] = q->argv[i];
+		lens[extra + i] = q->argvlen[i];
+	}
+	rc = redisAsyncCommandArgv(ac, on_reply, q, (int)argc, argv, lens);
+	if (argv != small_argv) {
+		free(argv);
+		free(lens);
+	}
+	if (rc != REDIS_OK)
+		return CONFAB_EUNAVAILABLE;
+	q->prev = NULL;
+	q->next = s->inflight;
+	if (s->inflight != NULL)
+		s->inflight->prev = q;
+	s->inflight = q;
+	return 0;
+}
+
+int rq_send_or_free(redis_state *s, redisAsyncContext *ac, rq *q)
+{
+	int rc = rq_send(s, ac, q);
+
+	if (rc != 0)
+		rq_free(q);
+	return rc;
+}
+
+void rq_orphan_all(redis_state *s)
+{
+	rq *next;
+
+	for (rq *q = s->inflight; q != NULL; q = next) {
+		next = q->next;
+		if (!q->core || q->orphan)
+			continue;
+		q->orphan = true;
+		q->handle(s, q, NULL, NULL);
+	}
+}
+
+int rq_error_status(const char *err)
+{
+	static const char *const transient[] = {
+		"LOADING", "BUSY", "OOM", "MASTERDOWN", "READONLY", "NOAUTH",
+		"TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", NULL
+	};
+
+	for (size_t i = 0; err != NULL && transient[i] != NULL; i++) {
+		size_t n = strlen(transient[i]);
+
+		if (strncmp(err, transient[i], n) == 0 && (err[n] == ' ' || err[n] == '\0'))
+			return CONFAB_EUNAVAILABLE;
+	}
+	return CONFAB_ERR;
+}

@@ -1,0 +1,670 @@
+/* The two connections to Redis and the truth about their health.
+ *
+ *   cmd  scripts, PUBLISH of probes, queries: everything with a reply.
+ *   sub  SUBSCRIBE / UNSUBSCRIBE only (hiredis 0.14's async API handles
+ *        those; a PING there would get the wrong callback).
+ *
+ * Life of a link:
+ *
+ *   DOWN --timer--> CONNECTING --probe back--> UP
+ *     ^                 |                       |
+ *     +----- any failure of either connection --+
+ *
+ * CONNECTING opens both connections and pipelines the setup at once:
+ * on cmd AUTH, SELECT, SCRIPT LOAD of every script, then the reconcile
+ * script (Redis's record of this node := our bookkeeping); on sub AUTH,
+ * then one SUBSCRIBE of every room channel we need and, last, our node
+ * channel. When the reconcile has answered and the node channel is
+ * confirmed, a probe is published to the node channel; the link is UP
+ * (health up) only when that probe comes back through the subscription.
+ *
+ * Any failure (a connection closed or refused, an error in the setup, a
+ * probe that does not come back within probe_timeout_ms, a setup that
+ * does not finish within it) tears both connections down: health down,
+ * every request in flight fails with CONFAB_EUNAVAILABLE (hiredis calls
+ * their callbacks with NULL), and a timer reconnects after a backoff that
+ * doubles from 100 ms up to reconnect_max_ms. hiredis frees a context
+ * itself after its disconnect callback: a context is never reused.
+ *
+ * While UP, a probe goes out every probe_interval_ms, and a heartbeat
+ * (which also forgets nodes that stopped beating) every heartbeat_ms.
+ * hiredis 0.14 has no timeouts of its own: these timers are the only
+ * bound on how long a silent Redis goes unnoticed.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis.h"
+
+static void conn_connect(redis_state *s);
+
+static uint64_t now(const redis_state *s)
+{
+	return uv_now(s->loop);
+}
+
+bool conn_serving(const redis_state *s)
+{
+	return s->link == LINK_UP && !s->destroying;
+}
+
+/* ---- handles: the instance is freed when the last one is gone ---- */
+
+static void handle_gone(redis_state *s)
+{
+	s->handles--;
+}
+
+void conn_release(redis_state *s)
+{
+	handle_gone(s);
+	if (s->handles == 0 && s->destroying)
+		redis_state_free(s);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	conn_release(h->data);
+}
+
+static void close_timer(uv_timer_t *t)
+{
+	if (!uv_is_closing((uv_handle_t *)t))
+		uv_close((uv_handle_t *)t, on_timer_closed);
+}
+
+/* Forget a connection: it no longer calls into us, and is freed unless
+ * hiredis is freeing it already (`gone`). */
+static void drop_ctx(redis_state *s, redisAsyncContext *ac, const redisAsyncContext *gone)
+{
+	ac->data = NULL;
+	if (ac != gone)
+		redisAsyncFree(ac);
+	handle_gone(s);
+}
+
+/* ---- going up ---- */
+
+static void link_up(redis_state *s)
+{
+	s->link = LINK_UP;
+	s->backoff_ms = REDIS_BACKOFF_FIRST_MS;
+	s->attempts = 0;
+	s->last_reason[0] = '\0';
+	if (s->was_up)
+		redis_log(s, CONFAB_LOG_INFO, "Redis is back after %llu ms; resubscribed to %zu rooms",
+			  (unsigned long long)(now(s) - s->down_since), rmap_count(s->rooms));
+	else
+		redis_log(s, CONFAB_LOG_INFO, "connected to Redis at %s:%d (db %ld, prefix '%s')",
+			  s->addr, s->port, s->db, s->prefix);
+	s->was_up = true;
+	s->host->backplane->health(s->ctx, true, NULL);
+}
+
+static void probe_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+{
+	(void)q;
+	if (reply == NULL || ac != s->cmd)
+		return;
+	if (reply->type == REDIS_REPLY_ERROR)
+		conn_fail(s, NULL, "the probe's PUBLISH failed: %s", reply->str);
+	else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
+		conn_fail(s, NULL, "Redis has no subscriber on %s: this node's subscription is gone",
+			  s->node_chan);
+}
+
+static void probe_send(redis_state *s)
+{
+	char token[64];
+	char *text;
+	rq *q;
+
+	snprintf(token, sizeof(token), "%s.%llu", s->nonce, (unsigned long long)++s->probe_seq);
+	text = wire_probe(token);
+	q = rq_new(s, probe_reply, -1);
+	if (text == NULL || q == NULL || rq_args(q, "PUBLISH") != 0 ||
+	    rq_args(q, s->node_chan) != 0 || rq_args(q, text) != 0) {
+		free(text);
+		rq_free(q);
+		return;  /* out of memory: the next tick tries again */
+	}
+	free(text);
+	if (rq_send_or_free(s, s->cmd, q) != 0)
+		return;  /* the connection is going; its callback will follow */
+	s->probe_out = true;
+	s->probe_sent = now(s);
+}
+
+/* Both halves of the setup are done: prove that delivery works. */
+static void maybe_probe(redis_state *s)
+{
+	if (s->link == LINK_CONNECTING && s->cmd_ready && s->sub_ready && !s->probe_out)
+		probe_send(s);
+}
+
+void conn_probe_seen(redis_state *s, const char *token)
+{
+	size_t n = strlen(s->nonce);
+
+	if (strncmp(token, s->nonce, n) != 0 || token[n] != '.') {
+		if (!s->foreign_probe_warned)
+			redis_log(s, CONFAB_LOG_WARN, "a probe of another process arrived on %s: "
+				  "does another node use node_id '%s' with this Redis and prefix?",
+				  s->node_chan, s->node_id);
+		s->foreign_probe_warned = true;
+		return;
+	}
+	if (!s->probe_out || strtoull(token + n + 1, NULL, 10) != s->probe_seq)
+		return;  /* an older one */
+	s->probe_out = false;
+	if (s->link == LINK_CONNECTING)
+		link_up(s);
+}
+
+/* ---- setup replies ---- */
+
+static void setup_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+{
+	if (reply == NULL || (ac != s->cmd && ac != s->sub))
+		return;
+	if (reply->type == REDIS_REPLY_ERROR)
+		conn_fail(s, NULL, "%s failed: %s", q->argv[0], reply->str);
+}
+
+static void script_load_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
+			      redisReply *reply)
+{
+	if (reply == NULL || ac != s->cmd)
+		return;
+	if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+		conn_fail(s, NULL, "SCRIPT LOAD of the %s script failed: %s",
+			  redis_script_name[q->aux],
+			  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+		return;
+	}
+	memcpy(s->sha[q->aux], reply->str, 40);
+	s->sha[q->aux][40] = '\0';
+	s->sha_ok[q->aux] = true;
+}
+
+static void first_reconcile_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
+				  redisReply *reply)
+{
+	(void)q;
+	if (reply == NULL || ac != s->cmd)
+		return;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		conn_fail(s, NULL, "registering this node's sessions failed: %s", reply->str);
+		return;
+	}
+	s->cmd_ready = true;
+	maybe_probe(s);
+}
+
+static void later_reconcile_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
+				  redisReply *reply)
+{
+	(void)q;
+	(void)ac;
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+		redis_log(s, CONFAB_LOG_ERROR, "registering this node's sessions again failed: %s",
+			  reply->str);
+}
+
+/* A plain setup command of words. */
+static int setup_cmd(redis_state *s, redisAsyncContext *ac, const char *a, const char *b,
+		     const char *c)
+{
+	rq *q = rq_new(s, setup_reply, -1);
+
+	if (q == NULL || rq_args(q, a) != 0 || (b && rq_args(q, b) != 0) ||
+	    (c && rq_args(q, c) != 0)) {
+		rq_free(q);
+		return CONFAB_ENOMEM;
+	}
+	return rq_send_or_free(s, ac, q);
+}
+
+static int setup_command_link(redis_state *s)
+{
+	char db[24];
+	rq *q;
+
+	if (s->password && setup_cmd(s, s->cmd, "AUTH", s->password, NULL) != 0)
+		return CONFAB_ERR;
+	snprintf(db, sizeof(db), "%ld", s->db);
+	if (s->db != 0 && setup_cmd(s, s->cmd, "SELECT", db, NULL) != 0)
+		return CONFAB_ERR;
+	for (int i = 0; i < SCRIPT_COUNT; i++) {
+		q = rq_new(s, script_load_reply, -1);
+		if (q == NULL || rq_args(q, "SCRIPT") != 0 || rq_args(q, "LOAD") != 0 ||
+		    rq_args(q, redis_script_text[i]) != 0) {
+			rq_free(q);
+			return CONFAB_ENOMEM;
+		}
+		q->aux = i;
+		if (rq_send_or_free(s, s->cmd, q) != 0)
+			return CONFAB_ERR;
+	}
+	q = ops_reconcile_request(s);
+	if (q == NULL)
+		return CONFAB_ENOMEM;
+	q->handle = first_reconcile_reply;
+	return rq_send_or_free(s, s->cmd, q);
+}
+
+/* ---- the subscription connection ---- */
+
+static void on_sub(redisAsyncContext *ac, void *r, void *privdata)
+{
+	redis_state *s = privdata;
+	redisReply *reply = r;
+	const char *type, *channel;
+	size_t rlen = strlen(s->chan_prefix) + 5;  /* "room:" */
+
+	if (reply == NULL || ac != s->sub || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING ||
+	    reply->element[1]->type != REDIS_REPLY_STRING)
+		return;
+	type = reply->element[0]->str;
+	channel = reply->element[1]->str;
+	if (strcmp(type, "message") == 0) {
+		if (reply->element[2]->type == REDIS_REPLY_STRING)
+			ops_on_message(s, channel, reply->element[2]->str, reply->element[2]->len);
+	} else if (strcmp(type, "subscribe") == 0) {
+		if (strcmp(channel, s->node_chan) == 0) {
+			if (!s->sub_ready) {
+				s->sub_ready = true;
+				maybe_probe(s);
+			}
+		} else if (strncmp(channel, s->chan_prefix, rlen - 5) == 0 &&
+			   strncmp(channel + rlen - 5, "room:", 5) == 0) {
+			ops_room_subscribed(s, channel + rlen);
+		}
+	}
+}
+
+static int sub_command(redis_state *s, const char *verb, const char *const *channels, size_t n)
+{
+	const char **argv = malloc((n + 1) * sizeof(*argv));
+	int rc;
+
+	if (argv == NULL)
+		return CONFAB_ENOMEM;
+	argv[0] = verb;
+	for (size_t i = 0; i < n; i++)
+		argv[i + 1] = channels[i];
+	rc = redisAsyncCommandArgv(s->sub, on_sub, s, (int)(n + 1), argv, NULL);
+	free(argv);
+	return rc == REDIS_OK ? 0 : CONFAB_EUNAVAILABLE;
+}
+
+static char *room_channel(const redis_state *s, const char *room)
+{
+	char *ch;
+
+	if (asprintf(&ch, "%sroom:%s", s->chan_prefix, room) < 0)
+		return NULL;
+	return ch;
+}
+
+static int setup_subscription_link(redis_state *s)
+{
+	size_t n = rmap_count(s->rooms), k = 0;
+	char **channels = calloc(n + 1, sizeof(*channels));
+	rmap_iter it;
+	const char *room;
+	void *value;
+	int rc = CONFAB_ENOMEM;
+
+	if (channels == NULL)
+		return CONFAB_ENOMEM;
+	if (s->password && setup_cmd(s, s->sub, "AUTH", s->password, NULL) != 0) {
+		free(channels);
+		return CONFAB_ERR;
+	}
+	/* Every room we have users in (ops_subscriptions_reset dropped the
+	 * others), then our node channel: its confirmation comes last. */
+	rmap_iter_init(&it, s->rooms);
+	while (rmap_iter_next(&it, &room, &value)) {
+		lroom *r = value;
+
+		if (rmap_count(r->users) == 0)
+			continue;
+		if ((channels[k] = room_channel(s, room)) == NULL)
+			goto out;
+		k++;
+		r->subs_pending = 1;
+	}
+	channels[k++] = s->node_chan;
+	rc = sub_command(s, "SUBSCRIBE", (const char *const *)channels, k);
+out:
+	for (size_t i = 0; i < k; i++)
+		if (channels[i] != s->node_chan)
+			free(channels[i]);
+	free(channels);
+	return rc;
+}
+
+void conn_subscribe(redis_state *s, const char *room, lroom *r)
+{
+	char *ch;
+
+	if (s->sub == NULL || s->destroying || (ch = room_channel(s, room)) == NULL)
+		return;
+	if (sub_command(s, "SUBSCRIBE", (const char *const *)&ch, 1) == 0)
+		r->subs_pending++;
+	free(ch);
+}
+
+void conn_unsubscribe(redis_state *s, const char *room)
+{
+	char *ch;
+
+	if (s->sub == NULL || s->destroying || (ch = room_channel(s, room)) == NULL)
+		return;
+	sub_command(s, "UNSUBSCRIBE", (const char *const *)&ch, 1);
+	free(ch);
+}
+
+/* ---- connecting, failing ---- */
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	redis_state *s = ac->data;
+
+	if (s == NULL || status == REDIS_OK)
+		return;
+	/* hiredis frees the context when this returns. */
+	if (s->destroying) {
+		((redisAsyncContext *)ac)->data = NULL;
+		if (ac == s->cmd) {
+			s->cmd = NULL;
+			close_timer(&s->linger_timer);
+		}
+		conn_release(s);
+		return;
+	}
+	conn_fail(s, ac, "cannot connect to Redis at %s:%d: %s", s->addr, s->port,
+		  ac->errstr[0] ? ac->errstr : "connection failed");
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	redis_state *s = ac->data;
+
+	if (s == NULL)
+		return;  /* one we dropped ourselves */
+	if (s->destroying) {
+		((redisAsyncContext *)ac)->data = NULL;
+		if (ac == s->cmd) {
+			s->cmd = NULL;
+			close_timer(&s->linger_timer);
+		}
+		conn_release(s);
+		return;
+	}
+	conn_fail(s, ac, "lost the %s connection to Redis: %s",
+		  ac == s->sub ? "subscription" : "command",
+		  status == REDIS_OK || !ac->errstr[0] ? "closed" : ac->errstr);
+}
+
+/* A new async context on the loop, or NULL with the reason in `why`. */
+static redisAsyncContext *open_ctx(redis_state *s, char *why, size_t whylen)
+{
+	redisAsyncContext *ac = redisAsyncConnect(s->addr, s->port);
+
+	if (ac == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	if (ac->err) {
+		snprintf(why, whylen, "%s", ac->errstr);
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	if (redis_uv_attach(ac, s->loop) != REDIS_OK) {
+		redisAsyncFree(ac);
+		snprintf(why, whylen, "cannot watch the socket on the loop");
+		return NULL;
+	}
+	ac->data = s;
+	s->handles++;
+	/* after the attach: setting the connect callback arms the write event */
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	return ac;
+}
+
+static void conn_connect(redis_state *s)
+{
+	char why[128];
+
+	s->link = LINK_CONNECTING;
+	s->cmd_ready = s->sub_ready = s->probe_out = false;
+	s->connect_started = now(s);
+	if ((s->cmd = open_ctx(s, why, sizeof(why))) == NULL ||
+	    (s->sub = open_ctx(s, why, sizeof(why))) == NULL) {
+		conn_fail(s, NULL, "cannot connect to Redis at %s:%d: %s", s->addr, s->port, why);
+		return;
+	}
+	if (setup_command_link(s) != 0 || setup_subscription_link(s) != 0)
+		conn_fail(s, NULL, "cannot queue the connection setup (out of memory?)");
+}
+
+static void on_reconnect_tick(uv_timer_t *t)
+{
+	redis_state *s = t->data;
+
+	if (!s->destroying && s->link == LINK_DOWN)
+		conn_connect(s);
+}
+
+void conn_fail(redis_state *s, const redisAsyncContext *gone, const char *fmt, ...)
+{
+	char reason[sizeof(s->last_reason)];
+	redisAsyncContext *cmd = s->cmd, *sub = s->sub;
+	bool was_up = s->link == LINK_UP;
+	va_list ap;
+
+	if (s->destroying)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+
+	s->cmd = s->sub = NULL;
+	s->link = LINK_DOWN;
+	s->cmd_ready = s->sub_ready = s->probe_out = false;
+	if (was_up)
+		s->down_since = now(s);
+	/* First, so that whatever the core does meanwhile sees us down. The
+	 * core logs the change from up to down with the reason. */
+	s->host->backplane->health(s->ctx, false, reason);
+	if (!was_up && strcmp(reason, s->last_reason) != 0)
+		redis_log(s, CONFAB_LOG_WARN, "%s; retrying (backoff up to %u ms)", reason,
+			  s->reconnect_max_ms);
+	else
+		redis_log(s, CONFAB_LOG_DEBUG, "%s (attempt %u)", reason, s->attempts + 1);
+	snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason);
+	s->attempts++;
+
+	/* Requests in flight get NULL replies now: EUNAVAILABLE to the core. */
+	if (cmd != NULL)
+		drop_ctx(s, cmd, gone);
+	if (sub != NULL)
+		drop_ctx(s, sub, gone);
+	ops_subscriptions_reset(s);
+
+	uv_timer_start(&s->reconnect_timer, on_reconnect_tick, s->backoff_ms, 0);
+	s->backoff_ms = s->backoff_ms * 2 > s->reconnect_max_ms ? s->reconnect_max_ms
+								 : s->backoff_ms * 2;
+}
+
+/* ---- timers ---- */
+
+static void on_probe_tick(uv_timer_t *t)
+{
+	redis_state *s = t->data;
+	uint64_t n = now(s);
+
+	if (s->destroying)
+		return;
+	if (s->probe_out) {
+		if (n - s->probe_sent >= s->probe_timeout_ms)
+			conn_fail(s, NULL, "the probe did not come back through the subscription "
+				  "within %u ms", s->probe_timeout_ms);
+		return;
+	}
+	if (s->link == LINK_CONNECTING && n - s->connect_started >= s->probe_timeout_ms) {
+		conn_fail(s, NULL, "Redis at %s:%d did not complete the connection setup within %u ms",
+			  s->addr, s->port, s->probe_timeout_ms);
+		return;
+	}
+	if (s->link == LINK_UP && n - s->probe_sent >= s->probe_interval_ms)
+		probe_send(s);
+}
+
+static void heartbeat_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
+			    redisReply *reply)
+{
+	(void)q;
+	if (reply == NULL || ac != s->cmd)
+		return;
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+	    reply->element[0]->type != REDIS_REPLY_INTEGER) {
+		redis_log(s, CONFAB_LOG_ERROR, "the heartbeat failed: %s",
+			  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+		return;
+	}
+	for (size_t i = 1; i < reply->elements; i++)
+		if (reply->element[i]->type == REDIS_REPLY_STRING)
+			redis_log(s, CONFAB_LOG_INFO, "node %s was silent for more than %u ms: "
+				  "its sessions are gone from presence", reply->element[i]->str,
+				  s->presence_ttl_ms);
+	if (reply->element[0]->integer == 1) {
+		/* Another node forgot us (this loop stalled, or the heartbeat
+		 * could not get through): register everything again. */
+		rq *again = ops_reconcile_request(s);
+
+		redis_log(s, CONFAB_LOG_WARN, "this node had been taken for gone (no heartbeat "
+			  "for %u ms); registering its sessions again", s->presence_ttl_ms);
+		if (again != NULL) {
+			again->handle = later_reconcile_reply;
+			rq_send_or_free(s, s->cmd, again);
+		}
+	}
+}
+
+static void on_heartbeat_tick(uv_timer_t *t)
+{
+	redis_state *s = t->data;
+	rq *q;
+
+	if (s->destroying || s->cmd == NULL || !s->cmd_ready)
+		return;
+	q = rq_new(s, heartbeat_reply, SCRIPT_HEARTBEAT);
+	if (q == NULL || rq_args(q, s->prefix) != 0 || rq_args(q, s->chan_prefix) != 0 ||
+	    rq_args(q, s->node_id) != 0 || rq_argf(q, "%u", s->presence_ttl_ms) != 0) {
+		rq_free(q);
+		return;
+	}
+	rq_send_or_free(s, s->cmd, q);
+}
+
+static void on_linger_tick(uv_timer_t *t)
+{
+	redis_state *s = t->data;
+
+	if (s->cmd != NULL) {
+		redisAsyncContext *cmd = s->cmd;
+
+		redis_log(s, CONFAB_LOG_WARN, "Redis did not answer the goodbye within %d ms; "
+			  "other nodes will forget this one after presence_ttl", REDIS_LINGER_MS);
+		s->cmd = NULL;
+		drop_ctx(s, cmd, NULL);
+	}
+	close_timer(t);
+}
+
+/* ---- start, destroy ---- */
+
+static void init_timer(redis_state *s, uv_timer_t *t)
+{
+	uv_timer_init(s->loop, t);
+	t->data = s;
+	s->handles++;
+}
+
+int conn_start(redis_state *s)
+{
+	unsigned tick;
+
+	init_timer(s, &s->reconnect_timer);
+	init_timer(s, &s->probe_timer);
+	init_timer(s, &s->heartbeat_timer);
+	init_timer(s, &s->linger_timer);
+	s->backoff_ms = REDIS_BACKOFF_FIRST_MS;
+	/* The tick is finer than the interval so that a timeout is seen
+	 * within REDIS_TICK_MS of expiring. */
+	tick = s->probe_interval_ms < REDIS_TICK_MS ? s->probe_interval_ms : REDIS_TICK_MS;
+	uv_timer_start(&s->probe_timer, on_probe_tick, tick, tick);
+	uv_timer_start(&s->heartbeat_timer, on_heartbeat_tick, s->heartbeat_ms, s->heartbeat_ms);
+	conn_connect(s);
+	return 0;
+}
+
+static void goodbye_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+{
+	(void)q;
+	if (reply == NULL)
+		return;  /* the connection went: on_disconnect finishes */
+	if (reply->type == REDIS_REPLY_ERROR)
+		redis_log(s, CONFAB_LOG_WARN, "the goodbye failed: %s", reply->str);
+	/* Done: close once the replies still due are in. */
+	if (s->cmd != NULL && ac == s->cmd)
+		redisAsyncDisconnect(s->cmd);
+}
+
+void conn_destroy(redis_state *s)
+{
+	s->destroying = true;
+	s->handles++;  /* this function: nothing is freed under it */
+
+	close_timer(&s->reconnect_timer);
+	close_timer(&s->probe_timer);
+	close_timer(&s->heartbeat_timer);
+
+	/* The core hears about every request now, before destroy returns. */
+	rq_orphan_all(s);
+	ops_subscriptions_reset(s);
+
+	if (s->sub != NULL) {
+		redisAsyncContext *sub = s->sub;
+
+		s->sub = NULL;
+		drop_ctx(s, sub, NULL);
+	}
+	if (s->cmd != NULL) {
+		/* A clean goodbye: what is left of this node leaves now, with
+		 * member events, instead of after presence_ttl. Its reply closes
+		 * the connection (until then a NOSCRIPT can still be retried);
+		 * the linger timer bounds the wait. */
+		rq *q = rq_new(s, goodbye_reply, SCRIPT_GOODBYE);
+
+		if (q == NULL || rq_args(q, s->prefix) != 0 || rq_args(q, s->chan_prefix) != 0 ||
+		    rq_args(q, s->node_id) != 0 || rq_send(s, s->cmd, q) != 0) {
+			rq_free(q);
+			redisAsyncDisconnect(s->cmd);  /* may call on_disconnect at once */
+		}
+	}
+	if (s->cmd != NULL)
+		uv_timer_start(&s->linger_timer, on_linger_tick, REDIS_LINGER_MS, 0);
+	else
+		close_timer(&s->linger_timer);
+	conn_release(s);
+}

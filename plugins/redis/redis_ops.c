@@ -1,0 +1,576 @@
+/* The backplane slots, and this node's bookkeeping.
+ *
+ * Bookkeeping: what the core told us, kept whatever Redis's state, so
+ * that a reconnect can make Redis match it (the reconcile script):
+ *   users  users with a session on this node (user_online/user_offline);
+ *   rooms  per room, the users of this node in it (room_join/room_leave).
+ * A room with users here is subscribed: SUBSCRIBE on its first user,
+ * UNSUBSCRIBE after its last. A node subscribes only to rooms it has
+ * members in, so a Redis shared by many rooms and deployments sends each
+ * node only what its sessions need.
+ *
+ * Room messages reach this node's sessions only the way they reach every
+ * other node's: published by the publish script, received on the room's
+ * channel, handed to the core in arrival order, which is seq order (the
+ * scripts run one at a time and a subscription keeps publish order).
+ *
+ * One race is closed here: a user's first session here joins a room
+ * (SUBSCRIBE goes out on one connection) and sends at once (the publish
+ * script goes out on the other). Redis could run the publish first and
+ * the user's other sessions here would miss the message. So a publish
+ * for a room whose SUBSCRIBE is not confirmed yet waits for it (at most
+ * REDIS_MAX_HELD per room).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis.h"
+
+/* ---- bookkeeping ---- */
+
+static lroom *lroom_new(void)
+{
+	lroom *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	if ((r->users = rmap_new()) == NULL) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void ops_lroom_free(void *p)
+{
+	lroom *r = p;
+
+	if (r == NULL)
+		return;
+	rmap_free(r->users, NULL);
+	free(r);
+}
+
+/* Take a room's held publishes (oldest first) out of it. */
+static rq *take_held(lroom *r)
+{
+	rq *list = r->held;
+
+	r->held = r->held_tail = NULL;
+	r->n_held = 0;
+	return list;
+}
+
+/* Answer held publishes that will not be sent. Call only with no
+ * iteration of the bookkeeping in progress: the core may call back. */
+static void fail_list(redis_state *s, rq *list)
+{
+	while (list != NULL) {
+		rq *next = list->held_next;
+
+		list->handle(s, list, NULL, NULL);
+		rq_free(list);
+		list = next;
+	}
+}
+
+void ops_subscriptions_reset(redis_state *s)
+{
+	rq *failed = NULL, *tail = NULL;
+	rmap_iter it;
+	const char *room;
+	void *value;
+
+	rmap_iter_init(&it, s->rooms);
+	while (rmap_iter_next(&it, &room, &value)) {
+		lroom *r = value;
+		rq *held_tail = r->held_tail;
+		rq *list = take_held(r);
+
+		if (list != NULL) {
+			if (tail != NULL)
+				tail->held_next = list;
+			else
+				failed = list;
+			tail = held_tail;
+		}
+		r->subs_pending = 0;
+		if (rmap_count(r->users) == 0)
+			ops_lroom_free(rmap_remove(s->rooms, room));
+	}
+	fail_list(s, failed);
+}
+
+void ops_room_subscribed(redis_state *s, const char *room)
+{
+	lroom *r = rmap_get(s->rooms, room);
+	rq *list;
+
+	if (r == NULL || r->subs_pending == 0 || --r->subs_pending > 0)
+		return;
+	list = take_held(r);
+	if (rmap_count(r->users) == 0)
+		ops_lroom_free(rmap_remove(s->rooms, room));
+	/* Now the publishes that waited, in the order they came. */
+	while (list != NULL) {
+		rq *next = list->held_next;
+
+		list->held_next = NULL;
+		if (rq_send(s, s->cmd, list) != 0) {
+			list->handle(s, list, NULL, NULL);
+			rq_free(list);
+		}
+		list = next;
+	}
+}
+
+void ops_free(redis_state *s)
+{
+	rmap_free(s->rooms, ops_lroom_free);
+	rmap_free(s->users, NULL);
+	s->rooms = s->users = NULL;
+}
+
+/* ---- requests ---- */
+
+/* Log an unexpected reply once, where it is decided, and say what the
+ * core should answer. */
+static int reply_status(redis_state *s, const char *what, const redisReply *reply)
+{
+	if (reply->type == REDIS_REPLY_ERROR) {
+		int status = rq_error_status(reply->str);
+
+		redis_log(s, status == CONFAB_EUNAVAILABLE ? CONFAB_LOG_WARN : CONFAB_LOG_ERROR,
+			  "%s: Redis answered %s", what, reply->str);
+		return status;
+	}
+	redis_log(s, CONFAB_LOG_ERROR, "%s: unexpected reply of type %d", what, reply->type);
+	return CONFAB_ERR;
+}
+
+/* May the core's request go to Redis now? */
+static int admit(redis_state *s)
+{
+	if (!conn_serving(s))
+		return CONFAB_EUNAVAILABLE;
+	if (s->n_core >= REDIS_MAX_INFLIGHT) {
+		uint64_t t = uv_now(s->loop);
+
+		if (s->full_warned == 0 || t - s->full_warned >= 1000) {
+			redis_log(s, CONFAB_LOG_WARN, "%d requests are waiting for Redis; "
+				  "refusing more until it catches up", REDIS_MAX_INFLIGHT);
+			s->full_warned = t;
+		}
+		return CONFAB_EUNAVAILABLE;
+	}
+	return 0;
+}
+
+/* The request counts as the core's from now on. */
+static void own(redis_state *s, rq *q, void *arg)
+{
+	q->core = true;
+	q->arg = arg;
+	s->n_core++;
+}
+
+/* P and C, the first two arguments of every script. */
+static int prefixes(const redis_state *s, rq *q)
+{
+	return rq_args(q, s->prefix) != 0 || rq_args(q, s->chan_prefix) != 0 ? CONFAB_ENOMEM : 0;
+}
+
+static void internal_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
+			   redisReply *reply)
+{
+	(void)ac;
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+		redis_log(s, CONFAB_LOG_WARN, "the %s script failed: %s (corrected at the next "
+			  "reconnect)", redis_script_name[q->script], reply->str);
+}
+
+/* join/leave (room set) or online/offline (room NULL) of `user` here.
+ * Sent whenever a command connection exists: the reconcile of its setup
+ * went out before, so Redis sees the changes in order. */
+static void send_presence(redis_state *s, int script, const char *room, const char *user)
+{
+	rq *q;
+
+	if (s->cmd == NULL || s->destroying)
+		return;
+	q = rq_new(s, internal_reply, script);
+	if (q == NULL || prefixes(s, q) != 0 || rq_args(q, s->node_id) != 0 ||
+	    (room != NULL && rq_args(q, room) != 0) || rq_args(q, user) != 0) {
+		rq_free(q);
+		return;  /* the next reconcile corrects it */
+	}
+	rq_send_or_free(s, s->cmd, q);
+}
+
+rq *ops_reconcile_request(redis_state *s)
+{
+	rq *q = rq_new(s, internal_reply, SCRIPT_RECONCILE);
+	size_t entries = 0;
+	rmap_iter it, uit;
+	const char *room, *user;
+	void *value;
+	int rc;
+
+	if (q == NULL)
+		return NULL;
+	rmap_iter_init(&it, s->rooms);
+	while (rmap_iter_next(&it, NULL, &value))
+		entries += rmap_count(((lroom *)value)->users);
+	rc = prefixes(s, q) || rq_args(q, s->node_id) || rq_argf(q, "%zu", entries);
+	rmap_iter_init(&it, s->rooms);
+	while (rc == 0 && rmap_iter_next(&it, &room, &value)) {
+		rmap_iter_init(&uit, ((lroom *)value)->users);
+		while (rc == 0 && rmap_iter_next(&uit, &user, NULL))
+			rc = rq_argf(q, "%s\t%s", room, user);
+	}
+	rmap_iter_init(&it, s->users);
+	while (rc == 0 && rmap_iter_next(&it, &user, NULL))
+		rc = rq_args(q, user);
+	if (rc != 0) {
+		rq_free(q);
+		return NULL;
+	}
+	return q;
+}
+
+/* ---- publish ---- */
+
+static void publish_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+{
+	(void)ac;
+	if (reply == NULL)
+		q->done.publish(q->arg, CONFAB_EUNAVAILABLE, 0);
+	else if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+		q->done.publish(q->arg, 0, (uint64_t)reply->integer);
+	else
+		q->done.publish(q->arg, reply_status(s, "publish", reply), 0);
+}
+
+static int ops_publish(void *state, const confab_envelope *env, confab_publish_done done,
+		       void *arg)
+{
+	redis_state *s = state;
+	char *head_a, *head_b;
+	lroom *r;
+	rq *q;
+	int rc = admit(s);
+
+	if (rc != 0)
+		return rc;
+	if (wire_message_head(env, &head_a, &head_b) != 0)
+		return CONFAB_ENOMEM;
+	q = rq_new(s, publish_reply, SCRIPT_PUBLISH);
+	rc = q == NULL ||
+	     rq_argf(q, "%sroom:%s:seq", s->prefix, env->room) ||
+	     rq_argf(q, "%sroom:%s:hist", s->prefix, env->room) ||
+	     prefixes(s, q) || rq_args(q, env->room) || rq_args(q, head_a) || rq_args(q, head_b) ||
+	     rq_arg(q, env->body, env->body_len) || rq_argf(q, "%zu", s->history_size);
+	free(head_a);
+	free(head_b);
+	if (rc != 0) {
+		rq_free(q);
+		return CONFAB_ENOMEM;
+	}
+	q->nkeys = 2;
+	q->done.publish = done;
+	own(s, q, arg);
+
+	r = rmap_get(s->rooms, env->room);
+	if (r != NULL && r->subs_pending > 0) {
+		if (r->n_held >= REDIS_MAX_HELD) {
+			rq_free(q);
+			return CONFAB_EUNAVAILABLE;
+		}
+		if (r->held_tail != NULL)
+			r->held_tail->held_next = q;
+		else
+			r->held = q;
+		r->held_tail = q;
+		r->n_held++;
+		return 0;
+	}
+	return rq_send_or_free(s, s->cmd, q);
+}
+
+/* ---- direct ---- */
+
+static void direct_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+{
+	(void)ac;
+	if (reply == NULL)
+		q->done.status(q->arg, CONFAB_EUNAVAILABLE);
+	else if (reply->type == REDIS_REPLY_INTEGER)
+		q->done.status(q->arg, reply->integer > 0 ? 0 : CONFAB_EOFFLINE);
+	else
+		q->done.status(q->arg, reply_status(s, "direct", reply));
+}
+
+static int ops_direct(void *state, const confab_envelope *env, confab_status_done done,
+		      void *arg)
+{
+	redis_state *s = state;
+	size_t len = 0;
+	char *text;
+	rq *q;
+	int rc = admit(s);
+
+	if (rc != 0)
+		return rc;
+	if ((text = wire_direct(env, &len)) == NULL)
+		return CONFAB_ENOMEM;
+	q = rq_new(s, direct_reply, SCRIPT_DIRECT);
+	rc = q == NULL || prefixes(s, q) || rq_args(q, env->to) || rq_arg(q, text, len) ||
+	     rq_argf(q, "%u", s->presence_ttl_ms);
+	free(text);
+	if (rc != 0) {
+		rq_free(q);
+		return CONFAB_ENOMEM;
+	}
+	q->done.status = done;
+	own(s, q, arg);
+	return rq_send_or_free(s, s->cmd, q);
+}
+
+/* ---- membership ---- */
+
+static int ops_room_join(void *state, const char *room, const char *user)
+{
+	redis_state *s = state;
+	lroom *r;
+	bool created = false;
+
+	/* Refused while down: the core then undoes its own membership, so
+	 * nothing is recorded here either. */
+	if (!conn_serving(s))
+		return CONFAB_EUNAVAILABLE;
+	r = rmap_get(s->rooms, room);
+	if (r == NULL) {
+		if ((r = lroom_new()) == NULL || rmap_set(s->rooms, room, r) != 0) {
+			ops_lroom_free(r);
+			return CONFAB_ENOMEM;
+		}
+		created = true;
+	}
+	if (rmap_has(r->users, user))
+		return 0;
+	if (rmap_set(r->users, user, NULL) != 0) {
+		if (created)
+			ops_lroom_free(rmap_remove(s->rooms, room));
+		return CONFAB_ENOMEM;
+	}
+	if (rmap_count(r->users) == 1)
+		conn_subscribe(s, room, r);
+	send_presence(s, SCRIPT_JOIN, room, user);
+	return 0;
+}
+
+/* Leaves and offlines are recorded even while down (the core does not
+ * undo them) and reach Redis now or with the next reconcile. */
+static int ops_room_leave(void *state, const char *room, const char *user)
+{
+	redis_state *s = state;
+	lroom *r = rmap_get(s->rooms, room);
+
+	if (r == NULL || !rmap_has(r->users, user))
+		return 0;
+	rmap_remove(r->users, user);
+	if (rmap_count(r->users) == 0) {
+		conn_unsubscribe(s, room);
+		if (r->subs_pending == 0 && r->n_held == 0)
+			ops_lroom_free(rmap_remove(s->rooms, room));
+	}
+	send_presence(s, SCRIPT_LEAVE, room, user);
+	return 0;
+}
+
+static int ops_user_online(void *state, const char *user)
+{
+	redis_state *s = state;
+
+	if (rmap_set(s->users, user, NULL) != 0)
+		return CONFAB_ENOMEM;
+	send_presence(s, SCRIPT_ONLINE, NULL, user);
+	return 0;
+}
+
+static int ops_user_offline(void *state, const char *user)
+{
+	redis_state *s = state;
+
+	if (!rmap_has(s->users, user))
+		return 0;
+	rmap_remove(s->users, user);
+	send_presence(s, SCRIPT_OFFLINE, NULL, user);
+	return 0;
+}
+
+/* ---- presence ---- */
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void presence_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
+			   redisReply *reply)
+{
+	const char **users;
+	size_t n = 0;
+
+	(void)ac;
+	if (reply == NULL) {
+		q->done.presence(q->arg, CONFAB_EUNAVAILABLE, NULL, 0);
+		return;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY) {
+		q->done.presence(q->arg, reply_status(s, "presence", reply), NULL, 0);
+		return;
+	}
+	users = calloc(reply->elements ? reply->elements : 1, sizeof(*users));
+	if (users == NULL) {
+		q->done.presence(q->arg, CONFAB_ENOMEM, NULL, 0);
+		return;
+	}
+	for (size_t i = 0; i < reply->elements; i++)
+		if (reply->element[i]->type == REDIS_REPLY_STRING)
+			users[n++] = reply->element[i]->str;
+	qsort(users, n, sizeof(*users), compare_names);
+	q->done.presence(q->arg, 0, users, n);
+	free(users);
+}
+
+static int ops_presence(void *state, const char *room, confab_presence_done done, void *arg)
+{
+	redis_state *s = state;
+	rq *q;
+	int rc = admit(s);
+
+	if (rc != 0)
+		return rc;
+	q = rq_new(s, presence_reply, -1);
+	if (q == NULL || rq_args(q, "SMEMBERS") != 0 ||
+	    rq_argf(q, "%spres:%s", s->prefix, room) != 0) {
+		rq_free(q);
+		return CONFAB_ENOMEM;
+	}
+	q->done.presence = done;
+	own(s, q, arg);
+	return rq_send_or_free(s, s->cmd, q);
+}
+
+/* ---- history ---- */
+
+static void history_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
+			  redisReply *reply)
+{
+	wire_msg *msgs;
+	confab_envelope *envs;
+	size_t n, parsed = 0;
+	int status = 0;
+
+	(void)ac;
+	if (reply == NULL) {
+		q->done.history(q->arg, CONFAB_EUNAVAILABLE, NULL, 0, false);
+		return;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+	    reply->element[0]->type != REDIS_REPLY_INTEGER) {
+		q->done.history(q->arg, reply_status(s, "history", reply), NULL, 0, false);
+		return;
+	}
+	n = reply->elements - 1;
+	msgs = calloc(n ? n : 1, sizeof(*msgs));
+	envs = calloc(n ? n : 1, sizeof(*envs));
+	if (msgs == NULL || envs == NULL)
+		status = CONFAB_ENOMEM;
+	for (size_t i = 0; status == 0 && i < n; i++) {
+		const redisReply *e = reply->element[i + 1];
+		const char *why = "not a string";
+
+		if (e->type != REDIS_REPLY_STRING ||
+		    wire_parse(e->str, e->len, &msgs[i], &why) != 0 || msgs[i].kind != 'm') {
+			redis_log(s, CONFAB_LOG_ERROR, "history: a stored message cannot be read: %s",
+				  msgs[i].hdr != NULL ? "not a room message" : why);
+			status = CONFAB_ERR;
+			if (msgs[i].hdr != NULL)
+				parsed++;
+			break;
+		}
+		envs[i] = msgs[i].env;
+		parsed++;
+	}
+	if (status == 0)
+		q->done.history(q->arg, 0, envs, n, reply->element[0]->integer != 0);
+	else
+		q->done.history(q->arg, status, NULL, 0, false);
+	for (size_t i = 0; i < parsed; i++)
+		wire_msg_clear(&msgs[i]);
+	free(msgs);
+	free(envs);
+}
+
+static int ops_history(void *state, const char *room, bool has_since, uint64_t since,
+		       size_t limit, confab_history_done done, void *arg)
+{
+	redis_state *s = state;
+	rq *q;
+	int rc = admit(s);
+
+	if (rc != 0)
+		return rc;
+	q = rq_new(s, history_reply, SCRIPT_HISTORY);
+	rc = q == NULL ||
+	     rq_argf(q, "%sroom:%s:seq", s->prefix, room) ||
+	     rq_argf(q, "%sroom:%s:hist", s->prefix, room) ||
+	     prefixes(s, q) || rq_args(q, has_since ? "1" : "0") ||
+	     rq_argf(q, "%" PRIu64, has_since ? since : 0) || rq_argf(q, "%zu", limit);
+	if (rc != 0) {
+		rq_free(q);
+		return CONFAB_ENOMEM;
+	}
+	q->nkeys = 2;
+	q->done.history = done;
+	own(s, q, arg);
+	return rq_send_or_free(s, s->cmd, q);
+}
+
+/* ---- what arrives on our channels ---- */
+
+void ops_on_message(redis_state *s, const char *channel, const char *text, size_t len)
+{
+	wire_msg m;
+	const char *why;
+
+	if (wire_parse(text, len, &m, &why) != 0) {
+		redis_log(s, CONFAB_LOG_WARN, "dropped a message on %s: %s", channel, why);
+		return;
+	}
+	if (m.kind == 'p') {
+		if (strcmp(channel, s->node_chan) == 0)
+			conn_probe_seen(s, m.token);
+	} else {
+		s->host->backplane->deliver(s->ctx, &m.env);
+	}
+	wire_msg_clear(&m);
+}
+
+const confab_backplane_ops redis_backplane_ops = {
+	.size = sizeof(confab_backplane_ops),
+	.publish = ops_publish,
+	.direct = ops_direct,
+	.room_join = ops_room_join,
+	.room_leave = ops_room_leave,
+	.user_online = ops_user_online,
+	.user_offline = ops_user_offline,
+	.presence = ops_presence,
+	.history = ops_history,
+};

@@ -1,0 +1,214 @@
+/* The Lua scripts. Each runs atomically in Redis: nothing else happens
+ * between its first and its last command, which is what gives every room
+ * one order (seq, history and the published stream agree).
+ *
+ * Every script takes ARGV[1] = the key prefix P and ARGV[2] = the channel
+ * prefix C, and starts with the same prelude of helpers. Keys (see
+ * docs/backplane-redis.md):
+ *   P room:R:seq      string  the room's last seq (INCR)
+ *   P room:R:hist     list    the room's last history_size messages, oldest first
+ *   P pres:R          set     users present in room R on some node
+ *   P pres:R/U        set     nodes where user U is in room R
+ *   P user:U          set     nodes where user U has a session
+ *   P node:N:pres     set     "R<TAB>U" entries node N registered
+ *   P node:N:users    set     users node N registered
+ *   P nodes           zset    node -> last heartbeat, ms (Redis's clock)
+ * Channels: C room:R (messages, member events), C node:N (direct
+ * messages to node N, its probes).
+ *
+ * Room and user names never hold '/', a tab or a quote (the core checks
+ * them), so "pres:R/U" is unambiguous and names go into JSON unescaped.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "redis.h"
+
+#define PRELUDE \
+	"local P, C = ARGV[1], ARGV[2]\n" \
+	"local function now_ms()\n" \
+	"  local t = redis.call('TIME')\n" \
+	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+	"end\n" \
+	"local function member_event(kind, room, user)\n" \
+	"  redis.call('PUBLISH', C .. 'room:' .. room,\n" \
+	"    '{\"k\":\"' .. kind .. '\",\"room\":\"' .. room .. '\",\"from\":\"' .. user .. '\"}')\n" \
+	"end\n" \
+	"local function join(node, room, user)\n" \
+	"  redis.call('SADD', P .. 'pres:' .. room .. '/' .. user, node)\n" \
+	"  redis.call('SADD', P .. 'node:' .. node .. ':pres', room .. '\\t' .. user)\n" \
+	"  if redis.call('SADD', P .. 'pres:' .. room, user) == 1 then\n" \
+	"    member_event('j', room, user)\n" \
+	"  end\n" \
+	"end\n" \
+	"local function leave(node, room, user)\n" \
+	"  local where = P .. 'pres:' .. room .. '/' .. user\n" \
+	"  redis.call('SREM', where, node)\n" \
+	"  redis.call('SREM', P .. 'node:' .. node .. ':pres', room .. '\\t' .. user)\n" \
+	"  if redis.call('SCARD', where) == 0\n" \
+	"     and redis.call('SREM', P .. 'pres:' .. room, user) == 1 then\n" \
+	"    member_event('l', room, user)\n" \
+	"  end\n" \
+	"end\n" \
+	"local function online(node, user)\n" \
+	"  redis.call('SADD', P .. 'user:' .. user, node)\n" \
+	"  redis.call('SADD', P .. 'node:' .. node .. ':users', user)\n" \
+	"end\n" \
+	"local function offline(node, user)\n" \
+	"  redis.call('SREM', P .. 'user:' .. user, node)\n" \
+	"  redis.call('SREM', P .. 'node:' .. node .. ':users', user)\n" \
+	"end\n" \
+	"local function split(entry)\n" \
+	"  local tab = string.find(entry, '\\t', 1, true)\n" \
+	"  return string.sub(entry, 1, tab - 1), string.sub(entry, tab + 1)\n" \
+	"end\n" \
+	"local function forget(node)\n" \
+	"  for _, e in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':pres')) do\n" \
+	"    local room, user = split(e)\n" \
+	"    leave(node, room, user)\n" \
+	"  end\n" \
+	"  for _, user in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':users')) do\n" \
+	"    offline(node, user)\n" \
+	"  end\n" \
+	"  redis.call('DEL', P .. 'node:' .. node .. ':pres', P .. 'node:' .. node .. ':users')\n" \
+	"  redis.call('ZREM', P .. 'nodes', node)\n" \
+	"end\n"
+
+/* KEYS: seq, hist. ARGV[3..7]: room, head_a, head_b, body, history_size.
+ * Returns the seq. */
+#define PUBLISH_LUA PRELUDE \
+	"local seq = redis.call('INCR', KEYS[1])\n" \
+	"local msg = ARGV[4] .. string.format('%d', seq) .. ARGV[5] .. '\\n' .. ARGV[6]\n" \
+	"local keep = tonumber(ARGV[7])\n" \
+	"if keep > 0 then\n" \
+	"  redis.call('RPUSH', KEYS[2], msg)\n" \
+	"  redis.call('LTRIM', KEYS[2], -keep, -1)\n" \
+	"else\n" \
+	"  redis.call('DEL', KEYS[2])\n" \
+	"end\n" \
+	"redis.call('PUBLISH', C .. 'room:' .. ARGV[3], msg)\n" \
+	"return seq\n"
+
+/* ARGV[3..5]: user, message, presence_ttl in ms. Publishes to every live
+ * node where the user has a session; returns how many took it. */
+#define DIRECT_LUA PRELUDE \
+	"local alive = now_ms() - tonumber(ARGV[5])\n" \
+	"local reached = 0\n" \
+	"for _, node in ipairs(redis.call('SMEMBERS', P .. 'user:' .. ARGV[3])) do\n" \
+	"  local seen = redis.call('ZSCORE', P .. 'nodes', node)\n" \
+	"  if seen and tonumber(seen) >= alive\n" \
+	"     and redis.call('PUBLISH', C .. 'node:' .. node, ARGV[4]) > 0 then\n" \
+	"    reached = reached + 1\n" \
+	"  end\n" \
+	"end\n" \
+	"return reached\n"
+
+/* ARGV[3..5]: node, room, user. */
+#define JOIN_LUA PRELUDE "join(ARGV[3], ARGV[4], ARGV[5])\nreturn 1\n"
+#define LEAVE_LUA PRELUDE "leave(ARGV[3], ARGV[4], ARGV[5])\nreturn 1\n"
+/* ARGV[3..4]: node, user. */
+#define ONLINE_LUA PRELUDE "online(ARGV[3], ARGV[4])\nreturn 1\n"
+#define OFFLINE_LUA PRELUDE "offline(ARGV[3], ARGV[4])\nreturn 1\n"
+
+/* ARGV[3..4]: node, presence_ttl in ms. Records this node's heartbeat and
+ * forgets every other node silent for longer than the ttl (its members
+ * leave, with events). Returns {1 if this node was not registered (it had
+ * been forgotten itself), forgotten nodes...}. */
+#define HEARTBEAT_LUA PRELUDE \
+	"local node = ARGV[3]\n" \
+	"local now = now_ms()\n" \
+	"local out = { redis.call('ZADD', P .. 'nodes', string.format('%d', now), node) }\n" \
+	"local cutoff = '(' .. string.format('%d', now - tonumber(ARGV[4]))\n" \
+	"for _, gone in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', cutoff)) do\n" \
+	"  if gone ~= node then\n" \
+	"    forget(gone)\n" \
+	"    out[#out + 1] = gone\n" \
+	"  end\n" \
+	"end\n" \
+	"return out\n"
+
+/* ARGV[3]: node; ARGV[4]: n; then n "R<TAB>U" entries, then users. Makes
+ * Redis's record of the node equal to the lists, with member events for
+ * what changed (join and online are idempotent, so entries Redis already
+ * has change nothing). */
+#define RECONCILE_LUA PRELUDE \
+	"local node, np = ARGV[3], tonumber(ARGV[4])\n" \
+	"local want = {}\n" \
+	"for i = 5, 4 + np do want[ARGV[i]] = true end\n" \
+	"for _, e in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':pres')) do\n" \
+	"  if not want[e] then\n" \
+	"    local room, user = split(e)\n" \
+	"    leave(node, room, user)\n" \
+	"  end\n" \
+	"end\n" \
+	"for i = 5, 4 + np do\n" \
+	"  local room, user = split(ARGV[i])\n" \
+	"  join(node, room, user)\n" \
+	"end\n" \
+	"local users = {}\n" \
+	"for i = 5 + np, #ARGV do users[ARGV[i]] = true end\n" \
+	"for _, user in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':users')) do\n" \
+	"  if not users[user] then offline(node, user) end\n" \
+	"end\n" \
+	"for i = 5 + np, #ARGV do online(node, ARGV[i]) end\n" \
+	"redis.call('ZADD', P .. 'nodes', string.format('%d', now_ms()), node)\n" \
+	"return 1\n"
+
+/* KEYS: seq, hist. ARGV[3..5]: has_since ("1"/"0"), since, limit.
+ * Returns {truncated (1/0), messages oldest first...}: the same answer
+ * as the embedded backplane's history. */
+#define HISTORY_LUA PRELUDE \
+	"local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
+	"local kept = redis.call('LLEN', KEYS[2])\n" \
+	"local first_kept = last - kept + 1\n" \
+	"local limit = tonumber(ARGV[5])\n" \
+	"local want\n" \
+	"if ARGV[3] == '1' then\n" \
+	"  want = tonumber(ARGV[4]) + 1\n" \
+	"elseif last >= limit then\n" \
+	"  want = last - limit + 1\n" \
+	"else\n" \
+	"  want = 1\n" \
+	"end\n" \
+	"if limit == 0 or want > last then return { 0 } end\n" \
+	"local truncated = first_kept > want\n" \
+	"local from = want\n" \
+	"if truncated then from = first_kept end\n" \
+	"local n = math.min(last - from + 1, limit)\n" \
+	"local out = { truncated and 1 or 0 }\n" \
+	"if n > 0 then\n" \
+	"  local i = from - first_kept\n" \
+	"  for _, m in ipairs(redis.call('LRANGE', KEYS[2], i, i + n - 1)) do\n" \
+	"    out[#out + 1] = m\n" \
+	"  end\n" \
+	"end\n" \
+	"return out\n"
+
+/* ARGV[3]: node. A clean shutdown: its members leave now rather than
+ * after presence_ttl. */
+#define GOODBYE_LUA PRELUDE "forget(ARGV[3])\nreturn 1\n"
+
+const char *const redis_script_text[SCRIPT_COUNT] = {
+	[SCRIPT_PUBLISH] = PUBLISH_LUA,
+	[SCRIPT_DIRECT] = DIRECT_LUA,
+	[SCRIPT_JOIN] = JOIN_LUA,
+	[SCRIPT_LEAVE] = LEAVE_LUA,
+	[SCRIPT_ONLINE] = ONLINE_LUA,
+	[SCRIPT_OFFLINE] = OFFLINE_LUA,
+	[SCRIPT_HEARTBEAT] = HEARTBEAT_LUA,
+	[SCRIPT_RECONCILE] = RECONCILE_LUA,
+	[SCRIPT_HISTORY] = HISTORY_LUA,
+	[SCRIPT_GOODBYE] = GOODBYE_LUA,
+};
+
+const char *const redis_script_name[SCRIPT_COUNT] = {
+	[SCRIPT_PUBLISH] = "publish",
+	[SCRIPT_DIRECT] = "direct",
+	[SCRIPT_JOIN] = "join",
+	[SCRIPT_LEAVE] = "leave",
+	[SCRIPT_ONLINE] = "online",
+	[SCRIPT_OFFLINE] = "offline",
+	[SCRIPT_HEARTBEAT] = "heartbeat",
+	[SCRIPT_RECONCILE] = "reconcile",
+	[SCRIPT_HISTORY] = "history",
+	[SCRIPT_GOODBYE] = "goodbye",
+};
