@@ -1,6 +1,7 @@
 /* A string-keyed hash table: O(1) get, set and remove. Keys are copied;
  * values are opaque pointers owned by the caller. Used for sessions, users
- * and rooms. */
+ * and rooms, and linked into plugins that need one (libconfabdict.la: it
+ * holds no state and names no core symbol). */
 #ifndef CONFAB_CORE_DICT_H
 #define CONFAB_CORE_DICT_H
 
@@ -27,7 +28,8 @@ int dict_set(dict *d, const char *key, void *value);
 void *dict_remove(dict *d, const char *key);
 size_t dict_count(const dict *d);
 
-/* Iteration in no particular order. The table must not change meanwhile. */
+/* Iteration in no particular order. Removing the entry just returned is
+ * allowed; any other change to the table ends the iteration's validity. */
 void dict_iter_init(dict_iter *it, const dict *d);
 bool dict_iter_next(dict_iter *it, const char **key, void **value);
 

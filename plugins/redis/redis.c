@@ -195,8 +195,8 @@ static int redis_init(confab_ctx *ctx, const confab_host *host, void **state)
 	s->loop = (uv_loop_t *)host->loop(ctx);
 	rc = read_settings(s);
 	if (rc == 0) {
-		s->rooms = rmap_new();
-		s->users = rmap_new();
+		s->rooms = dict_new();
+		s->users = dict_new();
 		if (s->rooms == NULL || s->users == NULL)
 			rc = CONFAB_ENOMEM;
 	}

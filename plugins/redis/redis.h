@@ -33,6 +33,8 @@
 #include <uv.h>
 #include <confab/plugin.h>
 
+#include "dict.h"
+
 /* Bounds that keep memory finite while Redis is slow. */
 #define REDIS_MAX_INFLIGHT 4096    /* core requests waiting for Redis */
 #define REDIS_MAX_HELD 1000        /* publishes of one room waiting for its SUBSCRIBE */
@@ -43,29 +45,8 @@
 typedef struct redis_state redis_state;
 typedef struct rq rq;
 
-/* ---- redis_map.c ---- */
-
-/* Keys are copied; values are the caller's (NULL is a value too). */
-typedef struct rmap rmap;
-typedef struct rmap_iter {
-	const rmap *m;
-	size_t bucket;
-	void *next;                  /* the entry after the one returned */
-} rmap_iter;
-
-rmap *rmap_new(void);
-void rmap_free(rmap *m, void (*free_value)(void *));
-bool rmap_has(const rmap *m, const char *key);
-void *rmap_get(const rmap *m, const char *key);
-/* Inserts or replaces: 0 or CONFAB_ENOMEM. */
-int rmap_set(rmap *m, const char *key, void *value);
-/* Removes the key if present and returns its value. */
-void *rmap_remove(rmap *m, const char *key);
-size_t rmap_count(const rmap *m);
-/* Iteration in no order. Removing the entry just returned is allowed;
- * any other change to the map ends the iteration's validity. */
-void rmap_iter_init(rmap_iter *it, const rmap *m);
-bool rmap_iter_next(rmap_iter *it, const char **key, void **value);
+/* Hash tables: core/dict.h, linked in from core/libconfabdict.la (state-
+ * less code, no core symbol: the plugin still exports only its entry). */
 
 /* ---- redis_uv.c ---- */
 
@@ -181,7 +162,7 @@ typedef enum link_state {
 /* One room this node has users in (or had, while a SUBSCRIBE of it is
  * still unconfirmed). */
 typedef struct lroom {
-	rmap *users;                 /* this node's users in the room (no values) */
+	dict *users;                 /* this node's users in the room (no values) */
 	unsigned subs_pending;       /* SUBSCRIBEs sent on the current connection, unconfirmed */
 	rq *held, *held_tail;        /* publishes waiting for that confirmation */
 	size_t n_held;
@@ -237,8 +218,8 @@ struct redis_state {
 	bool started, destroying;
 
 	/* what the core told us (redis_ops.c) */
-	rmap *rooms;                 /* room -> lroom */
-	rmap *users;                 /* users with a session here (no values) */
+	dict *rooms;                 /* room -> lroom */
+	dict *users;                 /* users with a session here (no values) */
 
 	rq *inflight;                /* requests hiredis holds */
 	size_t n_core;               /* core requests not answered yet */
@@ -289,7 +270,7 @@ void ops_subscriptions_reset(redis_state *s);
 void ops_on_message(redis_state *s, const char *channel, const char *text, size_t len);
 /* Frees the bookkeeping (destroy). */
 void ops_free(redis_state *s);
-/* Free function for lroom values (rmap_free). */
+/* Free function for lroom values (dict_free). */
 void ops_lroom_free(void *p);
 
 #endif /* CONFAB_REDIS_H */

@@ -97,7 +97,7 @@ static void link_up(redis_state *s)
 	s->last_reason[0] = '\0';
 	if (s->was_up)
 		redis_log(s, CONFAB_LOG_INFO, "Redis is back after %llu ms; resubscribed to %zu rooms",
-			  (unsigned long long)(now(s) - s->down_since), rmap_count(s->rooms));
+			  (unsigned long long)(now(s) - s->down_since), dict_count(s->rooms));
 	else
 		redis_log(s, CONFAB_LOG_INFO, "connected to Redis at %s:%d (db %ld, prefix '%s')",
 			  s->addr, s->port, s->db, s->prefix);
@@ -314,9 +314,9 @@ static char *room_channel(const redis_state *s, const char *room)
 
 static int setup_subscription_link(redis_state *s)
 {
-	size_t n = rmap_count(s->rooms), k = 0;
+	size_t n = dict_count(s->rooms), k = 0;
 	char **channels = calloc(n + 1, sizeof(*channels));
-	rmap_iter it;
+	dict_iter it;
 	const char *room;
 	void *value;
 	int rc = CONFAB_ENOMEM;
@@ -329,11 +329,11 @@ static int setup_subscription_link(redis_state *s)
 	}
 	/* Every room we have users in (ops_subscriptions_reset dropped the
 	 * others), then our node channel: its confirmation comes last. */
-	rmap_iter_init(&it, s->rooms);
-	while (rmap_iter_next(&it, &room, &value)) {
+	dict_iter_init(&it, s->rooms);
+	while (dict_iter_next(&it, &room, &value)) {
 		lroom *r = value;
 
-		if (rmap_count(r->users) == 0)
+		if (dict_count(r->users) == 0)
 			continue;
 		if ((channels[k] = room_channel(s, room)) == NULL)
 			goto out;

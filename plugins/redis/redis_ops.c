@@ -38,7 +38,7 @@ static lroom *lroom_new(void)
 
 	if (r == NULL)
 		return NULL;
-	if ((r->users = rmap_new()) == NULL) {
+	if ((r->users = dict_new()) == NULL) {
 		free(r);
 		return NULL;
 	}
@@ -51,7 +51,7 @@ void ops_lroom_free(void *p)
 
 	if (r == NULL)
 		return;
-	rmap_free(r->users, NULL);
+	dict_free(r->users, NULL);
 	free(r);
 }
 
@@ -81,12 +81,12 @@ static void fail_list(redis_state *s, rq *list)
 void ops_subscriptions_reset(redis_state *s)
 {
 	rq *failed = NULL, *tail = NULL;
-	rmap_iter it;
+	dict_iter it;
 	const char *room;
 	void *value;
 
-	rmap_iter_init(&it, s->rooms);
-	while (rmap_iter_next(&it, &room, &value)) {
+	dict_iter_init(&it, s->rooms);
+	while (dict_iter_next(&it, &room, &value)) {
 		lroom *r = value;
 		rq *held_tail = r->held_tail;
 		rq *list = take_held(r);
@@ -99,22 +99,22 @@ void ops_subscriptions_reset(redis_state *s)
 			tail = held_tail;
 		}
 		r->subs_pending = 0;
-		if (rmap_count(r->users) == 0)
-			ops_lroom_free(rmap_remove(s->rooms, room));
+		if (dict_count(r->users) == 0)
+			ops_lroom_free(dict_remove(s->rooms, room));
 	}
 	fail_list(s, failed);
 }
 
 void ops_room_subscribed(redis_state *s, const char *room)
 {
-	lroom *r = rmap_get(s->rooms, room);
+	lroom *r = dict_get(s->rooms, room);
 	rq *list;
 
 	if (r == NULL || r->subs_pending == 0 || --r->subs_pending > 0)
 		return;
 	list = take_held(r);
-	if (rmap_count(r->users) == 0)
-		ops_lroom_free(rmap_remove(s->rooms, room));
+	if (dict_count(r->users) == 0)
+		ops_lroom_free(dict_remove(s->rooms, room));
 	/* Now the publishes that waited, in the order they came. */
 	while (list != NULL) {
 		rq *next = list->held_next;
@@ -130,8 +130,8 @@ void ops_room_subscribed(redis_state *s, const char *room)
 
 void ops_free(redis_state *s)
 {
-	rmap_free(s->rooms, ops_lroom_free);
-	rmap_free(s->users, NULL);
+	dict_free(s->rooms, ops_lroom_free);
+	dict_free(s->users, NULL);
 	s->rooms = s->users = NULL;
 }
 
@@ -215,25 +215,25 @@ rq *ops_reconcile_request(redis_state *s)
 {
 	rq *q = rq_new(s, internal_reply, SCRIPT_RECONCILE);
 	size_t entries = 0;
-	rmap_iter it, uit;
+	dict_iter it, uit;
 	const char *room, *user;
 	void *value;
 	int rc;
 
 	if (q == NULL)
 		return NULL;
-	rmap_iter_init(&it, s->rooms);
-	while (rmap_iter_next(&it, NULL, &value))
-		entries += rmap_count(((lroom *)value)->users);
+	dict_iter_init(&it, s->rooms);
+	while (dict_iter_next(&it, NULL, &value))
+		entries += dict_count(((lroom *)value)->users);
 	rc = prefixes(s, q) || rq_args(q, s->node_id) || rq_argf(q, "%zu", entries);
-	rmap_iter_init(&it, s->rooms);
-	while (rc == 0 && rmap_iter_next(&it, &room, &value)) {
-		rmap_iter_init(&uit, ((lroom *)value)->users);
-		while (rc == 0 && rmap_iter_next(&uit, &user, NULL))
+	dict_iter_init(&it, s->rooms);
+	while (rc == 0 && dict_iter_next(&it, &room, &value)) {
+		dict_iter_init(&uit, ((lroom *)value)->users);
+		while (rc == 0 && dict_iter_next(&uit, &user, NULL))
 			rc = rq_argf(q, "%s\t%s", room, user);
 	}
-	rmap_iter_init(&it, s->users);
-	while (rc == 0 && rmap_iter_next(&it, &user, NULL))
+	dict_iter_init(&it, s->users);
+	while (rc == 0 && dict_iter_next(&it, &user, NULL))
 		rc = rq_args(q, user);
 	if (rc != 0) {
 		rq_free(q);
@@ -284,7 +284,7 @@ static int ops_publish(void *state, const confab_envelope *env, confab_publish_d
 	q->done.publish = done;
 	own(s, q, arg);
 
-	r = rmap_get(s->rooms, env->room);
+	r = dict_get(s->rooms, env->room);
 	if (r != NULL && r->subs_pending > 0) {
 		if (r->n_held >= REDIS_MAX_HELD) {
 			rq_free(q);
@@ -352,22 +352,22 @@ static int ops_room_join(void *state, const char *room, const char *user)
 	 * nothing is recorded here either. */
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
-	r = rmap_get(s->rooms, room);
+	r = dict_get(s->rooms, room);
 	if (r == NULL) {
-		if ((r = lroom_new()) == NULL || rmap_set(s->rooms, room, r) != 0) {
+		if ((r = lroom_new()) == NULL || dict_set(s->rooms, room, r) != 0) {
 			ops_lroom_free(r);
 			return CONFAB_ENOMEM;
 		}
 		created = true;
 	}
-	if (rmap_has(r->users, user))
+	if (dict_has(r->users, user))
 		return 0;
-	if (rmap_set(r->users, user, NULL) != 0) {
+	if (dict_set(r->users, user, NULL) != 0) {
 		if (created)
-			ops_lroom_free(rmap_remove(s->rooms, room));
+			ops_lroom_free(dict_remove(s->rooms, room));
 		return CONFAB_ENOMEM;
 	}
-	if (rmap_count(r->users) == 1)
+	if (dict_count(r->users) == 1)
 		conn_subscribe(s, room, r);
 	send_presence(s, SCRIPT_JOIN, room, user);
 	return 0;
@@ -378,15 +378,15 @@ static int ops_room_join(void *state, const char *room, const char *user)
 static int ops_room_leave(void *state, const char *room, const char *user)
 {
 	redis_state *s = state;
-	lroom *r = rmap_get(s->rooms, room);
+	lroom *r = dict_get(s->rooms, room);
 
-	if (r == NULL || !rmap_has(r->users, user))
+	if (r == NULL || !dict_has(r->users, user))
 		return 0;
-	rmap_remove(r->users, user);
-	if (rmap_count(r->users) == 0) {
+	dict_remove(r->users, user);
+	if (dict_count(r->users) == 0) {
 		conn_unsubscribe(s, room);
 		if (r->subs_pending == 0 && r->n_held == 0)
-			ops_lroom_free(rmap_remove(s->rooms, room));
+			ops_lroom_free(dict_remove(s->rooms, room));
 	}
 	send_presence(s, SCRIPT_LEAVE, room, user);
 	return 0;
@@ -396,7 +396,7 @@ static int ops_user_online(void *state, const char *user)
 {
 	redis_state *s = state;
 
-	if (rmap_set(s->users, user, NULL) != 0)
+	if (dict_set(s->users, user, NULL) != 0)
 		return CONFAB_ENOMEM;
 	send_presence(s, SCRIPT_ONLINE, NULL, user);
 	return 0;
@@ -406,9 +406,9 @@ static int ops_user_offline(void *state, const char *user)
 {
 	redis_state *s = state;
 
-	if (!rmap_has(s->users, user))
+	if (!dict_has(s->users, user))
 		return 0;
-	rmap_remove(s->users, user);
+	dict_remove(s->users, user);
 	send_presence(s, SCRIPT_OFFLINE, NULL, user);
 	return 0;
 }
