@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "broker.h"
+#include "config.h"
 #include "log.h"
 #include "protocol.h"
 #include "session.h"
@@ -22,6 +23,12 @@ typedef struct chain_run {
 	int http_status;
 	char user[PROTOCOL_NAME_MAX + 8];
 	char reason[128];
+	/* what an ALLOW granted (ABI 1.1), copied: the plugin's are borrowed */
+	char **rooms;                /* NULL: every room */
+	size_t n_rooms;
+	char **direct;               /* NULL: anyone */
+	size_t n_direct;
+	int64_t expires_ms;
 	char who[64];                /* the plugin that answered, for the log */
 	confab_request req;          /* deep copy */
 	confab_header *headers;
@@ -75,6 +82,8 @@ static int copy_request(chain_run *run, const confab_request *src)
 static void run_free(chain_run *run)
 {
 	session_unref(run->session);
+	config_free_list(run->rooms, run->n_rooms);
+	config_free_list(run->direct, run->n_direct);
 	free(run->headers);
 	free(run->strings);
 	free(run);
@@ -104,25 +113,50 @@ static void finish(chain_run *run)
 		session_deny(s, 503, "server shutting down");
 	} else if (run->decision == CONFAB_AUTH_ALLOW) {
 		if (protocol_valid_user(run->user)) {
-			session_admit(s, run->user);
+			session_grant g = {
+				.user = run->user,
+				.rooms = run->rooms,
+				.n_rooms = run->n_rooms,
+				.direct = run->direct,
+				.n_direct = run->n_direct,
+				.expires_ms = run->expires_ms,
+			};
+			run->rooms = run->direct = NULL;
+			run->n_rooms = run->n_direct = 0;
+			session_admit(s, &g);
 		} else {
 			log_line(CONFAB_LOG_ERROR, "auth", "plugin %s allowed an invalid user id; refusing",
 				 run->who);
 			session_deny(s, 403, "invalid user id");
 		}
 	} else if (run->decision == CONFAB_AUTH_DENY) {
-		int status = run->http_status == 401 || run->http_status == 403 ||
-					     run->http_status == 503 ? run->http_status : 403;
+		int st = run->http_status;
+		int status = st == 401 || st == 403 || st == 429 || st == 503 ? st : 403;
 		log_line(CONFAB_LOG_DEBUG, "auth", "%s denied by %s", s->remote, run->who);
 		session_deny(s, status, run->reason[0] ? run->reason : "not allowed");
 	} else if (b->cfg.broker.allow_anonymous) {
 		char guest[32];
 		guest_name(guest, sizeof(guest));
-		session_admit(s, guest);
+		session_grant g = { .user = guest };
+		session_admit(s, &g);
 	} else {
 		session_deny(s, 401, "authentication required");
 	}
 	run_free(run);
+}
+
+static int copy_list(const char *const *src, size_t n, char ***out, size_t *n_out)
+{
+	char **list = calloc(n ? n : 1, sizeof(*list));
+	if (!list)
+		return CONFAB_ENOMEM;
+	*out = list;
+	for (size_t i = 0; i < n; i++) {
+		if (!(list[i] = strdup(src[i] ? src[i] : "")))
+			return CONFAB_ENOMEM;
+		(*n_out)++;
+	}
+	return 0;
 }
 
 static void step(chain_run *run);
@@ -137,11 +171,24 @@ static void answered(void *arg, const confab_auth_result *r)
 	}
 	run->answered = true;
 	run->decision = r ? r->decision : CONFAB_AUTH_DENY;
-	if (run->decision == CONFAB_AUTH_ALLOW)
-		snprintf(run->user, sizeof(run->user), "%s", r->user ? r->user : "");
 	if (run->decision == CONFAB_AUTH_DENY) {
 		run->http_status = r ? r->http_status : 503;
 		snprintf(run->reason, sizeof(run->reason), "%s", r && r->reason ? r->reason : "");
+	} else if (run->decision == CONFAB_AUTH_ALLOW) {
+		snprintf(run->user, sizeof(run->user), "%s", r->user ? r->user : "");
+		/* permissions: only from a 1.1+ answer long enough to hold them */
+		int rc = 0;
+		if (CONFAB_HAS(r, n_rooms) && r->rooms)
+			rc |= copy_list(r->rooms, r->n_rooms, &run->rooms, &run->n_rooms);
+		if (CONFAB_HAS(r, n_direct) && r->direct)
+			rc |= copy_list(r->direct, r->n_direct, &run->direct, &run->n_direct);
+		if (CONFAB_HAS(r, expires_ms))
+			run->expires_ms = r->expires_ms;
+		if (rc != 0) {
+			run->decision = CONFAB_AUTH_DENY;
+			run->http_status = 503;
+			snprintf(run->reason, sizeof(run->reason), "broker out of memory");
+		}
 	}
 	if (run->in_call)
 		return;          /* step() goes on from the call site */

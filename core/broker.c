@@ -15,6 +15,7 @@
 #include "embedded.h"
 #include "host.h"
 #include "log.h"
+#include "protocol.h"
 #include "session.h"
 
 /* How long shutdown waits for clients to take their close frames. */
@@ -184,6 +185,7 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 	if (config_load(config_path, &b->cfg) != 0)
 		return 1;
 	log_set_level(b->cfg.broker.log_level);
+	protocol_set_max_depth(b->cfg.broker.max_json_depth);
 
 	/* the start time in base 36 keeps ids unique across restarts */
 	uint64_t t = (uint64_t)broker_now_ms();
@@ -199,7 +201,9 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 	b->sessions = dict_new();
 	b->users = dict_new();
 	b->rooms = rooms_new();
-	if (!b->sessions || !b->users || !b->rooms) {
+	b->addresses = dict_new();
+	b->expiring = dict_new();
+	if (!b->sessions || !b->users || !b->rooms || !b->addresses || !b->expiring) {
 		log_line(CONFAB_LOG_ERROR, "core", "out of memory");
 		return 1;
 	}
@@ -262,14 +266,31 @@ static void on_handle_closed(uv_handle_t *h)
 static void finish_stop(broker *b)
 {
 	uv_timer_stop(&b->stop_timer);
+	uv_timer_stop(&b->expiry_timer);
 	if (dict_count(b->sessions) > 0)
 		log_line(CONFAB_LOG_WARN, "core", "%zu sessions still open after %d ms; closing anyway",
 			 dict_count(b->sessions), STOP_GRACE_MS);
 	destroy_plugins(b);
 	uv_close((uv_handle_t *)&b->stop_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&b->expiry_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&b->sigint, on_handle_closed);
 	uv_close((uv_handle_t *)&b->sigterm, on_handle_closed);
 	uv_close((uv_handle_t *)&b->sighup, on_handle_closed);
+}
+
+/* Closes the sessions whose credentials (e.g. a JWT's exp) have passed. */
+static void on_expiry_tick(uv_timer_t *t)
+{
+	broker *b = t->data;
+	int64_t now = broker_now_ms();
+	dict_iter it;
+	void *value;
+	dict_iter_init(&it, b->expiring);
+	while (dict_iter_next(&it, NULL, &value)) {
+		confab_session *s = value;
+		if (s->expires_ms <= now)
+			session_close(s, 4001, "token expired");
+	}
 }
 
 static void on_stop_tick(uv_timer_t *t)
@@ -300,7 +321,8 @@ static void on_signal(uv_signal_t *sig, int signum)
 {
 	broker *b = sig->data;
 	if (signum == SIGHUP) {
-		log_line(CONFAB_LOG_INFO, "core", "SIGHUP: nothing to reload yet");
+		/* plugins that reload on SIGHUP watch it themselves */
+		log_line(CONFAB_LOG_INFO, "core", "SIGHUP");
 		return;
 	}
 	begin_stop(b, signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -318,6 +340,9 @@ int broker_run(broker *b)
 	}
 	uv_timer_init(&b->loop, &b->stop_timer);
 	b->stop_timer.data = b;
+	uv_timer_init(&b->loop, &b->expiry_timer);
+	b->expiry_timer.data = b;
+	uv_timer_start(&b->expiry_timer, on_expiry_tick, 1000, 1000);
 
 	confab_ctx *order[b->n_chain + 1];
 	size_t n = start_order(b, order);
@@ -372,6 +397,8 @@ void broker_destroy(broker *b)
 		ctx_free(b->embedded);
 	dict_free(b->sessions, NULL);
 	dict_free(b->users, NULL);
+	dict_free(b->addresses, NULL);
+	dict_free(b->expiring, NULL);
 	rooms_free(b->rooms);
 	config_free(&b->cfg);
 }

@@ -48,12 +48,15 @@ struct broker {
 	dict *sessions;              /* session id -> confab_session */
 	dict *users;                 /* user -> user_sessions (see session.h) */
 	rooms *rooms;                /* local membership */
+	dict *addresses;             /* remote address -> open connections (uintptr_t) */
+	dict *expiring;              /* session id -> session whose credentials expire */
 	uint64_t next_session;
 	uint64_t next_message;
 	char run_id[24];             /* start time in base 36: makes ids unique across restarts */
 
 	uv_signal_t sigint, sigterm, sighup;
 	uv_timer_t stop_timer;
+	uv_timer_t expiry_timer;     /* closes sessions whose credentials expired */
 	uint64_t stop_deadline;
 	int exit_code;
 };

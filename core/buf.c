@@ -2,9 +2,12 @@
  * transports see only the public confab_buf. */
 #include "buf.h"
 
+#include "utf8.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,37 +126,6 @@ void fb_int(frame_builder *fb, int64_t v)
 	fb_printf(fb, "%" PRId64, v);
 }
 
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 when it is not one:
- * overlong forms, surrogates and code points past U+10FFFF are invalid. */
-static size_t utf8_sequence(const unsigned char *p)
-{
-	if (p[0] < 0x80)
-		return 1;
-	size_t n;
-	uint32_t cp;
-	if ((p[0] & 0xe0) == 0xc0) {
-		n = 2;
-		cp = p[0] & 0x1f;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		n = 3;
-		cp = p[0] & 0x0f;
-	} else if ((p[0] & 0xf8) == 0xf0) {
-		n = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)   /* also stops at the NUL */
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	static const uint32_t min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
-	if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 void fb_json_string(frame_builder *fb, const char *text)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -161,7 +133,7 @@ void fb_json_string(frame_builder *fb, const char *text)
 	const unsigned char *p = (const unsigned char *)text;
 	const unsigned char *run = p;
 	while (*p) {
-		size_t n = utf8_sequence(p);
+		size_t n = utf8_sequence(p, SIZE_MAX);
 		if (n > 1 || (n == 1 && *p >= 0x20 && *p != '"' && *p != '\\')) {
 			p += n;
 			continue;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +26,44 @@
 
 static const char *const broker_keys[] = {
 	"node_id", "plugin_dir", "plugins", "allow_anonymous", "log_level",
-	"max_message_bytes", "history_size", NULL
+	"max_message_bytes", "history_size", "allowed_origins", NULL
 };
+
+/* The numeric limits of [broker]: name, default, range, and where the
+ * value goes. Their text forms (for host->broker_get) sit in limit_text in
+ * the same order. */
+typedef struct limit_key {
+	const char *name;
+	size_t def, min, max;
+	size_t offset;
+} limit_key;
+
+static const limit_key limit_keys[] = {
+	{ "rate_limit", 50, 0, 1000000, offsetof(broker_settings, rate_limit) },
+	{ "rate_burst", 100, 1, 1000000, offsetof(broker_settings, rate_burst) },
+	{ "flood_close", 200, 0, 1000000, offsetof(broker_settings, flood_close) },
+	{ "max_rooms_per_session", 100, 0, 1000000, offsetof(broker_settings, max_rooms_per_session) },
+	{ "max_sessions_per_user", 20, 0, 1000000, offsetof(broker_settings, max_sessions_per_user) },
+	{ "max_connections_per_address", 100, 0, 10000000,
+	  offsetof(broker_settings, max_connections_per_address) },
+	{ "idle_timeout", 60, 0, 86400, offsetof(broker_settings, idle_timeout) },
+	{ "max_json_depth", 32, 1, 1000, offsetof(broker_settings, max_json_depth) },
+};
+#define N_LIMIT_KEYS (sizeof(limit_keys) / sizeof(limit_keys[0]))
+_Static_assert(N_LIMIT_KEYS <= sizeof(((broker_settings *)0)->limit_text) /
+				 sizeof(((broker_settings *)0)->limit_text[0]),
+	       "limit_text has a slot for every limit");
+
+static bool is_broker_key(const char *key)
+{
+	for (int k = 0; broker_keys[k]; k++)
+		if (strcmp(key, broker_keys[k]) == 0)
+			return true;
+	for (size_t k = 0; k < N_LIMIT_KEYS; k++)
+		if (strcmp(key, limit_keys[k].name) == 0)
+			return true;
+	return false;
+}
 
 /* Parser state shared by the reader and the handler. */
 typedef struct parse_state {
@@ -375,12 +412,9 @@ static int check_broker(config *cfg)
 		return CONFAB_EINVAL;
 	}
 	for (size_t i = 0; i < s->n_entries; i++) {
-		bool known = false;
-		for (int k = 0; broker_keys[k]; k++)
-			known = known || strcmp(s->entries[i].key, broker_keys[k]) == 0;
-		if (!known) {
+		if (!is_broker_key(s->entries[i].key)) {
 			config_report(cfg, "broker", s->entries[i].key,
-				      "unknown key (known: node_id, plugin_dir, plugins, allow_anonymous, log_level, max_message_bytes, history_size)");
+				      "unknown key (the [broker] keys are listed in docs/configuration.md)");
 			return CONFAB_EINVAL;
 		}
 	}
@@ -459,6 +493,23 @@ static int check_broker(config *cfg)
 			      MAX_HISTORY_SIZE);
 		return CONFAB_EINVAL;
 	}
+
+	for (size_t k = 0; k < N_LIMIT_KEYS; k++) {
+		const limit_key *lk = &limit_keys[k];
+		size_t *field = (size_t *)((char *)b + lk->offset);
+		*field = lk->def;
+		if ((e = config_section_get(s, lk->name)) &&
+		    !parse_size(e->value, lk->min, lk->max, field)) {
+			config_report(cfg, "broker", lk->name, "'%s' is not a number from %zu to %zu",
+				      e->value, lk->min, lk->max);
+			return CONFAB_EINVAL;
+		}
+		snprintf(b->limit_text[k], sizeof(b->limit_text[k]), "%zu", *field);
+	}
+
+	if ((e = config_section_get(s, "allowed_origins")) &&
+	    config_split_list(e->value, &b->allowed_origins, &b->n_allowed_origins) != 0)
+		return CONFAB_ENOMEM;
 
 	snprintf(b->max_message_bytes_text, sizeof(b->max_message_bytes_text), "%zu",
 		 b->max_message_bytes);
@@ -546,6 +597,7 @@ void config_free(config *cfg)
 	free(cfg->broker.node_id);
 	free(cfg->broker.plugin_dir);
 	config_free_list(cfg->broker.plugins, cfg->broker.n_plugins);
+	config_free_list(cfg->broker.allowed_origins, cfg->broker.n_allowed_origins);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -564,6 +616,14 @@ const char *config_broker_text(const config *cfg, const char *key)
 		return b->max_message_bytes_text;
 	if (strcmp(key, "history_size") == 0)
 		return b->history_size_text;
+	for (size_t k = 0; k < N_LIMIT_KEYS; k++)
+		if (strcmp(key, limit_keys[k].name) == 0)
+			return b->limit_text[k];
+	if (strcmp(key, "allowed_origins") == 0) {
+		config_section *s = config_section_find(cfg, "broker");
+		config_entry *e = config_section_get(s, "allowed_origins");
+		return e ? e->value : "";
+	}
 	if (strcmp(key, "plugins") == 0) {
 		config_section *s = config_section_find(cfg, "broker");
 		config_entry *e = config_section_get(s, "plugins");

@@ -36,6 +36,20 @@ typedef struct broker_settings {
 	/* the numbers as text, for plugins (host->broker_get) */
 	char max_message_bytes_text[24];
 	char history_size_text[24];
+
+	/* Limits against abusive clients (docs/auth.md); 0 turns one off
+	 * where that makes sense. */
+	size_t rate_limit;               /* messages per second per session */
+	size_t rate_burst;               /* bucket size */
+	size_t flood_close;              /* refusals within 10 s that close with 1008 */
+	size_t max_rooms_per_session;
+	size_t max_sessions_per_user;
+	size_t max_connections_per_address;
+	size_t idle_timeout;             /* seconds; read by transports */
+	size_t max_json_depth;
+	char **allowed_origins;          /* browser origins allowed; none = any */
+	size_t n_allowed_origins;
+	char limit_text[8][24];          /* the limits as text, in limit_keys order */
 } broker_settings;
 
 typedef struct config {

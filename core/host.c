@@ -3,6 +3,8 @@
 #include "host.h"
 
 #include <stdarg.h>
+#include <string.h>
+#include <strings.h>
 
 #include "auth_chain.h"
 #include "buf.h"
@@ -66,6 +68,27 @@ static bool host_healthy(confab_ctx *ctx)
 
 /* ---- transports ---------------------------------------------------------- */
 
+/* A browser names the page's origin; with allowed_origins set, only those
+ * may connect. Clients that send no Origin (not browsers) are not subject
+ * to it: the header protects users' browsers, not the broker. */
+static bool origin_allowed(const broker *b, const confab_request *req)
+{
+	const broker_settings *bs = &b->cfg.broker;
+	if (bs->n_allowed_origins == 0 || !req)
+		return true;
+	const char *origin = NULL;
+	for (size_t i = 0; i < req->n_headers; i++)
+		if (strcmp(req->headers[i].name, "origin") == 0)
+			origin = req->headers[i].value;
+	if (!origin)
+		return true;
+	for (size_t i = 0; i < bs->n_allowed_origins; i++)
+		if (strcmp(bs->allowed_origins[i], "*") == 0 ||
+		    strcasecmp(bs->allowed_origins[i], origin) == 0)
+			return true;
+	return false;
+}
+
 static confab_session *host_session_open(confab_ctx *ctx, const confab_request *req, void *conn,
 					 confab_open_done done, void *arg)
 {
@@ -75,8 +98,19 @@ static confab_session *host_session_open(confab_ctx *ctx, const confab_request *
 	confab_session *s = session_new(b, ctx, conn, req ? req->remote_addr : NULL, done, arg);
 	if (!s)
 		return NULL;
-	/* The chain may answer at once, and done() may make the transport
-	 * forget nothing: the session lives until session_closed. */
+	/* Refusals before the auth chain answer at once; either way the
+	 * session lives until the transport calls session_closed. */
+	if (!origin_allowed(b, req)) {
+		session_deny(s, 403, "origin not allowed");
+		return s;
+	}
+	int rc = session_count_address(s);
+	if (rc != 0) {
+		session_deny(s, rc == CONFAB_EFULL ? 429 : 503,
+			     rc == CONFAB_EFULL ? "too many connections from this address"
+						: "broker out of memory");
+		return s;
+	}
 	auth_chain_run(s, req);
 	return s;
 }

@@ -85,9 +85,43 @@ static int get_count(json_t *root, const char *field, uint64_t min, bool *has, u
 	return 0;
 }
 
+static size_t max_depth = 32;
+
+void protocol_set_max_depth(size_t depth)
+{
+	max_depth = depth;
+}
+
+/* True when no object or array in the text nests deeper than max_depth.
+ * A cheap scan that keeps a hostile frame from costing deep recursion. */
+static bool depth_ok(const char *data, size_t len)
+{
+	size_t depth = 0;
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = data[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '{' || c == '[') {
+			if (++depth > max_depth)
+				return false;
+		} else if ((c == '}' || c == ']') && depth > 0) {
+			depth--;
+		}
+	}
+	return true;
+}
+
 int protocol_parse(const char *data, size_t len, request *req, protocol_error *err)
 {
 	memset(req, 0, sizeof(*req));
+	if (!depth_ok(data, len))
+		return fail(err, ERR_BAD_REQUEST, "JSON nested deeper than %zu levels", max_depth);
 	json_error_t jerr;
 	req->root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!req->root)

@@ -52,6 +52,10 @@ typedef struct protocol_error {
 	char message[160];
 } protocol_error;
 
+/* Frames nested deeper than this (objects and arrays) are refused before
+ * jansson parses them. Default 32; set from [broker] max_json_depth. */
+void protocol_set_max_depth(size_t depth);
+
 /* Parses one text frame. Returns 0 and fills `req` (free it with
  * request_free), or -1 and fills `err`; in that case req->ref may still hold
  * the frame's ref (a borrowed reference into req->root) so the error can echo

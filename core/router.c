@@ -13,6 +13,7 @@
 #include "protocol.h"
 #include "rooms.h"
 #include "session.h"
+#include "utf8.h"
 
 /* Context of one request waiting for the backplane. */
 typedef struct pending {
@@ -77,8 +78,19 @@ static void reply_backplane_error(confab_session *s, int status, json_t *ref)
 static void handle_join(confab_session *s, const request *req)
 {
 	broker *b = s->broker;
+	if (!session_may_use_room(s, req->room)) {
+		reply_error(s, ERR_FORBIDDEN, "you may not use this room", req->ref);
+		return;
+	}
 	if (dict_has(s->rooms, req->room)) {
 		session_send_take(s, protocol_simple("joined", req->room, req->ref));
+		return;
+	}
+	size_t max_rooms = b->cfg.broker.max_rooms_per_session;
+	if (max_rooms && dict_count(s->rooms) >= max_rooms) {
+		char msg[80];
+		snprintf(msg, sizeof(msg), "a session may be in at most %zu rooms", max_rooms);
+		reply_error(s, ERR_FORBIDDEN, msg, req->ref);
 		return;
 	}
 	if (dict_set(s->rooms, req->room, NULL) != 0) {
@@ -175,6 +187,11 @@ static void handle_send(confab_session *s, const request *req)
 {
 	broker *b = s->broker;
 	bool direct = req->type == REQ_DIRECT;
+	if (direct ? !session_may_direct(s, req->to) : !session_may_use_room(s, req->room)) {
+		reply_error(s, ERR_FORBIDDEN, direct ? "you may not message this user"
+						     : "you may not use this room", req->ref);
+		return;
+	}
 	if (!direct && !dict_has(s->rooms, req->room)) {
 		reply_error(s, ERR_NOT_MEMBER, "join the room before sending to it", req->ref);
 		return;
@@ -251,6 +268,10 @@ static void history_done(void *arg, int status, const confab_envelope *messages,
 static void handle_query(confab_session *s, const request *req)
 {
 	broker *b = s->broker;
+	if (!session_may_use_room(s, req->room)) {
+		reply_error(s, ERR_FORBIDDEN, "you may not use this room", req->ref);
+		return;
+	}
 	if (!dict_has(s->rooms, req->room)) {
 		reply_error(s, ERR_NOT_MEMBER, "join the room first", req->ref);
 		return;
@@ -283,12 +304,55 @@ static void handle_query(confab_session *s, const request *req)
 
 /* ---- entry points -------------------------------------------------------- */
 
+/* Token bucket: rate_limit messages a second, bursts up to rate_burst.
+ * Returns false when the message is refused; a session refused
+ * flood_close times within FLOOD_WINDOW_MS is closed with 1008. */
+#define FLOOD_WINDOW_MS 10000
+static bool take_token(confab_session *s)
+{
+	const broker_settings *bs = &s->broker->cfg.broker;
+	if (bs->rate_limit == 0)
+		return true;
+	uint64_t now = uv_now(&s->broker->loop);
+	s->tokens += (double)(now - s->tokens_at) * (double)bs->rate_limit / 1000.0;
+	if (s->tokens > (double)bs->rate_burst)
+		s->tokens = (double)bs->rate_burst;
+	s->tokens_at = now;
+	if (s->tokens >= 1.0) {
+		s->tokens -= 1.0;
+		return true;
+	}
+	if (now - s->refused_since > FLOOD_WINDOW_MS) {
+		s->refused_since = now;
+		s->refused = 0;
+	}
+	if (bs->flood_close && ++s->refused >= bs->flood_close) {
+		log_line(CONFAB_LOG_WARN, "router", "%s (%s from %s) keeps flooding: closing",
+			 s->id, s->user, s->remote);
+		session_close(s, 1008, "rate limit exceeded");
+	}
+	return false;
+}
+
+/* Every frame counts against the rate limit. True when this one is
+ * refused (and answered, echoing `ref`). */
+static bool rate_limited(confab_session *s, json_t *ref)
+{
+	if (take_token(s))
+		return false;
+	if (!s->close_requested)
+		reply_error(s, ERR_RATE_LIMITED, "too many messages; slow down", ref);
+	return true;
+}
+
 void router_recv(confab_session *s, const void *data, size_t len, unsigned flags)
 {
 	broker *b = s->broker;
-	if (s->state != SESSION_OPEN)
+	if (s->state != SESSION_OPEN || s->close_requested)
 		return;
 	if ((flags & CONFAB_FRAME_TOO_LARGE) || len > b->cfg.broker.max_message_bytes) {
+		if (rate_limited(s, NULL))
+			return;
 		char msg[96];
 		snprintf(msg, sizeof(msg), "message over %zu bytes dropped",
 			 b->cfg.broker.max_message_bytes);
@@ -296,13 +360,26 @@ void router_recv(confab_session *s, const void *data, size_t len, unsigned flags
 		return;
 	}
 	if (flags & CONFAB_FRAME_BINARY) {
-		reply_error(s, ERR_BAD_REQUEST, "binary frames are not part of the protocol", NULL);
+		if (!rate_limited(s, NULL))
+			reply_error(s, ERR_BAD_REQUEST, "binary frames are not part of the protocol",
+				    NULL);
+		return;
+	}
+	if (!utf8_valid(data, len)) {
+		/* text frames are UTF-8 (RFC 6455 8.1): a protocol error */
+		session_close(s, 1007, "invalid UTF-8 in a text frame");
 		return;
 	}
 
 	request req;
 	protocol_error err;
-	if (protocol_parse(data, len, &req, &err) != 0) {
+	/* parsed before the rate check so that a refusal can echo the ref */
+	int rc = protocol_parse(data, len, &req, &err);
+	if (rate_limited(s, req.ref)) {
+		request_free(&req);
+		return;
+	}
+	if (rc != 0) {
 		reply_error(s, err.code, err.message, req.ref);
 		request_free(&req);
 		return;

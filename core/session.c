@@ -3,12 +3,14 @@
  * transport's connection) holds one reference; pending work holds others. */
 #include "session.h"
 
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "config.h"
 #include "log.h"
 #include "protocol.h"
 #include "router.h"
@@ -36,6 +38,32 @@ confab_session *session_new(broker *b, confab_ctx *transport, void *conn,
 	return s;
 }
 
+int session_count_address(confab_session *s)
+{
+	broker *b = s->broker;
+	uintptr_t n = (uintptr_t)dict_get(b->addresses, s->remote);
+	size_t max = b->cfg.broker.max_connections_per_address;
+	if (max && n >= max)
+		return CONFAB_EFULL;
+	if (dict_set(b->addresses, s->remote, (void *)(n + 1)) != 0)
+		return CONFAB_ENOMEM;
+	s->counted = true;
+	return 0;
+}
+
+/* Forgets the session's connection in its address's count. */
+static void address_release(broker *b, confab_session *s)
+{
+	if (!s->counted)
+		return;
+	s->counted = false;
+	uintptr_t n = (uintptr_t)dict_get(b->addresses, s->remote);
+	if (n <= 1)
+		dict_remove(b->addresses, s->remote);
+	else
+		dict_set(b->addresses, s->remote, (void *)(n - 1));
+}
+
 void session_ref(confab_session *s)
 {
 	s->refs++;
@@ -45,6 +73,8 @@ void session_unref(confab_session *s)
 {
 	if (--s->refs > 0)
 		return;
+	config_free_list(s->room_patterns, s->n_room_patterns);
+	config_free_list(s->direct_patterns, s->n_direct_patterns);
 	dict_free(s->rooms, NULL);
 	free(s);
 }
@@ -92,20 +122,60 @@ static bool remove_from_user(broker *b, confab_session *s)
 	return true;
 }
 
-void session_admit(confab_session *s, const char *user)
+static bool matches_any(char *const *patterns, size_t n, const char *name)
+{
+	if (!patterns)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (fnmatch(patterns[i], name, 0) == 0)
+			return true;
+	return false;
+}
+
+bool session_may_use_room(const confab_session *s, const char *room)
+{
+	return matches_any(s->room_patterns, s->n_room_patterns, room);
+}
+
+bool session_may_direct(const confab_session *s, const char *user)
+{
+	return matches_any(s->direct_patterns, s->n_direct_patterns, user);
+}
+
+void session_admit(confab_session *s, session_grant *grant)
 {
 	broker *b = s->broker;
-	snprintf(s->user, sizeof(s->user), "%s", user);
+	size_t max_sessions = b->cfg.broker.max_sessions_per_user;
+	const dict *existing = session_of_user(b, grant->user);
+	if (max_sessions && existing && dict_count(existing) >= max_sessions) {
+		session_deny(s, 429, "too many sessions for this user");
+		return;
+	}
+	snprintf(s->user, sizeof(s->user), "%s", grant->user);
+	s->expires_ms = grant->expires_ms;
+	s->room_patterns = grant->rooms;
+	s->n_room_patterns = grant->n_rooms;
+	s->direct_patterns = grant->direct;
+	s->n_direct_patterns = grant->n_direct;
+	grant->rooms = grant->direct = NULL;
+	grant->n_rooms = grant->n_direct = 0;
 
 	int first = -1;
 	if (dict_set(b->sessions, s->id, s) == 0 && (first = add_to_user(b, s)) < 0)
 		dict_remove(b->sessions, s->id);
+	if (first >= 0 && s->expires_ms && dict_set(b->expiring, s->id, s) != 0) {
+		remove_from_user(b, s);
+		dict_remove(b->sessions, s->id);
+		first = -1;
+	}
 	if (first < 0) {
 		log_line(CONFAB_LOG_ERROR, "session", "out of memory admitting a session");
 		session_deny(s, 503, "broker out of memory");
 		return;
 	}
 	s->state = SESSION_OPEN;
+	s->tokens = (double)b->cfg.broker.rate_burst;
+	s->tokens_at = s->refused_since = uv_now(&b->loop);
 	if (first)
 		router_user_online(b, s->user);
 	log_line(CONFAB_LOG_DEBUG, "session", "%s open: user %s from %s", s->id, s->user, s->remote);
@@ -127,9 +197,11 @@ void session_deny(confab_session *s, int http_status, const char *reason)
 void session_gone(confab_session *s)
 {
 	broker *b = s->broker;
+	address_release(b, s);
 	if (s->state == SESSION_OPEN) {
 		router_leave_all(s);
 		dict_remove(b->sessions, s->id);
+		dict_remove(b->expiring, s->id);
 		if (remove_from_user(b, s))
 			router_user_offline(b, s->user);
 		log_line(CONFAB_LOG_DEBUG, "session", "%s closed", s->id);

@@ -24,13 +24,38 @@ struct confab_session {
 	session_state state;
 	unsigned refs;               /* the registry/transport's one + pending work */
 	bool close_requested;        /* close() already asked of the transport */
+	bool counted;                /* counted in broker->addresses */
 	char id[96];                 /* "<node>.<run>.s<n>": unique in the cluster */
 	char user[72];
 	char remote[64];
 	dict *rooms;                 /* names of the rooms joined (values unused) */
 	confab_open_done open_done;
 	void *open_arg;
+
+	/* What the auth plugin allowed (ABI 1.1); NULL lists allow all. */
+	char **room_patterns;
+	size_t n_room_patterns;
+	char **direct_patterns;
+	size_t n_direct_patterns;
+	int64_t expires_ms;          /* 0 = never */
+
+	/* Rate limit: a token bucket, and the refusals of the current window. */
+	double tokens;
+	uint64_t tokens_at;          /* loop time (ms) of the last refill */
+	size_t refused;
+	uint64_t refused_since;      /* loop time (ms) the window began */
 };
+
+/* What an auth plugin granted, for session_admit. The pattern lists are
+ * malloc'd (config_free_list frees them); NULL allows everything. */
+typedef struct session_grant {
+	const char *user;
+	char **rooms;
+	size_t n_rooms;
+	char **direct;
+	size_t n_direct;
+	int64_t expires_ms;
+} session_grant;
 
 /* A user's sessions on this node (value type of broker->users). */
 typedef struct user_sessions {
@@ -40,10 +65,14 @@ typedef struct user_sessions {
 /* A new pending session for a transport connection (refs = 1). */
 confab_session *session_new(broker *b, confab_ctx *transport, void *conn,
 			    const char *remote, confab_open_done done, void *arg);
+/* Counts the connection against max_connections_per_address: 0, or
+ * CONFAB_EFULL when the address is at its limit. */
+int session_count_address(confab_session *s);
 /* The auth chain admitted the session as `user`: register it, tell the
  * backplane if the user is new on this node, send welcome, answer the
  * transport. */
-void session_admit(confab_session *s, const char *user);
+/* Takes the grant's pattern lists (and NULLs them in `grant`). */
+void session_admit(confab_session *s, session_grant *grant);
 /* The auth chain refused: answer the transport. The session stays until
  * the transport calls session_closed. */
 void session_deny(confab_session *s, int http_status, const char *reason);
@@ -65,5 +94,9 @@ void session_close(confab_session *s, int code, const char *reason);
 confab_session *session_find(broker *b, const char *id);
 /* The user's sessions on this node, or NULL. */
 const dict *session_of_user(broker *b, const char *user);
+
+/* Permission checks against what the auth plugin granted. */
+bool session_may_use_room(const confab_session *s, const char *room);
+bool session_may_direct(const confab_session *s, const char *user);
 
 #endif

@@ -339,7 +339,7 @@ class Cluster:
     report) at the end."""
 
     def __init__(self, suite, guests=(), alices=(), redis=None, prefix=None,
-                 history_size=None, persist=False, redis_keys=None):
+                 history_size=None, persist=False, redis_keys=None, broker_keys=None):
         self.suite = suite
         self.redis = redis or RedisServer(suite.tmp, "redis", persist=persist)
         self.prefix = prefix or "ct-%s-%d:" % (suite.name, os.getpid())
@@ -358,6 +358,7 @@ class Cluster:
             b = {"node_id": name, "plugins": plugins, "allow_anonymous": True}
             if history_size is not None:
                 b["history_size"] = history_size
+            b.update(broker_keys or {})
             self.specs.append((name, b, secs))
 
     def __getitem__(self, name):

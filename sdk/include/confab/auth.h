@@ -25,16 +25,35 @@ typedef enum confab_auth_decision {
 } confab_auth_decision;
 
 /* An auth plugin's answer. Built by the plugin, borrowed by the core for
- * the duration of the done callback. */
+ * the duration of the done callback (the core copies the user and the
+ * patterns). Set `size` to sizeof(confab_auth_result): fields past it are
+ * taken as absent. */
 typedef struct confab_auth_result {
 	uint32_t size;               /* sizeof(confab_auth_result) */
 	confab_auth_decision decision;
 	/* ALLOW: the user id, 1-64 bytes of A-Z a-z 0-9 _ . : - @ */
 	const char *user;
-	/* DENY: 401 (no or bad credentials) or 403 (not allowed). */
+	/* DENY: 401 (no or bad credentials), 403 (not allowed), 429 (too
+	 * many connections) or 503 (unavailable). */
 	int http_status;
 	/* DENY: short reason for the log and the client; never a secret. */
 	const char *reason;
+
+	/* ---- ABI 1.1: permissions (ALLOW only; read by a 1.1+ core when
+	 * `size` covers them; a 1.0 plugin's users may do everything) ---- */
+
+	/* Glob patterns (fnmatch(3), no flags: `*`, `?`, `[...]`) of the rooms
+	 * the user may join, send to, and read history and presence of; NULL
+	 * means every room. A refused request gets error `forbidden`. */
+	const char *const *rooms;
+	size_t n_rooms;
+	/* Glob patterns of the users the user may send direct messages to;
+	 * NULL means anyone. */
+	const char *const *direct;
+	size_t n_direct;
+	/* When the credentials expire, in ms since the epoch; 0 = never. The
+	 * core closes the session with 4001 "token expired" when it passes. */
+	int64_t expires_ms;
 } confab_auth_result;
 
 /* Called by the plugin exactly once per authenticate() call that returned

@@ -62,7 +62,9 @@ typedef struct confab_request {
  *    core calls send() with the welcome frame: the transport queues frames
  *    until the connection can write.
  *  - denied: `http_status` is 401 (no or bad credentials), 403 (not
- *    allowed) or 503 (broker not serving); `reason` is a short text safe
+ *    allowed, or a browser Origin not in allowed_origins), 429 (too many
+ *    connections from the address or sessions of the user) or 503
+ *    (broker not serving); `reason` is a short text safe
  *    to show the client (never a secret), borrowed for the call. The
  *    transport refuses the connection; the core sends nothing more.
  * In every case the transport calls session_closed() exactly once for each
