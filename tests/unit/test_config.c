@@ -404,6 +404,38 @@ START_TEST(test_plugin_sections_are_kept_as_written)
 }
 END_TEST
 
+START_TEST(test_limits_have_defaults_and_are_read_and_checked)
+{
+	config cfg;
+	load_ok("[broker]\nplugins = ws\n", &cfg);
+	broker_settings *b = &cfg.broker;
+	ck_assert_uint_eq(b->rate_limit, 50);
+	ck_assert_uint_eq(b->rate_burst, 100);
+	ck_assert_uint_eq(b->flood_close, 200);
+	ck_assert_uint_eq(b->max_rooms_per_session, 100);
+	ck_assert_uint_eq(b->max_sessions_per_user, 20);
+	ck_assert_uint_eq(b->max_connections_per_address, 100);
+	ck_assert_uint_eq(b->idle_timeout, 60);
+	ck_assert_uint_eq(b->max_json_depth, 32);
+	ck_assert_uint_eq(b->n_allowed_origins, 0);
+	ck_assert_str_eq(config_broker_text(&cfg, "idle_timeout"), "60");
+	config_free(&cfg);
+
+	load_ok("[broker]\nplugins = ws\nrate_limit = 0\nidle_timeout = 5\n"
+		"allowed_origins = https://a.example, https://b.example\n", &cfg);
+	ck_assert_uint_eq(cfg.broker.rate_limit, 0);
+	ck_assert_str_eq(config_broker_text(&cfg, "idle_timeout"), "5");
+	ck_assert_uint_eq(cfg.broker.n_allowed_origins, 2);
+	ck_assert_str_eq(cfg.broker.allowed_origins[1], "https://b.example");
+	config_free(&cfg);
+
+	load_rejected("[broker]\nplugins = ws\nrate_burst = 0\n", "burst.ini",
+		      "burst.ini:3:", "[broker]", "rate_burst", NULL);
+	load_rejected("[broker]\nplugins = ws\nmax_json_depth = deep\n", "depth.ini",
+		      "depth.ini:3:", "[broker]", "max_json_depth", NULL);
+}
+END_TEST
+
 /* ---- every error: CONFAB_EINVAL and one line naming file, line, key ------ */
 
 START_TEST(test_unknown_broker_key_is_rejected_naming_file_line_section_key)
@@ -677,6 +709,7 @@ static Suite *config_suite(void)
 
 	tc = tcase_create("errors");
 	tcase_add_test(tc, test_unknown_broker_key_is_rejected_naming_file_line_section_key);
+	tcase_add_test(tc, test_limits_have_defaults_and_are_read_and_checked);
 	tcase_add_test(tc, test_file_without_broker_section_is_rejected_naming_the_file);
 	tcase_add_test(tc, test_empty_file_is_rejected_for_want_of_a_broker_section);
 	tcase_add_test(tc, test_missing_plugin_chain_is_rejected_naming_broker_plugins);

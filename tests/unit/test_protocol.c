@@ -910,6 +910,21 @@ START_TEST(test_builder_grows_for_long_printf_and_raw_text)
 }
 END_TEST
 
+START_TEST(test_nesting_past_max_json_depth_is_bad_request_before_parsing)
+{
+	protocol_set_max_depth(4);
+	request req;
+	/* four levels: the object and three arrays */
+	parse_ok_at("{\"type\":\"send\",\"room\":\"r\",\"body\":[[[1]]]}", &req, __LINE__);
+	request_free(&req);
+	assert_bad_request("{\"type\":\"send\",\"room\":\"r\",\"body\":[[[[1]]]]}");
+	/* brackets inside strings do not count */
+	parse_ok_at("{\"type\":\"send\",\"room\":\"r\",\"body\":\"[[[[[[\\\"{{{{\"}", &req, __LINE__);
+	request_free(&req);
+	protocol_set_max_depth(32);
+}
+END_TEST
+
 static Suite *protocol_suite(void)
 {
 	Suite *s = suite_create("protocol");
@@ -967,6 +982,7 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_history_frame_with_two_messages_oldest_first);
 	tcase_add_test(tc, test_json_string_escapes_quotes_backslashes_and_control_chars);
 	tcase_add_test(tc, test_builder_grows_for_long_printf_and_raw_text);
+	tcase_add_test(tc, test_nesting_past_max_json_depth_is_bad_request_before_parsing);
 	suite_add_tcase(s, tc);
 	return s;
 }
