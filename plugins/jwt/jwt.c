@@ -1,0 +1,424 @@
+/* jwt: confab's JSON Web Token auth plugin.
+ *
+ * Admits a client that shows a valid token, as the token's `sub`, with the
+ * rooms and direct-message peers its claims grant, until its `exp`:
+ *
+ *   [jwt]
+ *   secret = ...                ; HMAC key for HS256/384/512 (or secret_file)
+ *   public_key_file = key.pem   ; RSA or EC P-256 public key for RS256/ES256
+ *   algorithms = HS256          ; the algorithms accepted (default: by key)
+ *   leeway = 30                 ; clock skew allowed on exp and nbf, seconds
+ *   issuer = https://id.example ; optional: `iss` must equal it
+ *   audience = chat             ; optional: `aud` must contain it
+ *
+ * The token comes from the `authorization: Bearer TOKEN` header or from the
+ * query (`?token=TOKEN`). No token: ignore (the next auth plugin or
+ * allow_anonymous decides). A token that fails any check: deny 401 with a
+ * short reason. Verification is synchronous (an HMAC or one public-key
+ * verification), so every answer is given before authenticate() returns.
+ * docs/auth-jwt.md has the details.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+
+#include "jwt.h"
+
+#define TOKEN_MAX 8192         /* longer tokens are refused unread */
+#define SECRET_FILE_MAX 4096   /* bytes read from secret_file */
+#define DEFAULT_LEEWAY 30
+#define LEEWAY_MAX 86400
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;  /* ASCII lower case */
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decode a query value up to '&' or the end into out[size].
+ * Returns the length, or -1 for a bad escape, a NUL byte or too long. */
+static long percent_decode(const char *p, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (; *p != '\0' && *p != '&'; p++) {
+		int c = (unsigned char)*p;
+		if (c == '%') {
+			int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+			if (lo < 0)
+				return -1;
+			c = hi * 16 + lo;
+			p += 2;
+		}
+		if (c == 0 || n + 1 >= size)
+			return -1;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return (long)n;
+}
+
+/* ---- configuration ---- */
+
+/* The HMAC key of secret_file: the file's bytes, without one trailing
+ * newline (LF or CRLF), as `echo` or an editor leaves. */
+static int read_secret_file(struct jwt *j, const char *path)
+{
+	unsigned char buf[SECRET_FILE_MAX + 1];
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (f == NULL) {
+		j->host->config_error(j->ctx, "secret_file", "cannot read %s: %s", path,
+				      strerror(errno));
+		return CONFAB_EINVAL;
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	if (ferror(f)) {
+		j->host->config_error(j->ctx, "secret_file", "cannot read %s: %s", path,
+				      strerror(errno));
+		fclose(f);
+		return CONFAB_EINVAL;
+	}
+	fclose(f);
+	if (n > SECRET_FILE_MAX) {
+		j->host->config_error(j->ctx, "secret_file", "%s is longer than %d bytes",
+				      path, SECRET_FILE_MAX);
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return CONFAB_EINVAL;
+	}
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (n == 0) {
+		j->host->config_error(j->ctx, "secret_file", "%s holds no secret", path);
+		return CONFAB_EINVAL;
+	}
+	if ((j->secret = malloc(n)) == NULL) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return CONFAB_ENOMEM;
+	}
+	memcpy(j->secret, buf, n);
+	j->secret_len = n;
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return 0;
+}
+
+/* Load a PEM public key (SubjectPublicKeyInfo, "BEGIN PUBLIC KEY"): RSA
+ * for RS256, EC on P-256 for ES256. */
+static int read_public_key(struct jwt *j, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char group[64];
+	size_t glen = 0;
+
+	if (f == NULL) {
+		j->host->config_error(j->ctx, "public_key_file", "cannot read %s: %s", path,
+				      strerror(errno));
+		return CONFAB_EINVAL;
+	}
+	j->pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	fclose(f);
+	if (j->pkey == NULL) {
+		j->host->config_error(j->ctx, "public_key_file",
+				      "%s holds no PEM public key (-----BEGIN PUBLIC KEY-----)",
+				      path);
+		return CONFAB_EINVAL;
+	}
+	if (EVP_PKEY_is_a(j->pkey, "RSA")) {
+		if (EVP_PKEY_get_bits(j->pkey) < 2048) {
+			j->host->config_error(j->ctx, "public_key_file",
+					      "%s: an RSA key of %d bits is too weak (2048 at least)",
+					      path, EVP_PKEY_get_bits(j->pkey));
+			return CONFAB_EINVAL;
+		}
+		j->key_alg = RS256;
+		return 0;
+	}
+	if (EVP_PKEY_is_a(j->pkey, "EC") &&
+	    EVP_PKEY_get_group_name(j->pkey, group, sizeof(group), &glen) == 1 &&
+	    (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0)) {
+		j->key_alg = ES256;
+		return 0;
+	}
+	j->host->config_error(j->ctx, "public_key_file",
+			      "%s is neither an RSA key (RS256) nor an EC P-256 key (ES256)",
+			      path);
+	return CONFAB_EINVAL;
+}
+
+/* `algorithms`: a comma or space separated list of names. */
+static int parse_algorithms(struct jwt *j, const char *v, unsigned *out)
+{
+	char name[16];
+	unsigned algs = 0;
+
+	while (*v != '\0') {
+		size_t n = strcspn(v, ", \t");
+		if (n > 0) {
+			int a;
+			if (n >= sizeof(name)) {
+				j->host->config_error(j->ctx, "algorithms",
+						      "'%.*s' is not one of HS256, HS384, HS512, RS256, ES256",
+						      (int)(n > 32 ? 32 : n), v);
+				return CONFAB_EINVAL;
+			}
+			memcpy(name, v, n);
+			name[n] = '\0';
+			if ((a = jwt_alg_lookup(name)) < 0) {
+				j->host->config_error(j->ctx, "algorithms",
+						      "'%s' is not one of HS256, HS384, HS512, RS256, ES256%s",
+						      name, strcasecmp(name, "none") == 0 ?
+						      " (unsigned tokens are never accepted)" : "");
+				return CONFAB_EINVAL;
+			}
+			algs |= ALG_BIT(a);
+		}
+		v += n;
+		v += strspn(v, ", \t");
+	}
+	if (algs == 0) {
+		j->host->config_error(j->ctx, "algorithms", "lists no algorithm");
+		return CONFAB_EINVAL;
+	}
+	*out = algs;
+	return 0;
+}
+
+static int parse_leeway(const char *v, long *out)
+{
+	char *end;
+	long n;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n > LEEWAY_MAX)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/* Everything but the keys: every key of the section is read here (those
+ * not read are reported as unknown). */
+static int jwt_configure(struct jwt *j)
+{
+	const confab_host *host = j->host;
+	confab_ctx *ctx = j->ctx;
+	const char *secret = host->config_get(ctx, "secret");
+	const char *secret_file = host->config_get(ctx, "secret_file");
+	const char *key_file = host->config_get(ctx, "public_key_file");
+	const char *algorithms = host->config_get(ctx, "algorithms");
+	const char *leeway = host->config_get(ctx, "leeway");
+	int rc;
+
+	j->issuer = host->config_get(ctx, "issuer");
+	j->audience = host->config_get(ctx, "audience");
+	j->leeway = DEFAULT_LEEWAY;
+
+	if (leeway != NULL && parse_leeway(leeway, &j->leeway) != 0) {
+		host->config_error(ctx, "leeway", "'%s' is not a number of seconds from 0 to %d",
+				   leeway, LEEWAY_MAX);
+		return CONFAB_EINVAL;
+	}
+	if (j->issuer != NULL && *j->issuer == '\0') {
+		host->config_error(ctx, "issuer", "must not be empty (leave it out to accept any)");
+		return CONFAB_EINVAL;
+	}
+	if (j->audience != NULL && *j->audience == '\0') {
+		host->config_error(ctx, "audience", "must not be empty (leave it out to accept any)");
+		return CONFAB_EINVAL;
+	}
+
+	/* The keys. */
+	if (secret != NULL && secret_file != NULL) {
+		host->config_error(ctx, "secret_file", "set either secret or secret_file, not both");
+		return CONFAB_EINVAL;
+	}
+	if (secret != NULL) {
+		if (*secret == '\0') {
+			host->config_error(ctx, "secret", "must not be empty");
+			return CONFAB_EINVAL;
+		}
+		j->secret_len = strlen(secret);
+		if ((j->secret = malloc(j->secret_len)) == NULL)
+			return CONFAB_ENOMEM;
+		memcpy(j->secret, secret, j->secret_len);
+	} else if (secret_file != NULL && (rc = read_secret_file(j, secret_file)) != 0) {
+		return rc;
+	}
+	if (key_file != NULL && (rc = read_public_key(j, key_file)) != 0)
+		return rc;
+	if (j->secret == NULL && j->pkey == NULL) {
+		host->config_error(ctx, "secret",
+				   "no key: set secret or secret_file (HS256/384/512) or "
+				   "public_key_file (RS256/ES256)");
+		return CONFAB_EINVAL;
+	}
+
+	/* The algorithms, checked against the keys. */
+	if (algorithms == NULL) {
+		j->algs = (j->secret ? ALG_BIT(HS256) : 0) | (j->pkey ? ALG_BIT(j->key_alg) : 0);
+		return 0;
+	}
+	if ((rc = parse_algorithms(j, algorithms, &j->algs)) != 0)
+		return rc;
+	if ((j->algs & HS_ALGS) && j->secret == NULL) {
+		host->config_error(ctx, "algorithms",
+				   "HS256/HS384/HS512 need secret or secret_file");
+		return CONFAB_EINVAL;
+	}
+	for (int a = RS256; a <= ES256; a++) {
+		if (!(j->algs & ALG_BIT(a)))
+			continue;
+		if (j->pkey == NULL) {
+			host->config_error(ctx, "algorithms", "%s needs public_key_file",
+					   jwt_alg_names[a]);
+			return CONFAB_EINVAL;
+		}
+		if ((enum alg)a != j->key_alg) {
+			host->config_error(ctx, "algorithms",
+					   "%s needs %s public key; public_key_file holds %s key",
+					   jwt_alg_names[a], a == RS256 ? "an RSA" : "an EC P-256",
+					   j->key_alg == RS256 ? "an RSA" : "an EC P-256");
+			return CONFAB_EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void jwt_free(struct jwt *j)
+{
+	if (j->secret != NULL) {
+		OPENSSL_cleanse(j->secret, j->secret_len);
+		free(j->secret);
+	}
+	EVP_PKEY_free(j->pkey);
+	free(j);
+}
+
+static int jwt_init(confab_ctx *ctx, const confab_host *host, void **state)
+{
+	struct jwt *j = calloc(1, sizeof(*j));
+	char list[64] = "";
+	int rc;
+
+	if (j == NULL)
+		return CONFAB_ENOMEM;
+	j->ctx = ctx;
+	j->host = host;
+	if ((rc = jwt_configure(j)) != 0) {
+		jwt_free(j);
+		return rc;
+	}
+	for (int a = 0; a < N_ALGS; a++)
+		if (j->algs & ALG_BIT(a))
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 list[0] ? ", " : "", jwt_alg_names[a]);
+	host->log(ctx, CONFAB_LOG_INFO, "accepting %s tokens (leeway %lds%s%s%s%s)", list,
+		  j->leeway, j->issuer ? ", issuer " : "", j->issuer ? j->issuer : "",
+		  j->audience ? ", audience " : "", j->audience ? j->audience : "");
+	*state = j;
+	return 0;
+}
+
+static void jwt_destroy(void *state)
+{
+	jwt_free(state);
+}
+
+/* ---- finding the token ---- */
+
+/* The token of the request into tok[size]: from `authorization: Bearer`,
+ * else from `?token=`. Returns its length, 0 when there is none (or it is
+ * empty), -1 when it is too long or undecodable. */
+static long find_token(const confab_request *req, char *tok, size_t size)
+{
+	for (size_t i = 0; i < req->n_headers; i++) {
+		const char *v = req->headers[i].value;
+		size_t n;
+		if (strcmp(req->headers[i].name, "authorization") != 0 || v == NULL)
+			continue;
+		v += strspn(v, " \t");
+		if (strncasecmp(v, "bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t'))
+			continue;  /* another scheme (Basic): not ours */
+		v += 6;
+		v += strspn(v, " \t");
+		n = strcspn(v, " \t\r\n");
+		if (v[n + strspn(v + n, " \t\r\n")] != '\0' || n >= size)
+			return -1;
+		memcpy(tok, v, n);
+		tok[n] = '\0';
+		return (long)n;
+	}
+	/* Each pair of the raw query starts at its beginning or after '&'. */
+	for (const char *p = req->query; p != NULL && *p != '\0';
+	     p = strchr(p, '&'), p = p ? p + 1 : NULL)
+		if (strncmp(p, "token=", 6) == 0)
+			return percent_decode(p + 6, tok, size);
+	return 0;
+}
+
+/* Answers at once (done() before returning): nothing is ever pending at
+ * stop(). Neither the token nor the key is ever logged or returned. */
+static int jwt_authenticate(void *state, const confab_request *req,
+			    confab_auth_done done, void *arg)
+{
+	struct jwt *j = state;
+	confab_auth_result r = { .size = sizeof(r), .decision = CONFAB_AUTH_IGNORE };
+	struct jwt_grant grant = { 0 };
+	char *tok = malloc(TOKEN_MAX + 1);
+	long len;
+	int rc = 0;
+
+	if (tok == NULL)
+		return CONFAB_ENOMEM;
+	len = find_token(req, tok, TOKEN_MAX + 1);
+	if (len < 0) {
+		r.decision = CONFAB_AUTH_DENY;
+		r.http_status = 401;
+		r.reason = "invalid token: too long or badly percent-encoded";
+	} else if (len > 0) {
+		rc = jwt_verify_token(j, tok, (size_t)len, &r, &grant);
+	}
+	OPENSSL_cleanse(tok, TOKEN_MAX + 1);
+	free(tok);
+	if (rc != 0)
+		return rc;
+
+	if (r.decision == CONFAB_AUTH_DENY)
+		j->host->log(j->ctx, CONFAB_LOG_INFO, "denied %s: %s", req->remote_addr, r.reason);
+	else if (r.decision == CONFAB_AUTH_ALLOW)
+		j->host->log(j->ctx, CONFAB_LOG_DEBUG, "admitted %s from %s", r.user,
+			     req->remote_addr);
+	done(arg, &r);
+	jwt_grant_free(&grant);
+	return 0;
+}
+
+static const confab_auth_ops jwt_ops = {
+	.size = sizeof(confab_auth_ops),
+	.authenticate = jwt_authenticate,
+};
+
+static const confab_plugin jwt_plugin = {
+	CONFAB_PLUGIN_HEADER(CONFAB_KIND_AUTH, "jwt", "0.1.0"),
+	.description = "admits clients with a valid JSON Web Token (HS256/384/512, RS256, ES256)",
+	.init = jwt_init,
+	.destroy = jwt_destroy,
+	.auth = &jwt_ops,
+};
+
+CONFAB_PLUGIN_DEFINE(jwt_plugin)

@@ -1,0 +1,392 @@
+#!/usr/bin/python3
+"""The `static` auth plugin admits the users of its users_file by HTTP Basic
+or ?user=&password=, with their room patterns, reloads the file on SIGHUP,
+and never shows a password.
+
+Hashes are made at test time with `mkpasswd` (SHA-512 and yescrypt). The
+plugin checks passwords on libuv's thread pool and answers later, so a
+wrong password (or an unknown user) is seen as a WebSocket close 4401
+"invalid credentials" right after the upgrade, not as an HTTP 401; that is
+what these checks assert. Credentials it cannot even parse, and clients
+without any, are refused before the upgrade (HTTP 401).
+
+SPDX-License-Identifier: MIT
+"""
+import asyncio
+import base64
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.parse
+
+import websockets
+import websockets.exceptions
+
+import confabtest
+from confabtest import (Suite, Client, WS_SO, PLUGIN_BUILD_DIR, RECV_TIMEOUT, SCALE,
+                        check, fixture, note, run_confabd, write_config, write_text)
+
+suite = Suite("test_auth_static", watchdog=300)
+STATIC_SO = os.path.join(PLUGIN_BUILD_DIR, "static", ".libs", "static.so")
+
+# Distinctive passwords: none of them may ever appear in a broker's stderr.
+PW = {
+    "alice": "correct horse #1",      # SHA-512
+    "bob": "b0b&yes=crypt%",          # yescrypt; needs percent-encoding in a query
+    "tina": "team-only pw",           # SHA-512, limited to team-*
+    "carol": "carol-new-pw",          # added by a reload
+}
+WRONG = "not-the-password-42"
+ALL_SECRETS = list(PW.values()) + [WRONG]
+
+
+def mkpasswd(method, password):
+    out = subprocess.run(["mkpasswd", "-m", method, password], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    check(out.returncode == 0, "mkpasswd -m %s failed: %s" % (method, out.stderr.decode()))
+    return out.stdout.decode().strip()
+
+
+HASHES = {}
+
+
+def hash_of(user):
+    if user not in HASHES:
+        HASHES[user] = mkpasswd("yescrypt" if user == "bob" else "sha-512", PW[user])
+    return HASHES[user]
+
+
+def users_text(*users):
+    lines = ["# users of the test broker", ""]
+    for u in users:
+        line = "%s:%s" % (u, hash_of(u))
+        if u == "tina":
+            line += ":team-*, staff"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def basic(user, password):
+    token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    return {"Authorization": "Basic " + token}
+
+
+def query(user, password):
+    return "user=%s&password=%s" % (urllib.parse.quote(user, safe=""),
+                                    urllib.parse.quote(password, safe=""))
+
+
+async def open_ws(port, query="", headers=None):
+    uri = "ws://127.0.0.1:%d/ws" % port + ("?" + query if query else "")
+    return await asyncio.wait_for(
+        websockets.connect(uri, extra_headers=headers, subprotocols=["confab.v1"],
+                           ping_interval=None, compression=None,
+                           open_timeout=RECV_TIMEOUT, close_timeout=RECV_TIMEOUT),
+        RECV_TIMEOUT + 1)
+
+
+async def admitted(port, name, query="", headers=None):
+    """Connect and read the welcome; returns the Client."""
+    c = Client(await open_ws(port, query, headers), name)
+    confabtest._open_clients.append(c)  # closed by the suite after each test
+    first = await c.recv()
+    check(first.get("type") == "welcome", "%s: first frame is not a welcome: %r" % (name, first))
+    c.welcome, c.user = first, first.get("user")
+    return c
+
+
+async def closed_after_upgrade(port, what, query="", headers=None):
+    """The handshake succeeds, then the broker closes with 4401 before any frame."""
+    try:
+        ws = await open_ws(port, query, headers)
+    except websockets.exceptions.InvalidStatusCode as e:
+        raise confabtest.TestFailure("%s: refused with HTTP %d before the upgrade; want a "
+                                     "close 4401 after it" % (what, e.status_code)) from None
+    try:
+        frame = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
+        check(False, "%s: got a frame instead of a close: %r" % (what, frame[:200]))
+    except websockets.exceptions.ConnectionClosed:
+        pass
+    except asyncio.TimeoutError:
+        check(False, "%s: neither a frame nor a close within %.0fs" % (what, RECV_TIMEOUT))
+    finally:
+        await ws.close()
+    check(ws.close_code == 4401 and ws.close_reason == "invalid credentials",
+          "%s: closed with %s %r, want 4401 'invalid credentials'" % (
+              what, ws.close_code, ws.close_reason))
+    note("%s: upgraded, then closed 4401 %r" % (what, ws.close_reason))
+
+
+async def refused_http(port, what, want, query="", headers=None):
+    try:
+        ws = await open_ws(port, query, headers)
+    except websockets.exceptions.InvalidStatusCode as e:
+        check(e.status_code == want, "%s: refused with HTTP %d, want %d" % (what, e.status_code, want))
+        note("%s: HTTP %d" % (what, e.status_code))
+        return
+    await ws.close()
+    check(False, "%s: the handshake succeeded; want HTTP %d" % (what, want))
+
+
+def wait_log(b, pattern, since=0, timeout=RECV_TIMEOUT):
+    """The first stderr line after offset `since` matching `pattern`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = b.stderr()[since:]
+        m = re.search(pattern, text)
+        if m:
+            start = text.rfind("\n", 0, m.start()) + 1
+            return text[start:text.find("\n", m.start())]
+        check(time.monotonic() < deadline, "%s: no log line matching %r within %.0fs:\n%s"
+              % (b.name, pattern, timeout, confabtest.tail(b.stderr())))
+        time.sleep(0.05)
+
+
+def static_broker(name, users, chain=None, extra=None):
+    path = write_text(suite.tmp, name + "-users", users)
+    sections = {"static": {"users_file": path}}
+    sections.update(extra or {})
+    b = suite.broker(name, broker={"plugins": chain or [WS_SO, STATIC_SO],
+                                   "allow_anonymous": False, "log_level": "debug"},
+                     sections=sections)
+    b.users_file = path
+    return b
+
+
+main = static_broker("main", users_text("alice", "bob", "tina"))
+
+
+@suite.test
+async def right_password_by_basic_is_welcomed_as_that_user():
+    """Basic credentials with the right password (SHA-512 and yescrypt) get a welcome as that user."""
+    main.start()
+    for user in ("alice", "bob"):
+        c = await admitted(main.port, user, headers=basic(user, PW[user]))
+        check(c.user == user, "welcome names %r, want %r" % (c.user, user))
+        note("%s (%s) admitted by Basic" % (user, hash_of(user)[:3]))
+
+
+@suite.test
+async def right_password_in_the_query_is_welcomed_as_that_user():
+    """?user=&password= (percent-encoded) with the right password gets a welcome as that user."""
+    main.start()
+    for user in ("alice", "bob"):
+        c = await admitted(main.port, user, query=query(user, PW[user]))
+        check(c.user == user, "welcome names %r, want %r" % (c.user, user))
+    note("alice and bob admitted by the query")
+
+
+@suite.test
+async def wrong_password_is_closed_4401_after_the_upgrade():
+    """A wrong password, by Basic or query, is answered later: the WebSocket closes with 4401."""
+    main.start()
+    await closed_after_upgrade(main.port, "alice, wrong password, Basic",
+                               headers=basic("alice", WRONG))
+    await closed_after_upgrade(main.port, "bob, wrong password, query", query=query("bob", WRONG))
+    line = wait_log(main, r"denied bob from 127\.0\.0\.1: invalid credentials")
+    note("logged: " + line.strip())
+
+
+@suite.test
+async def unknown_user_is_refused_the_same_way():
+    """An unknown user gets the same answer as a wrong password: close 4401 after the upgrade."""
+    main.start()
+    await closed_after_upgrade(main.port, "mallory, Basic", headers=basic("mallory", WRONG))
+    await closed_after_upgrade(main.port, "mallory, query", query=query("mallory", WRONG))
+
+
+@suite.test
+async def malformed_credentials_are_refused_with_http_401():
+    """Credentials that do not parse (bad base64, no ':', invalid name) are refused before the upgrade."""
+    main.start()
+    await refused_http(main.port, "bad base64", 401, headers={"Authorization": "Basic !!!not64"})
+    await refused_http(main.port, "no colon", 401,
+                       headers={"Authorization": "Basic " + base64.b64encode(b"alice").decode()})
+    await refused_http(main.port, "invalid name", 401, headers=basic("al ice", WRONG))
+    await refused_http(main.port, "password without user", 401, query="password=" + WRONG)
+    line = wait_log(main, r"denied \(invalid name\) from")
+    note("logged: " + line.strip())
+
+
+@suite.test
+async def no_credentials_is_refused_with_http_401_by_the_core():
+    """No credentials: static ignores, allow_anonymous = false refuses with HTTP 401."""
+    main.start()
+    await refused_http(main.port, "no credentials", 401)
+    await refused_http(main.port, "a user but no password", 401, query="user=alice")
+    await refused_http(main.port, "a Bearer token", 401, headers={"Authorization": "Bearer abc"})
+
+
+@suite.test
+async def room_patterns_limit_the_user():
+    """tina (team-*, staff) joins team-a and staff; lobby is forbidden. alice may join lobby."""
+    main.start()
+    tina = await admitted(main.port, "tina", headers=basic("tina", PW["tina"]))
+    await tina.join("team-a")
+    await tina.join("staff")
+    await tina.say("team-a", "hello team")
+    await tina.error({"type": "join", "room": "lobby"}, "forbidden")
+    await tina.error({"type": "send", "room": "lobby", "body": "hi"}, "forbidden")
+    alice = await admitted(main.port, "alice", headers=basic("alice", PW["alice"]))
+    await alice.join("lobby")
+    note("tina: team-a and staff joined, lobby forbidden; alice: lobby joined")
+
+
+@suite.test
+async def sighup_reload_admits_a_new_user():
+    """carol is added to users_file; after SIGHUP ("reloaded 4 users") she can log in."""
+    main.start()
+    await closed_after_upgrade(main.port, "carol before the reload",
+                               headers=basic("carol", PW["carol"]))
+    since = len(main.stderr())
+    write_text(suite.tmp, "main-users", users_text("alice", "bob", "tina", "carol"))
+    main.send_signal(signal.SIGHUP)
+    note("logged: " + wait_log(main, r"reloaded 4 users", since).strip())
+    c = await admitted(main.port, "carol", headers=basic("carol", PW["carol"]))
+    check(c.user == "carol", "welcome names %r, want carol" % c.user)
+
+
+@suite.test
+async def broken_file_on_reload_keeps_the_old_users():
+    """A malformed line on reload logs an error with its line number; the users loaded before still log in."""
+    main.start()
+    since = len(main.stderr())
+    text = "alice:%s\nthis line is broken\n" % hash_of("alice")
+    write_text(suite.tmp, "main-users", text)
+    main.send_signal(signal.SIGHUP)
+    line = wait_log(main, r"cannot reload users_file", since)
+    note("logged: " + line.strip())
+    check(" error " in line and "main-users:2" in line and "keeping the 4 users" in line,
+          "the reload error line does not name the file's line 2 and the kept users: %r" % line)
+    for user in ("carol", "bob"):
+        c = await admitted(main.port, user, headers=basic(user, PW[user]))
+        check(c.user == user, "welcome names %r, want %r" % (c.user, user))
+    note("carol and bob (not in the broken file) still log in")
+    # a missing file is refused the same way
+    os.rename(main.users_file, main.users_file + ".away")
+    since = len(main.stderr())
+    main.send_signal(signal.SIGHUP)
+    note("logged: " + wait_log(main, r"cannot reload users_file", since).strip())
+    await admitted(main.port, "alice", headers=basic("alice", PW["alice"]))
+    os.rename(main.users_file + ".away", main.users_file)
+
+
+chain = static_broker("chain", users_text("alice"),
+                      chain=[WS_SO, STATIC_SO, fixture("fx_good_auth")],
+                      extra={"fx_good_auth": {"user": "fallback"}})
+
+
+@suite.test
+async def chain_static_then_fixture():
+    """ws, static, fx_good_auth: no credentials pass on to fx (fallback); a wrong password is refused; alice is alice."""
+    chain.start()
+    c = await admitted(chain.port, "anon")
+    check(c.user == "fallback", "no credentials: welcome names %r, want fallback" % c.user)
+    await closed_after_upgrade(chain.port, "wrong password before fx", headers=basic("alice", WRONG))
+    await closed_after_upgrade(chain.port, "unknown user before fx", query=query("zed", WRONG))
+    c = await admitted(chain.port, "alice", query=query("alice", PW["alice"]))
+    check(c.user == "alice", "right password: welcome names %r, want alice" % c.user)
+
+
+@suite.test
+async def shutdown_with_checks_in_flight_exits_0():
+    """SIGTERM while many password checks are in flight: every client gets an answer, exit 0."""
+    b = static_broker("busy", users_text("bob"))
+    b.start()
+    conns = [asyncio.ensure_future(open_ws(b.port, query("bob", WRONG))) for _ in range(24)]
+    await asyncio.sleep(0.05)
+    b.send_signal(signal.SIGTERM)
+    results = await asyncio.gather(*conns, return_exceptions=True)
+    seen = {}
+    for r in results:
+        if isinstance(r, websockets.exceptions.InvalidStatusCode):
+            what = "HTTP %d" % r.status_code
+        elif isinstance(r, Exception):
+            what = type(r).__name__
+        else:
+            try:
+                await asyncio.wait_for(r.recv(), RECV_TIMEOUT)
+            except (websockets.exceptions.ConnectionClosed, asyncio.TimeoutError):
+                pass
+            await r.close()
+            what = "close %s" % r.close_code
+        seen[what] = seen.get(what, 0) + 1
+    await b.wait_async()
+    b.check_clean_exit()
+    # Which answers the clients get depends on the race (a check answered
+    # 503 by stop() shows as a close 4503); the point is the clean exit.
+    note("exit 0 with %d connections racing the shutdown: %s" % (len(conns), seen))
+
+
+@suite.test
+def stderr_never_holds_a_password():
+    """No password, right or wrong, appears in any broker's stderr (log_level = debug)."""
+    for b in suite.brokers:
+        text = b.stderr()
+        for pw in ALL_SECRETS:
+            for form in {pw, urllib.parse.quote(pw, safe="")}:
+                check(form not in text, "%s: stderr holds the password %r" % (b.name, form))
+    note("checked %d brokers" % len(suite.brokers))
+
+
+def dash_t(name, users_file):
+    port = confabtest.free_port()
+    d = os.path.join(suite.tmp, name)
+    os.makedirs(d)
+    sections = {"ws": {"listen": "127.0.0.1:%d" % port}, "static": {}}
+    if users_file is not None:
+        sections["static"]["users_file"] = users_file
+    cfg = write_config(d, {"node_id": "t", "plugins": [WS_SO, STATIC_SO]}, sections)
+    r = run_confabd(["-t", "-c", cfg])
+    check(r.code == 1, "confabd -t exited %s, want 1\n%s" % (r.code, r.describe()))
+    lines = [l for l in r.stderr.splitlines() if "[static] users_file" in l]
+    check(len(lines) == 1, "want one line naming [static] users_file, got %d\n%s"
+          % (len(lines), r.describe()))
+    check(not confabtest.sanitizer_lines(r.stderr), "sanitizer report\n" + r.describe())
+    note(lines[0].strip())
+    return lines[0]
+
+
+@suite.test
+def dash_t_refuses_a_missing_users_file():
+    """users_file unset, or naming no file: `confabd -t` exits 1 with one line naming [static] users_file."""
+    dash_t("unset", None)
+    line = dash_t("missing", os.path.join(suite.tmp, "no-such-users"))
+    check("no-such-users" in line, "the line does not name the file: %r" % line)
+
+
+@suite.test
+def dash_t_refuses_a_malformed_line_with_its_number():
+    """A malformed line (3), a bad hash (4), a bad name, a duplicate: -t exits 1 naming the file's line."""
+    good = "alice:%s\n" % hash_of("alice")
+    cases = {
+        "no-hash": ("# c\n\n" + "bob\n", 3),
+        "bad-hash": ("# c\n\n" + good + "bob:$1$abc$def\n", 4),
+        "bad-name": (good + "b o b:%s\n" % hash_of("alice"), 2),
+        "twice": (good + "# again\n" + good, 3),
+        "empty-pattern": (good + "tina:%s:team-*,,x\n" % hash_of("alice"), 2),
+    }
+    for name, (text, lineno) in cases.items():
+        path = write_text(suite.tmp, name + "-users", text)
+        line = dash_t(name, path)
+        check("%s:%d:" % (path, lineno) in line,
+              "%s: the line does not name %s:%d: %r" % (name, path, lineno, line))
+
+
+@suite.test
+def dash_t_accepts_a_good_file():
+    """A good users file with comments, blank lines and patterns passes `confabd -t`."""
+    port = confabtest.free_port()
+    d = os.path.join(suite.tmp, "good")
+    os.makedirs(d)
+    path = write_text(d, "users", "  # comment\n\n" + users_text("alice", "bob", "tina"))
+    cfg = write_config(d, {"node_id": "t", "plugins": [WS_SO, STATIC_SO]},
+                       {"ws": {"listen": "127.0.0.1:%d" % port}, "static": {"users_file": path}})
+    r = run_confabd(["-t", "-c", cfg])
+    check(r.code == 0, "confabd -t exited %s, want 0\n%s" % (r.code, r.describe()))
+
+
+if __name__ == "__main__":
+    suite.main()
