@@ -92,8 +92,9 @@ void protocol_set_max_depth(size_t depth)
 	max_depth = depth;
 }
 
-/* True when no object or array in the text nests deeper than max_depth.
- * A cheap scan that keeps a hostile frame from costing deep recursion. */
+/* True when no object or array in the text nests deeper than max_depth
+ * (the request object itself is level 1). A scan of the text, so that the
+ * check costs no recursion. */
 static bool depth_ok(const char *data, size_t len)
 {
 	size_t depth = 0;
@@ -120,8 +121,8 @@ static bool depth_ok(const char *data, size_t len)
 int protocol_parse(const char *data, size_t len, request *req, protocol_error *err)
 {
 	memset(req, 0, sizeof(*req));
-	if (!depth_ok(data, len))
-		return fail(err, ERR_BAD_REQUEST, "JSON nested deeper than %zu levels", max_depth);
+	/* jansson bounds its own recursion (2048 levels), so the frame is
+	 * parsed first and the ref can be echoed with any refusal */
 	json_error_t jerr;
 	req->root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!req->root)
@@ -135,6 +136,8 @@ int protocol_parse(const char *data, size_t len, request *req, protocol_error *e
 			return fail(err, ERR_BAD_REQUEST, "%s", "'ref' must be a string or a number");
 		req->ref = ref;
 	}
+	if (!depth_ok(data, len))
+		return fail(err, ERR_BAD_REQUEST, "JSON nested deeper than %zu levels", max_depth);
 
 	json_t *type = json_object_get(req->root, "type");
 	if (!type)

@@ -52,8 +52,9 @@ typedef struct protocol_error {
 	char message[160];
 } protocol_error;
 
-/* Frames nested deeper than this (objects and arrays) are refused before
- * jansson parses them. Default 32; set from [broker] max_json_depth. */
+/* Frames nested deeper than this (objects and arrays, the request itself
+ * being level 1) are refused with bad_request. Default 32; set from
+ * [broker] max_json_depth. */
 void protocol_set_max_depth(size_t depth);
 
 /* Parses one text frame. Returns 0 and fills `req` (free it with

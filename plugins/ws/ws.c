@@ -22,6 +22,9 @@
 #define WS_DEFAULT_LISTEN "127.0.0.1:8080"
 #define WS_DEFAULT_SEND_QUEUE_MAX ((size_t)1 << 20)
 #define WS_DEFAULT_MAX_MESSAGE 65536
+#define WS_DEFAULT_IDLE_TIMEOUT 60
+/* lws keeps both idle times in 16 bits, and the hang-up is at 2 T. */
+#define WS_MAX_IDLE_TIMEOUT 32767
 
 /* ---- lws logging ----
  *
@@ -120,6 +123,18 @@ static int parse_size(const char *v, size_t *out)
 	return 0;
 }
 
+/* A number of seconds, 0 included. */
+static int parse_seconds(const char *v, uintmax_t *out)
+{
+	char *end;
+
+	if (v == NULL || *v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	*out = strtoumax(v, &end, 10);
+	return errno != 0 || *end != '\0' ? -1 : 0;
+}
+
 /* Try the address with a plain socket first, to name the reason (port in
  * use, address not on this host) in one line; lws only says it failed. */
 static int probe_bind(const ws_state *s, int *err)
@@ -165,6 +180,7 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 {
 	ws_state *s;
 	const char *v;
+	uintmax_t idle;
 
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -221,6 +237,26 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 		s->max_message_bytes = WS_DEFAULT_MAX_MESSAGE;
 	}
 
+	v = host->broker_get(ctx, "idle_timeout");
+	idle = WS_DEFAULT_IDLE_TIMEOUT;
+	if (v != NULL && parse_seconds(v, &idle) != 0) {
+		host->log(ctx, CONFAB_LOG_WARN,
+			  "[broker] idle_timeout '%s' is not a number of "
+			  "seconds; using %d", v, WS_DEFAULT_IDLE_TIMEOUT);
+		idle = WS_DEFAULT_IDLE_TIMEOUT;
+	}
+	if (idle > WS_MAX_IDLE_TIMEOUT) {
+		host->log(ctx, CONFAB_LOG_WARN,
+			  "[broker] idle_timeout %ju s is more than this "
+			  "transport can time; using %d s", idle,
+			  WS_MAX_IDLE_TIMEOUT);
+		idle = WS_MAX_IDLE_TIMEOUT;
+	}
+	/* A zeroed policy (not NULL, which would mean lws's own 300 s)
+	 * turns lws's validity timer off. */
+	s->idle_policy.secs_since_valid_ping = (uint16_t)idle;
+	s->idle_policy.secs_since_valid_hangup = (uint16_t)(2 * idle);
+
 	*state = s;
 	return CONFAB_OK;
 }
@@ -275,13 +311,6 @@ static const struct lws_protocols ws_protocols[] = {
 	{ .name = NULL, .callback = NULL },
 };
 
-/* Dead peers: ping after 30 s of silence, hang up when 90 s passed
- * without anything valid from the peer. */
-static const lws_retry_bo_t ws_idle_policy = {
-	.secs_since_valid_ping = 30,
-	.secs_since_valid_hangup = 90,
-};
-
 typedef struct ws_find {
 	const void *data;
 	size_t n;
@@ -334,6 +363,9 @@ static int ws_start(void *state)
 	ci.foreign_loops = loops;
 	ci.user = s;
 	ci.port = CONTEXT_PORT_NO_LISTEN;
+	/* lws's default (4 KB of request headers) drops a handshake carrying
+	 * a large JWT without an answer: allow 16 KB (a context setting). */
+	ci.max_http_header_data = 16384;
 	s->lws = lws_create_context(&ci);
 	if (s->lws == NULL) {
 		log_quiet = false;
@@ -354,7 +386,9 @@ static int ws_start(void *state)
 	ci.port = s->port;
 	ci.protocols = ws_protocols;
 	ci.server_string = "confab";
-	ci.retry_and_idle_policy = &ws_idle_policy;
+	/* Dead peers (s->idle_policy): lws pings and hangs up itself;
+	 * ws_conn_receive counts every message as a sign of life. */
+	ci.retry_and_idle_policy = &s->idle_policy;
 	ci.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
 	if (s->ipv6)
 		ci.options |= LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY |

@@ -45,6 +45,10 @@ typedef struct ws_state {
 
 	size_t send_queue_max;       /* [ws] send_queue_max */
 	size_t max_message_bytes;    /* [broker] max_message_bytes */
+	/* Dead peers, from [broker] idle_timeout (T seconds): a ping after T
+	 * seconds without anything from the peer, hang-up when another T
+	 * passes without an answer. Both 0 (T = 0): no pings. */
+	lws_retry_bo_t idle_policy;
 
 	struct lws_context *lws;     /* from start until destroy */
 	struct lws_vhost *vhost;

@@ -34,6 +34,9 @@
 #define WS_WRITE_CLOSE ((enum lws_write_protocol)4)
 /* Seconds to wait for the client to answer our close frame. */
 #define WS_CLOSE_ACK_SECS 5
+/* Seconds a closing connection may take to write what is queued and our
+ * close frame; a client that reads nothing is hung up after that. */
+#define WS_CLOSE_SEND_SECS 5
 
 /* The reassembly buffer starts at this size and doubles up to
  * max_message_bytes; a larger one is released after its message. */
@@ -74,6 +77,7 @@ struct ws_conn {
 	/* Outbound frames, oldest first. */
 	ws_frame *head, *tail;
 	size_t queued;               /* bytes of payload in the queue */
+	bool overflowed;             /* send() refused a frame: queue full */
 
 	/* The message being received. */
 	unsigned char *rx;
@@ -412,6 +416,9 @@ int ws_conn_receive(struct lws *wsi, const void *in, size_t len)
 
 	if (c == NULL)
 		return -1;
+	/* Anything from the peer shows it is there: the idle timer (ping
+	 * after [broker] idle_timeout, hang-up after twice that) restarts. */
+	lws_validity_confirmed(wsi);
 	max = c->s->max_message_bytes;
 	if (!c->rx_busy) {
 		c->rx_busy = true;
@@ -469,8 +476,10 @@ int ws_conn_send(void *state, void *conn, confab_buf *frame)
 	/* The cap counts queued bytes; a frame bigger than the whole cap
 	 * still goes out when nothing else is waiting. */
 	if (c->queued > 0 && (c->queued >= s->send_queue_max ||
-			      frame->len > s->send_queue_max - c->queued))
+			      frame->len > s->send_queue_max - c->queued)) {
+		c->overflowed = true;
 		return CONFAB_EFULL;
+	}
 
 	f = malloc(sizeof(*f));
 	if (f == NULL)
@@ -495,7 +504,21 @@ void ws_conn_close(void *state, void *conn, int code, const char *reason)
 	(void)state;
 	if (c == NULL)
 		return;
+	if (c->closing)
+		return;
 	set_closing(c, code, reason);
+	/* A client that stopped reading (its queue overflowed: the core
+	 * closes it for that) would never get through the queue to our
+	 * close frame: drop the queue, so that the close frame is next. */
+	if (c->overflowed)
+		queue_clear(c);
+	/* Whatever is left and the close frame must go out in a bounded
+	 * time; one that cannot be written at all (the client reads
+	 * nothing) ends with lws hanging up. Sending the close frame
+	 * replaces this with the wait for the client's answer. */
+	if (c->established)
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND,
+				WS_CLOSE_SEND_SECS);
 	want_write(c);
 }
 

@@ -1,0 +1,131 @@
+/* libFuzzer target: one client text frame, as the router handles it.
+ *
+ * The bytes go through utf8_valid (the router closes with 1007 when it
+ * fails) and, whatever it says, through protocol_parse: the parser must
+ * survive any input. Then the frame the router would answer with is
+ * built: the error frame (echoing the ref) for a refusal; for a request,
+ * its reply and, for send and direct, the message the recipients get,
+ * with the body as json_dumps writes it. Every frame built must itself
+ * be UTF-8 and parse as a JSON object: when one does not, the target
+ * aborts, and libFuzzer keeps the input.
+ *
+ * Built and run by tools/run-fuzz; see tests/fuzz/README.md.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "protocol.h"
+#include "utf8.h"
+
+/* The headroom the ws transport asks for is irrelevant here; any value
+ * exercises the same code. */
+#define FUZZ_HEADROOM 16
+
+static void check_frame(confab_buf *frame, const char *what)
+{
+	json_error_t jerr;
+	json_t *v;
+
+	if (frame == NULL)
+		return;  /* out of memory is an answer, not a bug */
+	if (!utf8_valid(frame->data, frame->len)) {
+		fprintf(stderr, "%s frame is not UTF-8: %.*s\n", what,
+			(int)frame->len, (const char *)frame->data);
+		abort();
+	}
+	v = json_loadb((const char *)frame->data, frame->len, 0, &jerr);
+	if (v == NULL || !json_is_object(v)) {
+		fprintf(stderr, "%s frame is not a JSON object (%s): %.*s\n",
+			what, v ? "not an object" : jerr.text, (int)frame->len,
+			(const char *)frame->data);
+		abort();
+	}
+	json_decref(v);
+	buf_unref(frame);
+}
+
+/* What the recipients of a send or direct get. */
+static void check_envelope(const request *req)
+{
+	char *body = json_dumps(req->body, JSON_COMPACT | JSON_ENCODE_ANY);
+	confab_envelope env;
+
+	if (body == NULL)
+		return;
+	memset(&env, 0, sizeof(env));
+	env.size = sizeof(env);
+	env.kind = req->type == REQ_DIRECT ? CONFAB_ENV_DIRECT : CONFAB_ENV_MESSAGE;
+	env.room = req->room;
+	env.from = "fuzz-user";
+	env.to = req->to;
+	env.id = "node.1.1";
+	env.origin = "node.s1";
+	env.body = body;
+	env.body_len = strlen(body);
+	env.seq = 1;
+	env.ts = 1700000000000;
+	check_frame(protocol_envelope(&env), "message");
+	free(body);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	buf_set_headroom(FUZZ_HEADROOM);
+	protocol_set_max_depth(32);  /* the [broker] max_json_depth default */
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	request req;
+	protocol_error err;
+
+	(void)utf8_valid(data, size);
+	if (protocol_parse((const char *)data, size, &req, &err) != 0) {
+		check_frame(protocol_error_frame(err.code, err.message, req.ref), "error");
+		request_free(&req);
+		return 0;
+	}
+	switch (req.type) {
+	case REQ_JOIN:
+		check_frame(protocol_simple("joined", req.room, req.ref), "joined");
+		break;
+	case REQ_LEAVE:
+		check_frame(protocol_simple("left", req.room, req.ref), "left");
+		break;
+	case REQ_SEND:
+		check_frame(protocol_ack_room(req.room, 1, "node.1.1", 1700000000000,
+					      req.ref), "ack");
+		check_envelope(&req);
+		break;
+	case REQ_DIRECT:
+		check_frame(protocol_ack_direct("node.1.1", 1700000000000, req.ref), "ack");
+		check_envelope(&req);
+		break;
+	case REQ_PRESENCE: {
+		const char *users[] = { "fuzz-user" };
+
+		check_frame(protocol_presence(req.room, users, 1, req.ref), "presence");
+		break;
+	}
+	case REQ_HISTORY:
+		check_frame(protocol_history(req.room, NULL, 0, false, req.ref), "history");
+		break;
+	case REQ_PING:
+		check_frame(protocol_simple("pong", NULL, req.ref), "pong");
+		break;
+	}
+	request_free(&req);
+	return 0;
+}
