@@ -306,7 +306,11 @@ static const struct lws_protocols ws_protocols[] = {
 		.name = WS_SUBPROTOCOL,
 		.callback = ws_callback,
 		.per_session_data_size = sizeof(ws_http_pss),
-		.rx_buffer_size = 0,
+		/* lws gives every connection a receive buffer of this size:
+		 * 4 KB by default, the largest part of an idle connection's
+		 * cost. Chat messages are mostly smaller than 1 KB; longer
+		 * ones arrive in pieces that ws_conn reassembles. */
+		.rx_buffer_size = 1024,
 	},
 	{ .name = NULL, .callback = NULL },
 };

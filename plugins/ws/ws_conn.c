@@ -39,9 +39,10 @@
 #define WS_CLOSE_SEND_SECS 5
 
 /* The reassembly buffer starts at this size and doubles up to
- * max_message_bytes; a larger one is released after its message. */
+ * max_message_bytes; one larger than WS_RX_KEEP is released after its
+ * message, so an idle connection keeps at most that much. */
 #define WS_RX_INITIAL 4096
-#define WS_RX_KEEP 65536
+#define WS_RX_KEEP 4096
 
 typedef enum ws_admit {
 	WS_OPENING,     /* inside session_open() */
