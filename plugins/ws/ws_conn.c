@@ -81,6 +81,7 @@ struct ws_conn {
 	ws_frame *head, *tail;
 	size_t queued;               /* bytes of payload in the queue */
 	bool overflowed;             /* send() refused a frame: queue full */
+	unsigned long alive_at;      /* second of the last idle-timer restart */
 
 	/* The message being received. */
 	unsigned char *rx;
@@ -420,8 +421,15 @@ int ws_conn_receive(struct lws *wsi, const void *in, size_t len)
 	if (c == NULL)
 		return -1;
 	/* Anything from the peer shows it is there: the idle timer (ping
-	 * after [broker] idle_timeout, hang-up after twice that) restarts. */
-	lws_validity_confirmed(wsi);
+	 * after [broker] idle_timeout, hang-up after twice that) restarts.
+	 * At most once a second: each restart re-sorts lws's list of every
+	 * connection's timer (11 % of S2's CPU, docs/performance.md), and the
+	 * timeout is counted in seconds anyway. */
+	unsigned long now = lws_now_secs();
+	if (now != c->alive_at) {
+		c->alive_at = now;
+		lws_validity_confirmed(wsi);
+	}
 	max = c->s->max_message_bytes;
 	if (!c->rx_busy) {
 		c->rx_busy = true;
