@@ -209,6 +209,7 @@ struct redis_state {
 	uint64_t probe_seq;
 	bool probe_out;              /* a probe is on its way */
 	uint64_t probe_sent;         /* uv_now when it was sent */
+	uint64_t sub_heard;          /* uv_now of the subscription's last message */
 	bool foreign_probe_warned;
 
 	/* timers */

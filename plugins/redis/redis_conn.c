@@ -273,6 +273,7 @@ static void on_sub(redisAsyncContext *ac, void *r, void *privdata)
 	type = reply->element[0]->str;
 	channel = reply->element[1]->str;
 	if (strcmp(type, "message") == 0) {
+		s->sub_heard = now(s);
 		if (reply->element[2]->type == REDIS_REPLY_STRING)
 			ops_on_message(s, channel, reply->element[2]->str, reply->element[2]->len);
 	} else if (strcmp(type, "subscribe") == 0) {
@@ -515,7 +516,12 @@ static void on_probe_tick(uv_timer_t *t)
 	if (s->destroying)
 		return;
 	if (s->probe_out) {
-		if (n - s->probe_sent >= s->probe_timeout_ms)
+		/* A subscription that is still delivering is alive, only
+		 * behind (an overloaded node): the probe waits in its backlog.
+		 * Reconnecting then would drop what is queued in the socket,
+		 * acked messages among them. Silence is what proves it dead. */
+		if (n - s->probe_sent >= s->probe_timeout_ms &&
+		    !(s->link == LINK_UP && n - s->sub_heard < s->probe_timeout_ms))
 			conn_fail(s, NULL, "the probe did not come back through the subscription "
 				  "within %u ms", s->probe_timeout_ms);
 		return;
