@@ -30,43 +30,14 @@
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 
+#include <confab/query.h>
+
 #include "jwt.h"
 
 #define TOKEN_MAX 8192         /* longer tokens are refused unread */
 #define SECRET_FILE_MAX 4096   /* bytes read from secret_file */
 #define DEFAULT_LEEWAY 30
 #define LEEWAY_MAX 86400
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;  /* ASCII lower case */
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decode a query value up to '&' or the end into out[size].
- * Returns the length, or -1 for a bad escape, a NUL byte or too long. */
-static long percent_decode(const char *p, char *out, size_t size)
-{
-	size_t n = 0;
-
-	for (; *p != '\0' && *p != '&'; p++) {
-		int c = (unsigned char)*p;
-		if (c == '%') {
-			int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
-			if (lo < 0)
-				return -1;
-			c = hi * 16 + lo;
-			p += 2;
-		}
-		if (c == 0 || n + 1 >= size)
-			return -1;
-		out[n++] = (char)c;
-	}
-	out[n] = '\0';
-	return (long)n;
-}
 
 /* ---- configuration ---- */
 
@@ -363,12 +334,8 @@ static long find_token(const confab_request *req, char *tok, size_t size)
 		tok[n] = '\0';
 		return (long)n;
 	}
-	/* Each pair of the raw query starts at its beginning or after '&'. */
-	for (const char *p = req->query; p != NULL && *p != '\0';
-	     p = strchr(p, '&'), p = p ? p + 1 : NULL)
-		if (strncmp(p, "token=", 6) == 0)
-			return percent_decode(p + 6, tok, size);
-	return 0;
+	long n = confab_query_param(req->query, "token", tok, size);
+	return n == CONFAB_QUERY_ABSENT ? 0 : n == CONFAB_QUERY_BAD ? -1 : n;
 }
 
 /* Answers at once (done() before returning): nothing is ever pending at

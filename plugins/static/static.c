@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <uv.h>
 #include <confab/plugin.h>
+#include <confab/query.h>
 
 #define USER_MAX 64          /* the longest user id the broker accepts (auth.h) */
 #define PASSWORD_MAX 1024    /* longer passwords are refused, unhashed */
@@ -337,45 +338,6 @@ static long b64decode(const char *in, char *out, size_t size)
 	return (long)n;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;  /* ASCII lower case */
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* The value of `key` in the raw query ("a=1&user=alice"), percent-decoded
- * into out[size]: 1 found (possibly empty), 0 absent, -1 a bad escape, a
- * NUL byte or too long. */
-static int query_param(const char *query, const char *key, char *out, size_t size)
-{
-	size_t klen = strlen(key), n = 0;
-	const char *p = query;
-
-	/* Each pair starts at the beginning or just after an '&'. */
-	while (p != NULL && !(strncmp(p, key, klen) == 0 && p[klen] == '='))
-		if ((p = strchr(p, '&')) != NULL)
-			p++;
-	if (p == NULL)
-		return 0;
-	for (p += klen + 1; *p != '\0' && *p != '&'; p++) {
-		int c = (unsigned char)*p;
-		if (c == '%') {
-			int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
-			if (lo < 0)
-				return -1;
-			c = hi * 16 + lo;
-			p += 2;
-		}
-		if (c == 0 || n + 1 >= size)
-			return -1;
-		out[n++] = (char)c;
-	}
-	out[n] = '\0';
-	return 1;
-}
-
 enum creds { CREDS_NONE, CREDS_BAD, CREDS_OK };
 
 /* `authorization: Basic base64(user:password)`, else ?user=&password=.
@@ -386,7 +348,7 @@ static enum creds credentials(const confab_request *req, char name[USER_MAX + 1]
 			      char pw[PASSWORD_MAX + 1])
 {
 	char buf[USER_MAX + PASSWORD_MAX + 2];
-	int found;
+	long found;
 
 	for (size_t i = 0; i < req->n_headers; i++) {
 		const char *v = req->headers[i].value;
@@ -410,9 +372,10 @@ static enum creds credentials(const confab_request *req, char name[USER_MAX + 1]
 		explicit_bzero(token, sizeof(token));
 		return ok ? CREDS_OK : CREDS_BAD;
 	}
-	if ((found = query_param(req->query, "password", pw, PASSWORD_MAX + 1)) == 0)
+	found = confab_query_param(req->query, "password", pw, PASSWORD_MAX + 1);
+	if (found == CONFAB_QUERY_ABSENT)
 		return CREDS_NONE;
-	if (found < 0 || query_param(req->query, "user", name, USER_MAX + 1) <= 0)
+	if (found < 0 || confab_query_param(req->query, "user", name, USER_MAX + 1) < 0)
 		return CREDS_BAD;
 	return CREDS_OK;
 }

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <confab/plugin.h>
+#include <confab/query.h>
 
 #define USER_MAX 64  /* the longest user id the broker accepts (auth.h) */
 
@@ -40,50 +41,6 @@ static bool valid_user(const char *s)
 {
 	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-@");
 	return n >= 1 && n <= USER_MAX && s[n] == '\0';
-}
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;  /* ASCII lower case */
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decode a query value ("al%40ce") up to '&' or the end into
- * out[size]. 1: decoded; 0: empty; -1: bad escape, NUL byte or too long. */
-static int decode(const char *p, char *out, size_t size)
-{
-	size_t n = 0;
-
-	for (; *p != '\0' && *p != '&'; p++) {
-		int c = (unsigned char)*p;
-		if (c == '%') {
-			int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
-			if (lo < 0)
-				return -1;
-			c = hi * 16 + lo;
-			p += 2;
-		}
-		if (c == 0 || n + 1 >= size)
-			return -1;
-		out[n++] = (char)c;
-	}
-	out[n] = '\0';
-	return n > 0;
-}
-
-/* The value of `param` in the raw query ("a=1&user=alice"), decoded into
- * out[size]: 1 found, 0 absent or empty, -1 undecodable or too long. */
-static int query_value(const char *query, const char *param, char *out, size_t size)
-{
-	size_t plen = strlen(param);
-
-	/* Each pair starts at the beginning or just after an '&'. */
-	for (const char *p = query; p != NULL; p = strchr(p, '&'), p = p ? p + 1 : NULL)
-		if (strncmp(p, param, plen) == 0 && p[plen] == '=')
-			return decode(p + plen + 1, out, size);
-	return 0;
 }
 
 static bool listed(const struct allowlist *al, const char *name)
@@ -158,7 +115,9 @@ static int allowlist_authenticate(void *state, const confab_request *req,
 	struct allowlist *al = state;
 	char name[USER_MAX + 1];
 	confab_auth_result r = { .size = sizeof(r), .decision = CONFAB_AUTH_IGNORE };
-	int found = query_value(req->query, al->param, name, sizeof(name));
+	/* 1: a name; 0: no name (absent or empty); -1: not decodable */
+	long len = confab_query_param(req->query, al->param, name, sizeof(name));
+	int found = len > 0 ? 1 : len == CONFAB_QUERY_BAD ? -1 : 0;
 
 	if (found > 0 && listed(al, name)) {
 		r.decision = CONFAB_AUTH_ALLOW;
