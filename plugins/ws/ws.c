@@ -499,6 +499,7 @@ static void ws_destroy(void *state)
 		s->vhost = NULL;
 	}
 	ws_conn_free_all(s);
+	ws_park_end(s);
 	if (log_owner == s) {
 		log_owner = NULL;
 		lws_set_log_level(LLL_ERR, lwsl_emit_stderr);

@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include <libwebsockets.h>
+#include <uv.h>
 #include <confab/plugin.h>
 
 #define WS_SUBPROTOCOL "confab.v1"
@@ -30,6 +31,7 @@
 #define WS_CLOSE_REASON_MAX 123
 
 typedef struct ws_conn ws_conn;
+typedef struct ws_park ws_park;
 
 /* One plugin instance. */
 typedef struct ws_state {
@@ -56,6 +58,11 @@ typedef struct ws_state {
 	bool lws_tracked;            /* lws's handles found on the loop */
 
 	ws_conn *conns;              /* every live ws_conn, newest first */
+
+	/* ws_park.c: handshakes taken from lws while admission is pending. */
+	ws_park *parks;              /* waiting, newest first */
+	ws_park *adopting;           /* being handed back to lws right now */
+	uv_timer_t *park_timer;      /* hand-backs and the 503 deadline */
 } ws_state;
 
 /* Log through the host with the instance in the line. */
@@ -107,6 +114,30 @@ void ws_conn_gone(struct lws *wsi);
 void ws_conn_close_all(ws_state *s, int code, const char *reason);
 /* destroy(), after lws_context_destroy: end and free what is left. */
 void ws_conn_free_all(ws_state *s);
+
+/* A parked connection (ws_park.c) was handed back to lws, whose header
+ * table is busy: wsi carries it until its CONFIRM_UPGRADE. */
+void ws_conn_park_adopted(ws_conn *c, struct lws *wsi);
+/* A parked connection could not be handed back: its socket is closed. */
+void ws_conn_park_lost(ws_conn *c);
+/* A parked connection waited too long for admission: refuse it (503). */
+void ws_conn_park_expired(ws_conn *c);
+
+/* ws_park.c */
+/* In CONFIRM_UPGRADE, with admission pending: take the connection from
+ * lws. 0: taken (*out set; the caller detaches c from wsi and returns -1
+ * to lws). -1: not taken, nothing changed (the caller upgrades). -2: the
+ * connection is lost (the caller ends it and returns -1). */
+int ws_park_take(ws_state *s, struct lws *wsi, ws_conn *c, ws_park **out);
+/* Admission is decided (c's state says how): hand back on the next tick. */
+void ws_park_ready(ws_state *s, ws_park *p);
+/* In CONFIRM_UPGRADE: the conn whose socket lws is adopting on wsi, or
+ * NULL. The park is done with; the caller clears c's pointer to it. */
+ws_conn *ws_park_claim(ws_state *s, struct lws *wsi);
+/* Forget a park (closing its socket unless lws has it). */
+void ws_park_free(ws_state *s, ws_park *p);
+/* destroy(): close the timer. */
+void ws_park_end(ws_state *s);
 
 /* Transport ops (confab_transport_ops). */
 int ws_conn_send(void *state, void *conn, confab_buf *frame);

@@ -8,10 +8,14 @@
  * connection, and the session handed out by session_open() with it:
  *
  *   CONFIRM_UPGRADE  conn created, session_open() returns the session.
- *     done() before session_open returns (every auth plugin today):
+ *     done() before session_open returns (jwt, the SDK example):
  *       denied   -> HTTP status + reason, no upgrade; session_closed().
  *       allowed  -> upgrade.
- *     no done() yet -> upgrade, reading paused until done():
+ *     no done() yet (static): parked (ws_park.c), no upgrade yet:
+ *       done()   -> handed back to lws; its CONFIRM_UPGRADE answers as
+ *                   above (HTTP status, or upgrade). 503 after 10 s.
+ *     no done() yet, parking impossible (not Linux, out of descriptors):
+ *       upgrade, reading paused until done():
  *       allowed  -> reading resumes.
  *       denied   -> close 4000+status (4401/4403/4503) with the reason.
  *   CLOSED (or CLOSED_HTTP / WSI_DESTROY when an upgrade failed half way):
@@ -62,7 +66,8 @@ struct ws_conn {
 	ws_state *s;
 	ws_conn *prev, *next;        /* in s->conns */
 
-	struct lws *wsi;
+	struct lws *wsi;             /* NULL while parked */
+	ws_park *park;               /* set while parked (ws_park.c) */
 	confab_session *session;     /* from session_open until session_closed */
 	ws_admit admit;
 	bool established;            /* the WebSocket handshake completed */
@@ -138,6 +143,7 @@ static void conn_free(ws_conn *c)
 
 	if (c->wsi != NULL)
 		lws_set_opaque_user_data(c->wsi, NULL);
+	ws_park_free(s, c->park);
 	queue_clear(c);
 	rx_release(c);
 	if (c->prev != NULL)
@@ -231,6 +237,18 @@ static void open_done(void *arg, bool allowed, int http_status,
 		       "open answered twice for one connection; ignored");
 		return;
 	}
+	if (c->park != NULL) {
+		/* Parked: the answer goes out when lws has the socket again. */
+		if (allowed) {
+			c->admit = WS_ALLOWED;
+		} else {
+			c->admit = WS_DENIED;
+			c->deny_status = http_status;
+			set_closing(c, deny_code(http_status), reason);
+		}
+		ws_park_ready(c->s, c->park);
+		return;
+	}
 	if (allowed) {
 		c->admit = WS_ALLOWED;
 		if (c->established)
@@ -303,6 +321,34 @@ static int refuse(struct lws *wsi, unsigned status, const char *reason)
 	return -1;
 }
 
+/* The second CONFIRM_UPGRADE of a parked connection, its admission
+ * decided: upgrade, or refuse with the HTTP status. */
+static int answer_parked(ws_state *s, struct lws *wsi, ws_conn *c)
+{
+	unsigned status;
+	const char *reason;
+	int rc;
+
+	c->park = NULL;
+	c->wsi = wsi;
+	lws_set_opaque_user_data(wsi, c);
+	if (c->admit == WS_ALLOWED && !s->shutting_down)
+		return 0;
+	if (c->admit == WS_ALLOWED) {
+		status = 503;
+		reason = "server shutting down";
+	} else {
+		status = deny_http_status(c->deny_status);
+		reason = c->close_reason;
+	}
+	ws_log(s, CONFAB_LOG_DEBUG, "connection refused (%u): %s", status,
+	       reason);
+	rc = refuse(wsi, status, reason);
+	end_session(c);
+	conn_free(c);
+	return rc;
+}
+
 int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
 {
 	char path[sizeof(WS_PATH) + 1];
@@ -310,6 +356,17 @@ int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
 	ws_request r;
 	ws_conn *c;
 	int rc;
+
+	/* A parked connection coming back (ws_park.c): in the adoption, or
+	 * later when lws had to wait for a header table. */
+	c = ws_park_claim(s, wsi);
+	if (c == NULL)
+		c = lws_get_opaque_user_data(wsi);
+	if (c != NULL) {
+		if (c->admit == WS_ALLOWED || c->admit == WS_DENIED)
+			return answer_parked(s, wsi, c);
+		return refuse(wsi, 400, "one WebSocket upgrade per connection");
+	}
 
 	if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0)
 		return refuse(wsi, 400, "only WebSocket upgrades are served");
@@ -357,9 +414,52 @@ int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
 		conn_free(c);
 		return rc;
 	}
-	if (c->admit == WS_OPENING)
+	if (c->admit == WS_OPENING) {
 		c->admit = WS_PENDING;
+		/* Answer later without upgrading first: park it. */
+		rc = ws_park_take(s, wsi, c, &c->park);
+		if (rc == 0) {
+			lws_set_opaque_user_data(wsi, NULL);
+			c->wsi = NULL;
+			return -1;  /* lws closes its placeholder */
+		}
+		if (rc == -2) {
+			ws_log(s, CONFAB_LOG_WARN, "a handshake could not be "
+			       "parked for its admission and is lost");
+			end_session(c);
+			conn_free(c);
+			return -1;
+		}
+		/* Not parked: upgrade, reading paused until the answer. */
+	}
 	return 0;
+}
+
+void ws_conn_park_adopted(ws_conn *c, struct lws *wsi)
+{
+	c->park = NULL;
+	c->wsi = wsi;
+	lws_set_opaque_user_data(wsi, c);
+}
+
+void ws_conn_park_lost(ws_conn *c)
+{
+	c->park = NULL;
+	end_session(c);
+	conn_free(c);
+}
+
+void ws_conn_park_expired(ws_conn *c)
+{
+	if (c->park == NULL || c->admit != WS_PENDING)
+		return;
+	ws_log(c->s, CONFAB_LOG_WARN, "no admission decision within the "
+	       "time allowed: the handshake is refused (503)");
+	c->admit = WS_DENIED;
+	c->deny_status = 503;
+	set_closing(c, deny_code(503), "authentication timed out");
+	end_session(c);  /* cancels the pending decision */
+	ws_park_ready(c->s, c->park);
 }
 
 int ws_conn_established(struct lws *wsi)
@@ -613,6 +713,17 @@ void ws_conn_gone(struct lws *wsi)
 void ws_conn_close_all(ws_state *s, int code, const char *reason)
 {
 	for (ws_conn *c = s->conns; c != NULL; c = c->next) {
+		if (c->park != NULL) {
+			/* Parked: refused with 503 when handed back. */
+			if (c->admit == WS_PENDING) {
+				c->admit = WS_DENIED;
+				c->deny_status = 503;
+				set_closing(c, deny_code(503), reason);
+				end_session(c);
+				ws_park_ready(s, c->park);
+			}
+			continue;
+		}
 		set_closing(c, code, reason);
 		want_write(c);
 	}

@@ -1,0 +1,304 @@
+/* Parking: a WebSocket handshake whose admission is still being decided
+ * is taken back from libwebsockets, and handed to it again once the
+ * decision is made, so that a refusal is an HTTP status before any
+ * upgrade even when an auth plugin answers later (the `static` plugin
+ * checks yescrypt hashes on the thread pool: about 0.1 s each).
+ *
+ * Why: lws 4.1 decides an upgrade inside LWS_CALLBACK_HTTP_CONFIRM_UPGRADE
+ * and cannot wait. Returning 0 upgrades at once; anything else ends the
+ * HTTP connection, and lws's close half-closes the socket
+ * (shutdown(SHUT_WR)) before closing it, so nothing could be answered on
+ * it afterwards.
+ *
+ * How, on Linux (elsewhere ws_park_take() declines and the old way stays:
+ * upgrade, reading paused, then a 44xx close if refused):
+ *   take    CONFIRM_UPGRADE keeps a duplicate of the socket and the
+ *           handshake headers; it removes the socket from the loop's epoll
+ *           set and points lws's descriptor number at a placeholder socket
+ *           (dup3), then returns -1. lws's shutdown and close reach the
+ *           placeholder; the client's connection stays open, untouched,
+ *           and nothing reads it while the decision is made.
+ *   return  lws_adopt_socket_vhost_readbuf() hands the socket to lws again
+ *           with the upgrade request written anew (request line and the
+ *           handshake headers: the credentials have done their work). Its
+ *           CONFIRM_UPGRADE claims the connection (ws_park_claim) and
+ *           upgrades, or answers with the refusal's HTTP status.
+ * A decision that takes longer than WS_PARK_SECS is answered 503.
+ *
+ * The epoll removal comes first because epoll keeps a registration as long
+ * as the socket is open anywhere: once lws's number pointed elsewhere, its
+ * own removal could no longer reach it. libuv's removal of lws's watcher
+ * (uv_poll_stop, run by lws's close in the same callback) then finds
+ * nothing, which libuv ignores.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#if defined(__linux__)
+#include <sys/epoll.h>
+#endif
+
+#include <uv.h>
+
+#include "ws.h"
+
+/* Seconds a parked handshake waits for its admission. */
+#define WS_PARK_SECS 10
+/* The request written anew: the request line and five headers. */
+#define WS_REPLAY_MAX 1024
+
+struct ws_park {
+	ws_park *prev, *next;        /* in s->parks */
+	ws_conn *conn;
+	int fd;                      /* ours until handed back */
+	bool ready;                  /* decided: hand back at the next tick */
+	bool claimed;                /* its CONFIRM_UPGRADE came, in adoption */
+	uint64_t deadline;           /* loop time (ms) for the 503 */
+	size_t replay_len;
+	char replay[];
+};
+
+/* ---- the timer: hand back what is decided, 503 what is late ---- */
+
+static void timer_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void park_tick(uv_timer_t *t);
+
+static void arm(ws_state *s, uint64_t ms)
+{
+	uv_loop_t *loop = s->host->loop(s->ctx);
+
+	if (s->park_timer == NULL) {
+		s->park_timer = malloc(sizeof(*s->park_timer));
+		if (s->park_timer == NULL)
+			return;  /* the next take or decision tries again */
+		uv_timer_init(loop, s->park_timer);
+		s->park_timer->data = s;
+	}
+	uv_timer_start(s->park_timer, park_tick, ms, 0);
+}
+
+static void unlink_park(ws_state *s, ws_park *p)
+{
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		s->parks = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+	p->prev = p->next = NULL;
+}
+
+/* Hand p's socket to lws again. Its CONFIRM_UPGRADE runs inside the call
+ * (or later, when lws had no header table free) and claims the conn. */
+static void hand_back(ws_state *s, ws_park *p)
+{
+	ws_conn *c = p->conn;
+	struct lws *wsi;
+	bool claimed;
+
+	unlink_park(s, p);
+	s->adopting = p;
+	/* From here the socket is lws's: it closes it on any failure. */
+	wsi = lws_adopt_socket_vhost_readbuf(s->vhost, p->fd, p->replay,
+					     p->replay_len);
+	s->adopting = NULL;
+	claimed = p->claimed;
+	free(p);
+	if (claimed)
+		return;  /* the conn is answered (and may be gone) */
+	if (wsi != NULL) {
+		/* The request waits for one of lws's header tables: the
+		 * claim comes later, through the wsi's opaque pointer. */
+		ws_conn_park_adopted(c, wsi);
+		return;
+	}
+	ws_log(s, CONFAB_LOG_WARN, "a handshake that waited for its "
+	       "admission could not be handed back to libwebsockets");
+	ws_conn_park_lost(c);
+}
+
+static void park_tick(uv_timer_t *t)
+{
+	ws_state *s = t->data;
+	uint64_t now = uv_now(t->loop), next = 0;
+	ws_park *p;
+
+	/* Late ones are refused first (that makes them ready); then every
+	 * ready one is handed back, from the head again each time since a
+	 * hand-back may free others (never ones not yet decided). */
+	for (p = s->parks; p != NULL; p = p->next)
+		if (!p->ready && now >= p->deadline)
+			ws_conn_park_expired(p->conn);
+	for (p = s->parks; p != NULL;) {
+		if (p->ready) {
+			hand_back(s, p);
+			p = s->parks;
+			continue;
+		}
+		if (next == 0 || p->deadline < next)
+			next = p->deadline;
+		p = p->next;
+	}
+	if (next != 0)
+		uv_timer_start(t, park_tick, next > now ? next - now : 0, 0);
+}
+
+/* ---- take ---- */
+
+/* The upgrade request again, from what lws parsed. */
+static size_t build_replay(struct lws *wsi, char *out, size_t cap)
+{
+	char host[256], key[64], protocol[256];
+	int n;
+
+	if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) <= 0 ||
+	    lws_hdr_copy(wsi, key, sizeof(key), WSI_TOKEN_KEY) <= 0)
+		return 0;
+	protocol[0] = '\0';
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0)
+		snprintf(protocol, sizeof(protocol), "%s", WS_SUBPROTOCOL);
+	n = snprintf(out, cap,
+		     "GET " WS_PATH " HTTP/1.1\r\n"
+		     "Host: %s\r\n"
+		     "Upgrade: websocket\r\n"
+		     "Connection: Upgrade\r\n"
+		     "Sec-WebSocket-Key: %s\r\n"
+		     "Sec-WebSocket-Version: 13\r\n"
+		     "%s%s%s"
+		     "\r\n",
+		     host, key,
+		     protocol[0] ? "Sec-WebSocket-Protocol: " : "", protocol,
+		     protocol[0] ? "\r\n" : "");
+	if (n <= 0 || (size_t)n >= cap)
+		return 0;
+	return (size_t)n;
+}
+
+#if defined(__linux__)
+/* Take the socket from lws: returns our duplicate, or -1 with nothing
+ * changed. */
+static int take_socket(ws_state *s, struct lws *wsi)
+{
+	uv_loop_t *loop = s->host->loop(s->ctx);
+	struct epoll_event unused;
+	int fd = (int)lws_get_socket_fd(wsi), mine, placeholder;
+
+	if (fd < 0 || uv_backend_fd(loop) < 0)
+		return -1;
+	mine = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (mine < 0)
+		return -1;
+	placeholder = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+			     SOCK_NONBLOCK, 0);
+	if (placeholder < 0) {
+		close(mine);
+		return -1;
+	}
+	memset(&unused, 0, sizeof(unused));
+	if (epoll_ctl(uv_backend_fd(loop), EPOLL_CTL_DEL, fd, &unused) != 0 &&
+	    errno != ENOENT) {
+		close(placeholder);
+		close(mine);
+		return -1;
+	}
+	/* Atomic: lws's number never refers to nothing. Cannot fail with
+	 * two valid descriptors (EINTR is not possible for sockets here). */
+	if (dup3(placeholder, fd, O_CLOEXEC) < 0) {
+		/* Undo is not possible (the registration is gone): the
+		 * connection is lost either way. */
+		close(placeholder);
+		close(mine);
+		return -2;
+	}
+	close(placeholder);
+	return mine;
+}
+#endif
+
+int ws_park_take(ws_state *s, struct lws *wsi, ws_conn *c, ws_park **out)
+{
+#if defined(__linux__)
+	char replay[WS_REPLAY_MAX];
+	size_t n = build_replay(wsi, replay, sizeof(replay));
+	ws_park *p;
+	int fd;
+
+	*out = NULL;
+	if (n == 0 || s->vhost == NULL)
+		return -1;
+	p = malloc(sizeof(*p) + n);
+	if (p == NULL)
+		return -1;
+	fd = take_socket(s, wsi);
+	if (fd < 0) {
+		free(p);
+		return fd;
+	}
+	memset(p, 0, sizeof(*p));
+	p->conn = c;
+	p->fd = fd;
+	p->deadline = uv_now(s->host->loop(s->ctx)) + WS_PARK_SECS * 1000u;
+	p->replay_len = n;
+	memcpy(p->replay, replay, n);
+	p->next = s->parks;
+	if (s->parks != NULL)
+		s->parks->prev = p;
+	s->parks = p;
+	*out = p;
+	if (s->park_timer == NULL || !uv_is_active((uv_handle_t *)s->park_timer))
+		arm(s, WS_PARK_SECS * 1000u);
+	return 0;
+#else
+	(void)s; (void)wsi; (void)c;
+	*out = NULL;
+	return -1;
+#endif
+}
+
+void ws_park_ready(ws_state *s, ws_park *p)
+{
+	p->ready = true;
+	/* Not from here: the decision may come from inside another
+	 * connection's lws callback, and adoption services the socket. */
+	arm(s, 0);
+}
+
+ws_conn *ws_park_claim(ws_state *s, struct lws *wsi)
+{
+	ws_park *p = s->adopting;
+
+	if (p == NULL || p->claimed || (int)lws_get_socket_fd(wsi) != p->fd)
+		return NULL;
+	p->claimed = true;
+	return p->conn;
+}
+
+void ws_park_free(ws_state *s, ws_park *p)
+{
+	if (p == NULL)
+		return;
+	if (s->adopting == p)
+		return;  /* hand_back frees it; the socket is lws's */
+	unlink_park(s, p);
+	close(p->fd);
+	free(p);
+}
+
+void ws_park_end(ws_state *s)
+{
+	if (s->park_timer == NULL)
+		return;
+	uv_timer_stop(s->park_timer);
+	uv_close((uv_handle_t *)s->park_timer, timer_closed);
+	s->park_timer = NULL;
+}

@@ -1,0 +1,204 @@
+#!/usr/bin/python3
+"""An auth plugin that answers later (fx_slow_auth: after delay_ms, on a
+libuv timer) still gets the handshake answered the way docs/auth.md says:
+an HTTP status before any upgrade when it refuses, the upgrade once it
+allows. Meanwhile `ws` holds the handshake without upgrading ("parked",
+plugins/ws/ws_park.c); these checks read the raw HTTP answers to see that
+no 101 goes out before the decision.
+
+Brokers:
+  allow    fx_slow_auth allows alice after 600 ms
+  deny     fx_slow_auth refuses with 403 "fixture says no" after 300 ms
+  ignore   fx_slow_auth ignores after 300 ms, then fx_good_auth allows bob
+  anon     fx_slow_auth ignores after 300 ms, allow_anonymous = false: 401
+  late     fx_slow_auth takes 60 s: ws answers 503 at its 10 s limit
+
+SPDX-License-Identifier: MIT
+"""
+import asyncio
+import base64
+import os
+import signal
+import time
+
+from confabtest import (Suite, Client, WS_SO, RECV_TIMEOUT, SCALE, check, fixture, note)
+
+suite = Suite("test_auth_async", watchdog=240)
+SLOW = fixture("fx_slow_auth")
+
+
+def slow_broker(name, slow, chain_tail=(), broker=None, extra=None):
+    b = {"plugins": [WS_SO, SLOW] + list(chain_tail), "max_sessions_per_user": 0}
+    b.update(broker or {})
+    sections = {"fx_slow_auth": slow}
+    sections.update(extra or {})
+    return suite.broker(name, broker=b, sections=sections)
+
+
+allow = slow_broker("allow", {"user": "alice", "delay_ms": 600})
+deny = slow_broker("deny", {"deny": "fixture says no", "delay_ms": 300})
+ignore = slow_broker("ignore", {"delay_ms": 300}, chain_tail=[fixture("fx_good_auth")],
+                     extra={"fx_good_auth": {"user": "bob"}})
+anon = slow_broker("anon", {"delay_ms": 300}, broker={"allow_anonymous": False})
+late = slow_broker("late", {"user": "alice", "delay_ms": 60000})
+
+
+def handshake_bytes(port):
+    key = base64.b64encode(os.urandom(16)).decode()
+    return ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Protocol: confab.v1\r\n\r\n" % (port, key)).encode()
+
+
+async def raw_answer(port, quiet=0.0, timeout=RECV_TIMEOUT):
+    """Send a handshake on a plain socket. Check that nothing at all comes
+    back for `quiet` seconds (the decision is not made yet), then return
+    the status line and what followed, up to the end of the headers (or
+    the hang-up)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(handshake_bytes(port))
+        await writer.drain()
+        if quiet:
+            try:
+                early = await asyncio.wait_for(reader.read(1), quiet)
+            except asyncio.TimeoutError:
+                early = None
+            check(early is None, "an answer came within %.1fs, before the plugin decided: %r"
+                  % (quiet, early))
+        data = b""
+        deadline = time.monotonic() + timeout
+        # a 101 ends with its headers; a refusal with the hang-up
+        while not (data.startswith(b"HTTP/1.1 101") and b"\r\n\r\n" in data):
+            left = deadline - time.monotonic()
+            check(left > 0, "no complete answer within %.0fs: %r" % (timeout, data[:300]))
+            chunk = await asyncio.wait_for(reader.read(4096), left)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode("latin-1")
+    finally:
+        writer.close()
+
+
+def status_of(answer):
+    return answer.split("\r\n", 1)[0]
+
+
+@suite.test
+async def a_late_allow_upgrades_only_after_the_decision():
+    """alice is allowed 600 ms later: nothing comes back before that, then 101 and a welcome."""
+    allow.start()
+    answer = await raw_answer(allow.port, quiet=0.3)
+    check(status_of(answer).startswith("HTTP/1.1 101"), "answered %r, want 101" % status_of(answer))
+    check("Sec-WebSocket-Protocol: confab.v1" in answer,
+          "the 101 does not name the subprotocol: %r" % answer)
+    c, d = [await Client.connect(allow.port, n) for n in ("alice", "alice2")]
+    check(c.user == "alice", "welcome names %r, want alice" % c.user)
+    await c.join("lobby")
+    await d.join("lobby")
+    await c.say("lobby", "hello after a slow admission")
+    await d.expect("message", room="lobby", body="hello after a slow admission")
+    note("no answer for 0.3 s, then %s; two sessions joined and chatted" % status_of(answer))
+
+
+@suite.test
+async def a_late_refusal_is_an_http_status_without_upgrade():
+    """A refusal 300 ms later is HTTP 403 with its reason; the connection never upgrades."""
+    deny.start()
+    answer = await raw_answer(deny.port, quiet=0.15)
+    check(status_of(answer).startswith("HTTP/1.1 403"), "answered %r, want 403" % status_of(answer))
+    check("101" not in status_of(answer) and "fixture says no" in answer,
+          "the 403 does not carry the reason: %r" % answer[-300:])
+    note("%s with 'fixture says no'" % status_of(answer))
+
+
+@suite.test
+async def a_late_ignore_passes_on_down_the_chain():
+    """fx_slow_auth ignores after 300 ms; fx_good_auth then allows bob."""
+    ignore.start()
+    c = await Client.connect(ignore.port, "bob")
+    check(c.user == "bob", "welcome names %r, want bob" % c.user)
+    anon.start()
+    answer = await raw_answer(anon.port, quiet=0.15)
+    check(status_of(answer).startswith("HTTP/1.1 401"),
+          "ignored by every plugin, allow_anonymous = false: answered %r, want 401"
+          % status_of(answer))
+    note("ignore then fx_good_auth: bob; ignore with allow_anonymous = false: %s"
+         % status_of(answer))
+
+
+@suite.test
+async def many_handshakes_wait_at_once_and_all_get_in():
+    """40 handshakes waiting at the same time are all admitted; the other 39 get one's room message."""
+    allow.start()
+    n = 40
+    clients = await asyncio.gather(*[Client.connect(allow.port, "c%d" % i) for i in range(n)])
+    for c in clients:
+        await c.join("crowd")
+    await clients[0].say("crowd", "to the other 39")
+    for c in clients[1:]:
+        await c.expect("message", room="crowd", body="to the other 39")
+    note("%d slow admissions at once, all welcomed and all got the message" % n)
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+@suite.test
+async def clients_that_leave_while_waiting_leave_nothing_behind():
+    """30 clients hang up before their admission; the broker keeps no descriptor of theirs."""
+    allow.start()
+    await (await Client.connect(allow.port, "warm")).close()
+    await asyncio.sleep(0.7)
+    before = open_fds(allow.pid)
+    for _ in range(30):
+        reader, writer = await asyncio.open_connection("127.0.0.1", allow.port)
+        writer.write(handshake_bytes(allow.port))
+        await writer.drain()
+        writer.close()
+    await asyncio.sleep(0.6 * SCALE + 1.0)   # every decision made, every socket handed back
+    deadline = time.monotonic() + RECV_TIMEOUT
+    while open_fds(allow.pid) > before and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    after = open_fds(allow.pid)
+    check(after <= before, "descriptors: %d before, %d after 30 abandoned handshakes"
+          % (before, after))
+    c = await Client.connect(allow.port, "after")
+    await c.ping()
+    note("descriptors %d before, %d after; the broker still admits" % (before, after))
+
+
+@suite.test
+async def a_decision_that_never_comes_is_a_503_after_10_s():
+    """The plugin takes 60 s: ws answers HTTP 503 'authentication timed out' at 10 s."""
+    late.start()
+    t0 = time.monotonic()
+    answer = await raw_answer(late.port, quiet=1.0, timeout=30 * SCALE)
+    took = time.monotonic() - t0
+    check(status_of(answer).startswith("HTTP/1.1 503"), "answered %r, want 503" % status_of(answer))
+    check("authentication timed out" in answer, "the 503 does not say why: %r" % answer[-200:])
+    check(took >= 9.0, "answered after %.1fs, before the 10 s limit" % took)
+    note("%s 'authentication timed out' after %.1fs" % (status_of(answer), took))
+
+
+@suite.test
+async def sigterm_answers_waiting_handshakes_with_503_and_exits_0():
+    """SIGTERM while handshakes wait: each gets HTTP 503 (never a 101), and confabd exits 0."""
+    b = slow_broker("stopping", {"user": "alice", "delay_ms": 30000})
+    b.start()
+    waiting = [asyncio.ensure_future(raw_answer(b.port)) for _ in range(10)]
+    await asyncio.sleep(0.5)
+    b.send_signal(signal.SIGTERM)
+    answers = await asyncio.gather(*waiting)
+    statuses = sorted(set(status_of(a) for a in answers))
+    check(statuses == ["HTTP/1.1 503 Service Unavailable"],
+          "answers to waiting handshakes at SIGTERM: %r, want only 503" % statuses)
+    await b.wait_async()
+    b.check_clean_exit()
+    note("10 waiting handshakes answered %s; exit 0" % statuses[0])
+
+
+if __name__ == "__main__":
+    suite.main()
