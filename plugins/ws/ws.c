@@ -23,6 +23,9 @@
 #define WS_DEFAULT_SEND_QUEUE_MAX ((size_t)1 << 20)
 #define WS_DEFAULT_MAX_MESSAGE 65536
 #define WS_DEFAULT_IDLE_TIMEOUT 60
+/* ms: see ws_out.c and docs/configuration.md */
+#define WS_DEFAULT_WRITE_DELAY 20
+#define WS_MAX_WRITE_DELAY 1000
 /* lws keeps both idle times in 16 bits, and the hang-up is at 2 T. */
 #define WS_MAX_IDLE_TIMEOUT 32767
 
@@ -123,7 +126,7 @@ static int parse_size(const char *v, size_t *out)
 	return 0;
 }
 
-/* A number of seconds, 0 included. */
+/* A whole number (seconds or milliseconds), 0 included. */
 static int parse_seconds(const char *v, uintmax_t *out)
 {
 	char *end;
@@ -228,6 +231,21 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 		return CONFAB_EINVAL;
 	}
 
+	v = host->config_get(ctx, "write_delay");
+	s->write_delay_ms = WS_DEFAULT_WRITE_DELAY;
+	if (v != NULL) {
+		uintmax_t ms;
+
+		if (parse_seconds(v, &ms) != 0 || ms > WS_MAX_WRITE_DELAY) {
+			host->config_error(ctx, "write_delay",
+					   "'%s' is not a number of milliseconds "
+					   "from 0 to %d", v, WS_MAX_WRITE_DELAY);
+			free(s);
+			return CONFAB_EINVAL;
+		}
+		s->write_delay_ms = (uint32_t)ms;
+	}
+
 	v = host->broker_get(ctx, "max_message_bytes");
 	s->max_message_bytes = WS_DEFAULT_MAX_MESSAGE;
 	if (v != NULL && parse_size(v, &s->max_message_bytes) != 0) {
@@ -311,6 +329,10 @@ static const struct lws_protocols ws_protocols[] = {
 		 * cost. Chat messages are mostly smaller than 1 KB; longer
 		 * ones arrive in pieces that ws_conn reassembles. */
 		.rx_buffer_size = 1024,
+		/* lws sends at most this much per send() of what it buffers
+		 * (the rest of a frame the socket took in part, ws_out.c);
+		 * left at 0 it would be rx_buffer_size. */
+		.tx_packet_size = 65536,
 	},
 	{ .name = NULL, .callback = NULL },
 };
@@ -500,6 +522,7 @@ static void ws_destroy(void *state)
 	}
 	ws_conn_free_all(s);
 	ws_park_end(s);
+	ws_out_end(s);
 	if (log_owner == s) {
 		log_owner = NULL;
 		lws_set_log_level(LLL_ERR, lwsl_emit_stderr);

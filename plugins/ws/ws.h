@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libwebsockets.h>
 #include <uv.h>
@@ -46,6 +47,7 @@ typedef struct ws_state {
 	bool ipv6;
 
 	size_t send_queue_max;       /* [ws] send_queue_max */
+	uint32_t write_delay_ms;     /* [ws] write_delay */
 	size_t max_message_bytes;    /* [broker] max_message_bytes */
 	/* Dead peers, from [broker] idle_timeout (T seconds): a ping after T
 	 * seconds without anything from the peer, hang-up when another T
@@ -63,6 +65,12 @@ typedef struct ws_state {
 	ws_park *parks;              /* waiting, newest first */
 	ws_park *adopting;           /* being handed back to lws right now */
 	uv_timer_t *park_timer;      /* hand-backs and the 503 deadline */
+
+	/* ws_out.c: connections with frames to write at the end of this turn
+	 * (dirty), or once their write delay has passed (later). */
+	ws_conn *dirty, *later;
+	uv_check_t *flush;
+	uv_timer_t *later_timer;
 } ws_state;
 
 /* Log through the host with the instance in the line. */
@@ -95,6 +103,58 @@ typedef struct ws_request {
 } ws_request;
 int ws_request_build(ws_request *r, struct lws *wsi, const char *transport);
 void ws_request_free(ws_request *r);
+
+/* ---- a connection (ws_conn.c: admission and input; ws_out.c: output) */
+
+typedef enum ws_admit {
+	WS_OPENING,     /* inside session_open() */
+	WS_PENDING,     /* session_open() returned, done() not called yet */
+	WS_ALLOWED,     /* done() admitted */
+	WS_DENIED       /* done() refused */
+} ws_admit;
+
+struct ws_conn {
+	ws_state *s;
+	ws_conn *prev, *next;        /* in s->conns */
+
+	struct lws *wsi;             /* NULL while parked */
+	ws_park *park;               /* set while parked (ws_park.c) */
+	confab_session *session;     /* from session_open until session_closed */
+	ws_admit admit;
+	bool established;            /* the WebSocket handshake completed */
+
+	/* Sync denial: the status for the HTTP answer. */
+	int deny_status;
+
+	/* close(), async denial or stop(): sent once the queue is empty. */
+	bool closing;
+	bool close_sent;             /* our close frame is out */
+	int close_code;
+	size_t close_len;
+	char close_reason[WS_CLOSE_REASON_MAX + 1];
+
+	/* Outbound frames (ws_out.c): a ring of references, oldest first,
+	 * allocated while it holds anything. */
+	confab_buf **ring;
+	uint32_t ring_cap, ring_head, ring_len;
+	size_t queued;               /* bytes of payload in the queue */
+	bool overflowed;             /* send() refused a frame: queue full */
+	bool armed;                  /* a writeable callback is requested */
+	bool write_failed;           /* the socket refused a write */
+	ws_conn *out_prev, *out_next;  /* in s->dirty or s->later */
+	uint8_t out_list;            /* which of them: WS_OUT_* (ws_out.c) */
+	uint32_t written_at;         /* loop time (ms, low bits) of the last write */
+	uint32_t last_frame_at;      /* ... of the last frame queued */
+	uint16_t gap16;              /* average ms between frames, x 16 */
+	unsigned long alive_at;      /* second of the last idle-timer restart */
+
+	/* The message being received. */
+	unsigned char *rx;
+	size_t rx_len, rx_cap;
+	bool rx_busy;                /* inside a message */
+	bool rx_binary;
+	bool rx_dropping;            /* too large: discarding the rest */
+};
 
 /* ws_conn.c */
 /* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: checks and admission. Returns what
@@ -139,8 +199,17 @@ void ws_park_free(ws_state *s, ws_park *p);
 /* destroy(): close the timer. */
 void ws_park_end(ws_state *s);
 
-/* Transport ops (confab_transport_ops). */
+/* Transport ops (confab_transport_ops): send in ws_out.c, close in
+ * ws_conn.c. */
 int ws_conn_send(void *state, void *conn, confab_buf *frame);
 void ws_conn_close(void *state, void *conn, int code, const char *reason);
+
+/* ws_out.c */
+/* c has frames (or its close frame) to write: at the end of this turn. */
+void ws_out_want(ws_conn *c);
+/* Drop c's queue (closing a client that does not read, or freeing c). */
+void ws_out_clear(ws_conn *c);
+/* destroy(): close the end-of-turn handle. */
+void ws_out_end(ws_state *s);
 
 #endif /* CONFAB_WS_H */

@@ -30,16 +30,6 @@
 
 #include "ws.h"
 
-/* Our close frame goes out with lws_write() and this opcode. lws 4.1 has
- * it (the RFC 6455 opcode) but only privately: its public way,
- * lws_close_reason() and returning -1, loses the close frame in Debian's
- * build of 4.1.6 (a debug-only "repeat" of the close under libuv kills
- * the socket before the frame is written; the client sees 1006). */
-#define WS_WRITE_CLOSE ((enum lws_write_protocol)4)
-/* Frames written in one writeable callback at most. */
-#define WS_WRITES_PER_CALLBACK 16
-/* Seconds to wait for the client to answer our close frame. */
-#define WS_CLOSE_ACK_SECS 5
 /* Seconds a closing connection may take to write what is queued and our
  * close frame; a client that reads nothing is hung up after that. */
 #define WS_CLOSE_SEND_SECS 5
@@ -49,52 +39,6 @@
  * message, so an idle connection keeps at most that much. */
 #define WS_RX_INITIAL 4096
 #define WS_RX_KEEP 4096
-
-typedef enum ws_admit {
-	WS_OPENING,     /* inside session_open() */
-	WS_PENDING,     /* session_open() returned, done() not called yet */
-	WS_ALLOWED,     /* done() admitted */
-	WS_DENIED       /* done() refused */
-} ws_admit;
-
-typedef struct ws_frame {
-	struct ws_frame *next;
-	confab_buf *buf;             /* one reference held by us */
-} ws_frame;
-
-struct ws_conn {
-	ws_state *s;
-	ws_conn *prev, *next;        /* in s->conns */
-
-	struct lws *wsi;             /* NULL while parked */
-	ws_park *park;               /* set while parked (ws_park.c) */
-	confab_session *session;     /* from session_open until session_closed */
-	ws_admit admit;
-	bool established;            /* the WebSocket handshake completed */
-
-	/* Sync denial: the status for the HTTP answer. */
-	int deny_status;
-
-	/* close(), async denial or stop(): sent once the queue is empty. */
-	bool closing;
-	bool close_sent;             /* our close frame is out */
-	int close_code;
-	size_t close_len;
-	char close_reason[WS_CLOSE_REASON_MAX + 1];
-
-	/* Outbound frames, oldest first. */
-	ws_frame *head, *tail;
-	size_t queued;               /* bytes of payload in the queue */
-	bool overflowed;             /* send() refused a frame: queue full */
-	unsigned long alive_at;      /* second of the last idle-timer restart */
-
-	/* The message being received. */
-	unsigned char *rx;
-	size_t rx_len, rx_cap;
-	bool rx_busy;                /* inside a message */
-	bool rx_binary;
-	bool rx_dropping;            /* too large: discarding the rest */
-};
 
 /* ---- bookkeeping ---- */
 
@@ -114,21 +58,6 @@ static ws_conn *conn_new(ws_state *s, struct lws *wsi)
 	return c;
 }
 
-static void queue_clear(ws_conn *c)
-{
-	ws_frame *f = c->head;
-
-	while (f != NULL) {
-		ws_frame *next = f->next;
-
-		c->s->host->buf_unref(f->buf);
-		free(f);
-		f = next;
-	}
-	c->head = c->tail = NULL;
-	c->queued = 0;
-}
-
 static void rx_release(ws_conn *c)
 {
 	free(c->rx);
@@ -144,7 +73,7 @@ static void conn_free(ws_conn *c)
 	if (c->wsi != NULL)
 		lws_set_opaque_user_data(c->wsi, NULL);
 	ws_park_free(s, c->park);
-	queue_clear(c);
+	ws_out_clear(c);
 	rx_release(c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
@@ -162,12 +91,6 @@ static void end_session(ws_conn *c)
 	c->session = NULL;
 	if (session != NULL)
 		c->s->host->transport->session_closed(session);
-}
-
-static void want_write(ws_conn *c)
-{
-	if (c->established)
-		lws_callback_on_writable(c->wsi);
 }
 
 /* A close code a WebSocket peer accepts on the wire (RFC 6455 7.4). */
@@ -253,15 +176,15 @@ static void open_done(void *arg, bool allowed, int http_status,
 		c->admit = WS_ALLOWED;
 		if (c->established)
 			lws_rx_flow_control(c->wsi, 1);
-		if (c->head != NULL || c->closing)
-			want_write(c);
+		if (c->ring_len > 0 || c->closing)
+			ws_out_want(c);
 		return;
 	}
 	c->admit = WS_DENIED;
 	ws_log(c->s, CONFAB_LOG_DEBUG, "connection refused (%d): %s",
 	       http_status, reason);
 	set_closing(c, deny_code(http_status), reason);
-	want_write(c);
+	ws_out_want(c);
 }
 
 /* True when the comma-separated Sec-WebSocket-Protocol offer lists ours. */
@@ -471,8 +394,8 @@ int ws_conn_established(struct lws *wsi)
 	c->established = true;
 	if (c->admit == WS_PENDING)
 		lws_rx_flow_control(wsi, 0);
-	if (c->head != NULL || c->closing)
-		lws_callback_on_writable(wsi);
+	if (c->ring_len > 0 || c->closing)
+		ws_out_want(c);
 	return 0;
 }
 
@@ -567,52 +490,6 @@ int ws_conn_receive(struct lws *wsi, const void *in, size_t len)
 	return 0;
 }
 
-/* ---- outgoing ---- */
-
-int ws_conn_send(void *state, void *conn, confab_buf *frame)
-{
-	ws_state *s = state;
-	ws_conn *c = conn;
-	ws_frame *f;
-
-	if (c == NULL || frame == NULL)
-		return CONFAB_EINVAL;
-	if (c->closing)
-		return CONFAB_ESTATE;
-	if (frame->headroom < LWS_PRE) {
-		ws_log(s, CONFAB_LOG_ERROR, "frame with %zu bytes of headroom, "
-		       "%d needed", frame->headroom, (int)LWS_PRE);
-		return CONFAB_EINVAL;
-	}
-	/* The cap counts queued bytes; a frame bigger than the whole cap
-	 * still goes out when nothing else is waiting. */
-	if (c->queued > 0 && (c->queued >= s->send_queue_max ||
-			      frame->len > s->send_queue_max - c->queued)) {
-		c->overflowed = true;
-		return CONFAB_EFULL;
-	}
-
-	f = malloc(sizeof(*f));
-	if (f == NULL)
-		return CONFAB_ENOMEM;
-	s->host->buf_ref(frame);
-	f->buf = frame;
-	f->next = NULL;
-	bool was_empty = c->head == NULL;
-	if (c->tail != NULL)
-		c->tail->next = f;
-	else
-		c->head = f;
-	c->tail = f;
-	c->queued += frame->len;
-	/* Ask for a writeable callback only when the queue starts: the
-	 * callback asks again while frames remain. Asking per frame costs
-	 * epoll_ctl calls in libuv for nothing (docs/performance.md). */
-	if (was_empty)
-		want_write(c);
-	return CONFAB_OK;
-}
-
 void ws_conn_close(void *state, void *conn, int code, const char *reason)
 {
 	ws_conn *c = conn;
@@ -627,7 +504,7 @@ void ws_conn_close(void *state, void *conn, int code, const char *reason)
 	 * closes it for that) would never get through the queue to our
 	 * close frame: drop the queue, so that the close frame is next. */
 	if (c->overflowed)
-		queue_clear(c);
+		ws_out_clear(c);
 	/* Whatever is left and the close frame must go out in a bounded
 	 * time; one that cannot be written at all (the client reads
 	 * nothing) ends with lws hanging up. Sending the close frame
@@ -635,58 +512,7 @@ void ws_conn_close(void *state, void *conn, int code, const char *reason)
 	if (c->established)
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND,
 				WS_CLOSE_SEND_SECS);
-	want_write(c);
-}
-
-int ws_conn_writeable(struct lws *wsi)
-{
-	ws_conn *c = lws_get_opaque_user_data(wsi);
-	ws_frame *f;
-	int n;
-
-	if (c == NULL)
-		return -1;
-	if (c->head != NULL) {
-		/* lws writes each frame's header into the LWS_PRE bytes in
-		 * front of data; the payload is not touched, so one buffer
-		 * serves every recipient. Several frames go per callback
-		 * while the socket takes them (a callback per frame costs
-		 * libuv poll changes), at most WS_WRITES_PER_CALLBACK so that
-		 * one busy connection does not hold the loop. */
-		for (int k = 0; k < WS_WRITES_PER_CALLBACK && c->head != NULL; k++) {
-			if (k > 0 && lws_send_pipe_choked(wsi))
-				break;
-			f = c->head;
-			c->head = f->next;
-			if (c->head == NULL)
-				c->tail = NULL;
-			c->queued -= f->buf->len;
-			n = lws_write(wsi, f->buf->data, f->buf->len, LWS_WRITE_TEXT);
-			c->s->host->buf_unref(f->buf);
-			free(f);
-			if (n < 0)
-				return -1;
-		}
-		if (c->head != NULL || c->closing)
-			lws_callback_on_writable(wsi);
-		return 0;
-	}
-	if (c->closing && !c->close_sent) {
-		unsigned char buf[LWS_PRE + 2 + WS_CLOSE_REASON_MAX];
-		unsigned char *p = buf + LWS_PRE;
-
-		p[0] = (unsigned char)(c->close_code >> 8);
-		p[1] = (unsigned char)(c->close_code & 0xff);
-		memcpy(p + 2, c->close_reason, c->close_len);
-		if (lws_write(wsi, p, 2 + c->close_len, WS_WRITE_CLOSE) < 0)
-			return -1;
-		c->close_sent = true;
-		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, WS_CLOSE_ACK_SECS);
-		/* Read the client's answer, also on a connection whose
-		 * reading was paused while its admission was pending. */
-		lws_rx_flow_control(wsi, 1);
-	}
-	return 0;
+	ws_out_want(c);
 }
 
 int ws_conn_peer_close(struct lws *wsi)
@@ -725,7 +551,7 @@ void ws_conn_close_all(ws_state *s, int code, const char *reason)
 			continue;
 		}
 		set_closing(c, code, reason);
-		want_write(c);
+		ws_out_want(c);
 	}
 }
 

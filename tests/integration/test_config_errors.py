@@ -220,6 +220,16 @@ case_test("listen_port_out_of_range_is_refused",
           lambda: Case("listen_99999", ["[ws]", "listen"],
                        sections={"ws": {"listen": "127.0.0.1:99999"}}))
 
+case_test("write_delay_that_is_not_milliseconds_is_refused",
+          "write_delay = soon names [ws] and write_delay.",
+          lambda: Case("write_delay_soon", ["[ws]", "write_delay"],
+                       sections={"ws": {"write_delay": "soon"}}))
+
+case_test("write_delay_over_a_second_is_refused",
+          "write_delay = 5000 (over the 1000 ms cap) names [ws] and write_delay.",
+          lambda: Case("write_delay_5000", ["[ws]", "write_delay"],
+                       sections={"ws": {"write_delay": "5000"}}))
+
 
 @suite.test
 def port_in_use_is_refused_by_check_mode_and_at_start():

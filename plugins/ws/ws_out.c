@@ -1,0 +1,476 @@
+/* What the `ws` transport sends: each connection's queue of frames, and
+ * how it reaches the socket.
+ *
+ * The core serializes a frame once and hands the same confab_buf to every
+ * recipient. A connection keeps references in a ring, in order. At the end
+ * of each turn of the loop (a uv_check handle) every connection that got
+ * frames during the turn writes its whole queue with one writev(): each
+ * frame's WebSocket header is written into the buffer's headroom, just in
+ * front of the payload, so nothing is copied and one buffer serves every
+ * recipient (the header is the same for all: server frames are not
+ * masked). One system call per connection per turn however many frames,
+ * and no poll change at all while the socket takes what is written.
+ *
+ * Why not lws_write() per frame, from a writeable callback: that costs one
+ * send() per frame, and each request for a writeable callback costs libuv
+ * two epoll_ctl() calls (uv_poll_start removes and re-adds the descriptor).
+ * That was most of the broker's CPU per delivery (docs/performance.md).
+ *
+ * The write stays in step with lws, which also writes on the socket (its
+ * pings and pongs, our close frame, and anything it had to buffer):
+ *   - outside a writeable callback we write only when lws_partial_buffered()
+ *     says lws holds nothing back (a full socket answers EAGAIN);
+ *   - a frame the socket takes only in part is handed to lws (lws_write
+ *     raw), which buffers the rest and sends it before anything else;
+ *   - otherwise we ask for a writeable callback (lws calls it only once its
+ *     own buffer is empty) and continue from there.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "ws.h"
+
+/* Our close frame goes out with lws_write() and this opcode. lws 4.1 has
+ * it (the RFC 6455 opcode) but only privately: its public way,
+ * lws_close_reason() and returning -1, loses the close frame in Debian's
+ * build of 4.1.6 (a debug-only "repeat" of the close under libuv kills
+ * the socket before the frame is written; the client sees 1006). */
+#define WS_WRITE_CLOSE ((enum lws_write_protocol)4)
+/* Seconds to wait for the client to answer our close frame. */
+#define WS_CLOSE_ACK_SECS 5
+/* One writev() carries at most this many frames and about this many
+ * bytes; more waits for the next writeable callback, so that one busy
+ * connection does not hold the loop. */
+#define WS_IOV_FRAMES 128
+#define WS_IOV_BYTES (256 * 1024)
+/* The ring starts with this many slots and doubles; it is freed when it
+ * empties, so an idle connection holds none. */
+#define WS_RING_INITIAL 8
+/* A text frame's header: FIN + opcode, then the length in 1, 3 or 9
+ * bytes (RFC 6455 5.2). */
+#define WS_HEADER_MAX 10
+
+/* ---- the ring ---- */
+
+static confab_buf *ring_at(const ws_conn *c, uint32_t i)
+{
+	return c->ring[(c->ring_head + i) & (c->ring_cap - 1)];
+}
+
+static bool ring_push(ws_conn *c, confab_buf *b)
+{
+	if (c->ring_len == c->ring_cap) {
+		uint32_t cap = c->ring_cap ? c->ring_cap * 2 : WS_RING_INITIAL;
+		confab_buf **r = malloc(cap * sizeof(*r));
+
+		if (r == NULL)
+			return false;
+		for (uint32_t i = 0; i < c->ring_len; i++)
+			r[i] = ring_at(c, i);
+		free(c->ring);
+		c->ring = r;
+		c->ring_cap = cap;
+		c->ring_head = 0;
+	}
+	c->ring[(c->ring_head + c->ring_len) & (c->ring_cap - 1)] = b;
+	c->ring_len++;
+	c->queued += b->len;
+	return true;
+}
+
+/* Drop the oldest frame (it is written, or thrown away). */
+static void ring_pop(ws_conn *c)
+{
+	confab_buf *b = c->ring[c->ring_head];
+
+	c->ring_head = (c->ring_head + 1) & (c->ring_cap - 1);
+	c->ring_len--;
+	c->queued -= b->len;
+	c->s->host->buf_unref(b);
+	if (c->ring_len == 0) {
+		free(c->ring);
+		c->ring = NULL;
+		c->ring_cap = c->ring_head = 0;
+	}
+}
+
+/* ---- waiting to be written ----
+ *
+ * A connection with something to write is on one of two lists: `dirty`,
+ * written at the end of this turn of the loop, or `later`, written when
+ * its write delay has passed: a connection written less than
+ * [ws] write_delay ms ago waits that long since its last write, so that
+ * the frames of a burst go out in one writev(). A connection that was
+ * quiet is written at the end of the turn, without delay. */
+
+enum { WS_OUT_NONE, WS_OUT_DIRTY, WS_OUT_LATER };
+
+static ws_conn **list_of(ws_state *s, uint8_t which)
+{
+	return which == WS_OUT_DIRTY ? &s->dirty : &s->later;
+}
+
+static void out_unlink(ws_conn *c)
+{
+	ws_conn **head;
+
+	if (c->out_list == WS_OUT_NONE)
+		return;
+	head = list_of(c->s, c->out_list);
+	if (c->out_prev != NULL)
+		c->out_prev->out_next = c->out_next;
+	else
+		*head = c->out_next;
+	if (c->out_next != NULL)
+		c->out_next->out_prev = c->out_prev;
+	c->out_prev = c->out_next = NULL;
+	c->out_list = WS_OUT_NONE;
+}
+
+static void out_link(ws_conn *c, uint8_t which)
+{
+	ws_conn **head = list_of(c->s, which);
+
+	c->out_list = which;
+	c->out_prev = NULL;
+	c->out_next = *head;
+	if (*head != NULL)
+		(*head)->out_prev = c;
+	*head = c;
+}
+
+static uint32_t loop_ms(const ws_state *s)
+{
+	return (uint32_t)uv_now(s->host->loop(s->ctx));
+}
+
+/* A connection is busy when its frames come, on average, less than half
+ * a write delay apart: then a delay gathers two or more per writev().
+ * gap16 is that average (ms x 16, a moving average over ~8 frames). */
+static bool busy(const ws_conn *c)
+{
+	return c->gap16 < (c->s->write_delay_ms << 3);
+}
+
+/* ms until c may be written again; 0: now. Only busy connections wait. */
+static uint32_t delay_left(const ws_conn *c, uint32_t now)
+{
+	uint32_t since = now - c->written_at;
+
+	if (!busy(c) || since >= c->s->write_delay_ms)
+		return 0;
+	return c->s->write_delay_ms - since;
+}
+
+/* Note a frame's arrival in the average gap between frames. */
+static void note_arrival(ws_conn *c, uint32_t now)
+{
+	uint32_t gap = now - c->last_frame_at;
+
+	if (gap > 4000)
+		gap = 4000;  /* a pause counts as a long gap, no more */
+	c->last_frame_at = now;
+	c->gap16 = (uint16_t)((c->gap16 * 7u + gap * 16u) / 8u);
+}
+
+static void arm(ws_conn *c)
+{
+	if (c->armed)
+		return;
+	c->armed = true;
+	lws_callback_on_writable(c->wsi);
+}
+
+/* Write the header of b's frame in front of its payload; its length. */
+static size_t put_header(confab_buf *b)
+{
+	uint64_t len = b->len;
+	unsigned char *p;
+	size_t n;
+
+	if (len < 126) {
+		n = 2;
+		p = b->data - n;
+		p[1] = (unsigned char)len;
+	} else if (len <= 0xffff) {
+		n = 4;
+		p = b->data - n;
+		p[1] = 126;
+		p[2] = (unsigned char)(len >> 8);
+		p[3] = (unsigned char)len;
+	} else {
+		n = 10;
+		p = b->data - n;
+		p[1] = 127;
+		for (int i = 0; i < 8; i++)
+			p[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+	}
+	p[0] = 0x81;  /* FIN, text */
+	return n;
+}
+
+/* Write what the socket takes of the queue: 0, or -1 when the connection
+ * is broken. The caller knows lws holds nothing back. A frame written in
+ * part goes to lws for the rest (and lws asks for a writeable callback). */
+static int write_queue(ws_conn *c)
+{
+	struct iovec iov[WS_IOV_FRAMES];
+	size_t total = 0;
+	uint32_t n = 0;
+	ssize_t w;
+	int fd = (int)lws_get_socket_fd(c->wsi);
+
+	while (n < c->ring_len && n < WS_IOV_FRAMES &&
+	       (n == 0 || total < WS_IOV_BYTES)) {
+		confab_buf *b = ring_at(c, n);
+		size_t h = put_header(b);
+
+		iov[n].iov_base = b->data - h;
+		iov[n].iov_len = b->len + h;
+		total += iov[n].iov_len;
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	do {
+		w = writev(fd, iov, (int)n);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+	for (uint32_t i = 0; i < n && w > 0; i++) {
+		if ((size_t)w >= iov[i].iov_len) {
+			w -= (ssize_t)iov[i].iov_len;
+			ring_pop(c);
+			continue;
+		}
+		/* In part: lws sends the rest before anything else of its
+		 * own, and calls us back when it has. */
+		unsigned char *rest = (unsigned char *)iov[i].iov_base + w;
+
+		if (lws_write(c->wsi, rest, iov[i].iov_len - (size_t)w,
+			      LWS_WRITE_RAW) < 0)
+			return -1;
+		ring_pop(c);
+		c->armed = true;
+		break;
+	}
+	return 0;
+}
+
+/* Outside lws's callbacks, at the end of a turn. */
+static void flush_conn(ws_conn *c)
+{
+	if (c->armed || !c->established || c->wsi == NULL)
+		return;  /* the writeable callback will do it */
+	if (c->ring_len == 0) {
+		if (c->closing && !c->close_sent)
+			arm(c);
+		return;
+	}
+	if (lws_partial_buffered(c->wsi)) {
+		arm(c);  /* lws sends its own first, then calls us */
+		return;
+	}
+	if (write_queue(c) < 0) {
+		/* lws finds out from the socket too; make sure it asks us. */
+		c->write_failed = true;
+		arm(c);
+		return;
+	}
+	c->written_at = loop_ms(c->s);
+	if (c->ring_len > 0 || (c->closing && !c->close_sent))
+		arm(c);
+}
+
+static void later_tick(uv_timer_t *t);
+
+/* Wake up for the first of the `later` connections. */
+static void schedule_later(ws_state *s, uint32_t now)
+{
+	uint32_t soonest = UINT32_MAX;
+
+	for (ws_conn *c = s->later; c != NULL; c = c->out_next) {
+		uint32_t left = delay_left(c, now);
+
+		if (left < soonest)
+			soonest = left;
+	}
+	if (soonest == UINT32_MAX)
+		return;
+	if (s->later_timer == NULL) {
+		s->later_timer = malloc(sizeof(*s->later_timer));
+		if (s->later_timer == NULL) {
+			/* Write them now rather than never. */
+			while (s->later != NULL) {
+				ws_conn *c = s->later;
+
+				out_unlink(c);
+				flush_conn(c);
+			}
+			return;
+		}
+		uv_timer_init(s->host->loop(s->ctx), s->later_timer);
+		s->later_timer->data = s;
+	}
+	uv_timer_start(s->later_timer, later_tick, soonest, 0);
+}
+
+static void later_tick(uv_timer_t *t)
+{
+	ws_state *s = t->data;
+	uint32_t now = loop_ms(s);
+	ws_conn *c = s->later;
+
+	while (c != NULL) {
+		ws_conn *next = c->out_next;
+
+		if (delay_left(c, now) == 0) {
+			out_unlink(c);
+			flush_conn(c);
+		}
+		c = next;
+	}
+	schedule_later(s, now);
+}
+
+/* The end of a turn of the loop (uv_check). */
+static void flush_all(uv_check_t *check)
+{
+	ws_state *s = check->data;
+	uint32_t now = loop_ms(s);
+	bool delayed = false;
+
+	while (s->dirty != NULL) {
+		ws_conn *c = s->dirty;
+
+		out_unlink(c);
+		if (delay_left(c, now) > 0 && c->ring_len > 0) {
+			out_link(c, WS_OUT_LATER);
+			delayed = true;
+			continue;
+		}
+		flush_conn(c);
+	}
+	uv_check_stop(check);
+	if (delayed && (s->later_timer == NULL ||
+			!uv_is_active((uv_handle_t *)s->later_timer)))
+		schedule_later(s, now);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+void ws_out_want(ws_conn *c)
+{
+	ws_state *s = c->s;
+
+	if (c->out_list != WS_OUT_NONE || !c->established)
+		return;
+	if (s->flush == NULL) {
+		s->flush = malloc(sizeof(*s->flush));
+		if (s->flush == NULL) {
+			arm(c);  /* the slow way, still correct */
+			return;
+		}
+		uv_check_init(s->host->loop(s->ctx), s->flush);
+		s->flush->data = s;
+	}
+	out_link(c, WS_OUT_DIRTY);
+	if (!uv_is_active((uv_handle_t *)s->flush))
+		uv_check_start(s->flush, flush_all);
+}
+
+void ws_out_clear(ws_conn *c)
+{
+	out_unlink(c);
+	while (c->ring_len > 0)
+		ring_pop(c);
+}
+
+void ws_out_end(ws_state *s)
+{
+	if (s->flush != NULL) {
+		uv_check_stop(s->flush);
+		uv_close((uv_handle_t *)s->flush, handle_closed);
+		s->flush = NULL;
+	}
+	if (s->later_timer != NULL) {
+		uv_timer_stop(s->later_timer);
+		uv_close((uv_handle_t *)s->later_timer, handle_closed);
+		s->later_timer = NULL;
+	}
+}
+
+/* ---- the transport's send() and lws's writeable callback ---- */
+
+int ws_conn_send(void *state, void *conn, confab_buf *frame)
+{
+	ws_state *s = state;
+	ws_conn *c = conn;
+
+	if (c == NULL || frame == NULL)
+		return CONFAB_EINVAL;
+	if (c->closing)
+		return CONFAB_ESTATE;
+	if (frame->headroom < LWS_PRE || LWS_PRE < WS_HEADER_MAX) {
+		ws_log(s, CONFAB_LOG_ERROR, "frame with %zu bytes of headroom, "
+		       "%d needed", frame->headroom, (int)LWS_PRE);
+		return CONFAB_EINVAL;
+	}
+	/* The cap counts queued bytes; a frame bigger than the whole cap
+	 * still goes out when nothing else is waiting. */
+	if (c->queued > 0 && (c->queued >= s->send_queue_max ||
+			      frame->len > s->send_queue_max - c->queued)) {
+		c->overflowed = true;
+		return CONFAB_EFULL;
+	}
+	if (!ring_push(c, frame))
+		return CONFAB_ENOMEM;
+	s->host->buf_ref(frame);
+	if (s->write_delay_ms > 0)
+		note_arrival(c, loop_ms(s));
+	ws_out_want(c);
+	return CONFAB_OK;
+}
+
+int ws_conn_writeable(struct lws *wsi)
+{
+	ws_conn *c = lws_get_opaque_user_data(wsi);
+
+	if (c == NULL)
+		return -1;
+	c->armed = false;
+	if (c->write_failed)
+		return -1;
+	if (c->ring_len > 0) {
+		/* lws calls this only with nothing of its own held back. */
+		if (write_queue(c) < 0)
+			return -1;
+		c->written_at = loop_ms(c->s);
+		if (c->ring_len > 0 || c->closing)
+			arm(c);
+		return 0;
+	}
+	if (c->closing && !c->close_sent) {
+		unsigned char buf[LWS_PRE + 2 + WS_CLOSE_REASON_MAX];
+		unsigned char *p = buf + LWS_PRE;
+
+		p[0] = (unsigned char)(c->close_code >> 8);
+		p[1] = (unsigned char)(c->close_code & 0xff);
+		memcpy(p + 2, c->close_reason, c->close_len);
+		if (lws_write(wsi, p, 2 + c->close_len, WS_WRITE_CLOSE) < 0)
+			return -1;
+		c->close_sent = true;
+		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, WS_CLOSE_ACK_SECS);
+		/* Read the client's answer, also on a connection whose
+		 * reading was paused while its admission was pending. */
+		lws_rx_flow_control(wsi, 1);
+	}
+	return 0;
+}
