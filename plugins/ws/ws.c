@@ -26,8 +26,8 @@
 /* ms: see ws_out.c and docs/configuration.md */
 #define WS_DEFAULT_WRITE_DELAY 20
 #define WS_MAX_WRITE_DELAY 1000
-/* lws keeps both idle times in 16 bits, and the hang-up is at 2 T. */
-#define WS_MAX_IDLE_TIMEOUT 32767
+/* The core allows up to a day; 2 T in ms must fit in 32 bits. */
+#define WS_MAX_IDLE_TIMEOUT 86400
 
 /* ---- lws logging ----
  *
@@ -270,16 +270,15 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 			  WS_MAX_IDLE_TIMEOUT);
 		idle = WS_MAX_IDLE_TIMEOUT;
 	}
-	/* A zeroed policy (not NULL, which would mean lws's own 300 s)
-	 * turns lws's validity timer off. */
-	s->idle_policy.secs_since_valid_ping = (uint16_t)idle;
-	s->idle_policy.secs_since_valid_hangup = (uint16_t)(2 * idle);
+	s->idle_ms = (uint32_t)idle * 1000u;
 
 	*state = s;
 	return CONFAB_OK;
 }
 
 /* ---- the lws protocol callback ---- */
+
+static const lws_retry_bo_t no_validity;
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len)
@@ -301,6 +300,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return ws_conn_receive(wsi, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return ws_conn_writeable(wsi);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		return ws_conn_pong(wsi);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		return ws_conn_peer_close(wsi);
 	case LWS_CALLBACK_CLOSED:
@@ -412,9 +413,9 @@ static int ws_start(void *state)
 	ci.port = s->port;
 	ci.protocols = ws_protocols;
 	ci.server_string = "confab";
-	/* Dead peers (s->idle_policy): lws pings and hangs up itself;
-	 * ws_conn_receive counts every message as a sign of life. */
-	ci.retry_and_idle_policy = &s->idle_policy;
+	/* Dead peers are ws_idle.c's: a zeroed policy (not NULL, which
+	 * would mean lws's own 300 s) turns lws's validity timers off. */
+	ci.retry_and_idle_policy = &no_validity;
 	ci.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
 	if (s->ipv6)
 		ci.options |= LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY |
@@ -430,6 +431,10 @@ static int ws_start(void *state)
 		return CONFAB_ERR;
 	}
 
+	if (ws_idle_start(s) != 0) {
+		ws_log(s, CONFAB_LOG_ERROR, "out of memory");
+		return CONFAB_ERR;
+	}
 	ws_log(s, CONFAB_LOG_INFO,
 	       "listening on http://%s%s%s:%d/ (WebSocket at " WS_PATH ")",
 	       s->ipv6 ? "[" : "", s->iface, s->ipv6 ? "]" : "", s->port);
@@ -523,6 +528,7 @@ static void ws_destroy(void *state)
 	ws_conn_free_all(s);
 	ws_park_end(s);
 	ws_out_end(s);
+	ws_idle_end(s);
 	if (log_owner == s) {
 		log_owner = NULL;
 		lws_set_log_level(LLL_ERR, lwsl_emit_stderr);

@@ -49,10 +49,11 @@ typedef struct ws_state {
 	size_t send_queue_max;       /* [ws] send_queue_max */
 	uint32_t write_delay_ms;     /* [ws] write_delay */
 	size_t max_message_bytes;    /* [broker] max_message_bytes */
-	/* Dead peers, from [broker] idle_timeout (T seconds): a ping after T
-	 * seconds without anything from the peer, hang-up when another T
-	 * passes without an answer. Both 0 (T = 0): no pings. */
-	lws_retry_bo_t idle_policy;
+	/* Dead peers (ws_idle.c), from [broker] idle_timeout: a ping after
+	 * idle_ms without anything from the peer, a hang-up when as long again
+	 * passes without an answer. 0: never. */
+	uint32_t idle_ms;
+	uv_timer_t *idle_timer;
 
 	struct lws_context *lws;     /* from start until destroy */
 	struct lws_vhost *vhost;
@@ -146,7 +147,10 @@ struct ws_conn {
 	uint32_t written_at;         /* loop time (ms, low bits) of the last write */
 	uint32_t last_frame_at;      /* ... of the last frame queued */
 	uint16_t gap16;              /* average ms between frames, x 16 */
-	unsigned long alive_at;      /* second of the last idle-timer restart */
+	uint32_t alive_ms;           /* loop time (ms, low bits): last sign of life */
+	bool ping_sent;              /* pinged for this silence (ws_idle.c) */
+	bool ping_due;               /* a ping to write (ws_out.c) */
+	bool hung_up;                /* silent too long: lws is closing it */
 
 	/* The message being received. */
 	unsigned char *rx;
@@ -164,6 +168,8 @@ int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade);
 int ws_conn_established(struct lws *wsi);
 int ws_conn_receive(struct lws *wsi, const void *in, size_t len);
 int ws_conn_writeable(struct lws *wsi);
+/* LWS_CALLBACK_RECEIVE_PONG. */
+int ws_conn_pong(struct lws *wsi);
 /* LWS_CALLBACK_WS_PEER_INITIATED_CLOSE. */
 int ws_conn_peer_close(struct lws *wsi);
 /* The connection is gone (LWS_CALLBACK_CLOSED, or CLOSED_HTTP /
@@ -204,7 +210,15 @@ void ws_park_end(ws_state *s);
 int ws_conn_send(void *state, void *conn, confab_buf *frame);
 void ws_conn_close(void *state, void *conn, int code, const char *reason);
 
+/* ws_idle.c */
+int ws_idle_start(ws_state *s);
+/* A sign of life from c's peer (a message, a pong). */
+void ws_idle_alive(ws_conn *c);
+void ws_idle_end(ws_state *s);
+
 /* ws_out.c */
+/* Send c a WebSocket ping (from its writeable callback). */
+void ws_out_ping(ws_conn *c);
 /* c has frames (or its close frame) to write: at the end of this turn. */
 void ws_out_want(ws_conn *c);
 /* Drop c's queue (closing a client that does not read, or freeing c). */

@@ -392,6 +392,7 @@ int ws_conn_established(struct lws *wsi)
 	if (c == NULL)
 		return -1;  /* not upgraded through confirm_upgrade */
 	c->established = true;
+	ws_idle_alive(c);
 	if (c->admit == WS_PENDING)
 		lws_rx_flow_control(wsi, 0);
 	if (c->ring_len > 0 || c->closing)
@@ -443,16 +444,8 @@ int ws_conn_receive(struct lws *wsi, const void *in, size_t len)
 
 	if (c == NULL)
 		return -1;
-	/* Anything from the peer shows it is there: the idle timer (ping
-	 * after [broker] idle_timeout, hang-up after twice that) restarts.
-	 * At most once a second: each restart re-sorts lws's list of every
-	 * connection's timer (11 % of S2's CPU, docs/performance.md), and the
-	 * timeout is counted in seconds anyway. */
-	unsigned long now = lws_now_secs();
-	if (now != c->alive_at) {
-		c->alive_at = now;
-		lws_validity_confirmed(wsi);
-	}
+	/* Anything from the peer shows it is there (ws_idle.c). */
+	ws_idle_alive(c);
 	max = c->s->max_message_bytes;
 	if (!c->rx_busy) {
 		c->rx_busy = true;
@@ -513,6 +506,15 @@ void ws_conn_close(void *state, void *conn, int code, const char *reason)
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND,
 				WS_CLOSE_SEND_SECS);
 	ws_out_want(c);
+}
+
+int ws_conn_pong(struct lws *wsi)
+{
+	ws_conn *c = lws_get_opaque_user_data(wsi);
+
+	if (c != NULL)
+		ws_idle_alive(c);
+	return 0;
 }
 
 int ws_conn_peer_close(struct lws *wsi)

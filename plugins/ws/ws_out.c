@@ -386,6 +386,12 @@ void ws_out_want(ws_conn *c)
 		uv_check_start(s->flush, flush_all);
 }
 
+void ws_out_ping(ws_conn *c)
+{
+	c->ping_due = true;
+	arm(c);
+}
+
 void ws_out_clear(ws_conn *c)
 {
 	out_unlink(c);
@@ -448,6 +454,14 @@ int ws_conn_writeable(struct lws *wsi)
 	c->armed = false;
 	if (c->write_failed)
 		return -1;
+	if (c->ping_due) {
+		/* With a payload: lws 4.1 does not report an empty pong. */
+		unsigned char ping[LWS_PRE + 4] = { [LWS_PRE] = 'p', 'i', 'n', 'g' };
+
+		c->ping_due = false;
+		if (lws_write(wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
+			return -1;
+	}
 	if (c->ring_len > 0) {
 		/* lws calls this only with nothing of its own held back. */
 		if (write_queue(c) < 0)
