@@ -75,6 +75,28 @@ static void reply_backplane_error(confab_session *s, int status, json_t *ref)
 
 /* ---- join / leave -------------------------------------------------------- */
 
+static void leave_room(confab_session *s, const char *room);
+
+/* The backplane receives the room's envelopes now (room_ready). */
+static void join_ready(void *arg, int status)
+{
+	pending *p = arg;
+	confab_session *s = pending_session(p);
+
+	if (s != NULL) {
+		if (status == 0) {
+			session_send_take(s, protocol_simple("joined", p->room, p->ref));
+		} else {
+			if (dict_has(s->rooms, p->room)) {
+				dict_remove(s->rooms, p->room);
+				leave_room(s, p->room);
+			}
+			reply_backplane_error(s, status, p->ref);
+		}
+	}
+	pending_free(p);
+}
+
 static void handle_join(confab_session *s, const request *req)
 {
 	broker *b = s->broker;
@@ -112,6 +134,22 @@ static void handle_join(confab_session *s, const request *req)
 			reply_backplane_error(s, rc, req->ref);
 			return;
 		}
+	}
+	/* `joined` promises the messages published from now on: with a
+	 * backplane that subscribes (Redis), only once it has. */
+	const confab_backplane_ops *ops = bp_ops(b);
+	if (CONFAB_HAS(ops, room_ready) && ops->room_ready != NULL) {
+		pending *p = pending_new(s, req);
+		int rc = p ? ops->room_ready(b->backplane->state, req->room, join_ready, p)
+			   : CONFAB_ENOMEM;
+		if (rc != 0) {
+			if (p)
+				pending_free(p);
+			dict_remove(s->rooms, req->room);
+			leave_room(s, req->room);
+			reply_backplane_error(s, rc, req->ref);
+		}
+		return;
 	}
 	session_send_take(s, protocol_simple("joined", req->room, req->ref));
 }

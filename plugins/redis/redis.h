@@ -68,6 +68,7 @@ enum redis_script {
 	SCRIPT_RECONCILE,
 	SCRIPT_HISTORY,
 	SCRIPT_GOODBYE,
+	SCRIPT_PUBLISH_BATCH,
 	SCRIPT_COUNT
 };
 
@@ -110,7 +111,8 @@ typedef void (*rq_handler)(redis_state *s, rq *q, const redisAsyncContext *ac,
 struct rq {
 	redis_state *s;
 	rq *prev, *next;             /* in s->inflight while hiredis holds it */
-	rq *held_next;               /* in a room's held list */
+	rq *held_next;               /* in a room's held list, or s->batch */
+	rq *subs;                    /* a batch: the publishes it carries */
 	rq_handler handle;
 	int script;                  /* enum redis_script, or -1: a plain command */
 	int aux;                     /* handler's own use */
@@ -161,11 +163,19 @@ typedef enum link_state {
 
 /* One room this node has users in (or had, while a SUBSCRIBE of it is
  * still unconfirmed). */
+/* A join waiting for its room's subscription (room_ready). */
+typedef struct rwait {
+	struct rwait *next;
+	confab_status_done done;
+	void *arg;
+} rwait;
+
 typedef struct lroom {
 	dict *users;                 /* this node's users in the room (no values) */
 	unsigned subs_pending;       /* SUBSCRIBEs sent on the current connection, unconfirmed */
 	rq *held, *held_tail;        /* publishes waiting for that confirmation */
 	size_t n_held;
+	rwait *waiting;              /* joins waiting for it too, newest first */
 } lroom;
 
 struct redis_state {
@@ -223,6 +233,10 @@ struct redis_state {
 	dict *users;                 /* users with a session here (no values) */
 
 	rq *inflight;                /* requests hiredis holds */
+	rq *batch, *batch_tail;      /* publishes for the end of the turn */
+	uv_check_t batch_check;      /* sends them at the end of the turn */
+	uv_timer_t batch_timer;      /* ... or when the batch window ends */
+	uint64_t batch_sent_at;      /* uv_now of the last send */
 	size_t n_core;               /* core requests not answered yet */
 	uint64_t full_warned;        /* uv_now of the last "too many requests" line */
 };
@@ -256,12 +270,23 @@ void conn_unsubscribe(redis_state *s, const char *room);
 /* A probe came back on our node channel. */
 void conn_probe_seen(redis_state *s, const char *token);
 
+/* ---- redis_batch.c ---- */
+
+/* Send the publish request `q` (the core's) with the others of this turn
+ * of the loop. Its handler is called exactly once, as with rq_send. */
+void batch_publish(redis_state *s, rq *q);
+/* Answer every publish still waiting with CONFAB_EUNAVAILABLE (destroy). */
+void batch_fail_all(redis_state *s);
+
 /* ---- redis_ops.c ---- */
 
 extern const confab_backplane_ops redis_backplane_ops;
 /* The reconcile request: make Redis's record of this node equal to the
  * bookkeeping. NULL when out of memory. */
 rq *ops_reconcile_request(redis_state *s);
+/* Log an unexpected reply once, where it is decided, and say what the
+ * core should answer. */
+int ops_reply_status(redis_state *s, const char *what, const redisReply *reply);
 /* A room's SUBSCRIBE was confirmed: release what waited for it. */
 void ops_room_subscribed(redis_state *s, const char *room);
 /* The subscription connection is gone: fail held publishes, forget

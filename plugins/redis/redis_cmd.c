@@ -35,6 +35,12 @@ void rq_free(rq *q)
 		return;
 	if (q->core)
 		q->s->n_core--;
+	while (q->subs != NULL) {
+		rq *sub = q->subs;
+
+		q->subs = sub->held_next;
+		rq_free(sub);
+	}
 	for (size_t i = 0; i < q->argc; i++)
 		free(q->argv[i]);
 	free(q->argv);

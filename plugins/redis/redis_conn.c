@@ -614,6 +614,10 @@ int conn_start(redis_state *s)
 	init_timer(s, &s->probe_timer);
 	init_timer(s, &s->heartbeat_timer);
 	init_timer(s, &s->linger_timer);
+	uv_check_init(s->loop, &s->batch_check);
+	s->batch_check.data = s;
+	s->handles++;
+	init_timer(s, &s->batch_timer);
 	s->backoff_ms = REDIS_BACKOFF_FIRST_MS;
 	/* The tick is finer than the interval so that a timeout is seen
 	 * within REDIS_TICK_MS of expiring. */
@@ -646,6 +650,10 @@ void conn_destroy(redis_state *s)
 	close_timer(&s->heartbeat_timer);
 
 	/* The core hears about every request now, before destroy returns. */
+	batch_fail_all(s);
+	if (!uv_is_closing((uv_handle_t *)&s->batch_check))
+		uv_close((uv_handle_t *)&s->batch_check, on_timer_closed);
+	close_timer(&s->batch_timer);
 	rq_orphan_all(s);
 	ops_subscriptions_reset(s);
 

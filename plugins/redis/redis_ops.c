@@ -51,8 +51,40 @@ void ops_lroom_free(void *p)
 
 	if (r == NULL)
 		return;
+	/* Joins still waiting were answered by ops_subscriptions_reset,
+	 * which runs before anything frees a room with a subscription in
+	 * flight; this only frees what is left. */
+	while (r->waiting != NULL) {
+		rwait *w = r->waiting;
+
+		r->waiting = w->next;
+		free(w);
+	}
 	dict_free(r->users, NULL);
 	free(r);
+}
+
+/* Answer the joins waiting for a room's subscription, oldest first. The
+ * list is taken from the room first: an answer may change the room. */
+static void answer_waiting(lroom *r, int status)
+{
+	rwait *w = r->waiting, *order = NULL;
+
+	r->waiting = NULL;
+	while (w != NULL) {          /* reverse: newest first -> oldest first */
+		rwait *next = w->next;
+
+		w->next = order;
+		order = w;
+		w = next;
+	}
+	while (order != NULL) {
+		rwait *next = order->next;
+
+		order->done(order->arg, status);
+		free(order);
+		order = next;
+	}
 }
 
 /* Take a room's held publishes (oldest first) out of it. */
@@ -81,6 +113,7 @@ static void fail_list(redis_state *s, rq *list)
 void ops_subscriptions_reset(redis_state *s)
 {
 	rq *failed = NULL, *tail = NULL;
+	lroom waits = { .waiting = NULL };  /* every room's waiting joins */
 	dict_iter it;
 	const char *room;
 	void *value;
@@ -98,11 +131,21 @@ void ops_subscriptions_reset(redis_state *s)
 				failed = list;
 			tail = held_tail;
 		}
+		while (r->waiting != NULL) {
+			rwait *w = r->waiting;
+
+			r->waiting = w->next;
+			w->next = waits.waiting;
+			waits.waiting = w;
+		}
 		r->subs_pending = 0;
 		if (dict_count(r->users) == 0)
 			ops_lroom_free(dict_remove(s->rooms, room));
 	}
 	fail_list(s, failed);
+	/* The joins that waited fail too; the core undoes them (which may
+	 * leave rooms here, so not while iterating above). */
+	answer_waiting(&waits, CONFAB_EUNAVAILABLE);
 }
 
 void ops_room_subscribed(redis_state *s, const char *room)
@@ -113,7 +156,14 @@ void ops_room_subscribed(redis_state *s, const char *room)
 	if (r == NULL || r->subs_pending == 0 || --r->subs_pending > 0)
 		return;
 	list = take_held(r);
-	if (dict_count(r->users) == 0)
+	if (r->waiting != NULL) {
+		/* Joins first: their `joined` goes before any message. The
+		 * answers may change the room (a join undone): look it up
+		 * again after. */
+		answer_waiting(r, 0);
+		r = dict_get(s->rooms, room);
+	}
+	if (r != NULL && dict_count(r->users) == 0 && r->subs_pending == 0)
 		ops_lroom_free(dict_remove(s->rooms, room));
 	/* Now the publishes that waited, in the order they came. */
 	while (list != NULL) {
@@ -137,9 +187,7 @@ void ops_free(redis_state *s)
 
 /* ---- requests ---- */
 
-/* Log an unexpected reply once, where it is decided, and say what the
- * core should answer. */
-static int reply_status(redis_state *s, const char *what, const redisReply *reply)
+int ops_reply_status(redis_state *s, const char *what, const redisReply *reply)
 {
 	if (reply->type == REDIS_REPLY_ERROR) {
 		int status = rq_error_status(reply->str);
@@ -252,7 +300,7 @@ static void publish_reply(redis_state *s, rq *q, const redisAsyncContext *ac, re
 	else if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
 		q->done.publish(q->arg, 0, (uint64_t)reply->integer);
 	else
-		q->done.publish(q->arg, reply_status(s, "publish", reply), 0);
+		q->done.publish(q->arg, ops_reply_status(s, "publish", reply), 0);
 }
 
 static int ops_publish(void *state, const confab_envelope *env, confab_publish_done done,
@@ -298,7 +346,8 @@ static int ops_publish(void *state, const confab_envelope *env, confab_publish_d
 		r->n_held++;
 		return 0;
 	}
-	return rq_send_or_free(s, s->cmd, q);
+	batch_publish(s, q);
+	return 0;
 }
 
 /* ---- direct ---- */
@@ -311,7 +360,7 @@ static void direct_reply(redis_state *s, rq *q, const redisAsyncContext *ac, red
 	else if (reply->type == REDIS_REPLY_INTEGER)
 		q->done.status(q->arg, reply->integer > 0 ? 0 : CONFAB_EOFFLINE);
 	else
-		q->done.status(q->arg, reply_status(s, "direct", reply));
+		q->done.status(q->arg, ops_reply_status(s, "direct", reply));
 }
 
 static int ops_direct(void *state, const confab_envelope *env, confab_status_done done,
@@ -341,6 +390,27 @@ static int ops_direct(void *state, const confab_envelope *env, confab_status_don
 }
 
 /* ---- membership ---- */
+
+static int ops_room_ready(void *state, const char *room, confab_status_done done, void *arg)
+{
+	redis_state *s = state;
+	lroom *r = dict_get(s->rooms, room);
+	rwait *w;
+
+	if (!conn_serving(s))
+		return CONFAB_EUNAVAILABLE;
+	if (r == NULL || r->subs_pending == 0) {
+		done(arg, 0);  /* subscribed already (or nothing to wait for) */
+		return 0;
+	}
+	if ((w = malloc(sizeof(*w))) == NULL)
+		return CONFAB_ENOMEM;
+	w->done = done;
+	w->arg = arg;
+	w->next = r->waiting;
+	r->waiting = w;
+	return 0;
+}
 
 static int ops_room_join(void *state, const char *room, const char *user)
 {
@@ -432,7 +502,7 @@ static void presence_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
 		return;
 	}
 	if (reply->type != REDIS_REPLY_ARRAY) {
-		q->done.presence(q->arg, reply_status(s, "presence", reply), NULL, 0);
+		q->done.presence(q->arg, ops_reply_status(s, "presence", reply), NULL, 0);
 		return;
 	}
 	users = calloc(reply->elements ? reply->elements : 1, sizeof(*users));
@@ -484,7 +554,7 @@ static void history_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
 	}
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
 	    reply->element[0]->type != REDIS_REPLY_INTEGER) {
-		q->done.history(q->arg, reply_status(s, "history", reply), NULL, 0, false);
+		q->done.history(q->arg, ops_reply_status(s, "history", reply), NULL, 0, false);
 		return;
 	}
 	n = reply->elements - 1;
@@ -573,4 +643,5 @@ const confab_backplane_ops redis_backplane_ops = {
 	.user_offline = ops_user_offline,
 	.presence = ops_presence,
 	.history = ops_history,
+	.room_ready = ops_room_ready,
 };

@@ -3,7 +3,7 @@
  * one order (seq, history and the published stream agree).
  *
  * Every script takes ARGV[1] = the key prefix P and ARGV[2] = the channel
- * prefix C, and starts with the same prelude of helpers. Keys (see
+ * prefix C, and all but PUBLISH start with the same prelude of helpers. Keys (see
  * docs/backplane-redis.md):
  *   P room:R:seq      string  the room's last seq (INCR)
  *   P room:R:hist     list    the room's last history_size messages, oldest first
@@ -74,8 +74,10 @@
 	"end\n"
 
 /* KEYS: seq, hist. ARGV[3..7]: room, head_a, head_b, body, history_size.
- * Returns the seq. */
-#define PUBLISH_LUA PRELUDE \
+ * Returns the seq. The one script run for every message: it does without
+ * the prelude, whose helper closures Redis would build on every call. */
+#define PUBLISH_LUA \
+	"local C = ARGV[2]\n" \
 	"local seq = redis.call('INCR', KEYS[1])\n" \
 	"local msg = ARGV[4] .. string.format('%d', seq) .. ARGV[5] .. '\\n' .. ARGV[6]\n" \
 	"local keep = tonumber(ARGV[7])\n" \
@@ -87,6 +89,27 @@
 	"end\n" \
 	"redis.call('PUBLISH', C .. 'room:' .. ARGV[3], msg)\n" \
 	"return seq\n"
+
+/* The publish script for n messages at once (redis_batch.c). KEYS: seq
+ * and hist of each message. ARGV[3]: history_size; then room, head_a,
+ * head_b, body of each. Returns the seqs, in order. */
+#define PUBLISH_BATCH_LUA \
+	"local C, keep = ARGV[2], tonumber(ARGV[3])\n" \
+	"local seqs = {}\n" \
+	"for i = 1, #KEYS / 2 do\n" \
+	"  local a = 4 * i\n" \
+	"  local seq = redis.call('INCR', KEYS[2 * i - 1])\n" \
+	"  local msg = ARGV[a + 1] .. string.format('%d', seq) .. ARGV[a + 2] .. '\\n' .. ARGV[a + 3]\n" \
+	"  if keep > 0 then\n" \
+	"    redis.call('RPUSH', KEYS[2 * i], msg)\n" \
+	"    redis.call('LTRIM', KEYS[2 * i], -keep, -1)\n" \
+	"  else\n" \
+	"    redis.call('DEL', KEYS[2 * i])\n" \
+	"  end\n" \
+	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[a], msg)\n" \
+	"  seqs[i] = seq\n" \
+	"end\n" \
+	"return seqs\n"
 
 /* ARGV[3..5]: user, message, presence_ttl in ms. Publishes to every live
  * node where the user has a session; returns how many took it. */
@@ -198,6 +221,7 @@ const char *const redis_script_text[SCRIPT_COUNT] = {
 	[SCRIPT_RECONCILE] = RECONCILE_LUA,
 	[SCRIPT_HISTORY] = HISTORY_LUA,
 	[SCRIPT_GOODBYE] = GOODBYE_LUA,
+	[SCRIPT_PUBLISH_BATCH] = PUBLISH_BATCH_LUA,
 };
 
 const char *const redis_script_name[SCRIPT_COUNT] = {
@@ -211,4 +235,5 @@ const char *const redis_script_name[SCRIPT_COUNT] = {
 	[SCRIPT_RECONCILE] = "reconcile",
 	[SCRIPT_HISTORY] = "history",
 	[SCRIPT_GOODBYE] = "goodbye",
+	[SCRIPT_PUBLISH_BATCH] = "publish_batch",
 };

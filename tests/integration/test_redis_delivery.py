@@ -66,6 +66,25 @@ def check_message(c, m, ack, sender, body):
 # ---- room messages -------------------------------------------------------
 
 @suite.test
+async def a_message_sent_right_after_joined_reaches_the_new_member():
+    """`joined` means the node is subscribed: 40 times, a guest on b joins a
+    fresh room and, the moment its `joined` arrives, a member on a sends;
+    the newcomer gets every one of those messages."""
+    sender, = await connect("sender@a")
+    rounds = 40
+    for i in range(rounds):
+        r = room("fresh")
+        await sender.join(r)
+        newcomer, = await connect("new%d@b" % i)
+        await newcomer.join(r)
+        ack = await sender.say(r, "right after joined %d" % i)
+        m = await newcomer.expect("message", room=r)
+        check(m.get("seq") == ack["seq"], "new%d: got seq %r, want %r" % (i, m.get("seq"), ack["seq"]))
+        await newcomer.close()
+    note("%d of %d messages sent right after `joined` reached the new member" % (rounds, rounds))
+
+
+@suite.test
 async def a_message_sent_on_a_reaches_the_members_on_a_b_and_c():
     """A guest on node a sends: the other members on a, b and c (and alice on
     d and e) each get the message once, with the ack's seq, id and ts; the

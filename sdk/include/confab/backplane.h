@@ -124,6 +124,22 @@ typedef struct confab_backplane_ops {
 	int (*history)(void *state, const char *room, bool has_since,
 		       uint64_t since, size_t limit,
 		       confab_history_done done, void *arg);
+
+	/* ---- ABI 1.2, optional ---- */
+
+	/* Call done(0) once this node receives `room`'s envelopes: at once
+	 * when it does already, or when the subscription that room_join
+	 * started is confirmed (Redis: the SUBSCRIBE's reply). The core calls
+	 * it after every join of a local session and answers the client's
+	 * `join` only then, so that a message published after a client got
+	 * `joined` reaches it. done(CONFAB_EUNAVAILABLE) when the backplane
+	 * lost its link meanwhile (the core then answers `unavailable` and
+	 * undoes the join). `room` is borrowed. Returns 0 (done will be
+	 * called, possibly before this returns) or a negative code (done is
+	 * not called). A backplane without it (the embedded one) is taken to
+	 * receive a room's envelopes as soon as room_join returns. */
+	int (*room_ready)(void *state, const char *room,
+			  confab_status_done done, void *arg);
 } confab_backplane_ops;
 
 #ifdef __cplusplus

@@ -31,9 +31,10 @@ extern "C" {
  * slots and fields. A host refuses a plugin whose major differs from its
  * own or whose minor is newer than its own.
  * 1.0: the first ABI.
- * 1.1: confab_auth_result gains rooms, direct and expires_ms. */
+ * 1.1: confab_auth_result gains rooms, direct and expires_ms.
+ * 1.2: confab_backplane_ops gains room_ready. */
 #define CONFAB_ABI_MAJOR 1
-#define CONFAB_ABI_MINOR 1
+#define CONFAB_ABI_MINOR 2
 
 /* True when the table `t` (which starts with a uint32_t size) is long
  * enough to contain member `m` and that member is usable. */
