@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +14,35 @@
 
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
+/* The handshake key is a nonce, not a secret: one draw from OpenSSL seeds
+ * a splitmix64 sequence. RAND_bytes per connection cost a getpid() system
+ * call each (OpenSSL's fork check), a visible share of a connect storm. */
+static uint64_t key_state;
+static int key_seeded;
+
+static uint64_t splitmix64(void)
+{
+	uint64_t z = (key_state += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
 int ws_key_make(char key[25])
 {
 	unsigned char raw[16];
-	if (RAND_bytes(raw, sizeof raw) != 1)
-		return -1;
+
+	if (!key_seeded) {
+		if (RAND_bytes((unsigned char *)&key_state, sizeof key_state) != 1)
+			return -1;
+		key_seeded = 1;
+	}
+	for (int i = 0; i < 2; i++) {
+		uint64_t r = splitmix64();
+
+		memcpy(raw + 8 * i, &r, 8);
+	}
 	EVP_EncodeBlock((unsigned char *)key, raw, sizeof raw);
 	return 0;
 }

@@ -89,14 +89,26 @@ static void run_free(chain_run *run)
 	free(run);
 }
 
+/* Random bytes for guest names, drawn 64 at a time: a getrandom() per
+ * connection was a measurable share of a connect storm's system calls. */
+static unsigned char guest_pool[64];
+static size_t guest_pool_left;
+
 static void guest_name(char *out, size_t len)
 {
 	unsigned char bytes[4] = { 0 };
-	if (uv_random(NULL, NULL, bytes, sizeof(bytes), 0, NULL) != 0) {
-		/* no entropy source: fall back to time and address */
-		uint64_t x = uv_hrtime() ^ (uint64_t)(uintptr_t)out;
-		memcpy(bytes, &x, sizeof(bytes));
+	if (guest_pool_left < sizeof(bytes)) {
+		if (uv_random(NULL, NULL, guest_pool, sizeof(guest_pool), 0, NULL) == 0) {
+			guest_pool_left = sizeof(guest_pool);
+		} else {
+			/* no entropy source: fall back to time and address */
+			uint64_t x = uv_hrtime() ^ (uint64_t)(uintptr_t)out;
+			memcpy(guest_pool, &x, sizeof(bytes));
+			guest_pool_left = sizeof(bytes);
+		}
 	}
+	guest_pool_left -= sizeof(bytes);
+	memcpy(bytes, guest_pool + guest_pool_left, sizeof(bytes));
 	snprintf(out, len, "guest-%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2], bytes[3]);
 }
 
