@@ -69,6 +69,7 @@ enum redis_script {
 	SCRIPT_HISTORY,
 	SCRIPT_GOODBYE,
 	SCRIPT_PUBLISH_BATCH,
+	SCRIPT_PRESENCE_BATCH,
 	SCRIPT_COUNT
 };
 
@@ -272,10 +273,13 @@ void conn_probe_seen(redis_state *s, const char *token);
 
 /* ---- redis_batch.c ---- */
 
-/* Send the publish request `q` (the core's) with the others of this turn
- * of the loop. Its handler is called exactly once, as with rq_send. */
-void batch_publish(redis_state *s, rq *q);
-/* Answer every publish still waiting with CONFAB_EUNAVAILABLE (destroy). */
+/* Send `q` (a publish, the core's, or a join, leave, online or offline
+ * script) with the others of this turn of the loop, in order. A publish's
+ * handler is called exactly once, as with rq_send; a presence change's is
+ * not called (the next reconcile corrects a lost one). */
+void batch_send(redis_state *s, rq *q);
+/* Answer every publish still waiting with CONFAB_EUNAVAILABLE and drop the
+ * rest (destroy). */
 void batch_fail_all(redis_state *s);
 
 /* ---- redis_ops.c ---- */

@@ -1,6 +1,8 @@
-/* Publishes go to Redis in batches: the messages this node accepted in
- * one turn of the loop (or, while it is busy, in one millisecond) are
- * carried by one call of the publish_batch script.
+/* Publishes and presence changes go to Redis in batches: the messages
+ * this node accepted in one turn of the loop (or, while it is busy, in one
+ * millisecond) are carried by one call of the publish_batch script, and
+ * its users' joins, leaves, onlines and offlines by one call of
+ * presence_batch.
  *
  * Redis's cost per message is mostly the cost of a script call (the
  * command, the Lua call, its reply): at 5000 messages a second a call per
@@ -12,10 +14,14 @@
  * BATCH_WINDOW_MS ago waits until then, so that under load a call carries
  * several messages: each waits at most that long.
  *
- * A publish waits in s->batch (linked through held_next, already counted
- * as the core's) until the end of the turn (a uv_check handle). One alone
- * goes as the plain publish script; two or more as one batch request whose
- * `subs` are the waiting requests, answered together when the reply comes.
+ * A request waits in s->batch (linked through held_next; a publish is
+ * already counted as the core's) until the end of the turn (a uv_check
+ * handle). The queue keeps the order in which the core asked: it is sent
+ * as runs of publishes and runs of presence changes, in that order. One
+ * alone goes as its plain script; two or more of a kind as one batch
+ * request whose `subs` are the waiting requests. Publishes are answered
+ * together when the reply comes; presence changes are not answered at all
+ * (a lost one is corrected by the next reconcile, as before).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -80,8 +86,71 @@ static void batch_reply(redis_state *s, rq *b, const redisAsyncContext *ac, redi
 	}
 }
 
-/* One call for the `n` requests of `list`. 0, or nonzero with nothing
- * sent (the caller still has the list). */
+/* A presence request's arguments (redis_ops.c): P, C, node, then the room
+ * (join, leave) and the user. */
+enum { PRES_P, PRES_C, PRES_NODE };
+
+static bool is_publish(const rq *q)
+{
+	return q->script == SCRIPT_PUBLISH;
+}
+
+/* Free a run of requests nobody waits for (presence changes). */
+static void drop_all(rq *list)
+{
+	while (list != NULL) {
+		rq *next = list->held_next;
+
+		list->held_next = NULL;
+		rq_free(list);
+		list = next;
+	}
+}
+
+static void presence_batch_reply(redis_state *s, rq *b, const redisAsyncContext *ac,
+				 redisReply *reply)
+{
+	(void)b;
+	(void)ac;
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+		redis_log(s, CONFAB_LOG_WARN, "the presence_batch script failed: %s (corrected "
+			  "at the next reconcile)", reply->str);
+}
+
+/* One presence_batch call for the `n` presence requests of `list`. */
+static int send_presence_batch(redis_state *s, rq *list, size_t n)
+{
+	rq *b = rq_new(s, presence_batch_reply, SCRIPT_PRESENCE_BATCH);
+	int rc = b == NULL;
+
+	(void)n;
+	rc = rc || rq_arg(b, list->argv[PRES_P], list->argvlen[PRES_P]) ||
+	     rq_arg(b, list->argv[PRES_C], list->argvlen[PRES_C]) ||
+	     rq_arg(b, list->argv[PRES_NODE], list->argvlen[PRES_NODE]);
+	for (rq *q = list; rc == 0 && q != NULL; q = q->held_next) {
+		bool has_room = q->script == SCRIPT_JOIN || q->script == SCRIPT_LEAVE;
+		const char *op = q->script == SCRIPT_JOIN ? "j" : q->script == SCRIPT_LEAVE ? "l" :
+				 q->script == SCRIPT_ONLINE ? "o" : "f";
+
+		rc = rq_args(b, op) ||
+		     (has_room ? rq_arg(b, q->argv[3], q->argvlen[3]) : rq_args(b, "")) ||
+		     rq_arg(b, q->argv[has_room ? 4 : 3], q->argvlen[has_room ? 4 : 3]);
+	}
+	if (rc != 0) {
+		rq_free(b);
+		return CONFAB_ENOMEM;
+	}
+	b->subs = list;
+	rc = rq_send(s, s->cmd, b);
+	if (rc != 0) {
+		b->subs = NULL;
+		rq_free(b);
+	}
+	return rc;
+}
+
+/* One publish_batch call for the `n` publish requests of `list`. 0, or
+ * nonzero with nothing sent (the caller still has the list). */
 static int send_batch(redis_state *s, rq *list, size_t n)
 {
 	rq *b = rq_new(s, batch_reply, SCRIPT_PUBLISH_BATCH);
@@ -121,10 +190,12 @@ static void flush(redis_state *s)
 	s->batch_sent_at = uv_now(s->loop);
 	while (s->batch != NULL) {
 		rq *list = s->batch, *last = list;
+		bool pub = is_publish(list);
 		size_t n = 1;
 
-		/* Take up to BATCH_MAX from the head, in order. */
-		while (n < BATCH_MAX && last->held_next != NULL) {
+		/* Take the run of one kind at the head, up to BATCH_MAX. */
+		while (n < BATCH_MAX && last->held_next != NULL &&
+		       is_publish(last->held_next) == pub) {
 			last = last->held_next;
 			n++;
 		}
@@ -133,11 +204,12 @@ static void flush(redis_state *s)
 		if (s->batch == NULL)
 			s->batch_tail = NULL;
 
-		if (n == 1) {
-			if (rq_send(s, s->cmd, list) != 0)
+		if (n == 1 ? rq_send(s, s->cmd, list) != 0 :
+		    pub ? send_batch(s, list, n) != 0 : send_presence_batch(s, list, n) != 0) {
+			if (pub)
 				answer_all(list, CONFAB_EUNAVAILABLE);
-		} else if (send_batch(s, list, n) != 0) {
-			answer_all(list, CONFAB_EUNAVAILABLE);
+			else
+				drop_all(list);
 		}
 	}
 }
@@ -152,7 +224,7 @@ static void on_timer(uv_timer_t *timer)
 	flush(timer->data);
 }
 
-void batch_publish(redis_state *s, rq *q)
+void batch_send(redis_state *s, rq *q)
 {
 	uint64_t since = uv_now(s->loop) - s->batch_sent_at;
 
@@ -176,5 +248,14 @@ void batch_fail_all(redis_state *s)
 	rq *list = s->batch;
 
 	s->batch = s->batch_tail = NULL;
-	answer_all(list, CONFAB_EUNAVAILABLE);
+	while (list != NULL) {
+		rq *next = list->held_next;
+
+		list->held_next = NULL;
+		if (is_publish(list))
+			answer_all(list, CONFAB_EUNAVAILABLE);
+		else
+			rq_free(list);
+		list = next;
+	}
 }

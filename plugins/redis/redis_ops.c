@@ -256,7 +256,7 @@ static void send_presence(redis_state *s, int script, const char *room, const ch
 		rq_free(q);
 		return;  /* the next reconcile corrects it */
 	}
-	rq_send_or_free(s, s->cmd, q);
+	batch_send(s, q);
 }
 
 rq *ops_reconcile_request(redis_state *s)
@@ -346,7 +346,7 @@ static int ops_publish(void *state, const confab_envelope *env, confab_publish_d
 		r->n_held++;
 		return 0;
 	}
-	batch_publish(s, q);
+	batch_send(s, q);
 	return 0;
 }
 

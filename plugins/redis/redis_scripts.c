@@ -111,6 +111,20 @@
 	"end\n" \
 	"return seqs\n"
 
+/* Joins, leaves, onlines and offlines of one node at once
+ * (redis_batch.c). ARGV[3]: node; then op, room, user for each, op one of
+ * j(oin), l(eave), o(nline), f (offline; the room is empty for o and f). */
+#define PRESENCE_BATCH_LUA PRELUDE \
+	"local node = ARGV[3]\n" \
+	"for i = 4, #ARGV, 3 do\n" \
+	"  local op, room, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n" \
+	"  if op == 'j' then join(node, room, user)\n" \
+	"  elseif op == 'l' then leave(node, room, user)\n" \
+	"  elseif op == 'o' then online(node, user)\n" \
+	"  else offline(node, user) end\n" \
+	"end\n" \
+	"return 1\n"
+
 /* ARGV[3..5]: user, message, presence_ttl in ms. Publishes to every live
  * node where the user has a session; returns how many took it. */
 #define DIRECT_LUA PRELUDE \
@@ -222,6 +236,7 @@ const char *const redis_script_text[SCRIPT_COUNT] = {
 	[SCRIPT_HISTORY] = HISTORY_LUA,
 	[SCRIPT_GOODBYE] = GOODBYE_LUA,
 	[SCRIPT_PUBLISH_BATCH] = PUBLISH_BATCH_LUA,
+	[SCRIPT_PRESENCE_BATCH] = PRESENCE_BATCH_LUA,
 };
 
 const char *const redis_script_name[SCRIPT_COUNT] = {
@@ -236,4 +251,5 @@ const char *const redis_script_name[SCRIPT_COUNT] = {
 	[SCRIPT_HISTORY] = "history",
 	[SCRIPT_GOODBYE] = "goodbye",
 	[SCRIPT_PUBLISH_BATCH] = "publish_batch",
+	[SCRIPT_PRESENCE_BATCH] = "presence_batch",
 };
