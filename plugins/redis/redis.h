@@ -176,7 +176,8 @@ typedef struct lroom {
 	unsigned subs_pending;       /* SUBSCRIBEs sent on the current connection, unconfirmed */
 	rq *held, *held_tail;        /* publishes waiting for that confirmation */
 	size_t n_held;
-	rwait *waiting;              /* joins waiting for it too, newest first */
+	unsigned joins_pending;      /* join scripts sent, not answered yet */
+	rwait *waiting;              /* joins waiting for both, newest first */
 } lroom;
 
 struct redis_state {

@@ -12,7 +12,8 @@
  * its own seq, and hiredis would have written the calls of one turn in one
  * write anyway, so no message waits longer. A node that published less than
  * BATCH_WINDOW_MS ago waits until then, so that under load a call carries
- * several messages: each waits at most that long.
+ * several messages: each waits at most that long. Presence changes never
+ * wait for it: they go at the end of the turn, with whatever is queued.
  *
  * A request waits in s->batch (linked through held_next; a publish is
  * already counted as the core's) until the end of the turn (a uv_check
@@ -95,13 +96,15 @@ static bool is_publish(const rq *q)
 	return q->script == SCRIPT_PUBLISH;
 }
 
-/* Free a run of requests nobody waits for (presence changes). */
-static void drop_all(rq *list)
+/* Tell a run of presence changes they are done with (their handlers
+ * only log, or let joins that wait for them go on), and free them. */
+static void drop_all(redis_state *s, rq *list)
 {
 	while (list != NULL) {
 		rq *next = list->held_next;
 
 		list->held_next = NULL;
+		list->handle(s, list, NULL, NULL);
 		rq_free(list);
 		list = next;
 	}
@@ -110,11 +113,14 @@ static void drop_all(rq *list)
 static void presence_batch_reply(redis_state *s, rq *b, const redisAsyncContext *ac,
 				 redisReply *reply)
 {
-	(void)b;
+	rq *list = b->subs;
+
 	(void)ac;
+	b->subs = NULL;
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
 		redis_log(s, CONFAB_LOG_WARN, "the presence_batch script failed: %s (corrected "
 			  "at the next reconcile)", reply->str);
+	drop_all(s, list);
 }
 
 /* One presence_batch call for the `n` presence requests of `list`. */
@@ -209,7 +215,7 @@ static void flush(redis_state *s)
 			if (pub)
 				answer_all(list, CONFAB_EUNAVAILABLE);
 			else
-				drop_all(list);
+				drop_all(s, list);
 		}
 	}
 }
@@ -234,13 +240,16 @@ void batch_send(redis_state *s, rq *q)
 	else
 		s->batch = q;
 	s->batch_tail = q;
-	if (uv_is_active((uv_handle_t *)&s->batch_check) ||
-	    uv_is_active((uv_handle_t *)&s->batch_timer))
-		return;  /* already due */
-	if (since >= BATCH_WINDOW_MS)
+	if (uv_is_active((uv_handle_t *)&s->batch_check))
+		return;  /* due at the end of this turn already */
+	/* Presence changes do not wait for the window: a client told it is
+	 * in (welcome) may be sent a direct message at once. */
+	if (since >= BATCH_WINDOW_MS || !is_publish(q)) {
+		uv_timer_stop(&s->batch_timer);
 		uv_check_start(&s->batch_check, on_check);
-	else
+	} else if (!uv_is_active((uv_handle_t *)&s->batch_timer)) {
 		uv_timer_start(&s->batch_timer, on_timer, BATCH_WINDOW_MS - since, 0);
+	}
 }
 
 void batch_fail_all(redis_state *s)
@@ -255,7 +264,7 @@ void batch_fail_all(redis_state *s)
 		if (is_publish(list))
 			answer_all(list, CONFAB_EUNAVAILABLE);
 		else
-			rq_free(list);
+			drop_all(s, list);
 		list = next;
 	}
 }

@@ -148,6 +148,25 @@ void ops_subscriptions_reset(redis_state *s)
 	answer_waiting(&waits, CONFAB_EUNAVAILABLE);
 }
 
+/* When nothing is pending for a room any more (its SUBSCRIBE confirmed,
+ * its join scripts answered), answer the joins that waited, then free
+ * the room if nobody is in it. Their `joined` goes before any message of
+ * the room. The answers may change the room (a join undone): it is looked
+ * up again after. */
+static void room_settle(redis_state *s, const char *room)
+{
+	lroom *r = dict_get(s->rooms, room);
+
+	if (r == NULL || r->subs_pending > 0 || r->joins_pending > 0)
+		return;
+	if (r->waiting != NULL) {
+		answer_waiting(r, 0);
+		r = dict_get(s->rooms, room);
+	}
+	if (r != NULL && dict_count(r->users) == 0 && r->n_held == 0 && r->waiting == NULL)
+		ops_lroom_free(dict_remove(s->rooms, room));
+}
+
 void ops_room_subscribed(redis_state *s, const char *room)
 {
 	lroom *r = dict_get(s->rooms, room);
@@ -156,15 +175,7 @@ void ops_room_subscribed(redis_state *s, const char *room)
 	if (r == NULL || r->subs_pending == 0 || --r->subs_pending > 0)
 		return;
 	list = take_held(r);
-	if (r->waiting != NULL) {
-		/* Joins first: their `joined` goes before any message. The
-		 * answers may change the room (a join undone): look it up
-		 * again after. */
-		answer_waiting(r, 0);
-		r = dict_get(s->rooms, room);
-	}
-	if (r != NULL && dict_count(r->users) == 0 && r->subs_pending == 0)
-		ops_lroom_free(dict_remove(s->rooms, room));
+	room_settle(s, room);
 	/* Now the publishes that waited, in the order they came. */
 	while (list != NULL) {
 		rq *next = list->held_next;
@@ -244,19 +255,34 @@ static void internal_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
 /* join/leave (room set) or online/offline (room NULL) of `user` here.
  * Sent whenever a command connection exists: the reconcile of its setup
  * went out before, so Redis sees the changes in order. */
-static void send_presence(redis_state *s, int script, const char *room, const char *user)
+/* A join script answered (or lost: reply NULL): the joins waiting for
+ * the room may go on. */
+static void join_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+{
+	lroom *r = dict_get(s->rooms, q->argv[3]);
+
+	internal_reply(s, q, ac, reply);
+	if (r != NULL && r->joins_pending > 0) {
+		r->joins_pending--;
+		room_settle(s, q->argv[3]);
+	}
+}
+
+/* true when the change is on its way (its handler will be called). */
+static bool send_presence(redis_state *s, int script, const char *room, const char *user)
 {
 	rq *q;
 
 	if (s->cmd == NULL || s->destroying)
-		return;
-	q = rq_new(s, internal_reply, script);
+		return false;
+	q = rq_new(s, script == SCRIPT_JOIN ? join_reply : internal_reply, script);
 	if (q == NULL || prefixes(s, q) != 0 || rq_args(q, s->node_id) != 0 ||
 	    (room != NULL && rq_args(q, room) != 0) || rq_args(q, user) != 0) {
 		rq_free(q);
-		return;  /* the next reconcile corrects it */
+		return false;  /* the next reconcile corrects it */
 	}
 	batch_send(s, q);
+	return true;
 }
 
 rq *ops_reconcile_request(redis_state *s)
@@ -399,8 +425,8 @@ static int ops_room_ready(void *state, const char *room, confab_status_done done
 
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
-	if (r == NULL || r->subs_pending == 0) {
-		done(arg, 0);  /* subscribed already (or nothing to wait for) */
+	if (r == NULL || (r->subs_pending == 0 && r->joins_pending == 0)) {
+		done(arg, 0);  /* subscribed and recorded already */
 		return 0;
 	}
 	if ((w = malloc(sizeof(*w))) == NULL)
@@ -439,7 +465,10 @@ static int ops_room_join(void *state, const char *room, const char *user)
 	}
 	if (dict_count(r->users) == 1)
 		conn_subscribe(s, room, r);
-	send_presence(s, SCRIPT_JOIN, room, user);
+	/* `joined` waits for the script too (room_ready): by then Redis has
+	 * the user in the room's presence and has announced the join. */
+	if (send_presence(s, SCRIPT_JOIN, room, user))
+		r->joins_pending++;
 	return 0;
 }
 
@@ -455,7 +484,8 @@ static int ops_room_leave(void *state, const char *room, const char *user)
 	dict_remove(r->users, user);
 	if (dict_count(r->users) == 0) {
 		conn_unsubscribe(s, room);
-		if (r->subs_pending == 0 && r->n_held == 0)
+		if (r->subs_pending == 0 && r->n_held == 0 && r->joins_pending == 0 &&
+		    r->waiting == NULL)
 			ops_lroom_free(dict_remove(s->rooms, room));
 	}
 	send_presence(s, SCRIPT_LEAVE, room, user);

@@ -51,8 +51,9 @@
  * empties, so an idle connection holds none. */
 #define WS_RING_INITIAL 8
 /* A text frame's header: FIN + opcode, then the length in 1, 3 or 9
- * bytes (RFC 6455 5.2). */
+ * bytes (RFC 6455 5.2). It is built in the headroom lws asks for. */
 #define WS_HEADER_MAX 10
+_Static_assert(LWS_PRE >= WS_HEADER_MAX, "LWS_PRE holds a frame header");
 
 /* ---- the ring ---- */
 
@@ -424,7 +425,7 @@ int ws_conn_send(void *state, void *conn, confab_buf *frame)
 		return CONFAB_EINVAL;
 	if (c->closing)
 		return CONFAB_ESTATE;
-	if (frame->headroom < LWS_PRE || LWS_PRE < WS_HEADER_MAX) {
+	if (frame->headroom < LWS_PRE) {
 		ws_log(s, CONFAB_LOG_ERROR, "frame with %zu bytes of headroom, "
 		       "%d needed", frame->headroom, (int)LWS_PRE);
 		return CONFAB_EINVAL;

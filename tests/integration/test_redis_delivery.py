@@ -66,6 +66,25 @@ def check_message(c, m, ack, sender, body):
 # ---- room messages -------------------------------------------------------
 
 @suite.test
+async def a_direct_message_right_after_welcome_reaches_the_new_user():
+    """A guest's `welcome` means it can be reached: 30 times, a guest
+    connects on c and, the moment its welcome arrives, a guest on a sends it
+    a direct message: acked (not `offline`) and delivered."""
+    sender, = await connect("dsender@a")
+    rounds = 30
+    for i in range(rounds):
+        target, = await connect("target%d@c" % i)
+        ack = await sender.request({"type": "direct", "to": target.user, "body": {"n": i}})
+        check(ack.get("type") == "ack", "round %d: direct right after welcome -> %s"
+              % (i, dumps(ack)))
+        d = await target.expect("direct")
+        check(d.get("body") == {"n": i}, "round %d: got %s" % (i, dumps(d)))
+        await target.close()
+    note("%d of %d direct messages sent right after welcome were acked and delivered"
+         % (rounds, rounds))
+
+
+@suite.test
 async def a_message_sent_right_after_joined_reaches_the_new_member():
     """`joined` means the node is subscribed: 40 times, a guest on b joins a
     fresh room and, the moment its `joined` arrives, a member on a sends;

@@ -50,6 +50,30 @@ async def quiet(clients, **fields):
 
 
 @suite.test
+async def joined_means_present_and_announced_everywhere():
+    """30 times: x joins a room its node a is subscribed to already (a
+    resident there), and the moment x has `joined`, presence on a lists x
+    and y on b joins: y never hears of x's join (it came first); x hears
+    y's."""
+    rounds = 30
+    for i in range(rounds):
+        r = room("settle")
+        resident, x, y = await connect("resident%d@a" % i, "x%d@a" % i, "y%d@b" % i)
+        await resident.join(r)
+        await x.join(r)
+        users = await x.presence(r)
+        check(sorted(users) == sorted([resident.user, x.user]),
+              "x%d: presence right after joined is %r, want the resident and x" % (i, users))
+        await y.join(r)
+        await x.expect("member", room=r, user=y.user, event="join")
+        await y.expect_nothing(0.2, type="member")
+        for c in (resident, x, y):
+            await c.close()
+    note("%d rounds: presence listed the joiner at once, and no join was heard "
+         "by someone who joined after it" % rounds)
+
+
+@suite.test
 async def presence_lists_the_members_on_every_node_sorted_once_each():
     """Guests on a, b, c and alice with two sessions on d and one on e join:
     presence asked on any node lists the four users sorted, alice once."""
