@@ -38,7 +38,7 @@ enum { PUB_SEQ_KEY, PUB_HIST_KEY, PUB_P, PUB_C, PUB_ROOM, PUB_HEAD_A, PUB_HEAD_B
  * how long Redis is busy with one script. */
 #define BATCH_MAX 256
 /* ms between two calls at least (see above). */
-#define BATCH_WINDOW_MS 1
+#define BATCH_WINDOW_MS 2
 
 /* Answer every request of a list with `status` and free them. */
 static void answer_all(rq *list, int status)

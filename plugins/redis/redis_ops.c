@@ -632,7 +632,8 @@ static int ops_history(void *state, const char *room, bool has_since, uint64_t s
 	     rq_argf(q, "%sroom:%s:seq", s->prefix, room) ||
 	     rq_argf(q, "%sroom:%s:hist", s->prefix, room) ||
 	     prefixes(s, q) || rq_args(q, has_since ? "1" : "0") ||
-	     rq_argf(q, "%" PRIu64, has_since ? since : 0) || rq_argf(q, "%zu", limit);
+	     rq_argf(q, "%" PRIu64, has_since ? since : 0) || rq_argf(q, "%zu", limit) ||
+	     rq_argf(q, "%zu", s->history_size);
 	if (rc != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;

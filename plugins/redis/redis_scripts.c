@@ -6,7 +6,9 @@
  * prefix C, and all but PUBLISH start with the same prelude of helpers. Keys (see
  * docs/backplane-redis.md):
  *   P room:R:seq      string  the room's last seq (INCR)
- *   P room:R:hist     list    the room's last history_size messages, oldest first
+ *   P room:R:hist     list    the room's last messages, oldest first: at least
+ *                             history_size (when there are as many), at most
+ *                             HIST_SLACK more (trimmed in steps; see below)
  *   P pres:R          set     users present in room R on some node
  *   P pres:R/U        set     nodes where user U is in room R
  *   P user:U          set     nodes where user U has a session
@@ -22,6 +24,12 @@
  * SPDX-License-Identifier: MIT
  */
 #include "redis.h"
+
+/* A room's history list is trimmed back to history_size only when it has
+ * grown HIST_SLACK past it: an LTRIM on every message was a tenth of
+ * Redis's work per message. The history script serves only the last
+ * history_size. */
+#define HIST_SLACK "64"
 
 #define PRELUDE \
 	"local P, C = ARGV[1], ARGV[2]\n" \
@@ -82,8 +90,9 @@
 	"local msg = ARGV[4] .. string.format('%d', seq) .. ARGV[5] .. '\\n' .. ARGV[6]\n" \
 	"local keep = tonumber(ARGV[7])\n" \
 	"if keep > 0 then\n" \
-	"  redis.call('RPUSH', KEYS[2], msg)\n" \
-	"  redis.call('LTRIM', KEYS[2], -keep, -1)\n" \
+	"  if redis.call('RPUSH', KEYS[2], msg) > keep + " HIST_SLACK " then\n" \
+	"    redis.call('LTRIM', KEYS[2], -keep, -1)\n" \
+	"  end\n" \
 	"else\n" \
 	"  redis.call('DEL', KEYS[2])\n" \
 	"end\n" \
@@ -101,8 +110,9 @@
 	"  local seq = redis.call('INCR', KEYS[2 * i - 1])\n" \
 	"  local msg = ARGV[a + 1] .. string.format('%d', seq) .. ARGV[a + 2] .. '\\n' .. ARGV[a + 3]\n" \
 	"  if keep > 0 then\n" \
-	"    redis.call('RPUSH', KEYS[2 * i], msg)\n" \
-	"    redis.call('LTRIM', KEYS[2 * i], -keep, -1)\n" \
+	"    if redis.call('RPUSH', KEYS[2 * i], msg) > keep + " HIST_SLACK " then\n" \
+	"      redis.call('LTRIM', KEYS[2 * i], -keep, -1)\n" \
+	"    end\n" \
 	"  else\n" \
 	"    redis.call('DEL', KEYS[2 * i])\n" \
 	"  end\n" \
@@ -190,12 +200,15 @@
 	"redis.call('ZADD', P .. 'nodes', string.format('%d', now_ms()), node)\n" \
 	"return 1\n"
 
-/* KEYS: seq, hist. ARGV[3..5]: has_since ("1"/"0"), since, limit.
- * Returns {truncated (1/0), messages oldest first...}: the same answer
- * as the embedded backplane's history. */
+/* KEYS: seq, hist. ARGV[3..6]: has_since ("1"/"0"), since, limit,
+ * history_size. Returns {truncated (1/0), messages oldest first...}: the
+ * same answer as the embedded backplane's history (the list may hold up
+ * to HIST_SLACK older ones than history_size: they are not served). */
 #define HISTORY_LUA PRELUDE \
 	"local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
-	"local kept = redis.call('LLEN', KEYS[2])\n" \
+	"local stored = redis.call('LLEN', KEYS[2])\n" \
+	"local list_first = last - stored + 1\n" \
+	"local kept = math.min(stored, tonumber(ARGV[6]))\n" \
 	"local first_kept = last - kept + 1\n" \
 	"local limit = tonumber(ARGV[5])\n" \
 	"local want\n" \
@@ -213,7 +226,7 @@
 	"local n = math.min(last - from + 1, limit)\n" \
 	"local out = { truncated and 1 or 0 }\n" \
 	"if n > 0 then\n" \
-	"  local i = from - first_kept\n" \
+	"  local i = from - list_first\n" \
 	"  for _, m in ipairs(redis.call('LRANGE', KEYS[2], i, i + n - 1)) do\n" \
 	"    out[#out + 1] = m\n" \
 	"  end\n" \

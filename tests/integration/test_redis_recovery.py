@@ -133,5 +133,33 @@ async def a_gap_older_than_history_size_says_truncated():
              % c.name)
 
 
+
+@suite.test
+async def history_serves_the_last_history_size_however_long_the_stored_list():
+    """140 messages with history_size = 20: Redis trims the room's list in
+    steps (never past history_size + 64; here it holds 75), and history on
+    any node returns exactly the last 20, seq 121..140; since 100 says
+    truncated."""
+    s = await connect("s140", "b")
+    r = room()
+    await s.join(r)
+    acks = [await s.say(r, "m%d" % (i + 1)) for i in range(140)]
+    kept = acks[-HISTORY_SIZE:]
+    stored = int(cluster.redis.cli("LLEN", "%sroom:%s:hist" % (cluster.prefix, r)))
+    check(HISTORY_SIZE <= stored <= HISTORY_SIZE + 64,
+          "Redis holds %d messages for the room, want %d to %d" % (
+              stored, HISTORY_SIZE, HISTORY_SIZE + 64))
+    for node in ("a", "c"):
+        c = await connect("h140-%s" % node, node)
+        await c.join(r)
+        got, truncated = await history(c, r)
+        check_same(c, "history", got, kept, s)
+        got, truncated = await history(c, r, since=100)
+        check_same(c, "history since 100", got, kept, s)
+        check(truncated is True, "%s: history since 100: truncated %r, want True" % (c.name, truncated))
+    note("Redis stores %d; history returns seq %d..%d on a and c" % (
+        stored, kept[0]["seq"], kept[-1]["seq"]))
+
+
 if __name__ == "__main__":
     suite.main()
