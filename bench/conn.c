@@ -98,11 +98,22 @@ static void fail(struct conn *c, const char *why)
 		c->ops->on_close(c, why);
 }
 
+/* The bench's own close at the end of a run resets the connection
+ * (SO_LINGER 0): a normal close leaves the client's side in TIME_WAIT for
+ * a minute, and the tens of thousands a make bench leaves behind slowed the
+ * next scenario's connects (the kernel's search for a free port). */
 void conn_close(struct conn *c)
 {
+	uv_os_fd_t fd;
+
 	if (c->state == CONN_CLOSING || c->state == CONN_CLOSED || c->state == CONN_IDLE)
 		return;
 	c->state = CONN_CLOSING;
+	if (c->handle_open && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+		struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+	}
 	release(c);
 }
 
