@@ -32,7 +32,7 @@
 
 /* The publish request's arguments (redis_ops.c builds them). */
 enum { PUB_SEQ_KEY, PUB_HIST_KEY, PUB_P, PUB_C, PUB_ROOM, PUB_HEAD_A, PUB_HEAD_B,
-       PUB_BODY, PUB_HISTORY_SIZE, PUB_ARGC };
+       PUB_BODY, PUB_HISTORY_SIZE };
 
 /* At most this many messages in one call: a bound on the reply and on
  * how long Redis is busy with one script. */
@@ -87,6 +87,24 @@ static void batch_reply(redis_state *s, rq *b, const redisAsyncContext *ac, redi
 	}
 }
 
+/* Send the batch request `b` (its arguments built: `rc` says whether that
+ * worked) carrying the requests of `list`. 0, or nonzero with nothing
+ * sent and `b` freed (the caller still has the list). */
+static int send_carrying(redis_state *s, rq *b, int rc, rq *list)
+{
+	if (rc != 0) {
+		rq_free(b);
+		return CONFAB_ENOMEM;
+	}
+	b->subs = list;
+	rc = rq_send(s, s->cmd, b);
+	if (rc != 0) {
+		b->subs = NULL;
+		rq_free(b);
+	}
+	return rc;
+}
+
 /* A presence request's arguments (redis_ops.c): P, C, node, then the room
  * (join, leave) and the user. */
 enum { PRES_P, PRES_C, PRES_NODE };
@@ -123,13 +141,12 @@ static void presence_batch_reply(redis_state *s, rq *b, const redisAsyncContext 
 	drop_all(s, list);
 }
 
-/* One presence_batch call for the `n` presence requests of `list`. */
-static int send_presence_batch(redis_state *s, rq *list, size_t n)
+/* One presence_batch call for the presence requests of `list`. */
+static int send_presence_batch(redis_state *s, rq *list)
 {
 	rq *b = rq_new(s, presence_batch_reply, SCRIPT_PRESENCE_BATCH);
 	int rc = b == NULL;
 
-	(void)n;
 	rc = rc || rq_arg(b, list->argv[PRES_P], list->argvlen[PRES_P]) ||
 	     rq_arg(b, list->argv[PRES_C], list->argvlen[PRES_C]) ||
 	     rq_arg(b, list->argv[PRES_NODE], list->argvlen[PRES_NODE]);
@@ -142,17 +159,7 @@ static int send_presence_batch(redis_state *s, rq *list, size_t n)
 		     (has_room ? rq_arg(b, q->argv[3], q->argvlen[3]) : rq_args(b, "")) ||
 		     rq_arg(b, q->argv[has_room ? 4 : 3], q->argvlen[has_room ? 4 : 3]);
 	}
-	if (rc != 0) {
-		rq_free(b);
-		return CONFAB_ENOMEM;
-	}
-	b->subs = list;
-	rc = rq_send(s, s->cmd, b);
-	if (rc != 0) {
-		b->subs = NULL;
-		rq_free(b);
-	}
-	return rc;
+	return send_carrying(s, b, rc, list);
 }
 
 /* One publish_batch call for the `n` publish requests of `list`. 0, or
@@ -171,22 +178,14 @@ static int send_batch(redis_state *s, rq *list, size_t n)
 	for (rq *q = list; rc == 0 && q != NULL; q = q->held_next)
 		for (int a = PUB_ROOM; rc == 0 && a <= PUB_BODY; a++)
 			rc = rq_arg(b, q->argv[a], q->argvlen[a]);
-	if (rc != 0) {
-		rq_free(b);
-		return CONFAB_ENOMEM;
+	if (rc == 0) {
+		b->nkeys = (unsigned)(2 * n);
+		/* Counted like the core's requests, so that destroy answers
+		 * its members (rq_orphan_all) if Redis has not. */
+		b->core = true;
+		s->n_core++;
 	}
-	b->nkeys = (unsigned)(2 * n);
-	/* Counted like the core's requests, so that destroy answers its
-	 * members (rq_orphan_all) if Redis has not. */
-	b->core = true;
-	s->n_core++;
-	b->subs = list;
-	rc = rq_send(s, s->cmd, b);
-	if (rc != 0) {
-		b->subs = NULL;
-		rq_free(b);
-	}
-	return rc;
+	return send_carrying(s, b, rc, list);
 }
 
 static void flush(redis_state *s)
@@ -211,7 +210,7 @@ static void flush(redis_state *s)
 			s->batch_tail = NULL;
 
 		if (n == 1 ? rq_send(s, s->cmd, list) != 0 :
-		    pub ? send_batch(s, list, n) != 0 : send_presence_batch(s, list, n) != 0) {
+		    pub ? send_batch(s, list, n) != 0 : send_presence_batch(s, list) != 0) {
 			if (pub)
 				answer_all(list, CONFAB_EUNAVAILABLE);
 			else

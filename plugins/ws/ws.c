@@ -190,6 +190,7 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 		return CONFAB_ENOMEM;
 	s->ctx = ctx;
 	s->host = host;
+	s->loop = host->loop(ctx);
 
 	if (!CONFAB_HAS(host, transport) || host->transport == NULL ||
 	    !CONFAB_HAS(host->transport, session_closed)) {
@@ -383,7 +384,7 @@ static int ws_start(void *state)
 	/* The context: no vhost of its own, on the broker's loop. lws must
 	 * not install its own SIGSEGV/SIGFPE handlers in the broker. */
 	memset(&ci, 0, sizeof(ci));
-	loops[0] = s->host->loop(s->ctx);
+	loops[0] = s->loop;
 	ci.options = LWS_SERVER_OPTION_LIBUV |
 		     LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
 		     LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
@@ -452,6 +453,17 @@ static void ws_stop(void *state)
 	ws_conn_close_all(s, 1001, "server shutting down");
 }
 
+static void handle_freed(uv_handle_t *h)
+{
+	free(h);
+}
+
+void ws_handle_free(uv_handle_t *h)
+{
+	if (h != NULL && !uv_is_closing(h))
+		uv_close(h, handle_freed);
+}
+
 /* ---- tearing lws down on the broker's loop ----
  *
  * lws 4.1 on a foreign libuv loop dies in two calls of
@@ -498,7 +510,7 @@ static void reaper_tick(uv_idle_t *idle)
 
 static void lws_teardown(ws_state *s)
 {
-	uv_loop_t *loop = (uv_loop_t *)s->host->loop(s->ctx);
+	uv_loop_t *loop = s->loop;
 	ws_reaper *r = NULL;
 
 	/* Only when lws's handles can be told apart (seen at start). */

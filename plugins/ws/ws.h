@@ -38,6 +38,7 @@ typedef struct ws_park ws_park;
 typedef struct ws_state {
 	confab_ctx *ctx;
 	const confab_host *host;
+	uv_loop_t *loop;             /* the broker's (host->loop), kept */
 
 	/* [ws] listen, parsed. */
 	char listen[80];             /* as given, for messages */
@@ -209,6 +210,11 @@ void ws_park_end(ws_state *s);
  * ws_conn.c. */
 int ws_conn_send(void *state, void *conn, confab_buf *frame);
 void ws_conn_close(void *state, void *conn, int code, const char *reason);
+
+/* ws.c */
+/* Close a handle that was malloc'd, and free it once libuv is done with
+ * it (uv_close stops it first). */
+void ws_handle_free(uv_handle_t *h);
 
 /* ws_idle.c */
 int ws_idle_start(ws_state *s);

@@ -136,55 +136,49 @@ static unsigned deny_http_status(int status)
 
 /* ---- admission ---- */
 
+/* Record a refusal: its HTTP status, for a handshake still to answer,
+ * and its close (4000 + status), for one already upgraded. */
+static void deny(ws_conn *c, int http_status, const char *reason)
+{
+	c->admit = WS_DENIED;
+	c->deny_status = http_status;
+	set_closing(c, deny_code(http_status), reason);
+}
+
 static void open_done(void *arg, bool allowed, int http_status,
 		      const char *reason)
 {
 	ws_conn *c = arg;
+	bool later = c->admit == WS_PENDING;  /* after session_open returned */
 
 	if (!allowed && (reason == NULL || *reason == '\0'))
 		reason = "not allowed";
-
-	if (c->admit == WS_OPENING) {
-		/* Inside session_open(): confirm_upgrade acts on it. */
-		if (allowed) {
-			c->admit = WS_ALLOWED;
-		} else {
-			c->admit = WS_DENIED;
-			c->deny_status = http_status;
-			set_closing(c, deny_code(http_status), reason);
-		}
-		return;
-	}
-	if (c->admit != WS_PENDING) {
+	if (c->admit != WS_OPENING && c->admit != WS_PENDING) {
 		ws_log(c->s, CONFAB_LOG_ERROR,
 		       "open answered twice for one connection; ignored");
 		return;
 	}
+	if (allowed)
+		c->admit = WS_ALLOWED;
+	else
+		deny(c, http_status, reason);
+	if (!later)
+		return;  /* inside session_open(): confirm_upgrade acts on it */
 	if (c->park != NULL) {
 		/* Parked: the answer goes out when lws has the socket again. */
-		if (allowed) {
-			c->admit = WS_ALLOWED;
-		} else {
-			c->admit = WS_DENIED;
-			c->deny_status = http_status;
-			set_closing(c, deny_code(http_status), reason);
-		}
 		ws_park_ready(c->s, c->park);
 		return;
 	}
+	/* Upgraded already (parking was not possible). */
 	if (allowed) {
-		c->admit = WS_ALLOWED;
 		if (c->established)
 			lws_rx_flow_control(c->wsi, 1);
-		if (c->ring_len > 0 || c->closing)
-			ws_out_want(c);
-		return;
+	} else {
+		ws_log(c->s, CONFAB_LOG_DEBUG, "connection refused (%d): %s",
+		       http_status, reason);
 	}
-	c->admit = WS_DENIED;
-	ws_log(c->s, CONFAB_LOG_DEBUG, "connection refused (%d): %s",
-	       http_status, reason);
-	set_closing(c, deny_code(http_status), reason);
-	ws_out_want(c);
+	if (c->ring_len > 0 || c->closing)
+		ws_out_want(c);
 }
 
 /* True when the comma-separated Sec-WebSocket-Protocol offer lists ours. */
@@ -378,9 +372,7 @@ void ws_conn_park_expired(ws_conn *c)
 		return;
 	ws_log(c->s, CONFAB_LOG_WARN, "no admission decision within the "
 	       "time allowed: the handshake is refused (503)");
-	c->admit = WS_DENIED;
-	c->deny_status = 503;
-	set_closing(c, deny_code(503), "authentication timed out");
+	deny(c, 503, "authentication timed out");
 	end_session(c);  /* cancels the pending decision */
 	ws_park_ready(c->s, c->park);
 }
@@ -544,9 +536,7 @@ void ws_conn_close_all(ws_state *s, int code, const char *reason)
 		if (c->park != NULL) {
 			/* Parked: refused with 503 when handed back. */
 			if (c->admit == WS_PENDING) {
-				c->admit = WS_DENIED;
-				c->deny_status = 503;
-				set_closing(c, deny_code(503), reason);
+				deny(c, 503, reason);
 				end_session(c);
 				ws_park_ready(s, c->park);
 			}

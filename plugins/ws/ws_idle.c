@@ -55,11 +55,6 @@ static void sweep(uv_timer_t *t)
 		lws_cancel_service(s->lws);
 }
 
-static void timer_closed(uv_handle_t *h)
-{
-	free(h);
-}
-
 int ws_idle_start(ws_state *s)
 {
 	if (s->idle_ms == 0)
@@ -67,7 +62,7 @@ int ws_idle_start(ws_state *s)
 	s->idle_timer = malloc(sizeof(*s->idle_timer));
 	if (s->idle_timer == NULL)
 		return CONFAB_ENOMEM;
-	uv_timer_init(s->host->loop(s->ctx), s->idle_timer);
+	uv_timer_init(s->loop, s->idle_timer);
 	s->idle_timer->data = s;
 	uv_timer_start(s->idle_timer, sweep, WS_IDLE_SWEEP_MS, WS_IDLE_SWEEP_MS);
 	/* The timer does not keep the loop alive on its own. */
@@ -77,14 +72,11 @@ int ws_idle_start(ws_state *s)
 
 void ws_idle_alive(ws_conn *c)
 {
-	c->alive_ms = (uint32_t)uv_now(c->s->host->loop(c->s->ctx));
+	c->alive_ms = (uint32_t)uv_now(c->s->loop);
 }
 
 void ws_idle_end(ws_state *s)
 {
-	if (s->idle_timer == NULL)
-		return;
-	uv_timer_stop(s->idle_timer);
-	uv_close((uv_handle_t *)s->idle_timer, timer_closed);
+	ws_handle_free((uv_handle_t *)s->idle_timer);
 	s->idle_timer = NULL;
 }

@@ -146,7 +146,7 @@ static void out_link(ws_conn *c, uint8_t which)
 
 static uint32_t loop_ms(const ws_state *s)
 {
-	return (uint32_t)uv_now(s->host->loop(s->ctx));
+	return (uint32_t)uv_now(s->loop);
 }
 
 /* A connection is busy when its frames come, on average, less than half
@@ -314,7 +314,7 @@ static void schedule_later(ws_state *s, uint32_t now)
 			}
 			return;
 		}
-		uv_timer_init(s->host->loop(s->ctx), s->later_timer);
+		uv_timer_init(s->loop, s->later_timer);
 		s->later_timer->data = s;
 	}
 	uv_timer_start(s->later_timer, later_tick, soonest, 0);
@@ -362,11 +362,6 @@ static void flush_all(uv_check_t *check)
 		schedule_later(s, now);
 }
 
-static void handle_closed(uv_handle_t *h)
-{
-	free(h);
-}
-
 void ws_out_want(ws_conn *c)
 {
 	ws_state *s = c->s;
@@ -379,7 +374,7 @@ void ws_out_want(ws_conn *c)
 			arm(c);  /* the slow way, still correct */
 			return;
 		}
-		uv_check_init(s->host->loop(s->ctx), s->flush);
+		uv_check_init(s->loop, s->flush);
 		s->flush->data = s;
 	}
 	out_link(c, WS_OUT_DIRTY);
@@ -402,16 +397,10 @@ void ws_out_clear(ws_conn *c)
 
 void ws_out_end(ws_state *s)
 {
-	if (s->flush != NULL) {
-		uv_check_stop(s->flush);
-		uv_close((uv_handle_t *)s->flush, handle_closed);
-		s->flush = NULL;
-	}
-	if (s->later_timer != NULL) {
-		uv_timer_stop(s->later_timer);
-		uv_close((uv_handle_t *)s->later_timer, handle_closed);
-		s->later_timer = NULL;
-	}
+	ws_handle_free((uv_handle_t *)s->flush);
+	ws_handle_free((uv_handle_t *)s->later_timer);
+	s->flush = NULL;
+	s->later_timer = NULL;
 }
 
 /* ---- the transport's send() and lws's writeable callback ---- */

@@ -66,22 +66,15 @@ struct ws_park {
 
 /* ---- the timer: hand back what is decided, 503 what is late ---- */
 
-static void timer_closed(uv_handle_t *h)
-{
-	free(h);
-}
-
 static void park_tick(uv_timer_t *t);
 
 static void arm(ws_state *s, uint64_t ms)
 {
-	uv_loop_t *loop = s->host->loop(s->ctx);
-
 	if (s->park_timer == NULL) {
 		s->park_timer = malloc(sizeof(*s->park_timer));
 		if (s->park_timer == NULL)
 			return;  /* the next take or decision tries again */
-		uv_timer_init(loop, s->park_timer);
+		uv_timer_init(s->loop, s->park_timer);
 		s->park_timer->data = s;
 	}
 	uv_timer_start(s->park_timer, park_tick, ms, 0);
@@ -189,11 +182,10 @@ static size_t build_replay(struct lws *wsi, char *out, size_t cap)
  * changed. */
 static int take_socket(ws_state *s, struct lws *wsi)
 {
-	uv_loop_t *loop = s->host->loop(s->ctx);
 	struct epoll_event unused;
 	int fd = (int)lws_get_socket_fd(wsi), mine, placeholder;
 
-	if (fd < 0 || uv_backend_fd(loop) < 0)
+	if (fd < 0 || uv_backend_fd(s->loop) < 0)
 		return -1;
 	mine = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (mine < 0)
@@ -205,7 +197,7 @@ static int take_socket(ws_state *s, struct lws *wsi)
 		return -1;
 	}
 	memset(&unused, 0, sizeof(unused));
-	if (epoll_ctl(uv_backend_fd(loop), EPOLL_CTL_DEL, fd, &unused) != 0 &&
+	if (epoll_ctl(uv_backend_fd(s->loop), EPOLL_CTL_DEL, fd, &unused) != 0 &&
 	    errno != ENOENT) {
 		close(placeholder);
 		close(mine);
@@ -247,7 +239,7 @@ int ws_park_take(ws_state *s, struct lws *wsi, ws_conn *c, ws_park **out)
 	memset(p, 0, sizeof(*p));
 	p->conn = c;
 	p->fd = fd;
-	p->deadline = uv_now(s->host->loop(s->ctx)) + WS_PARK_SECS * 1000u;
+	p->deadline = uv_now(s->loop) + WS_PARK_SECS * 1000u;
 	p->replay_len = n;
 	memcpy(p->replay, replay, n);
 	p->next = s->parks;
@@ -296,9 +288,6 @@ void ws_park_free(ws_state *s, ws_park *p)
 
 void ws_park_end(ws_state *s)
 {
-	if (s->park_timer == NULL)
-		return;
-	uv_timer_stop(s->park_timer);
-	uv_close((uv_handle_t *)s->park_timer, timer_closed);
+	ws_handle_free((uv_handle_t *)s->park_timer);
 	s->park_timer = NULL;
 }
