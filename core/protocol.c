@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "jspan.h"
 
 static bool valid_name(const char *s, bool allow_at)
 {
@@ -82,6 +83,21 @@ static int get_count(json_t *root, const char *field, uint64_t min, bool *has, u
 		return fail(err, ERR_BAD_REQUEST, "field '%s' must be a %s integer", field,
 			    min ? "positive" : "non-negative");
 	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+/* The body, parsed (to check it) and as the bytes the client sent: those
+ * are what members get and history keeps, never a re-encoding, which can
+ * be longer than the text (0.1 is written back as 0.10000000000000001). */
+static int get_body(request *req, const char *data, size_t len, protocol_error *err)
+{
+	size_t off, n;
+	if (!(req->body = json_object_get(req->root, "body")))
+		return fail(err, ERR_BAD_REQUEST, "missing field '%s'", "body");
+	if (!jspan_member(data, len, "body", &off, &n))
+		return fail(err, ERR_BAD_REQUEST, "%s", "the body could not be read");
+	req->body_text = data + off;
+	req->body_len = n;
 	return 0;
 }
 
@@ -161,15 +177,11 @@ int protocol_parse(const char *data, size_t len, request *req, protocol_error *e
 	case REQ_SEND:
 		if (get_name(req->root, "room", false, &req->room, err) != 0)
 			return -1;
-		if (!(req->body = json_object_get(req->root, "body")))
-			return fail(err, ERR_BAD_REQUEST, "missing field '%s'", "body");
-		return 0;
+		return get_body(req, data, len, err);
 	case REQ_DIRECT:
 		if (get_name(req->root, "to", true, &req->to, err) != 0)
 			return -1;
-		if (!(req->body = json_object_get(req->root, "body")))
-			return fail(err, ERR_BAD_REQUEST, "missing field '%s'", "body");
-		return 0;
+		return get_body(req, data, len, err);
 	case REQ_HISTORY:
 		if (get_name(req->root, "room", false, &req->room, err) != 0 ||
 		    get_count(req->root, "since", 0, &req->has_since, &req->since, err) != 0 ||

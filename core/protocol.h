@@ -31,6 +31,11 @@ typedef struct request {
 	const char *room;    /* join, leave, send, presence, history */
 	const char *to;      /* direct */
 	json_t *body;        /* send, direct */
+	/* The body as the client wrote it: its bytes in the frame text
+	 * (borrowed: valid as long as the frame's data), what is stored and
+	 * delivered, so that nobody gets more than the sender sent. */
+	const char *body_text;
+	size_t body_len;
 	bool has_since;
 	uint64_t since;
 	bool has_limit;
@@ -57,7 +62,8 @@ typedef struct protocol_error {
  * [broker] max_json_depth. */
 void protocol_set_max_depth(size_t depth);
 
-/* Parses one text frame. Returns 0 and fills `req` (free it with
+/* Parses one text frame (`data` must outlive the request: body_text
+ * points into it). Returns 0 and fills `req` (free it with
  * request_free), or -1 and fills `err`; in that case req->ref may still hold
  * the frame's ref (a borrowed reference into req->root) so the error can echo
  * it, and request_free must still be called. */

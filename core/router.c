@@ -238,12 +238,8 @@ static void handle_send(confab_session *s, const request *req)
 		reply_backplane_error(s, CONFAB_EUNAVAILABLE, req->ref);
 		return;
 	}
-	char *body = json_dumps(req->body, JSON_COMPACT | JSON_ENCODE_ANY);
 	pending *p = pending_new(s, req);
-	if (!body || !p) {
-		free(body);
-		if (p)
-			pending_free(p);
+	if (!p) {
 		reply_error(s, ERR_INTERNAL, "out of memory", req->ref);
 		return;
 	}
@@ -258,13 +254,12 @@ static void handle_send(confab_session *s, const request *req)
 		.to = req->to,
 		.id = p->id,
 		.origin = s->id,
-		.body = body,
-		.body_len = strlen(body),
+		.body = req->body_text,     /* the sender's bytes, never re-encoded */
+		.body_len = req->body_len,
 		.ts = p->ts,
 	};
 	int rc = direct ? bp_ops(b)->direct(b->backplane->state, &env, direct_done, p)
 			: bp_ops(b)->publish(b->backplane->state, &env, publish_done, p);
-	free(body);
 	if (rc != 0) {
 		/* the callback will not run: answer here */
 		confab_session *again = pending_session(p);

@@ -168,6 +168,56 @@ START_TEST(test_send_body_may_be_any_json_value_even_null)
 }
 END_TEST
 
+/* The body is passed on as the bytes the client sent: never longer, and
+ * numbers keep their spelling. */
+static void assert_body_text(const char *frame, const char *want)
+{
+	request req;
+	parse_ok(frame, &req);
+	ck_assert_msg(req.body_text != NULL, "%s: no body text", frame);
+	ck_assert_msg(req.body_len == strlen(want) && memcmp(req.body_text, want, req.body_len) == 0,
+		      "%s: body text '%.*s', want '%s'", frame, (int)req.body_len, req.body_text,
+		      want);
+	ck_assert(req.body_text >= frame && req.body_text + req.body_len <= frame + strlen(frame));
+	request_free(&req);
+}
+
+START_TEST(test_body_text_is_the_senders_bytes)
+{
+	assert_body_text("{\"type\":\"send\",\"room\":\"r\",\"body\":0.1}", "0.1");
+	assert_body_text("{\"type\":\"send\",\"room\":\"r\",\"body\":1e2,\"ref\":1}", "1e2");
+	assert_body_text("{\"body\" : [0.1, 2.50, -0E0] ,\"type\":\"send\",\"room\":\"r\"}",
+			 "[0.1, 2.50, -0E0]");
+	assert_body_text("{\"type\":\"direct\",\"to\":\"bob\",\"body\":\"a\\\"}b\\u00e9\"}",
+			 "\"a\\\"}b\\u00e9\"");
+	/* a nested "body" is not the member; escaped keys are */
+	assert_body_text("{\"type\":\"send\",\"x\":{\"body\":1},\"room\":\"r\",\"body\":{\"body\":[\"]\"]}}",
+			 "{\"body\":[\"]\"]}");
+	assert_body_text("{\"type\":\"send\",\"room\":\"r\",\"b\\u006fdy\":null}", "null");
+	assert_body_text("{\"type\":\"send\",\"bodyx\":1,\"room\":\"r\",\"body\":true}", "true");
+	assert_body_text("\t{\"type\":\"send\",\"room\":\"r\",\"body\":\n-12\r\n}\n", "-12");
+}
+END_TEST
+
+START_TEST(test_a_frame_of_numbers_is_not_amplified)
+{
+	/* re-encoded, each 0.1 would become 0.10000000000000001 */
+	size_t n = 4000;
+	char *frame = malloc(64 + n * 4);
+	ck_assert_ptr_nonnull(frame);
+	size_t len = (size_t)sprintf(frame, "{\"type\":\"send\",\"room\":\"r\",\"body\":[");
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)sprintf(frame + len, "%s0.1", i ? "," : "");
+	len += (size_t)sprintf(frame + len, "]}");
+	request req;
+	parse_ok(frame, &req);
+	ck_assert_uint_eq(req.body_len, n * 4 - 1 + 2);
+	ck_assert(req.body_len < len);
+	request_free(&req);
+	free(frame);
+}
+END_TEST
+
 START_TEST(test_direct_gives_to_body_and_a_number_ref)
 {
 	request req;
@@ -934,6 +984,8 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_send_gives_room_body_and_ref);
 	tcase_add_test(tc, test_send_body_may_be_any_json_value_even_null);
 	tcase_add_test(tc, test_direct_gives_to_body_and_a_number_ref);
+	tcase_add_test(tc, test_body_text_is_the_senders_bytes);
+	tcase_add_test(tc, test_a_frame_of_numbers_is_not_amplified);
 	tcase_add_test(tc, test_direct_to_a_user_with_an_at_sign_is_valid);
 	tcase_add_test(tc, test_history_gives_since_and_limit_when_present);
 	tcase_add_test(tc, test_ping_with_string_integer_or_real_ref);
