@@ -36,6 +36,7 @@ typedef struct request {
 	 * delivered, so that nobody gets more than the sender sent. */
 	const char *body_text;
 	size_t body_len;
+	const char *after;   /* presence: list the users after this one */
 	bool has_since;
 	uint64_t since;
 	bool has_limit;
@@ -86,9 +87,14 @@ confab_buf *protocol_ack_room(const char *room, uint64_t seq, const char *id,
 confab_buf *protocol_ack_direct(const char *id, int64_t ts, json_t *ref);
 /* The frame an envelope becomes for a recipient: message, direct or member. */
 confab_buf *protocol_envelope(const confab_envelope *env);
-confab_buf *protocol_presence(const char *room, const char *const *users,
-			      size_t n_users, json_t *ref);
+/* Replies that may be longer than a client should be sent at once are
+ * paged: they hold as many of the items as fit in `budget` bytes (the
+ * whole frame), but at least one, in order, set *n_sent to how many, and
+ * say "more":true when that is fewer than given (protocol.md). */
+confab_buf *protocol_presence(const char *room, const char *const *users, size_t n_users,
+			      size_t budget, size_t *n_sent, json_t *ref);
 confab_buf *protocol_history(const char *room, const confab_envelope *messages,
-			     size_t n, bool truncated, json_t *ref);
+			     size_t n, bool truncated, size_t budget, size_t *n_sent,
+			     json_t *ref);
 
 #endif

@@ -95,6 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	request req;
 	protocol_error err;
+	size_t sent;
 
 	(void)utf8_valid(data, size);
 	if (protocol_parse((const char *)data, size, &req, &err) != 0) {
@@ -121,11 +122,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case REQ_PRESENCE: {
 		const char *users[] = { "fuzz-user" };
 
-		check_frame(protocol_presence(req.room, users, 1, req.ref), "presence");
+		check_frame(protocol_presence(req.room, users, 1, 4096, &sent, req.ref), "presence");
 		break;
 	}
 	case REQ_HISTORY:
-		check_frame(protocol_history(req.room, NULL, 0, false, req.ref), "history");
+		check_frame(protocol_history(req.room, NULL, 0, false, 4096, &sent, req.ref),
+			    "history");
 		break;
 	case REQ_PING:
 		check_frame(protocol_simple("pong", NULL, req.ref), "pong");
