@@ -265,7 +265,7 @@ static int write_queue(ws_conn *c)
 		if (lws_write(c->wsi, rest, left, LWS_WRITE_RAW) < 0)
 			return -1;
 		ring_pop(c);
-		c->lws_held = left;
+		c->lws_held += left;
 		c->queued += left;
 		c->armed = true;
 		break;
