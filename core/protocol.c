@@ -412,6 +412,8 @@ confab_buf *protocol_history(const char *room, const confab_envelope *messages, 
 	size_t hint = 96;
 	for (size_t i = 0; i < n && hint < budget; i++)
 		hint += 160 + messages[i].body_len;
+	if (hint > budget)
+		hint = budget;   /* a page is never larger (but one message may be) */
 	frame_builder fb;
 	fb_init(&fb, hint);
 	fb_str(&fb, "{\"type\":\"history\"");
