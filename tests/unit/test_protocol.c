@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "buf.h"
+#include "jspan.h"
 #include "protocol.h"
 #include "session.h"
 
@@ -200,6 +201,28 @@ START_TEST(test_body_text_is_the_senders_bytes)
 	assert_body_text("{\"type\":\"send\",\"room\":\"r\",\"b\\u006fdy\":null}", "null");
 	assert_body_text("{\"type\":\"send\",\"bodyx\":1,\"room\":\"r\",\"body\":true}", "true");
 	assert_body_text("\t{\"type\":\"send\",\"room\":\"r\",\"body\":\n-12\r\n}\n", "-12");
+}
+END_TEST
+
+/* jspan runs only on text jansson accepted, but must never read past the
+ * end of any text: every prefix of a tricky frame, in a buffer of exactly
+ * its size (the sanitizer build catches a read beyond it). */
+START_TEST(test_body_scanner_stays_inside_any_text)
+{
+	static const char frame[] =
+		" {\"type\":\"send\",\"x\":[\"}\\\\\",{\"body\":1}],\"b\\u006fdy\" :"
+		" {\"a\":\"\\\"]\",\"b\":[1.5e3,true,null]} , \"ref\":\"\\\\\"}";
+	size_t off, len;
+	ck_assert(jspan_member(frame, sizeof(frame) - 1, "body", &off, &len));
+	ck_assert_uint_eq(len, strlen("{\"a\":\"\\\"]\",\"b\":[1.5e3,true,null]}"));
+	for (size_t n = 0; n < sizeof(frame) - 1; n++) {
+		char *copy = malloc(n ? n : 1);
+		ck_assert_ptr_nonnull(copy);
+		memcpy(copy, frame, n);
+		if (jspan_member(copy, n, "body", &off, &len))
+			ck_assert_uint_le(off + len, n);
+		free(copy);
+	}
 }
 END_TEST
 
@@ -1148,6 +1171,7 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_send_body_may_be_any_json_value_even_null);
 	tcase_add_test(tc, test_direct_gives_to_body_and_a_number_ref);
 	tcase_add_test(tc, test_body_text_is_the_senders_bytes);
+	tcase_add_test(tc, test_body_scanner_stays_inside_any_text);
 	tcase_add_test(tc, test_presence_after_must_be_a_user_name);
 	tcase_add_test(tc, test_a_frame_of_numbers_is_not_amplified);
 	tcase_add_test(tc, test_direct_to_a_user_with_an_at_sign_is_valid);
