@@ -157,8 +157,21 @@ void fb_json_string(frame_builder *fb, const char *text)
 	fb_add(fb, "\"", 1);
 }
 
+/* Bytes a finished frame may have unused at its end before it is
+ * shrunk: a frame waits in queues (up to [ws] send_queue_max, which
+ * counts its length), so a large one should not hold twice that. */
+#define FB_SLACK_MAX 4096
+
 confab_buf *fb_finish(frame_builder *fb)
 {
+	if (!fb->failed && fb->cap - fb->buf->len > FB_SLACK_MAX) {
+		core_buf *old = (core_buf *)fb->buf;
+		core_buf *b = realloc(old, sizeof(*b) + old->pub.headroom + old->pub.len + 1);
+		if (b) {   /* else keep the larger one */
+			b->pub.data = b->mem + b->pub.headroom;
+			fb->buf = &b->pub;
+		}
+	}
 	confab_buf *out = fb->failed ? NULL : fb->buf;
 	if (fb->failed)
 		buf_unref(fb->buf);

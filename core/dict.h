@@ -1,4 +1,6 @@
-/* A string-keyed hash table: O(1) get, set and remove. Keys are copied;
+/* A string-keyed hash table: O(1) get, set and remove, whatever the keys
+ * (the hash is keyed with a per-process secret, so clients cannot choose
+ * names that collide). Keys are copied;
  * values are opaque pointers owned by the caller. Used for sessions, users
  * and rooms, and linked into plugins that need one (libconfabdict.la: it
  * holds no state and names no core symbol). */
@@ -32,5 +34,8 @@ size_t dict_count(const dict *d);
  * allowed; any other change to the table ends the iteration's validity. */
 void dict_iter_init(dict_iter *it, const dict *d);
 bool dict_iter_next(dict_iter *it, const char **key, void **value);
+
+/* The number of keys in the fullest bucket: for tests and diagnostics. */
+size_t dict_longest_chain(const dict *d);
 
 #endif

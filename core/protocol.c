@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "jspan.h"
 
 static bool valid_name(const char *s, bool allow_at)
 {
@@ -85,6 +86,21 @@ static int get_count(json_t *root, const char *field, uint64_t min, bool *has, u
 	return 0;
 }
 
+/* The body, parsed (to check it) and as the bytes the client sent: those
+ * are what members get and history keeps, never a re-encoding, which can
+ * be longer than the text (0.1 is written back as 0.10000000000000001). */
+static int get_body(request *req, const char *data, size_t len, protocol_error *err)
+{
+	size_t off, n;
+	if (!(req->body = json_object_get(req->root, "body")))
+		return fail(err, ERR_BAD_REQUEST, "missing field '%s'", "body");
+	if (!jspan_member(data, len, "body", &off, &n))
+		return fail(err, ERR_BAD_REQUEST, "%s", "the body could not be read");
+	req->body_text = data + off;
+	req->body_len = n;
+	return 0;
+}
+
 static size_t max_depth = 32;
 
 void protocol_set_max_depth(size_t depth)
@@ -156,20 +172,22 @@ int protocol_parse(const char *data, size_t len, request *req, protocol_error *e
 	switch (req->type) {
 	case REQ_JOIN:
 	case REQ_LEAVE:
-	case REQ_PRESENCE:
 		return get_name(req->root, "room", false, &req->room, err);
+	case REQ_PRESENCE:
+		if (get_name(req->root, "room", false, &req->room, err) != 0)
+			return -1;
+		/* the next page of a long list: users after this one */
+		if (json_object_get(req->root, "after"))
+			return get_name(req->root, "after", true, &req->after, err);
+		return 0;
 	case REQ_SEND:
 		if (get_name(req->root, "room", false, &req->room, err) != 0)
 			return -1;
-		if (!(req->body = json_object_get(req->root, "body")))
-			return fail(err, ERR_BAD_REQUEST, "missing field '%s'", "body");
-		return 0;
+		return get_body(req, data, len, err);
 	case REQ_DIRECT:
 		if (get_name(req->root, "to", true, &req->to, err) != 0)
 			return -1;
-		if (!(req->body = json_object_get(req->root, "body")))
-			return fail(err, ERR_BAD_REQUEST, "missing field '%s'", "body");
-		return 0;
+		return get_body(req, data, len, err);
 	case REQ_HISTORY:
 		if (get_name(req->root, "room", false, &req->room, err) != 0 ||
 		    get_count(req->root, "since", 0, &req->has_since, &req->since, err) != 0 ||
@@ -326,43 +344,95 @@ confab_buf *protocol_envelope(const confab_envelope *env)
 	return fb_finish(&fb);
 }
 
-confab_buf *protocol_presence(const char *room, const char *const *users, size_t n_users,
-			      json_t *ref)
+/* The ref as JSON text (malloc'd), or "" for none; NULL when out of
+ * memory. Replies that are paged need its length before they are built. */
+static char *ref_text(json_t *ref)
 {
+	return ref ? json_dumps(ref, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("");
+}
+
+static size_t fb_len(const frame_builder *fb)
+{
+	return fb->failed ? 0 : fb->buf->len;
+}
+
+/* Ends a paged reply: ,"more":B and the ref. */
+static void end_page(frame_builder *fb, bool more, const char *ref)
+{
+	fb_printf(fb, ",\"more\":%s", more ? "true" : "false");
+	if (ref[0]) {
+		fb_str(fb, ",\"ref\":");
+		fb_str(fb, ref);
+	}
+	fb_str(fb, "}");
+}
+
+/* The most an end_page adds, with the "]" before it and `extra` fields. */
+static size_t end_page_max(const char *ref, size_t extra)
+{
+	return 1 + extra + sizeof(",\"more\":false") + sizeof(",\"ref\":") + strlen(ref) + 1;
+}
+
+confab_buf *protocol_presence(const char *room, const char *const *users, size_t n_users,
+			      size_t budget, size_t *n_sent, json_t *ref)
+{
+	char *rt = ref_text(ref);
+	if (!rt)
+		return NULL;
+	size_t hint = 96 + n_users * 24;
 	frame_builder fb;
-	fb_init(&fb, 96 + n_users * 24);
+	fb_init(&fb, hint < budget ? hint : budget);
 	fb_str(&fb, "{\"type\":\"presence\"");
 	add_field_str(&fb, "room", room);
 	fb_str(&fb, ",\"users\":[");
-	for (size_t i = 0; i < n_users; i++) {
+	size_t reserve = end_page_max(rt, 0), i;
+	for (i = 0; i < n_users; i++) {
+		size_t mark = fb_len(&fb);
 		if (i)
 			fb_str(&fb, ",");
 		fb_json_string(&fb, users[i]);
+		if (i > 0 && !fb.failed && fb.buf->len + reserve > budget) {
+			fb.buf->len = mark;   /* the next page starts with it */
+			break;
+		}
 	}
+	*n_sent = i;
 	fb_str(&fb, "]");
-	add_ref(&fb, ref);
-	fb_str(&fb, "}");
+	end_page(&fb, i < n_users, rt);
+	free(rt);
 	return fb_finish(&fb);
 }
 
 confab_buf *protocol_history(const char *room, const confab_envelope *messages, size_t n,
-			     bool truncated, json_t *ref)
+			     bool truncated, size_t budget, size_t *n_sent, json_t *ref)
 {
+	char *rt = ref_text(ref);
+	if (!rt)
+		return NULL;
 	size_t hint = 96;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n && hint < budget; i++)
 		hint += 160 + messages[i].body_len;
+	if (hint > budget)
+		hint = budget;   /* a page is never larger (but one message may be) */
 	frame_builder fb;
 	fb_init(&fb, hint);
 	fb_str(&fb, "{\"type\":\"history\"");
 	add_field_str(&fb, "room", room);
 	fb_str(&fb, ",\"messages\":[");
-	for (size_t i = 0; i < n; i++) {
+	size_t reserve = end_page_max(rt, sizeof(",\"truncated\":false")), i;
+	for (i = 0; i < n; i++) {
+		size_t mark = fb_len(&fb);
 		if (i)
 			fb_str(&fb, ",");
 		add_envelope(&fb, &messages[i]);
+		if (i > 0 && !fb.failed && fb.buf->len + reserve > budget) {
+			fb.buf->len = mark;   /* the next page starts with it */
+			break;
+		}
 	}
+	*n_sent = i;
 	fb_printf(&fb, "],\"truncated\":%s", truncated ? "true" : "false");
-	add_ref(&fb, ref);
-	fb_str(&fb, "}");
+	end_page(&fb, i < n, rt);
+	free(rt);
 	return fb_finish(&fb);
 }

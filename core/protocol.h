@@ -31,6 +31,12 @@ typedef struct request {
 	const char *room;    /* join, leave, send, presence, history */
 	const char *to;      /* direct */
 	json_t *body;        /* send, direct */
+	/* The body as the client wrote it: its bytes in the frame text
+	 * (borrowed: valid as long as the frame's data), what is stored and
+	 * delivered, so that nobody gets more than the sender sent. */
+	const char *body_text;
+	size_t body_len;
+	const char *after;   /* presence: list the users after this one */
 	bool has_since;
 	uint64_t since;
 	bool has_limit;
@@ -57,7 +63,8 @@ typedef struct protocol_error {
  * [broker] max_json_depth. */
 void protocol_set_max_depth(size_t depth);
 
-/* Parses one text frame. Returns 0 and fills `req` (free it with
+/* Parses one text frame (`data` must outlive the request: body_text
+ * points into it). Returns 0 and fills `req` (free it with
  * request_free), or -1 and fills `err`; in that case req->ref may still hold
  * the frame's ref (a borrowed reference into req->root) so the error can echo
  * it, and request_free must still be called. */
@@ -80,9 +87,14 @@ confab_buf *protocol_ack_room(const char *room, uint64_t seq, const char *id,
 confab_buf *protocol_ack_direct(const char *id, int64_t ts, json_t *ref);
 /* The frame an envelope becomes for a recipient: message, direct or member. */
 confab_buf *protocol_envelope(const confab_envelope *env);
-confab_buf *protocol_presence(const char *room, const char *const *users,
-			      size_t n_users, json_t *ref);
+/* Replies that may be longer than a client should be sent at once are
+ * paged: they hold as many of the items as fit in `budget` bytes (the
+ * whole frame), but at least one, in order, set *n_sent to how many, and
+ * say "more":true when that is fewer than given (protocol.md). */
+confab_buf *protocol_presence(const char *room, const char *const *users, size_t n_users,
+			      size_t budget, size_t *n_sent, json_t *ref);
 confab_buf *protocol_history(const char *room, const confab_envelope *messages,
-			     size_t n, bool truncated, json_t *ref);
+			     size_t n, bool truncated, size_t budget, size_t *n_sent,
+			     json_t *ref);
 
 #endif

@@ -21,6 +21,7 @@ typedef struct pending {
 	char session_id[96];
 	json_t *ref;                 /* own reference, or NULL */
 	char room[PROTOCOL_NAME_MAX + 1];
+	char after[PROTOCOL_NAME_MAX + 1];  /* presence: "" or the last user of the previous page */
 	char id[96];
 	int64_t ts;
 } pending;
@@ -46,6 +47,8 @@ static pending *pending_new(confab_session *s, const request *req)
 		p->ref = json_incref(req->ref);
 	if (req->room)
 		snprintf(p->room, sizeof(p->room), "%s", req->room);
+	if (req->after)
+		snprintf(p->after, sizeof(p->after), "%s", req->after);
 	return p;
 }
 
@@ -238,12 +241,8 @@ static void handle_send(confab_session *s, const request *req)
 		reply_backplane_error(s, CONFAB_EUNAVAILABLE, req->ref);
 		return;
 	}
-	char *body = json_dumps(req->body, JSON_COMPACT | JSON_ENCODE_ANY);
 	pending *p = pending_new(s, req);
-	if (!body || !p) {
-		free(body);
-		if (p)
-			pending_free(p);
+	if (!p) {
 		reply_error(s, ERR_INTERNAL, "out of memory", req->ref);
 		return;
 	}
@@ -258,13 +257,12 @@ static void handle_send(confab_session *s, const request *req)
 		.to = req->to,
 		.id = p->id,
 		.origin = s->id,
-		.body = body,
-		.body_len = strlen(body),
+		.body = req->body_text,     /* the sender's bytes, never re-encoded */
+		.body_len = req->body_len,
 		.ts = p->ts,
 	};
 	int rc = direct ? bp_ops(b)->direct(b->backplane->state, &env, direct_done, p)
 			: bp_ops(b)->publish(b->backplane->state, &env, publish_done, p);
-	free(body);
 	if (rc != 0) {
 		/* the callback will not run: answer here */
 		confab_session *again = pending_session(p);
@@ -276,15 +274,40 @@ static void handle_send(confab_session *s, const request *req)
 
 /* ---- presence / history -------------------------------------------------- */
 
+/* Replies are cut to what the session's transport can still take
+ * (session_reply_budget): a client that asks for the presence of a huge
+ * room, or for a long history, and does not read, makes the node hold no
+ * more than its cap. The client asks for the next page ("more":true). */
+
+/* The first of the sorted `users` that comes after `after` ("": 0). */
+static size_t users_after(const char *const *users, size_t n, const char *after)
+{
+	size_t lo = 0, hi = n;
+	if (!after[0])
+		return 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(users[mid], after) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static void presence_done(void *arg, int status, const char *const *users, size_t n)
 {
 	pending *p = arg;
 	confab_session *s = pending_session(p);
 	if (s) {
-		if (status == 0)
-			session_send_take(s, protocol_presence(p->room, users, n, p->ref));
-		else
+		if (status == 0) {
+			size_t first = users_after(users, n, p->after), sent;
+			session_send_take(s, protocol_presence(p->room, users + first, n - first,
+							       session_reply_budget(s), &sent,
+							       p->ref));
+		} else {
 			reply_backplane_error(s, status, p->ref);
+		}
 	}
 	pending_free(p);
 }
@@ -295,8 +318,11 @@ static void history_done(void *arg, int status, const confab_envelope *messages,
 	pending *p = arg;
 	confab_session *s = pending_session(p);
 	if (s) {
+		size_t sent;
 		if (status == 0)
-			session_send_take(s, protocol_history(p->room, messages, n, truncated, p->ref));
+			session_send_take(s, protocol_history(p->room, messages, n, truncated,
+							      session_reply_budget(s), &sent,
+							      p->ref));
 		else
 			reply_backplane_error(s, status, p->ref);
 	}

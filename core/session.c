@@ -235,6 +235,19 @@ void session_send_take(confab_session *s, confab_buf *frame)
 	buf_unref(frame);
 }
 
+size_t session_reply_budget_of(const confab_transport_ops *ops, void *state, void *conn)
+{
+	if (!CONFAB_HAS(ops, send_budget) || ops->send_budget == NULL)
+		return SESSION_REPLY_BUDGET;
+	return ops->send_budget(state, conn) / 2;
+}
+
+size_t session_reply_budget(const confab_session *s)
+{
+	return session_reply_budget_of(s->transport->plugin.desc->transport, s->transport->state,
+				       s->conn);
+}
+
 void session_close(confab_session *s, int code, const char *reason)
 {
 	if (s->state != SESSION_OPEN || s->close_requested)

@@ -88,6 +88,16 @@ void session_unref(confab_session *s);
 void session_send(confab_session *s, confab_buf *frame);
 /* Sends and drops the caller's reference: the common case for replies. */
 void session_send_take(confab_session *s, confab_buf *frame);
+/* How many bytes one reply to the session may take, so that what the
+ * node holds for a client stays under its transport's cap: half of what
+ * the transport says it would still accept (the other half is left for
+ * the room traffic that arrives while the client reads the reply), or
+ * SESSION_REPLY_BUDGET with a transport built before ABI 1.3, which
+ * cannot say. Replies larger than this are paged (router.c). */
+#define SESSION_REPLY_BUDGET ((size_t)64 * 1024)
+size_t session_reply_budget(const confab_session *s);
+/* The same from a transport's table (exposed for the unit tests). */
+size_t session_reply_budget_of(const confab_transport_ops *ops, void *state, void *conn);
 /* Asks the transport to close the connection (once). */
 void session_close(confab_session *s, int code, const char *reason);
 

@@ -22,6 +22,8 @@
 #define WS_DEFAULT_LISTEN "127.0.0.1:8080"
 #define WS_DEFAULT_SEND_QUEUE_MAX ((size_t)1 << 20)
 #define WS_DEFAULT_MAX_MESSAGE 65536
+/* Room for a message's envelope (and queue bookkeeping) beside its body. */
+#define WS_ENVELOPE_ROOM 4096
 #define WS_DEFAULT_IDLE_TIMEOUT 60
 /* ms: see ws_out.c and docs/configuration.md */
 #define WS_DEFAULT_WRITE_DELAY 20
@@ -254,6 +256,16 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 			  "[broker] max_message_bytes '%s' is not a positive "
 			  "number; using %d", v, WS_DEFAULT_MAX_MESSAGE);
 		s->max_message_bytes = WS_DEFAULT_MAX_MESSAGE;
+	}
+	/* The cap bounds every frame too: it must hold the largest message
+	 * with its envelope, or every member would be closed by one. */
+	if (s->send_queue_max < s->max_message_bytes + WS_ENVELOPE_ROOM) {
+		host->config_error(ctx, "send_queue_max", "%zu is less than [broker] "
+				   "max_message_bytes (%zu) + %d, the largest message "
+				   "a client may have to be sent", s->send_queue_max,
+				   s->max_message_bytes, WS_ENVELOPE_ROOM);
+		free(s);
+		return CONFAB_EINVAL;
 	}
 
 	v = host->broker_get(ctx, "idle_timeout");
@@ -553,6 +565,7 @@ static const confab_transport_ops ws_transport_ops = {
 	.headroom = LWS_PRE,
 	.send = ws_conn_send,
 	.close = ws_conn_close,
+	.send_budget = ws_conn_send_budget,
 };
 
 static const confab_plugin ws_plugin = {

@@ -139,7 +139,8 @@ struct ws_conn {
 	 * allocated while it holds anything. */
 	confab_buf **ring;
 	uint32_t ring_cap, ring_head, ring_len;
-	size_t queued;               /* bytes of payload in the queue */
+	size_t queued;               /* what the queue costs, in bytes (ws_out.c) */
+	size_t lws_held;             /* of which the rest of a frame lws buffers */
 	bool overflowed;             /* send() refused a frame: queue full */
 	bool armed;                  /* a writeable callback is requested */
 	bool write_failed;           /* the socket refused a write */
@@ -206,9 +207,10 @@ void ws_park_free(ws_state *s, ws_park *p);
 /* destroy(): close the timer. */
 void ws_park_end(ws_state *s);
 
-/* Transport ops (confab_transport_ops): send in ws_out.c, close in
- * ws_conn.c. */
+/* Transport ops (confab_transport_ops): send and send_budget in
+ * ws_out.c, close in ws_conn.c. */
 int ws_conn_send(void *state, void *conn, confab_buf *frame);
+size_t ws_conn_send_budget(void *state, void *conn);
 void ws_conn_close(void *state, void *conn, int code, const char *reason);
 
 /* ws.c */

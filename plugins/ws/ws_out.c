@@ -47,6 +47,14 @@
  * connection does not hold the loop. */
 #define WS_IOV_FRAMES 128
 #define WS_IOV_BYTES (256 * 1024)
+/* What a queued frame costs against [ws] send_queue_max besides its
+ * payload: its ring slot, the buffer's header and headroom, malloc's own
+ * bookkeeping. Counted so that the cap bounds memory however small the
+ * frames (a client that pings without reading queues 30-byte pongs, and
+ * a megabyte of those is several megabytes of buffers). A room message
+ * shared by many connections is counted in full by each: the cap is an
+ * upper bound, not an estimate. */
+#define WS_FRAME_COST (64 + LWS_PRE)
 /* The ring starts with this many slots and doubles; it is freed when it
  * empties, so an idle connection holds none. */
 #define WS_RING_INITIAL 8
@@ -79,7 +87,7 @@ static bool ring_push(ws_conn *c, confab_buf *b)
 	}
 	c->ring[(c->ring_head + c->ring_len) & (c->ring_cap - 1)] = b;
 	c->ring_len++;
-	c->queued += b->len;
+	c->queued += b->len + WS_FRAME_COST;
 	return true;
 }
 
@@ -90,7 +98,7 @@ static void ring_pop(ws_conn *c)
 
 	c->ring_head = (c->ring_head + 1) & (c->ring_cap - 1);
 	c->ring_len--;
-	c->queued -= b->len;
+	c->queued -= b->len + WS_FRAME_COST;
 	c->s->host->buf_unref(b);
 	if (c->ring_len == 0) {
 		free(c->ring);
@@ -249,17 +257,27 @@ static int write_queue(ws_conn *c)
 			continue;
 		}
 		/* In part: lws sends the rest before anything else of its
-		 * own, and calls us back when it has. */
+		 * own, and calls us back when it has. lws copies the rest:
+		 * it still counts against the cap until then. */
 		unsigned char *rest = (unsigned char *)iov[i].iov_base + w;
+		size_t left = iov[i].iov_len - (size_t)w;
 
-		if (lws_write(c->wsi, rest, iov[i].iov_len - (size_t)w,
-			      LWS_WRITE_RAW) < 0)
+		if (lws_write(c->wsi, rest, left, LWS_WRITE_RAW) < 0)
 			return -1;
 		ring_pop(c);
+		c->lws_held += left;
+		c->queued += left;
 		c->armed = true;
 		break;
 	}
 	return 0;
+}
+
+/* lws has written what it held of ours. */
+static void lws_drained(ws_conn *c)
+{
+	c->queued -= c->lws_held;
+	c->lws_held = 0;
 }
 
 /* Outside lws's callbacks, at the end of a turn. */
@@ -267,6 +285,8 @@ static void flush_conn(ws_conn *c)
 {
 	if (c->armed || !c->established || c->wsi == NULL)
 		return;  /* the writeable callback will do it */
+	if (c->lws_held > 0 && !lws_partial_buffered(c->wsi))
+		lws_drained(c);
 	if (c->ring_len == 0) {
 		if (c->closing && !c->close_sent)
 			arm(c);
@@ -419,10 +439,13 @@ int ws_conn_send(void *state, void *conn, confab_buf *frame)
 		       "%d needed", frame->headroom, (int)LWS_PRE);
 		return CONFAB_EINVAL;
 	}
-	/* The cap counts queued bytes; a frame bigger than the whole cap
-	 * still goes out when nothing else is waiting. */
-	if (c->queued > 0 && (c->queued >= s->send_queue_max ||
-			      frame->len > s->send_queue_max - c->queued)) {
+	/* The cap bounds everything the connection holds, from the first
+	 * byte: a frame that does not fit in what is left is refused, even
+	 * into an empty queue (the core pages replies to fit; see
+	 * ws_conn_send_budget). */
+	size_t cost = frame->len + WS_FRAME_COST;
+
+	if (cost > s->send_queue_max || c->queued > s->send_queue_max - cost) {
 		c->overflowed = true;
 		return CONFAB_EFULL;
 	}
@@ -435,6 +458,16 @@ int ws_conn_send(void *state, void *conn, confab_buf *frame)
 	return CONFAB_OK;
 }
 
+size_t ws_conn_send_budget(void *state, void *conn)
+{
+	ws_state *s = state;
+	ws_conn *c = conn;
+
+	if (c == NULL || c->closing || c->queued + WS_FRAME_COST >= s->send_queue_max)
+		return 0;
+	return s->send_queue_max - c->queued - WS_FRAME_COST;
+}
+
 int ws_conn_writeable(struct lws *wsi)
 {
 	ws_conn *c = lws_get_opaque_user_data(wsi);
@@ -442,6 +475,7 @@ int ws_conn_writeable(struct lws *wsi)
 	if (c == NULL)
 		return -1;
 	c->armed = false;
+	lws_drained(c);  /* lws calls this only once its own buffer is empty */
 	if (c->write_failed)
 		return -1;
 	if (c->ping_due) {

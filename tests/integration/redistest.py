@@ -512,7 +512,8 @@ async def drain(c, seconds=0.3):
 async def history_all(c, room, page, since=0):
     """Every message of `room` after `since`, read page by page (limit =
     `page`, since = the last seq of the previous page) until a page comes
-    back short. Returns (messages, [truncated of each page])."""
+    back short without "more" (a reply cut to the connection's send budget
+    says "more": true). Returns (messages, [truncated of each page])."""
     messages = []
     truncs = []
     while True:
@@ -522,7 +523,7 @@ async def history_all(c, room, page, since=0):
               "%s: history of %s since %d -> %s" % (c.name, room, since, json.dumps(h)[:300]))
         messages += h["messages"]
         truncs.append(h["truncated"])
-        if len(h["messages"]) < page:
+        if len(h["messages"]) < page and not h.get("more"):
             return messages, truncs
         since = h["messages"][-1].get("seq")
         check(isinstance(since, int), "%s: history message without an integer seq: %s"

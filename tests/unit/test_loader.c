@@ -364,6 +364,20 @@ START_TEST(test_transport_table_too_short_is_refused)
 }
 END_TEST
 
+/* ABI 1.3 appends send_budget: a transport built at 1.2 has a table that
+ * ends with close, and keeps loading (the core then pages replies at a
+ * fixed size, tested in test_protocol). */
+START_TEST(test_transport_table_of_abi_1_2_without_send_budget_is_accepted)
+{
+	confab_transport_ops older = transport_ops;
+	older.size = (uint32_t)(offsetof(confab_transport_ops, close) + sizeof(older.close));
+	confab_plugin d = good_transport();
+	d.abi_minor = 2;
+	d.transport = &older;
+	assert_check_accepts(&d);
+}
+END_TEST
+
 START_TEST(test_transport_without_its_table_or_slots_is_refused)
 {
 	confab_plugin d = good_transport();
@@ -498,6 +512,7 @@ static Suite *loader_suite(void)
 	tcase_add_test(tc, test_descriptor_without_start_or_stop_is_accepted);
 	tcase_add_test(tc, test_descriptor_with_wrong_magic_or_major_or_newer_minor_is_refused);
 	tcase_add_test(tc, test_transport_table_too_short_is_refused);
+	tcase_add_test(tc, test_transport_table_of_abi_1_2_without_send_budget_is_accepted);
 	tcase_add_test(tc, test_transport_without_its_table_or_slots_is_refused);
 	tcase_add_test(tc, test_descriptor_carrying_two_kinds_tables_is_refused);
 	tcase_add_test(tc, test_backplane_missing_a_slot_is_refused_naming_it);

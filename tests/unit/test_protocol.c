@@ -12,7 +12,12 @@
 #include <jansson.h>
 
 #include "buf.h"
+#include "jspan.h"
 #include "protocol.h"
+#include "session.h"
+
+/* A budget no reply in these tests reaches. */
+#define BIG ((size_t)1 << 20)
 
 #define HEADROOM 16
 
@@ -165,6 +170,78 @@ START_TEST(test_send_body_may_be_any_json_value_even_null)
 		assert_json_equals(req.body, bodies[i]);
 		request_free(&req);
 	}
+}
+END_TEST
+
+/* The body is passed on as the bytes the client sent: never longer, and
+ * numbers keep their spelling. */
+static void assert_body_text(const char *frame, const char *want)
+{
+	request req;
+	parse_ok(frame, &req);
+	ck_assert_msg(req.body_text != NULL, "%s: no body text", frame);
+	ck_assert_msg(req.body_len == strlen(want) && memcmp(req.body_text, want, req.body_len) == 0,
+		      "%s: body text '%.*s', want '%s'", frame, (int)req.body_len, req.body_text,
+		      want);
+	ck_assert(req.body_text >= frame && req.body_text + req.body_len <= frame + strlen(frame));
+	request_free(&req);
+}
+
+START_TEST(test_body_text_is_the_senders_bytes)
+{
+	assert_body_text("{\"type\":\"send\",\"room\":\"r\",\"body\":0.1}", "0.1");
+	assert_body_text("{\"type\":\"send\",\"room\":\"r\",\"body\":1e2,\"ref\":1}", "1e2");
+	assert_body_text("{\"body\" : [0.1, 2.50, -0E0] ,\"type\":\"send\",\"room\":\"r\"}",
+			 "[0.1, 2.50, -0E0]");
+	assert_body_text("{\"type\":\"direct\",\"to\":\"bob\",\"body\":\"a\\\"}b\\u00e9\"}",
+			 "\"a\\\"}b\\u00e9\"");
+	/* a nested "body" is not the member; escaped keys are */
+	assert_body_text("{\"type\":\"send\",\"x\":{\"body\":1},\"room\":\"r\",\"body\":{\"body\":[\"]\"]}}",
+			 "{\"body\":[\"]\"]}");
+	assert_body_text("{\"type\":\"send\",\"room\":\"r\",\"b\\u006fdy\":null}", "null");
+	assert_body_text("{\"type\":\"send\",\"bodyx\":1,\"room\":\"r\",\"body\":true}", "true");
+	assert_body_text("\t{\"type\":\"send\",\"room\":\"r\",\"body\":\n-12\r\n}\n", "-12");
+}
+END_TEST
+
+/* jspan runs only on text jansson accepted, but must never read past the
+ * end of any text: every prefix of a tricky frame, in a buffer of exactly
+ * its size (the sanitizer build catches a read beyond it). */
+START_TEST(test_body_scanner_stays_inside_any_text)
+{
+	static const char frame[] =
+		" {\"type\":\"send\",\"x\":[\"}\\\\\",{\"body\":1}],\"b\\u006fdy\" :"
+		" {\"a\":\"\\\"]\",\"b\":[1.5e3,true,null]} , \"ref\":\"\\\\\"}";
+	size_t off, len;
+	ck_assert(jspan_member(frame, sizeof(frame) - 1, "body", &off, &len));
+	ck_assert_uint_eq(len, strlen("{\"a\":\"\\\"]\",\"b\":[1.5e3,true,null]}"));
+	for (size_t n = 0; n < sizeof(frame) - 1; n++) {
+		char *copy = malloc(n ? n : 1);
+		ck_assert_ptr_nonnull(copy);
+		memcpy(copy, frame, n);
+		if (jspan_member(copy, n, "body", &off, &len))
+			ck_assert_uint_le(off + len, n);
+		free(copy);
+	}
+}
+END_TEST
+
+START_TEST(test_a_frame_of_numbers_is_not_amplified)
+{
+	/* re-encoded, each 0.1 would become 0.10000000000000001 */
+	size_t n = 4000;
+	char *frame = malloc(64 + n * 4);
+	ck_assert_ptr_nonnull(frame);
+	size_t len = (size_t)sprintf(frame, "{\"type\":\"send\",\"room\":\"r\",\"body\":[");
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)sprintf(frame + len, "%s0.1", i ? "," : "");
+	len += (size_t)sprintf(frame + len, "]}");
+	request req;
+	parse_ok(frame, &req);
+	ck_assert_uint_eq(req.body_len, n * 4 - 1 + 2);
+	ck_assert(req.body_len < len);
+	request_free(&req);
+	free(frame);
 }
 END_TEST
 
@@ -781,8 +858,11 @@ START_TEST(test_presence_frame_keeps_the_order_given)
 {
 	static const char *const users[] = { "carol", "alice", "bob@x" };
 	json_t *ref = json_string("p");
-	json_t *j = frame_json(protocol_presence("lobby", users, 3, ref));
-	ck_assert_uint_eq(json_object_size(j), 4);
+	size_t sent;
+	json_t *j = frame_json(protocol_presence("lobby", users, 3, BIG, &sent, ref));
+	ck_assert_uint_eq(sent, 3);
+	ck_assert_uint_eq(json_object_size(j), 5);
+	ck_assert(!bool_field(j, "more"));
 	ck_assert_str_eq(str_field(j, "type"), "presence");
 	ck_assert_str_eq(str_field(j, "room"), "lobby");
 	ck_assert_str_eq(str_field(j, "ref"), "p");
@@ -794,8 +874,11 @@ END_TEST
 
 START_TEST(test_presence_frame_of_an_empty_room_has_an_empty_list)
 {
-	json_t *j = frame_json(protocol_presence("lobby", NULL, 0, NULL));
-	ck_assert_uint_eq(json_object_size(j), 3);
+	size_t sent;
+	json_t *j = frame_json(protocol_presence("lobby", NULL, 0, BIG, &sent, NULL));
+	ck_assert_uint_eq(sent, 0);
+	ck_assert_uint_eq(json_object_size(j), 4);
+	ck_assert(!bool_field(j, "more"));
 	assert_json_equals(json_object_get(j, "users"), "[]");
 	json_decref(j);
 }
@@ -803,15 +886,17 @@ END_TEST
 
 START_TEST(test_history_frame_with_no_messages)
 {
-	json_t *j = frame_json(protocol_history("lobby", NULL, 0, false, NULL));
-	ck_assert_uint_eq(json_object_size(j), 4);
+	size_t sent;
+	json_t *j = frame_json(protocol_history("lobby", NULL, 0, false, BIG, &sent, NULL));
+	ck_assert_uint_eq(json_object_size(j), 5);
+	ck_assert(!bool_field(j, "more"));
 	ck_assert_str_eq(str_field(j, "type"), "history");
 	ck_assert_str_eq(str_field(j, "room"), "lobby");
 	assert_json_equals(json_object_get(j, "messages"), "[]");
 	ck_assert(!bool_field(j, "truncated"));
 	json_decref(j);
 
-	j = frame_json(protocol_history("lobby", NULL, 0, true, NULL));
+	j = frame_json(protocol_history("lobby", NULL, 0, true, BIG, &sent, NULL));
 	ck_assert(bool_field(j, "truncated"));
 	json_decref(j);
 }
@@ -828,8 +913,11 @@ START_TEST(test_history_frame_with_two_messages_oldest_first)
 		  .seq = 6, .ts = 600 },
 	};
 	json_t *ref = json_integer(11);
-	json_t *j = frame_json(protocol_history("lobby", m, 2, true, ref));
-	ck_assert_uint_eq(json_object_size(j), 5);
+	size_t sent;
+	json_t *j = frame_json(protocol_history("lobby", m, 2, true, BIG, &sent, ref));
+	ck_assert_uint_eq(sent, 2);
+	ck_assert_uint_eq(json_object_size(j), 6);
+	ck_assert(!bool_field(j, "more"));
 	ck_assert_str_eq(str_field(j, "type"), "history");
 	ck_assert_str_eq(str_field(j, "room"), "lobby");
 	ck_assert(bool_field(j, "truncated"));
@@ -853,10 +941,158 @@ START_TEST(test_history_frame_with_two_messages_oldest_first)
 	json_decref(j);
 	json_decref(ref);
 
-	j = frame_json(protocol_history("lobby", m, 2, false, NULL));
-	ck_assert_uint_eq(json_object_size(j), 4);
+	j = frame_json(protocol_history("lobby", m, 2, false, BIG, &sent, NULL));
+	ck_assert_uint_eq(json_object_size(j), 5);
 	ck_assert(!bool_field(j, "truncated"));
 	json_decref(j);
+}
+END_TEST
+
+/* ---- paged replies ------------------------------------------------------- */
+
+#define PAGE_MESSAGES 40
+
+/* 40 messages of about 1 KB each, seq 1..40. */
+static confab_envelope *many_messages(char **body)
+{
+	static char ids[PAGE_MESSAGES][16];
+	confab_envelope *m = calloc(PAGE_MESSAGES, sizeof(*m));
+	*body = malloc(1002);
+	ck_assert(m && *body);
+	(*body)[0] = '"';
+	memset(*body + 1, 'x', 1000);
+	(*body)[1001] = '"';
+	for (size_t i = 0; i < PAGE_MESSAGES; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "n1-%zu", i + 1);
+		m[i] = (confab_envelope){ .size = sizeof(m[i]), .kind = CONFAB_ENV_MESSAGE,
+					  .room = "lobby", .from = "alice", .id = ids[i],
+					  .body = *body, .body_len = 1002, .seq = i + 1, .ts = 1 };
+	}
+	return m;
+}
+
+START_TEST(test_history_larger_than_the_budget_comes_in_pages_in_order)
+{
+	char *body;
+	confab_envelope *m = many_messages(&body);
+	json_t *ref = json_string("page");
+	size_t budget = 4000, at = 0, pages = 0;
+	while (at < PAGE_MESSAGES) {
+		size_t sent;
+		confab_buf *b = protocol_history("lobby", m + at, PAGE_MESSAGES - at, false, budget,
+						 &sent, ref);
+		ck_assert_ptr_nonnull(b);
+		ck_assert_uint_le(b->len, budget);
+		json_t *j = frame_json(b);
+		json_t *list = json_object_get(j, "messages");
+		ck_assert_uint_eq(json_array_size(list), sent);
+		ck_assert_uint_ge(sent, 1);
+		for (size_t i = 0; i < sent; i++)
+			ck_assert_int_eq(int_field(json_array_get(list, i), "seq"),
+					 (json_int_t)(at + i + 1));
+		ck_assert(bool_field(j, "more") == (at + sent < PAGE_MESSAGES));
+		ck_assert_str_eq(str_field(j, "ref"), "page");
+		json_decref(j);
+		at += sent;
+		pages++;
+	}
+	ck_assert_uint_eq(pages, (PAGE_MESSAGES + 2) / 3);   /* 3 messages of ~1.1 KB a page */
+	json_decref(ref);
+	free(m);
+	free(body);
+}
+END_TEST
+
+START_TEST(test_a_page_holds_at_least_one_item_whatever_the_budget)
+{
+	char *body;
+	confab_envelope *m = many_messages(&body);
+	size_t sent;
+	json_t *j = frame_json(protocol_history("lobby", m, 2, false, 10, &sent, NULL));
+	ck_assert_uint_eq(sent, 1);
+	ck_assert(bool_field(j, "more"));
+	json_decref(j);
+	j = frame_json(protocol_history("lobby", m, 1, false, 10, &sent, NULL));
+	ck_assert_uint_eq(sent, 1);
+	ck_assert(!bool_field(j, "more"));
+	json_decref(j);
+	static const char *const users[] = { "a", "b" };
+	j = frame_json(protocol_presence("lobby", users, 2, 10, &sent, NULL));
+	ck_assert_uint_eq(sent, 1);
+	ck_assert(bool_field(j, "more"));
+	json_decref(j);
+	free(m);
+	free(body);
+}
+END_TEST
+
+START_TEST(test_presence_of_a_huge_room_comes_in_pages)
+{
+	enum { N = 3000 };
+	static char names[N][16];
+	static const char *users[N];
+	for (size_t i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "user-%05zu", i);
+		users[i] = names[i];
+	}
+	size_t budget = 2048, at = 0;
+	while (at < N) {
+		size_t sent;
+		confab_buf *b = protocol_presence("lobby", users + at, N - at, budget, &sent, NULL);
+		ck_assert_ptr_nonnull(b);
+		ck_assert_uint_le(b->len, budget);
+		json_t *j = frame_json(b);
+		json_t *list = json_object_get(j, "users");
+		ck_assert_uint_eq(json_array_size(list), sent);
+		for (size_t i = 0; i < sent; i++)
+			ck_assert_str_eq(json_string_value(json_array_get(list, i)), names[at + i]);
+		ck_assert(bool_field(j, "more") == (at + sent < N));
+		json_decref(j);
+		at += sent;
+	}
+}
+END_TEST
+
+START_TEST(test_presence_after_must_be_a_user_name)
+{
+	request req;
+	parse_ok("{\"type\":\"presence\",\"room\":\"r\",\"after\":\"guest-1a2b3c4d\"}", &req);
+	ck_assert_str_eq(req.after, "guest-1a2b3c4d");
+	request_free(&req);
+	parse_ok("{\"type\":\"presence\",\"room\":\"r\"}", &req);
+	ck_assert_ptr_null(req.after);
+	request_free(&req);
+	assert_bad_request("{\"type\":\"presence\",\"room\":\"r\",\"after\":1}");
+	assert_bad_request("{\"type\":\"presence\",\"room\":\"r\",\"after\":\"\"}");
+}
+END_TEST
+
+static size_t fake_budget(void *state, void *conn)
+{
+	(void)conn;
+	return *(size_t *)state;
+}
+
+static int fake_send(void *state, void *conn, confab_buf *frame)
+{
+	(void)state;
+	(void)conn;
+	(void)frame;
+	return 0;
+}
+
+START_TEST(test_reply_budget_is_half_the_transports_or_fixed_before_abi_1_3)
+{
+	size_t left = 100000;
+	confab_transport_ops ops = { .size = sizeof(ops), .send = fake_send,
+				     .send_budget = fake_budget };
+	ck_assert_uint_eq(session_reply_budget_of(&ops, &left, NULL), 50000);
+	/* a transport built at ABI 1.2: its table ends before send_budget */
+	ops.size = (uint32_t)offsetof(confab_transport_ops, send_budget);
+	ck_assert_uint_eq(session_reply_budget_of(&ops, &left, NULL), SESSION_REPLY_BUDGET);
+	ops.size = sizeof(ops);
+	ops.send_budget = NULL;
+	ck_assert_uint_eq(session_reply_budget_of(&ops, &left, NULL), SESSION_REPLY_BUDGET);
 }
 END_TEST
 
@@ -934,6 +1170,10 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_send_gives_room_body_and_ref);
 	tcase_add_test(tc, test_send_body_may_be_any_json_value_even_null);
 	tcase_add_test(tc, test_direct_gives_to_body_and_a_number_ref);
+	tcase_add_test(tc, test_body_text_is_the_senders_bytes);
+	tcase_add_test(tc, test_body_scanner_stays_inside_any_text);
+	tcase_add_test(tc, test_presence_after_must_be_a_user_name);
+	tcase_add_test(tc, test_a_frame_of_numbers_is_not_amplified);
 	tcase_add_test(tc, test_direct_to_a_user_with_an_at_sign_is_valid);
 	tcase_add_test(tc, test_history_gives_since_and_limit_when_present);
 	tcase_add_test(tc, test_ping_with_string_integer_or_real_ref);
@@ -983,6 +1223,14 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_json_string_escapes_quotes_backslashes_and_control_chars);
 	tcase_add_test(tc, test_builder_grows_for_long_printf_and_raw_text);
 	tcase_add_test(tc, test_nesting_past_max_json_depth_is_bad_request_before_parsing);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("pages");
+	tcase_add_checked_fixture(tc, set_headroom, NULL);
+	tcase_add_test(tc, test_history_larger_than_the_budget_comes_in_pages_in_order);
+	tcase_add_test(tc, test_a_page_holds_at_least_one_item_whatever_the_budget);
+	tcase_add_test(tc, test_presence_of_a_huge_room_comes_in_pages);
+	tcase_add_test(tc, test_reply_budget_is_half_the_transports_or_fixed_before_abi_1_3);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -113,14 +113,33 @@ typedef struct confab_transport_ops {
 
 	/* Queue one text frame for `conn`. `frame` is borrowed: take a
 	 * reference with host->buf_ref to keep it past the call. Returns 0,
-	 * or CONFAB_EFULL when the connection's outbound queue is over its
-	 * cap (the core then closes the session), or another negative code. */
+	 * or CONFAB_EFULL when the frame does not fit under the connection's
+	 * cap on what it holds (the core then closes the session; a cap
+	 * bounds everything queued, so a frame larger than what is left is
+	 * refused even when the queue is empty), or another negative code. */
 	int (*send)(void *state, void *conn, confab_buf *frame);
 
 	/* Close `conn` with a WebSocket close code and reason (borrowed).
 	 * Frames already queued are sent first. The transport later calls
 	 * host->session_closed() for it, never from inside this call. */
 	void (*close)(void *state, void *conn, int code, const char *reason);
+
+	/* ---- ABI 1.3 ---- */
+
+	/* Optional. How many bytes of frames send() would still accept for
+	 * `conn` right now: the connection's cap less what it holds (its
+	 * queue, and anything the transport or its library buffered), 0 when
+	 * it is full or closing. A frame of `len` bytes fits when len is at
+	 * most this (a transport that counts a per-frame overhead subtracts
+	 * it here already). The core sizes its replies with it: a `history`
+	 * or `presence` reply that would not fit is cut into pages
+	 * (docs/protocol.md), so that a client never makes the node hold
+	 * more for it than the cap. Called on the loop thread, from inside
+	 * session_recv() or a backplane callback; must not call back into
+	 * the core. A transport built before 1.3 (or leaving this NULL):
+	 * the core assumes a fixed, conservative budget per reply
+	 * (64 KiB) and send() still enforces the real cap. */
+	size_t (*send_budget)(void *state, void *conn);
 } confab_transport_ops;
 
 #ifdef __cplusplus
