@@ -28,7 +28,10 @@ SLOW = fixture("fx_slow_auth")
 
 
 def slow_broker(name, slow, chain_tail=(), broker=None, extra=None):
-    b = {"plugins": [WS_SO, SLOW] + list(chain_tail), "max_sessions_per_user": 0}
+    # These check how ws holds handshakes, many at once from one address:
+    # the bounds on pending decisions are off (test_auth_flood.py has them).
+    b = {"plugins": [WS_SO, SLOW] + list(chain_tail), "max_sessions_per_user": 0,
+         "max_pending_auth_per_address": 0, "max_pending_auth": 0}
     b.update(broker or {})
     sections = {"fx_slow_auth": slow}
     sections.update(extra or {})

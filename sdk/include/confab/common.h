@@ -32,9 +32,10 @@ extern "C" {
  * own or whose minor is newer than its own.
  * 1.0: the first ABI.
  * 1.1: confab_auth_result gains rooms, direct and expires_ms.
- * 1.2: confab_backplane_ops gains room_ready. */
+ * 1.2: confab_backplane_ops gains room_ready.
+ * 1.3: confab_auth_ops gains cancel; confab_host gains auth (login_begin). */
 #define CONFAB_ABI_MAJOR 1
-#define CONFAB_ABI_MINOR 2
+#define CONFAB_ABI_MINOR 3
 
 /* True when the table `t` (which starts with a uint32_t size) is long
  * enough to contain member `m` and that member is usable. */
