@@ -1,5 +1,9 @@
 /* Plugins may answer later than the call, so the chain keeps its own copy
- * of the request for the plugins still to be asked. */
+ * of the request for the plugins still to be asked. A decision awaited
+ * from a plugin holds a place in the auth guard (auth_guard.c): the
+ * bound on them is what keeps password checks from being a weapon, so
+ * the place is given back only when the plugin answers or, if it can
+ * (ABI 1.3 cancel), drops the work of a client that left. */
 #include "auth_chain.h"
 
 #include <stdbool.h>
@@ -7,10 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+#include <confab/ratelimit.h>
 
+#include "auth_guard.h"
 #include "broker.h"
 #include "config.h"
+#include "identity.h"
 #include "log.h"
+#include "login_throttle.h"
 #include "protocol.h"
 #include "session.h"
 
@@ -19,6 +27,12 @@ typedef struct chain_run {
 	size_t next;                 /* index in broker->chain to ask next */
 	bool in_call;                /* inside authenticate(): answer is recorded */
 	bool answered;
+	bool waiting;                /* awaiting `asked`'s done: a place in the guard */
+	bool waiting_failing;        /* ... counted among failing addresses */
+	bool begun;                  /* `asked` called login_begin */
+	confab_ctx *asked;           /* the plugin asked last */
+	char addr[64];               /* the client's address key (guard, throttle) */
+	char claimed[PROTOCOL_NAME_MAX + 8];  /* the name login_begin named */
 	confab_auth_decision decision;
 	int http_status;
 	char user[PROTOCOL_NAME_MAX + 8];
@@ -81,6 +95,10 @@ static int copy_request(chain_run *run, const confab_request *src)
 
 static void run_free(chain_run *run)
 {
+	if (run->waiting)
+		auth_guard_unwait(run->session->broker->auth_guard, run->addr, run->waiting_failing);
+	if (run->session->auth_run == run)
+		run->session->auth_run = NULL;
 	session_unref(run->session);
 	config_free_list(run->rooms, run->n_rooms);
 	config_free_list(run->direct, run->n_direct);
@@ -89,34 +107,15 @@ static void run_free(chain_run *run)
 	free(run);
 }
 
-/* Random bytes for guest names, drawn 64 at a time: a getrandom() per
- * connection was a measurable share of a connect storm's system calls. */
-static unsigned char guest_pool[64];
-static size_t guest_pool_left;
-
-static void guest_name(char *out, size_t len)
-{
-	unsigned char bytes[4] = { 0 };
-	if (guest_pool_left < sizeof(bytes)) {
-		if (uv_random(NULL, NULL, guest_pool, sizeof(guest_pool), 0, NULL) == 0) {
-			guest_pool_left = sizeof(guest_pool);
-		} else {
-			/* no entropy source: fall back to time and address */
-			uint64_t x = uv_hrtime() ^ (uint64_t)(uintptr_t)out;
-			memcpy(guest_pool, &x, sizeof(bytes));
-			guest_pool_left = sizeof(bytes);
-		}
-	}
-	guest_pool_left -= sizeof(bytes);
-	memcpy(bytes, guest_pool + guest_pool_left, sizeof(bytes));
-	snprintf(out, len, "guest-%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2], bytes[3]);
-}
+/* A plugin's wrong answers can come once per client: one line a second. */
+static confab_ratelimit plugin_fault_log = CONFAB_RATELIMIT_INIT(1000);
 
 /* Ends the run with the recorded decision (or the anonymous rule). */
 static void finish(chain_run *run)
 {
 	confab_session *s = run->session;
 	broker *b = s->broker;
+	uint64_t skipped;
 	if (s->state != SESSION_PENDING) {
 		run_free(run);   /* the client left meanwhile */
 		return;
@@ -124,7 +123,14 @@ static void finish(chain_run *run)
 	if (b->stopping) {
 		session_deny(s, 503, "server shutting down");
 	} else if (run->decision == CONFAB_AUTH_ALLOW) {
-		if (protocol_valid_user(run->user)) {
+		if (protocol_valid_user(run->user) && identity_reserved(run->user)) {
+			if (confab_ratelimit_allow(&plugin_fault_log, uv_now(&b->loop), &skipped))
+				log_line(CONFAB_LOG_ERROR, "auth", "plugin %s allowed %s, a name in "
+					 "the guests' name space (" IDENTITY_GUEST_PREFIX "...); "
+					 "refusing (%llu more such lines since the last)", run->who,
+					 run->user, (unsigned long long)skipped);
+			session_deny(s, 403, "user id reserved for guests");
+		} else if (protocol_valid_user(run->user)) {
 			session_grant g = {
 				.user = run->user,
 				.rooms = run->rooms,
@@ -137,8 +143,10 @@ static void finish(chain_run *run)
 			run->n_rooms = run->n_direct = 0;
 			session_admit(s, &g);
 		} else {
-			log_line(CONFAB_LOG_ERROR, "auth", "plugin %s allowed an invalid user id; refusing",
-				 run->who);
+			if (confab_ratelimit_allow(&plugin_fault_log, uv_now(&b->loop), &skipped))
+				log_line(CONFAB_LOG_ERROR, "auth", "plugin %s allowed an invalid user "
+					 "id; refusing (%llu more such lines since the last)", run->who,
+					 (unsigned long long)skipped);
 			session_deny(s, 403, "invalid user id");
 		}
 	} else if (run->decision == CONFAB_AUTH_DENY) {
@@ -147,10 +155,14 @@ static void finish(chain_run *run)
 		log_line(CONFAB_LOG_DEBUG, "auth", "%s denied by %s", s->remote, run->who);
 		session_deny(s, status, run->reason[0] ? run->reason : "not allowed");
 	} else if (b->cfg.broker.allow_anonymous) {
-		char guest[32];
-		guest_name(guest, sizeof(guest));
-		session_grant g = { .user = guest };
-		session_admit(s, &g);
+		char guest[IDENTITY_GUEST_LEN];
+		if (identity_guest_name(guest) != 0) {
+			log_line(CONFAB_LOG_ERROR, "auth", "no random bytes for a guest name");
+			session_deny(s, 503, "no guest name available");
+		} else {
+			session_grant g = { .user = guest };
+			session_admit(s, &g);
+		}
 	} else {
 		session_deny(s, 401, "authentication required");
 	}
@@ -182,10 +194,17 @@ static void answered(void *arg, const confab_auth_result *r)
 		return;
 	}
 	run->answered = true;
+	if (run->waiting) {
+		auth_guard_unwait(run->session->broker->auth_guard, run->addr, run->waiting_failing);
+		run->waiting = false;
+	}
 	run->decision = r ? r->decision : CONFAB_AUTH_DENY;
 	if (run->decision == CONFAB_AUTH_DENY) {
 		run->http_status = r ? r->http_status : 503;
 		snprintf(run->reason, sizeof(run->reason), "%s", r && r->reason ? r->reason : "");
+		if (run->begun && run->http_status == 401)
+			auth_guard_login_failed(run->session->broker->auth_guard, run->addr,
+						run->claimed, uv_now(&run->session->broker->loop));
 	} else if (run->decision == CONFAB_AUTH_ALLOW) {
 		snprintf(run->user, sizeof(run->user), "%s", r->user ? r->user : "");
 		/* permissions: only from a 1.1+ answer long enough to hold them */
@@ -219,8 +238,20 @@ static void step(chain_run *run)
 			continue;
 		if (run->session->state != SESSION_PENDING)
 			break;
+		const char *why = NULL;
+		int refuse = auth_guard_may_wait(b->auth_guard, run->addr, uv_now(&b->loop), &why);
+		if (refuse != 0) {
+			/* refused before this plugin is asked: no work for it */
+			snprintf(run->who, sizeof(run->who), "the core (pending auth bound)");
+			run->decision = CONFAB_AUTH_DENY;
+			run->http_status = refuse;
+			snprintf(run->reason, sizeof(run->reason), "%s", why);
+			break;
+		}
 		snprintf(run->who, sizeof(run->who), "%s", ctx->name);
 		run->answered = false;
+		run->begun = false;
+		run->asked = ctx;
 		run->decision = CONFAB_AUTH_IGNORE;
 		run->in_call = true;
 		int rc = ctx->plugin.desc->auth->authenticate(ctx->state, &run->req, answered, run);
@@ -232,8 +263,12 @@ static void step(chain_run *run)
 			snprintf(run->reason, sizeof(run->reason), "authentication unavailable");
 			break;
 		}
-		if (!run->answered)
-			return;      /* answers later, through answered() */
+		if (!run->answered) {
+			/* answers later, through answered() (or cancel) */
+			run->waiting = true;
+			run->waiting_failing = auth_guard_wait(b->auth_guard, run->addr, uv_now(&b->loop));
+			return;
+		}
 		if (run->decision != CONFAB_AUTH_IGNORE)
 			break;
 	}
@@ -255,5 +290,35 @@ void auth_chain_run(confab_session *s, const confab_request *req)
 	}
 	session_ref(s);
 	run->session = s;
+	s->auth_run = run;
+	login_throttle_address_key(s->remote, run->addr, sizeof(run->addr));
 	step(run);
+}
+
+void auth_chain_cancel(confab_session *s)
+{
+	chain_run *run = s->auth_run;
+
+	if (run == NULL || !run->waiting || run->answered)
+		return;
+	const confab_auth_ops *ops = run->asked->plugin.desc->auth;
+	if (!CONFAB_HAS(ops, cancel) || ops->cancel == NULL)
+		return;      /* the answer, when it comes, is dropped (finish) */
+	auth_guard_unwait(s->broker->auth_guard, run->addr, run->waiting_failing);
+	run->waiting = false;
+	run->answered = true;  /* a done after cancel would be the plugin's bug */
+	ops->cancel(run->asked->state, run);
+	run_free(run);
+}
+
+int auth_chain_login_begin(confab_ctx *ctx, void *arg, const char *user)
+{
+	chain_run *run = arg;
+
+	if (run == NULL || run->asked != ctx || run->answered || run->begun)
+		return CONFAB_EINVAL;
+	broker *b = ctx->broker;
+	run->begun = true;
+	snprintf(run->claimed, sizeof(run->claimed), "%s", user != NULL ? user : "");
+	return auth_guard_login_begin(b->auth_guard, run->addr, run->claimed, uv_now(&b->loop));
 }

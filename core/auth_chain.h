@@ -1,6 +1,6 @@
 /* The auth chain: auth plugins consulted in chain order at the handshake;
  * the first answer that is not "ignore" wins; when all ignore,
- * allow_anonymous admits the client as guest-XXXXXXXX. */
+ * allow_anonymous admits the client as a guest (identity.h). */
 #ifndef CONFAB_CORE_AUTH_CHAIN_H
 #define CONFAB_CORE_AUTH_CHAIN_H
 
@@ -9,5 +9,11 @@
 /* Runs the chain for a pending session; ends in session_admit or
  * session_deny, now or later. `req` is borrowed (copied if needed). */
 void auth_chain_run(confab_session *s, const confab_request *req);
+/* The transport closed a session that may still await a plugin's answer:
+ * the plugin is told (ABI 1.3 cancel) and the work's place is given
+ * back; without that slot the answer is dropped when it comes. */
+void auth_chain_cancel(confab_session *s);
+/* host->auth->login_begin (confab/auth.h). */
+int auth_chain_login_begin(confab_ctx *ctx, void *arg, const char *user);
 
 #endif

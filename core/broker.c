@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth_guard.h"
 #include "buf.h"
 #include "confab-build.h"
 #include "embedded.h"
@@ -203,7 +204,9 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 	b->rooms = rooms_new();
 	b->addresses = dict_new();
 	b->expiring = dict_new();
-	if (!b->sessions || !b->users || !b->rooms || !b->addresses || !b->expiring) {
+	b->auth_guard = auth_guard_new(&b->cfg.broker);
+	if (!b->sessions || !b->users || !b->rooms || !b->addresses || !b->expiring ||
+	    !b->auth_guard) {
 		log_line(CONFAB_LOG_ERROR, "core", "out of memory");
 		return 1;
 	}
@@ -399,6 +402,7 @@ void broker_destroy(broker *b)
 	dict_free(b->users, NULL);
 	dict_free(b->addresses, NULL);
 	dict_free(b->expiring, NULL);
+	auth_guard_free(b->auth_guard);
 	rooms_free(b->rooms);
 	config_free(&b->cfg);
 }

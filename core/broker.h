@@ -50,6 +50,7 @@ struct broker {
 	rooms *rooms;                /* local membership */
 	dict *addresses;             /* remote address -> open connections (uintptr_t) */
 	dict *expiring;              /* session id -> session whose credentials expire */
+	struct auth_guard *auth_guard;  /* pending auth decisions, failed logins */
 	uint64_t next_session;
 	uint64_t next_message;
 	char run_id[24];             /* start time in base 36: makes ids unique across restarts */

@@ -48,6 +48,17 @@ static const limit_key limit_keys[] = {
 	  offsetof(broker_settings, max_connections_per_address) },
 	{ "idle_timeout", 60, 0, 86400, offsetof(broker_settings, idle_timeout) },
 	{ "max_json_depth", 32, 1, 1000, offsetof(broker_settings, max_json_depth) },
+	/* authentication under attack (docs/security.md#authentication) */
+	{ "max_pending_auth", 16, 0, 1000000, offsetof(broker_settings, max_pending_auth) },
+	{ "max_pending_auth_per_address", 1, 0, 1000000,
+	  offsetof(broker_settings, max_pending_auth_per_address) },
+	{ "max_pending_auth_failing", 2, 0, 1000000,
+	  offsetof(broker_settings, max_pending_auth_failing) },
+	{ "login_failures", 5, 1, 1000000, offsetof(broker_settings, login_failures) },
+	{ "login_lockout", 1, 0, 86400, offsetof(broker_settings, login_lockout) },
+	{ "login_lockout_max", 300, 1, 86400, offsetof(broker_settings, login_lockout_max) },
+	{ "login_throttle_entries", 16384, 1, 10000000,
+	  offsetof(broker_settings, login_throttle_entries) },
 };
 #define N_LIMIT_KEYS (sizeof(limit_keys) / sizeof(limit_keys[0]))
 _Static_assert(N_LIMIT_KEYS <= sizeof(((broker_settings *)0)->limit_text) /

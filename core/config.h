@@ -49,7 +49,15 @@ typedef struct broker_settings {
 	size_t max_json_depth;
 	char **allowed_origins;          /* browser origins allowed; none = any */
 	size_t n_allowed_origins;
-	char limit_text[8][24];          /* the limits as text, in limit_keys order */
+	/* Authentication under attack (docs/security.md#authentication). */
+	size_t max_pending_auth;         /* decisions awaited at once, node-wide */
+	size_t max_pending_auth_per_address;
+	size_t max_pending_auth_failing; /* ... from addresses with failed logins */
+	size_t login_failures;           /* failed logins that start a lockout */
+	size_t login_lockout;            /* seconds of the first lockout; 0 = off */
+	size_t login_lockout_max;        /* seconds: the lockout doubles up to this */
+	size_t login_throttle_entries;   /* addresses (and names) remembered */
+	char limit_text[16][24];         /* the limits as text, in limit_keys order */
 } broker_settings;
 
 typedef struct config {

@@ -122,6 +122,7 @@ static void host_session_recv(confab_session *s, const void *data, size_t len, u
 
 static void host_session_closed(confab_session *s)
 {
+	auth_chain_cancel(s);  /* a check still running for it is dropped */
 	session_gone(s);
 }
 
@@ -157,6 +158,13 @@ static const confab_host_backplane backplane_entries = {
 	.health = host_health,
 };
 
+/* ---- auth plugins -------------------------------------------------------- */
+
+static const confab_host_auth auth_entries = {
+	.size = sizeof(confab_host_auth),
+	.login_begin = auth_chain_login_begin,
+};
+
 /* ---- the tables ---------------------------------------------------------- */
 
 #define COMMON_SLOTS                                   \
@@ -177,7 +185,7 @@ static const confab_host_backplane backplane_entries = {
 
 static const confab_host transport_host = { COMMON_SLOTS, .transport = &transport_entries };
 static const confab_host backplane_host = { COMMON_SLOTS, .backplane = &backplane_entries };
-static const confab_host auth_host = { COMMON_SLOTS };
+static const confab_host auth_host = { COMMON_SLOTS, .auth = &auth_entries };
 
 const confab_host *host_table(confab_kind kind)
 {

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <confab/ratelimit.h>
+
 #include "buf.h"
 #include "config.h"
 #include "log.h"
@@ -185,10 +187,17 @@ void session_admit(confab_session *s, session_grant *grant)
 		session_send_take(s, protocol_welcome(s->id, s->user, b->cfg.broker.node_id));
 }
 
+/* One line a second at most: a flood of refused handshakes (800 a second
+ * of wrong passwords) must not become a flood of log lines. */
+static confab_ratelimit refused_log = CONFAB_RATELIMIT_INIT(1000);
+
 void session_deny(confab_session *s, int http_status, const char *reason)
 {
-	log_line(CONFAB_LOG_INFO, "session", "refused a connection from %s: %d %s", s->remote,
-		 http_status, reason);
+	uint64_t skipped;
+	if (confab_ratelimit_allow(&refused_log, uv_now(&s->broker->loop), &skipped))
+		log_line(CONFAB_LOG_INFO, "session", "refused a connection from %s: %d %s (%llu "
+			 "more refusals since the last line)", s->remote, http_status, reason,
+			 (unsigned long long)skipped);
 	/* the transport still calls session_closed, which drops its reference */
 	s->state = SESSION_GONE;
 	s->open_done(s->open_arg, false, http_status, reason);

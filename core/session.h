@@ -25,6 +25,7 @@ struct confab_session {
 	unsigned refs;               /* the registry/transport's one + pending work */
 	bool close_requested;        /* close() already asked of the transport */
 	bool counted;                /* counted in broker->addresses */
+	void *auth_run;              /* the auth chain's run while it decides */
 	char id[96];                 /* "<node>.<run>.s<n>": unique in the cluster */
 	char user[72];
 	char remote[64];

@@ -16,6 +16,18 @@
  * The file is read again on SIGHUP; a file that does not read keeps the
  * users loaded before. docs/auth-static.md is the user's side of this.
  *
+ * Checks are what an attacker would use against the node, so before one
+ * is queued the core is asked (host->auth->login_begin, ABI 1.3) whether
+ * the address or the name is locked after failed logins, and answers 429
+ * without hashing when it is; the core also bounds how many checks are
+ * awaited at once. A check whose client left is cancelled (the cancel
+ * slot): uv_cancel drops it unless a pool thread has begun it. Passwords
+ * of CRYPT_MAX_PASSPHRASE_SIZE (512) bytes or more, which libxcrypt
+ * refuses, are refused at once; shorter ones cost what their hash method
+ * costs (yescrypt prehashes the password: 511 bytes cost what 8 do;
+ * SHA-512 crypt hashes it once a round: 511 bytes cost 8 times what 8
+ * do, still less than a yescrypt check).
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <crypt.h>
@@ -29,9 +41,18 @@
 #include <uv.h>
 #include <confab/plugin.h>
 #include <confab/query.h>
+#include <confab/ratelimit.h>
 
 #define USER_MAX 64          /* the longest user id the broker accepts (auth.h) */
-#define PASSWORD_MAX 1024    /* longer passwords are refused, unhashed */
+/* The longest password libxcrypt hashes: crypt_rn fails with ERANGE from
+ * CRYPT_MAX_PASSPHRASE_SIZE (512) bytes on. Longer ones are refused,
+ * unhashed. */
+#define PASSWORD_MAX (CRYPT_MAX_PASSPHRASE_SIZE - 1)
+/* How much of a password is read to tell "too long" from "malformed". */
+#define PASSWORD_READ_MAX 4096
+/* The guests' name space (auth.h): the core refuses these ids anyway;
+ * the file is refused at once so that -t says so. */
+#define GUEST_PREFIX "guest-"
 #define USER_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-@"
 #define HASH_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789./$="
 
@@ -88,6 +109,8 @@ struct static_auth {
 	bool sighup_open;
 	bool stopping;
 	struct job *jobs;         /* checks in flight, answered or not */
+	/* lines a client can cause, at most one a second each */
+	confab_ratelimit denied_log, malformed_log;
 	unsigned holds;           /* the instance, each job, the open sighup
 				   * handle: the state is freed at zero */
 };
@@ -193,6 +216,11 @@ static int parse_line(char *s, struct user *u, struct load_error *err)
 	if (!valid_user(s)) {
 		snprintf(err->msg, sizeof(err->msg), "'%.*s' is not a valid user name "
 			 "(1-64 of A-Z a-z 0-9 _ . : - @)", USER_MAX, s);
+		return -1;
+	}
+	if (strncasecmp(s, GUEST_PREFIX, strlen(GUEST_PREFIX)) == 0) {
+		snprintf(err->msg, sizeof(err->msg), "'%s': names beginning with '"
+			 GUEST_PREFIX "' are the broker's, for anonymous clients", s);
 		return -1;
 	}
 	if ((rooms = strchr(sep + 1, ':')) != NULL)
@@ -338,16 +366,18 @@ static long b64decode(const char *in, char *out, size_t size)
 	return (long)n;
 }
 
-enum creds { CREDS_NONE, CREDS_BAD, CREDS_OK };
+enum creds { CREDS_NONE, CREDS_BAD, CREDS_TOO_LONG, CREDS_OK };
 
 /* `authorization: Basic base64(user:password)`, else ?user=&password=.
  * A query with a password is ours (without a user it is malformed); a
  * `user` alone is left to other plugins. CREDS_OK: name and pw are set
- * (the name not yet checked). */
+ * (the name not yet checked). CREDS_TOO_LONG: the password is longer
+ * than PASSWORD_MAX (or than the buffer: it is then malformed or too
+ * long, and refused either way). */
 static enum creds credentials(const confab_request *req, char name[USER_MAX + 1],
-			      char pw[PASSWORD_MAX + 1])
+			      char pw[PASSWORD_READ_MAX + 1])
 {
-	char buf[USER_MAX + PASSWORD_MAX + 2];
+	char buf[USER_MAX + PASSWORD_READ_MAX + 2];
 	long found;
 
 	for (size_t i = 0; i < req->n_headers; i++) {
@@ -360,21 +390,24 @@ static enum creds credentials(const confab_request *req, char name[USER_MAX + 1]
 		char token[4 * (sizeof(buf) / 3) + 8];
 		int tl = snprintf(token, sizeof(token), "%s", v + 5 + strspn(v + 5, " \t"));
 		char *t = trim(token), *colon;
-		bool ok = tl >= 0 && (size_t)tl < sizeof(token) &&
-			  b64decode(t, buf, sizeof(buf)) >= 0 && (colon = strchr(buf, ':')) != NULL &&
-			  (size_t)(colon - buf) <= USER_MAX && strlen(colon + 1) <= PASSWORD_MAX;
-		if (ok) {
+		bool fits = tl >= 0 && (size_t)tl < sizeof(token);
+		bool ok = fits && b64decode(t, buf, sizeof(buf)) >= 0 &&
+			  (colon = strchr(buf, ':')) != NULL && (size_t)(colon - buf) <= USER_MAX;
+		bool too_long = !fits || (ok && strlen(colon + 1) > PASSWORD_MAX);
+		if (ok && !too_long) {
 			*colon = '\0';
 			memcpy(name, buf, (size_t)(colon - buf) + 1);
 			memcpy(pw, colon + 1, strlen(colon + 1) + 1);
 		}
 		explicit_bzero(buf, sizeof(buf));
 		explicit_bzero(token, sizeof(token));
-		return ok ? CREDS_OK : CREDS_BAD;
+		return too_long ? CREDS_TOO_LONG : ok ? CREDS_OK : CREDS_BAD;
 	}
-	found = confab_query_param(req->query, "password", pw, PASSWORD_MAX + 1);
+	found = confab_query_param(req->query, "password", pw, PASSWORD_READ_MAX + 1);
 	if (found == CONFAB_QUERY_ABSENT)
 		return CREDS_NONE;
+	if (found > PASSWORD_MAX)
+		return CREDS_TOO_LONG;
 	if (found < 0 || confab_query_param(req->query, "user", name, USER_MAX + 1) < 0)
 		return CREDS_BAD;
 	return CREDS_OK;
@@ -442,8 +475,11 @@ static void answer(struct job *job)
 		r.n_rooms = job->user->n_rooms;
 		st->host->log(st->ctx, CONFAB_LOG_DEBUG, "admitted %s from %s", job->name, job->remote);
 	} else {
-		st->host->log(st->ctx, CONFAB_LOG_INFO, "denied %s from %s: invalid credentials",
-			      job->name, job->remote);
+		uint64_t now = uv_now(st->host->loop(st->ctx)), skipped;
+		if (confab_ratelimit_allow(&st->denied_log, now, &skipped))
+			st->host->log(st->ctx, CONFAB_LOG_INFO, "denied %s from %s: invalid "
+				      "credentials (%llu more such lines since the last)", job->name,
+				      job->remote, (unsigned long long)skipped);
 	}
 	job->done = NULL;
 	done(job->arg, &r);
@@ -455,7 +491,7 @@ static void check_done(uv_work_t *w, int status)
 	struct job *job = w->data;
 	struct static_auth *st = job->st;
 
-	(void)status;  /* UV_ECANCELED only after stop(), which answered */
+	(void)status;  /* UV_ECANCELED only after stop() or cancel, which answered */
 	if (job->prev != NULL)
 		job->prev->next = job->next;
 	else
@@ -471,16 +507,33 @@ static void check_done(uv_work_t *w, int status)
 	release(st);
 }
 
+/* Refuses at once, unhashed, with `status` and `reason`; `why` is for the
+ * log. */
 static void deny_now(struct static_auth *st, const confab_request *req, const char *name,
+		     int status, const char *reason, const char *why,
 		     confab_auth_done done, void *arg)
 {
-	confab_auth_result r = { .size = sizeof(r), .decision = CONFAB_AUTH_DENY, .http_status = 401,
-				 .reason = "invalid credentials" };
+	confab_auth_result r = { .size = sizeof(r), .decision = CONFAB_AUTH_DENY,
+				 .http_status = status, .reason = reason };
+	uint64_t now = uv_now(st->host->loop(st->ctx)), skipped;
 
 	/* The name is the client's: log it only when it is a valid one. */
-	st->host->log(st->ctx, CONFAB_LOG_INFO, "denied %s from %s: malformed credentials",
-		      name != NULL && valid_user(name) ? name : "(invalid name)", req->remote_addr);
+	if (confab_ratelimit_allow(&st->malformed_log, now, &skipped))
+		st->host->log(st->ctx, CONFAB_LOG_INFO, "denied %s from %s: %s (%llu more such "
+			      "lines since the last)", name != NULL && valid_user(name) ? name :
+			      "(invalid name)", req->remote_addr, why, (unsigned long long)skipped);
 	done(arg, &r);
+}
+
+/* Asks the core whether this check may start (ABI 1.3; an older core
+ * has no throttle and every check starts). */
+static bool may_check(struct static_auth *st, void *arg, const char *name)
+{
+	const confab_host_auth *ha = CONFAB_HAS(st->host, auth) ? st->host->auth : NULL;
+
+	if (!CONFAB_HAS(ha, login_begin) || ha->login_begin == NULL)
+		return true;
+	return ha->login_begin(st->ctx, arg, name) != CONFAB_EFULL;
 }
 
 /* No credentials: ignore, at once. Malformed ones: deny 401 at once (that
@@ -491,7 +544,7 @@ static int static_authenticate(void *state, const confab_request *req,
 {
 	struct static_auth *st = state;
 	confab_auth_result r = { .size = sizeof(r), .decision = CONFAB_AUTH_IGNORE };
-	char name[USER_MAX + 1] = "", pw[PASSWORD_MAX + 1] = "";
+	char name[USER_MAX + 1] = "", pw[PASSWORD_READ_MAX + 1] = "";
 	enum creds c = credentials(req, name, pw);
 	const struct user *u;
 	struct job *job;
@@ -507,9 +560,22 @@ static int static_authenticate(void *state, const confab_request *req,
 		done(arg, &r);
 		return 0;
 	}
+	if (c == CREDS_TOO_LONG) {
+		explicit_bzero(pw, sizeof(pw));
+		deny_now(st, req, NULL, 401, "password too long", "password of 512 bytes or more",
+			 done, arg);
+		return 0;
+	}
 	if (c == CREDS_BAD || !valid_user(name) || st->table->n == 0) {
 		explicit_bzero(pw, sizeof(pw));
-		deny_now(st, req, c == CREDS_OK ? name : NULL, done, arg);
+		deny_now(st, req, c == CREDS_OK ? name : NULL, 401, "invalid credentials",
+			 "malformed credentials", done, arg);
+		return 0;
+	}
+	if (!may_check(st, arg, name)) {
+		explicit_bzero(pw, sizeof(pw));
+		deny_now(st, req, name, 429, "too many failed logins; try again later",
+			 "too many failed logins (not checked)", done, arg);
 		return 0;
 	}
 	u = table_find(st->table, name);
@@ -548,6 +614,21 @@ static int static_authenticate(void *state, const confab_request *req,
 	st->jobs = job;
 	st->holds++;
 	return 0;
+}
+
+/* The client left: forget its answer, and drop the work if no pool
+ * thread has begun it (then check_done runs with UV_ECANCELED). */
+static void static_cancel(void *state, void *arg)
+{
+	struct static_auth *st = state;
+
+	for (struct job *job = st->jobs; job != NULL; job = job->next) {
+		if (job->arg == arg && job->done != NULL) {
+			job->done = NULL;
+			uv_cancel((uv_req_t *)&job->work);
+			return;
+		}
+	}
 }
 
 /* ---- lifecycle ---- */
@@ -606,6 +687,8 @@ static int static_init(confab_ctx *ctx, const confab_host *host, void **state)
 	st->ctx = ctx;
 	st->host = host;
 	st->holds = 1;
+	st->denied_log = (confab_ratelimit)CONFAB_RATELIMIT_INIT(1000);
+	st->malformed_log = (confab_ratelimit)CONFAB_RATELIMIT_INIT(1000);
 	if (st->table->n == 0)
 		host->log(ctx, CONFAB_LOG_WARN, "%s lists no users: every password is refused", path);
 	else
@@ -671,6 +754,7 @@ static void static_destroy(void *state)
 static const confab_auth_ops static_ops = {
 	.size = sizeof(confab_auth_ops),
 	.authenticate = static_authenticate,
+	.cancel = static_cancel,
 };
 
 static const confab_plugin static_plugin = {

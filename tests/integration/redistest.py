@@ -328,7 +328,7 @@ class RedisProxy:
 class Cluster:
     """A RedisServer and confabd nodes that use it as their backplane.
 
-    `guests` name nodes that admit anonymous clients (guest-XXXXXXXX, a new
+    `guests` name nodes that admit anonymous clients (guest- and 16 hex digits, a new
     user per connection); `alices` name nodes that also load the fixture
     auth plugin fx_good_auth with user = alice, so that every client of
     those nodes is the user "alice" (one user, sessions on several nodes).

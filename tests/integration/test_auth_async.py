@@ -21,14 +21,17 @@ import os
 import signal
 import time
 
-from confabtest import (Suite, Client, WS_SO, RECV_TIMEOUT, SCALE, check, fixture, note)
+from confabtest import (Suite, Client, WS_SO, QUIET, RECV_TIMEOUT, SCALE, check, fixture, note)
 
 suite = Suite("test_auth_async", watchdog=240)
 SLOW = fixture("fx_slow_auth")
 
 
 def slow_broker(name, slow, chain_tail=(), broker=None, extra=None):
-    b = {"plugins": [WS_SO, SLOW] + list(chain_tail), "max_sessions_per_user": 0}
+    # These check how ws holds handshakes, many at once from one address:
+    # the bounds on pending decisions are off (test_auth_flood.py has them).
+    b = {"plugins": [WS_SO, SLOW] + list(chain_tail), "max_sessions_per_user": 0,
+         "max_pending_auth_per_address": 0, "max_pending_auth": 0}
     b.update(broker or {})
     sections = {"fx_slow_auth": slow}
     sections.update(extra or {})
@@ -40,7 +43,9 @@ deny = slow_broker("deny", {"deny": "fixture says no", "delay_ms": 300})
 ignore = slow_broker("ignore", {"delay_ms": 300}, chain_tail=[fixture("fx_good_auth")],
                      extra={"fx_good_auth": {"user": "bob"}})
 anon = slow_broker("anon", {"delay_ms": 300}, broker={"allow_anonymous": False})
-late = slow_broker("late", {"user": "alice", "delay_ms": 60000})
+# with the shipped bound of one awaited decision per address
+late = slow_broker("late", {"user": "alice", "delay_ms": 60000},
+                   broker={"max_pending_auth_per_address": 1, "max_pending_auth": 16})
 
 
 def handshake_bytes(port):
@@ -172,7 +177,8 @@ async def clients_that_leave_while_waiting_leave_nothing_behind():
 
 @suite.test
 async def a_decision_that_never_comes_is_a_503_after_10_s():
-    """The plugin takes 60 s: ws answers HTTP 503 'authentication timed out' at 10 s."""
+    """The plugin takes 60 s: ws answers HTTP 503 'authentication timed out' at 10 s; the
+    core cancels the plugin's answer and the address may have a decision awaited again."""
     late.start()
     t0 = time.monotonic()
     answer = await raw_answer(late.port, quiet=1.0, timeout=30 * SCALE)
@@ -181,6 +187,22 @@ async def a_decision_that_never_comes_is_a_503_after_10_s():
     check("authentication timed out" in answer, "the 503 does not say why: %r" % answer[-200:])
     check(took >= 9.0, "answered after %.1fs, before the 10 s limit" % took)
     note("%s 'authentication timed out' after %.1fs" % (status_of(answer), took))
+    # The core cancelled the plugin's pending answer (ABI 1.3 cancel) and
+    # gave its place back: the same address may be waited on again.
+    check("cancelled a pending answer" in late.stderr(),
+          "the plugin's pending answer was not cancelled:\n" + late.stderr()[-1500:])
+    reader, writer = await asyncio.open_connection("127.0.0.1", late.port)
+    try:
+        writer.write(handshake_bytes(late.port))
+        try:
+            early = await asyncio.wait_for(reader.read(64), QUIET)
+        except asyncio.TimeoutError:
+            early = None
+        check(early is None, "the next handshake from the address was answered at once "
+              "(%r): the timed-out decision still holds its place" % early)
+    finally:
+        writer.close()
+    note("the pending answer was cancelled; the next handshake waits, not 429")
 
 
 @suite.test

@@ -6,6 +6,7 @@ where it sits in the auth chain.
 SPDX-License-Identifier: MIT
 """
 import asyncio
+import re
 import os
 import time
 
@@ -405,6 +406,25 @@ async def no_token_is_ignored_and_allow_anonymous_decides():
     confabtest._open_clients.append(c)
     w = await c._read(RECV_TIMEOUT)
     check(w.get("user", "").startswith("guest-"), "Basic: welcome %r, want a guest" % w)
+
+
+@suite.test
+async def a_token_whose_sub_is_a_guest_name_is_refused_403():
+    """A token whose sub is a connected guest's name (or any guest-..., in any case) is refused
+    with HTTP 403 and a log line naming the plugin; the guest keeps its name and its session."""
+    guest = await connect(anon, None, name="guest")
+    check(re.fullmatch(r"guest-[0-9a-f]{16}", guest.user or ""), "guest named %r" % guest.user)
+    for sub in (guest.user, "GUEST-0123456789abcdef", "guest-me"):
+        await refused(anon, token(claims(sub), "HS256", SECRET), "sub %r" % sub, status=403)
+        note("sub %r: HTTP 403" % sub)
+    line = "plugin jwt allowed %s, a name in the guests' name space" % guest.user
+    check(line in anon.stderr(), "no log line %r\n%s" % (line, tail(anon.stderr())))
+    await guest.ping()
+    other = await connect(anon, None, name="other guest")
+    r = await other.request({"type": "direct", "to": guest.user, "body": "hi"})
+    check(r.get("type") == "ack", "a direct message to the guest: %r" % r)
+    await guest.expect("direct", body="hi")
+    note("the guest %s still gets its direct messages" % guest.user)
 
 
 @suite.test

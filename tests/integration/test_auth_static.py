@@ -160,8 +160,11 @@ def static_broker(name, users, chain=None, extra=None):
     path = write_text(suite.tmp, name + "-users", users)
     sections = {"static": {"users_file": path}}
     sections.update(extra or {})
+    # Every test here logs in from 127.0.0.1, wrong passwords included:
+    # the lockout after failed logins is test_auth_flood.py's subject.
     b = suite.broker(name, broker={"plugins": chain or [WS_SO, STATIC_SO],
-                                   "allow_anonymous": False, "log_level": "debug"},
+                                   "allow_anonymous": False, "log_level": "debug",
+                                   "login_failures": 1000},
                      sections=sections)
     b.users_file = path
     return b
@@ -194,9 +197,11 @@ async def right_password_in_the_query_is_welcomed_as_that_user():
 async def wrong_password_is_refused_with_http_401_before_any_upgrade():
     """A wrong password, by Basic or query, checked on the thread pool: HTTP 401, never a 101."""
     main.start()
+    # bob first: the "denied" line is rate-limited (one a second), so
+    # alice's, right after it, is counted rather than written.
+    await refused_401_before_upgrade(main.port, "bob, wrong password, query", query=query("bob", WRONG))
     await refused_401_before_upgrade(main.port, "alice, wrong password, Basic",
                                      headers=basic("alice", WRONG))
-    await refused_401_before_upgrade(main.port, "bob, wrong password, query", query=query("bob", WRONG))
     line = wait_log(main, r"denied bob from 127\.0\.0\.1: invalid credentials")
     note("logged: " + line.strip())
 
@@ -344,6 +349,53 @@ def stderr_never_holds_a_password():
     note("checked %d brokers" % len(suite.brokers))
 
 
+# libxcrypt hashes passwords of up to 511 bytes (CRYPT_MAX_PASSPHRASE_SIZE
+# is 512); mkpasswd makes the hashes with the same library.
+LONG_PW = {"long6": ("x" * 500 + "long-sha512")[:511], "longy": ("y" * 500 + "long-yescrypt")[:511]}
+PW.update(LONG_PW)
+ALL_SECRETS += list(LONG_PW.values())
+
+
+def long_users():
+    HASHES["long6"] = mkpasswd("sha-512", LONG_PW["long6"])
+    HASHES["longy"] = mkpasswd("yescrypt", LONG_PW["longy"])
+    return "long6:%s\nlongy:%s\n" % (HASHES["long6"], HASHES["longy"])
+
+
+@suite.test
+async def passwords_of_512_bytes_or_more_are_refused_401_at_once():
+    """511-byte passwords (SHA-512 and yescrypt) log in, each check within 1 s; 512, 1024 and
+    2048 bytes get HTTP 401 "password too long" at once, without a check, by Basic and query."""
+    b = static_broker("long", long_users())
+    b.start()
+    for user, pw in LONG_PW.items():
+        check(len(pw) == 511, "test setup: %d bytes" % len(pw))
+        for how in ("basic", "query"):
+            t = time.monotonic()
+            c = await admitted(b.port, user, **({"headers": basic(user, pw)} if how == "basic"
+                                                else {"query": query(user, pw)}))
+            took = time.monotonic() - t
+            check(c.user == user, "welcome names %r, want %r" % (c.user, user))
+            check(took < 1.0 * SCALE, "%s, 511 bytes by %s: %.2f s" % (user, how, took))
+            await c.close()
+            note("%s (%s), a 511-byte password by %s: welcomed in %.3f s"
+                 % (user, hash_of(user)[:3], how, took))
+    for n in (512, 1024, 2048):
+        for how in ("basic", "query"):
+            pw = LONG_PW["long6"] + "z" * (n - 511)
+            kw = {"headers": basic("long6", pw)} if how == "basic" else {"query": query("long6", pw)}
+            t = time.monotonic()
+            answer = (await raw_handshake(b.port, **kw)).decode("latin-1")
+            took = time.monotonic() - t
+            status = answer.split("\r\n", 1)[0]
+            check(status.startswith("HTTP/1.1 401") and "password too long" in answer,
+                  "%d bytes by %s: %r, want HTTP 401 'password too long'" % (n, how, answer[-200:]))
+            check(took < 1.0 * SCALE, "%d bytes by %s: answered after %.2f s" % (n, how, took))
+            note("%d bytes by %s: %s 'password too long' in %.3f s" % (n, how, status, took))
+    check("password of 512 bytes or more" in b.stderr(), "no log line says why:\n"
+          + confabtest.tail(b.stderr()))
+
+
 def dash_t(name, users_file):
     port = confabtest.free_port()
     d = os.path.join(suite.tmp, name)
@@ -372,7 +424,8 @@ def dash_t_refuses_a_missing_users_file():
 
 @suite.test
 def dash_t_refuses_a_malformed_line_with_its_number():
-    """A malformed line (3), a bad hash (4), a bad name, a duplicate: -t exits 1 naming the file's line."""
+    """A malformed line (3), a bad hash (4), a bad name, a duplicate, a guest- name: -t exits 1
+    naming the file's line."""
     good = "alice:%s\n" % hash_of("alice")
     cases = {
         "no-hash": ("# c\n\n" + "bob\n", 3),
@@ -380,6 +433,7 @@ def dash_t_refuses_a_malformed_line_with_its_number():
         "bad-name": (good + "b o b:%s\n" % hash_of("alice"), 2),
         "twice": (good + "# again\n" + good, 3),
         "empty-pattern": (good + "tina:%s:team-*,,x\n" % hash_of("alice"), 2),
+        "guest-name": (good + "Guest-1:%s\n" % hash_of("alice"), 2),
     }
     for name, (text, lineno) in cases.items():
         path = write_text(suite.tmp, name + "-users", text)

@@ -3,7 +3,7 @@
 error code that applies on one node, with several real WebSocket clients.
 
 Two brokers:
-  guests  anonymous clients (guest-XXXXXXXX), max_message_bytes = 1024,
+  guests  anonymous clients (guest- and 16 hex digits), max_message_bytes = 1024,
           history_size = 5
   alice   fx_good_auth admits every connection as "alice", so one user
           has several sessions; default history_size (100)
@@ -56,7 +56,7 @@ def check_ts(ts, what):
 
 @suite.test
 async def welcome_names_session_guest_user_node_and_protocol():
-    """On open: {type: welcome, session, user: guest-XXXXXXXX, node: node_id, protocol: 1};
+    """On open: {type: welcome, session, user: guest- and 16 hex digits, node: node_id, protocol: 1};
     two connections get different sessions and different guest users."""
     a, b = await clients(guests, "A", "B")
     for c in (a, b):
@@ -64,8 +64,8 @@ async def welcome_names_session_guest_user_node_and_protocol():
         note("%s welcome: %s" % (c.name, json.dumps(w)))
         check(isinstance(w.get("session"), str) and w["session"],
               "session is not a non-empty string: %r" % w)
-        check(isinstance(w.get("user"), str) and re.fullmatch(r"guest-[0-9a-fA-F]{8}", w["user"]),
-              "user is not guest- and 8 hex digits: %r" % w)
+        check(isinstance(w.get("user"), str) and re.fullmatch(r"guest-[0-9a-f]{16}", w["user"]),
+              "user is not guest- and 16 lowercase hex digits: %r" % w)
         check(w.get("node") == "node-g", "node is not the configured node_id node-g: %r" % w)
         check(w.get("protocol") == 1 and type(w.get("protocol")) is int, "protocol is not 1: %r" % w)
     check(a.session != b.session, "two connections share session %r" % a.session)
@@ -331,7 +331,7 @@ async def direct_to_a_user_without_a_session_is_offline():
     """direct to a user with no session -> error offline."""
     a, = await clients(guests, "A")
     await a.error({"type": "direct", "to": "nobody-here", "body": "hello?"}, "offline")
-    await a.error({"type": "direct", "to": "guest-00000000", "body": 1}, "offline")
+    await a.error({"type": "direct", "to": "guest-0000000000000000", "body": 1}, "offline")
 
 
 # ---- ping / ref ----------------------------------------------------------

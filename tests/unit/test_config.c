@@ -436,6 +436,33 @@ START_TEST(test_limits_have_defaults_and_are_read_and_checked)
 }
 END_TEST
 
+START_TEST(test_auth_bounds_have_defaults_and_are_read_and_checked)
+{
+	config cfg;
+	load_ok("[broker]\nplugins = ws\n", &cfg);
+	broker_settings *b = &cfg.broker;
+	ck_assert_uint_eq(b->max_pending_auth, 16);
+	ck_assert_uint_eq(b->max_pending_auth_per_address, 1);
+	ck_assert_uint_eq(b->max_pending_auth_failing, 2);
+	ck_assert_uint_eq(b->login_failures, 5);
+	ck_assert_uint_eq(b->login_lockout, 1);
+	ck_assert_uint_eq(b->login_lockout_max, 300);
+	ck_assert_uint_eq(b->login_throttle_entries, 16384);
+	ck_assert_str_eq(config_broker_text(&cfg, "login_lockout_max"), "300");
+	config_free(&cfg);
+
+	load_ok("[broker]\nplugins = ws\nlogin_lockout = 0\nmax_pending_auth = 0\n", &cfg);
+	ck_assert_uint_eq(cfg.broker.login_lockout, 0);
+	ck_assert_uint_eq(cfg.broker.max_pending_auth, 0);
+	config_free(&cfg);
+
+	load_rejected("[broker]\nplugins = ws\nlogin_failures = 0\n", "fail.ini",
+		      "fail.ini:3:", "[broker]", "login_failures", NULL);
+	load_rejected("[broker]\nplugins = ws\nlogin_lockout_max = 0\n", "max.ini",
+		      "max.ini:3:", "[broker]", "login_lockout_max", NULL);
+}
+END_TEST
+
 /* ---- every error: CONFAB_EINVAL and one line naming file, line, key ------ */
 
 START_TEST(test_unknown_broker_key_is_rejected_naming_file_line_section_key)
@@ -710,6 +737,7 @@ static Suite *config_suite(void)
 	tc = tcase_create("errors");
 	tcase_add_test(tc, test_unknown_broker_key_is_rejected_naming_file_line_section_key);
 	tcase_add_test(tc, test_limits_have_defaults_and_are_read_and_checked);
+	tcase_add_test(tc, test_auth_bounds_have_defaults_and_are_read_and_checked);
 	tcase_add_test(tc, test_file_without_broker_section_is_rejected_naming_the_file);
 	tcase_add_test(tc, test_empty_file_is_rejected_for_want_of_a_broker_section);
 	tcase_add_test(tc, test_missing_plugin_chain_is_rejected_naming_broker_plugins);

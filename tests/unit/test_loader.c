@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "embedded.h"
+#include "host.h"
 #include "loader.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -120,6 +121,22 @@ START_TEST(test_plugin_built_for_abi_1_0_loads)
 	ck_assert_str_eq(p.desc->name, "fx_older_minor");
 	ck_assert_uint_eq(p.desc->abi_minor, 0);
 	ck_assert_int_eq(p.desc->kind, CONFAB_KIND_AUTH);
+	/* its 1.0 auth table ends before the 1.3 cancel slot: never read */
+	ck_assert(!CONFAB_HAS(p.desc->auth, cancel));
+	loader_close(&p);
+}
+END_TEST
+
+START_TEST(test_abi_1_3_auth_plugins_get_cancel_and_login_begin)
+{
+	loaded_plugin p;
+	assert_loads(fixture("fx_slow_auth.so"), &p);
+	ck_assert_uint_ge(p.desc->abi_minor, 3);
+	ck_assert(CONFAB_HAS(p.desc->auth, cancel) && p.desc->auth->cancel != NULL);
+	const confab_host *h = host_table(CONFAB_KIND_AUTH);
+	ck_assert(CONFAB_HAS(h, auth) && h->auth != NULL);
+	ck_assert(CONFAB_HAS(h->auth, login_begin) && h->auth->login_begin != NULL);
+	ck_assert_ptr_null(host_table(CONFAB_KIND_TRANSPORT)->auth);
 	loader_close(&p);
 }
 END_TEST
@@ -494,6 +511,7 @@ static Suite *loader_suite(void)
 	tcase_add_test(tc, test_plugin_for_another_abi_major_is_refused_saying_major);
 	tcase_add_test(tc, test_plugin_for_a_newer_abi_minor_is_refused_saying_minor);
 	tcase_add_test(tc, test_plugin_built_for_abi_1_0_loads);
+	tcase_add_test(tc, test_abi_1_3_auth_plugins_get_cancel_and_login_begin);
 	tcase_add_test(tc, test_plugin_of_unknown_kind_is_refused_saying_kind);
 	tcase_add_test(tc, test_plugin_whose_table_does_not_match_its_kind_is_refused);
 	tcase_add_test(tc, test_plugin_missing_a_mandatory_slot_is_refused_naming_the_slot);

@@ -4,7 +4,15 @@
  * chain. Each answers allow (with the user id), deny (with an HTTP status
  * and a reason) or ignore. The first answer that is not ignore wins; when
  * every plugin ignores, the broker's allow_anonymous setting decides
- * (admitting the client as guest-XXXXXXXX).
+ * (admitting the client as guest- and 16 hex digits). User ids that begin
+ * with "guest-" (in any case) are the core's: an ALLOW for one is refused.
+ *
+ * Checking credentials can be expensive on purpose (a password hash).
+ * The core bounds how many decisions may be awaited at once (per address
+ * and node-wide) and refuses beyond that without calling the plugin; a
+ * plugin that hashes asks the core first (host->auth->login_begin, ABI
+ * 1.3) so that addresses and names with too many failed logins are
+ * refused with 429 before any work is done.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -31,10 +39,14 @@ typedef enum confab_auth_decision {
 typedef struct confab_auth_result {
 	uint32_t size;               /* sizeof(confab_auth_result) */
 	confab_auth_decision decision;
-	/* ALLOW: the user id, 1-64 bytes of A-Z a-z 0-9 _ . : - @ */
+	/* ALLOW: the user id, 1-64 bytes of A-Z a-z 0-9 _ . : - @, not
+	 * beginning with "guest-" in any case (reserved for anonymous
+	 * clients: the core refuses such an ALLOW with 403). */
 	const char *user;
 	/* DENY: 401 (no or bad credentials), 403 (not allowed), 429 (too
-	 * many connections) or 503 (unavailable). */
+	 * many connections, or login_begin said throttled) or 503
+	 * (unavailable). After login_begin, a 401 counts as a failed login
+	 * against the client's address and the claimed name. */
 	int http_status;
 	/* DENY: short reason for the log and the client; never a secret. */
 	const char *reason;
@@ -73,7 +85,38 @@ typedef struct confab_auth_ops {
 	 * code (treated as deny 503, done is not called). */
 	int (*authenticate)(void *state, const confab_request *req,
 			    confab_auth_done done, void *arg);
+
+	/* ---- ABI 1.3 ---- */
+
+	/* Optional. The core no longer wants the answer of the pending
+	 * authenticate() call made with `arg`: the client hung up or its
+	 * handshake timed out. Called at most once per call, only while its
+	 * done has not been called, on the loop thread. After cancel returns
+	 * the plugin must not call done for `arg` (nor from inside cancel)
+	 * and should drop the work if it can (uv_cancel a queued work
+	 * request). Without this slot the core waits for done and then
+	 * throws the answer away, and the work counts as pending until then. */
+	void (*cancel)(void *state, void *arg);
 } confab_auth_ops;
+
+/* What the core offers auth plugins: host->auth (ABI 1.3; NULL in an
+ * older host, and check each slot with CONFAB_HAS). */
+typedef struct confab_host_auth {
+	uint32_t size;               /* sizeof(confab_host_auth) */
+
+	/* Ask before the expensive part of a check (hashing a password,
+	 * calling a remote service). `arg` is the value given to the pending
+	 * authenticate() call; `user` (borrowed, may be NULL) is the name the
+	 * credentials claim, valid or not. At most once per authenticate()
+	 * call, before its done, on the loop thread.
+	 * Returns 0: go ahead; if the check then fails, answer DENY 401 and
+	 * the core counts a failed login against the client's address and
+	 * `user`. Returns CONFAB_EFULL: the address, or the name asked for
+	 * by an address that failed lately, has too many recent failed
+	 * logins: do not do the work, answer DENY 429 (the core logs it).
+	 * CONFAB_EINVAL: not called as described; go ahead. */
+	int (*login_begin)(confab_ctx *ctx, void *arg, const char *user);
+} confab_host_auth;
 
 #ifdef __cplusplus
 }

@@ -33,7 +33,8 @@ extern "C" {
  * 1.0: the first ABI.
  * 1.1: confab_auth_result gains rooms, direct and expires_ms.
  * 1.2: confab_backplane_ops gains room_ready.
- * 1.3: confab_transport_ops gains send_budget. */
+ * 1.3: confab_transport_ops gains send_budget; confab_auth_ops gains
+ *      cancel; confab_host gains auth (login_begin). */
 #define CONFAB_ABI_MAJOR 1
 #define CONFAB_ABI_MINOR 3
 

@@ -146,6 +146,12 @@ struct confab_host {
 	/* Entry points of the plugin's kind; NULL for other kinds. */
 	const confab_host_transport *transport;
 	const confab_host_backplane *backplane;
+
+	/* ---- ABI 1.3 ---- */
+
+	/* Entry points for auth plugins (confab_host_auth); NULL for other
+	 * kinds. Read it only when CONFAB_HAS(host, auth). */
+	const confab_host_auth *auth;
 };
 
 /* The signature of the exported entry point. */
