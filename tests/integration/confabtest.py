@@ -267,8 +267,9 @@ class Broker:
     built ws.so); `sections` adds or extends sections ([ws] listen is set).
     """
 
-    def __init__(self, tmp, name="broker", broker=None, sections=None):
+    def __init__(self, tmp, name="broker", broker=None, sections=None, nofile=None):
         self.name = name
+        self.nofile = nofile      # RLIMIT_NOFILE for this confabd only
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix=name + "-", dir=tmp)
         b = {"node_id": name, "plugins": WS_SO}
@@ -304,8 +305,13 @@ class Broker:
             return self
         err = open(self.stderr_path, "wb")
         try:
+            preexec = None
+            if self.nofile is not None:
+                import resource
+                n = self.nofile
+                preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
             self.proc = spawn([CONFABD, "-c", self.config], stdin=subprocess.DEVNULL,
-                              stdout=err, stderr=err)
+                              stdout=err, stderr=err, preexec_fn=preexec)
         finally:
             err.close()
         deadline = time.monotonic() + timeout
@@ -596,8 +602,8 @@ class Suite:
         self.tests.append(fn)
         return fn
 
-    def broker(self, name="broker", broker=None, sections=None):
-        b = Broker(self.tmp, name, broker, sections)
+    def broker(self, name="broker", broker=None, sections=None, nofile=None):
+        b = Broker(self.tmp, name, broker, sections, nofile)
         self.brokers.append(b)
         return b
 
