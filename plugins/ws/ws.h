@@ -311,6 +311,9 @@ int ws_strict_http(struct lws *wsi);
  * answered with 1002 (and not echoed). */
 int ws_strict_close(const void *in, size_t len);
 bool ws_strict_close_code(int code);
+/* Turn a bad close payload (lws echoes it) into our 1002: 0, or -1 when it
+ * is too short for a code (the caller closes with 1002 itself). */
+int ws_strict_close_reply(void *in, size_t len);
 /* RAW_ADOPT: lws turned a CONNECT into a raw connection: 405, close. */
 int ws_http_raw_refuse(struct lws *wsi);
 

@@ -123,3 +123,21 @@ int ws_strict_close(const void *in, size_t len)
 		return -1;
 	return utf8_valid(p + 2, len - 2) ? 0 : -1;
 }
+
+int ws_strict_close_reply(void *in, size_t len)
+{
+	static const char why[] = "bad close frame";
+	unsigned char *p = in;
+
+	/* lws echoes the payload it hands us, at its length: write ours
+	 * over it (1002 and a reason of ours, padded with spaces), so that
+	 * nothing of the client's goes back and lws still ends the
+	 * connection as it does after an echo. */
+	if (len < 2)
+		return -1;
+	p[0] = 1002 >> 8;
+	p[1] = 1002 & 0xff;
+	for (size_t i = 2; i < len; i++)
+		p[i] = i - 2 < sizeof(why) - 1 ? (unsigned char)why[i - 2] : ' ';
+	return 0;
+}
