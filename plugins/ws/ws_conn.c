@@ -1,19 +1,23 @@
-/* WebSocket connections of the `ws` transport: admission at the
- * handshake, incoming messages, the outbound queue and close.
+/* Connections of the `ws` transport: accept, admission at the handshake,
+ * incoming messages and close.
  *
- * A ws_conn is the `conn` handed to the core. It is hung on its wsi with
- * lws_set_opaque_user_data() (lws keeps that pointer across the upgrade,
- * unlike the per-session data it reallocates when it binds the WebSocket
- * protocol). It lives from the handshake until lws is done with the
- * connection, and the session handed out by session_open() with it:
+ * A ws_conn is made for every accepted socket (counted against
+ * max_connections and max_connections_per_address until it is freed) and
+ * is the `conn` handed to the core. Reception (ws_head.c) reads its
+ * request; then it is hung on its wsi as lws's opaque user data (lws
+ * keeps that pointer across the upgrade, unlike the per-session data it
+ * reallocates when it binds the WebSocket protocol). It lives until lws
+ * is done with the connection, and the session handed out by
+ * session_open() with it:
  *
- *   CONFIRM_UPGRADE  conn created, session_open() returns the session.
+ *   CONFIRM_UPGRADE  session_open() returns the session.
  *     done() before session_open returns (jwt, the SDK example):
  *       denied   -> HTTP status + reason, no upgrade; session_closed().
  *       allowed  -> upgrade.
  *     no done() yet (static): parked (ws_park.c), no upgrade yet:
  *       done()   -> handed back to lws; its CONFIRM_UPGRADE answers as
- *                   above (HTTP status, or upgrade). 503 after 10 s.
+ *                   above (HTTP status, or upgrade). 503 10 s after
+ *                   the accept (the handshake deadline).
  *     no done() yet, parking impossible (not Linux, out of descriptors):
  *       upgrade, reading paused until done():
  *       allowed  -> reading resumes.

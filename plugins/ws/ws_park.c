@@ -13,8 +13,9 @@
  * How, on Linux (elsewhere ws_park_take() declines and the old way stays:
  * upgrade, reading paused, then a 44xx close if refused):
  *   take    CONFIRM_UPGRADE keeps a duplicate of the socket and the
- *           handshake headers; it removes the socket from the loop's epoll
- *           set and points lws's descriptor number at a placeholder socket
+ *           bytes reception read (ws_head.c); it removes the socket from
+ *           the loop's epoll set and points lws's descriptor number at a
+ *           placeholder socket
  *           (dup3), then returns -1. lws's shutdown and close reach the
  *           placeholder; the client's connection stays open, untouched,
  *           and nothing reads it while the decision is made.
