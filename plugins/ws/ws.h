@@ -323,6 +323,9 @@ int ws_listen_addr(const ws_state *s, struct sockaddr_storage *ss,
 /* Listen on [ws] listen: 0, or -1 with *err set. */
 int ws_listen_start(ws_state *s, int *err);
 void ws_listen_stop(ws_state *s);
+/* One of our connections closed: if accepting is paused for want of
+ * descriptors, try again now. */
+void ws_listen_freed(ws_state *s);
 
 /* ws_head.c */
 /* Read fd's request head; ws_conn_head_done follows. */

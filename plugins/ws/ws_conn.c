@@ -95,6 +95,7 @@ static void conn_free(ws_conn *c)
 	ws_deadline_leave(c);
 	ws_addr_remove(s, &c->addr);
 	s->n_conns--;
+	ws_listen_freed(s);
 	if (s->accepting == c)
 		s->accepting = NULL;  /* lws failed it inside the adoption */
 	free(c);

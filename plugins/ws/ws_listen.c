@@ -15,7 +15,8 @@
  *     notice hears why, and does not wait for its connect timeout;
  *   - stops polling the listener for WS_LISTEN_BACKOFF_MS, so that the
  *     queue costs nothing while no descriptor is free; then tries again,
- *     and so resumes by itself once descriptors free up;
+ *     and so resumes by itself once descriptors free up (at once when one
+ *     of its own connections closes);
  *   - logs one line a second at most, with how many times it happened.
  * Existing connections are served all along: only accepting pauses.
  *
@@ -123,6 +124,16 @@ static void listen_readable(uv_poll_t *p, int status, int events)
 			return;         /* EAGAIN: the queue is empty */
 		}
 	}
+}
+
+void ws_listen_freed(ws_state *s)
+{
+	/* A descriptor was just given back: accepting may work again now,
+	 * not only when the pause is over. The pause still stands between
+	 * two failures, so this cannot spin: each retry follows a close. */
+	if (s->backoff_timer != NULL &&
+	    uv_is_active((uv_handle_t *)s->backoff_timer))
+		uv_timer_start(s->backoff_timer, backoff_done, 0, 0);
 }
 
 int ws_listen_addr(const ws_state *s, struct sockaddr_storage *ss,
