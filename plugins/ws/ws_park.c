@@ -15,10 +15,10 @@
  *   take    CONFIRM_UPGRADE keeps a duplicate of the socket and the
  *           bytes reception read (ws_head.c); it removes the socket from
  *           the loop's epoll set and points lws's descriptor number at a
- *           placeholder socket
- *           (dup3), then returns -1. lws's shutdown and close reach the
- *           placeholder; the client's connection stays open, untouched,
- *           and nothing reads it while the decision is made.
+ *           placeholder socket (dup3), then returns -1. lws's shutdown
+ *           and close reach the placeholder; the client's connection
+ *           stays open, untouched, and nothing reads it while the
+ *           decision is made.
  *   return  lws_adopt_socket_vhost_readbuf() hands the socket to lws again
  *           with every byte the client sent, as reception read them
  *           (ws_head.c): the request, whatever the length of its headers,
@@ -118,8 +118,8 @@ static void hand_back(ws_state *s, ws_park *p)
 		ws_conn_park_adopted(c, wsi);
 		return;
 	}
-	ws_log(s, CONFAB_LOG_WARN, "a handshake that waited for its "
-	       "admission could not be handed back to libwebsockets");
+	WS_LOG_LIMITED(s, CONFAB_LOG_WARN, "a handshake that waited for its "
+		       "admission could not be handed back to libwebsockets");
 	ws_conn_park_lost(c);
 }
 
