@@ -115,6 +115,7 @@ static void head_refuse(ws_conn *c, unsigned status, const char *reason,
 {
 	int fd = c->fd;
 
+	head_stop(c);  /* the poll handle goes before its descriptor */
 	c->fd = -1;
 	WS_LOG_LIMITED(c->s, CONFAB_LOG_DEBUG, "request refused (%u): %s",
 		       status, reason);

@@ -216,11 +216,7 @@ int ws_http_serve(ws_state *s, struct lws *wsi, ws_http_pss *pss,
 
 	if (uri == NULL)
 		uri = "";
-	if (ws_strict_http(wsi) != 0) {
-		ws_http_refuse(wsi, 400, "bad request framing "
-			       "(Content-Length, Transfer-Encoding)");
-		return -1;
-	}
+	/* Request framing was checked in FILTER_HTTP_CONNECTION (ws.c). */
 	if (!get && !head) {
 		/* Closed at once: a body it may announce is not waited for. */
 		respond_x(wsi, 405, "method not allowed\n", "allow:",
