@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <uv.h>
@@ -106,6 +107,12 @@ static void listen_readable(uv_poll_t *p, int status, int events)
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd >= 0) {
+			int one = 1;
+
+			/* What lws's own listener did: no Nagle, whose wait
+			 * for an ACK would delay small frames by up to 40 ms. */
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				   sizeof(one));
 			ws_conn_accept(s, fd, (struct sockaddr *)&ss);
 			continue;
 		}
