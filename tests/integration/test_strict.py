@@ -185,5 +185,44 @@ def a_bad_close_is_answered_1002_and_never_echoed():
         note("close %r -> 1002 %r, closed after %.2f s" % (payload[:8], body[2:], secs))
 
 
+@suite.test
+def garbage_is_refused_or_closed_and_the_node_serves_on():
+    """300 connections of random bytes, random request lines and cut
+    handshakes (each ended by the client): every one is answered with a
+    4xx or closed, at once; the node still serves /healthz after."""
+    import random
+    rnd = random.Random(14)
+    port = node.start().port
+    pieces = [UPGRADE.encode(), b"GET / HTTP/1.1\r\n", b"\r\n", b"Host: x\r\n",
+              b"Content-Length: 5\r\n", b"Transfer-Encoding: chunked\r\n", b" ", b":",
+              b"\x00", b"\xff\xfe", b"GET", b"HTTP/1.1", b"/ws", b"Upgrade: websocket\r\n"]
+    statuses = {}
+    for i in range(300):
+        kind = i % 3
+        if kind == 0:
+            data = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 300)))
+        elif kind == 1:
+            data = b"".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 12)))
+        else:
+            full = (UPGRADE + "\r\n").encode() + frame(b'{"type":"ping"}')
+            data = full[:rnd.randint(1, len(full))]
+        s = socket.create_connection(("127.0.0.1", port), timeout=RECV_TIMEOUT)
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        got, secs = read_until_closed(s, 3.0 * SCALE)
+        s.close()
+        check(secs is not None, "%r: still open after %.0f s" % (data[:60], 3.0 * SCALE))
+        m = re.match(rb"HTTP/1\.1 (\d{3}) ", got)
+        st = int(m.group(1)) if m else None
+        statuses[st] = statuses.get(st, 0) + 1
+    note("answers: %s" % ", ".join("%s: %d" % (k, v) for k, v in sorted(statuses.items(),
+                                                                      key=lambda kv: str(kv[0]))))
+    check(http(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200,
+          "/healthz after the garbage")
+
+
 if __name__ == "__main__":
     suite.main()
