@@ -182,6 +182,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _port_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def listening(port):
     """True when something accepts TCP connections on 127.0.0.1:port."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -277,6 +286,7 @@ class Broker:
         secs = {"ws": {"listen": "127.0.0.1:%d" % self.port}}
         for sec, kv in (sections or {}).items():
             secs.setdefault(sec, {}).update(kv)
+        self._settings = (b, secs)
         self.config = write_config(self.dir, b, secs)
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.proc = None
@@ -303,6 +313,14 @@ class Broker:
             raise TestFailure(self.start_error)
         if self.proc:
             return self
+        # The port was picked when the test was set up; by now another
+        # process (a client's ephemeral port, another test's broker) may
+        # hold it, and its /healthz would pass for ours: pick another.
+        b, secs = self._settings
+        if secs["ws"].get("listen") == "127.0.0.1:%d" % self.port and not _port_free(self.port):
+            self.port = free_port()
+            secs["ws"]["listen"] = "127.0.0.1:%d" % self.port
+            self.config = write_config(self.dir, b, secs)
         err = open(self.stderr_path, "wb")
         try:
             preexec = None
