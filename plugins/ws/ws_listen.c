@@ -61,14 +61,15 @@ static void backoff_done(uv_timer_t *t)
 		uv_poll_start(s->listen_poll, UV_READABLE, listen_readable);
 }
 
-/* No descriptor for the next connection: shed it, pause, say so. */
-static void out_of_descriptors(ws_state *s, int err)
+/* No descriptor for the next connection: shed it (`shed`), pause, say
+ * so. */
+static void out_of_descriptors(ws_state *s, int err, bool shed)
 {
 	uint64_t skipped;
 	int fd;
 
 	s->emfile_count++;
-	if (s->reserve_fd >= 0) {
+	if (shed && s->reserve_fd >= 0) {
 		close(s->reserve_fd);
 		s->reserve_fd = -1;
 		fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -117,18 +118,27 @@ static void listen_readable(uv_poll_t *p, int status, int events)
 			continue;
 		}
 		switch (errno) {
+		case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+		case EWOULDBLOCK:
+#endif
+			return;         /* the queue is empty */
 		case EINTR:
 		case ECONNABORTED:
 		case EPROTO:
+		case EPERM:
 			continue;       /* that one is gone; the next may not be */
 		case EMFILE:
 		case ENFILE:
 		case ENOBUFS:
 		case ENOMEM:
-			out_of_descriptors(s, errno);
+			out_of_descriptors(s, errno, true);
 			return;
 		default:
-			return;         /* EAGAIN: the queue is empty */
+			/* Not expected: pause as well rather than retry every
+			 * turn while the listener stays readable. */
+			out_of_descriptors(s, errno, false);
+			return;
 		}
 	}
 }
