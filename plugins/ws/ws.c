@@ -349,7 +349,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_RAW_ADOPT:
 		/* lws makes a CONNECT request a raw connection: nothing we
-		 * serve. */
+		 * serve. Reception answers CONNECT before lws sees it; this
+		 * is for a request lws reads on its own. */
 		return ws_http_raw_refuse(wsi);
 	case LWS_CALLBACK_CLOSED:
 	case LWS_CALLBACK_CLOSED_HTTP:
