@@ -370,6 +370,15 @@ int broker_run(broker *b)
 	log_line(CONFAB_LOG_INFO, "core", "confabd %s serving as node %s (%zu plugins, backplane %s)",
 		 PACKAGE_VERSION, b->cfg.broker.node_id, b->n_chain, b->backplane->name);
 
+	if (b->cfg.broker.max_connections == 0)
+		log_line(CONFAB_LOG_INFO, "core", "max_connections: no limit (RLIMIT_NOFILE %zu)",
+			 b->cfg.broker.nofile);
+	else
+		log_line(CONFAB_LOG_INFO, "core", "max_connections %zu (RLIMIT_NOFILE %zu)%s",
+			 b->cfg.broker.max_connections, b->cfg.broker.nofile,
+			 b->cfg.broker.max_connections > b->cfg.broker.nofile
+				 ? ": more than this process may open" : "");
+
 	uv_run(&b->loop, UV_RUN_DEFAULT);
 	log_line(CONFAB_LOG_INFO, "core", "stopped");
 	return b->exit_code;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <ini.h>
 
 #include "log.h"
@@ -59,6 +60,8 @@ static const limit_key limit_keys[] = {
 	{ "login_lockout_max", 300, 1, 86400, offsetof(broker_settings, login_lockout_max) },
 	{ "login_throttle_entries", 16384, 1, 10000000,
 	  offsetof(broker_settings, login_throttle_entries) },
+	/* its default (0 here) is derived from RLIMIT_NOFILE: check_broker */
+	{ "max_connections", 0, 0, 100000000, offsetof(broker_settings, max_connections) },
 };
 #define N_LIMIT_KEYS (sizeof(limit_keys) / sizeof(limit_keys[0]))
 _Static_assert(N_LIMIT_KEYS <= sizeof(((broker_settings *)0)->limit_text) /
@@ -505,10 +508,16 @@ static int check_broker(config *cfg)
 		return CONFAB_EINVAL;
 	}
 
+	struct rlimit rl;
+	b->nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+			    rl.rlim_cur < (rlim_t)SIZE_MAX
+		? (size_t)rl.rlim_cur : 1024;
 	for (size_t k = 0; k < N_LIMIT_KEYS; k++) {
 		const limit_key *lk = &limit_keys[k];
 		size_t *field = (size_t *)((char *)b + lk->offset);
 		*field = lk->def;
+		if (field == &b->max_connections)
+			*field = config_default_max_connections(b->nofile);
 		if ((e = config_section_get(s, lk->name)) &&
 		    !parse_size(e->value, lk->min, lk->max, field)) {
 			config_report(cfg, "broker", lk->name, "'%s' is not a number from %zu to %zu",
@@ -528,6 +537,18 @@ static int check_broker(config *cfg)
 	if (!b->node_id || !b->plugin_dir)
 		return CONFAB_ENOMEM;
 	return 0;
+}
+
+/* Headroom: what the node opens besides client connections (the
+ * listener, the loop's own descriptors, backplane connections, files
+ * plugins read, the transport's reserve descriptor) is a few dozen; an
+ * eighth of the limit, at least 32, keeps room for them and for answering
+ * 503 to connections over the cap, which needs a descriptor for a moment
+ * each. A limit too small for that still leaves one connection. */
+size_t config_default_max_connections(size_t nofile)
+{
+	size_t headroom = nofile / 8 < 32 ? 32 : nofile / 8;
+	return nofile > headroom + 1 ? nofile - headroom : 1;
 }
 
 static int load(parse_state *ps, const char *name, config *cfg)

@@ -47,6 +47,11 @@ typedef struct broker_settings {
 	size_t max_connections_per_address;
 	size_t idle_timeout;             /* seconds; read by transports */
 	size_t max_json_depth;
+	/* Connections the node holds at once (every TCP connection a
+	 * transport accepted, sessions or not); over it, 503. Defaults to
+	 * RLIMIT_NOFILE less headroom (config_default_max_connections). */
+	size_t max_connections;
+	size_t nofile;                   /* RLIMIT_NOFILE (soft) when read */
 	char **allowed_origins;          /* browser origins allowed; none = any */
 	size_t n_allowed_origins;
 	/* Authentication under attack (docs/security.md#authentication). */
@@ -57,7 +62,7 @@ typedef struct broker_settings {
 	size_t login_lockout;            /* seconds of the first lockout; 0 = off */
 	size_t login_lockout_max;        /* seconds: the lockout doubles up to this */
 	size_t login_throttle_entries;   /* addresses (and names) remembered */
-	char limit_text[16][24];         /* the limits as text, in limit_keys order */
+	char limit_text[20][24];         /* the limits as text, in limit_keys order */
 } broker_settings;
 
 typedef struct config {
@@ -89,6 +94,11 @@ void config_report(const config *cfg, const char *section, const char *key,
 		   const char *fmt, ...) CONFAB_PRINTF(4, 5);
 void config_vreport(const config *cfg, const char *section, const char *key,
 		    const char *fmt, va_list ap) CONFAB_PRINTF(4, 0);
+
+/* max_connections when broker.ini does not set it: the descriptors this
+ * process may open (RLIMIT_NOFILE, `nofile`) less headroom for what is not
+ * a client connection. */
+size_t config_default_max_connections(size_t nofile);
 
 /* Splits a chain value ("ws, auth /x/y.so") into names. */
 int config_split_list(const char *value, char ***out, size_t *n_out);

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,8 @@
  * itself in one clear line. */
 static ws_state *log_owner;
 static bool log_quiet;
+/* lws logs what clients do to it too: one line a second at most. */
+static confab_ratelimit lws_log_rl = CONFAB_RATELIMIT_INIT(1000);
 
 static void lws_log_emit(int level, const char *line)
 {
@@ -52,8 +55,33 @@ static void lws_log_emit(int level, const char *line)
 		n--;
 	if (log_owner == NULL)
 		return;
-	ws_log(log_owner, log_quiet ? CONFAB_LOG_DEBUG : CONFAB_LOG_WARN,
-	       "libwebsockets: %.*s", (int)n, line);
+	ws_log_limited(log_owner, &lws_log_rl,
+		       log_quiet ? CONFAB_LOG_DEBUG : CONFAB_LOG_WARN,
+		       "libwebsockets: %.*s", (int)n, line);
+}
+
+void ws_log_quiet(bool quiet)
+{
+	log_quiet = quiet;
+}
+
+void ws_log_limited(ws_state *s, confab_ratelimit *rl, confab_log_level level,
+		    const char *fmt, ...)
+{
+	char line[512];
+	uint64_t skipped;
+	va_list ap;
+
+	if (!confab_ratelimit_allow(rl, uv_now(s->loop), &skipped))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (skipped > 0)
+		ws_log(s, level, "%s (%" PRIu64 " more like it since the last "
+		       "line)", line, skipped);
+	else
+		ws_log(s, level, "%s", line);
 }
 
 /* ---- configuration ---- */
@@ -148,21 +176,9 @@ static int probe_bind(const ws_state *s, int *err)
 	socklen_t sl;
 	int fd, one = 1, rc = 0;
 
-	memset(&ss, 0, sizeof(ss));
-	if (s->ipv6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)s->port);
-		inet_pton(AF_INET6, s->iface, &a->sin6_addr);
-		sl = sizeof(*a);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)s->port);
-		inet_pton(AF_INET, s->iface, &a->sin_addr);
-		sl = sizeof(*a);
+	if (ws_listen_addr(s, &ss, &sl) != 0) {
+		*err = EINVAL;
+		return -1;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -193,6 +209,8 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 	s->ctx = ctx;
 	s->host = host;
 	s->loop = host->loop(ctx);
+	s->listen_fd = -1;
+	s->reserve_fd = -1;
 
 	if (!CONFAB_HAS(host, transport) || host->transport == NULL ||
 	    !CONFAB_HAS(host->transport, session_closed)) {
@@ -285,6 +303,12 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 	}
 	s->idle_ms = (uint32_t)idle * 1000u;
 
+	/* The core has checked these; absent (an older core): no limit. */
+	v = host->broker_get(ctx, "max_connections");
+	s->max_conns = v != NULL ? strtoull(v, NULL, 10) : 0;
+	v = host->broker_get(ctx, "max_connections_per_address");
+	s->max_per_addr = v != NULL ? strtoull(v, NULL, 10) : 0;
+
 	*state = s;
 	return CONFAB_OK;
 }
@@ -304,6 +328,10 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return ws_http_serve(s, wsi, user, in);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return ws_http_writeable(wsi, user);
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		s = lws_context_user(lws_get_context(wsi));
+		ws_conn_instantiated(s, wsi);
+		return 0;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		s = lws_context_user(lws_get_context(wsi));
 		return ws_conn_confirm_upgrade(s, wsi, in);
@@ -316,7 +344,26 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_RECEIVE_PONG:
 		return ws_conn_pong(wsi);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (ws_strict_close(in, len) != 0 && ws_strict_close_reply(in, len)) {
+			/* Too short to rewrite: lws sends this close and
+			 * waits up to 5 s for an answer that will not come. */
+			lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+					 (unsigned char *)"bad close frame", 15);
+			return -1;
+		}
 		return ws_conn_peer_close(wsi);
+	case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+		if (ws_strict_http(wsi) != 0) {
+			ws_http_refuse(wsi, 400, "bad request framing "
+				       "(Content-Length, Transfer-Encoding)");
+			return -1;
+		}
+		return 0;
+	case LWS_CALLBACK_RAW_ADOPT:
+		/* lws makes a CONNECT request a raw connection: nothing we
+		 * serve. Reception answers CONNECT before lws sees it; this
+		 * is for a request lws reads on its own. */
+		return ws_http_raw_refuse(wsi);
 	case LWS_CALLBACK_CLOSED:
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_WSI_DESTROY:
@@ -403,9 +450,11 @@ static int ws_start(void *state)
 	ci.foreign_loops = loops;
 	ci.user = s;
 	ci.port = CONTEXT_PORT_NO_LISTEN;
-	/* lws's default (4 KB of request headers) drops a handshake carrying
-	 * a large JWT without an answer: allow 16 KB (a context setting). */
-	ci.max_http_header_data = 16384;
+	ci.max_http_header_data = WS_HEADER_DATA;
+	/* lws serves a readbuf (ws_head.c, ws_park.c) this much at a time,
+	 * and the rest only when the socket is readable again: all of it at
+	 * once, or a handshake with long headers waits for nothing. */
+	ci.pt_serv_buf_size = WS_HEAD_MAX + LWS_PRE + 1024;
 	s->lws = lws_create_context(&ci);
 	if (s->lws == NULL) {
 		log_quiet = false;
@@ -419,33 +468,31 @@ static int ws_start(void *state)
 		ws_log(s, CONFAB_LOG_DEBUG, "libwebsockets' handles not found "
 		       "on the loop: its context will not be freed at exit");
 
-	/* The vhost: one listener on [ws] listen. */
+	/* The vhost: no listener of its own (ws_listen.c accepts and hands
+	 * it every connection). */
 	memset(&ci, 0, sizeof(ci));
 	ci.vhost_name = "confab";
-	ci.iface = s->iface;
-	ci.port = s->port;
+	ci.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	ci.protocols = ws_protocols;
 	ci.server_string = "confab";
 	/* Dead peers are ws_idle.c's: a zeroed policy (not NULL, which
 	 * would mean lws's own 300 s) turns lws's validity timers off. */
 	ci.retry_and_idle_policy = &no_validity;
-	ci.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
-	if (s->ipv6)
-		ci.options |= LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY |
-			      LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE;
-	else
-		ci.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	s->vhost = lws_create_vhost(s->lws, &ci);
 	log_quiet = false;
 	if (s->vhost == NULL) {
-		s->host->config_error(s->ctx, "listen", "cannot listen on %s: "
-				      "libwebsockets could not bind it",
-				      s->listen);
+		ws_log(s, CONFAB_LOG_ERROR, "libwebsockets could not create "
+		       "its vhost");
 		return CONFAB_ERR;
 	}
 
-	if (ws_idle_start(s) != 0) {
+	if (ws_idle_start(s) != 0 || ws_deadline_start(s) != 0) {
 		ws_log(s, CONFAB_LOG_ERROR, "out of memory");
+		return CONFAB_ERR;
+	}
+	if (ws_listen_start(s, &err) != 0) {
+		s->host->config_error(s->ctx, "listen", "cannot listen on %s: %s",
+				      s->listen, strerror(err));
 		return CONFAB_ERR;
 	}
 	ws_log(s, CONFAB_LOG_INFO,
@@ -461,6 +508,7 @@ static void ws_stop(void *state)
 	if (s->shutting_down)
 		return;
 	s->shutting_down = true;
+	ws_listen_stop(s);
 	ws_log(s, CONFAB_LOG_DEBUG, "closing every WebSocket");
 	ws_conn_close_all(s, 1001, "server shutting down");
 }
@@ -549,7 +597,10 @@ static void ws_destroy(void *state)
 		s->lws = NULL;
 		s->vhost = NULL;
 	}
+	ws_listen_stop(s);
 	ws_conn_free_all(s);
+	ws_addr_end(s);
+	ws_deadline_end(s);
 	ws_park_end(s);
 	ws_out_end(s);
 	ws_idle_end(s);

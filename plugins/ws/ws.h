@@ -1,13 +1,19 @@
 /* The `ws` transport: libwebsockets on the broker's libuv loop.
  *
  * Files:
- *   ws.c       the plugin descriptor, configuration, start/stop/destroy and
- *              the one libwebsockets protocol callback that dispatches to
- *              the two files below.
- *   ws_http.c  plain HTTP: the chat page, /healthz, 404, refusals, and
- *              the confab_request built from a handshake.
- *   ws_conn.c  WebSocket connections: admission, incoming messages, the
- *              outbound queue, close.
+ *   ws.c          the plugin descriptor, configuration, start/stop/destroy
+ *                 and the one libwebsockets protocol callback that
+ *                 dispatches to the files below.
+ *   ws_listen.c   the listening socket: accept, and out of descriptors.
+ *   ws_head.c     reception: the request head, read before lws has it.
+ *   ws_addr.c     connections per remote address.
+ *   ws_deadline.c the handshake deadline of connections not yet sessions.
+ *   ws_http.c     plain HTTP: the chat page, /healthz, 404, refusals, and
+ *                 the confab_request built from a handshake.
+ *   ws_strict.c   what lws lets through that HTTP and WebSocket forbid.
+ *   ws_conn.c     connections: accept, admission, incoming messages, close.
+ *   ws_out.c      the outbound queue.   ws_idle.c  dead peers.
+ *   ws_park.c     handshakes whose admission is pending.
  *
  * Everything runs on the loop thread.
  *
@@ -20,9 +26,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include <libwebsockets.h>
 #include <uv.h>
 #include <confab/plugin.h>
+#include <confab/ratelimit.h>
 
 #define WS_SUBPROTOCOL "confab.v1"
 #define WS_PATH "/ws"
@@ -31,8 +40,26 @@
  * two-byte code. */
 #define WS_CLOSE_REASON_MAX 123
 
+/* Seconds from accept until a connection must be a WebSocket session
+ * (ws_deadline.c), and that a parked handshake waits for its admission. */
+#define WS_HANDSHAKE_SECS 10
+/* Bytes of request header data lws takes (a context setting): its default
+ * of 4 KB drops a handshake carrying a large JWT without an answer. */
+#define WS_HEADER_DATA 16384
+/* Bytes reception reads before the head must be complete (ws_head.c): the
+ * header data, and the request line and the names around it. lws's
+ * per-thread buffer takes it whole (ws.c), so that lws parses it in one
+ * go once handed over. */
+#define WS_HEAD_MAX (WS_HEADER_DATA + 4096)
+
 typedef struct ws_conn ws_conn;
 typedef struct ws_park ws_park;
+
+/* A remote address, as a key (ws_addr.c). */
+typedef struct ws_addr {
+	uint8_t family;
+	uint8_t bytes[16];
+} ws_addr;
 
 /* One plugin instance. */
 typedef struct ws_state {
@@ -56,12 +83,30 @@ typedef struct ws_state {
 	uint32_t idle_ms;
 	uv_timer_t *idle_timer;
 
+	/* [broker] max_connections and max_connections_per_address; 0: no
+	 * limit. Every TCP connection counts, from accept to close. */
+	size_t max_conns, max_per_addr;
+	size_t n_conns;
+	void *addrs;                 /* ws_addr.c: tsearch tree of counts */
+
+	/* ws_listen.c */
+	int listen_fd;
+	uv_poll_t *listen_poll;
+	int reserve_fd;              /* /dev/null, given up at EMFILE */
+	uv_timer_t *backoff_timer;
+	uint64_t emfile_count;
+
+	/* ws_deadline.c: connections not yet sessions, in accept order. */
+	ws_conn *young, *young_tail;
+	uv_timer_t *young_timer;
+
 	struct lws_context *lws;     /* from start until destroy */
 	struct lws_vhost *vhost;
 	bool shutting_down;          /* stop() was called */
 	bool lws_tracked;            /* lws's handles found on the loop */
 
 	ws_conn *conns;              /* every live ws_conn, newest first */
+	ws_conn *accepting;          /* being handed to lws right now */
 
 	/* ws_park.c: handshakes taken from lws while admission is pending. */
 	ws_park *parks;              /* waiting, newest first */
@@ -77,6 +122,16 @@ typedef struct ws_state {
 
 /* Log through the host with the instance in the line. */
 #define ws_log(s, level, ...) ((s)->host->log((s)->ctx, (level), __VA_ARGS__))
+/* The same for a line a client can cause: at most one a second through
+ * `rl` (one per kind of line), saying how many were skipped (ws.c). */
+void ws_log_limited(ws_state *s, confab_ratelimit *rl, confab_log_level level,
+		    const char *fmt, ...) CONFAB_PRINTF(4, 5);
+/* lws's own log lines go to debug while quiet (ws.c). */
+void ws_log_quiet(bool quiet);
+#define WS_LOG_LIMITED(s, level, ...) do {                                  \
+	static confab_ratelimit ws_rl_ = CONFAB_RATELIMIT_INIT(1000);       \
+	ws_log_limited((s), &ws_rl_, (level), __VA_ARGS__);                 \
+} while (0)
 
 /* ws_http.c */
 /* What lws keeps for us per HTTP transaction (its per-session data on the
@@ -95,6 +150,12 @@ int ws_http_writeable(struct lws *wsi, ws_http_pss *pss);
 /* Refuse a request with `status` and `reason` (text/plain, then the
  * connection closes). Returns 0, or -1 when nothing could be written. */
 int ws_http_refuse(struct lws *wsi, unsigned status, const char *reason);
+/* The same on a socket lws never had, before its request is read (at
+ * accept): written at once if the socket takes it, then closed. */
+void ws_http_refuse_fd(int fd, unsigned status, const char *reason);
+/* The same with more headers (`extra`: "name: value\r\n" lines). */
+void ws_http_refuse_fd_x(int fd, unsigned status, const char *reason,
+			 const char *extra);
 
 /* The request a handshake carries, built for session_open(). Owns its
  * strings; free with ws_request_free. */
@@ -109,6 +170,7 @@ void ws_request_free(ws_request *r);
 /* ---- a connection (ws_conn.c: admission and input; ws_out.c: output) */
 
 typedef enum ws_admit {
+	WS_HTTP,        /* no upgrade asked for yet */
 	WS_OPENING,     /* inside session_open() */
 	WS_PENDING,     /* session_open() returned, done() not called yet */
 	WS_ALLOWED,     /* done() admitted */
@@ -121,6 +183,19 @@ struct ws_conn {
 
 	struct lws *wsi;             /* NULL while parked */
 	ws_park *park;               /* set while parked (ws_park.c) */
+	bool returning;              /* handed back from parking to lws */
+	/* ws_head.c: the socket and what was read of it, before lws has it;
+	 * the bytes are kept until the upgrade (parking writes them again). */
+	int fd;                      /* -1 once lws has it */
+	uv_poll_t *head_poll;
+	char *head;
+	size_t head_len, head_cap;
+	ws_addr addr;                /* counted in s->addrs */
+
+	/* ws_deadline.c: in s->young until a session, or parked. */
+	bool young;
+	ws_conn *young_prev, *young_next;
+	uint64_t deadline;           /* loop time (ms) */
 	confab_session *session;     /* from session_open until session_closed */
 	ws_admit admit;
 	bool established;            /* the WebSocket handshake completed */
@@ -163,6 +238,18 @@ struct ws_conn {
 };
 
 /* ws_conn.c */
+/* A socket accepted on the listener (ws_listen.c): refused at once over
+ * max_connections (503) or max_connections_per_address (429), else
+ * counted and handed to lws. Takes fd. */
+void ws_conn_accept(ws_state *s, int fd, const struct sockaddr *peer);
+/* Reception is over (ws_head.c): hand c to lws (ok), or forget it (its
+ * socket is closed or answered). */
+void ws_conn_head_done(ws_conn *c, bool ok);
+/* LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: a wsi lws made for a
+ * socket ws_conn_head_done hands it. */
+void ws_conn_instantiated(ws_state *s, struct lws *wsi);
+/* The handshake deadline passed (ws_deadline.c): close c now. */
+void ws_conn_expired(ws_conn *c);
 /* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: checks and admission. Returns what
  * the callback returns: 0 to upgrade, or -1 after writing the refusal
  * (lws then hangs up). */
@@ -217,6 +304,51 @@ void ws_conn_close(void *state, void *conn, int code, const char *reason);
 /* Close a handle that was malloc'd, and free it once libuv is done with
  * it (uv_close stops it first). */
 void ws_handle_free(uv_handle_t *h);
+
+/* ws_strict.c */
+/* A request whose body framing is ambiguous or forbidden: -1 (answer
+ * 400 and close), else 0. */
+int ws_strict_http(struct lws *wsi);
+/* A close frame's payload from the client: 0 if valid, -1 if it must be
+ * answered with 1002 (and not echoed). */
+int ws_strict_close(const void *in, size_t len);
+bool ws_strict_close_code(int code);
+/* Turn a bad close payload (lws echoes it) into our 1002: 0, or -1 when it
+ * is too short for a code (the caller closes with 1002 itself). */
+int ws_strict_close_reply(void *in, size_t len);
+/* RAW_ADOPT: lws turned a CONNECT into a raw connection: 405, close. */
+int ws_http_raw_refuse(struct lws *wsi);
+
+/* ws_listen.c */
+int ws_listen_addr(const ws_state *s, struct sockaddr_storage *ss,
+		   socklen_t *sl);
+/* Listen on [ws] listen: 0, or -1 with *err set. */
+int ws_listen_start(ws_state *s, int *err);
+void ws_listen_stop(ws_state *s);
+/* One of our connections closed: if accepting is paused for want of
+ * descriptors, try again now. */
+void ws_listen_freed(ws_state *s);
+
+/* ws_head.c */
+/* Read fd's request head; ws_conn_head_done follows. */
+int ws_head_start(ws_conn *c, int fd);
+/* Close the socket if still ours, free what was read. */
+void ws_head_free(ws_conn *c);
+
+/* ws_addr.c */
+void ws_addr_from(ws_addr *a, const struct sockaddr *sa);
+size_t ws_addr_count_of(ws_state *s, const ws_addr *a);
+int ws_addr_add(ws_state *s, const ws_addr *a);
+void ws_addr_remove(ws_state *s, const ws_addr *a);
+void ws_addr_end(ws_state *s);
+
+/* ws_deadline.c */
+int ws_deadline_start(ws_state *s);
+/* c was accepted now: its deadline is WS_HANDSHAKE_SECS away. */
+void ws_deadline_join(ws_conn *c);
+/* c is a session (or parked, or gone): no deadline any more. */
+void ws_deadline_leave(ws_conn *c);
+void ws_deadline_end(ws_state *s);
 
 /* ws_idle.c */
 int ws_idle_start(ws_state *s);

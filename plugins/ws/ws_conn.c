@@ -1,19 +1,23 @@
-/* WebSocket connections of the `ws` transport: admission at the
- * handshake, incoming messages, the outbound queue and close.
+/* Connections of the `ws` transport: accept, admission at the handshake,
+ * incoming messages and close.
  *
- * A ws_conn is the `conn` handed to the core. It is hung on its wsi with
- * lws_set_opaque_user_data() (lws keeps that pointer across the upgrade,
- * unlike the per-session data it reallocates when it binds the WebSocket
- * protocol). It lives from the handshake until lws is done with the
- * connection, and the session handed out by session_open() with it:
+ * A ws_conn is made for every accepted socket (counted against
+ * max_connections and max_connections_per_address until it is freed) and
+ * is the `conn` handed to the core. Reception (ws_head.c) reads its
+ * request; then it is hung on its wsi as lws's opaque user data (lws
+ * keeps that pointer across the upgrade, unlike the per-session data it
+ * reallocates when it binds the WebSocket protocol). It lives until lws
+ * is done with the connection, and the session handed out by
+ * session_open() with it:
  *
- *   CONFIRM_UPGRADE  conn created, session_open() returns the session.
+ *   CONFIRM_UPGRADE  session_open() returns the session.
  *     done() before session_open returns (jwt, the SDK example):
  *       denied   -> HTTP status + reason, no upgrade; session_closed().
  *       allowed  -> upgrade.
  *     no done() yet (static): parked (ws_park.c), no upgrade yet:
  *       done()   -> handed back to lws; its CONFIRM_UPGRADE answers as
- *                   above (HTTP status, or upgrade). 503 after 10 s.
+ *                   above (HTTP status, or upgrade). 503 10 s after
+ *                   the accept (the handshake deadline).
  *     no done() yet, parking impossible (not Linux, out of descriptors):
  *       upgrade, reading paused until done():
  *       allowed  -> reading resumes.
@@ -42,19 +46,25 @@
 
 /* ---- bookkeeping ---- */
 
-static ws_conn *conn_new(ws_state *s, struct lws *wsi)
+static ws_conn *conn_new(ws_state *s, const ws_addr *addr)
 {
 	ws_conn *c = calloc(1, sizeof(*c));
 
 	if (c == NULL)
 		return NULL;
+	if (ws_addr_add(s, addr) != 0) {
+		free(c);
+		return NULL;
+	}
 	c->s = s;
-	c->wsi = wsi;
+	c->fd = -1;
+	c->addr = *addr;
 	c->next = s->conns;
 	if (s->conns != NULL)
 		s->conns->prev = c;
 	s->conns = c;
-	lws_set_opaque_user_data(wsi, c);
+	s->n_conns++;
+	ws_deadline_join(c);
 	return c;
 }
 
@@ -73,6 +83,7 @@ static void conn_free(ws_conn *c)
 	if (c->wsi != NULL)
 		lws_set_opaque_user_data(c->wsi, NULL);
 	ws_park_free(s, c->park);
+	ws_head_free(c);
 	ws_out_clear(c);
 	rx_release(c);
 	if (c->prev != NULL)
@@ -81,7 +92,105 @@ static void conn_free(ws_conn *c)
 		s->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
+	ws_deadline_leave(c);
+	ws_addr_remove(s, &c->addr);
+	s->n_conns--;
+	ws_listen_freed(s);
+	if (s->accepting == c)
+		s->accepting = NULL;  /* lws failed it inside the adoption */
 	free(c);
+}
+
+/* ---- accept ---- */
+
+void ws_conn_accept(ws_state *s, int fd, const struct sockaddr *peer)
+{
+	ws_addr addr;
+	ws_conn *c;
+
+	ws_addr_from(&addr, peer);
+	/* Answered before anything is read: the descriptor is what is
+	 * bounded, so it is given back at once. */
+	if (s->max_conns != 0 && s->n_conns >= s->max_conns) {
+		WS_LOG_LIMITED(s, CONFAB_LOG_WARN, "max_connections (%zu) "
+			       "reached: a new connection is refused (503)",
+			       s->max_conns);
+		ws_http_refuse_fd(fd, 503, "server full: too many connections");
+		return;
+	}
+	if (s->max_per_addr != 0 &&
+	    ws_addr_count_of(s, &addr) >= s->max_per_addr) {
+		WS_LOG_LIMITED(s, CONFAB_LOG_INFO, "max_connections_per_address "
+			       "(%zu) reached: a new connection is refused "
+			       "(429)", s->max_per_addr);
+		ws_http_refuse_fd(fd, 429, "too many connections from this "
+				  "address");
+		return;
+	}
+	c = conn_new(s, &addr);
+	if (c == NULL) {
+		ws_http_refuse_fd(fd, 503, "out of memory");
+		return;
+	}
+	if (ws_head_start(c, fd) != 0) {
+		ws_http_refuse_fd(fd, 503, "out of memory");
+		c->fd = -1;
+		conn_free(c);
+	}
+}
+
+void ws_conn_head_done(ws_conn *c, bool ok)
+{
+	ws_state *s = c->s;
+	struct lws *wsi;
+	int fd = c->fd;
+
+	if (!ok) {
+		conn_free(c);
+		return;
+	}
+	/* lws takes a copy of the bytes (and the socket, which it closes on
+	 * any failure); c->head stays for parking. Its lws_adopt_*_readbuf
+	 * logs "calling service" as an error each time: quiet. */
+	c->fd = -1;
+	s->accepting = c;
+	ws_log_quiet(true);
+	wsi = lws_adopt_socket_vhost_readbuf(s->vhost, fd, c->head,
+					     c->head_len);
+	ws_log_quiet(false);
+	if (s->accepting == NULL)
+		return;           /* lws closed it, and ws_conn_gone freed c */
+	s->accepting = NULL;
+	if (c->park != NULL)
+		return;           /* parked inside: lws let go of it */
+	if (wsi == NULL) {
+		/* lws closed the socket before it called us */
+		conn_free(c);
+		return;
+	}
+	c->wsi = wsi;
+}
+
+void ws_conn_instantiated(ws_state *s, struct lws *wsi)
+{
+	ws_conn *c = s->accepting;
+
+	if (c == NULL || c->wsi != NULL || lws_get_opaque_user_data(wsi) != NULL)
+		return;
+	c->wsi = wsi;
+	lws_set_opaque_user_data(wsi, c);
+}
+
+void ws_conn_expired(ws_conn *c)
+{
+	if (c->fd >= 0) {
+		conn_free(c);  /* its request never came whole: hang up */
+		return;
+	}
+	if (c->wsi == NULL)
+		return;  /* parked: ws_park.c answers it at the same time */
+	/* Outside any lws callback (a timer): lws may close it at once. */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 }
 
 static void end_session(ws_conn *c)
@@ -171,11 +280,13 @@ static void open_done(void *arg, bool allowed, int http_status,
 	}
 	/* Upgraded already (parking was not possible). */
 	if (allowed) {
-		if (c->established)
+		if (c->established) {
 			lws_rx_flow_control(c->wsi, 1);
+			ws_deadline_leave(c);
+		}
 	} else {
-		ws_log(c->s, CONFAB_LOG_DEBUG, "connection refused (%d): %s",
-		       http_status, reason);
+		WS_LOG_LIMITED(c->s, CONFAB_LOG_DEBUG, "connection refused "
+			       "(%d): %s", http_status, reason);
 	}
 	if (c->ring_len > 0 || c->closing)
 		ws_out_want(c);
@@ -247,6 +358,7 @@ static int answer_parked(ws_state *s, struct lws *wsi, ws_conn *c)
 	int rc;
 
 	c->park = NULL;
+	c->returning = false;
 	c->wsi = wsi;
 	lws_set_opaque_user_data(wsi, c);
 	if (c->admit == WS_ALLOWED && !s->shutting_down)
@@ -258,12 +370,11 @@ static int answer_parked(ws_state *s, struct lws *wsi, ws_conn *c)
 		status = deny_http_status(c->deny_status);
 		reason = c->close_reason;
 	}
-	ws_log(s, CONFAB_LOG_DEBUG, "connection refused (%u): %s", status,
-	       reason);
+	WS_LOG_LIMITED(s, CONFAB_LOG_DEBUG, "connection refused (%u): %s",
+		       status, reason);
 	rc = refuse(wsi, status, reason);
 	end_session(c);
-	conn_free(c);
-	return rc;
+	return rc;  /* lws hangs up: ws_conn_gone frees c */
 }
 
 int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
@@ -277,13 +388,18 @@ int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
 	/* A parked connection coming back (ws_park.c): in the adoption, or
 	 * later when lws had to wait for a header table. */
 	c = ws_park_claim(s, wsi);
+	if (c != NULL)
+		return answer_parked(s, wsi, c);
+	c = lws_get_opaque_user_data(wsi);
 	if (c == NULL)
-		c = lws_get_opaque_user_data(wsi);
-	if (c != NULL) {
-		if (c->admit == WS_ALLOWED || c->admit == WS_DENIED)
-			return answer_parked(s, wsi, c);
+		return refuse(wsi, 500, "connection not known");
+	if (c->returning)
+		return answer_parked(s, wsi, c);
+	if (c->admit != WS_HTTP)
 		return refuse(wsi, 400, "one WebSocket upgrade per connection");
-	}
+	if (ws_strict_http(wsi) != 0)
+		return refuse(wsi, 400, "bad request framing (Content-Length, "
+			      "Transfer-Encoding)");
 
 	if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0)
 		return refuse(wsi, 400, "only WebSocket upgrades are served");
@@ -304,13 +420,8 @@ int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
 		return refuse(wsi, 400, "unsupported subprotocol: this endpoint "
 			      "speaks " WS_SUBPROTOCOL);
 
-	c = conn_new(s, wsi);
-	if (c == NULL)
+	if (ws_request_build(&r, wsi, s->host->name(s->ctx)) != CONFAB_OK)
 		return refuse(wsi, 503, "out of memory");
-	if (ws_request_build(&r, wsi, s->host->name(s->ctx)) != CONFAB_OK) {
-		conn_free(c);
-		return refuse(wsi, 503, "out of memory");
-	}
 	c->admit = WS_OPENING;
 	c->session = s->host->transport->session_open(s->ctx, &r.req, c,
 						      open_done, c);
@@ -318,18 +429,16 @@ int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
 
 	if (c->session == NULL) {
 		/* The core cannot take it; done() will not be called. */
-		conn_free(c);
 		return refuse(wsi, 503, "unavailable");
 	}
 	if (c->admit == WS_DENIED) {
 		unsigned status = deny_http_status(c->deny_status);
 
-		ws_log(s, CONFAB_LOG_DEBUG, "connection refused (%u): %s",
-		       status, c->close_reason);
+		WS_LOG_LIMITED(s, CONFAB_LOG_DEBUG, "connection refused (%u): "
+			       "%s", status, c->close_reason);
 		rc = refuse(wsi, status, c->close_reason);
 		end_session(c);
-		conn_free(c);
-		return rc;
+		return rc;  /* lws hangs up: ws_conn_gone frees c */
 	}
 	if (c->admit == WS_OPENING) {
 		c->admit = WS_PENDING;
@@ -338,14 +447,15 @@ int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
 		if (rc == 0) {
 			lws_set_opaque_user_data(wsi, NULL);
 			c->wsi = NULL;
+			ws_deadline_leave(c);  /* the park keeps it */
 			return -1;  /* lws closes its placeholder */
 		}
 		if (rc == -2) {
-			ws_log(s, CONFAB_LOG_WARN, "a handshake could not be "
-			       "parked for its admission and is lost");
+			WS_LOG_LIMITED(s, CONFAB_LOG_WARN, "a handshake could "
+				       "not be parked for its admission and is "
+				       "lost");
 			end_session(c);
-			conn_free(c);
-			return -1;
+			return -1;  /* ws_conn_gone frees c */
 		}
 		/* Not parked: upgrade, reading paused until the answer. */
 	}
@@ -355,6 +465,7 @@ int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
 void ws_conn_park_adopted(ws_conn *c, struct lws *wsi)
 {
 	c->park = NULL;
+	c->returning = true;
 	c->wsi = wsi;
 	lws_set_opaque_user_data(wsi, c);
 }
@@ -370,8 +481,8 @@ void ws_conn_park_expired(ws_conn *c)
 {
 	if (c->park == NULL || c->admit != WS_PENDING)
 		return;
-	ws_log(c->s, CONFAB_LOG_WARN, "no admission decision within the "
-	       "time allowed: the handshake is refused (503)");
+	WS_LOG_LIMITED(c->s, CONFAB_LOG_WARN, "no admission decision within "
+		       "the time allowed: the handshake is refused (503)");
 	deny(c, 503, "authentication timed out");
 	end_session(c);  /* cancels the pending decision */
 	ws_park_ready(c->s, c->park);
@@ -384,7 +495,10 @@ int ws_conn_established(struct lws *wsi)
 	if (c == NULL)
 		return -1;  /* not upgraded through confirm_upgrade */
 	c->established = true;
+	ws_head_free(c);  /* the request is not needed again */
 	ws_idle_alive(c);
+	if (c->admit == WS_ALLOWED)
+		ws_deadline_leave(c);
 	if (c->admit == WS_PENDING)
 		lws_rx_flow_control(wsi, 0);
 	if (c->ring_len > 0 || c->closing)
@@ -398,8 +512,8 @@ static void deliver(ws_conn *c, const void *data, size_t len, unsigned flags)
 {
 	if (c->admit != WS_ALLOWED || c->closing) {
 		if (c->admit == WS_PENDING)
-			ws_log(c->s, CONFAB_LOG_WARN,
-			       "message before admission dropped");
+			WS_LOG_LIMITED(c->s, CONFAB_LOG_WARN,
+				       "message before admission dropped");
 		return;
 	}
 	c->s->host->transport->session_recv(c->session, data, len, flags);
@@ -459,8 +573,8 @@ int ws_conn_receive(struct lws *wsi, const void *in, size_t len)
 		} else if (final && c->rx_len == 0) {
 			deliver(c, in, len, flags);  /* whole: no copy */
 		} else if (!rx_append(c, in, len)) {
-			ws_log(c->s, CONFAB_LOG_ERROR,
-			       "out of memory for an incoming message");
+			WS_LOG_LIMITED(c->s, CONFAB_LOG_ERROR,
+				       "out of memory for an incoming message");
 			return -1;
 		} else if (final) {
 			deliver(c, c->rx, c->rx_len, flags);
@@ -533,6 +647,8 @@ void ws_conn_gone(struct lws *wsi)
 void ws_conn_close_all(ws_state *s, int code, const char *reason)
 {
 	for (ws_conn *c = s->conns; c != NULL; c = c->next) {
+		if (c->admit == WS_HTTP)
+			continue;  /* plain HTTP: lws closes it with the vhost */
 		if (c->park != NULL) {
 			/* Parked: refused with 503 when handed back. */
 			if (c->admit == WS_PENDING) {

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
 
 #include "ws.h"
 #include "chat_page.h"   /* chat_page, chat_page_len: www/index.html */
@@ -32,6 +34,7 @@ static int begin_headers(struct lws *wsi, unsigned status, const char *ctype,
 {
 	if (lws_add_http_common_headers(wsi, status, ctype, len, p, end) ||
 	    add_header(wsi, "cache-control:", cache, p, end) ||
+	    add_header(wsi, "connection:", "close", p, end) ||
 	    add_header(wsi, "x-content-type-options:", "nosniff", p, end))
 		return -1;
 	if (xname != NULL && add_header(wsi, xname, xvalue, p, end))
@@ -69,11 +72,34 @@ static const char *status_text(unsigned status)
 	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
+	case 431: return "Request Header Fields Too Large";
+	case 405: return "Method Not Allowed";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
 	default: return status < 500 ? "Client Error" : "Server Error";
 	}
+}
+
+/* A refusal as text: status line, headers (`extra` adds some), body. */
+static int refusal_text(char *out, size_t room, unsigned status,
+			const char *reason, const char *extra)
+{
+	int body_len = (int)strnlen(reason, WS_HTTP_SMALL_BODY - 2) + 1;
+	int n = snprintf(out, room,
+			 "HTTP/1.1 %u %s\r\n"
+			 "content-type: text/plain; charset=utf-8\r\n"
+			 "content-length: %d\r\n"
+			 "cache-control: no-store\r\n"
+			 "x-content-type-options: nosniff\r\n"
+			 "%s"
+			 "connection: close\r\n"
+			 "\r\n"
+			 "%.*s\n",
+			 status, status_text(status), body_len, extra,
+			 body_len - 1, reason);
+
+	return n < 0 || (size_t)n >= room ? -1 : n;
 }
 
 /* The response is written whole, status line included: while lws asks
@@ -83,27 +109,52 @@ static const char *status_text(unsigned status)
 int ws_http_refuse(struct lws *wsi, unsigned status, const char *reason)
 {
 	char buf[LWS_PRE + 256 + WS_HTTP_SMALL_BODY];
-	char *start = buf + LWS_PRE;
-	size_t room = sizeof(buf) - LWS_PRE;
-	int body_len, n;
+	int n = refusal_text(buf + LWS_PRE, sizeof(buf) - LWS_PRE, status,
+			     reason, "");
 
-	body_len = (int)strnlen(reason, WS_HTTP_SMALL_BODY - 2) + 1;
-	n = snprintf(start, room,
-		     "HTTP/1.1 %u %s\r\n"
-		     "content-type: text/plain; charset=utf-8\r\n"
-		     "content-length: %d\r\n"
-		     "cache-control: no-store\r\n"
-		     "x-content-type-options: nosniff\r\n"
-		     "connection: close\r\n"
-		     "\r\n"
-		     "%.*s\n",
-		     status, status_text(status), body_len, body_len - 1, reason);
-	if (n < 0 || (size_t)n >= room)
-		return -1;
-	if (lws_write(wsi, (unsigned char *)start, (size_t)n,
-		      LWS_WRITE_HTTP_HEADERS) < 0)
+	if (n < 0 || lws_write(wsi, (unsigned char *)buf + LWS_PRE, (size_t)n,
+			       LWS_WRITE_HTTP_HEADERS) < 0)
 		return -1;
 	return 0;
+}
+
+void ws_http_refuse_fd(int fd, unsigned status, const char *reason)
+{
+	ws_http_refuse_fd_x(fd, status, reason, "");
+}
+
+void ws_http_refuse_fd_x(int fd, unsigned status, const char *reason,
+			 const char *extra)
+{
+	char buf[256 + WS_HTTP_SMALL_BODY];
+	int n = refusal_text(buf, sizeof(buf), status, reason, extra);
+
+	/* A new socket's send buffer takes this whole, or nothing is lost
+	 * that was owed. What the client sent already is read first, so that
+	 * the close is a FIN and not a reset that could destroy the answer
+	 * before the client reads it. */
+	if (n > 0) {
+		char sink[2048];
+
+		for (int i = 0; i < 8; i++)
+			if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+				break;
+		(void)!send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		shutdown(fd, SHUT_WR);
+	}
+	close(fd);
+}
+
+int ws_http_raw_refuse(struct lws *wsi)
+{
+	char buf[LWS_PRE + 256 + WS_HTTP_SMALL_BODY];
+	int n = refusal_text(buf + LWS_PRE, sizeof(buf) - LWS_PRE, 405,
+			     "method not allowed", "allow: GET, HEAD\r\n");
+
+	if (n > 0)
+		lws_write(wsi, (unsigned char *)buf + LWS_PRE, (size_t)n,
+			  LWS_WRITE_RAW);
+	return -1;
 }
 
 /* The page: headers now, the body from HTTP_WRITEABLE in chunks. */
@@ -123,7 +174,7 @@ static int serve_page(struct lws *wsi, ws_http_pss *pss, bool head_only)
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	if (head_only)
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
+		return -1;  /* answered: close (ws_http_serve says why) */
 	pss->body = chat_page;
 	pss->len = chat_page_len;
 	pss->off = 0;
@@ -153,7 +204,7 @@ int ws_http_writeable(struct lws *wsi, ws_http_pss *pss)
 		return 0;
 	}
 	pss->body = NULL;
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
+	return -1;  /* answered: lws writes what it holds, then closes */
 }
 
 int ws_http_serve(ws_state *s, struct lws *wsi, ws_http_pss *pss,
@@ -165,9 +216,12 @@ int ws_http_serve(ws_state *s, struct lws *wsi, ws_http_pss *pss,
 
 	if (uri == NULL)
 		uri = "";
+	/* Request framing was checked in FILTER_HTTP_CONNECTION (ws.c). */
 	if (!get && !head) {
-		rc = respond_x(wsi, 405, "method not allowed\n", "allow:",
-			       "GET, HEAD", false);
+		/* Closed at once: a body it may announce is not waited for. */
+		respond_x(wsi, 405, "method not allowed\n", "allow:",
+			  "GET, HEAD", false);
+		return -1;
 	} else if (strcmp(uri, "/") == 0) {
 		return serve_page(wsi, pss, head);
 	} else if (strcmp(uri, "/healthz") == 0) {
@@ -182,9 +236,12 @@ int ws_http_serve(ws_state *s, struct lws *wsi, ws_http_pss *pss,
 	} else {
 		rc = respond_x(wsi, 404, "not found\n", NULL, NULL, head);
 	}
-	if (rc < 0)
-		return -1;
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
+	/* Every plain HTTP answer ends its connection: a next request on it
+	 * would reach lws without going through reception (ws_head.c). The
+	 * answers are small and rare (the page, health checks). lws writes
+	 * what it still holds before it closes. */
+	(void)rc;
+	return -1;
 }
 
 /* ---- the request a handshake carries ---- */

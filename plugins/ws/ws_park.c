@@ -13,17 +13,21 @@
  * How, on Linux (elsewhere ws_park_take() declines and the old way stays:
  * upgrade, reading paused, then a 44xx close if refused):
  *   take    CONFIRM_UPGRADE keeps a duplicate of the socket and the
- *           handshake headers; it removes the socket from the loop's epoll
- *           set and points lws's descriptor number at a placeholder socket
- *           (dup3), then returns -1. lws's shutdown and close reach the
- *           placeholder; the client's connection stays open, untouched,
- *           and nothing reads it while the decision is made.
+ *           bytes reception read (ws_head.c); it removes the socket from
+ *           the loop's epoll set and points lws's descriptor number at a
+ *           placeholder socket (dup3), then returns -1. lws's shutdown
+ *           and close reach the placeholder; the client's connection
+ *           stays open, untouched, and nothing reads it while the
+ *           decision is made.
  *   return  lws_adopt_socket_vhost_readbuf() hands the socket to lws again
- *           with the upgrade request written anew (request line and the
- *           handshake headers: the credentials have done their work). Its
+ *           with every byte the client sent, as reception read them
+ *           (ws_head.c): the request, whatever the length of its headers,
+ *           and any WebSocket frames the client sent right behind it,
+ *           which lws reads after the upgrade as it would have. Its
  *           CONFIRM_UPGRADE claims the connection (ws_park_claim) and
  *           upgrades, or answers with the refusal's HTTP status.
- * A decision that takes longer than WS_PARK_SECS is answered 503.
+ * A decision still pending at the connection's handshake deadline
+ * (WS_HANDSHAKE_SECS after its accept) is answered 503.
  *
  * The epoll removal comes first because epoll keeps a registration as long
  * as the socket is open anywhere: once lws's number pointed elsewhere, its
@@ -48,11 +52,6 @@
 
 #include "ws.h"
 
-/* Seconds a parked handshake waits for its admission. */
-#define WS_PARK_SECS 10
-/* The request written anew: the request line and five headers. */
-#define WS_REPLAY_MAX 1024
-
 struct ws_park {
 	ws_park *prev, *next;        /* in s->parks */
 	ws_conn *conn;
@@ -60,8 +59,8 @@ struct ws_park {
 	bool ready;                  /* decided: hand back at the next tick */
 	bool claimed;                /* its CONFIRM_UPGRADE came, in adoption */
 	uint64_t deadline;           /* loop time (ms) for the 503 */
+	char *replay;                /* what the client sent (c->head, taken) */
 	size_t replay_len;
-	char replay[];
 };
 
 /* ---- the timer: hand back what is decided, 503 what is late ---- */
@@ -101,11 +100,15 @@ static void hand_back(ws_state *s, ws_park *p)
 
 	unlink_park(s, p);
 	s->adopting = p;
-	/* From here the socket is lws's: it closes it on any failure. */
+	/* From here the socket is lws's: it closes it on any failure. lws
+	 * logs each such adoption as an error: quiet. */
+	ws_log_quiet(true);
 	wsi = lws_adopt_socket_vhost_readbuf(s->vhost, p->fd, p->replay,
 					     p->replay_len);
+	ws_log_quiet(false);
 	s->adopting = NULL;
 	claimed = p->claimed;
+	free(p->replay);
 	free(p);
 	if (claimed)
 		return;  /* the conn is answered (and may be gone) */
@@ -115,8 +118,8 @@ static void hand_back(ws_state *s, ws_park *p)
 		ws_conn_park_adopted(c, wsi);
 		return;
 	}
-	ws_log(s, CONFAB_LOG_WARN, "a handshake that waited for its "
-	       "admission could not be handed back to libwebsockets");
+	WS_LOG_LIMITED(s, CONFAB_LOG_WARN, "a handshake that waited for its "
+		       "admission could not be handed back to libwebsockets");
 	ws_conn_park_lost(c);
 }
 
@@ -147,35 +150,6 @@ static void park_tick(uv_timer_t *t)
 }
 
 /* ---- take ---- */
-
-/* The upgrade request again, from what lws parsed. */
-static size_t build_replay(struct lws *wsi, char *out, size_t cap)
-{
-	char host[256], key[64], protocol[256];
-	int n;
-
-	if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) <= 0 ||
-	    lws_hdr_copy(wsi, key, sizeof(key), WSI_TOKEN_KEY) <= 0)
-		return 0;
-	protocol[0] = '\0';
-	if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0)
-		snprintf(protocol, sizeof(protocol), "%s", WS_SUBPROTOCOL);
-	n = snprintf(out, cap,
-		     "GET " WS_PATH " HTTP/1.1\r\n"
-		     "Host: %s\r\n"
-		     "Upgrade: websocket\r\n"
-		     "Connection: Upgrade\r\n"
-		     "Sec-WebSocket-Key: %s\r\n"
-		     "Sec-WebSocket-Version: 13\r\n"
-		     "%s%s%s"
-		     "\r\n",
-		     host, key,
-		     protocol[0] ? "Sec-WebSocket-Protocol: " : "", protocol,
-		     protocol[0] ? "\r\n" : "");
-	if (n <= 0 || (size_t)n >= cap)
-		return 0;
-	return (size_t)n;
-}
 
 #if defined(__linux__)
 /* Take the socket from lws: returns our duplicate, or -1 with nothing
@@ -220,15 +194,14 @@ static int take_socket(ws_state *s, struct lws *wsi)
 int ws_park_take(ws_state *s, struct lws *wsi, ws_conn *c, ws_park **out)
 {
 #if defined(__linux__)
-	char replay[WS_REPLAY_MAX];
-	size_t n = build_replay(wsi, replay, sizeof(replay));
 	ws_park *p;
+	uint64_t due;
 	int fd;
 
 	*out = NULL;
-	if (n == 0 || s->vhost == NULL)
+	if (c->head == NULL || s->vhost == NULL)
 		return -1;
-	p = malloc(sizeof(*p) + n);
+	p = malloc(sizeof(*p));
 	if (p == NULL)
 		return -1;
 	fd = take_socket(s, wsi);
@@ -239,16 +212,23 @@ int ws_park_take(ws_state *s, struct lws *wsi, ws_conn *c, ws_park **out)
 	memset(p, 0, sizeof(*p));
 	p->conn = c;
 	p->fd = fd;
-	p->deadline = uv_now(s->loop) + WS_PARK_SECS * 1000u;
-	p->replay_len = n;
-	memcpy(p->replay, replay, n);
+	p->deadline = c->deadline;
+	p->replay = c->head;
+	p->replay_len = c->head_len;
+	c->head = NULL;
+	c->head_len = c->head_cap = 0;
 	p->next = s->parks;
 	if (s->parks != NULL)
 		s->parks->prev = p;
 	s->parks = p;
 	*out = p;
-	if (s->park_timer == NULL || !uv_is_active((uv_handle_t *)s->park_timer))
-		arm(s, WS_PARK_SECS * 1000u);
+	/* Deadlines come from accept, not from here: this one may be the
+	 * earliest. */
+	due = p->deadline > uv_now(s->loop) ? p->deadline - uv_now(s->loop) : 0;
+	if (s->park_timer == NULL ||
+	    !uv_is_active((uv_handle_t *)s->park_timer) ||
+	    uv_timer_get_due_in(s->park_timer) > due)
+		arm(s, due);
 	return 0;
 #else
 	(void)s; (void)wsi; (void)c;
@@ -283,6 +263,7 @@ void ws_park_free(ws_state *s, ws_park *p)
 		return;  /* hand_back frees it; the socket is lws's */
 	unlink_park(s, p);
 	close(p->fd);
+	free(p->replay);
 	free(p);
 }
 

@@ -182,6 +182,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _port_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def listening(port):
     """True when something accepts TCP connections on 127.0.0.1:port."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -267,8 +276,9 @@ class Broker:
     built ws.so); `sections` adds or extends sections ([ws] listen is set).
     """
 
-    def __init__(self, tmp, name="broker", broker=None, sections=None):
+    def __init__(self, tmp, name="broker", broker=None, sections=None, nofile=None):
         self.name = name
+        self.nofile = nofile      # RLIMIT_NOFILE for this confabd only
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix=name + "-", dir=tmp)
         b = {"node_id": name, "plugins": WS_SO}
@@ -276,6 +286,7 @@ class Broker:
         secs = {"ws": {"listen": "127.0.0.1:%d" % self.port}}
         for sec, kv in (sections or {}).items():
             secs.setdefault(sec, {}).update(kv)
+        self._settings = (b, secs)
         self.config = write_config(self.dir, b, secs)
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.proc = None
@@ -302,10 +313,23 @@ class Broker:
             raise TestFailure(self.start_error)
         if self.proc:
             return self
+        # The port was picked when the test was set up; by now another
+        # process (a client's ephemeral port, another test's broker) may
+        # hold it, and its /healthz would pass for ours: pick another.
+        b, secs = self._settings
+        if secs["ws"].get("listen") == "127.0.0.1:%d" % self.port and not _port_free(self.port):
+            self.port = free_port()
+            secs["ws"]["listen"] = "127.0.0.1:%d" % self.port
+            self.config = write_config(self.dir, b, secs)
         err = open(self.stderr_path, "wb")
         try:
+            preexec = None
+            if self.nofile is not None:
+                import resource
+                n = self.nofile
+                preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
             self.proc = spawn([CONFABD, "-c", self.config], stdin=subprocess.DEVNULL,
-                              stdout=err, stderr=err)
+                              stdout=err, stderr=err, preexec_fn=preexec)
         finally:
             err.close()
         deadline = time.monotonic() + timeout
@@ -596,8 +620,8 @@ class Suite:
         self.tests.append(fn)
         return fn
 
-    def broker(self, name="broker", broker=None, sections=None):
-        b = Broker(self.tmp, name, broker, sections)
+    def broker(self, name="broker", broker=None, sections=None, nofile=None):
+        b = Broker(self.tmp, name, broker, sections, nofile)
         self.brokers.append(b)
         return b
 

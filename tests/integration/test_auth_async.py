@@ -48,21 +48,31 @@ late = slow_broker("late", {"user": "alice", "delay_ms": 60000},
                    broker={"max_pending_auth_per_address": 1, "max_pending_auth": 16})
 
 
-def handshake_bytes(port):
+def handshake_bytes(port, host=None, extra=""):
     key = base64.b64encode(os.urandom(16)).decode()
-    return ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+    return ("GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-            "Sec-WebSocket-Protocol: confab.v1\r\n\r\n" % (port, key)).encode()
+            "Sec-WebSocket-Protocol: confab.v1\r\n%s\r\n"
+            % (host or "127.0.0.1:%d" % port, key, extra)).encode()
 
 
-async def raw_answer(port, quiet=0.0, timeout=RECV_TIMEOUT):
+def masked_text(payload):
+    """A client text frame (masked), for frames sent behind a handshake."""
+    k = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
+    return head + k + bytes(c ^ k[i % 4] for i, c in enumerate(payload))
+
+
+async def raw_answer(port, quiet=0.0, timeout=RECV_TIMEOUT, request=None, until_closed=False):
     """Send a handshake on a plain socket. Check that nothing at all comes
     back for `quiet` seconds (the decision is not made yet), then return
     the status line and what followed, up to the end of the headers (or
-    the hang-up)."""
+    the hang-up; with until_closed, everything until the hang-up or the
+    timeout)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(handshake_bytes(port))
+        writer.write(request or handshake_bytes(port))
         await writer.drain()
         if quiet:
             try:
@@ -74,10 +84,17 @@ async def raw_answer(port, quiet=0.0, timeout=RECV_TIMEOUT):
         data = b""
         deadline = time.monotonic() + timeout
         # a 101 ends with its headers; a refusal with the hang-up
-        while not (data.startswith(b"HTTP/1.1 101") and b"\r\n\r\n" in data):
+        while until_closed or not (data.startswith(b"HTTP/1.1 101") and b"\r\n\r\n" in data):
             left = deadline - time.monotonic()
+            if until_closed and left <= 0:
+                break
             check(left > 0, "no complete answer within %.0fs: %r" % (timeout, data[:300]))
-            chunk = await asyncio.wait_for(reader.read(4096), left)
+            try:
+                chunk = await asyncio.wait_for(reader.read(4096), left)
+            except asyncio.TimeoutError:
+                if until_closed:
+                    break
+                raise
             if not chunk:
                 break
             data += chunk
@@ -116,6 +133,53 @@ async def a_late_refusal_is_an_http_status_without_upgrade():
     check("101" not in status_of(answer) and "fixture says no" in answer,
           "the 403 does not carry the reason: %r" % answer[-300:])
     note("%s with 'fixture says no'" % status_of(answer))
+
+
+@suite.test
+async def long_headers_still_wait_for_the_decision():
+    """A Host of 200, 4000 and 15000 bytes, or a 15000-byte Cookie: the
+    handshake still waits for its decision and gets its HTTP status (403
+    from deny, 101 from allow), never an upgrade before it."""
+    deny.start()
+    allow.start()
+    for what, host, extra in (("Host 200", "h" * 200, ""), ("Host 4000", "h" * 4000, ""),
+                              ("Host 15000", "h" * 15000, ""),
+                              ("Cookie 15000", None, "Cookie: c=%s\r\n" % ("v" * 15000))):
+        answer = await raw_answer(deny.port, quiet=0.15,
+                                  request=handshake_bytes(deny.port, host, extra))
+        check(status_of(answer).startswith("HTTP/1.1 403"),
+              "%s: deny answered %r, want 403" % (what, status_of(answer)))
+        answer = await raw_answer(allow.port, quiet=0.3,
+                                  request=handshake_bytes(allow.port, host, extra))
+        check(status_of(answer).startswith("HTTP/1.1 101"),
+              "%s: allow answered %r, want 101" % (what, status_of(answer)))
+        note("%s: 403 / 101 after the decision" % what)
+
+
+@suite.test
+async def frames_sent_behind_the_handshake_are_not_dropped():
+    """A handshake and two pings in the same TCP segment, before the 101:
+    after the slow allow, the welcome and both pongs come back."""
+    allow.start()
+    req = handshake_bytes(allow.port) + masked_text(b'{"type":"ping","ref":1}') + \
+        masked_text(b'{"type":"ping","ref":2}')
+    answer = await raw_answer(allow.port, quiet=0.3, request=req, until_closed=True,
+                              timeout=2.0 * SCALE)
+    check(status_of(answer).startswith("HTTP/1.1 101"), "answered %r" % status_of(answer))
+    body = answer.split("\r\n\r\n", 1)[1]
+    check('"type":"welcome"' in body, "no welcome: %r" % body[:300])
+    for ref in (1, 2):
+        check('{"type":"pong","ref":%d}' % ref in body, "pong %d missing: %r" % (ref, body[:400]))
+
+
+@suite.test
+def parked_handshakes_log_no_libwebsockets_warning():
+    """Every handshake above was parked: none of them left a
+    libwebsockets warning (adopt_socket_readbuf) in the log."""
+    for b in (allow, deny):
+        log = b.stderr()
+        check("adopt_socket_readbuf" not in log and "libwebsockets:" not in log,
+              "%s logged: %r" % (b.name, [l for l in log.splitlines() if "libwebsockets" in l][:3]))
 
 
 @suite.test

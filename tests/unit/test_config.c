@@ -463,6 +463,33 @@ START_TEST(test_auth_bounds_have_defaults_and_are_read_and_checked)
 }
 END_TEST
 
+START_TEST(test_max_connections_defaults_to_the_descriptor_limit_less_headroom)
+{
+	config cfg;
+	load_ok("[broker]\nplugins = ws\n", &cfg);
+	ck_assert_uint_gt(cfg.broker.nofile, 0);
+	ck_assert_uint_eq(cfg.broker.max_connections,
+			  config_default_max_connections(cfg.broker.nofile));
+	char want[24];
+	snprintf(want, sizeof(want), "%zu", cfg.broker.max_connections);
+	ck_assert_str_eq(config_broker_text(&cfg, "max_connections"), want);
+	config_free(&cfg);
+
+	/* an eighth, at least 32, and never below 1 */
+	ck_assert_uint_eq(config_default_max_connections(1024), 896);
+	ck_assert_uint_eq(config_default_max_connections(65536), 57344);
+	ck_assert_uint_eq(config_default_max_connections(64), 32);
+	ck_assert_uint_eq(config_default_max_connections(20), 1);
+
+	load_ok("[broker]\nplugins = ws\nmax_connections = 0\n", &cfg);
+	ck_assert_uint_eq(cfg.broker.max_connections, 0);
+	config_free(&cfg);
+	load_ok("[broker]\nplugins = ws\nmax_connections = 5000\n", &cfg);
+	ck_assert_str_eq(config_broker_text(&cfg, "max_connections"), "5000");
+	config_free(&cfg);
+}
+END_TEST
+
 /* ---- every error: CONFAB_EINVAL and one line naming file, line, key ------ */
 
 START_TEST(test_unknown_broker_key_is_rejected_naming_file_line_section_key)
@@ -762,6 +789,7 @@ static Suite *config_suite(void)
 	tc = tcase_create("lookups");
 	tcase_add_test(tc, test_section_find_and_get_mark_keys_used);
 	tcase_add_test(tc, test_broker_text_gives_every_key_with_defaults_applied);
+	tcase_add_test(tc, test_max_connections_defaults_to_the_descriptor_limit_less_headroom);
 	tcase_add_test(tc, test_split_list_separates_on_commas_spaces_and_tabs);
 	suite_add_tcase(s, tc);
 	return s;
