@@ -47,9 +47,12 @@ typedef struct broker_settings {
 	size_t max_connections_per_address;
 	size_t idle_timeout;             /* seconds; read by transports */
 	size_t max_json_depth;
+	size_t room_ttl;                 /* seconds without activity before a room's
+					  * seq and history expire; 0 = never */
+	size_t max_rooms;                /* rooms with members on this node; 0 = no cap */
 	char **allowed_origins;          /* browser origins allowed; none = any */
 	size_t n_allowed_origins;
-	char limit_text[8][24];          /* the limits as text, in limit_keys order */
+	char limit_text[10][24];          /* the limits as text, in limit_keys order */
 } broker_settings;
 
 typedef struct config {

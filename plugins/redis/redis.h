@@ -70,6 +70,7 @@ enum redis_script {
 	SCRIPT_GOODBYE,
 	SCRIPT_PUBLISH_BATCH,
 	SCRIPT_PRESENCE_BATCH,
+	SCRIPT_EPOCH,
 	SCRIPT_COUNT
 };
 
@@ -130,6 +131,8 @@ struct rq {
 		confab_status_done status;
 		confab_presence_done presence;
 		confab_history_done history;
+		confab_history_epoch_done history_epoch;
+		confab_epoch_done epoch;
 	} done;
 	void *arg;
 };
@@ -200,6 +203,7 @@ struct redis_state {
 	unsigned probe_timeout_ms;
 	unsigned reconnect_max_ms;
 	size_t history_size;
+	unsigned long room_ttl;      /* [broker] room_ttl, seconds; 0 = never */
 
 	/* the connections (redis_conn.c) */
 	redisAsyncContext *cmd;      /* scripts, PUBLISH, queries */
@@ -284,6 +288,10 @@ void batch_send(redis_state *s, rq *q);
 void batch_fail_all(redis_state *s);
 
 /* ---- redis_ops.c ---- */
+
+/* 64 random bits as 16 hex digits: the epoch a script gives a room it
+ * creates. */
+void ops_fresh_epoch(char out[17]);
 
 extern const confab_backplane_ops redis_backplane_ops;
 /* The reconcile request: make Redis's record of this node equal to the

@@ -31,8 +31,8 @@
 #include "redis.h"
 
 /* The publish request's arguments (redis_ops.c builds them). */
-enum { PUB_SEQ_KEY, PUB_HIST_KEY, PUB_P, PUB_C, PUB_ROOM, PUB_HEAD_A, PUB_HEAD_B,
-       PUB_BODY, PUB_HISTORY_SIZE };
+enum { PUB_SEQ_KEY, PUB_HIST_KEY, PUB_EPOCH_KEY, PUB_P, PUB_C, PUB_ROOM, PUB_HEAD_A,
+       PUB_HEAD_B, PUB_BODY, PUB_HISTORY_SIZE, PUB_ROOM_TTL, PUB_FRESH };
 
 /* At most this many messages in one call: a bound on the reply and on
  * how long Redis is busy with one script. */
@@ -170,16 +170,18 @@ static int send_batch(redis_state *s, rq *list, size_t n)
 	int rc = b == NULL;
 
 	for (rq *q = list; rc == 0 && q != NULL; q = q->held_next)
-		rc = rq_arg(b, q->argv[PUB_SEQ_KEY], q->argvlen[PUB_SEQ_KEY]) ||
-		     rq_arg(b, q->argv[PUB_HIST_KEY], q->argvlen[PUB_HIST_KEY]);
+		for (int k = PUB_SEQ_KEY; rc == 0 && k <= PUB_EPOCH_KEY; k++)
+			rc = rq_arg(b, q->argv[k], q->argvlen[k]);
 	rc = rc || rq_arg(b, list->argv[PUB_P], list->argvlen[PUB_P]) ||
 	     rq_arg(b, list->argv[PUB_C], list->argvlen[PUB_C]) ||
-	     rq_arg(b, list->argv[PUB_HISTORY_SIZE], list->argvlen[PUB_HISTORY_SIZE]);
+	     rq_arg(b, list->argv[PUB_HISTORY_SIZE], list->argvlen[PUB_HISTORY_SIZE]) ||
+	     rq_arg(b, list->argv[PUB_ROOM_TTL], list->argvlen[PUB_ROOM_TTL]) ||
+	     rq_arg(b, list->argv[PUB_FRESH], list->argvlen[PUB_FRESH]);
 	for (rq *q = list; rc == 0 && q != NULL; q = q->held_next)
 		for (int a = PUB_ROOM; rc == 0 && a <= PUB_BODY; a++)
 			rc = rq_arg(b, q->argv[a], q->argvlen[a]);
 	if (rc == 0) {
-		b->nkeys = (unsigned)(2 * n);
+		b->nkeys = (unsigned)(3 * n);
 		/* Counted like the core's requests, so that destroy answers
 		 * its members (rq_orphan_all) if Redis has not. */
 		b->core = true;

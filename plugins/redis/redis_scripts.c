@@ -9,6 +9,13 @@
  *   P room:R:hist     list    the room's last messages, oldest first: at least
  *                             history_size (when there are as many), at most
  *                             HIST_SLACK more (trimmed in steps; see below)
+ *   P room:R:epoch    string  the room's epoch: set (SET when absent, with the
+ *                             random text the node passes) the first time the
+ *                             room is used after it did not exist
+ * The three are the room's record. Every script that uses a room (publish,
+ * epoch, history) gives all three the same EXPIRE of room_ttl seconds
+ * after its last command, so that they expire together, room_ttl after
+ * the room's last activity; room_ttl 0 sets no EXPIRE.
  *   P pres:R          set     users present in room R on some node
  *   P pres:R/U        set     nodes where user U is in room R
  *   P user:U          set     nodes where user U has a session
@@ -81,13 +88,37 @@
 	"  redis.call('ZREM', P .. 'nodes', node)\n" \
 	"end\n"
 
-/* KEYS: seq, hist. ARGV[3..7]: room, head_a, head_b, body, history_size.
- * Returns the seq. The one script run for every message: it does without
- * the prelude, whose helper closures Redis would build on every call. */
-#define PUBLISH_LUA \
+/* The room record's helpers (publish, publish_batch, epoch, history; the
+ * publish scripts do without the rest of the prelude, whose helper
+ * closures Redis would build on every call). epoch(): the room's epoch,
+ * `fresh` (random text from the node) when it has none. refresh(): the
+ * record expires ttl seconds from now (0: never). */
+#define RECORD \
+	"local function epoch(kepoch, fresh)\n" \
+	"  local e = redis.call('GET', kepoch)\n" \
+	"  if not e then\n" \
+	"    e = fresh\n" \
+	"    redis.call('SET', kepoch, e)\n" \
+	"  end\n" \
+	"  return e\n" \
+	"end\n" \
+	"local function refresh(kseq, khist, kepoch, ttl)\n" \
+	"  if ttl > 0 then\n" \
+	"    redis.call('EXPIRE', kseq, ttl)\n" \
+	"    redis.call('EXPIRE', khist, ttl)\n" \
+	"    redis.call('EXPIRE', kepoch, ttl)\n" \
+	"  end\n" \
+	"end\n"
+
+/* KEYS: seq, hist, epoch. ARGV[3..9]: room, head_a, head_b, body,
+ * history_size, room_ttl, fresh epoch. Returns the seq. The one script run
+ * for a message alone. */
+#define PUBLISH_LUA RECORD \
 	"local C = ARGV[2]\n" \
 	"local seq = redis.call('INCR', KEYS[1])\n" \
-	"local msg = ARGV[4] .. string.format('%d', seq) .. ARGV[5] .. '\\n' .. ARGV[6]\n" \
+	"local e = epoch(KEYS[3], ARGV[9])\n" \
+	"local msg = ARGV[4] .. string.format('%d', seq) .. ',\"epoch\":\"' .. e .. '\"' ..\n" \
+	"  ARGV[5] .. '\\n' .. ARGV[6]\n" \
 	"local keep = tonumber(ARGV[7])\n" \
 	"if keep > 0 then\n" \
 	"  if redis.call('RPUSH', KEYS[2], msg) > keep + " HIST_SLACK " then\n" \
@@ -96,30 +127,49 @@
 	"else\n" \
 	"  redis.call('DEL', KEYS[2])\n" \
 	"end\n" \
+	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]))\n" \
 	"redis.call('PUBLISH', C .. 'room:' .. ARGV[3], msg)\n" \
 	"return seq\n"
 
-/* The publish script for n messages at once (redis_batch.c). KEYS: seq
- * and hist of each message. ARGV[3]: history_size; then room, head_a,
- * head_b, body of each. Returns the seqs, in order. */
-#define PUBLISH_BATCH_LUA \
-	"local C, keep = ARGV[2], tonumber(ARGV[3])\n" \
-	"local seqs = {}\n" \
-	"for i = 1, #KEYS / 2 do\n" \
-	"  local a = 4 * i\n" \
-	"  local seq = redis.call('INCR', KEYS[2 * i - 1])\n" \
-	"  local msg = ARGV[a + 1] .. string.format('%d', seq) .. ARGV[a + 2] .. '\\n' .. ARGV[a + 3]\n" \
+/* The publish script for n messages at once (redis_batch.c). KEYS: seq,
+ * hist and epoch of each message. ARGV[3..5]: history_size, room_ttl,
+ * fresh epoch; then room, head_a, head_b, body of each. Returns the seqs,
+ * in order. Each room's epoch is read and its record refreshed once per
+ * call. Rooms created in the same call get the same fresh epoch: an epoch
+ * has to differ only from the same room's earlier ones. */
+#define PUBLISH_BATCH_LUA RECORD \
+	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]\n" \
+	"local seqs, epochs, rooms = {}, {}, {}\n" \
+	"for i = 1, #KEYS / 3 do\n" \
+	"  local a, k = 4 * i + 2, 3 * i - 2\n" \
+	"  local seq = redis.call('INCR', KEYS[k])\n" \
+	"  local e = epochs[KEYS[k + 2]]\n" \
+	"  if not e then\n" \
+	"    e = epoch(KEYS[k + 2], fresh)\n" \
+	"    epochs[KEYS[k + 2]] = e\n" \
+	"    rooms[#rooms + 1] = k\n" \
+	"  end\n" \
+	"  local msg = ARGV[a + 1] .. string.format('%d', seq) .. ',\"epoch\":\"' .. e .. '\"' ..\n" \
+	"    ARGV[a + 2] .. '\\n' .. ARGV[a + 3]\n" \
 	"  if keep > 0 then\n" \
-	"    if redis.call('RPUSH', KEYS[2 * i], msg) > keep + " HIST_SLACK " then\n" \
-	"      redis.call('LTRIM', KEYS[2 * i], -keep, -1)\n" \
+	"    if redis.call('RPUSH', KEYS[k + 1], msg) > keep + " HIST_SLACK " then\n" \
+	"      redis.call('LTRIM', KEYS[k + 1], -keep, -1)\n" \
 	"    end\n" \
 	"  else\n" \
-	"    redis.call('DEL', KEYS[2 * i])\n" \
+	"    redis.call('DEL', KEYS[k + 1])\n" \
 	"  end\n" \
 	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[a], msg)\n" \
 	"  seqs[i] = seq\n" \
 	"end\n" \
+	"for _, k in ipairs(rooms) do refresh(KEYS[k], KEYS[k + 1], KEYS[k + 2], ttl) end\n" \
 	"return seqs\n"
+
+/* KEYS: seq, hist, epoch. ARGV[3..4]: room_ttl, fresh epoch. A join:
+ * returns the room's epoch, creating the record when there is none. */
+#define EPOCH_LUA RECORD \
+	"local e = epoch(KEYS[3], ARGV[4])\n" \
+	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[3]))\n" \
+	"return e\n"
 
 /* Joins, leaves, onlines and offlines of one node at once
  * (redis_batch.c). ARGV[3]: node; then op, room, user for each, op one of
@@ -200,11 +250,16 @@
 	"redis.call('ZADD', P .. 'nodes', string.format('%d', now_ms()), node)\n" \
 	"return 1\n"
 
-/* KEYS: seq, hist. ARGV[3..6]: has_since ("1"/"0"), since, limit,
- * history_size. Returns {truncated (1/0), messages oldest first...}: the
+/* KEYS: seq, hist, epoch. ARGV[3..9]: has_since ("1"/"0"), since, limit,
+ * history_size, the epoch the client knows ("" for none), room_ttl, fresh
+ * epoch. Returns {truncated (1/0), epoch, messages oldest first...}: the
  * same answer as the embedded backplane's history (the list may hold up
- * to HIST_SLACK older ones than history_size: they are not served). */
-#define HISTORY_LUA PRELUDE \
+ * to HIST_SLACK older ones than history_size: they are not served). A
+ * known epoch other than the room's asks for everything kept, truncated. */
+#define HISTORY_LUA RECORD \
+	"local e = epoch(KEYS[3], ARGV[9])\n" \
+	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]))\n" \
+	"local other = ARGV[7] ~= '' and ARGV[7] ~= e\n" \
 	"local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
 	"local stored = redis.call('LLEN', KEYS[2])\n" \
 	"local list_first = last - stored + 1\n" \
@@ -212,19 +267,21 @@
 	"local first_kept = last - kept + 1\n" \
 	"local limit = tonumber(ARGV[5])\n" \
 	"local want\n" \
-	"if ARGV[3] == '1' then\n" \
+	"if other then\n" \
+	"  want = 1\n" \
+	"elseif ARGV[3] == '1' then\n" \
 	"  want = tonumber(ARGV[4]) + 1\n" \
 	"elseif last >= limit then\n" \
 	"  want = last - limit + 1\n" \
 	"else\n" \
 	"  want = 1\n" \
 	"end\n" \
-	"if limit == 0 or want > last then return { 0 } end\n" \
-	"local truncated = first_kept > want\n" \
+	"if limit == 0 or want > last then return { other and 1 or 0, e } end\n" \
+	"local truncated = other or first_kept > want\n" \
 	"local from = want\n" \
 	"if truncated then from = first_kept end\n" \
 	"local n = math.min(last - from + 1, limit)\n" \
-	"local out = { truncated and 1 or 0 }\n" \
+	"local out = { truncated and 1 or 0, e }\n" \
 	"if n > 0 then\n" \
 	"  local i = from - list_first\n" \
 	"  for _, m in ipairs(redis.call('LRANGE', KEYS[2], i, i + n - 1)) do\n" \
@@ -250,6 +307,7 @@ const char *const redis_script_text[SCRIPT_COUNT] = {
 	[SCRIPT_GOODBYE] = GOODBYE_LUA,
 	[SCRIPT_PUBLISH_BATCH] = PUBLISH_BATCH_LUA,
 	[SCRIPT_PRESENCE_BATCH] = PRESENCE_BATCH_LUA,
+	[SCRIPT_EPOCH] = EPOCH_LUA,
 };
 
 const char *const redis_script_name[SCRIPT_COUNT] = {
@@ -265,4 +323,5 @@ const char *const redis_script_name[SCRIPT_COUNT] = {
 	[SCRIPT_GOODBYE] = "goodbye",
 	[SCRIPT_PUBLISH_BATCH] = "publish_batch",
 	[SCRIPT_PRESENCE_BATCH] = "presence_batch",
+	[SCRIPT_EPOCH] = "epoch",
 };

@@ -120,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case REQ_HISTORY:
-		check_frame(protocol_history(req.room, NULL, 0, false, req.ref), "history");
+		check_frame(protocol_history(req.room, NULL, 0, false, NULL, req.ref), "history");
 		break;
 	case REQ_PING:
 		check_frame(protocol_simple("pong", NULL, req.ref), "pong");

@@ -803,7 +803,7 @@ END_TEST
 
 START_TEST(test_history_frame_with_no_messages)
 {
-	json_t *j = frame_json(protocol_history("lobby", NULL, 0, false, NULL));
+	json_t *j = frame_json(protocol_history("lobby", NULL, 0, false, NULL, NULL));
 	ck_assert_uint_eq(json_object_size(j), 4);
 	ck_assert_str_eq(str_field(j, "type"), "history");
 	ck_assert_str_eq(str_field(j, "room"), "lobby");
@@ -811,7 +811,7 @@ START_TEST(test_history_frame_with_no_messages)
 	ck_assert(!bool_field(j, "truncated"));
 	json_decref(j);
 
-	j = frame_json(protocol_history("lobby", NULL, 0, true, NULL));
+	j = frame_json(protocol_history("lobby", NULL, 0, true, NULL, NULL));
 	ck_assert(bool_field(j, "truncated"));
 	json_decref(j);
 }
@@ -828,7 +828,7 @@ START_TEST(test_history_frame_with_two_messages_oldest_first)
 		  .seq = 6, .ts = 600 },
 	};
 	json_t *ref = json_integer(11);
-	json_t *j = frame_json(protocol_history("lobby", m, 2, true, ref));
+	json_t *j = frame_json(protocol_history("lobby", m, 2, true, NULL, ref));
 	ck_assert_uint_eq(json_object_size(j), 5);
 	ck_assert_str_eq(str_field(j, "type"), "history");
 	ck_assert_str_eq(str_field(j, "room"), "lobby");
@@ -853,7 +853,7 @@ START_TEST(test_history_frame_with_two_messages_oldest_first)
 	json_decref(j);
 	json_decref(ref);
 
-	j = frame_json(protocol_history("lobby", m, 2, false, NULL));
+	j = frame_json(protocol_history("lobby", m, 2, false, NULL, NULL));
 	ck_assert_uint_eq(json_object_size(j), 4);
 	ck_assert(!bool_field(j, "truncated"));
 	json_decref(j);

@@ -32,9 +32,11 @@ extern "C" {
  * own or whose minor is newer than its own.
  * 1.0: the first ABI.
  * 1.1: confab_auth_result gains rooms, direct and expires_ms.
- * 1.2: confab_backplane_ops gains room_ready. */
+ * 1.2: confab_backplane_ops gains room_ready.
+ * 1.3: confab_envelope gains epoch; confab_backplane_ops gains room_epoch
+ *      and history_epoch (rooms expire and have epochs). */
 #define CONFAB_ABI_MAJOR 1
-#define CONFAB_ABI_MINOR 2
+#define CONFAB_ABI_MINOR 3
 
 /* True when the table `t` (which starts with a uint32_t size) is long
  * enough to contain member `m` and that member is usable. */
