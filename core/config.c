@@ -49,7 +49,7 @@ static const limit_key limit_keys[] = {
 	{ "idle_timeout", 60, 0, 86400, offsetof(broker_settings, idle_timeout) },
 	{ "max_json_depth", 32, 1, 1000, offsetof(broker_settings, max_json_depth) },
 	{ "room_ttl", 86400, 0, 315360000, offsetof(broker_settings, room_ttl) },
-	{ "max_rooms", 10000, 0, 100000000, offsetof(broker_settings, max_rooms) },
+	{ "max_rooms", 100000, 0, 100000000, offsetof(broker_settings, max_rooms) },
 };
 #define N_LIMIT_KEYS (sizeof(limit_keys) / sizeof(limit_keys[0]))
 _Static_assert(N_LIMIT_KEYS <= sizeof(((broker_settings *)0)->limit_text) /

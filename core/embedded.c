@@ -35,7 +35,10 @@ typedef struct stored {
 typedef struct eroom {
 	char *name;              /* its key in the rooms table */
 	uint64_t seq;            /* last seq given */
-	stored *ring;            /* history_size slots, from the first message */
+	stored *ring;            /* `cap` slots: grows with the messages up to
+				  * history_size, so a room of one message
+				  * does not cost a whole ring */
+	size_t cap;
 	size_t head;             /* slot of the oldest kept message */
 	size_t count;            /* messages kept */
 	char epoch[17];          /* "" while the room has no record */
@@ -71,14 +74,32 @@ static void stored_clear(stored *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static void history_clear(eroom *r, size_t cap)
+static void history_clear(eroom *r)
 {
-	if (r->ring)
-		for (size_t i = 0; i < cap; i++)
-			stored_clear(&r->ring[i]);
+	for (size_t i = 0; i < r->count; i++)
+		stored_clear(&r->ring[(r->head + i) % r->cap]);
 	free(r->ring);
 	r->ring = NULL;
-	r->head = r->count = 0;
+	r->head = r->count = r->cap = 0;
+}
+
+/* Room for one more message in a ring not yet history_size long. Until
+ * then nothing was overwritten, so the ring starts at slot 0 and can be
+ * reallocated as it is. */
+static int ring_grow(embedded *e, eroom *r)
+{
+	if (r->count < r->cap || r->cap == e->history_size)
+		return 0;
+	size_t cap = r->cap ? r->cap * 2 : 4;
+	if (cap > e->history_size)
+		cap = e->history_size;
+	stored *ring = realloc(r->ring, cap * sizeof(*ring));
+	if (!ring)
+		return CONFAB_ENOMEM;
+	memset(ring + r->cap, 0, (cap - r->cap) * sizeof(*ring));
+	r->ring = ring;
+	r->cap = cap;
+	return 0;
 }
 
 static void unlink_room(embedded *e, eroom *r)
@@ -96,11 +117,11 @@ static void unlink_room(embedded *e, eroom *r)
 	r->prev = r->next = NULL;
 }
 
-static void eroom_free(embedded *e, eroom *r)
+static void eroom_free(eroom *r)
 {
 	if (!r)
 		return;
-	history_clear(r, e->history_size);
+	history_clear(r);
 	dict_free(r->present, NULL);
 	free(r->name);
 	free(r);
@@ -110,7 +131,7 @@ static void eroom_free(embedded *e, eroom *r)
 static void record_drop(embedded *e, eroom *r)
 {
 	unlink_room(e, r);
-	history_clear(r, e->history_size);
+	history_clear(r);
 	r->seq = 0;
 	r->epoch[0] = '\0';
 }
@@ -120,7 +141,7 @@ static void room_release(embedded *e, eroom *r)
 {
 	if (r->epoch[0] == '\0' && dict_count(r->present) == 0) {
 		dict_remove(e->rooms, r->name);
-		eroom_free(e, r);
+		eroom_free(r);
 	}
 }
 
@@ -253,7 +274,7 @@ static void embedded_destroy(void *state)
 	void *value;
 	dict_iter_init(&it, e->rooms);
 	while (dict_iter_next(&it, NULL, &value))
-		eroom_free(e, value);
+		eroom_free(value);
 	dict_free(e->rooms, NULL);
 	dict_free(e->online, NULL);
 	if (e->sweeping)
@@ -269,7 +290,7 @@ static int embedded_publish(void *state, const confab_envelope *env, confab_publ
 	eroom *r = room_get(e, env->room);
 	if (!r)
 		return CONFAB_ENOMEM;
-	if (e->history_size && !r->ring && !(r->ring = calloc(e->history_size, sizeof(*r->ring)))) {
+	if (e->history_size && ring_grow(e, r) != 0) {
 		room_release(e, r);
 		return CONFAB_ENOMEM;
 	}
@@ -290,12 +311,12 @@ static int embedded_publish(void *state, const confab_envelope *env, confab_publ
 		}
 		memcpy(m.body, env->body, env->body_len);
 		size_t slot;
-		if (r->count < e->history_size) {
-			slot = (r->head + r->count) % e->history_size;
+		if (r->count < r->cap) {
+			slot = (r->head + r->count) % r->cap;
 			r->count++;
 		} else {
-			slot = r->head;            /* overwrite the oldest */
-			r->head = (r->head + 1) % e->history_size;
+			slot = r->head;            /* full at history_size: overwrite the oldest */
+			r->head = (r->head + 1) % r->cap;
 			stored_clear(&r->ring[slot]);
 		}
 		r->ring[slot] = m;
@@ -435,7 +456,7 @@ static int history_collect(embedded *e, eroom *r, const char *room, const char *
 	if (!msgs)
 		return CONFAB_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		const stored *m = &r->ring[(r->head + (size_t)(from - first_kept) + i) % e->history_size];
+		const stored *m = &r->ring[(r->head + (size_t)(from - first_kept) + i) % r->cap];
 		msgs[i] = (confab_envelope){
 			.size = sizeof(confab_envelope),
 			.kind = CONFAB_ENV_MESSAGE,
