@@ -13,9 +13,9 @@
  *                             random text the node passes) the first time the
  *                             room is used after it did not exist
  * The three are the room's record. Every script that uses a room (publish,
- * epoch, history) gives all three the same EXPIRE of room_ttl seconds
- * after its last command, so that they expire together, room_ttl after
- * the room's last activity; room_ttl 0 sets no EXPIRE.
+ * epoch, history) keeps the three expiring together, room_ttl to room_ttl
+ * + room_ttl/16 after the room's last use (refresh() below); room_ttl 0
+ * sets no EXPIRE.
  *   P pres:R          set     users present in room R on some node
  *   P pres:R/U        set     nodes where user U is in room R
  *   P user:U          set     nodes where user U has a session
@@ -90,23 +90,32 @@
 
 /* The room record's helpers (publish, publish_batch, epoch, history; the
  * publish scripts do without the rest of the prelude, whose helper
- * closures Redis would build on every call). epoch(): the room's epoch,
- * `fresh` (random text from the node) when it has none. refresh(): the
- * record expires ttl seconds from now (0: never). */
+ * closures Redis would build on every call).
+ *
+ * epoch(): the room's epoch, and whether it was just made: `fresh`
+ * (random text from the node) when the room had none.
+ *
+ * refresh(): the record (all three keys, always together, so that they
+ * expire at the same instant and a new life of the room never meets the
+ * old one's history) expires ttl + ttl/16 seconds from now. It is
+ * refreshed when one of its keys was just made, or when its seq key has
+ * less than ttl seconds left: so a room expires between ttl and ttl +
+ * ttl/16 after its last use, and a busy room costs one PTTL per use
+ * instead of three EXPIREs (Redis's share of a message is what S2 of
+ * confab-bench measures). ttl 0: never expires; nothing is done. */
 #define RECORD \
 	"local function epoch(kepoch, fresh)\n" \
 	"  local e = redis.call('GET', kepoch)\n" \
-	"  if not e then\n" \
-	"    e = fresh\n" \
-	"    redis.call('SET', kepoch, e)\n" \
-	"  end\n" \
-	"  return e\n" \
+	"  if e then return e, false end\n" \
+	"  redis.call('SET', kepoch, fresh)\n" \
+	"  return fresh, true\n" \
 	"end\n" \
-	"local function refresh(kseq, khist, kepoch, ttl)\n" \
-	"  if ttl > 0 then\n" \
-	"    redis.call('EXPIRE', kseq, ttl)\n" \
-	"    redis.call('EXPIRE', khist, ttl)\n" \
-	"    redis.call('EXPIRE', kepoch, ttl)\n" \
+	"local function refresh(kseq, khist, kepoch, ttl, made)\n" \
+	"  if ttl > 0 and (made or redis.call('PTTL', kseq) < ttl * 1000) then\n" \
+	"    local t = ttl + math.floor(ttl / 16)\n" \
+	"    redis.call('EXPIRE', kseq, t)\n" \
+	"    redis.call('EXPIRE', khist, t)\n" \
+	"    redis.call('EXPIRE', kepoch, t)\n" \
 	"  end\n" \
 	"end\n"
 
@@ -116,18 +125,20 @@
 #define PUBLISH_LUA RECORD \
 	"local C = ARGV[2]\n" \
 	"local seq = redis.call('INCR', KEYS[1])\n" \
-	"local e = epoch(KEYS[3], ARGV[9])\n" \
+	"local e, made = epoch(KEYS[3], ARGV[9])\n" \
 	"local msg = ARGV[4] .. string.format('%d', seq) .. ',\"epoch\":\"' .. e .. '\"' ..\n" \
 	"  ARGV[5] .. '\\n' .. ARGV[6]\n" \
 	"local keep = tonumber(ARGV[7])\n" \
 	"if keep > 0 then\n" \
-	"  if redis.call('RPUSH', KEYS[2], msg) > keep + " HIST_SLACK " then\n" \
+	"  local n = redis.call('RPUSH', KEYS[2], msg)\n" \
+	"  if n == 1 then made = true end\n" \
+	"  if n > keep + " HIST_SLACK " then\n" \
 	"    redis.call('LTRIM', KEYS[2], -keep, -1)\n" \
 	"  end\n" \
 	"else\n" \
 	"  redis.call('DEL', KEYS[2])\n" \
 	"end\n" \
-	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]))\n" \
+	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]), made or seq == 1)\n" \
 	"redis.call('PUBLISH', C .. 'room:' .. ARGV[3], msg)\n" \
 	"return seq\n"
 
@@ -135,24 +146,32 @@
  * hist and epoch of each message. ARGV[3..5]: history_size, room_ttl,
  * fresh epoch; then room, head_a, head_b, body of each. Returns the seqs,
  * in order. Each room's epoch is read and its record refreshed once per
- * call. Rooms created in the same call get the same fresh epoch: an epoch
- * has to differ only from the same room's earlier ones. */
+ * call (`first` maps a room's epoch key to the KEYS index of its first
+ * message). Rooms created in the same call get the same fresh epoch: an
+ * epoch has to differ only from the same room's earlier ones. */
 #define PUBLISH_BATCH_LUA RECORD \
 	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]\n" \
-	"local seqs, epochs, rooms = {}, {}, {}\n" \
+	"local seqs, epochs, first, made, rooms = {}, {}, {}, {}, {}\n" \
 	"for i = 1, #KEYS / 3 do\n" \
 	"  local a, k = 4 * i + 2, 3 * i - 2\n" \
 	"  local seq = redis.call('INCR', KEYS[k])\n" \
 	"  local e = epochs[KEYS[k + 2]]\n" \
 	"  if not e then\n" \
-	"    e = epoch(KEYS[k + 2], fresh)\n" \
+	"    local new\n" \
+	"    e, new = epoch(KEYS[k + 2], fresh)\n" \
 	"    epochs[KEYS[k + 2]] = e\n" \
+	"    first[KEYS[k + 2]] = k\n" \
+	"    made[k] = new\n" \
 	"    rooms[#rooms + 1] = k\n" \
 	"  end\n" \
+	"  local f = first[KEYS[k + 2]]\n" \
+	"  if seq == 1 then made[f] = true end\n" \
 	"  local msg = ARGV[a + 1] .. string.format('%d', seq) .. ',\"epoch\":\"' .. e .. '\"' ..\n" \
 	"    ARGV[a + 2] .. '\\n' .. ARGV[a + 3]\n" \
 	"  if keep > 0 then\n" \
-	"    if redis.call('RPUSH', KEYS[k + 1], msg) > keep + " HIST_SLACK " then\n" \
+	"    local n = redis.call('RPUSH', KEYS[k + 1], msg)\n" \
+	"    if n == 1 then made[f] = true end\n" \
+	"    if n > keep + " HIST_SLACK " then\n" \
 	"      redis.call('LTRIM', KEYS[k + 1], -keep, -1)\n" \
 	"    end\n" \
 	"  else\n" \
@@ -161,14 +180,14 @@
 	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[a], msg)\n" \
 	"  seqs[i] = seq\n" \
 	"end\n" \
-	"for _, k in ipairs(rooms) do refresh(KEYS[k], KEYS[k + 1], KEYS[k + 2], ttl) end\n" \
+	"for _, k in ipairs(rooms) do refresh(KEYS[k], KEYS[k + 1], KEYS[k + 2], ttl, made[k]) end\n" \
 	"return seqs\n"
 
 /* KEYS: seq, hist, epoch. ARGV[3..4]: room_ttl, fresh epoch. A join:
  * returns the room's epoch, creating the record when there is none. */
 #define EPOCH_LUA RECORD \
-	"local e = epoch(KEYS[3], ARGV[4])\n" \
-	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[3]))\n" \
+	"local e, made = epoch(KEYS[3], ARGV[4])\n" \
+	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[3]), made)\n" \
 	"return e\n"
 
 /* Joins, leaves, onlines and offlines of one node at once
@@ -257,8 +276,8 @@
  * to HIST_SLACK older ones than history_size: they are not served). A
  * known epoch other than the room's asks for everything kept, truncated. */
 #define HISTORY_LUA RECORD \
-	"local e = epoch(KEYS[3], ARGV[9])\n" \
-	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]))\n" \
+	"local e, made = epoch(KEYS[3], ARGV[9])\n" \
+	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]), made)\n" \
 	"local other = ARGV[7] ~= '' and ARGV[7] ~= e\n" \
 	"local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
 	"local stored = redis.call('LLEN', KEYS[2])\n" \

@@ -265,6 +265,25 @@ async def redis_room_keys_carry_a_ttl_and_epoch():
 
 
 @suite.test
+async def redis_a_room_in_use_keeps_its_seq_and_epoch_past_room_ttl():
+    """A message every second for 4 s (twice room_ttl): seq 1..5 and one
+    epoch, since each use refreshes the record."""
+    cluster.start()
+    node = cluster["redis"]
+    a, z = await Client.connect(node.port, "a"), await Client.connect(node.port, "z")
+    r = room("busy")
+    e = await joined(a, r)
+    await joined(z, r)
+    for i in range(1, 6):
+        ack = await a.say(r, i)
+        check(ack["seq"] == i, "message %d got %s" % (i, ack))
+        m = await z.expect("message", room=r, seq=i)
+        check(m.get("epoch") == e, "message %d has epoch %s, the room %s" % (i, m.get("epoch"), e))
+        if i < 5:
+            await asyncio.sleep(1.0)
+
+
+@suite.test
 async def redis_rooms_churned_through_leave_neither_keys_nor_memory():
     """The churn, twice, through Redis: DBSIZE falls back to what it was
     before within room_ttl + slack, Redis's used_memory and the node's RSS
