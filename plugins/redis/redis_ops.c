@@ -340,15 +340,43 @@ rq *ops_reconcile_request(redis_state *s)
 
 /* ---- publish ---- */
 
+/* Whether a publish to room `r` (NULL: not known here) asks the script to
+ * refresh the room's expiry: when this node's last refresh of it went
+ * through room_ttl/32 ago or more, or none did. The script refreshes to
+ * room_ttl + room_ttl/16, so each message still lands at least room_ttl
+ * before the record expires, with room_ttl/32 to spare for a refresh
+ * whose answer was slow. A record made by the script is refreshed there
+ * whatever the node says. */
+static bool refresh_due(const redis_state *s, const lroom *r)
+{
+	return s->room_ttl != 0 &&
+	       (r == NULL || !r->refreshed ||
+		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->room_ttl * 1000 / 32);
+}
+
+void ops_published(redis_state *s, const rq *q)
+{
+	lroom *r;
+
+	if (q->argc <= PUB_REFRESH || q->argv[PUB_REFRESH][0] != '1')
+		return;
+	if ((r = dict_get(s->rooms, q->argv[PUB_ROOM])) != NULL) {
+		r->refreshed = true;
+		r->refreshed_at = uv_now(s->loop);
+	}
+}
+
 static void publish_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
 {
 	(void)ac;
-	if (reply == NULL)
+	if (reply == NULL) {
 		q->done.publish(q->arg, CONFAB_EUNAVAILABLE, 0);
-	else if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+	} else if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+		ops_published(s, q);
 		q->done.publish(q->arg, 0, (uint64_t)reply->integer);
-	else
+	} else {
 		q->done.publish(q->arg, ops_reply_status(s, "publish", reply), 0);
+	}
 }
 
 static int ops_publish(void *state, const confab_envelope *env, confab_publish_done done,
@@ -365,11 +393,13 @@ static int ops_publish(void *state, const confab_envelope *env, confab_publish_d
 	if (wire_message_head(env, &head_a, &head_b) != 0)
 		return CONFAB_ENOMEM;
 	ops_fresh_epoch(fresh);
+	r = dict_get(s->rooms, env->room);
 	q = rq_new(s, publish_reply, SCRIPT_PUBLISH);
 	rc = q == NULL || record_keys(s, q, env->room) ||
 	     prefixes(s, q) || rq_args(q, env->room) || rq_args(q, head_a) || rq_args(q, head_b) ||
 	     rq_arg(q, env->body, env->body_len) || rq_argf(q, "%zu", s->history_size) ||
-	     rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh);
+	     rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh) ||
+	     rq_args(q, refresh_due(s, r) ? "1" : "0");
 	free(head_a);
 	free(head_b);
 	if (rc != 0) {
@@ -380,7 +410,6 @@ static int ops_publish(void *state, const confab_envelope *env, confab_publish_d
 	q->done.publish = done;
 	own(s, q, arg);
 
-	r = dict_get(s->rooms, env->room);
 	if (r != NULL && r->subs_pending > 0) {
 		if (r->n_held >= REDIS_MAX_HELD) {
 			rq_free(q);

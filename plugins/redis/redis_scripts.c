@@ -88,21 +88,31 @@
 	"  redis.call('ZREM', P .. 'nodes', node)\n" \
 	"end\n"
 
-/* The room record's helpers (publish, publish_batch, epoch, history; the
- * publish scripts do without the rest of the prelude, whose helper
- * closures Redis would build on every call).
+/* A room's record is its seq, hist and epoch keys; they always get their
+ * expiry together, so that they go at the same instant and a new life of
+ * the room never meets the old one's history. A script that uses a room
+ * refreshes the record, when due, to room_ttl + room_ttl/16 (ms; 0 =
+ * never expires, nothing is done). It is due when one of the keys was
+ * just made; for a join or a history when the seq key has less than
+ * room_ttl left; for a publish when the node says so, which it does at
+ * most every room_ttl/32 per room (redis_ops.c). So a room expires between
+ * room_ttl and room_ttl + room_ttl/16 after its last use, and most messages
+ * cost only a GET of the epoch more than before rooms expired.
  *
- * epoch(): the room's epoch, and whether it was just made: `fresh`
- * (random text from the node) when the room had none.
- *
- * refresh(): the record (all three keys, always together, so that they
- * expire at the same instant and a new life of the room never meets the
- * old one's history) expires ttl + ttl/16 seconds from now. It is
- * refreshed when one of its keys was just made, or when its seq key has
- * less than ttl seconds left: so a room expires between ttl and ttl +
- * ttl/16 after its last use, and a busy room costs one PTTL per use
- * instead of three EXPIREs (Redis's share of a message is what S2 of
- * confab-bench measures). ttl 0: never expires; nothing is done. */
+ * The publish scripts spell this out inline: helper closures would be
+ * built on every call, and they run for every message (Redis's share of
+ * a message is what S2 of confab-bench measures). */
+#define RECORD_DUE(kseq, khist, kepoch, ttl) \
+	"  if due and " ttl " > 0 then\n" \
+	"    local t = " ttl " * 1000 + math.floor(" ttl " * 1000 / 16)\n" \
+	"    redis.call('PEXPIRE', " kseq ", t)\n" \
+	"    redis.call('PEXPIRE', " khist ", t)\n" \
+	"    redis.call('PEXPIRE', " kepoch ", t)\n" \
+	"  end\n"
+
+/* The other scripts' helpers. epoch(): the room's epoch, and whether it
+ * was just made (`fresh`, random text from the node, when the room had
+ * none). refresh(): as above, when `due` or the seq key is aging. */
 #define RECORD \
 	"local function epoch(kepoch, fresh)\n" \
 	"  local e = redis.call('GET', kepoch)\n" \
@@ -110,77 +120,72 @@
 	"  redis.call('SET', kepoch, fresh)\n" \
 	"  return fresh, true\n" \
 	"end\n" \
-	"local function refresh(kseq, khist, kepoch, ttl, made)\n" \
-	"  if ttl > 0 and (made or redis.call('PTTL', kseq) < ttl * 1000) then\n" \
-	"    local t = ttl + math.floor(ttl / 16)\n" \
-	"    redis.call('EXPIRE', kseq, t)\n" \
-	"    redis.call('EXPIRE', khist, t)\n" \
-	"    redis.call('EXPIRE', kepoch, t)\n" \
-	"  end\n" \
+	"local function refresh(kseq, khist, kepoch, ttl, due)\n" \
+	"  due = due or (ttl > 0 and redis.call('PTTL', kseq) < ttl * 1000)\n" \
+	RECORD_DUE("kseq", "khist", "kepoch", "ttl") \
 	"end\n"
 
-/* KEYS: seq, hist, epoch. ARGV[3..9]: room, head_a, head_b, body,
- * history_size, room_ttl, fresh epoch. Returns the seq. The one script run
- * for a message alone. */
-#define PUBLISH_LUA RECORD \
-	"local C = ARGV[2]\n" \
-	"local seq = redis.call('INCR', KEYS[1])\n" \
-	"local e, made = epoch(KEYS[3], ARGV[9])\n" \
-	"local msg = ARGV[4] .. string.format('%d', seq) .. ',\"epoch\":\"' .. e .. '\"' ..\n" \
-	"  ARGV[5] .. '\\n' .. ARGV[6]\n" \
-	"local keep = tonumber(ARGV[7])\n" \
-	"if keep > 0 then\n" \
-	"  local n = redis.call('RPUSH', KEYS[2], msg)\n" \
-	"  if n == 1 then made = true end\n" \
-	"  if n > keep + " HIST_SLACK " then\n" \
-	"    redis.call('LTRIM', KEYS[2], -keep, -1)\n" \
+/* One message of the publish scripts, written once for both: with `seq`
+ * INCR'd, `due` set when the node asks for a refresh (or seq is 1), `e`
+ * the room's epoch if this call read it already; reads or makes the
+ * epoch, builds `msg`, keeps it in history and refreshes the record when
+ * due (or when a key was made). */
+#define PUBLISH_ONE(kseq, khist, kepoch, head_a, head_b, body) \
+	"  if not e then\n" \
+	"    e = redis.call('GET', " kepoch ")\n" \
+	"    if not e then\n" \
+	"      e = fresh\n" \
+	"      redis.call('SET', " kepoch ", e)\n" \
+	"      due = true\n" \
+	"    end\n" \
 	"  end\n" \
-	"else\n" \
-	"  redis.call('DEL', KEYS[2])\n" \
+	"  local msg = " head_a " .. string.format('%d', seq) .. ',\"epoch\":\"' .. e .. '\"' ..\n" \
+	"    " head_b " .. '\\n' .. " body "\n" \
+	"  if keep > 0 then\n" \
+	"    local n = redis.call('RPUSH', " khist ", msg)\n" \
+	"    if n == 1 then due = true end\n" \
+	"    if n > keep + " HIST_SLACK " then\n" \
+	"      redis.call('LTRIM', " khist ", -keep, -1)\n" \
+	"    end\n" \
+	"  else\n" \
+	"    redis.call('DEL', " khist ")\n" \
+	"  end\n" \
+	RECORD_DUE(kseq, khist, kepoch, "ttl")
+
+/* KEYS: seq, hist, epoch. ARGV[3..10]: room, head_a, head_b, body,
+ * history_size, room_ttl, fresh epoch, refresh ("1": the node asks for
+ * it). Returns the seq. The one script run for a message alone. */
+#define PUBLISH_LUA \
+	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]\n" \
+	"local e\n" \
+	"local seq = redis.call('INCR', KEYS[1])\n" \
+	"local due = seq == 1 or ARGV[10] == '1'\n" \
+	"do\n" \
+	PUBLISH_ONE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ARGV[4]", "ARGV[5]", "ARGV[6]") \
+	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[3], msg)\n" \
 	"end\n" \
-	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]), made or seq == 1)\n" \
-	"redis.call('PUBLISH', C .. 'room:' .. ARGV[3], msg)\n" \
 	"return seq\n"
 
 /* The publish script for n messages at once (redis_batch.c). KEYS: seq,
  * hist and epoch of each message. ARGV[3..5]: history_size, room_ttl,
- * fresh epoch; then room, head_a, head_b, body of each. Returns the seqs,
- * in order. Each room's epoch is read and its record refreshed once per
- * call (`first` maps a room's epoch key to the KEYS index of its first
- * message). Rooms created in the same call get the same fresh epoch: an
- * epoch has to differ only from the same room's earlier ones. */
-#define PUBLISH_BATCH_LUA RECORD \
+ * fresh epoch; then room, head_a, head_b, body, refresh of each. Returns
+ * the seqs, in order. A room's epoch is read once per call. Rooms created
+ * in the same call get the same fresh epoch: an epoch has to differ only
+ * from the same room's earlier ones. */
+#define PUBLISH_BATCH_LUA \
 	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]\n" \
-	"local seqs, epochs, first, made, rooms = {}, {}, {}, {}, {}\n" \
+	"local seqs, epochs = {}, {}\n" \
 	"for i = 1, #KEYS / 3 do\n" \
-	"  local a, k = 4 * i + 2, 3 * i - 2\n" \
+	"  local a, k = 5 * i + 1, 3 * i - 2\n" \
 	"  local seq = redis.call('INCR', KEYS[k])\n" \
+	"  local due = seq == 1 or ARGV[a + 4] == '1'\n" \
 	"  local e = epochs[KEYS[k + 2]]\n" \
-	"  if not e then\n" \
-	"    local new\n" \
-	"    e, new = epoch(KEYS[k + 2], fresh)\n" \
-	"    epochs[KEYS[k + 2]] = e\n" \
-	"    first[KEYS[k + 2]] = k\n" \
-	"    made[k] = new\n" \
-	"    rooms[#rooms + 1] = k\n" \
-	"  end\n" \
-	"  local f = first[KEYS[k + 2]]\n" \
-	"  if seq == 1 then made[f] = true end\n" \
-	"  local msg = ARGV[a + 1] .. string.format('%d', seq) .. ',\"epoch\":\"' .. e .. '\"' ..\n" \
-	"    ARGV[a + 2] .. '\\n' .. ARGV[a + 3]\n" \
-	"  if keep > 0 then\n" \
-	"    local n = redis.call('RPUSH', KEYS[k + 1], msg)\n" \
-	"    if n == 1 then made[f] = true end\n" \
-	"    if n > keep + " HIST_SLACK " then\n" \
-	"      redis.call('LTRIM', KEYS[k + 1], -keep, -1)\n" \
-	"    end\n" \
-	"  else\n" \
-	"    redis.call('DEL', KEYS[k + 1])\n" \
-	"  end\n" \
+	PUBLISH_ONE("KEYS[k]", "KEYS[k + 1]", "KEYS[k + 2]", "ARGV[a + 1]", "ARGV[a + 2]", \
+		    "ARGV[a + 3]") \
+	"  epochs[KEYS[k + 2]] = e\n" \
 	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[a], msg)\n" \
 	"  seqs[i] = seq\n" \
 	"end\n" \
-	"for _, k in ipairs(rooms) do refresh(KEYS[k], KEYS[k + 1], KEYS[k + 2], ttl, made[k]) end\n" \
 	"return seqs\n"
 
 /* KEYS: seq, hist, epoch. ARGV[3..4]: room_ttl, fresh epoch. A join:

@@ -281,6 +281,17 @@ async def redis_a_room_in_use_keeps_its_seq_and_epoch_past_room_ttl():
         check(m.get("epoch") == e, "message %d has epoch %s, the room %s" % (i, m.get("epoch"), e))
         if i < 5:
             await asyncio.sleep(1.0)
+    # A burst: the node asks for a refresh at most every room_ttl/32, yet
+    # the record must still expire at least room_ttl after the last one.
+    for i in range(6, 26):
+        await a.send({"type": "send", "room": r, "body": i, "ref": "b%d" % i})
+    sent = time.monotonic()
+    for i in range(6, 26):
+        await a.expect("ack", ref="b%d" % i)
+    pttl = redis_int(cluster.redis.cli("PTTL", "%sroom:%s:seq" % (cluster.prefix, r)))
+    since = (time.monotonic() - sent) * 1000
+    check(ROOM_TTL * 1000 - since <= pttl <= ROOM_TTL * 1000 * 17 / 16,
+          "PTTL %d ms, %.0f ms after the last message of a burst was sent" % (pttl, since))
 
 
 @suite.test
