@@ -173,9 +173,11 @@ typedef struct confab_backplane_ops {
 	/* Rooms expire: a room's record (seq, history, epoch) is dropped
 	 * after [broker] room_ttl seconds (host->broker_get("room_ttl"); 0 =
 	 * never) in which nobody published to it, joined it or read its
-	 * history. Each of those refreshes it, and each creates the record
-	 * anew, under a new epoch, when there is none. Presence is not part
-	 * of the record: it lasts as long as the members do.
+	 * history (a backplane may keep it a little longer, never shorter:
+	 * Redis up to room_ttl/16). Each of those refreshes it, and each
+	 * creates the record anew, under a new epoch, when there is none.
+	 * Presence is not part of the record: it lasts as long as the
+	 * members do.
 	 *
 	 * room_epoch: call done(0, epoch) with `room`'s epoch, creating the
 	 * record when the room has none (a join is activity). The core calls
