@@ -62,6 +62,9 @@ typedef struct broker_settings {
 	size_t login_lockout;            /* seconds of the first lockout; 0 = off */
 	size_t login_lockout_max;        /* seconds: the lockout doubles up to this */
 	size_t login_throttle_entries;   /* addresses (and names) remembered */
+	size_t room_ttl;                 /* seconds without activity before a room's
+					  * seq and history expire; 0 = never */
+	size_t max_rooms;                /* rooms with members on this node; 0 = no cap */
 	char limit_text[20][24];         /* the limits as text, in limit_keys order */
 } broker_settings;
 

@@ -1,15 +1,27 @@
 /* Everything here happens synchronously: a published message is ordered,
- * stored and delivered before publish() returns. A room's record (its seq
- * and history) stays after its last member leaves, so that seq keeps
- * counting and history survives; its cost is at most history_size messages. */
+ * stored and delivered before publish() returns.
+ *
+ * A room's record (its seq, its history and its epoch) stays after its last
+ * member leaves, so that seq keeps counting and history survives, until
+ * [broker] room_ttl seconds pass without activity (a publish, a join's
+ * room_epoch, a history): then it is dropped, and the room, if nobody is
+ * present, is freed. Rooms with a record sit in a list ordered by their
+ * last activity, so that a sweep once a second looks only at the rooms
+ * that expired; a room is also checked when it is used, so that it
+ * expires on time whatever the sweep's phase. What the rooms of a node
+ * hold is thus bounded by what its clients can create in room_ttl: the
+ * test for it is tests/integration/test_room_lifecycle.py. */
 #include "embedded.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "confab-build.h"
 #include "dict.h"
+
+#define SWEEP_MS 1000
 
 typedef struct stored {
 	char *id;
@@ -21,21 +33,38 @@ typedef struct stored {
 } stored;
 
 typedef struct eroom {
+	char *name;              /* its key in the rooms table */
 	uint64_t seq;            /* last seq given */
-	stored *ring;            /* `cap` slots */
-	size_t cap;              /* history_size */
+	stored *ring;            /* `cap` slots: grows with the messages up to
+				  * history_size, so a room of one message
+				  * does not cost a whole ring */
+	size_t cap;
 	size_t head;             /* slot of the oldest kept message */
 	size_t count;            /* messages kept */
+	char epoch[17];          /* "" while the room has no record */
+	uint64_t active;         /* loop time (ms) of its last activity */
+	struct eroom *prev, *next;  /* in the idle list while it has a record */
 	dict *present;           /* users present (values unused) */
 } eroom;
 
 typedef struct embedded {
 	confab_ctx *ctx;
 	const confab_host *host;
+	uv_loop_t *loop;         /* NULL under a host without one (unit tests) */
 	size_t history_size;
+	uint64_t ttl_ms;         /* room_ttl; 0 = records never expire */
 	dict *rooms;             /* name -> eroom */
 	dict *online;            /* users with a session (values unused) */
+	eroom *oldest, *newest;  /* rooms with a record, least recently active first */
+	uv_timer_t sweep;
+	bool sweeping;           /* the timer was started (it must be closed) */
+	uint64_t epochs;         /* epochs made, for the fallback below */
 } embedded;
+
+static uint64_t now_ms(const embedded *e)
+{
+	return e->loop ? uv_now(e->loop) : 0;
+}
 
 static void stored_clear(stored *m)
 {
@@ -45,36 +74,155 @@ static void stored_clear(stored *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static void eroom_free(void *p)
+static void history_clear(eroom *r)
 {
-	eroom *r = p;
+	for (size_t i = 0; i < r->count; i++)
+		stored_clear(&r->ring[(r->head + i) % r->cap]);
+	free(r->ring);
+	r->ring = NULL;
+	r->head = r->count = r->cap = 0;
+}
+
+/* Room for one more message in a ring not yet history_size long. Until
+ * then nothing was overwritten, so the ring starts at slot 0 and can be
+ * reallocated as it is. */
+static int ring_grow(embedded *e, eroom *r)
+{
+	if (r->count < r->cap || r->cap == e->history_size)
+		return 0;
+	size_t cap = r->cap ? r->cap * 2 : 4;
+	if (cap > e->history_size)
+		cap = e->history_size;
+	stored *ring = realloc(r->ring, cap * sizeof(*ring));
+	if (!ring)
+		return CONFAB_ENOMEM;
+	memset(ring + r->cap, 0, (cap - r->cap) * sizeof(*ring));
+	r->ring = ring;
+	r->cap = cap;
+	return 0;
+}
+
+static void unlink_room(embedded *e, eroom *r)
+{
+	if (r->epoch[0] == '\0')
+		return;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		e->oldest = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		e->newest = r->prev;
+	r->prev = r->next = NULL;
+}
+
+static void eroom_free(eroom *r)
+{
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->cap; i++)
-		stored_clear(&r->ring[i]);
-	free(r->ring);
+	history_clear(r);
 	dict_free(r->present, NULL);
+	free(r->name);
 	free(r);
+}
+
+/* Drops the record (seq, history, epoch): the room expired. */
+static void record_drop(embedded *e, eroom *r)
+{
+	unlink_room(e, r);
+	history_clear(r);
+	r->seq = 0;
+	r->epoch[0] = '\0';
+}
+
+/* Frees the room if nothing is left in it: no record, nobody present. */
+static void room_release(embedded *e, eroom *r)
+{
+	if (r->epoch[0] == '\0' && dict_count(r->present) == 0) {
+		dict_remove(e->rooms, r->name);
+		eroom_free(r);
+	}
+}
+
+static bool expired(const embedded *e, const eroom *r, uint64_t now)
+{
+	return e->ttl_ms && r->epoch[0] != '\0' && now - r->active >= e->ttl_ms;
+}
+
+/* 64 random bits as 16 hex digits. Should the system have no randomness
+ * to give, time and a counter still make the epoch differ from the one
+ * before, which is all a client relies on. */
+static void new_epoch(embedded *e, char out[17])
+{
+	uint64_t v;
+	e->epochs++;
+	if (uv_random(NULL, NULL, &v, sizeof(v), 0, NULL) != 0)
+		v = uv_hrtime() ^ (e->epochs * 0x9e3779b97f4a7c15u);
+	snprintf(out, 17, "%016llx", (unsigned long long)v);
+}
+
+/* The room's record is used now: created (new epoch, seq 0) when it has
+ * none, moved to the young end of the idle list. */
+static void record_touch(embedded *e, eroom *r)
+{
+	if (r->epoch[0] == '\0')
+		new_epoch(e, r->epoch);
+	else
+		unlink_room(e, r);
+	r->active = now_ms(e);
+	r->prev = e->newest;
+	r->next = NULL;
+	if (e->newest)
+		e->newest->next = r;
+	else
+		e->oldest = r;
+	e->newest = r;
+}
+
+/* The room, if it exists and is not expired (an expired one is dropped
+ * now, and freed when nobody is present). */
+static eroom *room_find(embedded *e, const char *name)
+{
+	eroom *r = dict_get(e->rooms, name);
+	if (r && expired(e, r, now_ms(e))) {
+		record_drop(e, r);
+		if (dict_count(r->present) == 0) {
+			room_release(e, r);
+			return NULL;
+		}
+	}
+	return r;
 }
 
 static eroom *room_get(embedded *e, const char *name)
 {
-	eroom *r = dict_get(e->rooms, name);
+	eroom *r = room_find(e, name);
 	if (r)
 		return r;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
 	r->present = dict_new();
-	r->cap = e->history_size;
-	r->ring = r->cap ? calloc(r->cap, sizeof(*r->ring)) : NULL;
-	if (!r->present || (e->history_size && !r->ring) || dict_set(e->rooms, name, r) != 0) {
+	r->name = strdup(name);
+	if (!r->present || !r->name || dict_set(e->rooms, name, r) != 0) {
 		dict_free(r->present, NULL);
-		free(r->ring);
+		free(r->name);
 		free(r);
 		return NULL;
 	}
 	return r;
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+	embedded *e = t->data;
+	uint64_t now = now_ms(e);
+	while (e->oldest && expired(e, e->oldest, now)) {
+		eroom *r = e->oldest;
+		record_drop(e, r);
+		room_release(e, r);
+	}
 }
 
 static int embedded_init(confab_ctx *ctx, const confab_host *host, void **state)
@@ -86,6 +234,9 @@ static int embedded_init(confab_ctx *ctx, const confab_host *host, void **state)
 	e->host = host;
 	const char *hs = host->broker_get(ctx, "history_size");
 	e->history_size = hs ? strtoul(hs, NULL, 10) : 100;
+	const char *ttl = host->broker_get(ctx, "room_ttl");
+	e->ttl_ms = ttl ? strtoull(ttl, NULL, 10) * 1000 : 0;
+	e->loop = host->loop ? host->loop(ctx) : NULL;
 	e->rooms = dict_new();
 	e->online = dict_new();
 	if (!e->rooms || !e->online) {
@@ -101,16 +252,35 @@ static int embedded_init(confab_ctx *ctx, const confab_host *host, void **state)
 static int embedded_start(void *state)
 {
 	embedded *e = state;
+	if (e->ttl_ms && e->loop) {
+		uv_timer_init(e->loop, &e->sweep);
+		e->sweep.data = e;
+		uv_timer_start(&e->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+		e->sweeping = true;
+	}
 	e->host->backplane->health(e->ctx, true, NULL);
 	return 0;
+}
+
+static void free_embedded(uv_handle_t *h)
+{
+	free(h->data);
 }
 
 static void embedded_destroy(void *state)
 {
 	embedded *e = state;
-	dict_free(e->rooms, eroom_free);
+	dict_iter it;
+	void *value;
+	dict_iter_init(&it, e->rooms);
+	while (dict_iter_next(&it, NULL, &value))
+		eroom_free(value);
+	dict_free(e->rooms, NULL);
 	dict_free(e->online, NULL);
-	free(e);
+	if (e->sweeping)
+		uv_close((uv_handle_t *)&e->sweep, free_embedded);  /* frees e */
+	else
+		free(e);
 }
 
 static int embedded_publish(void *state, const confab_envelope *env, confab_publish_done done,
@@ -120,6 +290,11 @@ static int embedded_publish(void *state, const confab_envelope *env, confab_publ
 	eroom *r = room_get(e, env->room);
 	if (!r)
 		return CONFAB_ENOMEM;
+	if (e->history_size && ring_grow(e, r) != 0) {
+		room_release(e, r);
+		return CONFAB_ENOMEM;
+	}
+	record_touch(e, r);
 	uint64_t seq = r->seq + 1;
 	if (e->history_size) {
 		stored m = {
@@ -132,16 +307,16 @@ static int embedded_publish(void *state, const confab_envelope *env, confab_publ
 		};
 		if (!m.id || !m.from || !m.body) {
 			stored_clear(&m);
-			return CONFAB_ENOMEM;
+			return CONFAB_ENOMEM;   /* the room keeps its record: it is touched */
 		}
 		memcpy(m.body, env->body, env->body_len);
 		size_t slot;
-		if (r->count < e->history_size) {
-			slot = (r->head + r->count) % e->history_size;
+		if (r->count < r->cap) {
+			slot = (r->head + r->count) % r->cap;
 			r->count++;
 		} else {
-			slot = r->head;            /* overwrite the oldest */
-			r->head = (r->head + 1) % e->history_size;
+			slot = r->head;            /* full at history_size: overwrite the oldest */
+			r->head = (r->head + 1) % r->cap;
 			stored_clear(&r->ring[slot]);
 		}
 		r->ring[slot] = m;
@@ -149,7 +324,9 @@ static int embedded_publish(void *state, const confab_envelope *env, confab_publ
 	r->seq = seq;
 
 	confab_envelope out = *env;
+	out.size = sizeof(out);
 	out.seq = seq;
+	out.epoch = r->epoch;
 	e->host->backplane->deliver(e->ctx, &out);
 	done(arg, 0, seq);
 	return 0;
@@ -183,8 +360,10 @@ static int embedded_room_join(void *state, const char *room, const char *user)
 		return CONFAB_ENOMEM;
 	if (dict_has(r->present, user))
 		return 0;
-	if (dict_set(r->present, user, NULL) != 0)
+	if (dict_set(r->present, user, NULL) != 0) {
+		room_release(e, r);
 		return CONFAB_ENOMEM;
+	}
 	member_event(e, CONFAB_ENV_MEMBER_JOIN, room, user);
 	return 0;
 }
@@ -192,11 +371,12 @@ static int embedded_room_join(void *state, const char *room, const char *user)
 static int embedded_room_leave(void *state, const char *room, const char *user)
 {
 	embedded *e = state;
-	eroom *r = dict_get(e->rooms, room);
+	eroom *r = room_find(e, room);
 	if (!r || !dict_has(r->present, user))
 		return 0;
 	dict_remove(r->present, user);
 	member_event(e, CONFAB_ENV_MEMBER_LEAVE, room, user);
+	room_release(e, r);
 	return 0;
 }
 
@@ -221,7 +401,7 @@ static int compare_names(const void *a, const void *b)
 static int embedded_presence(void *state, const char *room, confab_presence_done done, void *arg)
 {
 	embedded *e = state;
-	eroom *r = dict_get(e->rooms, room);
+	eroom *r = room_find(e, room);
 	size_t n = r ? dict_count(r->present) : 0;
 	const char **users = calloc(n ? n : 1, sizeof(*users));
 	if (!users)
@@ -240,13 +420,20 @@ static int embedded_presence(void *state, const char *room, confab_presence_done
 	return 0;
 }
 
-static int embedded_history(void *state, const char *room, bool has_since, uint64_t since,
-			    size_t limit, confab_history_done done, void *arg)
+/* The messages a history request gets, in a new array (*out, free it),
+ * for a room that has a record. */
+static int history_collect(embedded *e, eroom *r, const char *room, const char *known,
+			   bool has_since, uint64_t since, size_t limit, confab_envelope **out,
+			   size_t *n_out, bool *truncated)
 {
-	embedded *e = state;
-	eroom *r = dict_get(e->rooms, room);
-	uint64_t last = r ? r->seq : 0;
-	uint64_t first_kept = last - (r ? r->count : 0) + 1;   /* last + 1 when none kept */
+	/* The client knows another life of the room: all it knows is gone. */
+	bool other_epoch = known && strcmp(known, r->epoch) != 0;
+	if (other_epoch) {
+		has_since = true;
+		since = 0;
+	}
+	uint64_t last = r->seq;
+	uint64_t first_kept = last - r->count + 1;   /* last + 1 when none kept */
 
 	/* The first seq the request asks for. */
 	uint64_t want;
@@ -254,22 +441,23 @@ static int embedded_history(void *state, const char *room, bool has_since, uint6
 		want = since + 1;
 	else
 		want = last >= limit ? last - limit + 1 : 1;
-	if (limit == 0 || want > last) {
-		done(arg, 0, NULL, 0, false);
+	*out = NULL;
+	*n_out = 0;
+	*truncated = other_epoch;
+	if (limit == 0 || want > last)
 		return 0;
-	}
-	bool truncated = first_kept > want;
-	uint64_t from = truncated ? first_kept : want;
+	*truncated = other_epoch || first_kept > want;
+	uint64_t from = first_kept > want ? first_kept : want;
 	size_t n = (size_t)(last - from + 1);
 	if (n > limit)
 		n = limit;
 
-	confab_envelope *out = calloc(n ? n : 1, sizeof(*out));
-	if (!out)
+	confab_envelope *msgs = calloc(n ? n : 1, sizeof(*msgs));
+	if (!msgs)
 		return CONFAB_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		const stored *m = &r->ring[(r->head + (size_t)(from - first_kept) + i) % e->history_size];
-		out[i] = (confab_envelope){
+		const stored *m = &r->ring[(r->head + (size_t)(from - first_kept) + i) % r->cap];
+		msgs[i] = (confab_envelope){
 			.size = sizeof(confab_envelope),
 			.kind = CONFAB_ENV_MESSAGE,
 			.room = room,
@@ -279,10 +467,62 @@ static int embedded_history(void *state, const char *room, bool has_since, uint6
 			.body_len = m->body_len,
 			.seq = m->seq,
 			.ts = m->ts,
+			.epoch = r->epoch,
 		};
 	}
-	done(arg, 0, out, n, truncated);
-	free(out);
+	*out = msgs;
+	*n_out = n;
+	return 0;
+}
+
+static int embedded_history_epoch(void *state, const char *room, const char *epoch,
+				  bool has_since, uint64_t since, size_t limit,
+				  confab_history_epoch_done done, void *arg)
+{
+	embedded *e = state;
+	eroom *r = room_get(e, room);
+	if (!r)
+		return CONFAB_ENOMEM;
+	record_touch(e, r);
+	confab_envelope *msgs;
+	size_t n;
+	bool truncated;
+	int rc = history_collect(e, r, room, epoch, has_since, since, limit, &msgs, &n, &truncated);
+	if (rc != 0)
+		return rc;
+	done(arg, 0, msgs, n, truncated, r->epoch);
+	free(msgs);
+	return 0;
+}
+
+static int embedded_history(void *state, const char *room, bool has_since, uint64_t since,
+			    size_t limit, confab_history_done done, void *arg)
+{
+	embedded *e = state;
+	eroom *r = room_get(e, room);
+	if (!r)
+		return CONFAB_ENOMEM;
+	record_touch(e, r);
+	confab_envelope *msgs;
+	size_t n;
+	bool truncated;
+	int rc = history_collect(e, r, room, NULL, has_since, since, limit, &msgs, &n, &truncated);
+	if (rc != 0)
+		return rc;
+	done(arg, 0, msgs, n, truncated);
+	free(msgs);
+	return 0;
+}
+
+/* A join is activity: it creates the record when there is none. */
+static int embedded_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg)
+{
+	embedded *e = state;
+	eroom *r = room_get(e, room);
+	if (!r)
+		return CONFAB_ENOMEM;
+	record_touch(e, r);
+	done(arg, 0, r->epoch);
 	return 0;
 }
 
@@ -296,6 +536,8 @@ static const confab_backplane_ops embedded_ops = {
 	.user_offline = embedded_user_offline,
 	.presence = embedded_presence,
 	.history = embedded_history,
+	.room_epoch = embedded_room_epoch,
+	.history_epoch = embedded_history_epoch,
 };
 
 static const confab_plugin embedded_descriptor = {

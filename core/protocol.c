@@ -33,6 +33,15 @@ bool protocol_valid_user(const char *name)
 	return valid_name(name, true);
 }
 
+bool protocol_valid_epoch(const char *epoch)
+{
+	size_t n = 0;
+	for (; epoch[n]; n++)
+		if (!((epoch[n] >= '0' && epoch[n] <= '9') || (epoch[n] >= 'a' && epoch[n] <= 'z')))
+			return false;
+	return n >= 1 && n <= CONFAB_EPOCH_MAX;
+}
+
 static int fail(protocol_error *err, const char *code, const char *fmt, ...)
 	CONFAB_PRINTF(3, 4);
 static int fail(protocol_error *err, const char *code, const char *fmt, ...)
@@ -68,6 +77,20 @@ static int get_name(json_t *root, const char *field, bool user, const char **out
 		return fail(err, ERR_BAD_REQUEST, "bad %s name in '%s': 1-64 of A-Z a-z 0-9 _ . : -%s",
 			    user ? "user" : "room", field, user ? " @" : "");
 	*out = s;
+	return 0;
+}
+
+/* history's optional 'epoch': the room epoch the client knows. */
+static int get_epoch(json_t *root, const char **out, protocol_error *err)
+{
+	json_t *v = json_object_get(root, "epoch");
+	if (!v)
+		return 0;
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+	    !protocol_valid_epoch(json_string_value(v)))
+		return fail(err, ERR_BAD_REQUEST, "field 'epoch' must be a room epoch: 1-%d of 0-9 a-z",
+			    CONFAB_EPOCH_MAX);
+	*out = json_string_value(v);
 	return 0;
 }
 
@@ -191,7 +214,8 @@ int protocol_parse(const char *data, size_t len, request *req, protocol_error *e
 	case REQ_HISTORY:
 		if (get_name(req->root, "room", false, &req->room, err) != 0 ||
 		    get_count(req->root, "since", 0, &req->has_since, &req->since, err) != 0 ||
-		    get_count(req->root, "limit", 1, &req->has_limit, &req->limit, err) != 0)
+		    get_count(req->root, "limit", 1, &req->has_limit, &req->limit, err) != 0 ||
+		    get_epoch(req->root, &req->epoch, err) != 0)
 			return -1;
 		return 0;
 	case REQ_PING:
@@ -266,6 +290,19 @@ confab_buf *protocol_simple(const char *type, const char *room, json_t *ref)
 	return fb_finish(&fb);
 }
 
+confab_buf *protocol_joined(const char *room, const char *epoch, json_t *ref)
+{
+	frame_builder fb;
+	fb_init(&fb, 128);
+	fb_str(&fb, "{\"type\":\"joined\"");
+	add_field_str(&fb, "room", room);
+	if (epoch)
+		add_field_str(&fb, "epoch", epoch);
+	add_ref(&fb, ref);
+	fb_str(&fb, "}");
+	return fb_finish(&fb);
+}
+
 confab_buf *protocol_ack_room(const char *room, uint64_t seq, const char *id, int64_t ts,
 			      json_t *ref)
 {
@@ -305,6 +342,9 @@ static void add_envelope(frame_builder *fb, const confab_envelope *env)
 		add_field_str(fb, "room", env->room);
 		fb_str(fb, ",\"seq\":");
 		fb_uint(fb, env->seq);
+		/* an envelope of a backplane built before ABI 1.3 ends before it */
+		if (CONFAB_HAS(env, epoch) && env->epoch)
+			add_field_str(fb, "epoch", env->epoch);
 		add_field_str(fb, "id", env->id);
 		add_field_str(fb, "from", env->from);
 		fb_str(fb, ",\"body\":");
@@ -404,7 +444,8 @@ confab_buf *protocol_presence(const char *room, const char *const *users, size_t
 }
 
 confab_buf *protocol_history(const char *room, const confab_envelope *messages, size_t n,
-			     bool truncated, size_t budget, size_t *n_sent, json_t *ref)
+			     bool truncated, const char *epoch, size_t budget,
+			     size_t *n_sent, json_t *ref)
 {
 	char *rt = ref_text(ref);
 	if (!rt)
@@ -419,7 +460,10 @@ confab_buf *protocol_history(const char *room, const confab_envelope *messages, 
 	fb_str(&fb, "{\"type\":\"history\"");
 	add_field_str(&fb, "room", room);
 	fb_str(&fb, ",\"messages\":[");
-	size_t reserve = end_page_max(rt, sizeof(",\"truncated\":false")), i;
+	/* the tail: truncated, the epoch (as JSON text, escaped at worst
+	 * six bytes a byte), more and ref */
+	size_t reserve = end_page_max(rt, sizeof(",\"truncated\":false") +
+				      (epoch ? sizeof(",\"epoch\":\"\"") + 6 * strlen(epoch) : 0)), i;
 	for (i = 0; i < n; i++) {
 		size_t mark = fb_len(&fb);
 		if (i)
@@ -432,6 +476,8 @@ confab_buf *protocol_history(const char *room, const confab_envelope *messages, 
 	}
 	*n_sent = i;
 	fb_printf(&fb, "],\"truncated\":%s", truncated ? "true" : "false");
+	if (epoch)
+		add_field_str(&fb, "epoch", epoch);
 	end_page(&fb, i < n, rt);
 	free(rt);
 	return fb_finish(&fb);

@@ -41,6 +41,7 @@ typedef struct request {
 	uint64_t since;
 	bool has_limit;
 	uint64_t limit;
+	const char *epoch;   /* history: the room epoch the client knows, or NULL */
 } request;
 
 /* Error codes of protocol v1. */
@@ -82,6 +83,11 @@ confab_buf *protocol_error_frame(const char *code, const char *message, json_t *
 /* {"type":TYPE,"room":ROOM[,"ref":REF]} for joined / left; room may be NULL
  * (pong). */
 confab_buf *protocol_simple(const char *type, const char *room, json_t *ref);
+/* {"type":"joined","room":ROOM[,"epoch":EPOCH][,"ref":REF]}; epoch may be
+ * NULL (a backplane that has none). */
+confab_buf *protocol_joined(const char *room, const char *epoch, json_t *ref);
+/* Room epochs as a client may send them: 1 to CONFAB_EPOCH_MAX of 0-9 a-z. */
+bool protocol_valid_epoch(const char *epoch);
 confab_buf *protocol_ack_room(const char *room, uint64_t seq, const char *id,
 			      int64_t ts, json_t *ref);
 confab_buf *protocol_ack_direct(const char *id, int64_t ts, json_t *ref);
@@ -93,8 +99,9 @@ confab_buf *protocol_envelope(const confab_envelope *env);
  * say "more":true when that is fewer than given (protocol.md). */
 confab_buf *protocol_presence(const char *room, const char *const *users, size_t n_users,
 			      size_t budget, size_t *n_sent, json_t *ref);
+/* `epoch` (NULL: none known) is the room's epoch at the time of the answer. */
 confab_buf *protocol_history(const char *room, const confab_envelope *messages,
-			     size_t n, bool truncated, size_t budget, size_t *n_sent,
-			     json_t *ref);
+			     size_t n, bool truncated, const char *epoch, size_t budget,
+			     size_t *n_sent, json_t *ref);
 
 #endif

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <confab/ratelimit.h>
+
 #include "buf.h"
 #include "log.h"
 #include "protocol.h"
@@ -24,6 +26,7 @@ typedef struct pending {
 	char after[PROTOCOL_NAME_MAX + 1];  /* presence: "" or the last user of the previous page */
 	char id[96];
 	int64_t ts;
+	bool joining;                /* a join that made the session a member */
 } pending;
 
 static const confab_backplane_ops *bp_ops(broker *b)
@@ -80,24 +83,83 @@ static void reply_backplane_error(confab_session *s, int status, json_t *ref)
 
 static void leave_room(confab_session *s, const char *room);
 
+/* A join the backplane could not complete: undo it (unless the session
+ * was a member before) and say why. */
+static void join_failed(confab_session *s, const pending *p, int status)
+{
+	if (p->joining && dict_has(s->rooms, p->room)) {
+		dict_remove(s->rooms, p->room);
+		leave_room(s, p->room);
+	}
+	reply_backplane_error(s, status, p->ref);
+}
+
+/* The room's epoch is known (room_epoch): the join is complete. */
+static void join_epoch(void *arg, int status, const char *epoch)
+{
+	pending *p = arg;
+	confab_session *s = pending_session(p);
+
+	if (s != NULL) {
+		if (status == 0)
+			session_send_take(s, protocol_joined(p->room, epoch, p->ref));
+		else
+			join_failed(s, p, status);
+	}
+	pending_free(p);
+}
+
+/* Answers `joined`, with the room's epoch when the backplane has one
+ * (ABI 1.3); `p` is taken. */
+static void answer_joined(confab_session *s, pending *p)
+{
+	broker *b = s->broker;
+	const confab_backplane_ops *ops = bp_ops(b);
+
+	if (CONFAB_HAS(ops, room_epoch) && ops->room_epoch != NULL) {
+		int rc = ops->room_epoch(b->backplane->state, p->room, join_epoch, p);
+		if (rc != 0) {
+			join_failed(s, p, rc);
+			pending_free(p);
+		}
+		return;
+	}
+	session_send_take(s, protocol_joined(p->room, NULL, p->ref));
+	pending_free(p);
+}
+
 /* The backplane receives the room's envelopes now (room_ready). */
 static void join_ready(void *arg, int status)
 {
 	pending *p = arg;
 	confab_session *s = pending_session(p);
 
-	if (s != NULL) {
-		if (status == 0) {
-			session_send_take(s, protocol_simple("joined", p->room, p->ref));
-		} else {
-			if (dict_has(s->rooms, p->room)) {
-				dict_remove(s->rooms, p->room);
-				leave_room(s, p->room);
-			}
-			reply_backplane_error(s, status, p->ref);
-		}
+	if (s == NULL) {
+		pending_free(p);
+	} else if (status == 0) {
+		answer_joined(s, p);
+	} else {
+		join_failed(s, p, status);
+		pending_free(p);
 	}
-	pending_free(p);
+}
+
+/* A join that would make this node hold more than max_rooms rooms. The
+ * refusal is logged at most once a second: any client can cause it. */
+static bool over_max_rooms(confab_session *s, const char *room)
+{
+	static confab_ratelimit refused_log = CONFAB_RATELIMIT_INIT(1000);
+	broker *b = s->broker;
+	size_t max = b->cfg.broker.max_rooms;
+	uint64_t skipped;
+
+	if (max == 0 || rooms_members(b->rooms, room) != NULL || rooms_count(b->rooms) < max)
+		return false;
+	if (confab_ratelimit_allow(&refused_log, uv_now(&b->loop), &skipped))
+		log_line(CONFAB_LOG_WARN, "router", "this node holds max_rooms = %zu rooms: refused "
+			 "%s (%s from %s) a new room (%" PRIu64 " more since the last line)",
+			 max, s->id, s->user, s->remote, skipped);
+	return true;
 }
 
 static void handle_join(confab_session *s, const request *req)
@@ -107,8 +169,13 @@ static void handle_join(confab_session *s, const request *req)
 		reply_error(s, ERR_FORBIDDEN, "you may not use this room", req->ref);
 		return;
 	}
+	pending *p = pending_new(s, req);
+	if (!p) {
+		reply_error(s, ERR_INTERNAL, "out of memory", req->ref);
+		return;
+	}
 	if (dict_has(s->rooms, req->room)) {
-		session_send_take(s, protocol_simple("joined", req->room, req->ref));
+		answer_joined(s, p);
 		return;
 	}
 	size_t max_rooms = b->cfg.broker.max_rooms_per_session;
@@ -116,16 +183,25 @@ static void handle_join(confab_session *s, const request *req)
 		char msg[80];
 		snprintf(msg, sizeof(msg), "a session may be in at most %zu rooms", max_rooms);
 		reply_error(s, ERR_FORBIDDEN, msg, req->ref);
+		pending_free(p);
+		return;
+	}
+	if (over_max_rooms(s, req->room)) {
+		reply_error(s, ERR_UNAVAILABLE, "this node holds as many rooms as it may; "
+			    "try again later", req->ref);
+		pending_free(p);
 		return;
 	}
 	if (dict_set(s->rooms, req->room, NULL) != 0) {
 		reply_error(s, ERR_INTERNAL, "out of memory", req->ref);
+		pending_free(p);
 		return;
 	}
 	int flags = rooms_join(b->rooms, req->room, s->id, s->user, s);
 	if (flags < 0) {
 		dict_remove(s->rooms, req->room);
 		reply_error(s, ERR_INTERNAL, "out of memory", req->ref);
+		pending_free(p);
 		return;
 	}
 	if (flags & ROOMS_USER_FIRST) {
@@ -135,26 +211,23 @@ static void handle_join(confab_session *s, const request *req)
 			rooms_leave(b->rooms, req->room, s->id, s->user);
 			dict_remove(s->rooms, req->room);
 			reply_backplane_error(s, rc, req->ref);
+			pending_free(p);
 			return;
 		}
 	}
+	p->joining = true;
 	/* `joined` promises the messages published from now on: with a
 	 * backplane that subscribes (Redis), only once it has. */
 	const confab_backplane_ops *ops = bp_ops(b);
 	if (CONFAB_HAS(ops, room_ready) && ops->room_ready != NULL) {
-		pending *p = pending_new(s, req);
-		int rc = p ? ops->room_ready(b->backplane->state, req->room, join_ready, p)
-			   : CONFAB_ENOMEM;
+		int rc = ops->room_ready(b->backplane->state, req->room, join_ready, p);
 		if (rc != 0) {
-			if (p)
-				pending_free(p);
-			dict_remove(s->rooms, req->room);
-			leave_room(s, req->room);
-			reply_backplane_error(s, rc, req->ref);
+			join_failed(s, p, rc);
+			pending_free(p);
 		}
 		return;
 	}
-	session_send_take(s, protocol_simple("joined", req->room, req->ref));
+	answer_joined(s, p);
 }
 
 /* Leaves one room; tells the backplane when the user's last session here left. */
@@ -312,6 +385,24 @@ static void presence_done(void *arg, int status, const char *const *users, size_
 	pending_free(p);
 }
 
+static void history_epoch_done(void *arg, int status, const confab_envelope *messages, size_t n,
+			       bool truncated, const char *epoch)
+{
+	pending *p = arg;
+	confab_session *s = pending_session(p);
+	if (s) {
+		size_t sent;
+		if (status == 0)
+			session_send_take(s, protocol_history(p->room, messages, n, truncated, epoch,
+							      session_reply_budget(s), &sent,
+							      p->ref));
+		else
+			reply_backplane_error(s, status, p->ref);
+	}
+	pending_free(p);
+}
+
+/* A backplane before ABI 1.3 knows no epochs. */
 static void history_done(void *arg, int status, const confab_envelope *messages, size_t n,
 			 bool truncated)
 {
@@ -320,7 +411,7 @@ static void history_done(void *arg, int status, const confab_envelope *messages,
 	if (s) {
 		size_t sent;
 		if (status == 0)
-			session_send_take(s, protocol_history(p->room, messages, n, truncated,
+			session_send_take(s, protocol_history(p->room, messages, n, truncated, NULL,
 							      session_reply_budget(s), &sent,
 							      p->ref));
 		else
@@ -357,8 +448,14 @@ static void handle_query(confab_session *s, const request *req)
 		uint64_t limit = req->has_limit ? req->limit : PROTOCOL_DEFAULT_HISTORY_LIMIT;
 		if (limit > max)
 			limit = max;
-		rc = bp_ops(b)->history(b->backplane->state, req->room, req->has_since, req->since,
-					(size_t)limit, history_done, p);
+		const confab_backplane_ops *ops = bp_ops(b);
+		if (CONFAB_HAS(ops, history_epoch) && ops->history_epoch != NULL)
+			rc = ops->history_epoch(b->backplane->state, req->room, req->epoch,
+						req->has_since, req->since, (size_t)limit,
+						history_epoch_done, p);
+		else
+			rc = ops->history(b->backplane->state, req->room, req->has_since, req->since,
+					  (size_t)limit, history_done, p);
 	}
 	if (rc != 0) {
 		reply_backplane_error(s, rc, p->ref);

@@ -145,6 +145,8 @@ static int read_settings(redis_state *s)
 
 	v = s->host->broker_get(s->ctx, "history_size");
 	s->history_size = v != NULL ? strtoul(v, NULL, 10) : DEFAULT_HISTORY_SIZE;
+	v = s->host->broker_get(s->ctx, "room_ttl");
+	s->room_ttl = v != NULL ? strtoul(v, NULL, 10) : 0;
 	s->node_id = s->host->node_id(s->ctx);
 
 	if (s->db != 0) {

@@ -70,6 +70,7 @@ enum redis_script {
 	SCRIPT_GOODBYE,
 	SCRIPT_PUBLISH_BATCH,
 	SCRIPT_PRESENCE_BATCH,
+	SCRIPT_EPOCH,
 	SCRIPT_COUNT
 };
 
@@ -130,6 +131,8 @@ struct rq {
 		confab_status_done status;
 		confab_presence_done presence;
 		confab_history_done history;
+		confab_history_epoch_done history_epoch;
+		confab_epoch_done epoch;
 	} done;
 	void *arg;
 };
@@ -178,6 +181,8 @@ typedef struct lroom {
 	size_t n_held;
 	unsigned joins_pending;      /* join scripts sent, not answered yet */
 	rwait *waiting;              /* joins waiting for both, newest first */
+	bool refreshed;              /* a publish that refreshed the room's expiry */
+	uint64_t refreshed_at;       /* went through; uv_now of its answer */
 } lroom;
 
 struct redis_state {
@@ -200,6 +205,7 @@ struct redis_state {
 	unsigned probe_timeout_ms;
 	unsigned reconnect_max_ms;
 	size_t history_size;
+	unsigned long room_ttl;      /* [broker] room_ttl, seconds; 0 = never */
 
 	/* the connections (redis_conn.c) */
 	redisAsyncContext *cmd;      /* scripts, PUBLISH, queries */
@@ -284,6 +290,19 @@ void batch_send(redis_state *s, rq *q);
 void batch_fail_all(redis_state *s);
 
 /* ---- redis_ops.c ---- */
+
+/* The arguments of a publish request, in order (redis_ops.c builds them,
+ * redis_batch.c reads them). */
+enum { PUB_SEQ_KEY, PUB_HIST_KEY, PUB_EPOCH_KEY, PUB_P, PUB_C, PUB_ROOM, PUB_HEAD_A,
+       PUB_HEAD_B, PUB_BODY, PUB_HISTORY_SIZE, PUB_ROOM_TTL, PUB_FRESH, PUB_REFRESH };
+
+/* A publish request was carried out: when it refreshed its room's expiry,
+ * the next refresh is due room_ttl/32 from now. */
+void ops_published(redis_state *s, const rq *q);
+
+/* 64 random bits as 16 hex digits: the epoch a script gives a room it
+ * creates. */
+void ops_fresh_epoch(char out[17]);
 
 extern const confab_backplane_ops redis_backplane_ops;
 /* The reconcile request: make Redis's record of this node equal to the

@@ -30,10 +30,6 @@
 
 #include "redis.h"
 
-/* The publish request's arguments (redis_ops.c builds them). */
-enum { PUB_SEQ_KEY, PUB_HIST_KEY, PUB_P, PUB_C, PUB_ROOM, PUB_HEAD_A, PUB_HEAD_B,
-       PUB_BODY, PUB_HISTORY_SIZE };
-
 /* At most this many messages in one call: a bound on the reply and on
  * how long Redis is busy with one script. */
 #define BATCH_MAX 256
@@ -75,6 +71,7 @@ static void batch_reply(redis_state *s, rq *b, const redisAsyncContext *ac, redi
 
 		list->held_next = NULL;
 		if (seq != NULL && seq->type == REDIS_REPLY_INTEGER && seq->integer > 0) {
+			ops_published(s, list);
 			list->done.publish(list->arg, 0, (uint64_t)seq->integer);
 		} else {
 			redis_log(s, CONFAB_LOG_ERROR, "publish_batch: no seq for message %zu "
@@ -170,16 +167,19 @@ static int send_batch(redis_state *s, rq *list, size_t n)
 	int rc = b == NULL;
 
 	for (rq *q = list; rc == 0 && q != NULL; q = q->held_next)
-		rc = rq_arg(b, q->argv[PUB_SEQ_KEY], q->argvlen[PUB_SEQ_KEY]) ||
-		     rq_arg(b, q->argv[PUB_HIST_KEY], q->argvlen[PUB_HIST_KEY]);
+		for (int k = PUB_SEQ_KEY; rc == 0 && k <= PUB_EPOCH_KEY; k++)
+			rc = rq_arg(b, q->argv[k], q->argvlen[k]);
 	rc = rc || rq_arg(b, list->argv[PUB_P], list->argvlen[PUB_P]) ||
 	     rq_arg(b, list->argv[PUB_C], list->argvlen[PUB_C]) ||
-	     rq_arg(b, list->argv[PUB_HISTORY_SIZE], list->argvlen[PUB_HISTORY_SIZE]);
+	     rq_arg(b, list->argv[PUB_HISTORY_SIZE], list->argvlen[PUB_HISTORY_SIZE]) ||
+	     rq_arg(b, list->argv[PUB_ROOM_TTL], list->argvlen[PUB_ROOM_TTL]) ||
+	     rq_arg(b, list->argv[PUB_FRESH], list->argvlen[PUB_FRESH]);
 	for (rq *q = list; rc == 0 && q != NULL; q = q->held_next)
-		for (int a = PUB_ROOM; rc == 0 && a <= PUB_BODY; a++)
-			rc = rq_arg(b, q->argv[a], q->argvlen[a]);
+		for (int a = PUB_ROOM; rc == 0 && a <= PUB_REFRESH; a++)
+			if (a <= PUB_BODY || a == PUB_REFRESH)
+				rc = rq_arg(b, q->argv[a], q->argvlen[a]);
 	if (rc == 0) {
-		b->nkeys = (unsigned)(2 * n);
+		b->nkeys = (unsigned)(3 * n);
 		/* Counted like the core's requests, so that destroy answers
 		 * its members (rq_orphan_all) if Redis has not. */
 		b->core = true;

@@ -237,6 +237,28 @@ static void own(redis_state *s, rq *q, void *arg)
 	s->n_core++;
 }
 
+void ops_fresh_epoch(char out[17])
+{
+	static uint64_t made;
+	uint64_t v;
+
+	/* Without randomness, time and a counter still make an epoch differ
+	 * from the room's earlier ones, which is all a client relies on. */
+	made++;
+	if (uv_random(NULL, NULL, &v, sizeof(v), 0, NULL) != 0)
+		v = uv_hrtime() ^ (made * 0x9e3779b97f4a7c15u);
+	snprintf(out, 17, "%016" PRIx64, v);
+}
+
+/* The keys of a room's record, the first arguments of the scripts that
+ * use it: seq, hist, epoch. */
+static int record_keys(const redis_state *s, rq *q, const char *room)
+{
+	return rq_argf(q, "%sroom:%s:seq", s->prefix, room) ||
+	       rq_argf(q, "%sroom:%s:hist", s->prefix, room) ||
+	       rq_argf(q, "%sroom:%s:epoch", s->prefix, room) ? CONFAB_ENOMEM : 0;
+}
+
 /* P and C, the first two arguments of every script. */
 static int prefixes(const redis_state *s, rq *q)
 {
@@ -318,22 +340,50 @@ rq *ops_reconcile_request(redis_state *s)
 
 /* ---- publish ---- */
 
+/* Whether a publish to room `r` (NULL: not known here) asks the script to
+ * refresh the room's expiry: when this node's last refresh of it went
+ * through room_ttl/32 ago or more, or none did. The script refreshes to
+ * room_ttl + room_ttl/16, so each message still lands at least room_ttl
+ * before the record expires, with room_ttl/32 to spare for a refresh
+ * whose answer was slow. A record made by the script is refreshed there
+ * whatever the node says. */
+static bool refresh_due(const redis_state *s, const lroom *r)
+{
+	return s->room_ttl != 0 &&
+	       (r == NULL || !r->refreshed ||
+		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->room_ttl * 1000 / 32);
+}
+
+void ops_published(redis_state *s, const rq *q)
+{
+	lroom *r;
+
+	if (q->argc <= PUB_REFRESH || q->argv[PUB_REFRESH][0] != '1')
+		return;
+	if ((r = dict_get(s->rooms, q->argv[PUB_ROOM])) != NULL) {
+		r->refreshed = true;
+		r->refreshed_at = uv_now(s->loop);
+	}
+}
+
 static void publish_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
 {
 	(void)ac;
-	if (reply == NULL)
+	if (reply == NULL) {
 		q->done.publish(q->arg, CONFAB_EUNAVAILABLE, 0);
-	else if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+	} else if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+		ops_published(s, q);
 		q->done.publish(q->arg, 0, (uint64_t)reply->integer);
-	else
+	} else {
 		q->done.publish(q->arg, ops_reply_status(s, "publish", reply), 0);
+	}
 }
 
 static int ops_publish(void *state, const confab_envelope *env, confab_publish_done done,
 		       void *arg)
 {
 	redis_state *s = state;
-	char *head_a, *head_b;
+	char *head_a, *head_b, fresh[17];
 	lroom *r;
 	rq *q;
 	int rc = admit(s);
@@ -342,23 +392,24 @@ static int ops_publish(void *state, const confab_envelope *env, confab_publish_d
 		return rc;
 	if (wire_message_head(env, &head_a, &head_b) != 0)
 		return CONFAB_ENOMEM;
+	ops_fresh_epoch(fresh);
+	r = dict_get(s->rooms, env->room);
 	q = rq_new(s, publish_reply, SCRIPT_PUBLISH);
-	rc = q == NULL ||
-	     rq_argf(q, "%sroom:%s:seq", s->prefix, env->room) ||
-	     rq_argf(q, "%sroom:%s:hist", s->prefix, env->room) ||
+	rc = q == NULL || record_keys(s, q, env->room) ||
 	     prefixes(s, q) || rq_args(q, env->room) || rq_args(q, head_a) || rq_args(q, head_b) ||
-	     rq_arg(q, env->body, env->body_len) || rq_argf(q, "%zu", s->history_size);
+	     rq_arg(q, env->body, env->body_len) || rq_argf(q, "%zu", s->history_size) ||
+	     rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh) ||
+	     rq_args(q, refresh_due(s, r) ? "1" : "0");
 	free(head_a);
 	free(head_b);
 	if (rc != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}
-	q->nkeys = 2;
+	q->nkeys = 3;
 	q->done.publish = done;
 	own(s, q, arg);
 
-	r = dict_get(s->rooms, env->room);
 	if (r != NULL && r->subs_pending > 0) {
 		if (r->n_held >= REDIS_MAX_HELD) {
 			rq_free(q);
@@ -567,7 +618,17 @@ static int ops_presence(void *state, const char *room, confab_presence_done done
 	return rq_send_or_free(s, s->cmd, q);
 }
 
-/* ---- history ---- */
+/* ---- history and epochs ---- */
+
+/* A history request's answer: history's (q->aux 0) or history_epoch's. */
+static void history_answer(rq *q, int status, const confab_envelope *msgs, size_t n,
+			   bool truncated, const char *epoch)
+{
+	if (q->aux)
+		q->done.history_epoch(q->arg, status, msgs, n, truncated, status == 0 ? epoch : NULL);
+	else
+		q->done.history(q->arg, status, msgs, n, truncated);
+}
 
 static void history_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
 			  redisReply *reply)
@@ -579,21 +640,22 @@ static void history_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
 
 	(void)ac;
 	if (reply == NULL) {
-		q->done.history(q->arg, CONFAB_EUNAVAILABLE, NULL, 0, false);
+		history_answer(q, CONFAB_EUNAVAILABLE, NULL, 0, false, NULL);
 		return;
 	}
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
-	    reply->element[0]->type != REDIS_REPLY_INTEGER) {
-		q->done.history(q->arg, ops_reply_status(s, "history", reply), NULL, 0, false);
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+	    reply->element[0]->type != REDIS_REPLY_INTEGER ||
+	    reply->element[1]->type != REDIS_REPLY_STRING) {
+		history_answer(q, ops_reply_status(s, "history", reply), NULL, 0, false, NULL);
 		return;
 	}
-	n = reply->elements - 1;
+	n = reply->elements - 2;
 	msgs = calloc(n ? n : 1, sizeof(*msgs));
 	envs = calloc(n ? n : 1, sizeof(*envs));
 	if (msgs == NULL || envs == NULL)
 		status = CONFAB_ENOMEM;
 	for (size_t i = 0; status == 0 && i < n; i++) {
-		const redisReply *e = reply->element[i + 1];
+		const redisReply *e = reply->element[i + 2];
 		const char *why = "not a string";
 
 		if (e->type != REDIS_REPLY_STRING ||
@@ -609,13 +671,35 @@ static void history_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
 		parsed++;
 	}
 	if (status == 0)
-		q->done.history(q->arg, 0, envs, n, reply->element[0]->integer != 0);
+		history_answer(q, 0, envs, n, reply->element[0]->integer != 0,
+			       reply->element[1]->str);
 	else
-		q->done.history(q->arg, status, NULL, 0, false);
+		history_answer(q, status, NULL, 0, false, NULL);
 	for (size_t i = 0; i < parsed; i++)
 		wire_msg_clear(&msgs[i]);
 	free(msgs);
 	free(envs);
+}
+
+/* The history script for either slot; `known` is the client's epoch or
+ * NULL. The caller sets the callback. NULL when out of memory. */
+static rq *history_request(redis_state *s, const char *room, const char *known,
+			   bool has_since, uint64_t since, size_t limit)
+{
+	char fresh[17];
+	rq *q = rq_new(s, history_reply, SCRIPT_HISTORY);
+
+	ops_fresh_epoch(fresh);
+	if (q == NULL || record_keys(s, q, room) ||
+	    prefixes(s, q) || rq_args(q, has_since ? "1" : "0") ||
+	    rq_argf(q, "%" PRIu64, has_since ? since : 0) || rq_argf(q, "%zu", limit) ||
+	    rq_argf(q, "%zu", s->history_size) || rq_args(q, known != NULL ? known : "") ||
+	    rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh)) {
+		rq_free(q);
+		return NULL;
+	}
+	q->nkeys = 3;
+	return q;
 }
 
 static int ops_history(void *state, const char *room, bool has_since, uint64_t since,
@@ -627,19 +711,60 @@ static int ops_history(void *state, const char *room, bool has_since, uint64_t s
 
 	if (rc != 0)
 		return rc;
-	q = rq_new(s, history_reply, SCRIPT_HISTORY);
-	rc = q == NULL ||
-	     rq_argf(q, "%sroom:%s:seq", s->prefix, room) ||
-	     rq_argf(q, "%sroom:%s:hist", s->prefix, room) ||
-	     prefixes(s, q) || rq_args(q, has_since ? "1" : "0") ||
-	     rq_argf(q, "%" PRIu64, has_since ? since : 0) || rq_argf(q, "%zu", limit) ||
-	     rq_argf(q, "%zu", s->history_size);
-	if (rc != 0) {
+	if ((q = history_request(s, room, NULL, has_since, since, limit)) == NULL)
+		return CONFAB_ENOMEM;
+	q->done.history = done;
+	own(s, q, arg);
+	return rq_send_or_free(s, s->cmd, q);
+}
+
+static int ops_history_epoch(void *state, const char *room, const char *epoch, bool has_since,
+			     uint64_t since, size_t limit, confab_history_epoch_done done,
+			     void *arg)
+{
+	redis_state *s = state;
+	rq *q;
+	int rc = admit(s);
+
+	if (rc != 0)
+		return rc;
+	if ((q = history_request(s, room, epoch, has_since, since, limit)) == NULL)
+		return CONFAB_ENOMEM;
+	q->aux = 1;
+	q->done.history_epoch = done;
+	own(s, q, arg);
+	return rq_send_or_free(s, s->cmd, q);
+}
+
+static void epoch_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+{
+	(void)ac;
+	if (reply == NULL)
+		q->done.epoch(q->arg, CONFAB_EUNAVAILABLE, NULL);
+	else if (reply->type == REDIS_REPLY_STRING)
+		q->done.epoch(q->arg, 0, reply->str);
+	else
+		q->done.epoch(q->arg, ops_reply_status(s, "epoch", reply), NULL);
+}
+
+static int ops_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg)
+{
+	redis_state *s = state;
+	char fresh[17];
+	rq *q;
+	int rc = admit(s);
+
+	if (rc != 0)
+		return rc;
+	ops_fresh_epoch(fresh);
+	q = rq_new(s, epoch_reply, SCRIPT_EPOCH);
+	if (q == NULL || record_keys(s, q, room) || prefixes(s, q) ||
+	    rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh)) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}
-	q->nkeys = 2;
-	q->done.history = done;
+	q->nkeys = 3;
+	q->done.epoch = done;
 	own(s, q, arg);
 	return rq_send_or_free(s, s->cmd, q);
 }
@@ -675,4 +800,6 @@ const confab_backplane_ops redis_backplane_ops = {
 	.presence = ops_presence,
 	.history = ops_history,
 	.room_ready = ops_room_ready,
+	.room_epoch = ops_room_epoch,
+	.history_epoch = ops_history_epoch,
 };

@@ -9,6 +9,13 @@
  *   P room:R:hist     list    the room's last messages, oldest first: at least
  *                             history_size (when there are as many), at most
  *                             HIST_SLACK more (trimmed in steps; see below)
+ *   P room:R:epoch    string  the room's epoch: set (SET when absent, with the
+ *                             random text the node passes) the first time the
+ *                             room is used after it did not exist
+ * The three are the room's record. Every script that uses a room (publish,
+ * epoch, history) keeps the three expiring together, room_ttl to room_ttl
+ * + room_ttl/16 after the room's last use (refresh() below); room_ttl 0
+ * sets no EXPIRE.
  *   P pres:R          set     users present in room R on some node
  *   P pres:R/U        set     nodes where user U is in room R
  *   P user:U          set     nodes where user U has a session
@@ -81,45 +88,112 @@
 	"  redis.call('ZREM', P .. 'nodes', node)\n" \
 	"end\n"
 
-/* KEYS: seq, hist. ARGV[3..7]: room, head_a, head_b, body, history_size.
- * Returns the seq. The one script run for every message: it does without
- * the prelude, whose helper closures Redis would build on every call. */
-#define PUBLISH_LUA \
-	"local C = ARGV[2]\n" \
-	"local seq = redis.call('INCR', KEYS[1])\n" \
-	"local msg = ARGV[4] .. string.format('%d', seq) .. ARGV[5] .. '\\n' .. ARGV[6]\n" \
-	"local keep = tonumber(ARGV[7])\n" \
-	"if keep > 0 then\n" \
-	"  if redis.call('RPUSH', KEYS[2], msg) > keep + " HIST_SLACK " then\n" \
-	"    redis.call('LTRIM', KEYS[2], -keep, -1)\n" \
-	"  end\n" \
-	"else\n" \
-	"  redis.call('DEL', KEYS[2])\n" \
-	"end\n" \
-	"redis.call('PUBLISH', C .. 'room:' .. ARGV[3], msg)\n" \
-	"return seq\n"
+/* A room's record is its seq, hist and epoch keys; they always get their
+ * expiry together, so that they go at the same instant and a new life of
+ * the room never meets the old one's history. A script that uses a room
+ * refreshes the record, when due, to room_ttl + room_ttl/16 (ms; 0 =
+ * never expires, nothing is done). It is due when one of the keys was
+ * just made; for a join or a history when the seq key has less than
+ * room_ttl left; for a publish when the node says so, which it does at
+ * most every room_ttl/32 per room (redis_ops.c). So a room expires between
+ * room_ttl and room_ttl + room_ttl/16 after its last use, and most messages
+ * cost only a GET of the epoch more than before rooms expired.
+ *
+ * The publish scripts spell this out inline: helper closures would be
+ * built on every call, and they run for every message (Redis's share of
+ * a message is what S2 of confab-bench measures). */
+#define RECORD_DUE(kseq, khist, kepoch, ttl) \
+	"  if due and " ttl " > 0 then\n" \
+	"    local t = " ttl " * 1000 + math.floor(" ttl " * 1000 / 16)\n" \
+	"    redis.call('PEXPIRE', " kseq ", t)\n" \
+	"    redis.call('PEXPIRE', " khist ", t)\n" \
+	"    redis.call('PEXPIRE', " kepoch ", t)\n" \
+	"  end\n"
 
-/* The publish script for n messages at once (redis_batch.c). KEYS: seq
- * and hist of each message. ARGV[3]: history_size; then room, head_a,
- * head_b, body of each. Returns the seqs, in order. */
-#define PUBLISH_BATCH_LUA \
-	"local C, keep = ARGV[2], tonumber(ARGV[3])\n" \
-	"local seqs = {}\n" \
-	"for i = 1, #KEYS / 2 do\n" \
-	"  local a = 4 * i\n" \
-	"  local seq = redis.call('INCR', KEYS[2 * i - 1])\n" \
-	"  local msg = ARGV[a + 1] .. string.format('%d', seq) .. ARGV[a + 2] .. '\\n' .. ARGV[a + 3]\n" \
+/* The other scripts' helpers. epoch(): the room's epoch, and whether it
+ * was just made (`fresh`, random text from the node, when the room had
+ * none). refresh(): as above, when `due` or the seq key is aging. */
+#define RECORD \
+	"local function epoch(kepoch, fresh)\n" \
+	"  local e = redis.call('GET', kepoch)\n" \
+	"  if e then return e, false end\n" \
+	"  redis.call('SET', kepoch, fresh)\n" \
+	"  return fresh, true\n" \
+	"end\n" \
+	"local function refresh(kseq, khist, kepoch, ttl, due)\n" \
+	"  due = due or (ttl > 0 and redis.call('PTTL', kseq) < ttl * 1000)\n" \
+	RECORD_DUE("kseq", "khist", "kepoch", "ttl") \
+	"end\n"
+
+/* One message of the publish scripts, written once for both: with `seq`
+ * INCR'd, `due` set when the node asks for a refresh (or seq is 1), `e`
+ * the room's epoch if this call read it already; reads or makes the
+ * epoch, builds `msg`, keeps it in history and refreshes the record when
+ * due (or when a key was made). */
+#define PUBLISH_ONE(kseq, khist, kepoch, head_a, head_b, body) \
+	"  if not e then\n" \
+	"    e = redis.call('GET', " kepoch ")\n" \
+	"    if not e then\n" \
+	"      e = fresh\n" \
+	"      redis.call('SET', " kepoch ", e)\n" \
+	"      due = true\n" \
+	"    end\n" \
+	"  end\n" \
+	"  local msg = " head_a " .. string.format('%d', seq) .. ',\"epoch\":\"' .. e .. '\"' ..\n" \
+	"    " head_b " .. '\\n' .. " body "\n" \
 	"  if keep > 0 then\n" \
-	"    if redis.call('RPUSH', KEYS[2 * i], msg) > keep + " HIST_SLACK " then\n" \
-	"      redis.call('LTRIM', KEYS[2 * i], -keep, -1)\n" \
+	"    local n = redis.call('RPUSH', " khist ", msg)\n" \
+	"    if n == 1 then due = true end\n" \
+	"    if n > keep + " HIST_SLACK " then\n" \
+	"      redis.call('LTRIM', " khist ", -keep, -1)\n" \
 	"    end\n" \
 	"  else\n" \
-	"    redis.call('DEL', KEYS[2 * i])\n" \
+	"    redis.call('DEL', " khist ")\n" \
 	"  end\n" \
+	RECORD_DUE(kseq, khist, kepoch, "ttl")
+
+/* KEYS: seq, hist, epoch. ARGV[3..10]: room, head_a, head_b, body,
+ * history_size, room_ttl, fresh epoch, refresh ("1": the node asks for
+ * it). Returns the seq. The one script run for a message alone. */
+#define PUBLISH_LUA \
+	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]\n" \
+	"local e\n" \
+	"local seq = redis.call('INCR', KEYS[1])\n" \
+	"local due = seq == 1 or ARGV[10] == '1'\n" \
+	"do\n" \
+	PUBLISH_ONE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ARGV[4]", "ARGV[5]", "ARGV[6]") \
+	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[3], msg)\n" \
+	"end\n" \
+	"return seq\n"
+
+/* The publish script for n messages at once (redis_batch.c). KEYS: seq,
+ * hist and epoch of each message. ARGV[3..5]: history_size, room_ttl,
+ * fresh epoch; then room, head_a, head_b, body, refresh of each. Returns
+ * the seqs, in order. A room's epoch is read once per call. Rooms created
+ * in the same call get the same fresh epoch: an epoch has to differ only
+ * from the same room's earlier ones. */
+#define PUBLISH_BATCH_LUA \
+	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]\n" \
+	"local seqs, epochs = {}, {}\n" \
+	"for i = 1, #KEYS / 3 do\n" \
+	"  local a, k = 5 * i + 1, 3 * i - 2\n" \
+	"  local seq = redis.call('INCR', KEYS[k])\n" \
+	"  local due = seq == 1 or ARGV[a + 4] == '1'\n" \
+	"  local e = epochs[KEYS[k + 2]]\n" \
+	PUBLISH_ONE("KEYS[k]", "KEYS[k + 1]", "KEYS[k + 2]", "ARGV[a + 1]", "ARGV[a + 2]", \
+		    "ARGV[a + 3]") \
+	"  epochs[KEYS[k + 2]] = e\n" \
 	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[a], msg)\n" \
 	"  seqs[i] = seq\n" \
 	"end\n" \
 	"return seqs\n"
+
+/* KEYS: seq, hist, epoch. ARGV[3..4]: room_ttl, fresh epoch. A join:
+ * returns the room's epoch, creating the record when there is none. */
+#define EPOCH_LUA RECORD \
+	"local e, made = epoch(KEYS[3], ARGV[4])\n" \
+	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[3]), made)\n" \
+	"return e\n"
 
 /* Joins, leaves, onlines and offlines of one node at once
  * (redis_batch.c). ARGV[3]: node; then op, room, user for each, op one of
@@ -200,11 +274,16 @@
 	"redis.call('ZADD', P .. 'nodes', string.format('%d', now_ms()), node)\n" \
 	"return 1\n"
 
-/* KEYS: seq, hist. ARGV[3..6]: has_since ("1"/"0"), since, limit,
- * history_size. Returns {truncated (1/0), messages oldest first...}: the
+/* KEYS: seq, hist, epoch. ARGV[3..9]: has_since ("1"/"0"), since, limit,
+ * history_size, the epoch the client knows ("" for none), room_ttl, fresh
+ * epoch. Returns {truncated (1/0), epoch, messages oldest first...}: the
  * same answer as the embedded backplane's history (the list may hold up
- * to HIST_SLACK older ones than history_size: they are not served). */
-#define HISTORY_LUA PRELUDE \
+ * to HIST_SLACK older ones than history_size: they are not served). A
+ * known epoch other than the room's asks for everything kept, truncated. */
+#define HISTORY_LUA RECORD \
+	"local e, made = epoch(KEYS[3], ARGV[9])\n" \
+	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]), made)\n" \
+	"local other = ARGV[7] ~= '' and ARGV[7] ~= e\n" \
 	"local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
 	"local stored = redis.call('LLEN', KEYS[2])\n" \
 	"local list_first = last - stored + 1\n" \
@@ -212,19 +291,21 @@
 	"local first_kept = last - kept + 1\n" \
 	"local limit = tonumber(ARGV[5])\n" \
 	"local want\n" \
-	"if ARGV[3] == '1' then\n" \
+	"if other then\n" \
+	"  want = 1\n" \
+	"elseif ARGV[3] == '1' then\n" \
 	"  want = tonumber(ARGV[4]) + 1\n" \
 	"elseif last >= limit then\n" \
 	"  want = last - limit + 1\n" \
 	"else\n" \
 	"  want = 1\n" \
 	"end\n" \
-	"if limit == 0 or want > last then return { 0 } end\n" \
-	"local truncated = first_kept > want\n" \
+	"if limit == 0 or want > last then return { other and 1 or 0, e } end\n" \
+	"local truncated = other or first_kept > want\n" \
 	"local from = want\n" \
 	"if truncated then from = first_kept end\n" \
 	"local n = math.min(last - from + 1, limit)\n" \
-	"local out = { truncated and 1 or 0 }\n" \
+	"local out = { truncated and 1 or 0, e }\n" \
 	"if n > 0 then\n" \
 	"  local i = from - list_first\n" \
 	"  for _, m in ipairs(redis.call('LRANGE', KEYS[2], i, i + n - 1)) do\n" \
@@ -250,6 +331,7 @@ const char *const redis_script_text[SCRIPT_COUNT] = {
 	[SCRIPT_GOODBYE] = GOODBYE_LUA,
 	[SCRIPT_PUBLISH_BATCH] = PUBLISH_BATCH_LUA,
 	[SCRIPT_PRESENCE_BATCH] = PRESENCE_BATCH_LUA,
+	[SCRIPT_EPOCH] = EPOCH_LUA,
 };
 
 const char *const redis_script_name[SCRIPT_COUNT] = {
@@ -265,4 +347,5 @@ const char *const redis_script_name[SCRIPT_COUNT] = {
 	[SCRIPT_GOODBYE] = "goodbye",
 	[SCRIPT_PUBLISH_BATCH] = "publish_batch",
 	[SCRIPT_PRESENCE_BATCH] = "presence_batch",
+	[SCRIPT_EPOCH] = "epoch",
 };

@@ -3,12 +3,14 @@
  * or re-serialized here). The header never holds a raw newline (JSON
  * escapes it), so the first "\n" ends it.
  *
- *   room message  {"k":"m","room":R,"id":I,"from":U,"origin":S,"ts":T,"seq":N}\nBODY
+ *   room message  {"k":"m","room":R,"id":I,"from":U,"origin":S,"ts":T,"seq":N,"epoch":E}\nBODY
  *   direct        {"k":"d","id":I,"from":U,"to":V,"origin":S,"ts":T}\nBODY
  *   member event  {"k":"j"|"l","room":R,"from":U}
  *   probe         {"k":"p","t":TOKEN}
  *
- * A room message is stored in history and published as the same text.
+ * A room message is stored in history and published as the same text. The
+ * publish script splices seq and epoch in; messages stored before rooms had
+ * epochs have none.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -142,6 +144,7 @@ int wire_parse(const char *text, size_t len, wire_msg *m, const char **why)
 				goto bad;
 			}
 			env->seq = (uint64_t)json_integer_value(seq);
+			env->epoch = str_field(m->hdr, "epoch");
 		} else {
 			env->to = str_field(m->hdr, "to");
 			if (env->to == NULL) {

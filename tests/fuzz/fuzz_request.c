@@ -105,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	switch (req.type) {
 	case REQ_JOIN:
-		check_frame(protocol_simple("joined", req.room, req.ref), "joined");
+		check_frame(protocol_joined(req.room, "0123456789abcdef", req.ref), "joined");
 		break;
 	case REQ_LEAVE:
 		check_frame(protocol_simple("left", req.room, req.ref), "left");
@@ -126,8 +126,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case REQ_HISTORY:
-		check_frame(protocol_history(req.room, NULL, 0, false, 4096, &sent, req.ref),
-			    "history");
+		/* the epoch the client sent, as a backplane may echo it */
+		check_frame(protocol_history(req.room, NULL, 0, req.epoch != NULL, req.epoch,
+					     4096, &sent, req.ref), "history");
 		break;
 	case REQ_PING:
 		check_frame(protocol_simple("pong", NULL, req.ref), "pong");

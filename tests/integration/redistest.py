@@ -339,7 +339,8 @@ class Cluster:
     report) at the end."""
 
     def __init__(self, suite, guests=(), alices=(), redis=None, prefix=None,
-                 history_size=None, persist=False, redis_keys=None, broker_keys=None):
+                 history_size=None, persist=False, redis_keys=None, broker_keys=None,
+                 ws_keys=None):
         self.suite = suite
         self.redis = redis or RedisServer(suite.tmp, "redis", persist=persist)
         self.prefix = prefix or "ct-%s-%d:" % (suite.name, os.getpid())
@@ -352,6 +353,8 @@ class Cluster:
         for name in list(guests) + list(alices):
             plugins = [WS_SO, REDIS_SO]
             secs = {"redis": dict(redis_sec)}
+            if ws_keys:
+                secs["ws"] = dict(ws_keys)
             if name in alices:
                 plugins.append(fixture("fx_good_auth"))
                 secs["fx_good_auth"] = {"user": "alice"}

@@ -404,6 +404,26 @@ START_TEST(test_plugin_sections_are_kept_as_written)
 }
 END_TEST
 
+START_TEST(test_room_ttl_and_max_rooms_have_defaults_and_are_read)
+{
+	config cfg;
+	load_ok("[broker]\nplugins = ws\n", &cfg);
+	ck_assert_uint_eq(cfg.broker.room_ttl, 86400);
+	ck_assert_uint_eq(cfg.broker.max_rooms, 100000);
+	ck_assert_str_eq(config_broker_text(&cfg, "room_ttl"), "86400");
+	config_free(&cfg);
+
+	load_ok("[broker]\nplugins = ws\nroom_ttl = 0\nmax_rooms = 3\n", &cfg);
+	ck_assert_uint_eq(cfg.broker.room_ttl, 0);
+	ck_assert_str_eq(config_broker_text(&cfg, "room_ttl"), "0");
+	ck_assert_uint_eq(cfg.broker.max_rooms, 3);
+	config_free(&cfg);
+
+	load_rejected("[broker]\nplugins = ws\nroom_ttl = -1\n", "ttl.ini",
+		      "ttl.ini:3:", "[broker]", "room_ttl", NULL);
+}
+END_TEST
+
 START_TEST(test_limits_have_defaults_and_are_read_and_checked)
 {
 	config cfg;
@@ -765,6 +785,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_unknown_broker_key_is_rejected_naming_file_line_section_key);
 	tcase_add_test(tc, test_limits_have_defaults_and_are_read_and_checked);
 	tcase_add_test(tc, test_auth_bounds_have_defaults_and_are_read_and_checked);
+	tcase_add_test(tc, test_room_ttl_and_max_rooms_have_defaults_and_are_read);
 	tcase_add_test(tc, test_file_without_broker_section_is_rejected_naming_the_file);
 	tcase_add_test(tc, test_empty_file_is_rejected_for_want_of_a_broker_section);
 	tcase_add_test(tc, test_missing_plugin_chain_is_rejected_naming_broker_plugins);

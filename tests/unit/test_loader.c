@@ -436,6 +436,22 @@ START_TEST(test_backplane_missing_a_slot_is_refused_naming_it)
 }
 END_TEST
 
+START_TEST(test_backplane_built_at_1_2_sizes_passes_the_loader_check)
+{
+	/* A 1.2 backplane: no room_epoch or history_epoch; the core then
+	 * reports no epoch (router.c checks CONFAB_HAS on both). */
+	confab_backplane_ops ops = *embedded_backplane()->backplane;
+	ops.size = (uint32_t)offsetof(confab_backplane_ops, room_epoch);
+	confab_plugin d = *embedded_backplane();
+	d.abi_minor = 2;
+	d.backplane = &ops;
+	assert_check_accepts(&d);
+	ck_assert(!CONFAB_HAS(&ops, room_epoch));
+	ck_assert(!CONFAB_HAS(&ops, history_epoch));
+	ck_assert(CONFAB_HAS(&ops, room_ready));
+}
+END_TEST
+
 START_TEST(test_embedded_backplane_passes_the_loader_check)
 {
 	const confab_plugin *d = embedded_backplane();
@@ -535,6 +551,7 @@ static Suite *loader_suite(void)
 	tcase_add_test(tc, test_descriptor_carrying_two_kinds_tables_is_refused);
 	tcase_add_test(tc, test_backplane_missing_a_slot_is_refused_naming_it);
 	tcase_add_test(tc, test_embedded_backplane_passes_the_loader_check);
+	tcase_add_test(tc, test_backplane_built_at_1_2_sizes_passes_the_loader_check);
 	tcase_add_test(tc, test_kind_names);
 	suite_add_tcase(s, tc);
 

@@ -887,7 +887,7 @@ END_TEST
 START_TEST(test_history_frame_with_no_messages)
 {
 	size_t sent;
-	json_t *j = frame_json(protocol_history("lobby", NULL, 0, false, BIG, &sent, NULL));
+	json_t *j = frame_json(protocol_history("lobby", NULL, 0, false, NULL, BIG, &sent, NULL));
 	ck_assert_uint_eq(json_object_size(j), 5);
 	ck_assert(!bool_field(j, "more"));
 	ck_assert_str_eq(str_field(j, "type"), "history");
@@ -896,7 +896,7 @@ START_TEST(test_history_frame_with_no_messages)
 	ck_assert(!bool_field(j, "truncated"));
 	json_decref(j);
 
-	j = frame_json(protocol_history("lobby", NULL, 0, true, BIG, &sent, NULL));
+	j = frame_json(protocol_history("lobby", NULL, 0, true, NULL, BIG, &sent, NULL));
 	ck_assert(bool_field(j, "truncated"));
 	json_decref(j);
 }
@@ -914,7 +914,7 @@ START_TEST(test_history_frame_with_two_messages_oldest_first)
 	};
 	json_t *ref = json_integer(11);
 	size_t sent;
-	json_t *j = frame_json(protocol_history("lobby", m, 2, true, BIG, &sent, ref));
+	json_t *j = frame_json(protocol_history("lobby", m, 2, true, NULL, BIG, &sent, ref));
 	ck_assert_uint_eq(sent, 2);
 	ck_assert_uint_eq(json_object_size(j), 6);
 	ck_assert(!bool_field(j, "more"));
@@ -941,7 +941,7 @@ START_TEST(test_history_frame_with_two_messages_oldest_first)
 	json_decref(j);
 	json_decref(ref);
 
-	j = frame_json(protocol_history("lobby", m, 2, false, BIG, &sent, NULL));
+	j = frame_json(protocol_history("lobby", m, 2, false, NULL, BIG, &sent, NULL));
 	ck_assert_uint_eq(json_object_size(j), 5);
 	ck_assert(!bool_field(j, "truncated"));
 	json_decref(j);
@@ -979,7 +979,7 @@ START_TEST(test_history_larger_than_the_budget_comes_in_pages_in_order)
 	size_t budget = 4000, at = 0, pages = 0;
 	while (at < PAGE_MESSAGES) {
 		size_t sent;
-		confab_buf *b = protocol_history("lobby", m + at, PAGE_MESSAGES - at, false, budget,
+		confab_buf *b = protocol_history("lobby", m + at, PAGE_MESSAGES - at, false, NULL, budget,
 						 &sent, ref);
 		ck_assert_ptr_nonnull(b);
 		ck_assert_uint_le(b->len, budget);
@@ -1008,11 +1008,11 @@ START_TEST(test_a_page_holds_at_least_one_item_whatever_the_budget)
 	char *body;
 	confab_envelope *m = many_messages(&body);
 	size_t sent;
-	json_t *j = frame_json(protocol_history("lobby", m, 2, false, 10, &sent, NULL));
+	json_t *j = frame_json(protocol_history("lobby", m, 2, false, NULL, 10, &sent, NULL));
 	ck_assert_uint_eq(sent, 1);
 	ck_assert(bool_field(j, "more"));
 	json_decref(j);
-	j = frame_json(protocol_history("lobby", m, 1, false, 10, &sent, NULL));
+	j = frame_json(protocol_history("lobby", m, 1, false, NULL, 10, &sent, NULL));
 	ck_assert_uint_eq(sent, 1);
 	ck_assert(!bool_field(j, "more"));
 	json_decref(j);
@@ -1093,6 +1093,85 @@ START_TEST(test_reply_budget_is_half_the_transports_or_fixed_before_abi_1_3)
 	ops.size = sizeof(ops);
 	ops.send_budget = NULL;
 	ck_assert_uint_eq(session_reply_budget_of(&ops, &left, NULL), SESSION_REPLY_BUDGET);
+}
+END_TEST
+
+/* ---- room epochs (protocol v1 addition, ABI 1.3) ---------------------------- */
+
+START_TEST(test_history_gives_the_epoch_the_client_knows)
+{
+	request req;
+	parse_ok("{\"type\":\"history\",\"room\":\"r\",\"since\":5,\"epoch\":\"0123abcdef456789\"}",
+		 &req);
+	ck_assert_str_eq(req.epoch, "0123abcdef456789");
+	request_free(&req);
+	parse_ok("{\"type\":\"history\",\"room\":\"r\"}", &req);
+	ck_assert_ptr_null(req.epoch);
+	request_free(&req);
+}
+END_TEST
+
+START_TEST(test_history_epoch_must_be_1_to_32_of_digits_and_lowercase_letters)
+{
+	assert_bad_request("{\"type\":\"history\",\"room\":\"r\",\"epoch\":\"\"}");
+	assert_bad_request("{\"type\":\"history\",\"room\":\"r\",\"epoch\":\"ABC\"}");
+	assert_bad_request("{\"type\":\"history\",\"room\":\"r\",\"epoch\":\"a b\"}");
+	assert_bad_request("{\"type\":\"history\",\"room\":\"r\",\"epoch\":\"a\\u0000b\"}");
+	assert_bad_request("{\"type\":\"history\",\"room\":\"r\",\"epoch\":12}");
+	assert_bad_request("{\"type\":\"history\",\"room\":\"r\","
+			   "\"epoch\":\"0123456789abcdef0123456789abcdefg\"}");
+	ck_assert(protocol_valid_epoch("0123456789abcdef0123456789abcdef"));
+	ck_assert(protocol_valid_epoch("z"));
+}
+END_TEST
+
+START_TEST(test_joined_frame_carries_the_epoch_when_there_is_one)
+{
+	json_t *ref = json_string("j2");
+	json_t *j = frame_json(protocol_joined("lobby", "00ff00ff00ff00ff", ref));
+	ck_assert_uint_eq(json_object_size(j), 4);
+	ck_assert_str_eq(str_field(j, "type"), "joined");
+	ck_assert_str_eq(str_field(j, "epoch"), "00ff00ff00ff00ff");
+	ck_assert_str_eq(str_field(j, "ref"), "j2");
+	json_decref(j);
+	json_decref(ref);
+	j = frame_json(protocol_joined("lobby", NULL, NULL));
+	ck_assert_uint_eq(json_object_size(j), 2);
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_message_and_history_frames_carry_the_epoch)
+{
+	confab_envelope m = {
+		.size = sizeof(m), .kind = CONFAB_ENV_MESSAGE, .room = "lobby", .from = "alice",
+		.id = "n1-5", .body = "1", .body_len = 1, .seq = 5, .ts = 500,
+		.epoch = "00ff00ff00ff00ff",
+	};
+	size_t sent;
+	json_t *j = frame_json(protocol_envelope(&m));
+	ck_assert_str_eq(str_field(j, "epoch"), "00ff00ff00ff00ff");
+	json_decref(j);
+	j = frame_json(protocol_history("lobby", &m, 1, false, "00ff00ff00ff00ff", BIG, &sent, NULL));
+	ck_assert_str_eq(str_field(j, "epoch"), "00ff00ff00ff00ff");
+	ck_assert_str_eq(str_field(json_array_get(json_object_get(j, "messages"), 0), "epoch"),
+			 "00ff00ff00ff00ff");
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_an_envelope_of_a_backplane_before_1_3_has_no_epoch_read)
+{
+	/* Built at 1.2's size: whatever lies past it is not the envelope's. */
+	confab_envelope m = {
+		.size = (uint32_t)offsetof(confab_envelope, epoch), .kind = CONFAB_ENV_MESSAGE,
+		.room = "lobby", .from = "alice", .id = "n1-5", .body = "1", .body_len = 1,
+		.seq = 5, .ts = 500, .epoch = "not-to-be-read",
+	};
+	json_t *j = frame_json(protocol_envelope(&m));
+	ck_assert_ptr_null(json_object_get(j, "epoch"));
+	ck_assert_uint_eq(json_object_size(j), 7);
+	json_decref(j);
 }
 END_TEST
 
@@ -1220,6 +1299,11 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_presence_frame_of_an_empty_room_has_an_empty_list);
 	tcase_add_test(tc, test_history_frame_with_no_messages);
 	tcase_add_test(tc, test_history_frame_with_two_messages_oldest_first);
+	tcase_add_test(tc, test_history_gives_the_epoch_the_client_knows);
+	tcase_add_test(tc, test_history_epoch_must_be_1_to_32_of_digits_and_lowercase_letters);
+	tcase_add_test(tc, test_joined_frame_carries_the_epoch_when_there_is_one);
+	tcase_add_test(tc, test_message_and_history_frames_carry_the_epoch);
+	tcase_add_test(tc, test_an_envelope_of_a_backplane_before_1_3_has_no_epoch_read);
 	tcase_add_test(tc, test_json_string_escapes_quotes_backslashes_and_control_chars);
 	tcase_add_test(tc, test_builder_grows_for_long_printf_and_raw_text);
 	tcase_add_test(tc, test_nesting_past_max_json_depth_is_bad_request_before_parsing);

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "dict.h"
 #include "embedded.h"
 #include "rooms.h"
@@ -418,11 +420,14 @@ typedef struct seen_env {
 	size_t body_len;
 	uint64_t seq;
 	int64_t ts;
+	char epoch[40];
 	bool had_room, had_to, had_id, had_body;
 } seen_env;
 
 static struct fake_host_state {
 	const char *history_size;   /* what broker_get("history_size") answers */
+	const char *room_ttl;       /* what broker_get("room_ttl") answers (NULL: unknown) */
+	uv_loop_t *loop;            /* what host->loop answers (NULL: none) */
 	seen_env env[64];
 	size_t n_env;
 	int health_calls;
@@ -462,6 +467,8 @@ static void fake_deliver(confab_ctx *ctx, const confab_envelope *env)
 	}
 	s->seq = env->seq;
 	s->ts = env->ts;
+	if (CONFAB_HAS(env, epoch))
+		copy_name(s->epoch, sizeof(s->epoch), env->epoch, NULL);
 }
 
 static void fake_health(confab_ctx *ctx, bool up, const char *reason)
@@ -490,7 +497,15 @@ static const char *fake_broker_get(confab_ctx *ctx, const char *key)
 		return fake.history_size;
 	if (strcmp(key, "max_message_bytes") == 0)
 		return "65536";
+	if (strcmp(key, "room_ttl") == 0)
+		return fake.room_ttl;
 	return NULL;
+}
+
+static uv_loop_t *fake_loop(confab_ctx *ctx)
+{
+	fake.wrong_ctx |= ctx != CTX;
+	return fake.loop;
 }
 
 static const confab_host_backplane fake_backplane_host = {
@@ -505,6 +520,7 @@ static const confab_host fake_host = {
 	.abi_minor = CONFAB_ABI_MINOR,
 	.broker_version = "test",
 	.log = fake_log,
+	.loop = fake_loop,
 	.broker_get = fake_broker_get,
 	.backplane = &fake_backplane_host,
 };
@@ -606,6 +622,8 @@ typedef struct history_result {
 	char from[16][72];
 	char body[16][64];
 	int64_t ts[16];
+	char epoch[40];              /* history_epoch's answer */
+	char msg_epoch[16][40];
 } history_result;
 
 static void on_history(void *arg, int status, const confab_envelope *m, size_t n,
@@ -627,7 +645,31 @@ static void on_history(void *arg, int status, const confab_envelope *m, size_t n
 		memcpy(r->body[i], m[i].body, m[i].body_len);
 		r->body[i][m[i].body_len] = '\0';
 		r->ts[i] = m[i].ts;
+		snprintf(r->msg_epoch[i], sizeof(r->msg_epoch[i]), "%s", m[i].epoch ? m[i].epoch : "");
 	}
+}
+
+static void on_history_epoch(void *arg, int status, const confab_envelope *m, size_t n,
+			     bool truncated, const char *epoch)
+{
+	history_result *r = arg;
+	on_history(arg, status, m, n, truncated);
+	ck_assert_ptr_nonnull(epoch);
+	snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
+}
+
+typedef struct epoch_result {
+	int calls;
+	int status;
+	char epoch[40];
+} epoch_result;
+
+static void on_epoch(void *arg, int status, const char *epoch)
+{
+	epoch_result *r = arg;
+	r->calls++;
+	r->status = status;
+	snprintf(r->epoch, sizeof(r->epoch), "%s", epoch ? epoch : "");
 }
 
 /* ---- helpers ---- */
@@ -659,6 +701,38 @@ static history_result history(const char *room, bool has_since, uint64_t since, 
 	ck_assert_int_eq(r.calls, 1);
 	ck_assert_int_eq(r.status, 0);
 	return r;
+}
+
+static history_result history_at(const char *room, const char *epoch, bool has_since,
+				 uint64_t since, size_t limit)
+{
+	history_result r;
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(ops->history_epoch(state, room, epoch, has_since, since, limit,
+					    on_history_epoch, &r), 0);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.status, 0);
+	return r;
+}
+
+/* The room's epoch, as a join gets it. */
+static epoch_result room_epoch(const char *room)
+{
+	epoch_result r;
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(ops->room_epoch(state, room, on_epoch, &r), 0);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.status, 0);
+	return r;
+}
+
+static bool is_epoch(const char *e)
+{
+	size_t n = strlen(e);
+	for (size_t i = 0; i < n; i++)
+		if (!((e[i] >= '0' && e[i] <= '9') || (e[i] >= 'a' && e[i] <= 'f')))
+			return false;
+	return n == 16;
 }
 
 /* The history answer holds exactly seqs first..last with their stored data. */
@@ -992,6 +1066,148 @@ START_TEST(test_destroy_frees_rooms_history_presence_and_users)
 }
 END_TEST
 
+START_TEST(test_a_room_gets_an_epoch_at_its_first_use_and_keeps_it)
+{
+	epoch_result a = room_epoch("r");
+	ck_assert_msg(is_epoch(a.epoch), "epoch %s is not 16 hex digits", a.epoch);
+	ck_assert_str_eq(room_epoch("r").epoch, a.epoch);
+	ck_assert_str_ne(room_epoch("other").epoch, a.epoch);
+	publish("r", 1);
+	ck_assert_str_eq(fake.env[0].epoch, a.epoch);
+	history_result h = history_at("r", NULL, false, 0, 50);
+	ck_assert_str_eq(h.epoch, a.epoch);
+	ck_assert_str_eq(h.msg_epoch[0], a.epoch);
+}
+END_TEST
+
+START_TEST(test_history_with_the_rooms_epoch_is_plain_history)
+{
+	publish_eight_in_r();
+	const char *e = fake.env[0].epoch;
+	history_result r = history_at("r", e, true, 6, 50);
+	assert_history(r, 7, 8, false);
+	ck_assert_str_eq(r.epoch, e);
+}
+END_TEST
+
+START_TEST(test_history_with_another_epoch_starts_at_the_oldest_kept_truncated)
+{
+	publish_eight_in_r();
+	/* since 6 of another life of the room: everything kept (4..8, the
+	 * fixture keeps 5), truncated */
+	history_result r = history_at("r", "0123456789abcdef", true, 6, 50);
+	assert_history(r, 4, 8, true);
+	r = history_at("r", "0123456789abcdef", false, 0, 2);
+	assert_history(r, 4, 5, true);
+	/* an empty room: nothing, but truncated all the same */
+	r = history_at("empty", "0123456789abcdef", true, 0, 50);
+	assert_history(r, 1, 0, true);
+	ck_assert(is_epoch(r.epoch));
+}
+END_TEST
+
+/* ---- expiry: a real loop, room_ttl = 1 ---- */
+
+static uv_loop_t ttl_loop;
+
+static void expiry_setup(void)
+{
+	memset(&fake, 0, sizeof(fake));
+	ck_assert_int_eq(uv_loop_init(&ttl_loop), 0);
+	fake.loop = &ttl_loop;
+	fake.room_ttl = "1";
+	start_with_history_size("5");
+}
+
+static void expiry_teardown(void)
+{
+	embedded_teardown();
+	/* destroy closed the sweep timer: run the loop until it is gone */
+	uv_run(&ttl_loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(uv_loop_close(&ttl_loop), 0);
+}
+
+/* Lets `ms` of loop time pass, running what falls due (the sweep). */
+static void pass_ms(uint64_t ms)
+{
+	uint64_t until = uv_now(&ttl_loop) + ms;
+	while (uv_now(&ttl_loop) < until) {
+		uv_sleep(50);
+		uv_update_time(&ttl_loop);
+		uv_run(&ttl_loop, UV_RUN_NOWAIT);
+	}
+}
+
+START_TEST(test_a_room_unused_for_room_ttl_starts_again_at_seq_1_with_a_new_epoch)
+{
+	char e1[40];
+	ck_assert_uint_eq(publish("r", 1), 1);
+	ck_assert_uint_eq(publish("r", 2), 2);
+	snprintf(e1, sizeof(e1), "%s", fake.env[1].epoch);
+	pass_ms(1300);
+	history_result h = history_at("r", e1, true, 2, 50);
+	assert_history(h, 1, 0, true);
+	ck_assert(is_epoch(h.epoch));
+	ck_assert_str_ne(h.epoch, e1);
+	ck_assert_uint_eq(publish("r", 1), 1);
+	ck_assert_str_eq(fake.env[2].epoch, h.epoch);
+}
+END_TEST
+
+START_TEST(test_activity_within_room_ttl_keeps_the_room)
+{
+	publish("r", 1);
+	char e1[40];
+	snprintf(e1, sizeof(e1), "%s", fake.env[0].epoch);
+	for (int i = 0; i < 3; i++) {
+		pass_ms(600);
+		ck_assert_str_eq(room_epoch("r").epoch, e1);   /* a join: activity */
+	}
+	ck_assert_uint_eq(publish("r", 2), 2);
+}
+END_TEST
+
+START_TEST(test_expiry_keeps_presence_and_forgets_only_the_record)
+{
+	ck_assert_int_eq(ops->room_join(state, "r", "alice"), 0);
+	publish("r", 1);
+	pass_ms(1300);
+	presence_result p = { 0 };
+	ck_assert_int_eq(ops->presence(state, "r", on_presence, &p), 0);
+	ck_assert_uint_eq(p.n, 1);
+	ck_assert_str_eq(p.users[0], "alice");
+	ck_assert_uint_eq(publish("r", 1), 1);
+	/* and once alice leaves and the ttl passes, everything goes (ASan
+	 * would report what did not) */
+	ck_assert_int_eq(ops->room_leave(state, "r", "alice"), 0);
+	pass_ms(1300);
+	memset(&p, 0, sizeof(p));
+	ck_assert_int_eq(ops->presence(state, "r", on_presence, &p), 0);
+	ck_assert_uint_eq(p.n, 0);
+}
+END_TEST
+
+START_TEST(test_thousands_of_rooms_expire_together)
+{
+	char name[32];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "room-%d", i);
+		publish(name, 1);
+		if (i % 2 == 0) {
+			ck_assert_int_eq(ops->room_join(state, name, "alice"), 0);
+			ck_assert_int_eq(ops->room_leave(state, name, "alice"), 0);
+		}
+		fake.n_env = 0;   /* the envelopes are not what this is about */
+	}
+	pass_ms(2200);
+	for (int i = 0; i < 3000; i += 7) {
+		snprintf(name, sizeof(name), "room-%d", i);
+		ck_assert_uint_eq(publish(name, 1), 1);
+		fake.n_env = 0;
+	}
+}
+END_TEST
+
 START_TEST(test_embedded_destroy_right_after_init_is_clean)
 {
 	plugin->destroy(state);
@@ -1065,6 +1281,18 @@ static Suite *embedded_suite(void)
 	tcase_add_test(tc, test_history_size_0_keeps_nothing_and_says_truncated);
 	tcase_add_test(tc, test_destroy_frees_rooms_history_presence_and_users);
 	tcase_add_test(tc, test_embedded_destroy_right_after_init_is_clean);
+	tcase_add_test(tc, test_a_room_gets_an_epoch_at_its_first_use_and_keeps_it);
+	tcase_add_test(tc, test_history_with_the_rooms_epoch_is_plain_history);
+	tcase_add_test(tc, test_history_with_another_epoch_starts_at_the_oldest_kept_truncated);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("expiry");
+	tcase_add_checked_fixture(tc, expiry_setup, expiry_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_a_room_unused_for_room_ttl_starts_again_at_seq_1_with_a_new_epoch);
+	tcase_add_test(tc, test_activity_within_room_ttl_keeps_the_room);
+	tcase_add_test(tc, test_expiry_keeps_presence_and_forgets_only_the_record);
+	tcase_add_test(tc, test_thousands_of_rooms_expire_together);
 	suite_add_tcase(s, tc);
 	return s;
 }

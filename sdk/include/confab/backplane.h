@@ -58,7 +58,25 @@ typedef struct confab_envelope {
 	size_t body_len;
 	uint64_t seq;                /* MESSAGE: 1, 2, ... per room; 0 when publishing */
 	int64_t ts;                  /* MESSAGE, DIRECT: ms since the epoch, set by the sending node */
+
+	/* ---- ABI 1.3 ---- */
+
+	/* MESSAGE: the room's epoch when the message was ordered (see
+	 * room_epoch below); NULL when publishing or when the backplane does
+	 * not know one. Read it only when CONFAB_HAS(env, epoch): an envelope
+	 * of a backplane built before 1.3 is shorter. */
+	const char *epoch;
 } confab_envelope;
+
+/* A room's epoch is a short id (at most CONFAB_EPOCH_MAX bytes of
+ * [0-9a-z], NUL-terminated) that names one life of the room's record: its
+ * seq, its history and the epoch itself are created together, the first
+ * time the room is used, and expire together after [broker] room_ttl
+ * seconds without activity. A room used again after that starts at seq 1
+ * under a new epoch, so a client that sees the epoch change knows that
+ * the seqs it remembers mean nothing any more. Random 64 bits as 16 hex
+ * digits in confab's backplanes. */
+#define CONFAB_EPOCH_MAX 32
 
 /* Completion callbacks. Each is called exactly once per accepted request
  * (a request whose slot returned 0), possibly before the slot returns.
@@ -73,6 +91,15 @@ typedef void (*confab_presence_done)(void *arg, int status,
 typedef void (*confab_history_done)(void *arg, int status,
 				    const confab_envelope *messages,
 				    size_t n_messages, bool truncated);
+/* ABI 1.3. `epoch` is the room's epoch (borrowed), NULL when the status
+ * is not 0. */
+typedef void (*confab_epoch_done)(void *arg, int status, const char *epoch);
+/* ABI 1.3: history_done, with the room's epoch at the time of the answer
+ * (borrowed; NULL when the status is not 0). */
+typedef void (*confab_history_epoch_done)(void *arg, int status,
+					  const confab_envelope *messages,
+					  size_t n_messages, bool truncated,
+					  const char *epoch);
 
 /* Entry points of the core for backplanes (part of confab_host). */
 typedef struct confab_host_backplane {
@@ -140,6 +167,37 @@ typedef struct confab_backplane_ops {
 	 * receive a room's envelopes as soon as room_join returns. */
 	int (*room_ready)(void *state, const char *room,
 			  confab_status_done done, void *arg);
+
+	/* ---- ABI 1.3, optional (both or neither) ---- */
+
+	/* Rooms expire: a room's record (seq, history, epoch) is dropped
+	 * after [broker] room_ttl seconds (host->broker_get("room_ttl"); 0 =
+	 * never) in which nobody published to it, joined it or read its
+	 * history (a backplane may keep it a little longer, never shorter:
+	 * Redis up to room_ttl/16). Each of those refreshes it, and each
+	 * creates the record anew, under a new epoch, when there is none.
+	 * Presence is not part of the record: it lasts as long as the
+	 * members do.
+	 *
+	 * room_epoch: call done(0, epoch) with `room`'s epoch, creating the
+	 * record when the room has none (a join is activity). The core calls
+	 * it for every join of a local session, after room_ready, and puts
+	 * the epoch in the client's `joined`. `room` is borrowed. Returns 0
+	 * (done will be called, possibly before this returns) or a negative
+	 * code (done is not called). */
+	int (*room_epoch)(void *state, const char *room,
+			  confab_epoch_done done, void *arg);
+
+	/* history_epoch: history, atomically with the room's epoch (which
+	 * it creates, as room_epoch does, when the room has none). `epoch`
+	 * (borrowed; NULL when the client sent none) is the epoch the client
+	 * knows: when it differs from the room's, `since` is ignored, the
+	 * answer starts at the oldest message kept and `truncated` is true.
+	 * Otherwise the answer is history's. done gets the room's epoch. The
+	 * core uses it instead of history when the backplane has it. */
+	int (*history_epoch)(void *state, const char *room, const char *epoch,
+			     bool has_since, uint64_t since, size_t limit,
+			     confab_history_epoch_done done, void *arg);
 } confab_backplane_ops;
 
 #ifdef __cplusplus

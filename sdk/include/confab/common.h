@@ -34,7 +34,9 @@ extern "C" {
  * 1.1: confab_auth_result gains rooms, direct and expires_ms.
  * 1.2: confab_backplane_ops gains room_ready.
  * 1.3: confab_transport_ops gains send_budget; confab_auth_ops gains
- *      cancel; confab_host gains auth (login_begin). */
+ *      cancel; confab_host gains auth (login_begin); confab_envelope
+ *      gains epoch; confab_backplane_ops gains room_epoch and
+ *      history_epoch (rooms expire and have epochs). */
 #define CONFAB_ABI_MAJOR 1
 #define CONFAB_ABI_MINOR 3
 
