@@ -183,6 +183,7 @@ typedef struct lroom {
 	rwait *waiting;              /* joins waiting for both, newest first */
 	bool refreshed;              /* a publish that refreshed the room's expiry */
 	uint64_t refreshed_at;       /* went through; uv_now of its answer */
+	char epoch[CONFAB_EPOCH_MAX + 1];  /* the room's epoch as last heard ("": none yet) */
 } lroom;
 
 struct redis_state {

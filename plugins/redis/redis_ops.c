@@ -620,6 +620,29 @@ static int ops_presence(void *state, const char *room, confab_presence_done done
 
 /* ---- history and epochs ---- */
 
+/* Only the first message of a room's life carries its epoch (see the
+ * publish scripts); this node labels the others with the epoch it heard
+ * last for the room: from that message, from a join's epoch script or
+ * from a history. That is always the epoch of the messages that follow:
+ * they come in seq order on the room's channel, the first of a new life
+ * before the rest of it, and a life ends only after room_ttl without a
+ * message, so no message of the old life is on its way when it does. */
+static void remember_epoch(redis_state *s, const char *room, const char *epoch)
+{
+	lroom *r = dict_get(s->rooms, room);
+
+	if (r != NULL && epoch != NULL)
+		snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
+}
+
+/* The epoch a room message without one is labelled with, or NULL. */
+static const char *known_epoch(const redis_state *s, const char *room)
+{
+	const lroom *r = dict_get(s->rooms, room);
+
+	return r != NULL && r->epoch[0] != '\0' ? r->epoch : NULL;
+}
+
 /* A history request's answer: history's (q->aux 0) or history_epoch's. */
 static void history_answer(rq *q, int status, const confab_envelope *msgs, size_t n,
 			   bool truncated, const char *epoch)
@@ -668,13 +691,19 @@ static void history_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
 			break;
 		}
 		envs[i] = msgs[i].env;
+		/* the list holds the current life's messages only */
+		if (envs[i].epoch == NULL)
+			envs[i].epoch = reply->element[1]->str;
 		parsed++;
 	}
-	if (status == 0)
+	if (status == 0) {
+		remember_epoch(s, q->argv[q->argc - 1], reply->element[1]->str);
 		history_answer(q, 0, envs, n, reply->element[0]->integer != 0,
 			       reply->element[1]->str);
-	else
+	}
+	else {
 		history_answer(q, status, NULL, 0, false, NULL);
+	}
 	for (size_t i = 0; i < parsed; i++)
 		wire_msg_clear(&msgs[i]);
 	free(msgs);
@@ -694,7 +723,7 @@ static rq *history_request(redis_state *s, const char *room, const char *known,
 	    prefixes(s, q) || rq_args(q, has_since ? "1" : "0") ||
 	    rq_argf(q, "%" PRIu64, has_since ? since : 0) || rq_argf(q, "%zu", limit) ||
 	    rq_argf(q, "%zu", s->history_size) || rq_args(q, known != NULL ? known : "") ||
-	    rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh)) {
+	    rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh) || rq_args(q, room)) {
 		rq_free(q);
 		return NULL;
 	}
@@ -739,12 +768,16 @@ static int ops_history_epoch(void *state, const char *room, const char *epoch, b
 static void epoch_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
 {
 	(void)ac;
-	if (reply == NULL)
+	if (reply == NULL) {
 		q->done.epoch(q->arg, CONFAB_EUNAVAILABLE, NULL);
-	else if (reply->type == REDIS_REPLY_STRING)
+	} else if (reply->type == REDIS_REPLY_STRING) {
+		/* the epoch script's last argument is the room */
+		remember_epoch(s, q->argv[q->argc - 1], reply->str);
 		q->done.epoch(q->arg, 0, reply->str);
-	else
+	}
+	else {
 		q->done.epoch(q->arg, ops_reply_status(s, "epoch", reply), NULL);
+	}
 }
 
 static int ops_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg)
@@ -759,7 +792,7 @@ static int ops_room_epoch(void *state, const char *room, confab_epoch_done done,
 	ops_fresh_epoch(fresh);
 	q = rq_new(s, epoch_reply, SCRIPT_EPOCH);
 	if (q == NULL || record_keys(s, q, room) || prefixes(s, q) ||
-	    rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh)) {
+	    rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh) || rq_args(q, room)) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}
@@ -784,6 +817,12 @@ void ops_on_message(redis_state *s, const char *channel, const char *text, size_
 		if (strcmp(channel, s->node_chan) == 0)
 			conn_probe_seen(s, m.token);
 	} else {
+		if (m.kind == 'm') {
+			if (m.env.epoch != NULL)
+				remember_epoch(s, m.env.room, m.env.epoch);
+			else
+				m.env.epoch = known_epoch(s, m.env.room);
+		}
 		s->host->backplane->deliver(s->ctx, &m.env);
 	}
 	wire_msg_clear(&m);

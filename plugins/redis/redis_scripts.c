@@ -11,7 +11,8 @@
  *                             HIST_SLACK more (trimmed in steps; see below)
  *   P room:R:epoch    string  the room's epoch: set (SET when absent, with the
  *                             random text the node passes) the first time the
- *                             room is used after it did not exist
+ *                             room is used after it did not exist; only a
+ *                             life's first message (seq 1) carries it
  * The three are the room's record. Every script that uses a room (publish,
  * epoch, history) keeps the three expiring together, room_ttl to room_ttl
  * + room_ttl/16 after the room's last use (refresh() below); room_ttl 0
@@ -97,7 +98,7 @@
  * room_ttl left; for a publish when the node says so, which it does at
  * most every room_ttl/32 per room (redis_ops.c). So a room expires between
  * room_ttl and room_ttl + room_ttl/16 after its last use, and most messages
- * cost only a GET of the epoch more than before rooms expired.
+ * cost no Redis command more than before rooms expired.
  *
  * The publish scripts spell this out inline: helper closures would be
  * built on every call, and they run for every message (Redis's share of
@@ -126,21 +127,26 @@
 	"end\n"
 
 /* One message of the publish scripts, written once for both: with `seq`
- * INCR'd, `due` set when the node asks for a refresh (or seq is 1), `e`
- * the room's epoch if this call read it already; reads or makes the
- * epoch, builds `msg`, keeps it in history and refreshes the record when
- * due (or when a key was made). */
+ * INCR'd and `due` set when the node asks for a refresh. Only the first
+ * message of a room's life (seq 1) reads the epoch (or makes it) and
+ * carries it: the nodes, which receive a room's messages in seq order,
+ * remember it from there and from the joins' epoch script, and label the
+ * messages that follow with it (redis_ops.c). A GET of the epoch for every
+ * message was most of what epochs cost Redis per message. Then builds
+ * `msg`, keeps it in history and refreshes the record when due (or when
+ * a key was made). */
 #define PUBLISH_ONE(kseq, khist, kepoch, head_a, head_b, body) \
-	"  if not e then\n" \
-	"    e = redis.call('GET', " kepoch ")\n" \
+	"  local tag = ''\n" \
+	"  if seq == 1 then\n" \
+	"    local e = redis.call('GET', " kepoch ")\n" \
 	"    if not e then\n" \
 	"      e = fresh\n" \
 	"      redis.call('SET', " kepoch ", e)\n" \
-	"      due = true\n" \
 	"    end\n" \
+	"    tag = ',\"epoch\":\"' .. e .. '\"'\n" \
+	"    due = true\n" \
 	"  end\n" \
-	"  local msg = " head_a " .. string.format('%d', seq) .. ',\"epoch\":\"' .. e .. '\"' ..\n" \
-	"    " head_b " .. '\\n' .. " body "\n" \
+	"  local msg = " head_a " .. string.format('%d', seq) .. tag .. " head_b " .. '\\n' .. " body "\n" \
 	"  if keep > 0 then\n" \
 	"    local n = redis.call('RPUSH', " khist ", msg)\n" \
 	"    if n == 1 then due = true end\n" \
@@ -157,9 +163,8 @@
  * it). Returns the seq. The one script run for a message alone. */
 #define PUBLISH_LUA \
 	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]\n" \
-	"local e\n" \
 	"local seq = redis.call('INCR', KEYS[1])\n" \
-	"local due = seq == 1 or ARGV[10] == '1'\n" \
+	"local due = ARGV[10] == '1'\n" \
 	"do\n" \
 	PUBLISH_ONE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ARGV[4]", "ARGV[5]", "ARGV[6]") \
 	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[3], msg)\n" \
@@ -169,27 +174,25 @@
 /* The publish script for n messages at once (redis_batch.c). KEYS: seq,
  * hist and epoch of each message. ARGV[3..5]: history_size, room_ttl,
  * fresh epoch; then room, head_a, head_b, body, refresh of each. Returns
- * the seqs, in order. A room's epoch is read once per call. Rooms created
- * in the same call get the same fresh epoch: an epoch has to differ only
- * from the same room's earlier ones. */
+ * the seqs, in order. Rooms created in the same call get the same fresh
+ * epoch: an epoch has to differ only from the same room's earlier ones. */
 #define PUBLISH_BATCH_LUA \
 	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]\n" \
-	"local seqs, epochs = {}, {}\n" \
+	"local seqs = {}\n" \
 	"for i = 1, #KEYS / 3 do\n" \
 	"  local a, k = 5 * i + 1, 3 * i - 2\n" \
 	"  local seq = redis.call('INCR', KEYS[k])\n" \
-	"  local due = seq == 1 or ARGV[a + 4] == '1'\n" \
-	"  local e = epochs[KEYS[k + 2]]\n" \
+	"  local due = ARGV[a + 4] == '1'\n" \
 	PUBLISH_ONE("KEYS[k]", "KEYS[k + 1]", "KEYS[k + 2]", "ARGV[a + 1]", "ARGV[a + 2]", \
 		    "ARGV[a + 3]") \
-	"  epochs[KEYS[k + 2]] = e\n" \
 	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[a], msg)\n" \
 	"  seqs[i] = seq\n" \
 	"end\n" \
 	"return seqs\n"
 
-/* KEYS: seq, hist, epoch. ARGV[3..4]: room_ttl, fresh epoch. A join:
- * returns the room's epoch, creating the record when there is none. */
+/* KEYS: seq, hist, epoch. ARGV[3..5]: room_ttl, fresh epoch, room (for
+ * the node's reply handler). A join: returns the room's epoch, creating
+ * the record when there is none. */
 #define EPOCH_LUA RECORD \
 	"local e, made = epoch(KEYS[3], ARGV[4])\n" \
 	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[3]), made)\n" \

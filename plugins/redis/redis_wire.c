@@ -3,14 +3,14 @@
  * or re-serialized here). The header never holds a raw newline (JSON
  * escapes it), so the first "\n" ends it.
  *
- *   room message  {"k":"m","room":R,"id":I,"from":U,"origin":S,"ts":T,"seq":N,"epoch":E}\nBODY
+ *   room message  {"k":"m","room":R,"id":I,"from":U,"origin":S,"ts":T,"seq":N[,"epoch":E]}\nBODY
  *   direct        {"k":"d","id":I,"from":U,"to":V,"origin":S,"ts":T}\nBODY
  *   member event  {"k":"j"|"l","room":R,"from":U}
  *   probe         {"k":"p","t":TOKEN}
  *
  * A room message is stored in history and published as the same text. The
- * publish script splices seq and epoch in; messages stored before rooms had
- * epochs have none.
+ * publish script splices the seq in, and the room's epoch into the first
+ * message of a room's life (seq 1) only: redis_ops.c labels the others.
  *
  * SPDX-License-Identifier: MIT
  */

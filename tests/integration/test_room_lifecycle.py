@@ -10,7 +10,7 @@ Brokers (embedded backplane unless said):
   ttl      room_ttl = 2, rate_limit = 0, [ws] write_delay = 0 (the churn
            is one fast client)
   capped   max_rooms = 3
-  redis    a node on a real redis-server, as ttl
+  redis, redis2  nodes on one real redis-server, as ttl
 
 The memory checks run the churn twice, CHURN rooms each, and wait for the
 rooms to expire after each: what the first run left behind is the
@@ -52,7 +52,8 @@ suite = RedisSuite("test_room_lifecycle", watchdog=150)
 ttl = suite.broker("ttl", broker={"room_ttl": ROOM_TTL, "rate_limit": 0},
                    sections={"ws": {"write_delay": 0}})
 capped = suite.broker("capped", broker={"max_rooms": 3})
-cluster = Cluster(suite, guests=("redis",), broker_keys={"room_ttl": ROOM_TTL, "rate_limit": 0},
+cluster = Cluster(suite, guests=("redis", "redis2"),
+                  broker_keys={"room_ttl": ROOM_TTL, "rate_limit": 0},
                   ws_keys={"write_delay": 0})
 
 _rooms = itertools.count(1)
@@ -292,6 +293,36 @@ async def redis_a_room_in_use_keeps_its_seq_and_epoch_past_room_ttl():
     since = (time.monotonic() - sent) * 1000
     check(ROOM_TTL * 1000 - since <= pttl <= ROOM_TTL * 1000 * 17 / 16,
           "PTTL %d ms, %.0f ms after the last message of a burst was sent" % (pttl, since))
+
+
+@suite.test
+async def redis_every_message_names_the_epoch_on_every_node():
+    """Only a life's first message carries its epoch through Redis; each
+    node labels the rest with the epoch it learnt (join, seq 1, history):
+    a member on another node, joined after the first message, gets the
+    same epoch on every message and in history, and the new one after an
+    expiry."""
+    cluster.start()
+    a = await Client.connect(cluster["redis"].port, "a")
+    z = await Client.connect(cluster["redis2"].port, "z")
+    r = room("xnode")
+    e = await joined(a, r)
+    await a.say(r, 1)
+    check(await joined(z, r) == e, "a join on the other node got another epoch")
+    for i in (2, 3):
+        await a.say(r, i)
+        m = await z.expect("message", room=r, seq=i)
+        check(m.get("epoch") == e, "message %d on the other node: %s (epoch %s)" % (i, m, e))
+    h = await z.request({"type": "history", "room": r})
+    check([x.get("epoch") for x in h["messages"]] == [e] * 3 and h.get("epoch") == e,
+          "history on the other node: %s" % h)
+    await asyncio.sleep(GONE_AFTER)
+    await a.say(r, "new life")
+    m1 = await z.expect("message", room=r, body="new life")
+    await a.say(r, "second")
+    m2 = await z.expect("message", room=r, body="second")
+    check(m1["seq"] == 1 and m2["seq"] == 2 and m1.get("epoch") not in (None, e)
+          and m2.get("epoch") == m1["epoch"], "after expiry: %s, %s" % (m1, m2))
 
 
 @suite.test
