@@ -199,6 +199,11 @@ struct redis_state {
 	char *chan_prefix;           /* channels: prefix, plus "db<N>:" when db != 0 */
 	char *node_chan;             /* chan_prefix "node:" node_id */
 	const char *node_id;
+	uint64_t gen;                /* the generation of the current link: set by
+				      * each reconcile above every earlier one
+				      * (wall-clock ms, or one more), carried by
+				      * every script that writes this node's state
+				      * (redis_scripts.c, node:N:gen) */
 	unsigned presence_ttl_ms;
 	unsigned heartbeat_ms;
 	unsigned probe_interval_ms;
@@ -296,6 +301,13 @@ void batch_fail_all(redis_state *s);
 enum { PUB_SEQ_KEY, PUB_HIST_KEY, PUB_EPOCH_KEY, PUB_P, PUB_C, PUB_ROOM, PUB_HEAD_A,
        PUB_HEAD_B, PUB_BODY, PUB_HISTORY_SIZE, PUB_ROOM_TTL, PUB_FRESH, PUB_REFRESH };
 
+/* The arguments of a presence request (join, leave, online, offline):
+ * P, C, node, generation, then the room (join, leave) and the user. */
+enum { PRES_P, PRES_C, PRES_NODE, PRES_GEN, PRES_ROOM };
+/* A reconcile's reply that says Redis knows a newer generation of this
+ * node than the one it carried: takes a generation above it and sends the
+ * reconcile again (with the same handler). true when the reply was that. */
+bool ops_reconcile_refused(redis_state *s, const rq *q, const redisReply *reply);
 /* A publish request was carried out: when it refreshed its room's expiry,
  * the next refresh is due room_ttl/32 from now. */
 void ops_published(redis_state *s, const rq *q);

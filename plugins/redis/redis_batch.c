@@ -102,10 +102,6 @@ static int send_carrying(redis_state *s, rq *b, int rc, rq *list)
 	return rc;
 }
 
-/* A presence request's arguments (redis_ops.c): P, C, node, then the room
- * (join, leave) and the user. */
-enum { PRES_P, PRES_C, PRES_NODE };
-
 static bool is_publish(const rq *q)
 {
 	return q->script == SCRIPT_PUBLISH;
@@ -146,15 +142,18 @@ static int send_presence_batch(redis_state *s, rq *list)
 
 	rc = rc || rq_arg(b, list->argv[PRES_P], list->argvlen[PRES_P]) ||
 	     rq_arg(b, list->argv[PRES_C], list->argvlen[PRES_C]) ||
-	     rq_arg(b, list->argv[PRES_NODE], list->argvlen[PRES_NODE]);
+	     rq_arg(b, list->argv[PRES_NODE], list->argvlen[PRES_NODE]) ||
+	     rq_arg(b, list->argv[PRES_GEN], list->argvlen[PRES_GEN]);
 	for (rq *q = list; rc == 0 && q != NULL; q = q->held_next) {
 		bool has_room = q->script == SCRIPT_JOIN || q->script == SCRIPT_LEAVE;
 		const char *op = q->script == SCRIPT_JOIN ? "j" : q->script == SCRIPT_LEAVE ? "l" :
 				 q->script == SCRIPT_ONLINE ? "o" : "f";
 
 		rc = rq_args(b, op) ||
-		     (has_room ? rq_arg(b, q->argv[3], q->argvlen[3]) : rq_args(b, "")) ||
-		     rq_arg(b, q->argv[has_room ? 4 : 3], q->argvlen[has_room ? 4 : 3]);
+		     (has_room ? rq_arg(b, q->argv[PRES_ROOM], q->argvlen[PRES_ROOM])
+			       : rq_args(b, "")) ||
+		     rq_arg(b, q->argv[has_room ? PRES_ROOM + 1 : PRES_ROOM],
+			    q->argvlen[has_room ? PRES_ROOM + 1 : PRES_ROOM]);
 	}
 	return send_carrying(s, b, rc, list);
 }

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "redis.h"
 
@@ -281,12 +282,12 @@ static void internal_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
  * the room may go on. */
 static void join_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
 {
-	lroom *r = dict_get(s->rooms, q->argv[3]);
+	lroom *r = dict_get(s->rooms, q->argv[PRES_ROOM]);
 
 	internal_reply(s, q, ac, reply);
 	if (r != NULL && r->joins_pending > 0) {
 		r->joins_pending--;
-		room_settle(s, q->argv[3]);
+		room_settle(s, q->argv[PRES_ROOM]);
 	}
 }
 
@@ -299,7 +300,7 @@ static bool send_presence(redis_state *s, int script, const char *room, const ch
 		return false;
 	q = rq_new(s, script == SCRIPT_JOIN ? join_reply : internal_reply, script);
 	if (q == NULL || prefixes(s, q) != 0 || rq_args(q, s->node_id) != 0 ||
-	    (room != NULL && rq_args(q, room) != 0) || rq_args(q, user) != 0) {
+	    rq_argf(q, "%llu", (unsigned long long)s->gen) != 0 || (room != NULL && rq_args(q, room) != 0) || rq_args(q, user) != 0) {
 		rq_free(q);
 		return false;  /* the next reconcile corrects it */
 	}
@@ -307,6 +308,23 @@ static bool send_presence(redis_state *s, int script, const char *room, const ch
 	return true;
 }
 
+/* A generation above every one this node used: the wall clock's ms, so
+ * that a restarted process starts above its predecessor without asking
+ * (a clock set back is caught by the reconcile: ops_reconcile_refused). */
+static uint64_t next_gen(uint64_t last)
+{
+	struct timespec ts;
+	uint64_t now = 0;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return now > last ? now : last + 1;
+}
+
+/* Every reconcile starts a generation: a link's scripts are carried out
+ * in order, so those sent on the same link before it are done before
+ * (with the generation they carry, the current one then), and those of
+ * an older link that arrive after it are refused. */
 rq *ops_reconcile_request(redis_state *s)
 {
 	rq *q = rq_new(s, internal_reply, SCRIPT_RECONCILE);
@@ -321,7 +339,9 @@ rq *ops_reconcile_request(redis_state *s)
 	dict_iter_init(&it, s->rooms);
 	while (dict_iter_next(&it, NULL, &value))
 		entries += dict_count(((lroom *)value)->users);
-	rc = prefixes(s, q) || rq_args(q, s->node_id) || rq_argf(q, "%zu", entries);
+	s->gen = next_gen(s->gen);
+	rc = prefixes(s, q) || rq_args(q, s->node_id) ||
+	     rq_argf(q, "%llu", (unsigned long long)s->gen) || rq_argf(q, "%zu", entries);
 	dict_iter_init(&it, s->rooms);
 	while (rc == 0 && dict_iter_next(&it, &room, &value)) {
 		dict_iter_init(&uit, ((lroom *)value)->users);
@@ -336,6 +356,27 @@ rq *ops_reconcile_request(redis_state *s)
 		return NULL;
 	}
 	return q;
+}
+
+bool ops_reconcile_refused(redis_state *s, const rq *q, const redisReply *reply)
+{
+	unsigned long long known;
+	rq *again;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_STRING)
+		return false;
+	known = strtoull(reply->str, NULL, 10);
+	redis_log(s, CONFAB_LOG_WARN, "Redis knows a newer link of node %s (generation %llu, "
+		  "this one %llu): registering again above it", s->node_id, known,
+		  (unsigned long long)s->gen);
+	if (known > s->gen)
+		s->gen = known;
+	again = ops_reconcile_request(s);
+	if (again != NULL) {
+		again->handle = q->handle;
+		rq_send_or_free(s, s->cmd, again);
+	}
+	return true;
 }
 
 /* ---- publish ---- */
