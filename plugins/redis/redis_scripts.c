@@ -31,6 +31,9 @@
  *                             heals), after the node reconnected and
  *                             reconciled: it must not undo the reconcile.
  *   P nodes           zset    node -> last heartbeat, ms (Redis's clock)
+ *   P idem:m:R/U/K    string  "SEQ ID TS" of the message user U sent to room R
+ *                             with idem key K, for idem_window seconds (EX)
+ *   P idem:d:U/T/K    string  "0 ID TS" of U's direct message to T with key K
  * Channels: C room:R (messages, member events), C node:N (direct
  * messages to node N, its probes).
  *
@@ -173,15 +176,33 @@
 
 /* KEYS: seq, hist, epoch. ARGV[3..10]: room, head_a, head_b, body,
  * history_size, room_ttl, fresh epoch, refresh ("1": the node asks for
- * it). Returns the seq. The one script run for a message alone. */
+ * it). Returns the seq. The one script run for a message alone.
+ *
+ * Idempotent sends: ARGV[11..14], when given, are the idem key's name
+ * ("" for none; P idem:m:R/U/K), idem_window in seconds, the message's id
+ * and ts. A key that exists makes the call a repeat: nothing is done and
+ * its value, "SEQ ID TS" of the first message, is returned (a string,
+ * where a new message returns the seq, an integer). Otherwise the key is
+ * set, with the window as its EX, in the same call that orders the
+ * message: two nodes cannot both take it. */
 #define PUBLISH_LUA \
 	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]\n" \
+	"local ik = ARGV[11]\n" \
+	"if ik == '' then ik = nil end\n" \
+	"if ik then\n" \
+	"  local first = redis.call('GET', ik)\n" \
+	"  if first then return first end\n" \
+	"end\n" \
 	"local e\n" \
 	"local seq = redis.call('INCR', KEYS[1])\n" \
 	"local due = seq == 1 or ARGV[10] == '1'\n" \
 	"do\n" \
 	PUBLISH_ONE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ARGV[4]", "ARGV[5]", "ARGV[6]") \
 	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[3], msg)\n" \
+	"end\n" \
+	"if ik then\n" \
+	"  redis.call('SET', ik, string.format('%d', seq) .. ' ' .. ARGV[13] .. ' ' .. ARGV[14],\n" \
+	"    'EX', ARGV[12])\n" \
 	"end\n" \
 	"return seq\n"
 
@@ -231,8 +252,17 @@
 	"return 1\n"
 
 /* ARGV[3..5]: user, message, presence_ttl in ms. Publishes to every live
- * node where the user has a session; returns how many took it. */
+ * node where the user has a session; returns how many took it.
+ * ARGV[6..9], when given: the idem key's name ("" for none; P
+ * idem:d:U/T/K), idem_window, the message's id and ts, as for PUBLISH;
+ * the key is set only when some node took the message. */
 #define DIRECT_LUA PRELUDE \
+	"local ik = ARGV[6]\n" \
+	"if ik == '' then ik = nil end\n" \
+	"if ik then\n" \
+	"  local first = redis.call('GET', ik)\n" \
+	"  if first then return first end\n" \
+	"end\n" \
 	"local alive = now_ms() - tonumber(ARGV[5])\n" \
 	"local reached = 0\n" \
 	"for _, node in ipairs(redis.call('SMEMBERS', P .. 'user:' .. ARGV[3])) do\n" \
@@ -241,6 +271,9 @@
 	"     and redis.call('PUBLISH', C .. 'node:' .. node, ARGV[4]) > 0 then\n" \
 	"    reached = reached + 1\n" \
 	"  end\n" \
+	"end\n" \
+	"if ik and reached > 0 then\n" \
+	"  redis.call('SET', ik, '0 ' .. ARGV[8] .. ' ' .. ARGV[9], 'EX', ARGV[7])\n" \
 	"end\n" \
 	"return reached\n"
 
