@@ -19,7 +19,7 @@ import json
 
 from confabtest import Client, check, note
 from redistest import (DETECT_TIMEOUT, PRESENCE_TTL, RECOVER_TIMEOUT, Cluster, HoldProxy,
-                       RedisServer, RedisSuite, wait_health)
+                       RedisServer, RedisSuite, log_count, wait_health)
 
 suite = RedisSuite("test_redis_stale_replay", watchdog=120)
 redis = RedisServer(suite.tmp)
@@ -104,6 +104,43 @@ async def a_join_held_on_a_failed_link_and_replayed_after_the_reconcile_adds_no_
     await x.ping()
     await proxy.close()
 
+
+
+@suite.test
+async def a_node_behind_the_generation_redis_knows_registers_again_above_it():
+    """Redis knows a newer generation of node b than b's own (a clock set
+    back across a restart, or an old link's reconcile arriving late): b's
+    next reconcile is refused, and b registers again above it instead of
+    staying out of presence. The generation is set far ahead, then the
+    nodes' command connections are killed so that b reconnects and
+    reconciles."""
+    await asyncio.get_running_loop().run_in_executor(None, direct.start)
+    r = "behind-room"
+    v1 = await Client.connect(direct["b"].port, name="v1@b")
+    v2 = await Client.connect(direct["b"].port, name="v2@b")
+    await v1.join(r)
+    await v2.join(r)
+    key = "%snode:b:gen" % held.prefix
+    ahead = int(redis.cli("GET", key)) + 10 ** 9
+    redis.cli("SET", key, ahead)
+    redis.cli("DEL", "%spres:%s" % (held.prefix, r))   # what b's reconcile must restore
+    redis.cli("CLIENT", "KILL", "TYPE", "normal")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        gen = int(redis.cli("GET", key))
+        if gen > ahead:
+            break
+        check(loop.time() < deadline, "b's generation is still %d, not above %d, 10 s after "
+              "its link was killed" % (gen, ahead))
+        await asyncio.sleep(0.1)
+    check(log_count(direct["b"], "Redis knows a newer link of node b") >= 1,
+          "b did not log that Redis knew a newer generation")
+    await wait_health([direct["b"]], 200, RECOVER_TIMEOUT, "b after the refused reconcile")
+    users = await v1.presence(r)
+    check(users == sorted([v1.user, v2.user]), "presence of %s is %r after b registered "
+          "again, want both members" % (r, users))
+    note("b registered again above the generation Redis knew (%d > %d)" % (gen, ahead))
 
 if __name__ == "__main__":
     suite.main()
