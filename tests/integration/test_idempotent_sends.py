@@ -14,7 +14,8 @@ An `unavailable` whose outcome is unknown says "outcome":"unknown" and
 carries the id the message would have had: node p reaches Redis through a
 proxy that holds its command connection after the send, the link fails,
 and the held bytes then reach Redis; the message is in history under that
-id, and a retry with the same key gets its ack.
+id, and a retry with the same key gets its ack. The same for a `direct`:
+delivered once, when released, and the retry gets its ack.
 
 SPDX-License-Identifier: MIT
 """
@@ -187,6 +188,26 @@ async def a_send_whose_answer_is_lost_says_outcome_unknown_with_the_id_history_h
         await rcv.expect_nothing(0.5, type="message")
         note("released to Redis, the message is stored under that id (seq %d); the retry "
              "with the same key got its ack" % m["seq"])
+
+        # the same for a direct message
+        n = proxy.hold_commands()
+        check(n == 1, "the proxy holds %d command connections of p, want 1" % n)
+        q = {"type": "direct", "to": rcv.user, "body": "maybe", "idem": "u-2", "ref": "lost-d"}
+        err = await s.request(q, timeout=DETECT_TIMEOUT + 2)
+        check(err.get("code") == "unavailable" and err.get("outcome") == "unknown"
+              and isinstance(err.get("id"), str) and err["id"],
+              "the lost direct -> %s, want unavailable with outcome unknown and an id"
+              % json.dumps(err))
+        await wait_health([held["p"]], 200, RECOVER_TIMEOUT, "p after the second held link")
+        check(await proxy.release(settle=0.5) > 0, "nothing held to release")
+        await rcv.expect("direct", id=err["id"])
+        del q["ref"]
+        a = await s.request(q)
+        check(a.get("type") == "ack" and a.get("id") == err["id"],
+              "the direct's retry -> %s, want the ack of %s" % (json.dumps(a), err["id"]))
+        await rcv.expect_nothing(0.5, type="direct")
+        note("a lost direct: outcome unknown with id %s, delivered once when released, the "
+             "retry got its ack" % err["id"])
     finally:
         await proxy.close()
 
