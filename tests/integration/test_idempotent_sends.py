@@ -71,6 +71,8 @@ async def same_key_once(port_s, port_r, where):
     delivery; another key: another message."""
     r = room()
     s, rcv = await pair(port_s, port_r, r)
+    near = await Client.connect(port_s, name="near")   # a member on the sender's node
+    await near.join(r)
     first = await send(s, r, "hello", idem="k-1")
     again = await send(s, r, "hello", idem="k-1")
     check((again["seq"], again["id"], again["ts"]) == (first["seq"], first["id"], first["ts"]),
@@ -79,11 +81,14 @@ async def same_key_once(port_s, port_r, where):
     other = await send(s, r, "hello", idem="k-2")
     check(other["seq"] == first["seq"] + 1 and other["id"] != first["id"],
           "%s: another key got %s after %s" % (where, json.dumps(other), json.dumps(first)))
-    m1 = await rcv.expect("message", room=r, seq=first["seq"])
-    m2 = await rcv.expect("message", room=r, seq=other["seq"])
-    check(m1["id"] == first["id"] and m2["id"] == other["id"], "%s: delivered %s, %s" % (
-        where, json.dumps(m1), json.dumps(m2)))
-    await rcv.expect_nothing(0.5, type="message")
+    for c in (rcv, near):
+        m1 = await c.expect("message", room=r, seq=first["seq"])
+        m2 = await c.expect("message", room=r, seq=other["seq"])
+        check(m1["id"] == first["id"] and m2["id"] == other["id"], "%s: %s got %s, %s" % (
+            where, c.name, json.dumps(m1), json.dumps(m2)))
+    await asyncio.gather(rcv.expect_nothing(0.5, type="message"),
+                         near.expect_nothing(0.5, type="message"))
+    await near.close()
     msgs, _ = await history_all(rcv, r, 50)
     check([m["id"] for m in msgs] == [first["id"], other["id"]],
           "%s: history holds %r, want the two messages once each" % (
