@@ -65,6 +65,7 @@ typedef struct broker_settings {
 	size_t room_ttl;                 /* seconds without activity before a room's
 					  * seq and history expire; 0 = never */
 	size_t max_rooms;                /* rooms with members on this node; 0 = no cap */
+	size_t idem_window;              /* seconds a send's idem key is remembered */
 	char limit_text[20][24];         /* the limits as text, in limit_keys order */
 } broker_settings;
 

@@ -20,6 +20,7 @@
 
 #include "confab-build.h"
 #include "dict.h"
+#include "idem.h"
 
 #define SWEEP_MS 1000
 
@@ -59,6 +60,7 @@ typedef struct embedded {
 	uv_timer_t sweep;
 	bool sweeping;           /* the timer was started (it must be closed) */
 	uint64_t epochs;         /* epochs made, for the fallback below */
+	idem_table *idem;        /* sends' idem keys, for [broker] idem_window */
 } embedded;
 
 static uint64_t now_ms(const embedded *e)
@@ -237,11 +239,14 @@ static int embedded_init(confab_ctx *ctx, const confab_host *host, void **state)
 	const char *ttl = host->broker_get(ctx, "room_ttl");
 	e->ttl_ms = ttl ? strtoull(ttl, NULL, 10) * 1000 : 0;
 	e->loop = host->loop ? host->loop(ctx) : NULL;
+	const char *window = host->broker_get(ctx, "idem_window");
 	e->rooms = dict_new();
 	e->online = dict_new();
-	if (!e->rooms || !e->online) {
+	e->idem = idem_new((window ? strtoull(window, NULL, 10) : 120) * 1000);
+	if (!e->rooms || !e->online || !e->idem) {
 		dict_free(e->rooms, NULL);
 		dict_free(e->online, NULL);
+		idem_free(e->idem);
 		free(e);
 		return CONFAB_ENOMEM;
 	}
@@ -277,16 +282,16 @@ static void embedded_destroy(void *state)
 		eroom_free(value);
 	dict_free(e->rooms, NULL);
 	dict_free(e->online, NULL);
+	idem_free(e->idem);
 	if (e->sweeping)
 		uv_close((uv_handle_t *)&e->sweep, free_embedded);  /* frees e */
 	else
 		free(e);
 }
 
-static int embedded_publish(void *state, const confab_envelope *env, confab_publish_done done,
-			    void *arg)
+/* Orders, stores and delivers one message; its seq in *seq. */
+static int publish_one(embedded *e, const confab_envelope *env, uint64_t *seq_out)
 {
-	embedded *e = state;
 	eroom *r = room_get(e, env->room);
 	if (!r)
 		return CONFAB_ENOMEM;
@@ -327,9 +332,73 @@ static int embedded_publish(void *state, const confab_envelope *env, confab_publ
 	out.size = sizeof(out);
 	out.seq = seq;
 	out.epoch = r->epoch;
+	out.idem = NULL;
 	e->host->backplane->deliver(e->ctx, &out);
-	done(arg, 0, seq);
+	*seq_out = seq;
 	return 0;
+}
+
+static int embedded_publish(void *state, const confab_envelope *env, confab_publish_done done,
+			    void *arg)
+{
+	uint64_t seq;
+	int rc = publish_one(state, env, &seq);
+	if (rc == 0)
+		done(arg, 0, seq);
+	return rc;
+}
+
+/* The idem key's scope and text as one table key: (room, sender) for a
+ * message, (sender, recipient) for a direct one. Names hold no tab. NULL
+ * when the envelope has no key (or out of memory: then it is treated as
+ * having none). */
+static char *idem_key(const confab_envelope *env)
+{
+	if (!CONFAB_HAS(env, idem) || !env->idem)
+		return NULL;
+	bool direct = env->kind == CONFAB_ENV_DIRECT;
+	const char *a = direct ? env->from : env->room, *b = direct ? env->to : env->from;
+	size_t n = strlen(a) + strlen(b) + strlen(env->idem) + 5;
+	char *key = malloc(n);
+	if (key)
+		snprintf(key, n, "%c\t%s\t%s\t%s", direct ? 'd' : 'm', a, b, env->idem);
+	return key;
+}
+
+/* Remembers the answer of a request with a key, now that it was done. */
+static void idem_remember(embedded *e, const char *key, uint64_t seq, const confab_envelope *env)
+{
+	if (key && idem_put(e->idem, key, seq, env->id, env->ts, now_ms(e)) != 0)
+		e->host->log(e->ctx, CONFAB_LOG_WARN, "out of memory: the idem key of message %s "
+			     "is not remembered", env->id);
+}
+
+/* A repeat within the window: the first request's answer, nothing done. */
+static bool idem_repeat(embedded *e, const char *key, confab_send_done done, void *arg)
+{
+	const idem_answer *a = key ? idem_find(e->idem, key, now_ms(e)) : NULL;
+	if (!a)
+		return false;
+	done(arg, 0, a->seq, a->id, a->ts);
+	return true;
+}
+
+static int embedded_publish_idem(void *state, const confab_envelope *env, confab_send_done done,
+				 void *arg)
+{
+	embedded *e = state;
+	char *key = idem_key(env);
+	uint64_t seq;
+	int rc = 0;
+	if (!idem_repeat(e, key, done, arg)) {
+		rc = publish_one(e, env, &seq);
+		if (rc == 0) {
+			idem_remember(e, key, seq, env);
+			done(arg, 0, seq, env->id, env->ts);
+		}
+	}
+	free(key);
+	return rc;
 }
 
 static int embedded_direct(void *state, const confab_envelope *env, confab_status_done done,
@@ -342,6 +411,27 @@ static int embedded_direct(void *state, const confab_envelope *env, confab_statu
 	}
 	e->host->backplane->deliver(e->ctx, env);
 	done(arg, 0);
+	return 0;
+}
+
+static int embedded_direct_idem(void *state, const confab_envelope *env, confab_send_done done,
+				void *arg)
+{
+	embedded *e = state;
+	char *key = idem_key(env);
+	if (!idem_repeat(e, key, done, arg)) {
+		if (!dict_has(e->online, env->to)) {
+			done(arg, CONFAB_EOFFLINE, 0, env->id, env->ts);
+		} else {
+			confab_envelope out = *env;
+			out.size = sizeof(out);
+			out.idem = NULL;
+			e->host->backplane->deliver(e->ctx, &out);
+			idem_remember(e, key, 0, env);
+			done(arg, 0, 0, env->id, env->ts);
+		}
+	}
+	free(key);
 	return 0;
 }
 
@@ -538,6 +628,8 @@ static const confab_backplane_ops embedded_ops = {
 	.history = embedded_history,
 	.room_epoch = embedded_room_epoch,
 	.history_epoch = embedded_history_epoch,
+	.publish_idem = embedded_publish_idem,
+	.direct_idem = embedded_direct_idem,
 };
 
 static const confab_plugin embedded_descriptor = {

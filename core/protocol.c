@@ -33,6 +33,12 @@ bool protocol_valid_user(const char *name)
 	return valid_name(name, true);
 }
 
+bool protocol_valid_idem(const char *key)
+{
+	/* the room names' rule, which is 1 to CONFAB_IDEM_MAX (64) bytes */
+	return valid_name(key, false);
+}
+
 bool protocol_valid_epoch(const char *epoch)
 {
 	size_t n = 0;
@@ -77,6 +83,22 @@ static int get_name(json_t *root, const char *field, bool user, const char **out
 		return fail(err, ERR_BAD_REQUEST, "bad %s name in '%s': 1-64 of A-Z a-z 0-9 _ . : -%s",
 			    user ? "user" : "room", field, user ? " @" : "");
 	*out = s;
+	return 0;
+}
+
+/* send's and direct's optional 'idem': the client's idempotency key.
+ * The room names' characters, so that a backplane can put it in a key
+ * name or a line with a room and users (protocol.md). */
+static int get_idem(json_t *root, const char **out, protocol_error *err)
+{
+	json_t *v = json_object_get(root, "idem");
+	if (!v)
+		return 0;
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+	    !protocol_valid_idem(json_string_value(v)))
+		return fail(err, ERR_BAD_REQUEST, "field 'idem' must be a key: 1-%d of "
+			    "A-Z a-z 0-9 _ . : -", CONFAB_IDEM_MAX);
+	*out = json_string_value(v);
 	return 0;
 }
 
@@ -204,11 +226,13 @@ int protocol_parse(const char *data, size_t len, request *req, protocol_error *e
 			return get_name(req->root, "after", true, &req->after, err);
 		return 0;
 	case REQ_SEND:
-		if (get_name(req->root, "room", false, &req->room, err) != 0)
+		if (get_name(req->root, "room", false, &req->room, err) != 0 ||
+		    get_idem(req->root, &req->idem, err) != 0)
 			return -1;
 		return get_body(req, data, len, err);
 	case REQ_DIRECT:
-		if (get_name(req->root, "to", true, &req->to, err) != 0)
+		if (get_name(req->root, "to", true, &req->to, err) != 0 ||
+		    get_idem(req->root, &req->idem, err) != 0)
 			return -1;
 		return get_body(req, data, len, err);
 	case REQ_HISTORY:
@@ -272,6 +296,20 @@ confab_buf *protocol_error_frame(const char *code, const char *message, json_t *
 	fb_str(&fb, "{\"type\":\"error\"");
 	add_field_str(&fb, "code", code);
 	add_field_str(&fb, "message", message);
+	add_ref(&fb, ref);
+	fb_str(&fb, "}");
+	return fb_finish(&fb);
+}
+
+confab_buf *protocol_error_unknown(const char *message, const char *id, json_t *ref)
+{
+	frame_builder fb;
+	fb_init(&fb, 192);
+	fb_str(&fb, "{\"type\":\"error\"");
+	add_field_str(&fb, "code", ERR_UNAVAILABLE);
+	add_field_str(&fb, "message", message);
+	add_field_str(&fb, "outcome", "unknown");
+	add_field_str(&fb, "id", id);
 	add_ref(&fb, ref);
 	fb_str(&fb, "}");
 	return fb_finish(&fb);

@@ -42,6 +42,7 @@ typedef struct request {
 	bool has_limit;
 	uint64_t limit;
 	const char *epoch;   /* history: the room epoch the client knows, or NULL */
+	const char *idem;    /* send, direct: the idempotency key, or NULL */
 } request;
 
 /* Error codes of protocol v1. */
@@ -80,12 +81,17 @@ bool protocol_valid_user(const char *name);
 /* ---- server frames (each returns a new buffer, refs = 1, or NULL) ---- */
 confab_buf *protocol_welcome(const char *session, const char *user, const char *node);
 confab_buf *protocol_error_frame(const char *code, const char *message, json_t *ref);
+/* An `unavailable` whose outcome is unknown: {"type":"error","code":
+ * "unavailable","message":M,"outcome":"unknown","id":ID[,"ref":REF]}. */
+confab_buf *protocol_error_unknown(const char *message, const char *id, json_t *ref);
 /* {"type":TYPE,"room":ROOM[,"ref":REF]} for joined / left; room may be NULL
  * (pong). */
 confab_buf *protocol_simple(const char *type, const char *room, json_t *ref);
 /* {"type":"joined","room":ROOM[,"epoch":EPOCH][,"ref":REF]}; epoch may be
  * NULL (a backplane that has none). */
 confab_buf *protocol_joined(const char *room, const char *epoch, json_t *ref);
+/* Idempotency keys (send, direct): 1-64 bytes of A-Z a-z 0-9 _ . : - */
+bool protocol_valid_idem(const char *key);
 /* Room epochs as a client may send them: 1 to CONFAB_EPOCH_MAX of 0-9 a-z. */
 bool protocol_valid_epoch(const char *epoch);
 confab_buf *protocol_ack_room(const char *room, uint64_t seq, const char *id,

@@ -73,7 +73,7 @@ static void reply_backplane_error(confab_session *s, int status, json_t *ref)
 {
 	if (status == CONFAB_EOFFLINE)
 		reply_error(s, ERR_OFFLINE, "the user has no session", ref);
-	else if (status == CONFAB_EUNAVAILABLE)
+	else if (status == CONFAB_EUNAVAILABLE || status == CONFAB_EUNKNOWN)
 		reply_error(s, ERR_UNAVAILABLE, "the backplane is unavailable; try again", ref);
 	else
 		reply_error(s, ERR_INTERNAL, "the backplane failed", ref);
@@ -297,6 +297,36 @@ static void direct_done(void *arg, int status)
 	pending_free(p);
 }
 
+/* ABI 1.4 (publish_idem, direct_idem): the ack names the message the
+ * request stands for, the first one's on an idempotent repeat; a lost
+ * answer says that the message may exist, and under which id. */
+static void send_done(void *arg, int status, uint64_t seq, const char *id, int64_t ts)
+{
+	pending *p = arg;
+	confab_session *s = pending_session(p);
+	if (s) {
+		if (status == 0 && p->room[0])
+			session_send_take(s, protocol_ack_room(p->room, seq, id, ts, p->ref));
+		else if (status == 0)
+			session_send_take(s, protocol_ack_direct(id, ts, p->ref));
+		else if (status == CONFAB_EUNKNOWN)
+			session_send_take(s, protocol_error_unknown(
+				"the backplane's link broke before it answered: the message may "
+				"have been stored under this id; check history or send again with "
+				"the same idem", p->id, p->ref));
+		else
+			reply_backplane_error(s, status, p->ref);
+	}
+	pending_free(p);
+}
+
+/* The backplane has idempotent sends (ABI 1.4). */
+static bool has_idem(const confab_backplane_ops *ops)
+{
+	return CONFAB_HAS(ops, direct_idem) && ops->publish_idem != NULL &&
+	       ops->direct_idem != NULL;
+}
+
 static void handle_send(confab_session *s, const request *req)
 {
 	broker *b = s->broker;
@@ -333,9 +363,16 @@ static void handle_send(confab_session *s, const request *req)
 		.body = req->body_text,     /* the sender's bytes, never re-encoded */
 		.body_len = req->body_len,
 		.ts = p->ts,
+		.idem = req->idem,          /* ignored by a backplane before 1.4 */
 	};
-	int rc = direct ? bp_ops(b)->direct(b->backplane->state, &env, direct_done, p)
-			: bp_ops(b)->publish(b->backplane->state, &env, publish_done, p);
+	const confab_backplane_ops *ops = bp_ops(b);
+	int rc;
+	if (has_idem(ops))
+		rc = direct ? ops->direct_idem(b->backplane->state, &env, send_done, p)
+			    : ops->publish_idem(b->backplane->state, &env, send_done, p);
+	else
+		rc = direct ? ops->direct(b->backplane->state, &env, direct_done, p)
+			    : ops->publish(b->backplane->state, &env, publish_done, p);
 	if (rc != 0) {
 		/* the callback will not run: answer here */
 		confab_session *again = pending_session(p);

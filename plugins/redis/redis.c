@@ -147,6 +147,8 @@ static int read_settings(redis_state *s)
 	s->history_size = v != NULL ? strtoul(v, NULL, 10) : DEFAULT_HISTORY_SIZE;
 	v = s->host->broker_get(s->ctx, "room_ttl");
 	s->room_ttl = v != NULL ? strtoul(v, NULL, 10) : 0;
+	v = s->host->broker_get(s->ctx, "idem_window");
+	s->idem_window = v != NULL ? strtoul(v, NULL, 10) : 120;
 	s->node_id = s->host->node_id(s->ctx);
 
 	if (s->db != 0) {

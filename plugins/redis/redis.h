@@ -122,6 +122,10 @@ struct rq {
 	bool by_eval;                /* sent with the script's text */
 	bool core;                   /* the core waits for it (counts in n_core) */
 	bool orphan;                 /* destroy answered the core already */
+	bool sent;                   /* handed to hiredis: a lost reply leaves the
+				      * outcome unknown (it may have run) */
+	bool send_cb;                /* done.send (ABI 1.4 slots), not done.publish
+				      * or done.status */
 	unsigned nkeys;              /* scripts: how many leading args are KEYS */
 	size_t argc, argcap;
 	char **argv;
@@ -133,6 +137,7 @@ struct rq {
 		confab_history_done history;
 		confab_history_epoch_done history_epoch;
 		confab_epoch_done epoch;
+		confab_send_done send;
 	} done;
 	void *arg;
 };
@@ -200,6 +205,11 @@ struct redis_state {
 	char *chan_prefix;           /* channels: prefix, plus "db<N>:" when db != 0 */
 	char *node_chan;             /* chan_prefix "node:" node_id */
 	const char *node_id;
+	uint64_t gen;                /* the generation of the current link: set by
+				      * each reconcile above every earlier one
+				      * (wall-clock ms, or one more), carried by
+				      * every script that writes this node's state
+				      * (redis_scripts.c, node:N:gen) */
 	unsigned presence_ttl_ms;
 	unsigned heartbeat_ms;
 	unsigned probe_interval_ms;
@@ -207,6 +217,7 @@ struct redis_state {
 	unsigned reconnect_max_ms;
 	size_t history_size;
 	unsigned long room_ttl;      /* [broker] room_ttl, seconds; 0 = never */
+	unsigned long idem_window;   /* [broker] idem_window, seconds */
 
 	/* the connections (redis_conn.c) */
 	redisAsyncContext *cmd;      /* scripts, PUBLISH, queries */
@@ -295,8 +306,29 @@ void batch_fail_all(redis_state *s);
 /* The arguments of a publish request, in order (redis_ops.c builds them,
  * redis_batch.c reads them). */
 enum { PUB_SEQ_KEY, PUB_HIST_KEY, PUB_EPOCH_KEY, PUB_P, PUB_C, PUB_ROOM, PUB_HEAD_A,
-       PUB_HEAD_B, PUB_BODY, PUB_HISTORY_SIZE, PUB_ROOM_TTL, PUB_FRESH, PUB_REFRESH };
+       PUB_HEAD_B, PUB_BODY, PUB_HISTORY_SIZE, PUB_ROOM_TTL, PUB_FRESH, PUB_REFRESH,
+       /* publish_idem's (ABI 1.4) only: the idem key's name ("" for none),
+	* idem_window, the message's id and ts. A publish with a key is
+	* always sent alone (redis_batch.c). */
+       PUB_IDEM, PUB_WINDOW, PUB_ID, PUB_TS };
+/* The status of a request whose reply is lost (reply NULL): it may have
+ * run when it was sent (CONFAB_EUNKNOWN), not when it never left this
+ * node (CONFAB_EUNAVAILABLE). */
+int ops_lost_status(const rq *q);
+/* A publish request with an idem key. */
+bool ops_has_idem(const rq *q);
+/* Answer a publish request: done.publish or done.send, whichever the
+ * core gave. `repeat` is the text "SEQ ID TS" of an idempotent repeat
+ * (NULL for a new message: then id and ts are the request's). */
+void ops_publish_answer(redis_state *s, rq *q, int status, uint64_t seq, const char *repeat);
 
+/* The arguments of a presence request (join, leave, online, offline):
+ * P, C, node, generation, then the room (join, leave) and the user. */
+enum { PRES_P, PRES_C, PRES_NODE, PRES_GEN, PRES_ROOM };
+/* A reconcile's reply that says Redis knows a newer generation of this
+ * node than the one it carried: takes a generation above it and sends the
+ * reconcile again (with the same handler). true when the reply was that. */
+bool ops_reconcile_refused(redis_state *s, const rq *q, const redisReply *reply);
 /* A publish request was carried out: when it refreshed its room's expiry,
  * the next refresh is due room_ttl/32 from now. */
 void ops_published(redis_state *s, const rq *q);

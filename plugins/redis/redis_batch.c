@@ -37,13 +37,13 @@
 #define BATCH_WINDOW_MS 2
 
 /* Answer every request of a list with `status` and free them. */
-static void answer_all(rq *list, int status)
+static void answer_all(redis_state *s, rq *list, int status)
 {
 	while (list != NULL) {
 		rq *next = list->held_next;
 
 		list->held_next = NULL;
-		list->done.publish(list->arg, status, 0);
+		ops_publish_answer(s, list, status, 0, NULL);
 		rq_free(list);
 		list = next;
 	}
@@ -58,11 +58,11 @@ static void batch_reply(redis_state *s, rq *b, const redisAsyncContext *ac, redi
 	(void)ac;
 	b->subs = NULL;
 	if (reply == NULL)
-		status = CONFAB_EUNAVAILABLE;
+		status = ops_lost_status(b);
 	else if (reply->type != REDIS_REPLY_ARRAY)
 		status = ops_reply_status(s, "publish_batch", reply);
 	if (status != 0) {
-		answer_all(list, status);
+		answer_all(s, list, status);
 		return;
 	}
 	while (list != NULL) {
@@ -71,12 +71,11 @@ static void batch_reply(redis_state *s, rq *b, const redisAsyncContext *ac, redi
 
 		list->held_next = NULL;
 		if (seq != NULL && seq->type == REDIS_REPLY_INTEGER && seq->integer > 0) {
-			ops_published(s, list);
-			list->done.publish(list->arg, 0, (uint64_t)seq->integer);
+			ops_publish_answer(s, list, 0, (uint64_t)seq->integer, NULL);
 		} else {
 			redis_log(s, CONFAB_LOG_ERROR, "publish_batch: no seq for message %zu "
 				  "of the batch", i + 1);
-			list->done.publish(list->arg, CONFAB_ERR, 0);
+			ops_publish_answer(s, list, CONFAB_ERR, 0, NULL);
 		}
 		rq_free(list);
 		list = next;
@@ -101,10 +100,6 @@ static int send_carrying(redis_state *s, rq *b, int rc, rq *list)
 	}
 	return rc;
 }
-
-/* A presence request's arguments (redis_ops.c): P, C, node, then the room
- * (join, leave) and the user. */
-enum { PRES_P, PRES_C, PRES_NODE };
 
 static bool is_publish(const rq *q)
 {
@@ -146,15 +141,18 @@ static int send_presence_batch(redis_state *s, rq *list)
 
 	rc = rc || rq_arg(b, list->argv[PRES_P], list->argvlen[PRES_P]) ||
 	     rq_arg(b, list->argv[PRES_C], list->argvlen[PRES_C]) ||
-	     rq_arg(b, list->argv[PRES_NODE], list->argvlen[PRES_NODE]);
+	     rq_arg(b, list->argv[PRES_NODE], list->argvlen[PRES_NODE]) ||
+	     rq_arg(b, list->argv[PRES_GEN], list->argvlen[PRES_GEN]);
 	for (rq *q = list; rc == 0 && q != NULL; q = q->held_next) {
 		bool has_room = q->script == SCRIPT_JOIN || q->script == SCRIPT_LEAVE;
 		const char *op = q->script == SCRIPT_JOIN ? "j" : q->script == SCRIPT_LEAVE ? "l" :
 				 q->script == SCRIPT_ONLINE ? "o" : "f";
 
 		rc = rq_args(b, op) ||
-		     (has_room ? rq_arg(b, q->argv[3], q->argvlen[3]) : rq_args(b, "")) ||
-		     rq_arg(b, q->argv[has_room ? 4 : 3], q->argvlen[has_room ? 4 : 3]);
+		     (has_room ? rq_arg(b, q->argv[PRES_ROOM], q->argvlen[PRES_ROOM])
+			       : rq_args(b, "")) ||
+		     rq_arg(b, q->argv[has_room ? PRES_ROOM + 1 : PRES_ROOM],
+			    q->argvlen[has_room ? PRES_ROOM + 1 : PRES_ROOM]);
 	}
 	return send_carrying(s, b, rc, list);
 }
@@ -198,9 +196,11 @@ static void flush(redis_state *s)
 		bool pub = is_publish(list);
 		size_t n = 1;
 
-		/* Take the run of one kind at the head, up to BATCH_MAX. */
-		while (n < BATCH_MAX && last->held_next != NULL &&
-		       is_publish(last->held_next) == pub) {
+		/* Take the run of one kind at the head, up to BATCH_MAX. A
+		 * publish with an idem key goes alone, as the publish script
+		 * (publish_batch knows no keys). */
+		while (n < BATCH_MAX && last->held_next != NULL && !ops_has_idem(list) &&
+		       !ops_has_idem(last->held_next) && is_publish(last->held_next) == pub) {
 			last = last->held_next;
 			n++;
 		}
@@ -212,7 +212,7 @@ static void flush(redis_state *s)
 		if (n == 1 ? rq_send(s, s->cmd, list) != 0 :
 		    pub ? send_batch(s, list, n) != 0 : send_presence_batch(s, list) != 0) {
 			if (pub)
-				answer_all(list, CONFAB_EUNAVAILABLE);
+				answer_all(s, list, CONFAB_EUNAVAILABLE);
 			else
 				drop_all(s, list);
 		}
@@ -261,7 +261,7 @@ void batch_fail_all(redis_state *s)
 
 		list->held_next = NULL;
 		if (is_publish(list))
-			answer_all(list, CONFAB_EUNAVAILABLE);
+			answer_all(s, list, CONFAB_EUNAVAILABLE);
 		else
 			drop_all(s, list);
 		list = next;

@@ -208,6 +208,7 @@ int rq_send(redis_state *s, redisAsyncContext *ac, rq *q)
 	}
 	if (rc != REDIS_OK)
 		return CONFAB_EUNAVAILABLE;
+	q->sent = true;
 	q->prev = NULL;
 	q->next = s->inflight;
 	if (s->inflight != NULL)

@@ -201,6 +201,8 @@ static void first_reconcile_reply(redis_state *s, rq *q, const redisAsyncContext
 		conn_fail(s, NULL, "registering this node's sessions failed: %s", reply->str);
 		return;
 	}
+	if (ops_reconcile_refused(s, q, reply))
+		return;
 	s->cmd_ready = true;
 	maybe_probe(s);
 }
@@ -208,8 +210,8 @@ static void first_reconcile_reply(redis_state *s, rq *q, const redisAsyncContext
 static void later_reconcile_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
 				  redisReply *reply)
 {
-	(void)q;
-	(void)ac;
+	if (ac == s->cmd && ops_reconcile_refused(s, q, reply))
+		return;
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
 		redis_log(s, CONFAB_LOG_ERROR, "registering this node's sessions again failed: %s",
 			  reply->str);
@@ -575,7 +577,8 @@ static void on_heartbeat_tick(uv_timer_t *t)
 		return;
 	q = rq_new(s, heartbeat_reply, SCRIPT_HEARTBEAT);
 	if (q == NULL || rq_args(q, s->prefix) != 0 || rq_args(q, s->chan_prefix) != 0 ||
-	    rq_args(q, s->node_id) != 0 || rq_argf(q, "%u", s->presence_ttl_ms) != 0) {
+	    rq_args(q, s->node_id) != 0 || rq_argf(q, "%llu", (unsigned long long)s->gen) != 0 ||
+	    rq_argf(q, "%u", s->presence_ttl_ms) != 0) {
 		rq_free(q);
 		return;
 	}
@@ -671,7 +674,9 @@ void conn_destroy(redis_state *s)
 		rq *q = rq_new(s, goodbye_reply, SCRIPT_GOODBYE);
 
 		if (q == NULL || rq_args(q, s->prefix) != 0 || rq_args(q, s->chan_prefix) != 0 ||
-		    rq_args(q, s->node_id) != 0 || rq_send(s, s->cmd, q) != 0) {
+		    rq_args(q, s->node_id) != 0 ||
+		    rq_argf(q, "%llu", (unsigned long long)s->gen) != 0 ||
+		    rq_send(s, s->cmd, q) != 0) {
 			rq_free(q);
 			redisAsyncDisconnect(s->cmd);  /* may call on_disconnect at once */
 		}

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "redis.h"
 
@@ -281,12 +282,12 @@ static void internal_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
  * the room may go on. */
 static void join_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
 {
-	lroom *r = dict_get(s->rooms, q->argv[3]);
+	lroom *r = dict_get(s->rooms, q->argv[PRES_ROOM]);
 
 	internal_reply(s, q, ac, reply);
 	if (r != NULL && r->joins_pending > 0) {
 		r->joins_pending--;
-		room_settle(s, q->argv[3]);
+		room_settle(s, q->argv[PRES_ROOM]);
 	}
 }
 
@@ -299,7 +300,7 @@ static bool send_presence(redis_state *s, int script, const char *room, const ch
 		return false;
 	q = rq_new(s, script == SCRIPT_JOIN ? join_reply : internal_reply, script);
 	if (q == NULL || prefixes(s, q) != 0 || rq_args(q, s->node_id) != 0 ||
-	    (room != NULL && rq_args(q, room) != 0) || rq_args(q, user) != 0) {
+	    rq_argf(q, "%llu", (unsigned long long)s->gen) != 0 || (room != NULL && rq_args(q, room) != 0) || rq_args(q, user) != 0) {
 		rq_free(q);
 		return false;  /* the next reconcile corrects it */
 	}
@@ -307,6 +308,23 @@ static bool send_presence(redis_state *s, int script, const char *room, const ch
 	return true;
 }
 
+/* A generation above every one this node used: the wall clock's ms, so
+ * that a restarted process starts above its predecessor without asking
+ * (a clock set back is caught by the reconcile: ops_reconcile_refused). */
+static uint64_t next_gen(uint64_t last)
+{
+	struct timespec ts;
+	uint64_t now = 0;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return now > last ? now : last + 1;
+}
+
+/* Every reconcile starts a generation: a link's scripts are carried out
+ * in order, so those sent on the same link before it are done before
+ * (with the generation they carry, the current one then), and those of
+ * an older link that arrive after it are refused. */
 rq *ops_reconcile_request(redis_state *s)
 {
 	rq *q = rq_new(s, internal_reply, SCRIPT_RECONCILE);
@@ -321,7 +339,9 @@ rq *ops_reconcile_request(redis_state *s)
 	dict_iter_init(&it, s->rooms);
 	while (dict_iter_next(&it, NULL, &value))
 		entries += dict_count(((lroom *)value)->users);
-	rc = prefixes(s, q) || rq_args(q, s->node_id) || rq_argf(q, "%zu", entries);
+	s->gen = next_gen(s->gen);
+	rc = prefixes(s, q) || rq_args(q, s->node_id) ||
+	     rq_argf(q, "%llu", (unsigned long long)s->gen) || rq_argf(q, "%zu", entries);
 	dict_iter_init(&it, s->rooms);
 	while (rc == 0 && dict_iter_next(&it, &room, &value)) {
 		dict_iter_init(&uit, ((lroom *)value)->users);
@@ -336,6 +356,27 @@ rq *ops_reconcile_request(redis_state *s)
 		return NULL;
 	}
 	return q;
+}
+
+bool ops_reconcile_refused(redis_state *s, const rq *q, const redisReply *reply)
+{
+	unsigned long long known;
+	rq *again;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_STRING)
+		return false;
+	known = strtoull(reply->str, NULL, 10);
+	redis_log(s, CONFAB_LOG_WARN, "Redis knows a newer link of node %s (generation %llu, "
+		  "this one %llu): registering again above it", s->node_id, known,
+		  (unsigned long long)s->gen);
+	if (known > s->gen)
+		s->gen = known;
+	again = ops_reconcile_request(s);
+	if (again != NULL) {
+		again->handle = q->handle;
+		rq_send_or_free(s, s->cmd, again);
+	}
+	return true;
 }
 
 /* ---- publish ---- */
@@ -366,24 +407,85 @@ void ops_published(redis_state *s, const rq *q)
 	}
 }
 
+int ops_lost_status(const rq *q)
+{
+	return q->sent ? CONFAB_EUNKNOWN : CONFAB_EUNAVAILABLE;
+}
+
+bool ops_has_idem(const rq *q)
+{
+	return q->script == SCRIPT_PUBLISH && q->argc > PUB_IDEM && q->argvlen[PUB_IDEM] > 0;
+}
+
+/* The answer to a send request (done.send): the message's id and ts are
+ * the request's last two arguments; a repeat's come in `repeat`. */
+static void send_answer(rq *q, int status, uint64_t seq, const char *repeat)
+{
+	unsigned long long first_seq;
+	long long ts;
+	int id_at = 0, id_end = 0;
+	char *id;
+
+	if (status != 0 || repeat == NULL) {
+		q->done.send(q->arg, status, seq, q->argv[q->argc - 2],
+			     strtoll(q->argv[q->argc - 1], NULL, 10));
+		return;
+	}
+	/* "SEQ ID TS": ids hold no space (the core makes them) */
+	if (sscanf(repeat, "%llu %n%*s%n %lld", &first_seq, &id_at, &id_end, &ts) != 2 ||
+	    (id = strndup(repeat + id_at, (size_t)(id_end - id_at))) == NULL) {
+		q->done.send(q->arg, CONFAB_ERR, 0, q->argv[q->argc - 2], 0);
+		return;
+	}
+	q->done.send(q->arg, 0, first_seq, id, ts);
+	free(id);
+}
+
+void ops_publish_answer(redis_state *s, rq *q, int status, uint64_t seq, const char *repeat)
+{
+	if (status == 0 && repeat == NULL)
+		ops_published(s, q);
+	if (q->send_cb)
+		send_answer(q, status, seq, repeat);
+	else
+		q->done.publish(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status,
+				seq);
+}
+
 static void publish_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
 {
 	(void)ac;
-	if (reply == NULL) {
-		q->done.publish(q->arg, CONFAB_EUNAVAILABLE, 0);
-	} else if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
-		ops_published(s, q);
-		q->done.publish(q->arg, 0, (uint64_t)reply->integer);
-	} else {
-		q->done.publish(q->arg, ops_reply_status(s, "publish", reply), 0);
-	}
+	if (reply == NULL)
+		ops_publish_answer(s, q, ops_lost_status(q), 0, NULL);
+	else if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+		ops_publish_answer(s, q, 0, (uint64_t)reply->integer, NULL);
+	else if (reply->type == REDIS_REPLY_STRING && q->send_cb)
+		ops_publish_answer(s, q, 0, 0, reply->str);   /* an idempotent repeat */
+	else
+		ops_publish_answer(s, q, ops_reply_status(s, "publish", reply), 0, NULL);
 }
 
-static int ops_publish(void *state, const confab_envelope *env, confab_publish_done done,
-		       void *arg)
+/* The idem key's name for `env` (malloc'd; "" when it has none), scoped
+ * as backplane.h says: (room, sender) or (sender, recipient). */
+static char *idem_key_name(const redis_state *s, const confab_envelope *env)
 {
-	redis_state *s = state;
-	char *head_a, *head_b, fresh[17];
+	bool direct = env->kind == CONFAB_ENV_DIRECT;
+	char *out;
+
+	if (!CONFAB_HAS(env, idem) || env->idem == NULL)
+		return strdup("");
+	if (asprintf(&out, "%sidem:%c:%s/%s/%s", s->prefix, direct ? 'd' : 'm',
+		     direct ? env->from : env->room, direct ? env->to : env->from, env->idem) < 0)
+		return NULL;
+	return out;
+}
+
+/* publish (`pdone`) or publish_idem (`sdone`): one of them is NULL. */
+static int publish_request(redis_state *s, const confab_envelope *env, confab_publish_done pdone,
+			   confab_send_done sdone, void *arg)
+{
+	bool send_cb = sdone != NULL;
+	char *head_a, *head_b, fresh[17], *ik = NULL;
 	lroom *r;
 	rq *q;
 	int rc = admit(s);
@@ -400,6 +502,11 @@ static int ops_publish(void *state, const confab_envelope *env, confab_publish_d
 	     rq_arg(q, env->body, env->body_len) || rq_argf(q, "%zu", s->history_size) ||
 	     rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh) ||
 	     rq_args(q, refresh_due(s, r) ? "1" : "0");
+	if (rc == 0 && send_cb)
+		rc = (ik = idem_key_name(s, env)) == NULL || rq_args(q, ik) ||
+		     rq_argf(q, "%lu", s->idem_window) || rq_args(q, env->id) ||
+		     rq_argf(q, "%lld", (long long)env->ts);
+	free(ik);
 	free(head_a);
 	free(head_b);
 	if (rc != 0) {
@@ -407,7 +514,11 @@ static int ops_publish(void *state, const confab_envelope *env, confab_publish_d
 		return CONFAB_ENOMEM;
 	}
 	q->nkeys = 3;
-	q->done.publish = done;
+	q->send_cb = send_cb;
+	if (send_cb)
+		q->done.send = sdone;
+	else
+		q->done.publish = pdone;
 	own(s, q, arg);
 
 	if (r != NULL && r->subs_pending > 0) {
@@ -427,25 +538,46 @@ static int ops_publish(void *state, const confab_envelope *env, confab_publish_d
 	return 0;
 }
 
+static int ops_publish(void *state, const confab_envelope *env, confab_publish_done done,
+		       void *arg)
+{
+	return publish_request(state, env, done, NULL, arg);
+}
+
+static int ops_publish_idem(void *state, const confab_envelope *env, confab_send_done done,
+			    void *arg)
+{
+	return publish_request(state, env, NULL, done, arg);
+}
+
 /* ---- direct ---- */
 
 static void direct_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
 {
+	int status;
+
 	(void)ac;
 	if (reply == NULL)
-		q->done.status(q->arg, CONFAB_EUNAVAILABLE);
+		status = ops_lost_status(q);
 	else if (reply->type == REDIS_REPLY_INTEGER)
-		q->done.status(q->arg, reply->integer > 0 ? 0 : CONFAB_EOFFLINE);
+		status = reply->integer > 0 ? 0 : CONFAB_EOFFLINE;
+	else if (reply->type == REDIS_REPLY_STRING && q->send_cb)
+		status = 1;   /* an idempotent repeat */
 	else
-		q->done.status(q->arg, ops_reply_status(s, "direct", reply));
+		status = ops_reply_status(s, "direct", reply);
+	if (q->send_cb)
+		send_answer(q, status == 1 ? 0 : status, 0, status == 1 ? reply->str : NULL);
+	else
+		q->done.status(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status);
 }
 
-static int ops_direct(void *state, const confab_envelope *env, confab_status_done done,
-		      void *arg)
+/* direct (`pdone`) or direct_idem (`sdone`): one of them is NULL. */
+static int direct_request(redis_state *s, const confab_envelope *env, confab_status_done pdone,
+			  confab_send_done sdone, void *arg)
 {
-	redis_state *s = state;
+	bool send_cb = sdone != NULL;
 	size_t len = 0;
-	char *text;
+	char *text, *ik = NULL;
 	rq *q;
 	int rc = admit(s);
 
@@ -456,14 +588,35 @@ static int ops_direct(void *state, const confab_envelope *env, confab_status_don
 	q = rq_new(s, direct_reply, SCRIPT_DIRECT);
 	rc = q == NULL || prefixes(s, q) || rq_args(q, env->to) || rq_arg(q, text, len) ||
 	     rq_argf(q, "%u", s->presence_ttl_ms);
+	if (rc == 0 && send_cb)
+		rc = (ik = idem_key_name(s, env)) == NULL || rq_args(q, ik) ||
+		     rq_argf(q, "%lu", s->idem_window) || rq_args(q, env->id) ||
+		     rq_argf(q, "%lld", (long long)env->ts);
+	free(ik);
 	free(text);
 	if (rc != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}
-	q->done.status = done;
+	q->send_cb = send_cb;
+	if (send_cb)
+		q->done.send = sdone;
+	else
+		q->done.status = pdone;
 	own(s, q, arg);
 	return rq_send_or_free(s, s->cmd, q);
+}
+
+static int ops_direct(void *state, const confab_envelope *env, confab_status_done done,
+		      void *arg)
+{
+	return direct_request(state, env, done, NULL, arg);
+}
+
+static int ops_direct_idem(void *state, const confab_envelope *env, confab_send_done done,
+			   void *arg)
+{
+	return direct_request(state, env, NULL, done, arg);
 }
 
 /* ---- membership ---- */
@@ -841,4 +994,6 @@ const confab_backplane_ops redis_backplane_ops = {
 	.room_ready = ops_room_ready,
 	.room_epoch = ops_room_epoch,
 	.history_epoch = ops_history_epoch,
+	.publish_idem = ops_publish_idem,
+	.direct_idem = ops_direct_idem,
 };

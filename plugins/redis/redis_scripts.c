@@ -22,7 +22,19 @@
  *   P user:U          set     nodes where user U has a session
  *   P node:N:pres     set     "R<TAB>U" entries node N registered
  *   P node:N:users    set     users node N registered
+ *   P node:N:gen      string  the generation of node N's current link: set
+ *                             by its reconcile; every script that writes the
+ *                             node's state (presence, users, heartbeat,
+ *                             goodbye) carries its link's generation and does
+ *                             nothing unless it is this one. A script sent on
+ *                             a link that failed can reach Redis late (held in
+ *                             kernel buffers, retransmitted after a partition
+ *                             heals), after the node reconnected and
+ *                             reconciled: it must not undo the reconcile.
  *   P nodes           zset    node -> last heartbeat, ms (Redis's clock)
+ *   P idem:m:R/U/K    string  "SEQ ID TS" of the message user U sent to room R
+ *                             with idem key K, for idem_window seconds (EX)
+ *   P idem:d:U/T/K    string  "0 ID TS" of U's direct message to T with key K
  * Channels: C room:R (messages, member events), C node:N (direct
  * messages to node N, its probes).
  *
@@ -32,6 +44,12 @@
  * SPDX-License-Identifier: MIT
  */
 #include "redis.h"
+
+/* How long a forgotten node's generation key is kept: a script of one of
+ * its old links that arrives later than that (TCP gives up retransmitting
+ * after about 15 minutes) could act again. A day, so that a node id does
+ * not leave a key behind for ever. */
+#define GEN_KEEP_MS "86400000"
 
 /* A room's history list is trimmed back to history_size only when it has
  * grown HIST_SLACK past it: an LTRIM on every message was a tenth of
@@ -77,6 +95,9 @@
 	"  local tab = string.find(entry, '\\t', 1, true)\n" \
 	"  return string.sub(entry, 1, tab - 1), string.sub(entry, tab + 1)\n" \
 	"end\n" \
+	"local function current(node, gen)\n" \
+	"  return redis.call('GET', P .. 'node:' .. node .. ':gen') == gen\n" \
+	"end\n" \
 	"local function forget(node)\n" \
 	"  for _, e in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':pres')) do\n" \
 	"    local room, user = split(e)\n" \
@@ -87,6 +108,7 @@
 	"  end\n" \
 	"  redis.call('DEL', P .. 'node:' .. node .. ':pres', P .. 'node:' .. node .. ':users')\n" \
 	"  redis.call('ZREM', P .. 'nodes', node)\n" \
+	"  redis.call('PEXPIRE', P .. 'node:' .. node .. ':gen', " GEN_KEEP_MS ")\n" \
 	"end\n"
 
 /* A room's record is its seq, hist and epoch keys; they always get their
@@ -160,14 +182,32 @@
 
 /* KEYS: seq, hist, epoch. ARGV[3..10]: room, head_a, head_b, body,
  * history_size, room_ttl, fresh epoch, refresh ("1": the node asks for
- * it). Returns the seq. The one script run for a message alone. */
+ * it). Returns the seq. The one script run for a message alone.
+ *
+ * Idempotent sends: ARGV[11..14], when given, are the idem key's name
+ * ("" for none; P idem:m:R/U/K), idem_window in seconds, the message's id
+ * and ts. A key that exists makes the call a repeat: nothing is done and
+ * its value, "SEQ ID TS" of the first message, is returned (a string,
+ * where a new message returns the seq, an integer). Otherwise the key is
+ * set, with the window as its EX, in the same call that orders the
+ * message: two nodes cannot both take it. */
 #define PUBLISH_LUA \
 	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]\n" \
+	"local ik = ARGV[11]\n" \
+	"if ik == '' then ik = nil end\n" \
+	"if ik then\n" \
+	"  local first = redis.call('GET', ik)\n" \
+	"  if first then return first end\n" \
+	"end\n" \
 	"local seq = redis.call('INCR', KEYS[1])\n" \
 	"local due = ARGV[10] == '1'\n" \
 	"do\n" \
 	PUBLISH_ONE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ARGV[4]", "ARGV[5]", "ARGV[6]") \
 	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[3], msg)\n" \
+	"end\n" \
+	"if ik then\n" \
+	"  redis.call('SET', ik, string.format('%d', seq) .. ' ' .. ARGV[13] .. ' ' .. ARGV[14],\n" \
+	"    'EX', ARGV[12])\n" \
 	"end\n" \
 	"return seq\n"
 
@@ -199,11 +239,13 @@
 	"return e\n"
 
 /* Joins, leaves, onlines and offlines of one node at once
- * (redis_batch.c). ARGV[3]: node; then op, room, user for each, op one of
+ * (redis_batch.c). ARGV[3..4]: node, its link's generation (nothing is
+ * done when it is not the current one: returns 0); then op, room, user for each, op one of
  * j(oin), l(eave), o(nline), f (offline; the room is empty for o and f). */
 #define PRESENCE_BATCH_LUA PRELUDE \
 	"local node = ARGV[3]\n" \
-	"for i = 4, #ARGV, 3 do\n" \
+	"if not current(node, ARGV[4]) then return 0 end\n" \
+	"for i = 5, #ARGV, 3 do\n" \
 	"  local op, room, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n" \
 	"  if op == 'j' then join(node, room, user)\n" \
 	"  elseif op == 'l' then leave(node, room, user)\n" \
@@ -213,8 +255,17 @@
 	"return 1\n"
 
 /* ARGV[3..5]: user, message, presence_ttl in ms. Publishes to every live
- * node where the user has a session; returns how many took it. */
+ * node where the user has a session; returns how many took it.
+ * ARGV[6..9], when given: the idem key's name ("" for none; P
+ * idem:d:U/T/K), idem_window, the message's id and ts, as for PUBLISH;
+ * the key is set only when some node took the message. */
 #define DIRECT_LUA PRELUDE \
+	"local ik = ARGV[6]\n" \
+	"if ik == '' then ik = nil end\n" \
+	"if ik then\n" \
+	"  local first = redis.call('GET', ik)\n" \
+	"  if first then return first end\n" \
+	"end\n" \
 	"local alive = now_ms() - tonumber(ARGV[5])\n" \
 	"local reached = 0\n" \
 	"for _, node in ipairs(redis.call('SMEMBERS', P .. 'user:' .. ARGV[3])) do\n" \
@@ -224,24 +275,33 @@
 	"    reached = reached + 1\n" \
 	"  end\n" \
 	"end\n" \
+	"if ik and reached > 0 then\n" \
+	"  redis.call('SET', ik, '0 ' .. ARGV[8] .. ' ' .. ARGV[9], 'EX', ARGV[7])\n" \
+	"end\n" \
 	"return reached\n"
 
-/* ARGV[3..5]: node, room, user. */
-#define JOIN_LUA PRELUDE "join(ARGV[3], ARGV[4], ARGV[5])\nreturn 1\n"
-#define LEAVE_LUA PRELUDE "leave(ARGV[3], ARGV[4], ARGV[5])\nreturn 1\n"
-/* ARGV[3..4]: node, user. */
-#define ONLINE_LUA PRELUDE "online(ARGV[3], ARGV[4])\nreturn 1\n"
-#define OFFLINE_LUA PRELUDE "offline(ARGV[3], ARGV[4])\nreturn 1\n"
+/* ARGV[3..6]: node, generation, room, user. Each returns 0 (and does
+ * nothing) when the generation is stale, else 1. */
+#define IF_CURRENT "if not current(ARGV[3], ARGV[4]) then return 0 end\n"
+#define JOIN_LUA PRELUDE IF_CURRENT "join(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
+#define LEAVE_LUA PRELUDE IF_CURRENT "leave(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
+/* ARGV[3..5]: node, generation, user. */
+#define ONLINE_LUA PRELUDE IF_CURRENT "online(ARGV[3], ARGV[5])\nreturn 1\n"
+#define OFFLINE_LUA PRELUDE IF_CURRENT "offline(ARGV[3], ARGV[5])\nreturn 1\n"
 
-/* ARGV[3..4]: node, presence_ttl in ms. Records this node's heartbeat and
- * forgets every other node silent for longer than the ttl (its members
- * leave, with events). Returns {1 if this node was not registered (it had
- * been forgotten itself), forgotten nodes...}. */
+/* ARGV[3..5]: node, generation, presence_ttl in ms. Records this node's
+ * heartbeat and forgets every other node silent for longer than the ttl
+ * (its members leave, with events). Returns {1 if this node was not
+ * registered (it had been forgotten itself, or its generation is not the
+ * current one: then nothing of it is recorded), forgotten nodes...}. */
 #define HEARTBEAT_LUA PRELUDE \
 	"local node = ARGV[3]\n" \
 	"local now = now_ms()\n" \
-	"local out = { redis.call('ZADD', P .. 'nodes', string.format('%d', now), node) }\n" \
-	"local cutoff = '(' .. string.format('%d', now - tonumber(ARGV[4]))\n" \
+	"local out = { 1 }\n" \
+	"if current(node, ARGV[4]) then\n" \
+	"  out[1] = redis.call('ZADD', P .. 'nodes', string.format('%d', now), node)\n" \
+	"end\n" \
+	"local cutoff = '(' .. string.format('%d', now - tonumber(ARGV[5]))\n" \
 	"for _, gone in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', cutoff)) do\n" \
 	"  if gone ~= node then\n" \
 	"    forget(gone)\n" \
@@ -250,30 +310,38 @@
 	"end\n" \
 	"return out\n"
 
-/* ARGV[3]: node; ARGV[4]: n; then n "R<TAB>U" entries, then users. Makes
- * Redis's record of the node equal to the lists, with member events for
- * what changed (join and online are idempotent, so entries Redis already
- * has change nothing). */
+/* ARGV[3]: node; ARGV[4]: the generation of its link; ARGV[5]: n; then n
+ * "R<TAB>U" entries, then users. Makes Redis's record of the node equal to
+ * the lists, with member events for what changed (join and online are
+ * idempotent, so entries Redis already has change nothing), and makes the
+ * generation the node's current one. Returns 1; or, when Redis knows a
+ * newer generation of the node (an old link's reconcile replayed late,
+ * or a clock that went back across a restart), does nothing and returns
+ * that generation as a string (redis_ops.c then tries again above it). */
 #define RECONCILE_LUA PRELUDE \
-	"local node, np = ARGV[3], tonumber(ARGV[4])\n" \
+	"local node, gen, np = ARGV[3], ARGV[4], tonumber(ARGV[5])\n" \
+	"local kgen = P .. 'node:' .. node .. ':gen'\n" \
+	"local known = redis.call('GET', kgen)\n" \
+	"if known and tonumber(known) > tonumber(gen) then return known end\n" \
+	"redis.call('SET', kgen, gen)\n" \
 	"local want = {}\n" \
-	"for i = 5, 4 + np do want[ARGV[i]] = true end\n" \
+	"for i = 6, 5 + np do want[ARGV[i]] = true end\n" \
 	"for _, e in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':pres')) do\n" \
 	"  if not want[e] then\n" \
 	"    local room, user = split(e)\n" \
 	"    leave(node, room, user)\n" \
 	"  end\n" \
 	"end\n" \
-	"for i = 5, 4 + np do\n" \
+	"for i = 6, 5 + np do\n" \
 	"  local room, user = split(ARGV[i])\n" \
 	"  join(node, room, user)\n" \
 	"end\n" \
 	"local users = {}\n" \
-	"for i = 5 + np, #ARGV do users[ARGV[i]] = true end\n" \
+	"for i = 6 + np, #ARGV do users[ARGV[i]] = true end\n" \
 	"for _, user in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':users')) do\n" \
 	"  if not users[user] then offline(node, user) end\n" \
 	"end\n" \
-	"for i = 5 + np, #ARGV do online(node, ARGV[i]) end\n" \
+	"for i = 6 + np, #ARGV do online(node, ARGV[i]) end\n" \
 	"redis.call('ZADD', P .. 'nodes', string.format('%d', now_ms()), node)\n" \
 	"return 1\n"
 
@@ -317,9 +385,9 @@
 	"end\n" \
 	"return out\n"
 
-/* ARGV[3]: node. A clean shutdown: its members leave now rather than
- * after presence_ttl. */
-#define GOODBYE_LUA PRELUDE "forget(ARGV[3])\nreturn 1\n"
+/* ARGV[3..4]: node, generation. A clean shutdown: its members leave now
+ * rather than after presence_ttl. */
+#define GOODBYE_LUA PRELUDE IF_CURRENT "forget(ARGV[3])\nreturn 1\n"
 
 const char *const redis_script_text[SCRIPT_COUNT] = {
 	[SCRIPT_PUBLISH] = PUBLISH_LUA,

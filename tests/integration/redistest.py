@@ -545,3 +545,88 @@ def seq_problems(seqs, want):
             "duplicates %s; missing %s; unexpected %s" % (
                 len(seqs), len(want), first, seqs[first:first + 5], want[first:first + 5],
                 dups[:10], missing[:10], extra[:10]))
+
+
+# ---- a proxy that holds a command connection's bytes, then replays them ----
+
+class HoldProxy(RedisProxy):
+    """RedisProxy with a "hold then release" mode for command connections
+    (those that never sent SUBSCRIBE): what a stalled path does to a node's
+    requests, and what TCP does with them when the path heals.
+
+    hold_commands() makes every open command connection keep what the node
+    sends (not forwarded) and drop Redis's replies; its server-side
+    connection stays open even when the node closes its end. release()
+    then writes the held bytes to Redis on that old server-side connection,
+    as a late retransmission would, waits `settle` seconds for Redis to
+    carry them out and closes it. Connections opened later are served
+    normally."""
+
+    class _Link(RedisProxy._Link):
+        def __init__(self, writers):
+            super().__init__(writers)
+            self.held = None        # bytes kept while holding, else None
+
+    async def _accept(self, reader, writer):
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.redis.port)
+        except OSError:
+            writer.close()
+            return
+        link = self._Link((writer, up_writer))
+        self.links.append(link)
+        await asyncio.gather(self._hold_pump(reader, up_writer, link, True),
+                             self._hold_pump(up_reader, writer, link, False))
+        link.open = False
+
+    @staticmethod
+    async def _hold_pump(src, dst, link, upstream):
+        try:
+            while True:
+                data = await src.read(65536)
+                if not data:
+                    break
+                if upstream and any(w in data.upper() for w in (b"\r\nSUBSCRIBE\r\n",
+                                                                  b"\r\nPSUBSCRIBE\r\n")):
+                    link.subscriber = True
+                if link.held is not None:
+                    if upstream:
+                        link.held += data
+                    continue
+                dst.write(data)
+                await dst.drain()
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            if not (upstream and link.held is not None):
+                dst.close()     # a held link's Redis side stays open for release()
+
+    def hold_commands(self):
+        """Hold every open command connection; returns how many."""
+        n = 0
+        for link in self.links:
+            if link.open and not link.subscriber and link.held is None:
+                link.held = b""
+                n += 1
+        return n
+
+    def held_bytes(self):
+        return sum(len(l.held) for l in self.links if l.held)
+
+    async def release(self, settle=1.0):
+        """Send what every held connection kept to Redis on its old
+        server-side connection, then close it. Returns the bytes sent."""
+        n = 0
+        held = [l for l in self.links if l.held is not None]
+        for link in held:
+            up = link.writers[1]
+            data, link.held = link.held, b""
+            if data and not up.is_closing():
+                up.write(data)
+                await up.drain()
+                n += len(data)
+        await asyncio.sleep(settle)
+        for link in held:
+            for w in link.writers:
+                w.close()
+        return n

@@ -424,6 +424,25 @@ START_TEST(test_room_ttl_and_max_rooms_have_defaults_and_are_read)
 }
 END_TEST
 
+START_TEST(test_idem_window_defaults_to_two_minutes_and_is_checked)
+{
+	config cfg;
+	load_ok("[broker]\nplugins = ws\n", &cfg);
+	ck_assert_uint_eq(cfg.broker.idem_window, 120);
+	ck_assert_str_eq(config_broker_text(&cfg, "idem_window"), "120");
+	config_free(&cfg);
+
+	load_ok("[broker]\nplugins = ws\nidem_window = 4\n", &cfg);
+	ck_assert_str_eq(config_broker_text(&cfg, "idem_window"), "4");
+	config_free(&cfg);
+
+	load_rejected("[broker]\nplugins = ws\nidem_window = 0\n", "idem.ini",
+		      "idem.ini:3:", "[broker]", "idem_window", NULL);
+	load_rejected("[broker]\nplugins = ws\nidem_window = 86401\n", "idem.ini",
+		      "idem.ini:3:", "[broker]", "idem_window", NULL);
+}
+END_TEST
+
 START_TEST(test_limits_have_defaults_and_are_read_and_checked)
 {
 	config cfg;
@@ -786,6 +805,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_limits_have_defaults_and_are_read_and_checked);
 	tcase_add_test(tc, test_auth_bounds_have_defaults_and_are_read_and_checked);
 	tcase_add_test(tc, test_room_ttl_and_max_rooms_have_defaults_and_are_read);
+	tcase_add_test(tc, test_idem_window_defaults_to_two_minutes_and_is_checked);
 	tcase_add_test(tc, test_file_without_broker_section_is_rejected_naming_the_file);
 	tcase_add_test(tc, test_empty_file_is_rejected_for_want_of_a_broker_section);
 	tcase_add_test(tc, test_missing_plugin_chain_is_rejected_naming_broker_plugins);

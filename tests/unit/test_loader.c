@@ -452,6 +452,26 @@ START_TEST(test_backplane_built_at_1_2_sizes_passes_the_loader_check)
 }
 END_TEST
 
+START_TEST(test_backplane_built_at_1_3_sizes_passes_the_loader_check)
+{
+	/* A 1.3 backplane: no publish_idem or direct_idem; the core then
+	 * calls publish and direct, and ignores a client's idem key. */
+	confab_backplane_ops ops = *embedded_backplane()->backplane;
+	ops.size = (uint32_t)offsetof(confab_backplane_ops, publish_idem);
+	confab_plugin d = *embedded_backplane();
+	d.abi_minor = 3;
+	d.backplane = &ops;
+	assert_check_accepts(&d);
+	ck_assert(CONFAB_HAS(&ops, history_epoch));
+	ck_assert(!CONFAB_HAS(&ops, publish_idem));
+	ck_assert(!CONFAB_HAS(&ops, direct_idem));
+	/* and an envelope of 1.3 has no idem */
+	confab_envelope env = { .size = (uint32_t)offsetof(confab_envelope, idem) };
+	ck_assert(CONFAB_HAS(&env, epoch));
+	ck_assert(!CONFAB_HAS(&env, idem));
+}
+END_TEST
+
 START_TEST(test_embedded_backplane_passes_the_loader_check)
 {
 	const confab_plugin *d = embedded_backplane();
@@ -552,6 +572,7 @@ static Suite *loader_suite(void)
 	tcase_add_test(tc, test_backplane_missing_a_slot_is_refused_naming_it);
 	tcase_add_test(tc, test_embedded_backplane_passes_the_loader_check);
 	tcase_add_test(tc, test_backplane_built_at_1_2_sizes_passes_the_loader_check);
+	tcase_add_test(tc, test_backplane_built_at_1_3_sizes_passes_the_loader_check);
 	tcase_add_test(tc, test_kind_names);
 	suite_add_tcase(s, tc);
 

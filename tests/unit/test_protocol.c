@@ -156,6 +156,58 @@ START_TEST(test_send_gives_room_body_and_ref)
 }
 END_TEST
 
+START_TEST(test_send_and_direct_take_an_idem_key)
+{
+	request req;
+	parse_ok("{\"type\":\"send\",\"room\":\"r1\",\"body\":1,\"idem\":\"a-Z_0.9:x\"}", &req);
+	ck_assert_str_eq(req.idem, "a-Z_0.9:x");
+	request_free(&req);
+	parse_ok("{\"type\":\"direct\",\"to\":\"bob@x\",\"body\":1,\"idem\":\"k\"}", &req);
+	ck_assert_str_eq(req.idem, "k");
+	request_free(&req);
+	parse_ok("{\"type\":\"send\",\"room\":\"r1\",\"body\":1}", &req);
+	ck_assert_ptr_null(req.idem);
+	request_free(&req);
+	/* 64 characters is the most */
+	char text[256];
+	snprintf(text, sizeof(text), "{\"type\":\"send\",\"room\":\"r\",\"body\":1,\"idem\":\"%s\"}",
+		 "0123456789012345678901234567890123456789012345678901234567890123");
+	parse_ok(text, &req);
+	ck_assert_uint_eq(strlen(req.idem), CONFAB_IDEM_MAX);
+	request_free(&req);
+}
+END_TEST
+
+START_TEST(test_bad_idem_keys_are_bad_request)
+{
+	assert_bad_request("{\"type\":\"send\",\"room\":\"r\",\"body\":1,\"idem\":\"\"}");
+	assert_bad_request("{\"type\":\"send\",\"room\":\"r\",\"body\":1,\"idem\":7}");
+	assert_bad_request("{\"type\":\"send\",\"room\":\"r\",\"body\":1,\"idem\":\"a/b\"}");
+	assert_bad_request("{\"type\":\"send\",\"room\":\"r\",\"body\":1,\"idem\":\"a b\"}");
+	assert_bad_request("{\"type\":\"direct\",\"to\":\"u\",\"body\":1,\"idem\":\"a\\u0000b\"}");
+	assert_bad_request("{\"type\":\"direct\",\"to\":\"u\",\"body\":1,\"idem\":null}");
+	char text[256];
+	snprintf(text, sizeof(text), "{\"type\":\"send\",\"room\":\"r\",\"body\":1,\"idem\":\"%s\"}",
+		 "01234567890123456789012345678901234567890123456789012345678901234");
+	assert_bad_request(text);
+}
+END_TEST
+
+START_TEST(test_unknown_outcome_frame_says_so_with_the_id)
+{
+	json_t *ref = json_string("r9");
+	json_t *f = frame_json(protocol_error_unknown("lost", "n.x.m3", ref));
+	json_decref(ref);
+	ck_assert_str_eq(str_field(f, "type"), "error");
+	ck_assert_str_eq(str_field(f, "code"), "unavailable");
+	ck_assert_str_eq(str_field(f, "message"), "lost");
+	ck_assert_str_eq(str_field(f, "outcome"), "unknown");
+	ck_assert_str_eq(str_field(f, "id"), "n.x.m3");
+	ck_assert_str_eq(str_field(f, "ref"), "r9");
+	json_decref(f);
+}
+END_TEST
+
 START_TEST(test_send_body_may_be_any_json_value_even_null)
 {
 	static const char *const bodies[] = { "null", "\"text\"", "42", "-1.5", "true",
@@ -1315,6 +1367,9 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_a_page_holds_at_least_one_item_whatever_the_budget);
 	tcase_add_test(tc, test_presence_of_a_huge_room_comes_in_pages);
 	tcase_add_test(tc, test_reply_budget_is_half_the_transports_or_fixed_before_abi_1_3);
+	tcase_add_test(tc, test_send_and_direct_take_an_idem_key);
+	tcase_add_test(tc, test_bad_idem_keys_are_bad_request);
+	tcase_add_test(tc, test_unknown_outcome_frame_says_so_with_the_id);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -66,7 +66,18 @@ typedef struct confab_envelope {
 	 * not know one. Read it only when CONFAB_HAS(env, epoch): an envelope
 	 * of a backplane built before 1.3 is shorter. */
 	const char *epoch;
+
+	/* ---- ABI 1.4 ---- */
+
+	/* MESSAGE, DIRECT when publishing: the sender's idempotency key
+	 * (CONFAB_IDEM_MAX bytes at most of A-Z a-z 0-9 _ . : -), NULL when
+	 * the client sent none. See publish_idem. NULL on delivery. Read it
+	 * only when CONFAB_HAS(env, idem). */
+	const char *idem;
 } confab_envelope;
+
+/* The longest idempotency key a client may send. */
+#define CONFAB_IDEM_MAX 64
 
 /* A room's epoch is a short id (at most CONFAB_EPOCH_MAX bytes of
  * [0-9a-z], NUL-terminated) that names one life of the room's record: its
@@ -100,6 +111,13 @@ typedef void (*confab_history_epoch_done)(void *arg, int status,
 					  const confab_envelope *messages,
 					  size_t n_messages, bool truncated,
 					  const char *epoch);
+
+/* ABI 1.4: a send's completion. `id` and `ts` are those of the message
+ * the request stands for: env->id and env->ts when this request made it,
+ * the first one's on an idempotent repeat (borrowed). `seq` is its seq
+ * (MESSAGE; 0 for DIRECT). On a status other than 0 they are env's. */
+typedef void (*confab_send_done)(void *arg, int status, uint64_t seq, const char *id,
+				 int64_t ts);
 
 /* Entry points of the core for backplanes (part of confab_host). */
 typedef struct confab_host_backplane {
@@ -198,6 +216,31 @@ typedef struct confab_backplane_ops {
 	int (*history_epoch)(void *state, const char *room, const char *epoch,
 			     bool has_since, uint64_t since, size_t limit,
 			     confab_history_epoch_done done, void *arg);
+
+	/* ---- ABI 1.4, optional (both or neither) ---- */
+
+	/* Idempotent sends. publish_idem is publish, and direct_idem direct,
+	 * with env->idem honoured and the outcome said exactly; the core uses
+	 * them instead of publish and direct when the backplane has them.
+	 *
+	 * When env->idem is not NULL, the first request with that key is
+	 * remembered for [broker] idem_window seconds (host->broker_get(
+	 * "idem_window"); at least that long, a backplane may keep it a
+	 * little longer). The key's scope is (room, sender) for a MESSAGE
+	 * and (sender, recipient) for a DIRECT. A repeat within the window
+	 * stores nothing, delivers nothing, and calls done(0) with the first
+	 * request's seq, id and ts (a repeat of a DIRECT that went to nobody
+	 * is a new request). Checking and remembering are one atomic step
+	 * with the ordering: two nodes cannot both take the same key.
+	 *
+	 * done(CONFAB_EUNKNOWN) when the request was sent on and its answer
+	 * was lost (the link broke): it may have been done; the core tells
+	 * the client so with the id it would have. CONFAB_EUNAVAILABLE only
+	 * when it certainly was not done. `env` is borrowed. */
+	int (*publish_idem)(void *state, const confab_envelope *env,
+			    confab_send_done done, void *arg);
+	int (*direct_idem)(void *state, const confab_envelope *env,
+			   confab_send_done done, void *arg);
 } confab_backplane_ops;
 
 #ifdef __cplusplus

@@ -36,9 +36,11 @@ extern "C" {
  * 1.3: confab_transport_ops gains send_budget; confab_auth_ops gains
  *      cancel; confab_host gains auth (login_begin); confab_envelope
  *      gains epoch; confab_backplane_ops gains room_epoch and
- *      history_epoch (rooms expire and have epochs). */
+ *      history_epoch (rooms expire and have epochs).
+ * 1.4: confab_envelope gains idem; confab_backplane_ops gains publish_idem
+ *      and direct_idem; CONFAB_EUNKNOWN (idempotent sends, unknown outcomes). */
 #define CONFAB_ABI_MAJOR 1
-#define CONFAB_ABI_MINOR 3
+#define CONFAB_ABI_MINOR 4
 
 /* True when the table `t` (which starts with a uint32_t size) is long
  * enough to contain member `m` and that member is usable. */
@@ -74,7 +76,9 @@ enum confab_error {
 	CONFAB_EUNAVAILABLE = -4, /* a needed service (e.g. the backplane) is down */
 	CONFAB_EOFFLINE = -5,     /* the addressed user has no session anywhere */
 	CONFAB_EFULL = -6,        /* a queue or limit is full */
-	CONFAB_ESTATE = -7        /* called at the wrong time (e.g. after stop) */
+	CONFAB_ESTATE = -7,       /* called at the wrong time (e.g. after stop) */
+	CONFAB_EUNKNOWN = -8      /* ABI 1.4: the request was sent but its answer was
+				   * lost (the link broke): it may have been done */
 };
 
 typedef enum confab_log_level {
