@@ -112,7 +112,9 @@ typedef void (*rq_handler)(redis_state *s, rq *q, const redisAsyncContext *ac,
 
 struct rq {
 	redis_state *s;
-	rq *prev, *next;             /* in s->inflight while hiredis holds it */
+	rq *prev, *next;             /* in s->inflight while hiredis holds it, newest first */
+	const redisAsyncContext *ac; /* the connection it was sent on */
+	uint64_t sent_at;            /* uv_now when it was handed to hiredis */
 	rq *held_next;               /* in a room's held list, or s->batch */
 	rq *subs;                    /* a batch: the publishes it carries */
 	rq_handler handle;
@@ -150,6 +152,9 @@ int rq_argf(rq *q, const char *fmt, ...) CONFAB_PRINTF(2, 3);
 int rq_send(redis_state *s, redisAsyncContext *ac, rq *q);
 /* rq_send, and free `q` when it fails. */
 int rq_send_or_free(redis_state *s, redisAsyncContext *ac, rq *q);
+/* The oldest request still waiting for its reply on `ac`, or NULL. A
+ * connection answers in order: when this one is late, all are. */
+const rq *rq_oldest(const redis_state *s, const redisAsyncContext *ac);
 /* Answer every core request still waiting with CONFAB_EUNAVAILABLE now
  * (destroy): their replies, if any come, are then dropped. */
 void rq_orphan_all(redis_state *s);
@@ -228,6 +233,8 @@ struct redis_state {
 	bool probe_out;              /* a probe is on its way */
 	uint64_t probe_sent;         /* uv_now when it was sent */
 	uint64_t sub_heard;          /* uv_now of the subscription's last message */
+	unsigned tick_ms;            /* the period of the probe timer */
+	uint64_t last_tick;          /* uv_now of its last run */
 	bool foreign_probe_warned;
 
 	/* timers */
@@ -240,7 +247,8 @@ struct redis_state {
 	dict *rooms;                 /* room -> lroom */
 	dict *users;                 /* users with a session here (no values) */
 
-	rq *inflight;                /* requests hiredis holds */
+	rq *inflight;                /* requests hiredis holds, newest first */
+	rq *inflight_tail;           /* ... and the oldest */
 	rq *batch, *batch_tail;      /* publishes for the end of the turn */
 	uv_check_t batch_check;      /* sends them at the end of the turn */
 	uv_timer_t batch_timer;      /* ... or when the batch window ends */
