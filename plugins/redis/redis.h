@@ -249,6 +249,7 @@ struct redis_state {
 
 	rq *inflight;                /* requests hiredis holds, newest first */
 	rq *inflight_tail;           /* ... and the oldest */
+	bool presence_dirty;         /* a presence script failed: reconcile at the next heartbeat */
 	rq *batch, *batch_tail;      /* publishes for the end of the turn */
 	uv_check_t batch_check;      /* sends them at the end of the turn */
 	uv_timer_t batch_timer;      /* ... or when the batch window ends */
@@ -290,8 +291,9 @@ void conn_probe_seen(redis_state *s, const char *token);
 
 /* Send `q` (a publish, the core's, or a join, leave, online or offline
  * script) with the others of this turn of the loop, in order. A publish's
- * handler is called exactly once, as with rq_send; a presence change's is
- * not called (the next reconcile corrects a lost one). */
+ * handler is called exactly once, as with rq_send; so is a presence
+ * change's, with the reply of the call that carried it (a batch's reply
+ * for every change in it) or NULL when it was lost. */
 void batch_send(redis_state *s, rq *q);
 /* Answer every publish still waiting with CONFAB_EUNAVAILABLE and drop the
  * rest (destroy). */

@@ -212,9 +212,24 @@ static void later_reconcile_reply(redis_state *s, rq *q, const redisAsyncContext
 {
 	(void)q;
 	(void)ac;
-	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
 		redis_log(s, CONFAB_LOG_ERROR, "registering this node's sessions again failed: %s",
 			  reply->str);
+		s->presence_dirty = true;  /* the next heartbeat tries again */
+	}
+}
+
+/* Send the reconcile on the current command connection. */
+static void reconcile_again(redis_state *s)
+{
+	rq *again = ops_reconcile_request(s);
+
+	if (again == NULL) {
+		s->presence_dirty = true;
+		return;
+	}
+	again->handle = later_reconcile_reply;
+	rq_send_or_free(s, s->cmd, again);
 }
 
 /* A plain setup command of words. */
@@ -449,6 +464,7 @@ static void conn_connect(redis_state *s)
 
 	s->link = LINK_CONNECTING;
 	s->cmd_ready = s->sub_ready = s->probe_out = false;
+	s->presence_dirty = false;  /* the setup's reconcile registers everything */
 	s->connect_started = now(s);
 	if ((s->cmd = open_ctx(s, why, sizeof(why))) == NULL ||
 	    (s->sub = open_ctx(s, why, sizeof(why))) == NULL) {
@@ -586,14 +602,9 @@ static void heartbeat_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
 	if (reply->element[0]->integer == 1) {
 		/* Another node forgot us (this loop stalled, or the heartbeat
 		 * could not get through): register everything again. */
-		rq *again = ops_reconcile_request(s);
-
 		redis_log(s, CONFAB_LOG_WARN, "this node had been taken for gone (no heartbeat "
 			  "for %u ms); registering its sessions again", s->presence_ttl_ms);
-		if (again != NULL) {
-			again->handle = later_reconcile_reply;
-			rq_send_or_free(s, s->cmd, again);
-		}
+		reconcile_again(s);
 	}
 }
 
@@ -611,6 +622,14 @@ static void on_heartbeat_tick(uv_timer_t *t)
 		return;
 	}
 	rq_send_or_free(s, s->cmd, q);
+	/* A presence script failed (Redis answered OOM, say): Redis's record
+	 * of this node is wrong until a reconcile, which is retried here,
+	 * every heartbeat, until one goes through. Presence is then exact
+	 * again within a heartbeat of Redis recovering, without a reconnect. */
+	if (s->presence_dirty && s->link == LINK_UP) {
+		s->presence_dirty = false;
+		reconcile_again(s);
+	}
 }
 
 static void on_linger_tick(uv_timer_t *t)
