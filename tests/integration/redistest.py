@@ -413,6 +413,12 @@ class StallProxy(RedisProxy):
         self.stalling = False
         return self.close_stalled()
 
+    async def close(self):
+        self.stalling = False
+        for link in self.links:
+            link.open = False   # ends the pumps that wait out a stall
+        await super().close()
+
 
 # ---- confabd nodes sharing one Redis -------------------------------------
 
