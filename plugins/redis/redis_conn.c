@@ -556,7 +556,8 @@ static void on_probe_tick(uv_timer_t *t)
 	s->last_tick = n;
 	if (s->destroying || loop_stalled)
 		return;
-	if (command_overdue(s, n)) {
+	/* While connecting, the setup's own bound below says it better. */
+	if (s->link == LINK_UP && command_overdue(s, n)) {
 		conn_fail(s, NULL, "Redis did not answer a request on the command connection "
 			  "within %u ms", s->probe_timeout_ms);
 		return;
