@@ -13,10 +13,11 @@ stalls, whatever its subscription does:
     stall, and /healthz of s answers 503 (within probe_interval_ms +
     probe_timeout_ms + 250 ms of the stall); its log names the command
     connection;
-  - the stall lasts past presence_ttl, so a forgets s's users; after it
-    ends, s answers 200, serves `send` and `history` again, receives a's
-    messages again, and presence, asked on either node, lists exactly the
-    room's members.
+  - the stall lasts past presence_ttl, so a forgets s's users (a's client
+    sees them leave); after it ends, s reconnects and reconciles (they
+    join again), answers 200, serves `send` and `history` again, receives
+    a's messages again, and presence, asked on either node, lists exactly
+    the room's members.
 
 Node s: probes every 500 ms, 1500 ms to come back, reconnect backoff up to
 1000 ms. presence_ttl = 3 on both.
@@ -178,6 +179,16 @@ async def a_stalled_command_connection_is_noticed_while_the_subscription_is_busy
         await exact_presence([pub, m1, m2], room, members)
         note("after the stall: send, history, delivery from a, and presence %s on both nodes"
              % sorted(members))
+        # The stall outlasted presence_ttl + a heartbeat: a forgot s's users
+        # (leave events); s's reconcile brought them back (join events).
+        events = [(f["event"], f["user"]) for f in pub.backlog if f.get("type") == "member"]
+        for m in (m1, m2):
+            mine = [e for e, u in events if u == m.user]
+            check("leave" in mine and "join" in mine[mine.index("leave"):],
+                  "%s: a's client saw member events %s for it, want a leave (forgotten during "
+                  "the stall) and then a join (reconciled after it)" % (m.name, mine))
+        note("a's client saw %s leave and join again: forgotten, then reconciled" %
+             " and ".join(m.name for m in (m1, m2)))
     finally:
         await proxy.close()
 
