@@ -144,6 +144,26 @@ static void join_ready(void *arg, int status)
 	}
 }
 
+/* `joined` promises the messages published from now on, and that the
+ * backplane has the user in the room: with a backplane that subscribes and
+ * registers (Redis), only once both are done (room_ready); a failure is
+ * answered and the join undone. `p` is taken. */
+static void await_ready(confab_session *s, pending *p)
+{
+	broker *b = s->broker;
+	const confab_backplane_ops *ops = bp_ops(b);
+
+	if (CONFAB_HAS(ops, room_ready) && ops->room_ready != NULL) {
+		int rc = ops->room_ready(b->backplane->state, p->room, join_ready, p);
+		if (rc != 0) {
+			join_failed(s, p, rc);
+			pending_free(p);
+		}
+		return;
+	}
+	answer_joined(s, p);
+}
+
 /* A join that would make this node hold more than max_rooms rooms. The
  * refusal is logged at most once a second: any client can cause it. */
 static bool over_max_rooms(confab_session *s, const char *room)
@@ -175,7 +195,9 @@ static void handle_join(confab_session *s, const request *req)
 		return;
 	}
 	if (dict_has(s->rooms, req->room)) {
-		answer_joined(s, p);
+		/* A member already, or a join of this session still waiting:
+		 * the same answer as that join's, when it comes. */
+		await_ready(s, p);
 		return;
 	}
 	size_t max_rooms = b->cfg.broker.max_rooms_per_session;
@@ -216,18 +238,7 @@ static void handle_join(confab_session *s, const request *req)
 		}
 	}
 	p->joining = true;
-	/* `joined` promises the messages published from now on: with a
-	 * backplane that subscribes (Redis), only once it has. */
-	const confab_backplane_ops *ops = bp_ops(b);
-	if (CONFAB_HAS(ops, room_ready) && ops->room_ready != NULL) {
-		int rc = ops->room_ready(b->backplane->state, req->room, join_ready, p);
-		if (rc != 0) {
-			join_failed(s, p, rc);
-			pending_free(p);
-		}
-		return;
-	}
-	answer_joined(s, p);
+	await_ready(s, p);
 }
 
 /* Leaves one room; tells the backplane when the user's last session here left. */

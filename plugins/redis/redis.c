@@ -9,7 +9,7 @@
  *   prefix = confab:          ; every key and channel starts with it
  *   presence_ttl = 15         ; s after which a silent node's members are gone
  *   probe_interval_ms = 1000  ; how often the subscription is proven alive
- *   probe_timeout_ms = 3000   ; how long a probe or a connection setup may take
+ *   probe_timeout_ms = 3000   ; how long a probe, a request or a connection setup may take
  *   reconnect_max_ms = 5000   ; the reconnect backoff's ceiling
  *
  * SPDX-License-Identifier: MIT

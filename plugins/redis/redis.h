@@ -112,7 +112,9 @@ typedef void (*rq_handler)(redis_state *s, rq *q, const redisAsyncContext *ac,
 
 struct rq {
 	redis_state *s;
-	rq *prev, *next;             /* in s->inflight while hiredis holds it */
+	rq *prev, *next;             /* in s->inflight while hiredis holds it, newest first */
+	const redisAsyncContext *ac; /* the connection it was sent on */
+	uint64_t sent_at;            /* uv_now when it was handed to hiredis */
 	rq *held_next;               /* in a room's held list, or s->batch */
 	rq *subs;                    /* a batch: the publishes it carries */
 	rq_handler handle;
@@ -155,6 +157,9 @@ int rq_argf(rq *q, const char *fmt, ...) CONFAB_PRINTF(2, 3);
 int rq_send(redis_state *s, redisAsyncContext *ac, rq *q);
 /* rq_send, and free `q` when it fails. */
 int rq_send_or_free(redis_state *s, redisAsyncContext *ac, rq *q);
+/* The oldest request still waiting for its reply on `ac`, or NULL. A
+ * connection answers in order: when this one is late, all are. */
+const rq *rq_oldest(const redis_state *s, const redisAsyncContext *ac);
 /* Answer every core request still waiting with CONFAB_EUNAVAILABLE now
  * (destroy): their replies, if any come, are then dropped. */
 void rq_orphan_all(redis_state *s);
@@ -240,6 +245,8 @@ struct redis_state {
 	bool probe_out;              /* a probe is on its way */
 	uint64_t probe_sent;         /* uv_now when it was sent */
 	uint64_t sub_heard;          /* uv_now of the subscription's last message */
+	unsigned tick_ms;            /* the period of the probe timer */
+	uint64_t last_tick;          /* uv_now of its last run */
 	bool foreign_probe_warned;
 
 	/* timers */
@@ -252,7 +259,9 @@ struct redis_state {
 	dict *rooms;                 /* room -> lroom */
 	dict *users;                 /* users with a session here (no values) */
 
-	rq *inflight;                /* requests hiredis holds */
+	rq *inflight;                /* requests hiredis holds, newest first */
+	rq *inflight_tail;           /* ... and the oldest */
+	bool presence_dirty;         /* a presence script failed: reconcile at the next heartbeat */
 	rq *batch, *batch_tail;      /* publishes for the end of the turn */
 	uv_check_t batch_check;      /* sends them at the end of the turn */
 	uv_timer_t batch_timer;      /* ... or when the batch window ends */
@@ -294,8 +303,9 @@ void conn_probe_seen(redis_state *s, const char *token);
 
 /* Send `q` (a publish, the core's, or a join, leave, online or offline
  * script) with the others of this turn of the loop, in order. A publish's
- * handler is called exactly once, as with rq_send; a presence change's is
- * not called (the next reconcile corrects a lost one). */
+ * handler is called exactly once, as with rq_send; so is a presence
+ * change's, with the reply of the call that carried it (a batch's reply
+ * for every change in it) or NULL when it was lost. */
 void batch_send(redis_state *s, rq *q);
 /* Answer every publish still waiting with CONFAB_EUNAVAILABLE and drop the
  * rest (destroy). */

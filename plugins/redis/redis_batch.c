@@ -21,8 +21,9 @@
  * as runs of publishes and runs of presence changes, in that order. One
  * alone goes as its plain script; two or more of a kind as one batch
  * request whose `subs` are the waiting requests. Publishes are answered
- * together when the reply comes; presence changes are not answered at all
- * (a lost one is corrected by the next reconcile, as before).
+ * together when the reply comes; presence changes hear the batch's reply
+ * (a join's decides whether the joins waiting for its room are answered
+ * `joined`; a failed or lost change is corrected by a reconcile).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -120,17 +121,28 @@ static void drop_all(redis_state *s, rq *list)
 	}
 }
 
+/* Each change of the batch hears the batch's reply: a join lets the
+ * joins waiting for its room go on only when the script was carried out
+ * (redis_ops.c). A failure is logged once, here. */
 static void presence_batch_reply(redis_state *s, rq *b, const redisAsyncContext *ac,
 				 redisReply *reply)
 {
 	rq *list = b->subs;
 
-	(void)ac;
 	b->subs = NULL;
-	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-		redis_log(s, CONFAB_LOG_WARN, "the presence_batch script failed: %s (corrected "
-			  "at the next reconcile)", reply->str);
-	drop_all(s, list);
+	if (reply != NULL && reply->type != REDIS_REPLY_INTEGER)
+		redis_log(s, CONFAB_LOG_WARN, "the presence_batch script failed: %s (registered "
+			  "again at the next heartbeat)",
+			  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+	while (list != NULL) {
+		rq *next = list->held_next;
+
+		list->held_next = NULL;
+		list->aux = 1;  /* logged */
+		list->handle(s, list, reply != NULL ? ac : NULL, reply);
+		rq_free(list);
+		list = next;
+	}
 }
 
 /* One presence_batch call for the presence requests of `list`. */

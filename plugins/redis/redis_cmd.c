@@ -116,6 +116,8 @@ static void unlist(redis_state *s, rq *q)
 		s->inflight = q->next;
 	if (q->next != NULL)
 		q->next->prev = q->prev;
+	else if (s->inflight_tail == q)
+		s->inflight_tail = q->prev;
 	q->prev = q->next = NULL;
 }
 
@@ -209,12 +211,26 @@ int rq_send(redis_state *s, redisAsyncContext *ac, rq *q)
 	if (rc != REDIS_OK)
 		return CONFAB_EUNAVAILABLE;
 	q->sent = true;
+	q->ac = ac;
+	q->sent_at = uv_now(s->loop);
 	q->prev = NULL;
 	q->next = s->inflight;
 	if (s->inflight != NULL)
 		s->inflight->prev = q;
+	else
+		s->inflight_tail = q;
 	s->inflight = q;
 	return 0;
+}
+
+const rq *rq_oldest(const redis_state *s, const redisAsyncContext *ac)
+{
+	/* From the oldest: the first on `ac` is it (only the setup's AUTH
+	 * goes on the other connection through here). */
+	for (const rq *q = s->inflight_tail; q != NULL; q = q->prev)
+		if (q->ac == ac && !q->orphan)
+			return q;
+	return NULL;
 }
 
 int rq_send_or_free(redis_state *s, redisAsyncContext *ac, rq *q)

@@ -19,8 +19,9 @@
  * (health up) only when that probe comes back through the subscription.
  *
  * Any failure (a connection closed or refused, an error in the setup, a
- * probe that does not come back within probe_timeout_ms, a setup that
- * does not finish within it) tears both connections down: health down,
+ * probe that does not come back within probe_timeout_ms, a request on cmd
+ * that Redis has not answered within it, a setup that does not finish
+ * within it) tears both connections down: health down,
  * every request in flight fails with CONFAB_EUNAVAILABLE (hiredis calls
  * their callbacks with NULL), and a timer reconnects after a backoff that
  * doubles from 100 ms up to reconnect_max_ms. hiredis frees a context
@@ -28,8 +29,9 @@
  *
  * While UP, a probe goes out every probe_interval_ms, and a heartbeat
  * (which also forgets nodes that stopped beating) every heartbeat_ms.
- * hiredis 0.14 has no timeouts of its own: these timers are the only
- * bound on how long a silent Redis goes unnoticed.
+ * hiredis 0.14 has no timeouts of its own: these timers, and the
+ * deadline of every request on cmd (on_probe_tick), are the only bound
+ * on how long a silent Redis goes unnoticed.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -212,9 +214,24 @@ static void later_reconcile_reply(redis_state *s, rq *q, const redisAsyncContext
 {
 	if (ac == s->cmd && ops_reconcile_refused(s, q, reply))
 		return;
-	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
 		redis_log(s, CONFAB_LOG_ERROR, "registering this node's sessions again failed: %s",
 			  reply->str);
+		s->presence_dirty = true;  /* the next heartbeat tries again */
+	}
+}
+
+/* Send the reconcile on the current command connection. */
+static void reconcile_again(redis_state *s)
+{
+	rq *again = ops_reconcile_request(s);
+
+	if (again == NULL) {
+		s->presence_dirty = true;
+		return;
+	}
+	again->handle = later_reconcile_reply;
+	rq_send_or_free(s, s->cmd, again);
 }
 
 /* A plain setup command of words. */
@@ -449,6 +466,7 @@ static void conn_connect(redis_state *s)
 
 	s->link = LINK_CONNECTING;
 	s->cmd_ready = s->sub_ready = s->probe_out = false;
+	s->presence_dirty = false;  /* the setup's reconcile registers everything */
 	s->connect_started = now(s);
 	if ((s->cmd = open_ctx(s, why, sizeof(why))) == NULL ||
 	    (s->sub = open_ctx(s, why, sizeof(why))) == NULL) {
@@ -510,18 +528,48 @@ void conn_fail(redis_state *s, const redisAsyncContext *gone, const char *fmt, .
 
 /* ---- timers ---- */
 
+/* Every request on the command connection has a deadline: Redis answers
+ * a connection's requests in order, so when its oldest request has waited
+ * probe_timeout_ms, the connection (or Redis) is stuck, whatever the
+ * subscription is doing. A path that stalls without breaking looks exactly
+ * like this: no error, no close, only silence on one connection, while
+ * the other one may still carry other nodes' messages. Measured on a
+ * stalled command connection before this check: a `send` and a `history`
+ * went unanswered for 23 s while /healthz said 200. The probe's PUBLISH
+ * and the heartbeat are requests too, so a stall is noticed within
+ * probe_interval_ms + probe_timeout_ms + a tick even when clients ask
+ * nothing. */
+static bool command_overdue(redis_state *s, uint64_t n)
+{
+	const rq *q = s->cmd != NULL ? rq_oldest(s, s->cmd) : NULL;
+
+	return q != NULL && n - q->sent_at >= s->probe_timeout_ms;
+}
+
 static void on_probe_tick(uv_timer_t *t)
 {
 	redis_state *s = t->data;
 	uint64_t n = now(s);
+	/* This loop itself stood still (a long stall of the process): the
+	 * replies may wait unread in the sockets, and the timers run before
+	 * the sockets are read. Judge nothing until they have been. */
+	bool loop_stalled = s->last_tick != 0 && n - s->last_tick > 4 * (uint64_t)s->tick_ms;
 
-	if (s->destroying)
+	s->last_tick = n;
+	if (s->destroying || loop_stalled)
 		return;
+	/* While connecting, the setup's own bound below says it better. */
+	if (s->link == LINK_UP && command_overdue(s, n)) {
+		conn_fail(s, NULL, "Redis did not answer a request on the command connection "
+			  "within %u ms", s->probe_timeout_ms);
+		return;
+	}
 	if (s->probe_out) {
 		/* A subscription that is still delivering is alive, only
 		 * behind (an overloaded node): the probe waits in its backlog.
 		 * Reconnecting then would drop what is queued in the socket,
-		 * acked messages among them. Silence is what proves it dead. */
+		 * acked messages among them. Silence is what proves it dead.
+		 * (The command connection's share is checked above.) */
 		if (n - s->probe_sent >= s->probe_timeout_ms &&
 		    !(s->link == LINK_UP && n - s->sub_heard < s->probe_timeout_ms))
 			conn_fail(s, NULL, "the probe did not come back through the subscription "
@@ -557,14 +605,9 @@ static void heartbeat_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
 	if (reply->element[0]->integer == 1) {
 		/* Another node forgot us (this loop stalled, or the heartbeat
 		 * could not get through): register everything again. */
-		rq *again = ops_reconcile_request(s);
-
 		redis_log(s, CONFAB_LOG_WARN, "this node had been taken for gone (no heartbeat "
 			  "for %u ms); registering its sessions again", s->presence_ttl_ms);
-		if (again != NULL) {
-			again->handle = later_reconcile_reply;
-			rq_send_or_free(s, s->cmd, again);
-		}
+		reconcile_again(s);
 	}
 }
 
@@ -583,6 +626,14 @@ static void on_heartbeat_tick(uv_timer_t *t)
 		return;
 	}
 	rq_send_or_free(s, s->cmd, q);
+	/* A presence script failed (Redis answered OOM, say): Redis's record
+	 * of this node is wrong until a reconcile, which is retried here,
+	 * every heartbeat, until one goes through. Presence is then exact
+	 * again within a heartbeat of Redis recovering, without a reconnect. */
+	if (s->presence_dirty && s->link == LINK_UP) {
+		s->presence_dirty = false;
+		reconcile_again(s);
+	}
 }
 
 static void on_linger_tick(uv_timer_t *t)
@@ -625,6 +676,7 @@ int conn_start(redis_state *s)
 	/* The tick is finer than the interval so that a timeout is seen
 	 * within REDIS_TICK_MS of expiring. */
 	tick = s->probe_interval_ms < REDIS_TICK_MS ? s->probe_interval_ms : REDIS_TICK_MS;
+	s->tick_ms = tick;
 	uv_timer_start(&s->probe_timer, on_probe_tick, tick, tick);
 	uv_timer_start(&s->heartbeat_timer, on_heartbeat_tick, s->heartbeat_ms, s->heartbeat_ms);
 	conn_connect(s);

@@ -266,39 +266,76 @@ static int prefixes(const redis_state *s, rq *q)
 	return rq_args(q, s->prefix) != 0 || rq_args(q, s->chan_prefix) != 0 ? CONFAB_ENOMEM : 0;
 }
 
-static void internal_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
-			   redisReply *reply)
+/* Whether a presence script (join, leave, online, offline, or the
+ * reconcile) was carried out. A lost reply (the link went) is corrected by
+ * the reconcile of the next link. An error (OOM, BUSY, ...) leaves Redis's
+ * record of this node wrong while the link stays up: the next heartbeat
+ * reconciles it (presence_dirty), so presence is exact again soon after
+ * Redis recovers. A request carried by a presence_batch (q->aux) was
+ * logged once for the whole batch. */
+static bool change_done(redis_state *s, const rq *q, const redisReply *reply)
+{
+	if (reply == NULL)
+		return false;
+	if (reply->type == REDIS_REPLY_INTEGER && reply->integer != 0)
+		return true;
+	/* 0: Redis knows a newer generation of this node's link than the
+	 * one the script carried (redis_scripts.c), so it did nothing. */
+	if (reply->type == REDIS_REPLY_INTEGER) {
+		s->presence_dirty = true;
+		return false;
+	}
+	s->presence_dirty = true;
+	if (!q->aux)
+		redis_log(s, CONFAB_LOG_WARN, "the %s script failed: %s (registered again at the "
+			  "next heartbeat)", redis_script_name[q->script],
+			  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+	return false;
+}
+
+static void change_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
 {
 	(void)ac;
-	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-		redis_log(s, CONFAB_LOG_WARN, "the %s script failed: %s (corrected at the next "
-			  "reconnect)", redis_script_name[q->script], reply->str);
+	change_done(s, q, reply);
+}
+
+/* A join script answered, or was lost with the link (reply NULL).
+ * `joined` means that Redis has the user in the room: only a join that
+ * was carried out lets the joins waiting for the room (room_ready) go on.
+ * Otherwise every join of the room still waiting is refused now, in
+ * this turn, before anything else can answer them: the core answers
+ * `unavailable` and undoes each (room_leave), which takes the user out of
+ * the bookkeeping here too. Joins of other users of the room fail with it:
+ * room_ready does not say whose join it waits for, and a join refused
+ * that would have worked is only a retry, where a join answered `joined`
+ * that did not work is a user missing from presence. */
+static void join_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+{
+	const char *room = q->argv[PRES_ROOM];
+	bool ok = change_done(s, q, reply);
+	lroom *r = dict_get(s->rooms, room);
+
+	(void)ac;
+	if (r == NULL)
+		return;
+	if (r->joins_pending > 0)
+		r->joins_pending--;
+	if (!ok)
+		answer_waiting(r, CONFAB_EUNAVAILABLE);  /* may free r */
+	room_settle(s, room);
 }
 
 /* join/leave (room set) or online/offline (room NULL) of `user` here.
  * Sent whenever a command connection exists: the reconcile of its setup
- * went out before, so Redis sees the changes in order. */
-/* A join script answered (or lost: reply NULL): the joins waiting for
- * the room may go on. */
-static void join_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
-{
-	lroom *r = dict_get(s->rooms, q->argv[PRES_ROOM]);
-
-	internal_reply(s, q, ac, reply);
-	if (r != NULL && r->joins_pending > 0) {
-		r->joins_pending--;
-		room_settle(s, q->argv[PRES_ROOM]);
-	}
-}
-
-/* true when the change is on its way (its handler will be called). */
+ * went out before, so Redis sees the changes in order. true when the
+ * change is on its way (its handler will be called). */
 static bool send_presence(redis_state *s, int script, const char *room, const char *user)
 {
 	rq *q;
 
 	if (s->cmd == NULL || s->destroying)
 		return false;
-	q = rq_new(s, script == SCRIPT_JOIN ? join_reply : internal_reply, script);
+	q = rq_new(s, script == SCRIPT_JOIN ? join_reply : change_reply, script);
 	if (q == NULL || prefixes(s, q) != 0 || rq_args(q, s->node_id) != 0 ||
 	    rq_argf(q, "%llu", (unsigned long long)s->gen) != 0 || (room != NULL && rq_args(q, room) != 0) || rq_args(q, user) != 0) {
 		rq_free(q);
@@ -327,7 +364,7 @@ static uint64_t next_gen(uint64_t last)
  * an older link that arrive after it are refused. */
 rq *ops_reconcile_request(redis_state *s)
 {
-	rq *q = rq_new(s, internal_reply, SCRIPT_RECONCILE);
+	rq *q = rq_new(s, change_reply, SCRIPT_RECONCILE);
 	size_t entries = 0;
 	dict_iter it, uit;
 	const char *room, *user;

@@ -8,6 +8,8 @@ with real WebSocket clients (confabtest.Client). This module holds:
                 restart on the same port and directory, cli() for redis-cli
   RedisProxy    a TCP proxy in front of Redis that can make subscription
                 connections go silent while they stay open
+  StallProxy    a RedisProxy that can stall command connections (no byte
+                read or forwarded either way, nothing closed)
   Cluster       a RedisServer and named confabd nodes with one [redis]
                 section (a prefix of their own, presence_ttl = 3)
   RedisSuite    confabtest.Suite that skips (exit 77) without redis-server
@@ -321,6 +323,101 @@ class RedisProxy:
         for link in self.links:
             for w in link.writers:
                 w.close()
+
+
+# ---- a proxy that stalls command connections (issue 15) -------------------
+
+class StallProxy(RedisProxy):
+    """A RedisProxy that can also stall command connections: a network path
+    that stops forwarding without breaking.
+
+    stall_commands() stops every open connection that has not sent
+    SUBSCRIBE: the proxy no longer reads from either side (so the bytes
+    pile up in the kernel's buffers, and then the sender's), forwards
+    nothing, and closes nothing. Subscriptions keep flowing. Connections
+    accepted while the stall lasts are stalled from their first byte, both
+    ways, whatever they are. end_stall() closes every stalled connection
+    without forwarding what it held (no stale replay: the node has given up
+    on those bytes) and serves new connections normally again.
+    close_stalled() closes them but keeps stalling new ones."""
+
+    def __init__(self, redis):
+        super().__init__(redis)
+        self.stalling = False
+
+    async def _accept(self, reader, writer):
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.redis.port)
+        except OSError:
+            writer.close()
+            return
+        link = self._Link((writer, up_writer))
+        link.stalled = self.stalling
+        self.links.append(link)
+        await asyncio.gather(self._stallable_pump(reader, up_writer, link, True),
+                             self._stallable_pump(up_reader, writer, link, False))
+        link.open = False
+
+    @staticmethod
+    async def _stallable_pump(src, dst, link, upstream):
+        try:
+            while True:
+                while getattr(link, "stalled", False) and link.open:
+                    await asyncio.sleep(0.02)      # read nothing: TCP backs up
+                if not link.open:
+                    break
+                data = await src.read(65536)
+                if not data:
+                    break
+                if upstream and any(w in data.upper() for w in (b"\r\nSUBSCRIBE\r\n",
+                                                                  b"\r\nPSUBSCRIBE\r\n")):
+                    link.subscriber = True
+                while getattr(link, "stalled", False) and link.open:
+                    await asyncio.sleep(0.02)      # read just before the stall: held
+                if not link.open or link.silent:
+                    if not link.open:
+                        break
+                    continue
+                dst.write(data)
+                await dst.drain()
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            dst.close()
+
+    def stall_commands(self):
+        """Stall every open command connection, and every new connection
+        until end_stall(); returns how many open ones were stalled."""
+        self.stalling = True
+        n = 0
+        for link in self.links:
+            if link.open and not link.subscriber and not getattr(link, "stalled", False):
+                link.stalled = True
+                n += 1
+        return n
+
+    def close_stalled(self):
+        """Close every stalled connection (what it held is dropped);
+        returns how many."""
+        n = 0
+        for link in self.links:
+            if link.open and getattr(link, "stalled", False):
+                link.open = False
+                for w in link.writers:
+                    w.close()
+                n += 1
+        return n
+
+    def end_stall(self):
+        """Stop stalling new connections and close the stalled ones."""
+        self.stalling = False
+        return self.close_stalled()
+
+    async def close(self):
+        self.stalling = False
+        for link in self.links:
+            link.open = False   # ends the pumps that wait out a stall
+        await super().close()
 
 
 # ---- confabd nodes sharing one Redis -------------------------------------

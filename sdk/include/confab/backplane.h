@@ -175,11 +175,18 @@ typedef struct confab_backplane_ops {
 	/* Call done(0) once this node receives `room`'s envelopes: at once
 	 * when it does already, or when the subscription that room_join
 	 * started is confirmed (Redis: the SUBSCRIBE's reply). The core calls
-	 * it after every join of a local session and answers the client's
-	 * `join` only then, so that a message published after a client got
-	 * `joined` reaches it. done(CONFAB_EUNAVAILABLE) when the backplane
-	 * lost its link meanwhile (the core then answers `unavailable` and
-	 * undoes the join). `room` is borrowed. Returns 0 (done will be
+	 * it after every join of a local session (a repeated join of a room
+	 * the session is in too) and answers the client's `join` only then,
+	 * so that a message published after a client got `joined` reaches
+	 * it. A backplane that records presence remotely (Redis) also waits
+	 * here for the record of the join room_join started, so that
+	 * `joined` means the user is present everywhere.
+	 * done(CONFAB_EUNAVAILABLE), or another negative code, when the
+	 * backplane lost its link meanwhile or could not record the join
+	 * (the core then answers the error and undoes the join, with
+	 * room_leave when it was the user's last session in the room). A
+	 * backplane that cannot tell whose join failed may fail every join
+	 * of the room still waiting. `room` is borrowed. Returns 0 (done will be
 	 * called, possibly before this returns) or a negative code (done is
 	 * not called). A backplane without it (the embedded one) is taken to
 	 * receive a room's envelopes as soon as room_join returns. */
