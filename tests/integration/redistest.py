@@ -281,11 +281,22 @@ class RedisProxy:
         except OSError:
             writer.close()
             return
-        link = self._Link((writer, up_writer))
+        link = self._new_link((writer, up_writer))
         self.links.append(link)
         await asyncio.gather(self._pump(reader, up_writer, link, True),
                              self._pump(up_reader, writer, link, False))
         link.open = False
+
+    def _new_link(self, writers):
+        """A subclass's links may start in a state of its own."""
+        return self._Link(writers)
+
+    @staticmethod
+    def _note_subscriber(link, data, upstream):
+        """Mark a link whose node sent SUBSCRIBE: its subscription."""
+        if upstream and any(w in data.upper() for w in (b"\r\nSUBSCRIBE\r\n",
+                                                        b"\r\nPSUBSCRIBE\r\n")):
+            link.subscriber = True   # the command name, as a RESP bulk string
 
     @staticmethod
     async def _pump(src, dst, link, upstream):
@@ -294,9 +305,7 @@ class RedisProxy:
                 data = await src.read(65536)
                 if not data:
                     break
-                if upstream and any(w in data.upper() for w in (b"\r\nSUBSCRIBE\r\n",
-                                                                  b"\r\nPSUBSCRIBE\r\n")):
-                    link.subscriber = True   # the command name, as a RESP bulk string
+                RedisProxy._note_subscriber(link, data, upstream)
                 if link.silent:
                     continue
                 dst.write(data)
@@ -345,21 +354,13 @@ class StallProxy(RedisProxy):
         super().__init__(redis)
         self.stalling = False
 
-    async def _accept(self, reader, writer):
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.redis.port)
-        except OSError:
-            writer.close()
-            return
-        link = self._Link((writer, up_writer))
+    def _new_link(self, writers):
+        link = self._Link(writers)
         link.stalled = self.stalling
-        self.links.append(link)
-        await asyncio.gather(self._stallable_pump(reader, up_writer, link, True),
-                             self._stallable_pump(up_reader, writer, link, False))
-        link.open = False
+        return link
 
     @staticmethod
-    async def _stallable_pump(src, dst, link, upstream):
+    async def _pump(src, dst, link, upstream):
         try:
             while True:
                 while getattr(link, "stalled", False) and link.open:
@@ -369,9 +370,7 @@ class StallProxy(RedisProxy):
                 data = await src.read(65536)
                 if not data:
                     break
-                if upstream and any(w in data.upper() for w in (b"\r\nSUBSCRIBE\r\n",
-                                                                  b"\r\nPSUBSCRIBE\r\n")):
-                    link.subscriber = True
+                RedisProxy._note_subscriber(link, data, upstream)
                 while getattr(link, "stalled", False) and link.open:
                     await asyncio.sleep(0.02)      # read just before the stall: held
                 if not link.open or link.silent:
@@ -664,28 +663,14 @@ class HoldProxy(RedisProxy):
             super().__init__(writers)
             self.held = None        # bytes kept while holding, else None
 
-    async def _accept(self, reader, writer):
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.redis.port)
-        except OSError:
-            writer.close()
-            return
-        link = self._Link((writer, up_writer))
-        self.links.append(link)
-        await asyncio.gather(self._hold_pump(reader, up_writer, link, True),
-                             self._hold_pump(up_reader, writer, link, False))
-        link.open = False
-
     @staticmethod
-    async def _hold_pump(src, dst, link, upstream):
+    async def _pump(src, dst, link, upstream):
         try:
             while True:
                 data = await src.read(65536)
                 if not data:
                     break
-                if upstream and any(w in data.upper() for w in (b"\r\nSUBSCRIBE\r\n",
-                                                                  b"\r\nPSUBSCRIBE\r\n")):
-                    link.subscriber = True
+                RedisProxy._note_subscriber(link, data, upstream)
                 if link.held is not None:
                     if upstream:
                         link.held += data
