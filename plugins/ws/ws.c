@@ -389,7 +389,7 @@ static const struct lws_protocols ws_protocols[] = {
 		 * 4 KB by default, the largest part of an idle connection's
 		 * cost. Chat messages are mostly smaller than 1 KB; longer
 		 * ones arrive in pieces that ws_conn reassembles. */
-		.rx_buffer_size = 1024,
+		.rx_buffer_size = WS_RX_BUFFER,
 		/* lws sends at most this much per send() of what it buffers
 		 * (the rest of a frame the socket took in part, ws_out.c);
 		 * left at 0 it would be rx_buffer_size. */
@@ -454,7 +454,7 @@ static int ws_start(void *state)
 	/* lws serves a readbuf (ws_head.c, ws_park.c) this much at a time,
 	 * and the rest only when the socket is readable again: all of it at
 	 * once, or a handshake with long headers waits for nothing. */
-	ci.pt_serv_buf_size = WS_HEAD_MAX + LWS_PRE + 1024;
+	ci.pt_serv_buf_size = WS_SERV_BUF;
 	s->lws = lws_create_context(&ci);
 	if (s->lws == NULL) {
 		log_quiet = false;
@@ -602,6 +602,7 @@ static void ws_destroy(void *state)
 	ws_addr_end(s);
 	ws_deadline_end(s);
 	ws_park_end(s);
+	ws_mask_end(s);
 	ws_out_end(s);
 	ws_idle_end(s);
 	if (log_owner == s) {

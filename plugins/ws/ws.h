@@ -14,6 +14,8 @@
  *   ws_conn.c     connections: accept, admission, incoming messages, close.
  *   ws_out.c      the outbound queue.   ws_idle.c  dead peers.
  *   ws_park.c     handshakes whose admission is pending.
+ *   ws_mask.c     unmasked client frames, seen before lws reads them
+ *                 (the walker: ws_frames.c; TCP_INFO: ws_tcp.c).
  *
  * Everything runs on the loop thread.
  *
@@ -33,6 +35,8 @@
 #include <confab/plugin.h>
 #include <confab/ratelimit.h>
 
+#include "ws_frames.h"
+
 #define WS_SUBPROTOCOL "confab.v1"
 #define WS_PATH "/ws"
 
@@ -51,6 +55,12 @@
  * per-thread buffer takes it whole (ws.c), so that lws parses it in one
  * go once handed over. */
 #define WS_HEAD_MAX (WS_HEADER_DATA + 4096)
+
+/* lws's receive buffer per WebSocket (the protocol's rx_buffer_size), and
+ * its per-thread buffer (the context's pt_serv_buf_size): lws reads at most
+ * these in one go (ws_mask.c). */
+#define WS_RX_BUFFER 1024
+#define WS_SERV_BUF (WS_HEAD_MAX + LWS_PRE + 1024)
 
 typedef struct ws_conn ws_conn;
 typedef struct ws_park ws_park;
@@ -118,6 +128,9 @@ typedef struct ws_state {
 	ws_conn *dirty, *later;
 	uv_check_t *flush;
 	uv_timer_t *later_timer;
+
+	/* ws_mask.c: what is peeked, WS_SERV_BUF bytes once needed. */
+	unsigned char *mask_buf;
 } ws_state;
 
 /* Log through the host with the instance in the line. */
@@ -190,6 +203,7 @@ struct ws_conn {
 	uv_poll_t *head_poll;
 	char *head;
 	size_t head_len, head_cap;
+	size_t head_end;             /* where the request head ends in it */
 	ws_addr addr;                /* counted in s->addrs */
 
 	/* ws_deadline.c: in s->young until a session, or parked. */
@@ -229,6 +243,16 @@ struct ws_conn {
 	bool ping_due;               /* a ping to write (ws_out.c) */
 	bool hung_up;                /* silent too long: lws is closing it */
 
+	/* ws_mask.c: unmasked frames. */
+	ws_frames frames;            /* the client's frame headers, walked */
+	bool mask_on;                /* walking (an upgrade was asked for) */
+	bool mask_synced;            /* the TCP offsets matched, once */
+	bool unmasked;               /* one came: 1002, nothing more read */
+	bool unmasked_held;          /* ... with the request: lws has frames
+				      * before it to serve first (ws_out.c) */
+	int mask_fd;                 /* hooked on this descriptor, or -1 */
+	void *mask_w;                /* ... whose libuv io watcher is this */
+
 	/* The message being received. */
 	unsigned char *rx;
 	size_t rx_len, rx_cap;
@@ -257,6 +281,10 @@ int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade);
 int ws_conn_established(struct lws *wsi);
 int ws_conn_receive(struct lws *wsi, const void *in, size_t len);
 int ws_conn_writeable(struct lws *wsi);
+/* An unmasked frame came (ws_mask.c, which keeps lws from reading the
+ * socket again): what is queued and then our close 1002 are written
+ * (ws_out.c), within WS_CLOSE_SEND_SECS, and the connection ends. */
+void ws_conn_unmasked(ws_conn *c);
 /* LWS_CALLBACK_RECEIVE_PONG. */
 int ws_conn_pong(struct lws *wsi);
 /* LWS_CALLBACK_WS_PEER_INITIATED_CLOSE. */
@@ -334,6 +362,22 @@ void ws_listen_freed(ws_state *s);
 int ws_head_start(ws_conn *c, int fd);
 /* Close the socket if still ours, free what was read. */
 void ws_head_free(ws_conn *c);
+
+/* ws_mask.c */
+/* Reception is over (c->head, c->head_end): walk the frames behind the
+ * request if it asks for an upgrade; an unmasked one and what follows are
+ * cut from c->head, and c->unmasked set. */
+void ws_mask_head(ws_conn *c);
+/* lws has c's socket on c->wsi: check what it reads from now on (again
+ * after parking: a new descriptor). */
+void ws_mask_hook(ws_conn *c);
+/* c's socket leaves lws, or c goes. */
+void ws_mask_unhook(ws_conn *c);
+void ws_mask_end(ws_state *s);
+/* Before hanging up on an unmasked frame: drop what the client sent that
+ * nobody will read (a bounded amount), so that closing the socket sends a
+ * FIN behind our close frame, not a reset that may overtake it. */
+void ws_mask_discard(ws_conn *c);
 
 /* ws_addr.c */
 void ws_addr_from(ws_addr *a, const struct sockaddr *sa);

@@ -58,6 +58,7 @@ static ws_conn *conn_new(ws_state *s, const ws_addr *addr)
 	}
 	c->s = s;
 	c->fd = -1;
+	c->mask_fd = -1;
 	c->addr = *addr;
 	c->next = s->conns;
 	if (s->conns != NULL)
@@ -82,6 +83,7 @@ static void conn_free(ws_conn *c)
 
 	if (c->wsi != NULL)
 		lws_set_opaque_user_data(c->wsi, NULL);
+	ws_mask_unhook(c);
 	ws_park_free(s, c->park);
 	ws_head_free(c);
 	ws_out_clear(c);
@@ -153,6 +155,7 @@ void ws_conn_head_done(ws_conn *c, bool ok)
 	 * any failure); c->head stays for parking. Its lws_adopt_*_readbuf
 	 * logs "calling service" as an error each time: quiet. */
 	c->fd = -1;
+	ws_mask_head(c);
 	s->accepting = c;
 	ws_log_quiet(true);
 	wsi = lws_adopt_socket_vhost_readbuf(s->vhost, fd, c->head,
@@ -169,6 +172,7 @@ void ws_conn_head_done(ws_conn *c, bool ok)
 		return;
 	}
 	c->wsi = wsi;
+	ws_mask_hook(c);
 }
 
 void ws_conn_instantiated(ws_state *s, struct lws *wsi)
@@ -445,6 +449,7 @@ int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
 		/* Answer later without upgrading first: park it. */
 		rc = ws_park_take(s, wsi, c, &c->park);
 		if (rc == 0) {
+			ws_mask_unhook(c);
 			lws_set_opaque_user_data(wsi, NULL);
 			c->wsi = NULL;
 			ws_deadline_leave(c);  /* the park keeps it */
@@ -501,9 +506,21 @@ int ws_conn_established(struct lws *wsi)
 		ws_deadline_leave(c);
 	if (c->admit == WS_PENDING)
 		lws_rx_flow_control(wsi, 0);
+	ws_mask_hook(c);
+	if (c->unmasked)
+		ws_conn_unmasked(c);  /* one came with the request */
 	if (c->ring_len > 0 || c->closing)
 		ws_out_want(c);
 	return 0;
+}
+
+void ws_conn_unmasked(ws_conn *c)
+{
+	c->unmasked = true;
+	if (c->wsi == NULL || !c->established)
+		return;  /* ws_conn_established comes back here */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, WS_CLOSE_SEND_SECS);
+	ws_out_want(c);
 }
 
 /* ---- incoming ---- */

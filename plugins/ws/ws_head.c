@@ -173,7 +173,7 @@ static void head_readable(uv_poll_t *p, int status, int events)
 		head_refuse(c, 400, "not an HTTP request", "");
 		return;
 	}
-	if (m == 1 && head_end(c->head, c->head_len, before) > 0) {
+	if (m == 1 && (c->head_end = head_end(c->head, c->head_len, before)) > 0) {
 		/* Whatever the client sent behind its request, in the same
 		 * segments, comes along: lws must not be the one to read it
 		 * (parking would lose it). */

@@ -288,7 +288,7 @@ static void flush_conn(ws_conn *c)
 	if (c->lws_held > 0 && !lws_partial_buffered(c->wsi))
 		lws_drained(c);
 	if (c->ring_len == 0) {
-		if (c->closing && !c->close_sent)
+		if ((c->closing && !c->close_sent) || c->unmasked)
 			arm(c);
 		return;
 	}
@@ -303,7 +303,7 @@ static void flush_conn(ws_conn *c)
 		return;
 	}
 	c->written_at = loop_ms(c->s);
-	if (c->ring_len > 0 || (c->closing && !c->close_sent))
+	if (c->ring_len > 0 || (c->closing && !c->close_sent) || c->unmasked)
 		arm(c);
 }
 
@@ -491,9 +491,33 @@ int ws_conn_writeable(struct lws *wsi)
 		if (write_queue(c) < 0)
 			return -1;
 		c->written_at = loop_ms(c->s);
-		if (c->ring_len > 0 || c->closing)
+		if (c->ring_len > 0 || c->closing || c->unmasked)
 			arm(c);
 		return 0;
+	}
+	if (c->unmasked && c->unmasked_held) {
+		/* The frames that came with the request, ahead of the
+		 * unmasked one, are still in lws's buffer: lws serves them
+		 * from its idle handler, which it starts after this
+		 * callback and which libuv runs before the next poll, so
+		 * before our next writeable callback. */
+		c->unmasked_held = false;
+		arm(c);
+		return 0;
+	}
+	if (c->unmasked) {
+		/* RFC 6455 5.1 (ws_mask.c): our close 1002, then hang up
+		 * (reading stays off: the client's answer is not waited
+		 * for). What was queued went first. */
+		unsigned char buf[LWS_PRE + 16] = { 0 };
+		unsigned char *p = buf + LWS_PRE;
+
+		p[0] = 1002 >> 8;
+		p[1] = 1002 & 0xff;
+		memcpy(p + 2, "unmasked frame", 14);
+		lws_write(wsi, p, 16, WS_WRITE_CLOSE);
+		ws_mask_discard(c);  /* a close, not a reset, ends it */
+		return -1;
 	}
 	if (c->closing && !c->close_sent) {
 		unsigned char buf[LWS_PRE + 2 + WS_CLOSE_REASON_MAX];

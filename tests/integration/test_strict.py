@@ -28,8 +28,10 @@ def frame(payload, opcode=1, masked=True, fin=True):
     n = len(payload)
     if n < 126:
         b += bytes([m | n])
-    else:
+    elif n < 65536:
         b += bytes([m | 126]) + struct.pack("!H", n)
+    else:
+        b += bytes([m | 127]) + struct.pack("!Q", n)
     if masked:
         k = os.urandom(4)
         b += k + bytes(c ^ k[i % 4] for i, c in enumerate(payload))
@@ -222,6 +224,164 @@ def garbage_is_refused_or_closed_and_the_node_serves_on():
                                                                       key=lambda kv: str(kv[0]))))
     check(http(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200,
           "/healthz after the garbage")
+
+
+# ---- unmasked client frames (RFC 6455 5.1) ------------------------------
+
+def ping_msg(ref, size=None):
+    """A ping message, padded with spaces to `size` bytes."""
+    m = b'{"type":"ping","ref":%d}' % ref
+    return m if size is None else m + b" " * (size - len(m))
+
+
+def until_text(s, want, buf=b""):
+    """Read server frames until a text frame holds `want`: (frames, rest).
+    Fails on a close or at the timeout."""
+    s.settimeout(RECV_TIMEOUT)
+    seen = []
+    while True:
+        frames, used = parse_some(buf)
+        buf = buf[used:]
+        for op, body in frames:
+            seen.append((op, body[:80]))
+            check(op != 8, "closed while waiting for %r: %r" % (want, body))
+            if op == 1 and want in body:
+                return seen, buf
+        d = s.recv(65536)
+        check(d, "connection ended while waiting for %r (%r)" % (want, seen))
+        buf += d
+
+
+def parse_some(data):
+    """Whole server frames at the start of data: ([(opcode, payload)], bytes used)."""
+    out, i = [], 0
+    while i + 2 <= len(data):
+        op, n, j = data[i] & 0x0F, data[i + 1] & 0x7F, i + 2
+        if n == 126:
+            if j + 2 > len(data):
+                break
+            n, j = struct.unpack("!H", data[j:j + 2])[0], j + 2
+        elif n == 127:
+            if j + 8 > len(data):
+                break
+            n, j = struct.unpack("!Q", data[j:j + 8])[0], j + 8
+        if j + n > len(data):
+            break
+        out.append((op, data[j:j + n]))
+        i = j + n
+    return out, i
+
+
+def closed_1002(s, what):
+    """The server's next close is 1002 and the connection ends."""
+    got, secs = read_until_closed(s, 8.0 * SCALE)
+    s.close()
+    frames, _ = parse_some(got)
+    closes = [b for op, b in frames if op == 8]
+    check(closes, "%s: no close frame (%r, closed after %s s)" % (what, got[-80:], secs))
+    check(len(closes[0]) >= 2 and struct.unpack("!H", closes[0][:2])[0] == 1002,
+          "%s: closed with %r, want 1002" % (what, closes[0]))
+    check(secs is not None, "%s: the connection stayed open" % what)
+    check(not any(op == 1 and b"UNMASKED" in b for op, b in frames),
+          "%s: the unmasked frame was served" % what)
+    note("%s -> 1002 %r, closed after %.2f s" % (what, closes[0][2:], secs))
+
+
+@suite.test
+def an_unmasked_frame_after_a_good_one_is_closed_1002():
+    """A masked ping is answered; an unmasked text frame after it gets the
+    server's close 1002 and the connection ends; so do an unmasked ping and
+    an unmasked close."""
+    port = node.start().port
+    cases = [("text", frame(b'{"type":"ping","ref":2,"x":"UNMASKED"}', masked=False)),
+             ("ping", frame(b"UNMASKED", opcode=9, masked=False)),
+             ("close", frame(struct.pack("!H", 1000) + b"UNMASKED", opcode=8, masked=False))]
+    for name, bad in cases:
+        s = session(port)
+        s.sendall(frame(ping_msg(1)))
+        until_text(s, b'"pong"')
+        s.sendall(bad)
+        closed_1002(s, "an unmasked %s after a good frame" % name)
+    check(http(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200, "/healthz after")
+
+
+@suite.test
+def an_unmasked_frame_behind_the_handshake_is_closed_1002_after_the_101():
+    """Frames in the same TCP segment as the handshake: a masked ping is
+    served, the unmasked frame behind it gets 1002 after the 101."""
+    port = node.start().port
+    for bad in (frame(b'{"type":"ping","ref":2,"x":"UNMASKED"}', masked=False),
+                frame(b"UNMASKED", opcode=9, masked=False)):
+        s = socket.create_connection(("127.0.0.1", port), timeout=RECV_TIMEOUT)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall((UPGRADE + "Sec-WebSocket-Protocol: confab.v1\r\n\r\n").encode()
+                  + frame(ping_msg(1)) + bad)
+        got, secs = read_until_closed(s, 8.0 * SCALE)
+        s.close()
+        check(got.startswith(b"HTTP/1.1 101 "), "not upgraded: %r" % got[:60])
+        frames, _ = parse_some(got[got.find(b"\r\n\r\n") + 4:])
+        check(any(op == 1 and b'"pong"' in b for op, b in frames),
+              "the good frame was not served: %r" % frames)
+        closes = [b for op, b in frames if op == 8]
+        check(closes and struct.unpack("!H", closes[0][:2])[0] == 1002,
+              "closed with %r, want 1002" % closes)
+        check(secs is not None, "the connection stayed open")
+        note("101, pong, close 1002 after %.2f s" % secs)
+
+
+@suite.test
+def masked_frames_of_every_size_keep_working():
+    """Masked messages of 125, 126, 65535 and 65536 bytes, one of 70000
+    (over max_message_bytes: error too_large, the connection stays), a message
+    in three fragments with a ping between them, and pings: all served on
+    one connection; an unmasked ping after them is still refused."""
+    port = node.start().port
+    s = session(port)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = b""
+    for ref, size in enumerate((125, 126, 65535), start=1):
+        s.sendall(frame(ping_msg(ref, size)))
+        _, buf = until_text(s, b'"ref":%d' % ref, buf)
+    s.sendall(frame(ping_msg(4, 65536)))
+    _, buf = until_text(s, b'"ref":4', buf)
+    s.sendall(frame(ping_msg(5, 70000)))
+    _, buf = until_text(s, b"too_large", buf)
+    m = ping_msg(6, 3000)
+    s.sendall(frame(m[:1000], fin=False) + frame(b"p1", opcode=9))
+    s.sendall(frame(m[1000:2000], opcode=0, fin=False))
+    s.sendall(frame(b"p2", opcode=9) + frame(m[2000:], opcode=0))
+    seen, buf = until_text(s, b'"ref":6', buf)
+    check(sum(1 for op, _ in seen if op == 10) >= 1, "no pong frame for the pings: %r" % seen)
+    s.sendall(frame(ping_msg(7)))
+    _, buf = until_text(s, b'"ref":7', buf)
+    # The walk kept up with all of it: an unmasked frame now is still seen.
+    s.sendall(frame(b"UNMASKED", opcode=9, masked=False))
+    closed_1002(s, "an unmasked ping after every size")
+    check("are not checked" not in node.stderr(), "the check was turned off:\n%s" % node.stderr())
+
+
+@suite.test
+def a_large_message_in_many_segments_is_not_refused():
+    """A 60000-byte masked message sent 700 bytes at a time, then 20 small
+    messages in one write, three times over: every one served; an unmasked
+    frame after them is still refused (the walk kept up)."""
+    port = node.start().port
+    s = session(port)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf, ref = b"", 1
+    for _ in range(3):
+        data = frame(ping_msg(ref, 60000))
+        for i in range(0, len(data), 700):
+            s.sendall(data[i:i + 700])
+            time.sleep(0.001)
+        _, buf = until_text(s, b'"ref":%d' % ref, buf)
+        ref += 1
+        s.sendall(b"".join(frame(ping_msg(ref + i, 100 + 37 * i)) for i in range(20)))
+        _, buf = until_text(s, b'"ref":%d' % (ref + 19), buf)
+        ref += 20
+    s.sendall(frame(b'{"x":"UNMASKED"}', masked=False))
+    closed_1002(s, "an unmasked frame after the large messages")
+    check("are not checked" not in node.stderr(), "the check was turned off:\n%s" % node.stderr())
 
 
 if __name__ == "__main__":
