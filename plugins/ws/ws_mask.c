@@ -63,6 +63,7 @@ int ws_tcp_received(int fd, uint64_t *bytes, int *fin);  /* ws_tcp.c */
  * callback replaced is libuv's one uv__poll_io, the same for all. */
 static ws_conn **by_fd;
 static size_t by_fd_cap;
+static size_t by_fd_users;       /* instances that use it: the last frees it */
 static uv__io_cb orig_cb;
 
 static void mask_io(uv_loop_t *loop, uv__io_t *w, unsigned int events);
@@ -159,6 +160,7 @@ void ws_mask_hook(ws_conn *c)
 			give_up(c, "out of memory");
 			return;
 		}
+		by_fd_users++;  /* until ws_mask_end */
 	}
 	if (table_put(fd, c) != 0) {
 		give_up(c, "out of memory");
@@ -195,8 +197,17 @@ void ws_mask_discard(ws_conn *c)
 
 void ws_mask_end(ws_state *s)
 {
+	if (s->mask_buf == NULL)
+		return;
 	free(s->mask_buf);
 	s->mask_buf = NULL;
+	if (--by_fd_users == 0) {
+		/* Every connection is gone (destroy runs after lws's context
+		 * is): nothing refers to the table. */
+		free(by_fd);
+		by_fd = NULL;
+		by_fd_cap = 0;
+	}
 }
 
 /* The stream offset of the receive queue's head, and what it holds (up to
