@@ -211,6 +211,41 @@ async def many_handshakes_wait_at_once_and_all_get_in():
     note("%d slow admissions at once, all welcomed and all got the message" % n)
 
 
+@suite.test
+async def an_unmasked_frame_after_a_late_allow_is_closed_1002():
+    """A handshake parked for its decision: an unmasked frame sent behind it
+    gets a close 1002 after the 101; one sent after the welcome too (the
+    check follows the socket lws gets back)."""
+    allow.start()
+    bad = bytes([0x89, 0x08]) + b"UNMASKED"          # an unmasked ping
+    close_1002 = "\x88\x10\x03\xeaunmasked frame"
+    answer = await raw_answer(allow.port, request=handshake_bytes(allow.port) + bad,
+                              until_closed=True, timeout=RECV_TIMEOUT)
+    check(status_of(answer).startswith("HTTP/1.1 101"), "answered %r, want 101" % status_of(answer))
+    check(close_1002 in answer, "no close 1002 after the 101: %r" % answer[-120:])
+    reader, writer = await asyncio.open_connection("127.0.0.1", allow.port)
+    try:
+        writer.write(handshake_bytes(allow.port))
+        await writer.drain()
+        data = b""
+        while b"welcome" not in data:
+            chunk = await asyncio.wait_for(reader.read(4096), RECV_TIMEOUT)
+            check(chunk, "closed before the welcome: %r" % data)
+            data += chunk
+        writer.write(bad)
+        await writer.drain()
+        data = b""
+        while True:
+            chunk = await asyncio.wait_for(reader.read(4096), RECV_TIMEOUT)
+            if not chunk:
+                break
+            data += chunk
+        check(close_1002.encode("latin-1") in data, "no close 1002 after the welcome: %r" % data)
+    finally:
+        writer.close()
+    note("behind the parked handshake and after the welcome: close 1002, connection ended")
+
+
 def open_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
