@@ -379,6 +379,10 @@ void ws_mask_end(ws_state *s);
  * FIN behind our close frame, not a reset that may overtake it. */
 void ws_mask_discard(ws_conn *c);
 
+/* ws_tcp.c: TCP_INFO's tcpi_bytes_received of fd, and whether a FIN came
+ * (counted in it as one byte). 0, or -1. */
+int ws_tcp_received(int fd, uint64_t *bytes, int *fin);
+
 /* ws_addr.c */
 void ws_addr_from(ws_addr *a, const struct sockaddr *sa);
 size_t ws_addr_count_of(ws_state *s, const ws_addr *a);

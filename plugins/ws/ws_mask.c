@@ -52,8 +52,6 @@
 /* Reads of WS_SERV_BUF bytes at most that ws_mask_discard() makes. */
 #define WS_MASK_DISCARD 8
 
-int ws_tcp_received(int fd, uint64_t *bytes, int *fin);  /* ws_tcp.c */
-
 /* Tries at a stable offset before this event is left for the next turn
  * (the socket stays readable, so libuv reports it again). */
 #define WS_MASK_TRIES 3

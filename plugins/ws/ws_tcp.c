@@ -15,6 +15,7 @@
  * <netinet/tcp.h>, which cannot be included here). */
 enum { ST_TIME_WAIT = 6, ST_CLOSE_WAIT = 8, ST_LAST_ACK = 9, ST_CLOSING = 11 };
 
+/* Declared in ws.h too, which cannot be included here. */
 int ws_tcp_received(int fd, uint64_t *bytes, int *fin);
 
 int ws_tcp_received(int fd, uint64_t *bytes, int *fin)
