@@ -29,6 +29,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <confab/ratelimit.h>
+
 #include "redis.h"
 
 /* ---- bookkeeping ---- */
@@ -273,8 +275,12 @@ static int prefixes(const redis_state *s, rq *q)
  * reconciles it (presence_dirty), so presence is exact again soon after
  * Redis recovers. A request carried by a presence_batch (q->aux) was
  * logged once for the whole batch. */
+static confab_ratelimit script_failed_log = CONFAB_RATELIMIT_INIT(1000);
+
 static bool change_done(redis_state *s, const rq *q, const redisReply *reply)
 {
+	uint64_t skipped;
+
 	if (reply == NULL)
 		return false;
 	if (reply->type == REDIS_REPLY_INTEGER && reply->integer != 0)
@@ -286,10 +292,13 @@ static bool change_done(redis_state *s, const rq *q, const redisReply *reply)
 		return false;
 	}
 	s->presence_dirty = true;
-	if (!q->aux)
+	/* Every join of every client fails so while Redis is out of memory:
+	 * one line a second, not one per join. */
+	if (!q->aux && confab_ratelimit_allow(&script_failed_log, uv_now(s->loop), &skipped))
 		redis_log(s, CONFAB_LOG_WARN, "the %s script failed: %s (registered again at the "
-			  "next heartbeat)", redis_script_name[q->script],
-			  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+			  "next heartbeat; %" PRIu64 " more since the last such line)",
+			  redis_script_name[q->script],
+			  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply", skipped);
 	return false;
 }
 
