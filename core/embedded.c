@@ -565,19 +565,29 @@ static int history_collect(embedded *e, eroom *r, const char *room, const char *
 	return 0;
 }
 
+/* A history request as both slots take it: the room (a use of its
+ * record) and the messages to answer with (the caller frees them). */
+static int history_answer(embedded *e, const char *room, const char *known, bool has_since,
+			  uint64_t since, size_t limit, eroom **r, confab_envelope **msgs,
+			  size_t *n, bool *truncated)
+{
+	*r = room_get(e, room);
+	if (!*r)
+		return CONFAB_ENOMEM;
+	record_touch(e, *r);
+	return history_collect(e, *r, room, known, has_since, since, limit, msgs, n, truncated);
+}
+
 static int embedded_history_epoch(void *state, const char *room, const char *epoch,
 				  bool has_since, uint64_t since, size_t limit,
 				  confab_history_epoch_done done, void *arg)
 {
-	embedded *e = state;
-	eroom *r = room_get(e, room);
-	if (!r)
-		return CONFAB_ENOMEM;
-	record_touch(e, r);
+	eroom *r;
 	confab_envelope *msgs;
 	size_t n;
 	bool truncated;
-	int rc = history_collect(e, r, room, epoch, has_since, since, limit, &msgs, &n, &truncated);
+	int rc = history_answer(state, room, epoch, has_since, since, limit, &r, &msgs, &n,
+				&truncated);
 	if (rc != 0)
 		return rc;
 	done(arg, 0, msgs, n, truncated, r->epoch);
@@ -585,18 +595,17 @@ static int embedded_history_epoch(void *state, const char *room, const char *epo
 	return 0;
 }
 
+/* The ABI 1.0 slot: the same without epochs (the core uses the one
+ * above; this one is there for the table's older readers). */
 static int embedded_history(void *state, const char *room, bool has_since, uint64_t since,
 			    size_t limit, confab_history_done done, void *arg)
 {
-	embedded *e = state;
-	eroom *r = room_get(e, room);
-	if (!r)
-		return CONFAB_ENOMEM;
-	record_touch(e, r);
+	eroom *r;
 	confab_envelope *msgs;
 	size_t n;
 	bool truncated;
-	int rc = history_collect(e, r, room, NULL, has_since, since, limit, &msgs, &n, &truncated);
+	int rc = history_answer(state, room, NULL, has_since, since, limit, &r, &msgs, &n,
+				&truncated);
 	if (rc != 0)
 		return rc;
 	done(arg, 0, msgs, n, truncated);
