@@ -454,18 +454,7 @@ static void history_epoch_done(void *arg, int status, const confab_envelope *mes
 static void history_done(void *arg, int status, const confab_envelope *messages, size_t n,
 			 bool truncated)
 {
-	pending *p = arg;
-	confab_session *s = pending_session(p);
-	if (s) {
-		size_t sent;
-		if (status == 0)
-			session_send_take(s, protocol_history(p->room, messages, n, truncated, NULL,
-							      session_reply_budget(s), &sent,
-							      p->ref));
-		else
-			reply_backplane_error(s, status, p->ref);
-	}
-	pending_free(p);
+	history_epoch_done(arg, status, messages, n, truncated, NULL);
 }
 
 static void handle_query(confab_session *s, const request *req)
