@@ -11,8 +11,10 @@
  *   redis_cmd.c      one request to Redis: its arguments, EVALSHA with the
  *                    EVAL fallback, its reply, failing it exactly once.
  *   redis_scripts.c  the Lua scripts (see docs/backplane-redis.md).
- *   redis_wire.c     the text of a message as stored and published.
- *   redis_map.c      a small string-keyed hash table.
+ *   redis_batch.c    the publishes and presence changes of one loop turn,
+ *                    sent as one script call.
+ *   ../redislink/rwire.c  the text of a message as stored and published
+ *                    (shared with redis_cluster).
  *   redis_uv.c       hiredis's libuv adapter, with socket errors seen.
  *
  * Everything runs on the broker's loop thread. hiredis 0.14.1's async API
@@ -34,6 +36,7 @@
 #include <confab/plugin.h>
 
 #include "dict.h"
+#include "rwire.h"
 
 /* Bounds that keep memory finite while Redis is slow. */
 #define REDIS_MAX_INFLIGHT 4096    /* core requests waiting for Redis */
@@ -79,28 +82,7 @@ enum redis_script {
 extern const char *const redis_script_text[SCRIPT_COUNT];
 extern const char *const redis_script_name[SCRIPT_COUNT];
 
-/* ---- redis_wire.c ---- */
-
-/* A published or stored text, parsed. `env` points into `hdr` and into
- * the text it was parsed from: both must outlive its use. */
-typedef struct wire_msg {
-	json_t *hdr;
-	char kind;                   /* 'm', 'd', 'j', 'l' or 'p' */
-	const char *token;           /* 'p': the probe's token */
-	confab_envelope env;
-} wire_msg;
-
-/* A room message's text is HEAD_A SEQ HEAD_B "\n" BODY: the publish
- * script splices the seq in. Returns 0 or CONFAB_ENOMEM; free both. */
-int wire_message_head(const confab_envelope *env, char **head_a, char **head_b);
-/* A direct message's whole text (header, "\n", body), malloc'd, in *len. */
-char *wire_direct(const confab_envelope *env, size_t *len);
-/* A probe: {"k":"p","t":TOKEN}, malloc'd. */
-char *wire_probe(const char *token);
-/* Parse `len` bytes. 0, or CONFAB_EINVAL with a reason in `why`. On
- * success free m->hdr with json_decref (wire_msg_clear). */
-int wire_parse(const char *text, size_t len, wire_msg *m, const char **why);
-void wire_msg_clear(wire_msg *m);
+/* ---- the text of messages: ../redislink/rwire.h ---- */
 
 /* ---- redis_cmd.c ---- */
 

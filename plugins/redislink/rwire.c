@@ -10,14 +10,16 @@
  *
  * A room message is stored in history and published as the same text. The
  * publish script splices the seq in, and the room's epoch into the first
- * message of a room's life (seq 1) only: redis_ops.c labels the others.
+ * message of a room's life (seq 1) only: the plugin labels the others.
+ *
+ * Shared by the `redis` and `redis_cluster` backplanes (docs/backplane-redis.md).
  *
  * SPDX-License-Identifier: MIT
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "redis.h"
+#include "rwire.h"
 
 /* Dumps `obj` (stolen) compactly; NULL when out of memory. */
 static char *dump(json_t *obj)

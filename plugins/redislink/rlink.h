@@ -1,0 +1,103 @@
+/* One connection to one Redis server, on the broker's libuv loop: a
+ * uv_tcp_t, hiredis's protocol reader (redisReader) and its command
+ * formatter (redisFormatCommandArgv). Nothing of hiredis's async API.
+ *
+ * Why not hiredis 0.14's async API: it asserts on the `smessage` pushes
+ * of sharded pub/sub, routes the replies of other commands on a
+ * subscribed connection to the wrong callback, ignores socket errors
+ * under its libuv adapter, and resolves host names with a blocking call.
+ * Here the link owns its socket, so a name is resolved with
+ * uv_getaddrinfo, every socket error closes the link, and a subscribed
+ * link hands every push to one callback.
+ *
+ * Shared by the `redis` and `redis_cluster` backplanes; linked into each
+ * of them (a convenience library: no plugin reaches into another).
+ *
+ * Contract:
+ *  - Commands may be queued at once after rlink_open, before the
+ *    connection is made: they are written when it is, in order. When
+ *    `password` is set, AUTH (with `user` when set) goes first, and its
+ *    failure closes the link with the server's error as the reason.
+ *  - Every command queued with a reply callback gets it exactly once:
+ *    with the reply (freed by the link after the callback returns), or
+ *    with NULL when the link closed first (rlink_close included).
+ *  - On a subscribed link (`subscriber`), arrays whose first element is
+ *    message, smessage, pmessage, subscribe, ssubscribe, psubscribe,
+ *    unsubscribe, sunsubscribe or punsubscribe go to `on_push`, never to a
+ *    reply callback. Commands sent there without a callback (SSUBSCRIBE,
+ *    SUNSUBSCRIBE, ...) wait for no reply; an error reply that no callback
+ *    waits for goes to `on_push` too (an SSUBSCRIBE refused with MOVED).
+ *  - `on_closed` is called exactly once, when the link fails (refused,
+ *    reset, closed by the server, a protocol error, AUTH refused, the
+ *    connect timeout, a name that does not resolve), with one line saying
+ *    why; never for rlink_close. The link is dead after it: the owner
+ *    calls rlink_close (possibly from inside the callback).
+ *  - Every callback may call rlink_close on its own link, and may open
+ *    or close other links.
+ *  - rlink_close never calls on_closed; it does call the pending reply
+ *    callbacks with NULL before it returns. Memory is freed once libuv
+ *    has closed the handles.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CONFAB_RLINK_H
+#define CONFAB_RLINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+typedef struct rlink rlink;
+
+/* A command's reply, or NULL when the link closed before it came. The
+ * reply belongs to the link: copy what outlives the call. */
+typedef void (*rlink_reply_fn)(rlink *l, redisReply *reply, void *arg);
+/* A push (or an error no command waits for) on a subscribed link. */
+typedef void (*rlink_push_fn)(rlink *l, redisReply *push, void *arg);
+/* The link failed; `why` is one line, e.g. "connection refused",
+ * "cannot resolve redis-1.internal: unknown node or service",
+ * "AUTH failed: WRONGPASS invalid username-password pair". */
+typedef void (*rlink_closed_fn)(rlink *l, const char *why, void *arg);
+
+typedef struct rlink_opts {
+	const char *host;            /* an IPv4/IPv6 address or a DNS name */
+	int port;
+	const char *user;            /* ACL user for AUTH, or NULL */
+	const char *password;        /* NULL: no AUTH */
+	unsigned connect_timeout_ms; /* resolve + connect + AUTH; 0: 3000 */
+	bool subscriber;             /* replies are pushes (see above) */
+	rlink_push_fn on_push;       /* subscriber links only */
+	rlink_closed_fn on_closed;
+	void *arg;                   /* passed to on_push and on_closed */
+} rlink_opts;
+
+/* A new link; connecting starts at once. The strings in `o` are copied.
+ * NULL only when out of memory. */
+rlink *rlink_open(uv_loop_t *loop, const rlink_opts *o);
+
+/* Queue a command (argv/lens as for redisFormatCommandArgv; lens NULL:
+ * strlen). `cb` may be NULL on a subscribed link only. 0, or
+ * CONFAB_EUNAVAILABLE (the link is closed or failed: nothing was queued,
+ * `cb` will not be called) or CONFAB_ENOMEM. */
+int rlink_command(rlink *l, int argc, const char **argv, const size_t *lens,
+		  rlink_reply_fn cb, void *arg);
+
+/* Close: pending callbacks get NULL now; no callback of any kind after
+ * this returns. `l` must not be used again. NULL is accepted. */
+void rlink_close(rlink *l);
+
+/* True once connected (and AUTH, if any, was accepted). */
+bool rlink_connected(const rlink *l);
+/* uv_now() at which the oldest command still waiting for its reply was
+ * queued, or 0 when none waits. A connection answers in order: when this
+ * one is late, all are (the owner's deadline). */
+uint64_t rlink_oldest(const rlink *l);
+/* How many commands wait for a reply. */
+size_t rlink_pending(const rlink *l);
+/* "host:port" as given, for logs. */
+const char *rlink_name(const rlink *l);
+
+#endif /* CONFAB_RLINK_H */
