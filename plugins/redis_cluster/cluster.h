@@ -197,7 +197,7 @@ typedef struct partition {
 	size_t need;                 /* local rooms with users + local users in it */
 	substate sub;
 	cmaster *sub_on;             /* the master the SSUBSCRIBE went to */
-	unsigned unsubs;             /* our SSUNSUBSCRIBEs whose push has not come */
+	unsigned unsubs;             /* our SUNSUBSCRIBEs whose push has not come */
 	uint64_t gen;                /* generation of this node's record in it */
 	bool dirty;                  /* a presence script failed: reconcile again */
 	size_t n_held;               /* publishes waiting for the subscription */

@@ -9,7 +9,7 @@
  *
  * Each master that owns a partition gets two links (rlink.h):
  *   cmd  scripts, WAIT, SPUBLISH of probes, queries;
- *   sub  SSUBSCRIBE / SSUNSUBSCRIBE of its partitions' channels.
+ *   sub  SSUBSCRIBE / SUNSUBSCRIBE of its partitions' channels.
  * A master's life is the `redis` link's:
  *
  *   DOWN --backoff--> CONNECTING --probe back--> UP
@@ -242,7 +242,7 @@ void topo_sync_sub(cl_state *s, unsigned k)
 		return;
 	if (p->sub != SUB_NONE && (!wanted || p->sub_on != m)) {
 		if (p->sub_on != NULL && p->sub_on->sub != NULL &&
-		    sub_cmd(p->sub_on->sub, "SSUNSUBSCRIBE", p->channel) == 0)
+		    sub_cmd(p->sub_on->sub, "SUNSUBSCRIBE", p->channel) == 0)
 			p->unsubs++;
 		p->sub = SUB_NONE;
 		p->sub_on = NULL;
