@@ -407,6 +407,8 @@ bool ops_reconcile_refused(cl_state *s, cq *q, const redisReply *reply)
 	if (reply == NULL || reply->type != REDIS_REPLY_STRING)
 		return false;
 	known = strtoull(reply->str, NULL, 10);
+	if (known <= s->part[k].gen)
+		return true;  /* this node's own newer reconcile: it is the one that counts */
 	cl_log(s, CONFAB_LOG_WARN, "partition %u knows a newer link of node %s (generation %llu, "
 	       "this one %" PRIu64 "): registering again above it", k, s->node_id, known,
 	       s->part[k].gen);
