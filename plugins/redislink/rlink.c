@@ -513,6 +513,7 @@ static void start(rlink *l)
 	if (rc < 0) {
 		char why[300];
 
+		l->gai.data = NULL;
 		l->refs--;
 		snprintf(why, sizeof(why), "cannot resolve %s: %s", l->host, uv_strerror(rc));
 		die_soon(l, why);
