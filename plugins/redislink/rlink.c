@@ -653,6 +653,15 @@ rlink *rlink_open(uv_loop_t *loop, const rlink_opts *o)
 	l->user = dup_or_null(o->user, &oom);
 	l->password = dup_or_null(o->password, &oom);
 	l->reader = redisReaderCreate();
+	if (!oom && l->host[0] == '[') {
+		/* "[::1]", as IPv6 addresses are written next to a port. */
+		size_t n = strlen(l->host);
+
+		if (n >= 2 && l->host[n - 1] == ']') {
+			memmove(l->host, l->host + 1, n - 2);
+			l->host[n - 2] = '\0';
+		}
+	}
 	if (oom || l->reader == NULL) {
 		free_link(l);
 		return NULL;

@@ -73,7 +73,7 @@ typedef void (*rlink_push_fn)(rlink *l, redisReply *push, void *arg);
 typedef void (*rlink_closed_fn)(rlink *l, const char *why, void *arg);
 
 typedef struct rlink_opts {
-	const char *host;            /* an IPv4/IPv6 address or a DNS name */
+	const char *host;            /* an IPv4/IPv6 address ("::1" or "[::1]") or a DNS name */
 	int port;
 	const char *user;            /* ACL user for AUTH, or NULL */
 	const char *password;        /* NULL: no AUTH */

@@ -400,6 +400,11 @@ START_TEST(an_ipv6_literal_is_named_in_brackets)
 	l = open_link(&loop, &s, "::1", 6, NULL, false);
 	ck_assert_str_eq(rlink_name(l), "[::1]:6");
 	rlink_close(l);
+	/* The brackets of "[::1]:6" are accepted and not doubled. */
+	l = open_link(&loop, &s, "[::1]", 6, NULL, false);
+	ck_assert_str_eq(rlink_name(l), "[::1]:6");
+	rlink_close(l);
+	ck_assert_int_eq(s.n, 0);
 	finish(&loop);
 }
 END_TEST
