@@ -368,6 +368,55 @@ START_TEST(commands_queued_before_the_connection_answer_in_order)
 }
 END_TEST
 
+/* Each reply of a burst of INCRs: the next number, or a mismatch noted. */
+typedef struct burst {
+	long long next;
+	int wrong, nulls;
+} burst;
+
+static void on_incr(rlink *l, redisReply *r, void *arg)
+{
+	burst *b = arg;
+
+	if (r == NULL)
+		b->nulls++;
+	else if (r->type != REDIS_REPLY_INTEGER || r->integer != b->next)
+		b->wrong++;
+	b->next++;
+}
+
+START_TEST(a_burst_of_commands_answers_in_order)
+{
+	uv_loop_t loop;
+	seen s = {0};
+	burst b = {.next = 1};
+	const char *incr[2] = {"INCR", "rlink:burst"};
+	rlink *l;
+	int n = 0;
+
+	uv_loop_init(&loop);
+	l = open_link(&loop, &s, "127.0.0.1", open_port, NULL, false);
+	ck_assert_int_eq(cmd(l, &s, "DEL", "rlink:burst", NULL), 0);
+	ck_assert(run_until_logged(&loop, &s, 1, WAIT_MS));
+	/* Connected: the first goes out at once, the rest while it is in
+	 * flight, then a second burst from a later loop turn. */
+	for (; n < 3000; n++)
+		ck_assert_int_eq(rlink_command(l, 2, incr, NULL, on_incr, &b), 0);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	for (; n < 5000; n++)
+		ck_assert_int_eq(rlink_command(l, 2, incr, NULL, on_incr, &b), 0);
+	ck_assert_int_eq(cmd(l, &s, "GET", "rlink:burst", NULL), 0);
+	ck_assert(run_until_logged(&loop, &s, 2, WAIT_MS));
+	ck_assert_str_eq(s.log[1], "5000");
+	ck_assert_int_eq(b.next, 5001);
+	ck_assert_int_eq(b.wrong, 0);
+	ck_assert_int_eq(b.nulls, 0);
+	ck_assert_uint_eq(rlink_pending(l), 0);
+	rlink_close(l);
+	finish(&loop);
+}
+END_TEST
+
 START_TEST(a_host_name_is_resolved)
 {
 	uv_loop_t loop;
@@ -867,6 +916,7 @@ static Suite *rlink_suite(void)
 	TCase *tc = tcase_create("connecting");
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, commands_queued_before_the_connection_answer_in_order);
+	tcase_add_test(tc, a_burst_of_commands_answers_in_order);
 	tcase_add_test(tc, a_host_name_is_resolved);
 	tcase_add_test(tc, an_ipv6_literal_is_named_in_brackets);
 	tcase_add_test(tc, a_name_that_does_not_resolve_closes_the_link);
