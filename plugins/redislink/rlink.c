@@ -181,6 +181,7 @@ static void die_soon(rlink *l, const char *why)
 	if (l->closed || l->dead)
 		return;
 	l->dead = true;
+	l->up = false;
 	if (n >= sizeof(l->late_why))
 		n = sizeof(l->late_why) - 1;
 	memcpy(l->late_why, why, n);
