@@ -309,8 +309,9 @@ struct cl_state {
 	char topo_problem[700];      /* what keeps the map from being usable ("" none) */
 	bool config_ok, config_busy;
 	char config_problem[400];
-	bool health_up;
-	char health_reason[800];
+	char uncovered[700];         /* uncovered slots (partitions unserved), "" none */
+	bool health_up, health_degraded;
+	char health_reason[800], degraded_reason[800];
 
 	uv_timer_t tick, heartbeat_timer, linger_timer;
 	int handles;

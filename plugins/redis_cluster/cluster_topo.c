@@ -161,11 +161,21 @@ bool topo_served(const cl_state *s, unsigned k)
 
 /* ---- health ---- */
 
+/* Down (503, every request refused by the core) when nothing can be
+ * served: no slot map, a bad seed list, a Redis not in cluster mode, a
+ * config record that differs, or no partition with a master up. When
+ * only some partitions are unserved (a master down before its replica is
+ * promoted, uncovered slots), the rooms of the others keep working:
+ * degraded (ABI 1.5: 503 with the reason, requests still come, and those
+ * of unserved partitions get `unavailable`); a broker without the degraded
+ * slot gets down instead. */
 void topo_health(cl_state *s)
 {
-	char reason[sizeof(s->health_reason)] = "";
+	char reason[sizeof(s->health_reason)] = "", part_reason[sizeof(s->health_reason)] = "";
 	unsigned unserved = 0;
 	const cmaster *down = NULL;
+	bool up, degraded, can_degrade = CONFAB_HAS(s->host->backplane, degraded) &&
+					 s->host->backplane->degraded != NULL;
 
 	if (s->destroying)
 		return;
@@ -178,6 +188,16 @@ void topo_health(cl_state *s)
 				down = m;
 		}
 	}
+	if (s->uncovered[0] != '\0')
+		snprintf(part_reason, sizeof(part_reason), "%s", s->uncovered);
+	else if (unserved > 0 && down != NULL)
+		snprintf(part_reason, sizeof(part_reason), "%u of %u partitions are not served "
+			 "(master %.100s: %.200s)", unserved, s->partitions, down->name,
+			 down->last_reason[0] ? down->last_reason : "connecting");
+	else if (unserved > 0)
+		snprintf(part_reason, sizeof(part_reason), "%u of %u partitions have no master",
+			 unserved, s->partitions);
+
 	if (s->topo_problem[0] != '\0')
 		snprintf(reason, sizeof(reason), "%s", s->topo_problem);
 	else if (!s->have_map)
@@ -185,20 +205,25 @@ void topo_health(cl_state *s)
 	else if (!s->config_ok)
 		snprintf(reason, sizeof(reason), "%s", s->config_problem[0] ? s->config_problem
 					      : "checking the cluster's config record");
-	else if (unserved > 0 && down != NULL)
-		snprintf(reason, sizeof(reason), "%u of %u partitions are not served (master %.100s: %.200s)",
-			 unserved, s->partitions, down->name,
-			 down->last_reason[0] ? down->last_reason : "connecting");
-	else if (unserved > 0)
-		snprintf(reason, sizeof(reason), "%u of %u partitions have no master", unserved,
-			 s->partitions);
-	bool up = reason[0] == '\0';
+	else if (unserved == s->partitions || (unserved > 0 && !can_degrade))
+		snprintf(reason, sizeof(reason), "%s", part_reason);
+	up = reason[0] == '\0';
+	degraded = up && unserved > 0;
 
-	if (up == s->health_up && strcmp(reason, s->health_reason) == 0)
-		return;
-	s->health_up = up;
-	snprintf(s->health_reason, sizeof(s->health_reason), "%s", reason);
-	s->host->backplane->health(s->ctx, up, up ? NULL : reason);
+	if (up != s->health_up || (!up && strcmp(reason, s->health_reason) != 0)) {
+		s->health_up = up;
+		snprintf(s->health_reason, sizeof(s->health_reason), "%s", reason);
+		s->host->backplane->health(s->ctx, up, up ? NULL : reason);
+		if (!up)
+			s->health_degraded = false;  /* down overrides it */
+	}
+	if (up && can_degrade &&
+	    (degraded != s->health_degraded ||
+	     (degraded && strcmp(part_reason, s->degraded_reason) != 0))) {
+		s->health_degraded = degraded;
+		snprintf(s->degraded_reason, sizeof(s->degraded_reason), "%s", part_reason);
+		s->host->backplane->degraded(s->ctx, degraded, degraded ? part_reason : NULL);
+	}
 }
 
 /* A condition of the map or the seeds: logged once when it changes. */
@@ -711,13 +736,21 @@ static void apply_map(cl_state *s, rslot_map *nm)
 	/* A probe partition may have changed hands. */
 	for (unsigned k = 0; k < s->partitions; k++)
 		topo_sync_sub(s, k);
-	if (s->map.uncovered > 0)
-		set_problem(s, "the cluster has %zu slots that no master serves; %u of %u "
-			    "partitions are unserved (%s%s)", s->map.uncovered, unserved,
-			    s->partitions, unserved ? list : "none of this node's", unserved > 12 ?
-			    ", ..." : "");
-	else
-		set_problem(s, NULL);
+	if (s->map.uncovered > 0) {
+		char text[sizeof(s->uncovered)];
+
+		snprintf(text, sizeof(text), "the cluster has %zu slots that no master serves; %u "
+			 "of %u partitions are unserved (%s%s)", s->map.uncovered, unserved,
+			 s->partitions, unserved ? list : "none of this node's",
+			 unserved > 12 ? ", ..." : "");
+		if (strcmp(text, s->uncovered) != 0)
+			cl_log(s, CONFAB_LOG_ERROR, "%s", text);
+		snprintf(s->uncovered, sizeof(s->uncovered), "%s", text);
+	} else if (s->uncovered[0] != '\0') {
+		cl_log(s, CONFAB_LOG_INFO, "every slot of the cluster has a master again");
+		s->uncovered[0] = '\0';
+	}
+	set_problem(s, NULL);  /* the map came: seeds and cluster mode are fine */
 	config_check(s);
 	topo_health(s);
 }
