@@ -309,6 +309,7 @@ struct cl_state {
 	char topo_problem[700];      /* what keeps the map from being usable ("" none) */
 	bool config_ok, config_busy;
 	char config_problem[400];
+	char cluster_down[400];      /* CLUSTER INFO says cluster_state:fail, "" ok */
 	char uncovered[700];         /* uncovered slots (partitions unserved), "" none */
 	bool health_up, health_degraded;
 	char health_reason[800], degraded_reason[800];

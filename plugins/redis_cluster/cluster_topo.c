@@ -200,6 +200,8 @@ void topo_health(cl_state *s)
 
 	if (s->topo_problem[0] != '\0')
 		snprintf(reason, sizeof(reason), "%s", s->topo_problem);
+	else if (s->cluster_down[0] != '\0')
+		snprintf(reason, sizeof(reason), "%s", s->cluster_down);
 	else if (!s->have_map)
 		snprintf(reason, sizeof(reason), "no slot map yet");
 	else if (!s->config_ok)
@@ -858,10 +860,47 @@ static void topo_reply(rlink *l, redisReply *reply, void *arg)
 	}
 }
 
+/* A field of CLUSTER INFO ("name:value\r\n" lines), or -1. */
+static long info_field(const char *text, const char *name)
+{
+	const char *p = strstr(text, name);
+	size_t n = strlen(name);
+
+	return p != NULL && p[n] == ':' ? strtol(p + n + 1, NULL, 10) : -1;
+}
+
+/* With cluster-require-full-coverage yes (the default), a cluster with a
+ * slot whose master failed and has no replica to promote refuses every
+ * command (CLUSTERDOWN) until the slot is served again: the map still
+ * names the failed master, so this is how it is seen, and said. */
+static void topo_info_reply(rlink *l, redisReply *reply, void *arg)
+{
+	cl_state *s = arg;
+	char text[sizeof(s->cluster_down)] = "";
+
+	if (l != s->topo || reply == NULL || reply->type != REDIS_REPLY_STRING)
+		return;
+	if (strstr(reply->str, "cluster_state:fail") != NULL)
+		snprintf(text, sizeof(text), "the cluster is down (cluster_state:fail; %ld slots "
+			 "served by a failed master, %ld of 16384 assigned): Redis refuses every "
+			 "request until each slot has a master again (a master down with no replica "
+			 "to promote?)", info_field(reply->str, "cluster_slots_fail"),
+			 info_field(reply->str, "cluster_slots_assigned"));
+	if (strcmp(text, s->cluster_down) == 0)
+		return;
+	if (text[0] != '\0')
+		cl_log(s, CONFAB_LOG_ERROR, "%s", text);
+	else
+		cl_log(s, CONFAB_LOG_INFO, "the cluster is up again (cluster_state:ok)");
+	snprintf(s->cluster_down, sizeof(s->cluster_down), "%s", text);
+	topo_health(s);
+}
+
 static void topo_ask(cl_state *s)
 {
 	static const char *shards[] = { "CLUSTER", "SHARDS" };
 	static const char *slots[] = { "CLUSTER", "SLOTS" };
+	static const char *info[] = { "CLUSTER", "INFO" };
 
 	if (s->destroying || s->topo_busy)
 		return;
@@ -889,7 +928,8 @@ static void topo_ask(cl_state *s)
 		if ((s->topo = rlink_open(s->loop, &o)) == NULL)
 			return;  /* out of memory: the tick tries again */
 	}
-	if (rlink_command(s->topo, 2, s->topo_slots ? slots : shards, NULL, topo_reply, s) != 0) {
+	if (rlink_command(s->topo, 2, s->topo_slots ? slots : shards, NULL, topo_reply, s) != 0 ||
+	    rlink_command(s->topo, 2, info, NULL, topo_info_reply, s) != 0) {
 		topo_close_link(s);
 		return;
 	}
