@@ -324,8 +324,7 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 			for (int i = 0; i < CS_COUNT; i++)
 				m->sha_ok[i] = false;
 		q->retried_eval = true;
-		q->to = m;
-		q->asking = false;
+		q->to = m;     /* the same master, with ASKING again if it was asked */
 		dispatch(s, q);
 		return;
 	}
@@ -334,7 +333,11 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 		char host[256];
 		int port, kind = rslot_redirect(err, &slot, host, sizeof(host), &port);
 
-		if (kind != 0 || starts(err, "TRYAGAIN") || starts(err, "CLUSTERDOWN")) {
+		/* A script that reached a key of a migrating slot that it did
+		 * not declare (only the heartbeat, reconcile and goodbye can:
+		 * they are idempotent) stopped there: again, like TRYAGAIN. */
+		if (kind != 0 || starts(err, "TRYAGAIN") || starts(err, "CLUSTERDOWN") ||
+		    (q->script >= 0 && strstr(err, "non local key") != NULL)) {
 			/* It did not run: it may go again, until its deadline. */
 			q->sent = false;
 			q->to = NULL;

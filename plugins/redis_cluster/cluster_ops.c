@@ -266,11 +266,30 @@ static int record_keys(const cl_state *s, cq *q, const char *room)
 	       cq_argf(q, "%sroom:%s:epoch", P, room) ? CONFAB_ENOMEM : 0;
 }
 
-/* KEYS[1] of the scripts that name no room key: the partition's nodes. */
-static int nodes_key(const cl_state *s, cq *q)
+/* The keys a script declares: every key of its partition that it reads
+ * or writes, where they can be named in advance. Redis Cluster checks the
+ * declared keys before running a script: while the partition's slot
+ * migrates, a script whose keys are not all on one side gets ASK or
+ * TRYAGAIN instead of running half here, half with keys that moved. (The
+ * heartbeat, reconcile and goodbye also touch the keys of other nodes
+ * they find; they are idempotent, and retried.) `room` or `user` NULL
+ * when the script has none; the node's generation key is always there. */
+static int node_keys(const cl_state *s, cq *q, const char *room, const char *user)
 {
-	q->nkeys = 1;
-	return cq_argf(q, "%snodes", s->part[q->part].prefix) ? CONFAB_ENOMEM : 0;
+	const char *P = s->part[q->part].prefix, *N = s->node_id;
+	int rc;
+
+	q->nkeys = 2;
+	rc = cq_argf(q, "%snode:%s:gen", P, N) || cq_argf(q, "%snodes", P);
+	if (rc == 0 && room != NULL) {
+		q->nkeys += 3;
+		rc = cq_argf(q, "%spres:%s", P, room) || cq_argf(q, "%spres:%s/%s", P, room, user) ||
+		     cq_argf(q, "%snode:%s:pres", P, N);
+	} else if (rc == 0 && user != NULL) {
+		q->nkeys += 2;
+		rc = cq_argf(q, "%suser:%s", P, user) || cq_argf(q, "%snode:%s:users", P, N);
+	}
+	return rc ? CONFAB_ENOMEM : 0;
 }
 
 static int prefixes(const cl_state *s, cq *q)
@@ -339,7 +358,7 @@ static bool send_presence(cl_state *s, int script, const char *room, const char 
 	if (s->destroying || m == NULL || m->cmd == NULL)
 		return false;
 	q = cq_new(s, script == CS_JOIN ? join_reply : change_reply, script, (int)k);
-	if (q == NULL || nodes_key(s, q) || prefixes(s, q) || cq_args(q, s->node_id) ||
+	if (q == NULL || node_keys(s, q, room, user) || prefixes(s, q) || cq_args(q, s->node_id) ||
 	    cq_argf(q, "%" PRIu64, s->part[k].gen) || (room != NULL && cq_args(q, room)) ||
 	    cq_args(q, user)) {
 		cq_free(q);
@@ -377,7 +396,7 @@ cq *ops_reconcile_request(cl_state *s, unsigned k)
 		if (((lroom *)value)->part == k)
 			entries += dict_count(((lroom *)value)->users);
 	s->part[k].gen = next_gen(s->part[k].gen);
-	rc = nodes_key(s, q) || prefixes(s, q) || cq_args(q, s->node_id) ||
+	rc = node_keys(s, q, NULL, NULL) || prefixes(s, q) || cq_args(q, s->node_id) ||
 	     cq_argf(q, "%" PRIu64, s->part[k].gen) || cq_argf(q, "%zu", entries);
 	dict_iter_init(&it, s->rooms);
 	while (rc == 0 && dict_iter_next(&it, &room, &value)) {
@@ -436,7 +455,9 @@ static bool refresh_due(const cl_state *s, const lroom *r)
 }
 
 /* The publish arguments after the three keys: P, C, room, ... */
-enum { PUB_ROOM = 5, PUB_REFRESH = 12 };
+/* After the keys (3, or 4 with an idem key). */
+#define PUB_ROOM(q) ((q)->argv[(q)->nkeys + 2])
+#define PUB_REFRESH(q) ((q)->argv[(q)->nkeys + 9])
 
 static int lost_status(const cq *q)
 {
@@ -466,8 +487,8 @@ static void send_answer(cq *q, int status, uint64_t seq, const char *repeat)
 
 static void publish_answer(cl_state *s, cq *q, int status)
 {
-	if (status == 0 && q->repeat == NULL && q->argv[PUB_REFRESH][0] == '1') {
-		lroom *r = dict_get(s->rooms, q->argv[PUB_ROOM]);
+	if (status == 0 && q->repeat == NULL && PUB_REFRESH(q)[0] == '1') {
+		lroom *r = dict_get(s->rooms, PUB_ROOM(q));
 
 		if (r != NULL) {
 			r->refreshed = true;
@@ -500,7 +521,7 @@ static bool publish_reply(cl_state *s, cq *q, redisReply *reply)
 			cl_log(s, CONFAB_LOG_WARN, "WAIT after a publish to room %s: %s of the %u "
 			       "replicas wanted had it within %u ms; answering that the outcome is "
 			       "unknown (%" PRIu64 " more since the last such line)",
-			       q->argv[PUB_ROOM],
+			       PUB_ROOM(q),
 			       reply == NULL ? "the link was lost before it said how many" :
 			       reply->type == REDIS_REPLY_INTEGER ? (reply->integer == 0 ? "none" : "only some")
 								   : "an error said none",
@@ -566,15 +587,21 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 	ops_fresh_epoch(fresh);
 	r = dict_get(s->rooms, env->room);
 	q = cq_new(s, publish_reply, CS_PUBLISH, (int)k);
-	rc = q == NULL || record_keys(s, q, env->room) || prefixes(s, q) ||
+	if (send_cb && (ik = idem_key_name(s, k, env)) == NULL) {
+		cq_free(q);
+		q = NULL;
+	}
+	rc = q == NULL || record_keys(s, q, env->room) ||
+	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || prefixes(s, q) ||
 	     cq_args(q, env->room) || cq_args(q, head_a) || cq_args(q, head_b) ||
 	     cq_arg(q, env->body, env->body_len) || cq_argf(q, "%zu", s->history_size) ||
 	     cq_argf(q, "%lu", s->room_ttl) || cq_args(q, fresh) ||
 	     cq_args(q, refresh_due(s, r) ? "1" : "0");
 	if (rc == 0 && send_cb)
-		rc = (ik = idem_key_name(s, k, env)) == NULL || cq_args(q, ik) ||
-		     cq_argf(q, "%lu", s->idem_window) || cq_args(q, env->id) ||
+		rc = cq_args(q, ik) || cq_argf(q, "%lu", s->idem_window) || cq_args(q, env->id) ||
 		     cq_argf(q, "%lld", (long long)env->ts);
+	if (q != NULL)
+		q->nkeys = ik != NULL && ik[0] != '\0' ? 4 : 3;
 	free(ik);
 	free(head_a);
 	free(head_b);
@@ -582,7 +609,6 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 		cq_free(q);
 		return CONFAB_ENOMEM;
 	}
-	q->nkeys = 3;
 	q->send_cb = send_cb;
 	if (send_cb)
 		q->done.send = sdone;
@@ -650,12 +676,19 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 	if ((text = wire_direct(env, &len)) == NULL)
 		return CONFAB_ENOMEM;
 	q = cq_new(s, direct_reply, CS_DIRECT, (int)k);
-	rc = q == NULL || nodes_key(s, q) || prefixes(s, q) || cq_args(q, env->to) ||
-	     cq_arg(q, text, len) || cq_argf(q, "%u", s->presence_ttl_ms);
+	if (send_cb && (ik = idem_key_name(s, k, env)) == NULL) {
+		cq_free(q);
+		q = NULL;
+	}
+	rc = q == NULL || cq_argf(q, "%suser:%s", s->part[k].prefix, env->to) ||
+	     cq_argf(q, "%snodes", s->part[k].prefix) ||
+	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || prefixes(s, q) ||
+	     cq_args(q, env->to) || cq_arg(q, text, len) || cq_argf(q, "%u", s->presence_ttl_ms);
 	if (rc == 0 && send_cb)
-		rc = (ik = idem_key_name(s, k, env)) == NULL || cq_args(q, ik) ||
-		     cq_argf(q, "%lu", s->idem_window) || cq_args(q, env->id) ||
+		rc = cq_args(q, ik) || cq_argf(q, "%lu", s->idem_window) || cq_args(q, env->id) ||
 		     cq_argf(q, "%lld", (long long)env->ts);
+	if (q != NULL)
+		q->nkeys = ik != NULL && ik[0] != '\0' ? 3 : 2;
 	free(ik);
 	free(text);
 	if (rc != 0) {

@@ -1073,13 +1073,14 @@ static void on_heartbeat(uv_timer_t *t)
 			continue;
 		}
 		q = cq_new(s, heartbeat_reply, CS_HEARTBEAT, (int)k);
-		if (q == NULL || cq_argf(q, "%snodes", p->prefix) || cq_args(q, p->prefix) ||
+		if (q == NULL || cq_argf(q, "%snode:%s:gen", p->prefix, s->node_id) ||
+		    cq_argf(q, "%snodes", p->prefix) || cq_args(q, p->prefix) ||
 		    cq_args(q, p->channel) || cq_args(q, s->node_id) ||
 		    cq_argf(q, "%" PRIu64, p->gen) || cq_argf(q, "%u", s->presence_ttl_ms)) {
 			cq_free(q);
 			continue;
 		}
-		q->nkeys = 1;
+		q->nkeys = 2;
 		cq_submit(s, q);
 	}
 }
@@ -1164,8 +1165,9 @@ void topo_destroy(cl_state *s)
 			continue;
 		q = cq_new(s, goodbye_reply, CS_GOODBYE, (int)k);
 		if (q != NULL)
-			q->nkeys = 1;
-		if (q == NULL || cq_argf(q, "%snodes", p->prefix) || cq_args(q, p->prefix) ||
+			q->nkeys = 2;
+		if (q == NULL || cq_argf(q, "%snode:%s:gen", p->prefix, s->node_id) ||
+		    cq_argf(q, "%snodes", p->prefix) || cq_args(q, p->prefix) ||
 		    cq_args(q, p->channel) || cq_args(q, s->node_id) ||
 		    cq_argf(q, "%" PRIu64, p->gen) || cq_send_on(s, m, q) != 0) {
 			cq_free(q);
