@@ -233,15 +233,30 @@ typedef struct rwait {
 	uint64_t since;
 } rwait;
 
+typedef struct gap_item gap_item;
+
 typedef struct lroom {
 	dict *users;
 	unsigned part;
+	uint64_t last_seq;           /* the last message delivered here (0: none yet) */
+	bool filling;                /* missed messages are being read from history */
+	int fill_id;                 /* ... by the request with this aux */
+	gap_item *gq, *gq_tail;      /* envelopes waiting for that, oldest first */
+	size_t gq_n;
 	unsigned joins_pending;
 	rwait *waiting;              /* newest first */
 	bool refreshed;
 	uint64_t refreshed_at;
 	char epoch[CONFAB_EPOCH_MAX + 1];
 } lroom;
+
+/* cluster_gap.c: a room envelope (parsed `m` of `text`) for local room
+ * `r`: delivered in seq order, gaps filled from history first. */
+void gap_envelope(cl_state *s, const char *room, lroom *r, const char *text, size_t len,
+		  wire_msg *m);
+/* Partition k is subscribed again: its rooms read what they missed. */
+void gap_resubscribed(cl_state *s, unsigned k);
+void gap_free(lroom *r);
 
 extern const confab_backplane_ops cluster_backplane_ops;
 /* The reconcile request of partition k (new generation). NULL: ENOMEM. */

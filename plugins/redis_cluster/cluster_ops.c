@@ -56,6 +56,7 @@ static void lroom_free(void *p)
 		r->waiting = w->next;
 		free(w);
 	}
+	gap_free(r);
 	dict_free(r->users, NULL);
 	free(r);
 }
@@ -163,6 +164,7 @@ void ops_part_subscribed(cl_state *s, unsigned k)
 	}
 	free(names);
 	cq_release(s, k, false);
+	gap_resubscribed(s, k);
 }
 
 static void fail_waiting(cl_state *s, int k, uint64_t older_than)
@@ -878,13 +880,6 @@ static void remember_epoch(cl_state *s, const char *room, const char *epoch)
 		snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
 }
 
-static const char *known_epoch(const cl_state *s, const char *room)
-{
-	const lroom *r = dict_get(s->rooms, room);
-
-	return r != NULL && r->epoch[0] != '\0' ? r->epoch : NULL;
-}
-
 static void history_answer(cq *q, int status, const confab_envelope *msgs, size_t n,
 			   bool truncated, const char *epoch)
 {
@@ -1036,7 +1031,7 @@ void ops_on_message(cl_state *s, unsigned k, const char *text, size_t len)
 {
 	wire_msg m;
 	const char *why;
-	const lroom *r;
+	lroom *r;
 
 	if (wire_parse(text, len, &m, &why) != 0) {
 		cl_log(s, CONFAB_LOG_WARN, "dropped a message on %s: %s", s->part[k].channel, why);
@@ -1054,15 +1049,8 @@ void ops_on_message(cl_state *s, unsigned k, const char *text, size_t len)
 	default:
 		/* ... and the envelopes of many rooms */
 		r = m.env.room != NULL ? dict_get(s->rooms, m.env.room) : NULL;
-		if (r == NULL || dict_count(r->users) == 0)
-			break;
-		if (m.kind == 'm') {
-			if (m.env.epoch != NULL)
-				remember_epoch(s, m.env.room, m.env.epoch);
-			else
-				m.env.epoch = known_epoch(s, m.env.room);
-		}
-		s->host->backplane->deliver(s->ctx, &m.env);
+		if (r != NULL && dict_count(r->users) > 0)
+			gap_envelope(s, m.env.room, r, text, len, &m);
 		break;
 	}
 	wire_msg_clear(&m);
