@@ -51,6 +51,7 @@
 typedef struct cl_state cl_state;
 typedef struct cq cq;
 typedef struct cmaster cmaster;
+typedef struct wgroup wgroup;
 
 /* ---- cluster_part.c ---- */
 
@@ -114,7 +115,8 @@ struct cq {
 	bool by_eval, retried_eval;
 	bool core, orphan;
 	bool sent;                   /* went out at least once and may have run */
-	bool waiting;                /* WAIT sent after the script */
+	bool waiting;                /* its script ran: it waits for its group's WAIT */
+	wgroup *group;               /* publishes: the WAIT that covers it (cluster_wait.c) */
 	bool send_cb;
 	uint64_t seq;                /* publish: the seq the script gave */
 	char *repeat;                /* publish_idem: "SEQ ID TS" of a repeat */
@@ -149,10 +151,22 @@ int cq_send_on(cl_state *s, cmaster *m, cq *q);
 void cq_tick(cl_state *s);
 /* Send (or, `fail`, answer as lost) the requests held for partition k. */
 void cq_release(cl_state *s, unsigned k, bool fail);
-/* From a handler: send WAIT ack_replicas ack_timeout_ms on the link the
- * reply came on; the handler is called again with WAIT's reply
- * (q->waiting set). 0, or CONFAB_EUNAVAILABLE (not sent). */
-int cq_wait(cl_state *s, cq *q);
+
+/* ---- cluster_wait.c ---- */
+
+/* A publish script went out on m's command link: it joins the group the
+ * next WAIT on that link covers. */
+void wait_sent(cl_state *s, cmaster *m, cq *q);
+/* It will not be covered (an error or redirection answered it). */
+void wait_ungroup(cq *q);
+/* From the publish handler, its script done: wait for the group's WAIT
+ * (true: the handler is called again with WAIT's reply, q->waiting set,
+ * and q is freed after), or false: no WAIT can cover it. */
+bool wait_join(cl_state *s, cq *q);
+/* destroy: answer every waiter now (lost). */
+void wait_orphan_all(cl_state *s);
+/* The master is going away: its group not yet covered fails. */
+void wait_master_gone(cl_state *s, cmaster *m);
 /* Answer every core request still waiting with its lost status (destroy). */
 void cq_orphan_all(cl_state *s);
 /* CONFAB_EUNAVAILABLE for "not now" errors, CONFAB_ERR for the rest. */
@@ -185,6 +199,9 @@ struct cmaster {
 	char last_reason[200];
 	bool was_up;
 	bool gone;                   /* no longer in the map: freed when idle */
+	wgroup *open;                /* publishes sent since its last WAIT */
+	bool wait_out;               /* a WAIT is in flight */
+	bool wait_short;             /* the last WAIT said fewer than ack_replicas */
 };
 
 typedef enum substate { SUB_NONE, SUB_PENDING, SUB_OK } substate;
@@ -211,6 +228,7 @@ void topo_destroy(cl_state *s);
 void topo_refresh(cl_state *s);
 /* A master by address, created (not connected) when unknown; NULL: ENOMEM. */
 cmaster *topo_master(cl_state *s, const char *host, int port);
+cmaster *topo_find_serial(cl_state *s, unsigned serial);
 /* Can requests of partition k go out now? */
 bool topo_served(const cl_state *s, unsigned k);
 /* A master's link failed: close both, fail what depends on it, reconnect. */
@@ -330,6 +348,8 @@ struct cl_state {
 	char health_reason[800], degraded_reason[800];
 
 	uv_timer_t tick, heartbeat_timer, linger_timer;
+	uv_check_t wait_check;       /* sends the WAITs at the end of the turn */
+	wgroup *groups;              /* every WAIT group alive */
 	int handles;
 	uint64_t last_tick;
 	unsigned goodbyes;           /* destroy: goodbyes not answered */

@@ -55,6 +55,7 @@ void cq_free(cq *q)
 		q->s->n_core--;
 	if (q->held && q->part >= 0)
 		q->s->part[q->part].n_held--;
+	wait_ungroup(q);
 	for (size_t i = 0; i < q->argc; i++)
 		free(q->argv[i]);
 	free(q->argv);
@@ -230,6 +231,8 @@ static int send_to(cl_state *s, cmaster *m, cq *q)
 	q->on = m;
 	q->link = m->cmd;
 	enlist(s, q, false);
+	if (q->script == CS_PUBLISH && s->ack_replicas > 0)
+		wait_sent(s, m, q);
 	return 0;
 }
 
@@ -309,6 +312,8 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 	}
 	q->link = l;
 	q->on_last = m;
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+		wait_ungroup(q);   /* it wrote nothing: no WAIT for it */
 	if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
 		if (reply != NULL && q->script >= 0 && q->by_eval && m != NULL &&
 		    m->sha[q->script][0] != '\0')
@@ -427,6 +432,7 @@ void cq_orphan_all(cl_state *s)
 {
 	cq *q, *next;
 
+	wait_orphan_all(s);
 	/* Waiting ones are the plugin's alone: answered and freed. */
 	while ((q = s->pend) != NULL) {
 		unlist(s, q);
@@ -455,36 +461,4 @@ int cq_error_status(const char *err)
 		if (starts(err, transient[i]))
 			return CONFAB_EUNAVAILABLE;
 	return CONFAB_ERR;
-}
-
-/* ---- WAIT ---- */
-
-static void on_wait(rlink *l, redisReply *reply, void *arg)
-{
-	cq *q = arg;
-
-	unlist(q->s, q);
-	q->on = NULL;
-	if (q->orphan) {
-		cq_free(q);
-		return;
-	}
-	q->link = l;
-	finish(q->s, q, reply);
-}
-
-int cq_wait(cl_state *s, cq *q)
-{
-	char n[16], t[16];
-	const char *argv[3] = { "WAIT", n, t };
-	cmaster *m = q->on_last;
-
-	snprintf(n, sizeof(n), "%u", s->ack_replicas);
-	snprintf(t, sizeof(t), "%u", s->ack_timeout_ms);
-	q->waiting = true;
-	if (q->link == NULL || rlink_command(q->link, 3, argv, NULL, on_wait, q) != 0)
-		return CONFAB_EUNAVAILABLE;
-	q->on = m;
-	enlist(s, q, false);
-	return 0;
 }

@@ -554,7 +554,7 @@ static bool publish_reply(cl_state *s, cq *q, redisReply *reply)
 		publish_answer(s, q, 0);
 		return true;
 	}
-	if (cq_wait(s, q) != 0) {
+	if (!wait_join(s, q)) {
 		publish_answer(s, q, CONFAB_EUNKNOWN);
 		return true;
 	}

@@ -66,7 +66,7 @@ static cmaster *find_master(cl_state *s, const char *host, int port)
 	return NULL;
 }
 
-static cmaster *find_serial(cl_state *s, unsigned serial)
+cmaster *topo_find_serial(cl_state *s, unsigned serial)
 {
 	for (cmaster *m = s->masters; m != NULL; m = m->next)
 		if (m->serial == serial)
@@ -119,6 +119,7 @@ static void free_master(cmaster *m)
 	for (cq *q = s->pend; q != NULL; q = q->next)
 		if (q->to == m)
 			q->to = NULL;
+	wait_master_gone(s, m);
 	close_links(m);
 	uv_timer_stop(&m->timer);
 	uv_close((uv_handle_t *)&m->timer, on_master_timer_closed);
@@ -285,7 +286,7 @@ void topo_sync_sub(cl_state *s, unsigned k)
 
 static bool probe_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	cmaster *m = find_serial(s, (unsigned)q->aux);
+	cmaster *m = topo_find_serial(s, (unsigned)q->aux);
 
 	if (reply == NULL || m == NULL || m->cmd == NULL || q->on_last != m)
 		return true;
@@ -373,7 +374,7 @@ void topo_probe_seen(cl_state *s, const char *token)
 	if (strncmp(token, s->nonce, n) != 0 || token[n] != '.' ||
 	    sscanf(token + n + 1, "%u.%" SCNu64, &serial, &seq) != 2)
 		return;
-	if ((m = find_serial(s, serial)) == NULL || !m->probe_out || seq != m->probe_seq)
+	if ((m = topo_find_serial(s, serial)) == NULL || !m->probe_out || seq != m->probe_seq)
 		return;
 	m->probe_out = false;
 	if (m->state == M_CONNECTING)
@@ -386,7 +387,7 @@ static bool script_load_reply(cl_state *s, cq *q, redisReply *reply)
 {
 	cmaster *m = q->on_last;
 
-	if (reply == NULL || m == NULL || find_serial(s, m->serial) != m)
+	if (reply == NULL || m == NULL || topo_find_serial(s, m->serial) != m)
 		return true;
 	if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
 		topo_master_fail(m, "SCRIPT LOAD of the %s script on %s failed: %s",
@@ -404,7 +405,7 @@ static bool script_load_reply(cl_state *s, cq *q, redisReply *reply)
 
 static bool setup_reconcile_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	cmaster *m = find_serial(s, (unsigned)q->aux);
+	cmaster *m = topo_find_serial(s, (unsigned)q->aux);
 
 	if (reply != NULL && ops_reconcile_refused(s, q, reply))
 		return true;  /* sent again above it, with this handler */
@@ -1104,6 +1105,9 @@ int topo_start(cl_state *s)
 	init_timer(s, &s->tick);
 	init_timer(s, &s->heartbeat_timer);
 	init_timer(s, &s->linger_timer);
+	uv_check_init(s->loop, &s->wait_check);
+	s->wait_check.data = s;
+	s->handles++;
 	s->topo_backoff = CL_BACKOFF_FIRST_MS;
 	uv_timer_start(&s->tick, on_tick, CL_TICK_MS, CL_TICK_MS);
 	uv_timer_start(&s->heartbeat_timer, on_heartbeat, s->heartbeat_ms, s->heartbeat_ms);
@@ -1150,6 +1154,7 @@ void topo_destroy(cl_state *s)
 	s->handles++;  /* this function: nothing is freed under it */
 	uv_close((uv_handle_t *)&s->tick, on_handle_closed);
 	uv_close((uv_handle_t *)&s->heartbeat_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&s->wait_check, on_handle_closed);
 	cq_orphan_all(s);
 	for (unsigned k = 0; k < s->partitions; k++)
 		ops_part_reset(s, k, true);
