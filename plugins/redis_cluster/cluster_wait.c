@@ -110,9 +110,11 @@ static void on_wait(rlink *l, redisReply *reply, void *arg)
 		if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
 			m->wait_short = reply->integer < (long long)s->ack_replicas;
 	}
+	unsigned serial = g->serial;
+
 	answer(s, g, reply);
-	unref(g);   /* the WAIT's reference */
-	if ((m = topo_find_serial(s, g->serial)) != NULL && m->open != NULL && !m->wait_out)
+	unref(g);   /* the WAIT's reference: g may be gone */
+	if ((m = topo_find_serial(s, serial)) != NULL && m->open != NULL && !m->wait_out)
 		flush(s, m);
 }
 
