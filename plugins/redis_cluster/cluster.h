@@ -13,12 +13,6 @@
  *     heartbeat zset) is kept per partition, next to the rooms and users
  *     it describes.
  *
- * Files: cluster.c (settings, lifecycle), cluster_part.c (partitions and
- * their tags), cluster_scripts.c (Lua), cluster_cmd.c (one request:
- * routing, redirections, deadline, WAIT), cluster_topo.c (slot map,
- * masters and their links, probes, heartbeats, health), cluster_ops.c
- * (the backplane slots and this node's bookkeeping).
- *
  * Everything runs on the broker's loop thread, on rlink connections
  * (../redislink/rlink.h), never hiredis's async API.
  *
@@ -172,7 +166,7 @@ void cq_orphan_all(cl_state *s);
 /* CONFAB_EUNAVAILABLE for "not now" errors, CONFAB_ERR for the rest. */
 int cq_error_status(const char *err);
 
-/* ---- cluster_topo.c ---- */
+/* ---- masters and partitions ---- */
 
 typedef enum mstate { M_DOWN, M_CONNECTING, M_UP } mstate;
 
@@ -220,27 +214,43 @@ typedef struct partition {
 	size_t n_held;               /* publishes waiting for the subscription */
 } partition;
 
+/* ---- cluster_master.c ---- */
+
+/* A master by address, created (without links) when unknown; NULL: ENOMEM
+ * or destroying. */
+cmaster *master_new(cl_state *s, const char *host, int port);
+/* master_new, with a command link of its own when it owns no partition
+ * (a redirection's target, the config record's master). */
+cmaster *master_get(cl_state *s, const char *host, int port);
+cmaster *master_by_serial(cl_state *s, unsigned serial);
+/* Open both links and send the setup (the partitions it owns now). */
+void master_connect(cmaster *m);
+/* Close its links (their requests are lost) and free it. */
+void master_free(cmaster *m);
+/* A link failed: close both, fail what depends on it, reconnect. */
+void master_fail(cmaster *m, const char *fmt, ...) CONFAB_PRINTF(2, 3);
+/* The tick: setup, request and probe deadlines; the periodic probe. */
+void master_check(cmaster *m, uint64_t now);
+/* Subscribe or unsubscribe partition k as its need says. */
+void master_sync_sub(cl_state *s, unsigned k);
+/* A probe came back (token) through some master's subscription. */
+void master_probe_seen(cl_state *s, const char *token);
+/* A reconcile of partition k on its current owner (`setup`: part of the
+ * owner's setup, which waits for it). */
+int master_reconcile(cl_state *s, unsigned k, bool setup);
+
+/* ---- cluster_topo.c ---- */
+
 /* start(): timers, the first map refresh. 0 or a negative code. */
 int topo_start(cl_state *s);
 /* destroy(): goodbyes, close everything; frees s when all is closed. */
 void topo_destroy(cl_state *s);
 /* Ask for a new slot map soon (coalesced). */
 void topo_refresh(cl_state *s);
-/* A master by address, created (not connected) when unknown; NULL: ENOMEM. */
-cmaster *topo_master(cl_state *s, const char *host, int port);
-cmaster *topo_find_serial(cl_state *s, unsigned serial);
 /* Can requests of partition k go out now? */
 bool topo_served(const cl_state *s, unsigned k);
-/* A master's link failed: close both, fail what depends on it, reconnect. */
-void topo_master_fail(cmaster *m, const char *fmt, ...) CONFAB_PRINTF(2, 3);
-/* Subscribe or unsubscribe partition k as its need says. */
-void topo_sync_sub(cl_state *s, unsigned k);
-/* Recompute and report health. */
+/* Recompute and report health (up, degraded, down). */
 void topo_health(cl_state *s);
-/* A probe came back (token) on master `m`'s subscription. */
-void topo_probe_seen(cl_state *s, const char *token);
-/* A reconcile of partition k on its current owner (setup or again). */
-int topo_reconcile(cl_state *s, unsigned k, bool setup);
 
 /* ---- cluster_ops.c ---- */
 
@@ -277,6 +287,22 @@ void gap_resubscribed(cl_state *s, unsigned k);
 void gap_free(lroom *r);
 
 extern const confab_backplane_ops cluster_backplane_ops;
+/* May a core request for partition k go out now? 0 or CONFAB_EUNAVAILABLE. */
+int ops_admit(cl_state *s, unsigned k);
+/* The request is the core's from now on (counted, answered at destroy). */
+void ops_own(cl_state *s, cq *q, void *arg);
+/* The room's record keys (seq, hist, epoch) in q's partition; the prefix
+ * and channel of q's partition (ARGV[1..2] of every script). */
+int ops_record_keys(const cl_state *s, cq *q, const char *room);
+int ops_prefixes(const cl_state *s, cq *q);
+
+/* cluster_query.c: the backplane's read slots. */
+int query_presence(void *state, const char *room, confab_presence_done done, void *arg);
+int query_history(void *state, const char *room, bool has_since, uint64_t since, size_t limit,
+		  confab_history_done done, void *arg);
+int query_history_epoch(void *state, const char *room, const char *epoch, bool has_since,
+			uint64_t since, size_t limit, confab_history_epoch_done done, void *arg);
+int query_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg);
 /* The reconcile request of partition k (new generation). NULL: ENOMEM. */
 cq *ops_reconcile_request(cl_state *s, unsigned k);
 /* A reconcile reply that says Redis knows a newer generation: resend

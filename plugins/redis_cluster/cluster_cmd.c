@@ -262,7 +262,7 @@ static cmaster *route(cl_state *s, cq *q)
 		return NULL;
 	const rslot_master *rm = &s->map.masters[s->map.owner[q->slot]];
 
-	m = topo_master(s, rm->host, rm->port);
+	m = master_get(s, rm->host, rm->port);
 	return m != NULL && m->cmd != NULL ? m : NULL;
 }
 
@@ -356,7 +356,7 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 			if (kind != 0) {
 				if (host[0] == '\0' && m != NULL)
 					snprintf(host, sizeof(host), "%s", m->host);
-				q->to = topo_master(s, host, port);
+				q->to = master_get(s, host, port);
 				q->asking = kind == 2;
 				dispatch(s, q);
 				return;

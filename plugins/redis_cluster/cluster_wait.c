@@ -102,7 +102,7 @@ static void on_wait(rlink *l, redisReply *reply, void *arg)
 {
 	wgroup *g = arg;
 	cl_state *s = g->s;
-	cmaster *m = topo_find_serial(s, g->serial);
+	cmaster *m = master_by_serial(s, g->serial);
 
 	(void)l;
 	if (m != NULL) {
@@ -114,7 +114,7 @@ static void on_wait(rlink *l, redisReply *reply, void *arg)
 
 	answer(s, g, reply);
 	unref(g);   /* the WAIT's reference: g may be gone */
-	if ((m = topo_find_serial(s, serial)) != NULL && m->open != NULL && !m->wait_out)
+	if ((m = master_by_serial(s, serial)) != NULL && m->open != NULL && !m->wait_out)
 		flush(s, m);
 }
 
