@@ -173,7 +173,11 @@ static void timer_cb(uv_timer_t *t)
 		die(l, why);
 		return;
 	}
-	dief(l, "timed out connecting after %u ms", l->timeout_ms);
+	if (l->sk != NULL && l->sk->tls != NULL && !rtls_session_done(l->sk->tls))
+		dief(l, "timed out connecting after %u ms: the TLS handshake did not finish "
+		     "(does the server speak TLS on this port?)", l->timeout_ms);
+	else
+		dief(l, "timed out connecting after %u ms", l->timeout_ms);
 }
 
 /* A failure found where on_closed must not run yet (inside rlink_open or

@@ -52,12 +52,12 @@
  * timeout covers the handshake, and rlink_connected turns true only
  * after it (and AUTH). A failed handshake is an on_closed like the
  * others, with one line saying why, e.g.
- *   "TLS handshake failed: certificate verify failed (unable to get local issuer certificate)"
+ *   "TLS handshake failed: certificate verify failed (self-signed certificate in certificate chain: the server's CA is not in /etc/confab/redis-ca.crt)"
  *   "TLS handshake failed: certificate verify failed (hostname mismatch: the certificate is not for db.example)"
  *   "TLS handshake failed: certificate verify failed (certificate has expired)"
  *   "TLS handshake failed: the server requires a client certificate, and none is configured"
  *   "TLS handshake failed: the server refused our client certificate (tlsv1 alert unknown ca)"
- *   "TLS handshake failed: wrong version number (does the server speak TLS on this port?)"
+ *   "timed out connecting after 3000 ms: the TLS handshake did not finish (does the server speak TLS on this port?)"
  * and a failure after it, "TLS error: <OpenSSL's reason>". The
  * configuration is the owner's, shared by its links: it must stay until
  * they are closed.

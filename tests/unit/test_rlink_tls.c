@@ -4,7 +4,10 @@
  *  - "good":    a certificate for localhost and 127.0.0.1 from CA 1;
  *  - "expired": the same names, from CA 1, expired yesterday;
  *  - "mutual":  the good certificate, wants a client certificate from
- *               CA 1 (tls-auth-clients yes), and a password.
+ *               CA 1 (tls-auth-clients yes), and a password;
+ *  - "mutual12": the same, TLS 1.2 only (the refusal comes during the
+ *               handshake, where TLS 1.3 sends it after).
+ * "good" also listens without TLS on plain_port.
  * The CAs and certificates are made at test time with the openssl
  * command in a temporary directory (removed at the end); CA 2 signs
  * nothing the servers use (the "wrong CA").
@@ -44,9 +47,11 @@
 #define WAIT_MS 5000
 #define BIG (1024 * 1024)
 
+static unsigned timeout_ms = 3000; /* the links' connect timeout */
+
 static char dir[64];
-static int good_port, expired_port, mutual_port;
-static pid_t good_pid, expired_pid, mutual_pid;
+static int good_port, plain_port, expired_port, mutual_port, mutual12_port;
+static pid_t good_pid, expired_pid, mutual_pid, mutual12_pid;
 
 /* ---- certificates and servers ------------------------------------------------ */
 
@@ -131,17 +136,24 @@ static bool accepts(int port)
 	return ok;
 }
 
-/* A TLS-only redis-server on a free port with certificate NAME.crt; its
- * PID, or -1. */
-static pid_t start_redis(const char *program, const char *cert, bool mutual, int *port)
+/* A TLS redis-server on a free port with certificate NAME.crt (and on a
+ * free plain port when `plain` is not NULL); its PID, or -1. */
+static pid_t start_redis(const char *program, const char *cert, bool mutual, bool tls12,
+			 int *port, int *plain)
 {
-	char portbuf[16], crt[128], key[128], ca[128];
+	char portbuf[16], plainbuf[16] = "0", crt[128], key[128], ca[128];
 	pid_t pid;
 
 	*port = free_port();
 	if (*port < 0)
 		return -1;
 	snprintf(portbuf, sizeof(portbuf), "%d", *port);
+	if (plain != NULL) {
+		do
+			*plain = free_port();
+		while (*plain == *port);
+		snprintf(plainbuf, sizeof(plainbuf), "%d", *plain);
+	}
 	snprintf(crt, sizeof(crt), "%s/%s.crt", dir, cert);
 	snprintf(key, sizeof(key), "%s/%s.key", dir, cert);
 	snprintf(ca, sizeof(ca), "%s/ca1.crt", dir);
@@ -149,7 +161,7 @@ static pid_t start_redis(const char *program, const char *cert, bool mutual, int
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		const char *argv[32] = {program, "--port", "0", "--tls-port", portbuf,
+		const char *argv[32] = {program, "--port", plainbuf, "--tls-port", portbuf,
 					"--tls-cert-file", crt, "--tls-key-file", key,
 					"--tls-ca-cert-file", ca,
 					"--tls-auth-clients", mutual ? "yes" : "no",
@@ -160,6 +172,10 @@ static pid_t start_redis(const char *program, const char *cert, bool mutual, int
 		if (mutual) {
 			argv[argc++] = "--requirepass";
 			argv[argc++] = PASSWORD;
+		}
+		if (tls12) {
+			argv[argc++] = "--tls-protocols";
+			argv[argc++] = "TLSv1.2";
 		}
 		argv[argc] = NULL;
 		if (freopen("/dev/null", "w", stdout) == NULL)
@@ -357,7 +373,7 @@ static rlink *open_link(uv_loop_t *loop, seen *s, const char *host, int port,
 		.host = host,
 		.port = port,
 		.password = password,
-		.connect_timeout_ms = 3000,
+		.connect_timeout_ms = timeout_ms,
 		.subscriber = subscriber,
 		.on_push = on_push,
 		.on_closed = on_closed,
@@ -394,6 +410,8 @@ static void expect_failure(const char *host, int port, const char *password,
 	ck_assert(run_until_logged(&loop, &s, 2, WAIT_MS));
 	ck_assert_str_eq(s.log[0], "NULL");
 	ck_assert_int_eq(s.closed, 1);
+	if (getenv("RLINK_TLS_SHOW") != NULL)
+		fprintf(stderr, "line: %s\n", s.why);
 	ck_assert_msg(strcasestr(s.why, expect) != NULL, "\"%s\" does not say \"%s\"", s.why, expect);
 	ck_assert(!rlink_connected(l));
 	rlink_close(l);
@@ -574,6 +592,24 @@ START_TEST(no_client_certificate_where_the_server_wants_one)
 }
 END_TEST
 
+START_TEST(no_client_certificate_where_a_tls12_server_wants_one)
+{
+	expect_failure("localhost", mutual12_port, PASSWORD, config("ca1.crt", NULL, NULL, NULL, false),
+		       "TLS handshake failed: the server requires a client certificate, and none is configured");
+}
+END_TEST
+
+START_TEST(tls_to_a_port_without_tls)
+{
+	/* redis-server waits for the end of a line that never comes. */
+	timeout_ms = 500;
+	expect_failure("localhost", plain_port, NULL, config("ca1.crt", NULL, NULL, NULL, false),
+		       "timed out connecting after 500 ms: the TLS handshake did not finish "
+		       "(does the server speak TLS on this port?)");
+	timeout_ms = 3000;
+}
+END_TEST
+
 START_TEST(the_connect_timeout_covers_the_handshake)
 {
 	/* A listening socket that never answers: the TCP connection is
@@ -597,7 +633,8 @@ START_TEST(the_connect_timeout_covers_the_handshake)
 	l = rlink_open(&loop, &o);
 	ck_assert_ptr_nonnull(l);
 	ck_assert(run_until_logged(&loop, &s, 1, WAIT_MS));
-	ck_assert_str_eq(s.why, "timed out connecting after 300 ms");
+	ck_assert_str_eq(s.why, "timed out connecting after 300 ms: the TLS handshake did not finish "
+			 "(does the server speak TLS on this port?)");
 	rlink_close(l);
 	finish(&loop);
 	rtls_config_free(c);
@@ -661,6 +698,8 @@ static Suite *rlink_tls_suite(void)
 	tcase_add_test(tc, a_wrong_ip_address_is_a_mismatch);
 	tcase_add_test(tc, an_expired_server_certificate);
 	tcase_add_test(tc, no_client_certificate_where_the_server_wants_one);
+	tcase_add_test(tc, no_client_certificate_where_a_tls12_server_wants_one);
+	tcase_add_test(tc, tls_to_a_port_without_tls);
 	tcase_add_test(tc, the_connect_timeout_covers_the_handshake);
 	tcase_add_test(tc, bad_files_are_config_errors);
 	suite_add_tcase(s, tc);
@@ -694,10 +733,11 @@ int main(void)
 		return EXIT_FAILURE;
 	}
 	snprintf(rm, sizeof(rm), "rm -rf '%s'", dir);
-	good_pid = start_redis(program, "server", false, &good_port);
-	expired_pid = start_redis(program, "expired", false, &expired_port);
-	mutual_pid = start_redis(program, "server", true, &mutual_port);
-	if (good_pid < 0 || expired_pid < 0 || mutual_pid < 0) {
+	good_pid = start_redis(program, "server", false, false, &good_port, &plain_port);
+	expired_pid = start_redis(program, "expired", false, false, &expired_port, NULL);
+	mutual_pid = start_redis(program, "server", true, false, &mutual_port, NULL);
+	mutual12_pid = start_redis(program, "server", true, true, &mutual12_port, NULL);
+	if (good_pid < 0 || expired_pid < 0 || mutual_pid < 0 || mutual12_pid < 0) {
 		fprintf(stderr, "cannot start %s with TLS\n", program);
 		failed = 1;
 	} else {
@@ -709,6 +749,7 @@ int main(void)
 	stop_redis(good_pid);
 	stop_redis(expired_pid);
 	stop_redis(mutual_pid);
+	stop_redis(mutual12_pid);
 	if (system(rm) != 0)
 		fprintf(stderr, "cannot remove %s\n", dir);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
