@@ -245,6 +245,11 @@ rtls_session *rtls_session_new(const rtls_config *c, const char *host, char *why
 		set_why(why, whylen, "cannot send the server name %s: %s", s->name, ssl_reason(NULL));
 		goto fail;
 	}
+	if (c->verify && s->name[0] == '\0') {
+		/* An empty name would verify no name at all. */
+		set_why(why, whylen, "TLS needs a server name to verify");
+		goto fail;
+	}
 	if (c->verify) {
 		int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), s->name)
 			    : SSL_set1_host(s->ssl, s->name);

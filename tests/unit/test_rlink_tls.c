@@ -72,7 +72,8 @@ static const char *cnf =
 	"extendedKeyUsage = clientAuth\n";
 
 /* ca1, ca2 (CAs); server, expired (for localhost and 127.0.0.1, from
- * ca1); client (from ca1). Each NAME.crt with NAME.key. */
+ * ca1); client (from ca1), client2 (from ca2). Each NAME.crt with
+ * NAME.key. */
 static bool make_certificates(const char *openssl)
 {
 	char path[128], script[4096];
@@ -90,11 +91,12 @@ static bool make_certificates(const char *openssl)
 		 " -nodes -keyout $n.key \"$@\"; }\n"
 		 "key ca1 -x509 -extensions ca -days 2 -subj /CN=ca1 -out ca1.crt\n"
 		 "key ca2 -x509 -extensions ca -days 2 -subj /CN=ca2 -out ca2.crt\n"
-		 "sign() { \"$O\" x509 -req -in $1.csr -CA ca1.crt -CAkey ca1.key -CAcreateserial"
+		 "sign() { \"$O\" x509 -req -in $1.csr -CA $4.crt -CAkey $4.key -CAcreateserial"
 		 " -extfile c.cnf -extensions $2 -days $3 -out $1.crt; }\n"
-		 "key server -subj /CN=localhost -out server.csr; sign server server 2\n"
-		 "key expired -subj /CN=localhost -out expired.csr; sign expired server -1\n"
-		 "key client -subj /CN=client -out client.csr; sign client client 2\n",
+		 "key server -subj /CN=localhost -out server.csr; sign server server 2 ca1\n"
+		 "key expired -subj /CN=localhost -out expired.csr; sign expired server -1 ca1\n"
+		 "key client -subj /CN=client -out client.csr; sign client client 2 ca1\n"
+		 "key client2 -subj /CN=client2 -out client2.csr; sign client2 client 2 ca2\n",
 		 dir, openssl);
 	{
 		char cmd[4200];
@@ -599,6 +601,14 @@ START_TEST(no_client_certificate_where_a_tls12_server_wants_one)
 }
 END_TEST
 
+START_TEST(a_client_certificate_from_another_ca_is_refused)
+{
+	expect_failure("localhost", mutual_port, PASSWORD,
+		       config("ca1.crt", "client2.crt", "client2.key", NULL, false),
+		       "TLS handshake failed: the server refused our client certificate (");
+}
+END_TEST
+
 START_TEST(tls_to_a_port_without_tls)
 {
 	/* redis-server waits for the end of a line that never comes. */
@@ -699,6 +709,7 @@ static Suite *rlink_tls_suite(void)
 	tcase_add_test(tc, an_expired_server_certificate);
 	tcase_add_test(tc, no_client_certificate_where_the_server_wants_one);
 	tcase_add_test(tc, no_client_certificate_where_a_tls12_server_wants_one);
+	tcase_add_test(tc, a_client_certificate_from_another_ca_is_refused);
 	tcase_add_test(tc, tls_to_a_port_without_tls);
 	tcase_add_test(tc, the_connect_timeout_covers_the_handshake);
 	tcase_add_test(tc, bad_files_are_config_errors);
