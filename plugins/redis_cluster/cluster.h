@@ -369,6 +369,7 @@ struct cl_state {
 	bool config_ok, config_busy;
 	char config_problem[400];
 	char cluster_down[400];      /* CLUSTER INFO says cluster_state:fail, "" ok */
+	long slots_fail;             /* CLUSTER INFO's cluster_slots_fail */
 	char uncovered[700];         /* uncovered slots (partitions unserved), "" none */
 	bool health_up, health_degraded;
 	char health_reason[800], degraded_reason[800];

@@ -256,7 +256,9 @@ static cmaster *route(cl_state *s, cq *q)
 		m = s->part[q->part].owner;
 		if (m == NULL || m->cmd == NULL)
 			return NULL;
-		return m->state == M_UP || q->early ? m : NULL;
+		/* early: also while its setup runs, not on an aux link of a
+		 * master not connected (no reconcile went before) */
+		return m->state == M_UP || (q->early && m->state == M_CONNECTING) ? m : NULL;
 	}
 	if (!s->have_map || s->map.owner[q->slot] < 0)
 		return NULL;

@@ -130,7 +130,10 @@ cmaster *master_get(cl_state *s, const char *host, int port)
 {
 	cmaster *m = master_new(s, host, port);
 
-	if (m != NULL && m->owned == 0 && m->cmd == NULL && !s->destroying) {
+	/* Also a master that owns partitions but is not connected: the
+	 * config record's check goes before any master is. */
+	if (m != NULL && m->cmd == NULL && m->state == M_DOWN && !m->reconnecting &&
+	    !s->destroying) {
 		rlink_opts o = {
 			.host = m->host, .port = m->port, .user = s->user, .password = s->password,
 			.connect_timeout_ms = s->probe_timeout_ms, .on_closed = on_aux_closed, .arg = m,
@@ -405,7 +408,9 @@ static void on_master_timer(uv_timer_t *t)
 	cmaster *m = t->data;
 
 	m->reconnecting = false;
-	if (!m->s->destroying && m->state == M_DOWN && m->owned > 0)
+	/* Not while the config record is refused: the record's check
+	 * connects the masters once it matches. */
+	if (!m->s->destroying && m->state == M_DOWN && m->owned > 0 && m->s->config_ok)
 		master_connect(m);
 }
 

@@ -25,6 +25,7 @@
 #include "cluster.h"
 
 static void topo_ask(cl_state *s);
+static void connect_masters(cl_state *s);
 
 static uint64_t now(const cl_state *s)
 {
@@ -143,6 +144,7 @@ static bool config_reply(cl_state *s, cq *q, redisReply *reply)
 			       s->config_key);
 		s->config_ok = true;
 		s->config_problem[0] = '\0';
+		connect_masters(s);
 	} else {
 		char text[sizeof(s->config_problem)];
 
@@ -196,12 +198,57 @@ static void part_move(cl_state *s, unsigned k, cmaster *m)
 		master_reconcile(s, k, false);
 }
 
+/* Slots without a master that serves them: unassigned in the map, or
+ * (CLUSTER INFO's cluster_slots_fail) owned by a master the cluster
+ * flagged failed with no replica to take over. One line when it changes,
+ * naming the partitions this leaves unserved. */
+static void uncovered_update(cl_state *s)
+{
+	char text[sizeof(s->uncovered)] = "", list[160] = "";
+	size_t used = 0;
+	unsigned unserved = 0;
+
+	if (s->map.uncovered == 0 && s->slots_fail <= 0) {
+		if (s->uncovered[0] != '\0')
+			cl_log(s, CONFAB_LOG_INFO, "every slot of the cluster has a master again");
+		s->uncovered[0] = '\0';
+		return;
+	}
+	for (unsigned k = 0; k < s->partitions; k++) {
+		const cmaster *m = s->part[k].owner;
+
+		if (m != NULL && (m->state != M_DOWN || s->slots_fail <= 0))
+			continue;
+		if (unserved++ < 12 && used < sizeof(list) - 16)
+			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%u",
+						 used ? ", " : "", k);
+	}
+	snprintf(text, sizeof(text), "%zu slots of the cluster are uncovered (%zu without a master, "
+		 "%ld whose master failed with no replica to take over); %u of %u partitions "
+		 "are unserved (%s%s)", s->map.uncovered + (size_t)(s->slots_fail > 0 ? s->slots_fail : 0),
+		 s->map.uncovered, s->slots_fail > 0 ? s->slots_fail : 0L, unserved, s->partitions,
+		 unserved ? list : "none of this node's", unserved > 12 ? ", ..." : "");
+	if (strcmp(text, s->uncovered) != 0)
+		cl_log(s, CONFAB_LOG_ERROR, "%s", text);
+	snprintf(s->uncovered, sizeof(s->uncovered), "%s", text);
+}
+
+/* Connect the masters that own partitions and have no links; only once
+ * the config record matches: a node that will be refused writes nothing
+ * (no reconcile, no generation key) into the deployment. */
+static void connect_masters(cl_state *s)
+{
+	if (!s->config_ok)
+		return;
+	for (cmaster *m = s->masters; m != NULL; m = m->next)
+		if (m->owned > 0 && m->state == M_DOWN && !m->reconnecting)
+			master_connect(m);
+	for (unsigned k = 0; k < s->partitions; k++)
+		master_sync_sub(s, k);
+}
+
 static void apply_map(cl_state *s, rslot_map *nm)
 {
-	unsigned unserved = 0;
-	char list[160] = "";
-	size_t used = 0;
-
 	rslot_map_clear(&s->map);
 	s->map = *nm;
 	s->have_map = true;
@@ -215,25 +262,16 @@ static void apply_map(cl_state *s, rslot_map *nm)
 
 		if (o >= 0)
 			m = master_new(s, s->map.masters[o].host, s->map.masters[o].port);
-		if (m == NULL) {
-			if (unserved++ < 12 && used < sizeof(list) - 16)
-				used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%u",
-							 used ? ", " : "", k);
-		} else {
-			if (m->owned++ == 0)
-				m->probe_part = (int)k;
-		}
+		if (m != NULL && m->owned++ == 0)
+			m->probe_part = (int)k;
 		if (s->part[k].owner != m)
 			part_move(s, k, m);
 	}
-	/* Masters: connect those that own partitions, let go of the rest. */
+	/* Masters: let go of those that own nothing now. */
 	for (cmaster *m = s->masters, *next; m != NULL; m = next) {
 		next = m->next;
-		if (m->owned > 0) {
-			if (m->state == M_DOWN && !m->reconnecting)
-				master_connect(m);
+		if (m->owned > 0)
 			continue;
-		}
 		if (m->state != M_DOWN) {
 			m->state = M_DOWN;
 			rlink_close(m->sub);
@@ -242,23 +280,8 @@ static void apply_map(cl_state *s, rslot_map *nm)
 		if (m->cmd == NULL || rlink_pending(m->cmd) == 0)
 			master_free(m);
 	}
-	/* A probe partition may have changed hands. */
-	for (unsigned k = 0; k < s->partitions; k++)
-		master_sync_sub(s, k);
-	if (s->map.uncovered > 0) {
-		char text[sizeof(s->uncovered)];
-
-		snprintf(text, sizeof(text), "the cluster has %zu slots that no master serves; %u "
-			 "of %u partitions are unserved (%s%s)", s->map.uncovered, unserved,
-			 s->partitions, unserved ? list : "none of this node's",
-			 unserved > 12 ? ", ..." : "");
-		if (strcmp(text, s->uncovered) != 0)
-			cl_log(s, CONFAB_LOG_ERROR, "%s", text);
-		snprintf(s->uncovered, sizeof(s->uncovered), "%s", text);
-	} else if (s->uncovered[0] != '\0') {
-		cl_log(s, CONFAB_LOG_INFO, "every slot of the cluster has a master again");
-		s->uncovered[0] = '\0';
-	}
+	connect_masters(s);   /* and a probe partition may have changed hands */
+	uncovered_update(s);
 	set_problem(s, NULL);  /* the map came: seeds and cluster mode are fine */
 	config_check(s);
 	topo_health(s);
@@ -387,6 +410,9 @@ static void topo_info_reply(rlink *l, redisReply *reply, void *arg)
 
 	if (l != s->topo || reply == NULL || reply->type != REDIS_REPLY_STRING)
 		return;
+	s->slots_fail = info_field(reply->str, "cluster_slots_fail");
+	if (s->have_map)
+		uncovered_update(s);
 	if (strstr(reply->str, "cluster_state:fail") != NULL)
 		snprintf(text, sizeof(text), "the cluster is down (cluster_state:fail; %ld slots "
 			 "served by a failed master, %ld of 16384 assigned): Redis refuses every "
