@@ -74,6 +74,7 @@ enum cl_script {
 	CS_GOODBYE,
 	CS_EPOCH,
 	CS_CONFIG,
+	CS_FLUSH,
 	CS_COUNT
 };
 extern const char *const cl_script_text[CS_COUNT];
@@ -321,6 +322,9 @@ void ops_tick(cl_state *s);
 int ops_reply_status(cl_state *s, const char *what, const redisReply *reply);
 void ops_free(cl_state *s);
 void ops_fresh_epoch(char out[17]);
+/* WAIT said the replicas have `room`'s messages up to `upto`: publish
+ * them (the flush script). */
+void ops_flush(cl_state *s, unsigned k, const char *room, uint64_t upto);
 
 /* ---- the instance ---- */
 
