@@ -160,12 +160,16 @@ void wait_ungroup(cq *q);
 bool wait_join(cl_state *s, cq *q);
 /* destroy: answer every waiter now (lost). */
 void wait_orphan_all(cl_state *s);
+/* The instance is being freed: free every group left. */
+void wait_free_all(cl_state *s);
 /* The master is going away: its group not yet covered fails. */
 void wait_master_gone(cl_state *s, cmaster *m);
 /* Answer every core request still waiting with its lost status (destroy). */
 void cq_orphan_all(cl_state *s);
 /* CONFAB_EUNAVAILABLE for "not now" errors, CONFAB_ERR for the rest. */
 int cq_error_status(const char *err);
+/* The instance is being freed: free whatever requests are left. */
+void cq_free_all(cl_state *s);
 
 /* ---- masters and partitions ---- */
 

@@ -464,3 +464,15 @@ int cq_error_status(const char *err)
 			return CONFAB_EUNAVAILABLE;
 	return CONFAB_ERR;
 }
+
+void cq_free_all(cl_state *s)
+{
+	cq *q;
+
+	while ((q = s->pend) != NULL || (q = s->reqs) != NULL) {
+		unlist(s, q);
+		q->core = false;   /* answered at destroy already */
+		cq_free(q);
+	}
+	wait_free_all(s);
+}

@@ -225,3 +225,21 @@ void wait_orphan_all(cl_state *s)
 				q->handle(s, q, NULL);
 			}
 }
+
+void wait_free_all(cl_state *s)
+{
+	while (s->groups != NULL) {
+		wgroup *g = s->groups;
+
+		s->groups = g->next;
+		while (g->waiters != NULL) {
+			cq *q = g->waiters;
+
+			g->waiters = q->next;
+			q->group = NULL;
+			q->core = false;
+			cq_free(q);
+		}
+		free(g);
+	}
+}
