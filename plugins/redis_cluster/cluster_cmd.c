@@ -324,6 +324,11 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 		return;
 	}
 	err = reply->str;
+	if (s->destroying) {
+		/* No retry while destroy closes everything: as if lost. */
+		finish(s, q, NULL);
+		return;
+	}
 	if (starts(err, "NOSCRIPT") && q->script >= 0 && !q->retried_eval) {
 		/* The cache was flushed as a whole: every script goes by text
 		 * to this master until it has them again. */
