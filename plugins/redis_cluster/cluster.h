@@ -380,6 +380,7 @@ struct cl_state {
 	long slots_fail;             /* CLUSTER INFO's cluster_slots_fail */
 	char uncovered[700];         /* uncovered slots (partitions unserved), "" none */
 	bool health_up, health_degraded;
+	bool ever_served;            /* every partition was served once */
 	char health_reason[800], degraded_reason[800];
 
 	uv_timer_t tick, heartbeat_timer, linger_timer;

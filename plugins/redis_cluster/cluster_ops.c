@@ -525,13 +525,12 @@ static bool publish_reply(cl_state *s, cq *q, redisReply *reply)
 		}
 		if (confab_ratelimit_allow(&wait_short_log, uv_now(s->loop), &skipped))
 			cl_log(s, CONFAB_LOG_WARN, "WAIT after a publish to room %s: %s of the %u "
-			       "replicas wanted had it within %u ms; answering that the outcome is "
-			       "unknown (%" PRIu64 " more since the last such line)",
-			       PUB_ROOM(q),
+			       "replicas wanted confirmed it; answering that the outcome is unknown "
+			       "(%" PRIu64 " more since the last such line)", PUB_ROOM(q),
 			       reply == NULL ? "the link was lost before it said how many" :
 			       reply->type == REDIS_REPLY_INTEGER ? (reply->integer == 0 ? "none" : "only some")
 								   : "an error said none",
-			       s->ack_replicas, s->ack_timeout_ms, skipped);
+			       s->ack_replicas, skipped);
 		publish_answer(s, q, CONFAB_EUNKNOWN);
 		return true;
 	}

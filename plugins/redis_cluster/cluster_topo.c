@@ -59,6 +59,8 @@ void topo_health(cl_state *s)
 
 	if (s->destroying)
 		return;
+	bool first_connect = false;
+
 	for (unsigned k = 0; k < s->partitions; k++) {
 		const cmaster *m = s->part[k].owner;
 
@@ -66,6 +68,8 @@ void topo_health(cl_state *s)
 			unserved++;
 			if (down == NULL && m != NULL)
 				down = m;
+			first_connect = first_connect ||
+					(m != NULL && m->state == M_CONNECTING && !m->was_up);
 		}
 	}
 	if (s->uncovered[0] != '\0')
@@ -89,8 +93,14 @@ void topo_health(cl_state *s)
 					      : "checking the cluster's config record");
 	else if (unserved == s->partitions || (unserved > 0 && !can_degrade))
 		snprintf(reason, sizeof(reason), "%s", part_reason);
+	else if (unserved > 0 && !s->ever_served && first_connect)
+		/* Starting: not "degraded" while the first connections are
+		 * still being made, only once one of them failed. */
+		snprintf(reason, sizeof(reason), "connecting to the cluster's masters");
 	up = reason[0] == '\0';
 	degraded = up && unserved > 0;
+	if (up && !degraded)
+		s->ever_served = true;
 
 	if (up != s->health_up || (!up && strcmp(reason, s->health_reason) != 0)) {
 		s->health_up = up;
