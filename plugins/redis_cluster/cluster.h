@@ -75,6 +75,7 @@ enum cl_script {
 	CS_EPOCH,
 	CS_CONFIG,
 	CS_FLUSH,
+	CS_PUBLISH_BATCH,
 	CS_COUNT
 };
 extern const char *const cl_script_text[CS_COUNT];
@@ -112,6 +113,8 @@ struct cq {
 	bool sent;                   /* went out at least once and may have run */
 	bool waiting;                /* its script ran: it waits for its group's WAIT */
 	wgroup *group;               /* publishes: the WAIT that covers it (cluster_wait.c) */
+	cq *subs;                    /* a batch: the publishes it carries, in order */
+	cq *bnext;                   /* in a batch, or in a partition's list for the next one */
 	bool send_cb;
 	uint64_t seq;                /* publish: the seq the script gave */
 	char *repeat;                /* publish_idem: "SEQ ID TS" of a repeat */
@@ -217,6 +220,7 @@ typedef struct partition {
 	uint64_t gen;                /* generation of this node's record in it */
 	bool dirty;                  /* a presence script failed: reconcile again */
 	size_t n_held;               /* publishes waiting for the subscription */
+	cq *batch, *batch_tail;      /* publishes of this loop turn (cluster_batch.c) */
 } partition;
 
 /* ---- cluster_master.c ---- */
@@ -326,9 +330,26 @@ void ops_tick(cl_state *s);
 int ops_reply_status(cl_state *s, const char *what, const redisReply *reply);
 void ops_free(cl_state *s);
 void ops_fresh_epoch(char out[17]);
-/* WAIT said the replicas have `room`'s messages up to `upto`: publish
- * them (the flush script). */
-void ops_flush(cl_state *s, unsigned k, const char *room, uint64_t upto);
+/* WAIT said the replicas have these rooms' messages (all of partition k)
+ * up to `upto`: publish them (the flush script). */
+void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t *upto,
+	       size_t n);
+/* The publish request's handler: the script's reply, then (q->waiting)
+ * WAIT's. Answers the core and returns true, or false while it waits. */
+bool ops_publish_reply(cl_state *s, cq *q, redisReply *reply);
+/* Answer a publish request (done.publish or done.send). */
+void ops_publish_answer(cl_state *s, cq *q, int status);
+/* A publish request's room (its arguments after the keys). */
+#define PUB_ROOM(q) ((q)->argv[(q)->nkeys + 2])
+
+/* cluster_batch.c: send `q` (a publish without idem key, not held) with
+ * the other publishes of its partition in this loop turn, as one script.
+ * Its handler is called exactly once, as with cq_submit. */
+void batch_add(cl_state *s, cq *q);
+/* End of the turn: send the partitions' batches. */
+void batch_start(cl_state *s);
+/* destroy: answer what waits for the end of the turn (unavailable). */
+void batch_fail_all(cl_state *s);
 
 /* ---- the instance ---- */
 
@@ -385,6 +406,7 @@ struct cl_state {
 
 	uv_timer_t tick, heartbeat_timer, linger_timer;
 	uv_check_t wait_check;       /* sends the WAITs at the end of the turn */
+	uv_check_t batch_check;      /* sends the turn's publish batches */
 	wgroup *groups;              /* every WAIT group alive */
 	int handles;
 	uint64_t last_tick;

@@ -56,6 +56,12 @@ void cq_free(cq *q)
 	if (q->held && q->part >= 0)
 		q->s->part[q->part].n_held--;
 	wait_ungroup(q);
+	while (q->subs != NULL) {   /* a batch freed before it answered them */
+		cq *sub = q->subs;
+
+		q->subs = sub->bnext;
+		cq_free(sub);
+	}
 	for (size_t i = 0; i < q->argc; i++)
 		free(q->argv[i]);
 	free(q->argv);
@@ -231,7 +237,7 @@ static int send_to(cl_state *s, cmaster *m, cq *q)
 	q->on = m;
 	q->link = m->cmd;
 	enlist(s, q, false);
-	if (q->script == CS_PUBLISH && s->ack_replicas > 0)
+	if ((q->script == CS_PUBLISH || q->script == CS_PUBLISH_BATCH) && s->ack_replicas > 0)
 		wait_sent(s, m, q);
 	return 0;
 }

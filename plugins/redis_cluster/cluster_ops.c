@@ -462,7 +462,6 @@ static bool refresh_due(const cl_state *s, const lroom *r)
 
 /* The publish arguments after the three keys: P, C, room, ... */
 /* After the keys (3, or 4 with an idem key). */
-#define PUB_ROOM(q) ((q)->argv[(q)->nkeys + 2])
 #define PUB_REFRESH(q) ((q)->argv[(q)->nkeys + 9])
 
 static int lost_status(const cq *q)
@@ -491,7 +490,7 @@ static void send_answer(cq *q, int status, uint64_t seq, const char *repeat)
 	free(id);
 }
 
-static void publish_answer(cl_state *s, cq *q, int status)
+void ops_publish_answer(cl_state *s, cq *q, int status)
 {
 	if (status == 0 && q->repeat == NULL && PUB_REFRESH(q)[0] == '1') {
 		lroom *r = dict_get(s->rooms, PUB_ROOM(q));
@@ -513,14 +512,14 @@ static confab_ratelimit wait_short_log = CONFAB_RATELIMIT_INIT(1000);
 /* The script's reply, then (ack_replicas > 0) WAIT's: the ack goes only
  * when ack_replicas replicas have the write. Fewer means the message is
  * on the master but could be lost in a failover: unknown, never acked. */
-static bool publish_reply(cl_state *s, cq *q, redisReply *reply)
+bool ops_publish_reply(cl_state *s, cq *q, redisReply *reply)
 {
 	uint64_t skipped;
 
 	if (q->waiting) {
 		if (reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
 		    reply->integer >= (long long)s->ack_replicas) {
-			publish_answer(s, q, 0);
+			ops_publish_answer(s, q, 0);
 			return true;
 		}
 		if (confab_ratelimit_allow(&wait_short_log, uv_now(s->loop), &skipped))
@@ -531,30 +530,30 @@ static bool publish_reply(cl_state *s, cq *q, redisReply *reply)
 			       reply->type == REDIS_REPLY_INTEGER ? (reply->integer == 0 ? "none" : "only some")
 								   : "an error said none",
 			       s->ack_replicas, skipped);
-		publish_answer(s, q, CONFAB_EUNKNOWN);
+		ops_publish_answer(s, q, CONFAB_EUNKNOWN);
 		return true;
 	}
 	if (reply == NULL) {
-		publish_answer(s, q, lost_status(q));
+		ops_publish_answer(s, q, lost_status(q));
 		return true;
 	}
 	if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
 		q->seq = (uint64_t)reply->integer;
 	} else if (reply->type == REDIS_REPLY_STRING && q->send_cb) {
 		if ((q->repeat = strdup(reply->str)) == NULL) {
-			publish_answer(s, q, CONFAB_EUNKNOWN);
+			ops_publish_answer(s, q, CONFAB_EUNKNOWN);
 			return true;
 		}
 	} else {
-		publish_answer(s, q, ops_reply_status(s, "publish", reply));
+		ops_publish_answer(s, q, ops_reply_status(s, "publish", reply));
 		return true;
 	}
 	if (s->ack_replicas == 0) {
-		publish_answer(s, q, 0);
+		ops_publish_answer(s, q, 0);
 		return true;
 	}
 	if (!wait_join(s, q)) {
-		publish_answer(s, q, CONFAB_EUNKNOWN);
+		ops_publish_answer(s, q, CONFAB_EUNKNOWN);
 		return true;
 	}
 	return false;
@@ -590,18 +589,25 @@ static bool flush_reply(cl_state *s, cq *q, redisReply *reply)
 	return true;
 }
 
-void ops_flush(cl_state *s, unsigned k, const char *room, uint64_t upto)
+void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t *upto,
+	       size_t n)
 {
 	const char *P = s->part[k].prefix;
 	cq *q = cq_new(s, flush_reply, CS_FLUSH, (int)k);
+	int rc = q == NULL;
 
-	if (q == NULL || cq_argf(q, "%sroom:%s:seq", P, room) ||
-	    cq_argf(q, "%sroom:%s:hist", P, room) || cq_argf(q, "%sroom:%s:pub", P, room) ||
-	    ops_prefixes(s, q) || cq_argf(q, "%" PRIu64, upto)) {
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = cq_argf(q, "%sroom:%s:seq", P, rooms[i]) ||
+		     cq_argf(q, "%sroom:%s:hist", P, rooms[i]) ||
+		     cq_argf(q, "%sroom:%s:pub", P, rooms[i]);
+	rc = rc || ops_prefixes(s, q);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = cq_argf(q, "%" PRIu64, upto[i]);
+	if (rc != 0) {
 		cq_free(q);
-		return;   /* the next message's flush publishes this one too */
+		return;   /* the next message's flush publishes these too */
 	}
-	q->nkeys = 3;
+	q->nkeys = (unsigned)(3 * n);
 	cq_submit(s, q);
 }
 
@@ -636,7 +642,7 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 		return CONFAB_ENOMEM;
 	ops_fresh_epoch(fresh);
 	r = dict_get(s->rooms, env->room);
-	q = cq_new(s, publish_reply, CS_PUBLISH, (int)k);
+	q = cq_new(s, ops_publish_reply, CS_PUBLISH, (int)k);
 	if (send_cb && (ik = idem_key_name(s, k, env)) == NULL) {
 		cq_free(q);
 		q = NULL;
@@ -673,7 +679,10 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 		s->part[k].n_held++;
 	}
 	ops_own(s, q, arg);
-	cq_submit(s, q);
+	if (q->held || q->nkeys != 3)
+		cq_submit(s, q);    /* held, or with an idem key: alone */
+	else
+		batch_add(s, q);
 	return 0;
 }
 

@@ -146,42 +146,88 @@
 	"end\n" \
 	"return seq\n"
 
-/* KEYS: seq, hist, pub (room:R:pub: the last seq published). ARGV: P, C,
- * upto. Publishes, in seq order, the room's stored messages after pub up
- * to `upto` (a seq the replicas are known to have: so are all before it),
- * and moves pub there. Any node's flush publishes what other nodes' wait
- * for, once: the room's messages go out in seq order, and none twice
+/* KEYS: seq, hist, pub (room:R:pub: the last seq published) of each
+ * room, all in one partition. ARGV: P, C, then each room's `upto`.
+ * Publishes, in seq order, each room's stored messages after pub up to
+ * its `upto` (a seq the replicas are known to have: so are all before
+ * it), and moves pub there. Any node's flush publishes what other nodes
+ * wait for, once: a room's messages go out in seq order, and none twice
  * except when a pub write itself is lost in a failover (the nodes drop a
  * seq they delivered already). pub expires with the room's seq key; a pub
  * that is missing or above the room's seq (an earlier life's) starts at 1
  * when the list still holds the life's first message (a new room), else
  * at `upto`: the nodes read any gap from history. Returns how many. */
 #define FLUSH_LUA \
-	"local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
-	"local upto = math.min(tonumber(ARGV[3]), last)\n" \
-	"local pub = tonumber(redis.call('GET', KEYS[3]) or '-1')\n" \
-	"local n = redis.call('LLEN', KEYS[2])\n" \
-	"local first = last - n + 1\n" \
-	"local from = pub + 1\n" \
-	"if pub < 0 or pub > last then\n" \
-	"  if first <= 1 then from = 1 else from = upto end\n" \
-	"end\n" \
-	"if from > upto or upto < 1 then return 0 end\n" \
-	"if from < first then from = first end\n" \
 	"local out = 0\n" \
-	"if from <= upto then\n" \
-	"  for _, m in ipairs(redis.call('LRANGE', KEYS[2], from - first, upto - first)) do\n" \
-	"    redis.call('SPUBLISH', ARGV[2], m)\n" \
-	"    out = out + 1\n" \
+	"for i = 1, #KEYS / 3 do\n" \
+	"  local kseq, khist, kpub = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]\n" \
+	"  local last = tonumber(redis.call('GET', kseq) or '0')\n" \
+	"  local upto = math.min(tonumber(ARGV[2 + i]), last)\n" \
+	"  local pub = tonumber(redis.call('GET', kpub) or '-1')\n" \
+	"  local n = redis.call('LLEN', khist)\n" \
+	"  local first = last - n + 1\n" \
+	"  local from = pub + 1\n" \
+	"  if pub < 0 or pub > last then\n" \
+	"    if first <= 1 then from = 1 else from = upto end\n" \
+	"  end\n" \
+	"  if from <= upto and upto >= 1 then\n" \
+	"    if from < first then from = first end\n" \
+	"    if from <= upto then\n" \
+	"      for _, m in ipairs(redis.call('LRANGE', khist, from - first, upto - first)) do\n" \
+	"        redis.call('SPUBLISH', ARGV[2], m)\n" \
+	"        out = out + 1\n" \
+	"      end\n" \
+	"    end\n" \
+	"    local ttl = redis.call('PTTL', kseq)\n" \
+	"    if ttl > 0 then\n" \
+	"      redis.call('SET', kpub, upto, 'PX', ttl)\n" \
+	"    else\n" \
+	"      redis.call('SET', kpub, upto)\n" \
+	"    end\n" \
 	"  end\n" \
 	"end\n" \
-	"local ttl = redis.call('PTTL', KEYS[1])\n" \
-	"if ttl > 0 then\n" \
-	"  redis.call('SET', KEYS[3], upto, 'PX', ttl)\n" \
-	"else\n" \
-	"  redis.call('SET', KEYS[3], upto)\n" \
-	"end\n" \
 	"return out\n"
+
+/* The publish script for n messages of one partition at once (the
+ * publishes of one loop turn: cluster_batch.c). KEYS: seq, hist, epoch of
+ * each. ARGV: P, C, history_size, room_ttl, fresh epoch, defer; then
+ * room, head_a, head_b, body, refresh of each. Returns the seqs, in
+ * order. Each message is PUBLISH_LUA's (never with an idem key: those go
+ * alone). */
+#define PUBLISH_BATCH_LUA \
+	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]\n" \
+	"local defer = ARGV[6] == '1'\n" \
+	"if defer and keep < 64 then keep = 64 end\n" \
+	"local seqs = {}\n" \
+	"for i = 1, #KEYS / 3 do\n" \
+	"  local a, k = 5 * i + 2, 3 * i - 2\n" \
+	"  local seq = redis.call('INCR', KEYS[k])\n" \
+	"  local due = ARGV[a + 4] == '1'\n" \
+	"  local tag = ''\n" \
+	"  if seq == 1 then\n" \
+	"    local e = redis.call('GET', KEYS[k + 2])\n" \
+	"    if not e then\n" \
+	"      e = fresh\n" \
+	"      redis.call('SET', KEYS[k + 2], e)\n" \
+	"    end\n" \
+	"    tag = ',\"epoch\":\"' .. e .. '\"'\n" \
+	"    due = true\n" \
+	"  end\n" \
+	"  local msg = ARGV[a + 1] .. string.format('%d', seq) .. tag .. ARGV[a + 2] .. '\\n' .. ARGV[a + 3]\n" \
+	"  if keep > 0 then\n" \
+	"    local n = redis.call('RPUSH', KEYS[k + 1], msg)\n" \
+	"    if n == 1 then due = true end\n" \
+	"    if n > keep + " HIST_SLACK " then\n" \
+	"      redis.call('LTRIM', KEYS[k + 1], -keep, -1)\n" \
+	"    end\n" \
+	"  else\n" \
+	"    redis.call('DEL', KEYS[k + 1])\n" \
+	"  end\n" \
+	RECORD_DUE("KEYS[k]", "KEYS[k + 1]", "KEYS[k + 2]", "ttl") \
+	"  if not defer then redis.call('SPUBLISH', C, msg) end\n" \
+	"  seqs[i] = seq\n" \
+	"end\n" \
+	"return seqs\n"
 
 /* KEYS: seq, hist, epoch. ARGV[3..5]: room_ttl, fresh epoch, room. */
 #define EPOCH_LUA RECORD \
@@ -324,6 +370,7 @@ const char *const cl_script_text[CS_COUNT] = {
 	[CS_EPOCH] = EPOCH_LUA,
 	[CS_CONFIG] = CONFIG_LUA,
 	[CS_FLUSH] = FLUSH_LUA,
+	[CS_PUBLISH_BATCH] = PUBLISH_BATCH_LUA,
 };
 
 const char *const cl_script_name[CS_COUNT] = {
@@ -340,4 +387,5 @@ const char *const cl_script_name[CS_COUNT] = {
 	[CS_EPOCH] = "epoch",
 	[CS_CONFIG] = "config",
 	[CS_FLUSH] = "flush",
+	[CS_PUBLISH_BATCH] = "publish_batch",
 };

@@ -617,6 +617,7 @@ int topo_start(cl_state *s)
 	uv_check_init(s->loop, &s->wait_check);
 	s->wait_check.data = s;
 	s->handles++;
+	batch_start(s);
 	s->topo_backoff = CL_BACKOFF_FIRST_MS;
 	uv_timer_start(&s->tick, on_tick, CL_TICK_MS, CL_TICK_MS);
 	uv_timer_start(&s->heartbeat_timer, on_heartbeat, s->heartbeat_ms, s->heartbeat_ms);
@@ -664,6 +665,8 @@ void topo_destroy(cl_state *s)
 	uv_close((uv_handle_t *)&s->tick, on_handle_closed);
 	uv_close((uv_handle_t *)&s->heartbeat_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&s->wait_check, on_handle_closed);
+	uv_close((uv_handle_t *)&s->batch_check, on_handle_closed);
+	batch_fail_all(s);
 	cq_orphan_all(s);
 	for (unsigned k = 0; k < s->partitions; k++)
 		ops_part_reset(s, k, true);

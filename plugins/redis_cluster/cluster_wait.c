@@ -88,39 +88,69 @@ typedef struct room_seq {
 	uint64_t seq;
 } room_seq;
 
-static int by_room(const void *a, const void *b)
+static int by_part_room(const void *a, const void *b)
 {
-	return strcmp(((const room_seq *)a)->room, ((const room_seq *)b)->room);
+	const room_seq *x = a, *y = b;
+
+	if (x->part != y->part)
+		return x->part < y->part ? -1 : 1;
+	return strcmp(x->room, y->room);
+}
+
+static void add_seq(room_seq *v, size_t *n, const cq *q)
+{
+	if (q->seq != 0 && q->repeat == NULL)
+		v[(*n)++] = (room_seq){ PUB_ROOM(q), (unsigned)q->part, q->seq };
 }
 
 /* WAIT said the replicas have the group's messages: publish them, one
- * flush per room up to its highest seq in the group (an idempotent
- * repeat has nothing new to publish). */
+ * flush per partition, for each room up to its highest seq in the group
+ * (an idempotent repeat has nothing new to publish). */
 static void flush_rooms(cl_state *s, wgroup *g)
 {
-	size_t n = 0, i = 0;
+	size_t n = 0, i, j;
 	room_seq *v;
+	const char **rooms;
+	uint64_t *upto;
 
-	for (cq *q = g->waiters; q != NULL; q = q->next)
+	for (cq *q = g->waiters; q != NULL; q = q->next) {
 		n++;
-	if (n == 0 || (v = malloc(n * sizeof(*v))) == NULL)
-		return;   /* the next message's flush publishes these too */
-	for (cq *q = g->waiters; q != NULL; q = q->next)
-		if (q->seq != 0 && q->repeat == NULL)
-			v[i++] = (room_seq){ q->argv[q->nkeys + 2], (unsigned)q->part, q->seq };
-	n = i;
-	qsort(v, n, sizeof(*v), by_room);
-	for (i = 0; i < n; i++) {
-		uint64_t upto = v[i].seq;
-
-		while (i + 1 < n && strcmp(v[i + 1].room, v[i].room) == 0) {
-			i++;
-			if (v[i].seq > upto)
-				upto = v[i].seq;
-		}
-		ops_flush(s, v[i].part, v[i].room, upto);
+		for (cq *sub = q->subs; sub != NULL; sub = sub->bnext)
+			n++;
 	}
+	v = malloc((n ? n : 1) * sizeof(*v));
+	rooms = malloc((n ? n : 1) * sizeof(*rooms));
+	upto = malloc((n ? n : 1) * sizeof(*upto));
+	if (v == NULL || rooms == NULL || upto == NULL)
+		goto out;   /* the next message's flush publishes these too */
+	n = 0;
+	for (cq *q = g->waiters; q != NULL; q = q->next) {
+		if (q->script == CS_PUBLISH_BATCH)
+			for (cq *sub = q->subs; sub != NULL; sub = sub->bnext)
+				add_seq(v, &n, sub);
+		else
+			add_seq(v, &n, q);
+	}
+	qsort(v, n, sizeof(*v), by_part_room);
+	for (i = 0; i < n; i = j) {
+		size_t m = 0;
+
+		/* partition v[i].part: its rooms, each with its highest seq */
+		for (j = i; j < n && v[j].part == v[i].part; j++) {
+			if (m > 0 && strcmp(rooms[m - 1], v[j].room) == 0) {
+				if (v[j].seq > upto[m - 1])
+					upto[m - 1] = v[j].seq;
+				continue;
+			}
+			rooms[m] = v[j].room;
+			upto[m++] = v[j].seq;
+		}
+		ops_flush(s, v[i].part, rooms, upto, m);
+	}
+out:
 	free(v);
+	free(rooms);
+	free(upto);
 }
 
 /* Answer a group's waiters with WAIT's reply (NULL: lost). */

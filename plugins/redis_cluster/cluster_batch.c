@@ -1,0 +1,194 @@
+/* The publishes of one loop turn, per partition, sent as one script.
+ *
+ * Under load most of Redis's work per message is the call itself (the
+ * `redis` backplane measured a tenth of its work in one LTRIM, and batches
+ * for the same reason): the publishes that the core hands over in one
+ * turn of the loop, for rooms of one partition, go to its master as one
+ * publish_batch script, at the end of the turn. A partition is one slot,
+ * so the script's keys are all in it, and it is redirected, retried or
+ * failed as a whole, like any request. Its reply answers each publish:
+ * the seqs in order, then (ack_replicas) the WAIT that covers the batch.
+ *
+ * Publishes with an idem key, and held ones, go alone (they need a reply
+ * of their own, or wait for a subscription).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+/* The arguments of a single publish request (cluster_ops.c), after its
+ * three keys: P, C, room, head_a, head_b, body, history_size, room_ttl,
+ * fresh, refresh, defer, ... */
+enum { A_ROOM = 5, A_HEAD_A, A_HEAD_B, A_BODY, A_KEEP, A_TTL, A_FRESH, A_REFRESH, A_DEFER };
+
+static void on_check(uv_check_t *h);
+
+void batch_add(cl_state *s, cq *q)
+{
+	partition *p = &s->part[q->part];
+
+	q->bnext = NULL;
+	if (p->batch_tail != NULL)
+		p->batch_tail->bnext = q;
+	else
+		p->batch = q;
+	p->batch_tail = q;
+	if (!uv_is_active((uv_handle_t *)&s->batch_check))
+		uv_check_start(&s->batch_check, on_check);
+}
+
+/* Answer every publish of the batch with `reply` (the script's, lost,
+ * or WAIT's when waiting), in order, and free them. */
+static void answer_all(cl_state *s, cq *b, redisReply *reply)
+{
+	while (b->subs != NULL) {
+		cq *q = b->subs;
+
+		b->subs = q->bnext;
+		q->bnext = NULL;
+		q->sent = b->sent;
+		q->waiting = b->waiting;
+		if (!q->orphan)
+			ops_publish_reply(s, q, reply);   /* waiting or lost: it answers */
+		cq_free(q);
+	}
+}
+
+static bool batch_reply(cl_state *s, cq *b, redisReply *reply)
+{
+	size_t n = 0;
+	int status;
+
+	if (b->waiting || reply == NULL) {
+		answer_all(s, b, reply);
+		return true;
+	}
+	for (cq *q = b->subs; q != NULL; q = q->bnext)
+		n++;
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
+		status = ops_reply_status(s, "publish_batch", reply);
+		while (b->subs != NULL) {
+			cq *q = b->subs;
+
+			b->subs = q->bnext;
+			if (!q->orphan)
+				ops_publish_answer(s, q, status);
+			cq_free(q);
+		}
+		return true;
+	}
+	n = 0;
+	for (cq *q = b->subs; q != NULL; q = q->bnext, n++)
+		if (reply->element[n]->type == REDIS_REPLY_INTEGER)
+			q->seq = (uint64_t)reply->element[n]->integer;
+	if (s->ack_replicas == 0) {
+		while (b->subs != NULL) {
+			cq *q = b->subs;
+
+			b->subs = q->bnext;
+			if (!q->orphan)
+				ops_publish_answer(s, q, q->seq > 0 ? 0 : CONFAB_ERR);
+			cq_free(q);
+		}
+		return true;
+	}
+	if (wait_join(s, b))
+		return false;   /* called again with WAIT's reply */
+	while (b->subs != NULL) {
+		cq *q = b->subs;
+
+		b->subs = q->bnext;
+		if (!q->orphan)
+			ops_publish_answer(s, q, CONFAB_EUNKNOWN);
+		cq_free(q);
+	}
+	return true;
+}
+
+/* One script for the publishes `list` (two or more) of partition k. */
+static void send_batch(cl_state *s, unsigned k, cq *list)
+{
+	cq *b = cq_new(s, batch_reply, CS_PUBLISH_BATCH, (int)k);
+	int rc = b == NULL;
+	unsigned n = 0;
+
+	for (cq *q = list; rc == 0 && q != NULL; q = q->bnext, n++)
+		rc = cq_arg(b, q->argv[0], q->argvlen[0]) || cq_arg(b, q->argv[1], q->argvlen[1]) ||
+		     cq_arg(b, q->argv[2], q->argvlen[2]);
+	rc = rc || ops_prefixes(s, b) || cq_args(b, list->argv[A_KEEP]) ||
+	     cq_args(b, list->argv[A_TTL]) || cq_args(b, list->argv[A_FRESH]) ||
+	     cq_args(b, list->argv[A_DEFER]);
+	for (cq *q = list; rc == 0 && q != NULL; q = q->bnext)
+		rc = cq_arg(b, q->argv[A_ROOM], q->argvlen[A_ROOM]) ||
+		     cq_arg(b, q->argv[A_HEAD_A], q->argvlen[A_HEAD_A]) ||
+		     cq_arg(b, q->argv[A_HEAD_B], q->argvlen[A_HEAD_B]) ||
+		     cq_arg(b, q->argv[A_BODY], q->argvlen[A_BODY]) ||
+		     cq_arg(b, q->argv[A_REFRESH], q->argvlen[A_REFRESH]);
+	if (rc != 0) {
+		/* Out of memory: each goes alone. */
+		cq_free(b);
+		while (list != NULL) {
+			cq *q = list;
+
+			list = q->bnext;
+			q->bnext = NULL;
+			cq_submit(s, q);
+		}
+		return;
+	}
+	b->nkeys = 3 * n;
+	b->subs = list;
+	/* It stands for core requests: destroy answers it (its handler
+	 * answers each of them). */
+	b->core = true;
+	s->n_core++;
+	/* The oldest publish's deadline is the batch's. */
+	cq_submit(s, b);
+}
+
+static void on_check(uv_check_t *h)
+{
+	cl_state *s = h->data;
+
+	uv_check_stop(h);
+	for (unsigned k = 0; k < s->partitions; k++) {
+		partition *p = &s->part[k];
+		cq *list = p->batch;
+
+		if (list == NULL)
+			continue;
+		p->batch = p->batch_tail = NULL;
+		if (list->bnext == NULL)
+			cq_submit(s, list);
+		else
+			send_batch(s, k, list);
+	}
+}
+
+void batch_start(cl_state *s)
+{
+	uv_check_init(s->loop, &s->batch_check);
+	s->batch_check.data = s;
+	s->handles++;
+}
+
+void batch_fail_all(cl_state *s)
+{
+	for (unsigned k = 0; k < s->partitions; k++) {
+		partition *p = &s->part[k];
+
+		while (p->batch != NULL) {
+			cq *q = p->batch;
+
+			p->batch = q->bnext;
+			q->bnext = NULL;
+			ops_publish_answer(s, q, CONFAB_EUNAVAILABLE);
+			cq_free(q);
+		}
+		p->batch_tail = NULL;
+	}
+}
