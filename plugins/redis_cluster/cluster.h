@@ -217,6 +217,7 @@ typedef struct partition {
 	substate sub;
 	cmaster *sub_on;             /* the master the SSUBSCRIBE went to */
 	unsigned unsubs;             /* our SUNSUBSCRIBEs whose push has not come */
+	unsigned unsub_serial;       /* ... sent to this master */
 	uint64_t gen;                /* generation of this node's record in it */
 	bool dirty;                  /* a presence script failed: reconcile again */
 	size_t n_held;               /* publishes waiting for the subscription */

@@ -163,8 +163,13 @@ void master_sync_sub(cl_state *s, unsigned k)
 		return;
 	if (p->sub != SUB_NONE && (!wanted || p->sub_on != m)) {
 		if (p->sub_on != NULL && p->sub_on->sub != NULL &&
-		    sub_cmd(p->sub_on->sub, "SUNSUBSCRIBE", p->channel) == 0)
+		    sub_cmd(p->sub_on->sub, "SUNSUBSCRIBE", p->channel) == 0) {
+			/* counted per master: a push from another is not ours */
+			if (p->unsub_serial != p->sub_on->serial)
+				p->unsubs = 0;
+			p->unsub_serial = p->sub_on->serial;
 			p->unsubs++;
+		}
 		p->sub = SUB_NONE;
 		p->sub_on = NULL;
 	}
@@ -193,7 +198,10 @@ static bool probe_reply(cl_state *s, cq *q, redisReply *reply)
 		else
 			master_fail(m, "the probe's SPUBLISH on %s failed: %s", m->name,
 					 reply->str);
-	} else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && m->state == M_UP) {
+	} else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && m->state == M_UP &&
+		   q->part == m->probe_part) {
+		/* (a probe on a partition it no longer probes through may
+		 * rightly find nobody: this node unsubscribed it) */
 		master_fail(m, "%s has no subscriber on %s: this node's subscription is gone",
 				 m->name, s->part[m->probe_part].channel);
 	}
@@ -504,7 +512,7 @@ static void on_push(rlink *l, redisReply *r, void *arg)
 				maybe_probe(m);
 		}
 	} else if (strcmp(type, "sunsubscribe") == 0) {
-		if (p->unsubs > 0) {
+		if (p->unsubs > 0 && p->unsub_serial == m->serial) {
 			p->unsubs--;     /* ours */
 		} else if (p->sub_on == m && p->sub != SUB_NONE) {
 			/* Redis's own: the slot left this master (migrated, or
