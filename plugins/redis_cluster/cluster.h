@@ -221,6 +221,7 @@ typedef struct partition {
 	uint64_t gen;                /* generation of this node's record in it */
 	bool dirty;                  /* a presence script failed: reconcile again */
 	size_t n_held;               /* publishes waiting for the subscription */
+	size_t onlines_waiting;      /* local users announced once it is subscribed */
 	cq *batch, *batch_tail;      /* publishes of this loop turn (cluster_batch.c) */
 } partition;
 

@@ -158,6 +158,8 @@ static char **waiting_rooms(cl_state *s, int k, size_t *n, uint64_t older_than)
 	return names;
 }
 
+static void send_waiting_onlines(cl_state *s, unsigned k);
+
 void ops_part_subscribed(cl_state *s, unsigned k)
 {
 	size_t n;
@@ -170,6 +172,7 @@ void ops_part_subscribed(cl_state *s, unsigned k)
 	free(names);
 	cq_release(s, k, false);
 	gap_resubscribed(s, k);
+	send_waiting_onlines(s, k);
 }
 
 static void fail_waiting(cl_state *s, int k, uint64_t older_than)
@@ -846,17 +849,58 @@ static int ops_room_leave(void *state, const char *room, const char *user)
 	return 0;
 }
 
+/* A user's entry in s->users: whether its online script was sent. */
+#define ONLINE_SENT ((void *)1)
+
+/* A direct to a user is published once, on the user's partition channel:
+ * a node that announced the user (user:U) before its subscription of that
+ * partition was confirmed could miss one that the sender had acked. So
+ * the online script waits for the subscription (ops_part_subscribed);
+ * until then a direct to the user answers `offline`, as before it
+ * connected. */
 static int ops_user_online(void *state, const char *user)
 {
 	cl_state *s = state;
+	unsigned k = part_of(s, user);
 
 	if (dict_has(s->users, user))
 		return 0;
 	if (dict_set(s->users, user, NULL) != 0)
 		return CONFAB_ENOMEM;
-	need_add(s, part_of(s, user));
-	send_presence(s, CS_ONLINE, NULL, user);
+	need_add(s, k);
+	if (s->part[k].sub == SUB_OK && send_presence(s, CS_ONLINE, NULL, user))
+		dict_set(s->users, user, ONLINE_SENT);  /* replaces: cannot fail */
+	else
+		s->part[k].onlines_waiting++;
 	return 0;
+}
+
+/* Partition k is subscribed: announce its users that waited for it.
+ * (Their names are taken first: the table is not changed while it is
+ * iterated.) */
+static void send_waiting_onlines(cl_state *s, unsigned k)
+{
+	dict_iter it;
+	const char *user;
+	void *value;
+	char **names;
+	size_t n = 0, cap = s->part[k].onlines_waiting;
+
+	if (cap == 0 || (names = calloc(cap, sizeof(*names))) == NULL)
+		return;   /* out of memory: the next reconcile registers them */
+	dict_iter_init(&it, s->users);
+	while (n < cap && dict_iter_next(&it, &user, &value))
+		if (value == NULL && part_of(s, user) == k && (names[n] = strdup(user)) != NULL)
+			n++;
+	s->part[k].onlines_waiting = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (send_presence(s, CS_ONLINE, NULL, names[i]))
+			dict_set(s->users, names[i], ONLINE_SENT);  /* an existing key */
+		else
+			s->part[k].onlines_waiting++;
+		free(names[i]);
+	}
+	free(names);
 }
 
 static int ops_user_offline(void *state, const char *user)
@@ -865,6 +909,8 @@ static int ops_user_offline(void *state, const char *user)
 
 	if (!dict_has(s->users, user))
 		return 0;
+	if (dict_get(s->users, user) == NULL && s->part[part_of(s, user)].onlines_waiting > 0)
+		s->part[part_of(s, user)].onlines_waiting--;
 	dict_remove(s->users, user);
 	need_drop(s, part_of(s, user));
 	send_presence(s, CS_OFFLINE, NULL, user);
