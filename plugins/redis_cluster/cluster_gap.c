@@ -195,17 +195,19 @@ static void start_fill(cl_state *s, const char *room, lroom *r)
 	ops_fresh_epoch(fresh);
 	if (q == NULL || cq_argf(q, "%sroom:%s:seq", P, room) ||
 	    cq_argf(q, "%sroom:%s:hist", P, room) || cq_argf(q, "%sroom:%s:epoch", P, room) ||
+	    cq_argf(q, "%sroom:%s:pub", P, room) ||
 	    cq_args(q, P) || cq_args(q, s->part[r->part].channel) || cq_args(q, "1") ||
 	    cq_argf(q, "%" PRIu64, r->last_seq) || cq_argf(q, "%zu", s->history_size) ||
 	    cq_argf(q, "%zu", s->history_size) || cq_args(q, "") ||
-	    cq_argf(q, "%lu", s->room_ttl) || cq_args(q, fresh) || cq_args(q, room)) {
+	    cq_argf(q, "%lu", s->room_ttl) || cq_args(q, fresh) ||
+	    cq_args(q, s->ack_replicas ? "1" : "0") || cq_args(q, room)) {
 		cq_free(q);
 		r->last_seq = 0;   /* cannot ask: go on without */
 		return;
 	}
 	static int fills;
 
-	q->nkeys = 3;
+	q->nkeys = 4;
 	q->aux = r->fill_id = ++fills;
 	r->filling = true;
 	cq_submit(s, q);

@@ -152,15 +152,16 @@ static int history_request(cl_state *s, const char *room, const char *known, boo
 		return rc;
 	ops_fresh_epoch(fresh);
 	q = cq_new(s, history_reply, CS_HISTORY, (int)k);
-	if (q == NULL || ops_record_keys(s, q, room) || ops_prefixes(s, q) ||
+	if (q == NULL || ops_record_keys(s, q, room) ||
+	    cq_argf(q, "%sroom:%s:pub", s->part[k].prefix, room) || ops_prefixes(s, q) ||
 	    cq_args(q, has_since ? "1" : "0") || cq_argf(q, "%" PRIu64, has_since ? since : 0) ||
 	    cq_argf(q, "%zu", limit) || cq_argf(q, "%zu", s->history_size) ||
 	    cq_args(q, known != NULL ? known : "") || cq_argf(q, "%lu", s->room_ttl) ||
-	    cq_args(q, fresh) || cq_args(q, room)) {
+	    cq_args(q, fresh) || cq_args(q, s->ack_replicas ? "1" : "0") || cq_args(q, room)) {
 		cq_free(q);
 		return CONFAB_ENOMEM;
 	}
-	q->nkeys = 3;
+	q->nkeys = 4;
 	q->aux = edone != NULL;
 	if (edone != NULL)
 		q->done.history_epoch = edone;

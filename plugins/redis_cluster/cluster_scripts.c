@@ -312,16 +312,31 @@
 	"redis.call('ZADD', P .. 'nodes', string.format('%d', now_ms()), node)\n" \
 	"return 1\n"
 
-/* KEYS: seq, hist, epoch. As redis's HISTORY_LUA. */
+/* KEYS: seq, hist, epoch, pub. ARGV: as redis's HISTORY_LUA (P, C,
+ * has_since, since, limit, history_size, known epoch, room_ttl, fresh
+ * epoch), then defer ("1" with ack_replicas), room. As redis's
+ * HISTORY_LUA, except that with defer it serves messages up to the last
+ * one published (pub: see FLUSH_LUA) only: a message that WAIT has not
+ * confirmed yet is in nobody's view, live or history, so one that a
+ * failover loses was never seen under its seq. */
 #define HISTORY_LUA RECORD \
 	"local e, made = epoch(KEYS[3], ARGV[9])\n" \
 	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]), made)\n" \
 	"local other = ARGV[7] ~= '' and ARGV[7] ~= e\n" \
-	"local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
+	"local real = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
 	"local stored = redis.call('LLEN', KEYS[2])\n" \
-	"local list_first = last - stored + 1\n" \
+	"local list_first = real - stored + 1\n" \
 	"local kept = math.min(stored, tonumber(ARGV[6]))\n" \
-	"local first_kept = last - kept + 1\n" \
+	"local first_kept = real - kept + 1\n" \
+	"local last = real\n" \
+	"if ARGV[10] == '1' then\n" \
+	"  local pub = tonumber(redis.call('GET', KEYS[4]) or '-1')\n" \
+	"  if pub >= 0 and pub <= real then\n" \
+	"    last = pub\n" \
+	"  elseif list_first <= 1 then\n" \
+	"    last = 0\n" \
+	"  end\n" \
+	"end\n" \
 	"local limit = tonumber(ARGV[5])\n" \
 	"local want\n" \
 	"if other then\n" \
