@@ -39,8 +39,8 @@ import json
 import time
 
 from confabtest import (WS_SO, Client, SANITIZERS, SCALE, TestFailure, check, note, run_confabd,
-                        write_config)
-from redistest import REDIS_SO, RedisSuite, history_all
+                        tail, write_config)
+from redistest import REDIS_SO, RedisSuite, healthz, history_all
 from sentineltest import CONVERT_TIMEOUT, SentinelCluster, SentinelGroup
 
 ROUNDS = 5
@@ -53,6 +53,16 @@ suite = RedisSuite("test_redis_sentinel", watchdog=360)
 group = SentinelGroup(suite.tmp, replicas=2)
 cluster = SentinelCluster(suite, group, guests=("a", "b"), history_size=HISTORY_SIZE,
                           broker_keys={"rate_limit": 0}, sentinel_keys={"ack_replicas": 1})
+
+# A second group: passwords on the data nodes and on the sentinels, and
+# sentinels that report names ("localhost"), not addresses.
+named = SentinelGroup(suite.tmp, replicas=2, hostnames=True, password="data-pw",
+                      sentinel_password="sentinel-pw")
+AUTH_KEYS = {"password": "data-pw", "sentinel_password": "sentinel-pw", "ack_replicas": 1}
+named_cluster = SentinelCluster(suite, named, guests=("p",), prefix="ct-named:",
+                                sentinel_keys=AUTH_KEYS)
+wrong_pw = SentinelCluster(suite, named, guests=("wrongpw",), prefix="ct-named:",
+                           sentinel_keys=dict(AUTH_KEYS, sentinel_password="not-it"))
 
 _rooms = itertools.count(1)
 
@@ -366,6 +376,56 @@ async def failover_rounds(r, want, senders, listeners, watchers, timings, tasks)
     note("%d rounds, %d acks, all in history on a and b; worst: switch %.1fs after the kill, "
          "acks %.1fs / %.1fs and presence %.1fs after the switch, restarted master a replica "
          "after %.1fs" % (ROUNDS, n, *worst))
+
+
+@suite.test
+async def passwords_and_sentinels_that_report_names():
+    """Data nodes with requirepass, sentinels with requirepass and
+    announce-hostnames (get-master-addr-by-name answers "localhost"): node p
+    with password and sentinel_password chats; after a kill -9 of the
+    master it acks again within 10 s of the promotion (it resolves the new
+    name); a node with a wrong sentinel_password says so and answers
+    /healthz 503."""
+    named.start()
+    host, _ = await asyncio.to_thread(named.master_addr)
+    check(host == "localhost", "the sentinels report %r, not a name" % host)
+    named_cluster.start()
+    x = await Client.connect(named_cluster["p"].port, name="x@p")
+    r = room("named")
+    await x.join(r)
+    first = await x.say(r, "before")
+    old, t_kill = await asyncio.to_thread(named.kill_master)
+    sw = await named.wait_switch(old.port, t_kill)
+    deadline = sw["first"] + RESUME_WITHIN
+    while True:
+        rep = await x.request({"type": "send", "room": r, "body": "after"}, timeout=REPLY_TIMEOUT)
+        if rep.get("type") == "ack":
+            break
+        check(rep.get("code") == "unavailable", "send after the failover -> %s" % dumps(rep))
+        check(time.monotonic() < deadline, "no ack within %.0fs of the promotion to localhost:%d "
+              "(last reply %s)" % (RESUME_WITHIN, sw["port"], dumps(rep)))
+        await asyncio.sleep(0.1)
+    took = time.monotonic() - sw["first"]
+    h = await x.request({"type": "history", "room": r})
+    ids = [m.get("id") for m in h.get("messages", [])]
+    check(first["id"] in ids and rep["id"] in ids, "history after the failover: %s" % dumps(h)[:500])
+    note("password + sentinel_password, master reported as localhost: acked again %.1fs after "
+         "+switch-master to localhost:%d" % (took, sw["port"]))
+
+    wrong_pw.start_nodes()
+    node = wrong_pw["wrongpw"]
+    deadline = time.monotonic() + 10.0 * SCALE
+    while True:
+        lines = [l for l in node.stderr().splitlines()
+                 if "sentinel" in l.lower() and ("wrongpass" in l.lower() or "password" in l.lower())]
+        status = await healthz(node)
+        if lines and status == 503:
+            break
+        check(node.running(), "wrongpw exited\n%s" % tail(node.stderr()))
+        check(time.monotonic() < deadline, "wrongpw: /healthz %s; no line about the sentinel's "
+              "password\n%s" % (status, tail(node.stderr())))
+        await asyncio.sleep(0.1)
+    note("wrong sentinel_password: /healthz 503, %s" % lines[0].strip()[:200])
 
 
 if __name__ == "__main__":
