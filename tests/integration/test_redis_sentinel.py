@@ -332,6 +332,11 @@ async def failover_rounds(r, want, senders, listeners, watchers, timings, tasks)
                                       sorted(resumed), sorted(present), errors,
                                       dumps(last_presence)[:600]))
             await asyncio.sleep(0.1)
+        late = {k: round(v, 2) for k, v in list(resumed.items()) + [("presence " + n, t) for n, t
+                                                                  in present.items()]
+                if v > RESUME_WITHIN}
+        check(not late, "round %d: later than %.0fs after the promotion (seconds): %s"
+              % (rnd, RESUME_WITHIN, late))
 
         await asyncio.sleep(1.0)
         stop.set()
