@@ -28,15 +28,19 @@ watchdog kills it by PID too.
   SentinelCluster  redistest.Cluster whose nodes find Redis through the
                    group's sentinels (no host/port keys)
 
-What the sentinels do here (measured by the harness check in the commit
-that added this file, see the report of issue 11's tests):
+What the sentinels do here (measured on the 2-core test machine):
   - get-master-addr-by-name answers "127.0.0.1" and the port: sentinels
     report the address they monitor (IP, unless `hostnames=True`, where
-    the group monitors "localhost" and every node announces "localhost");
-  - after kill -9 of the master, +sdown comes down-after-milliseconds
-    (1000) later, +switch-master about 1-3 s after the kill; each sentinel
-    publishes its own +switch-master (the leader first, the others when
-    they hear its hello, within about a second);
+    the group monitors "localhost" and every node announces "localhost";
+    +switch-master then says "confab localhost P1 localhost P2");
+  - after kill -9 of the master: +sdown 1.0 s later (down-after 1000 ms),
+    +odown and the leader's election within 0.1 s, REPLICAOF NO ONE to the
+    chosen replica, +promoted-slave about 0.9 s later (the sentinels'
+    1 s INFO period), and +switch-master 2.2-2.4 s after the kill. The
+    leader publishes it first; the other sentinels publish their own when
+    its hello reaches them, 0-1.1 s later. get-master-addr-by-name names
+    the promoted replica from +failover-state-reconf-slaves on, about
+    0.1 s before the leader's +switch-master;
   - an old master restarted as it was configured (a master) is turned into
     a replica by the sentinels (+convert-to-slave) about 8-10 s after it
     answers again; until then ROLE says master, with an empty data set;

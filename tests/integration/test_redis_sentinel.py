@@ -20,9 +20,10 @@ Checked:
     send back to back; within 10 s of the promotion (the first
     +switch-master) a send made after it is acked on a and on b, and
     presence on a and b lists every member again; a message crosses from
-    a to b and from b to a after it; the old master is restarted as it was
-    configured (a master, empty) right after the promotion and the
-    sentinels make it a replica;
+    a to b and from b to a after it; the old master is restarted right
+    after the promotion as it was first configured (redis-0 as a master
+    with an empty data set, the others as replicas of redis-0's port) and
+    the sentinels make it a replica of the new master;
   - no seq is acked twice for different ids (nor an id under two seqs), and
     every acked message is in `history` with its seq, id and body;
   - no data node gets a write from a client while it is not the master:
