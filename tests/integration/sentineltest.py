@@ -42,7 +42,7 @@ What the sentinels do here (measured on the 2-core test machine):
     the promoted replica from +failover-state-reconf-slaves on, about
     0.1 s before the leader's +switch-master;
   - an old master restarted as it was configured (a master) is turned into
-    a replica by the sentinels (+convert-to-slave) about 8-10 s after it
+    a replica by the sentinels (+convert-to-slave) about 10 s after it
     answers again; until then ROLE says master, with an empty data set;
   - a replica gets the master's scripts as their effects (SET, PUBLISH...
     from the master's address, never EVALSHA); a write a client sends to
