@@ -82,8 +82,9 @@ extern const char *const redis_script_name[SCRIPT_COUNT];
 
 /* Called once per request: with Redis's reply, or with reply == NULL when
  * the link went away (or destroy gave up on it). `l` is the link the
- * reply came on (NULL with no reply): a handler compares it with s->cmd
- * to tell a reply of the current link from one of a link given up. */
+ * reply came on (NULL with no reply). Handlers that change the link's
+ * state act only when `l` is still s->cmd: a guard, as a link stops
+ * being s->cmd only by being closed, after which it calls nothing. */
 typedef void (*rq_handler)(redis_state *s, rq *q, const rlink *l, redisReply *reply);
 
 struct rq {

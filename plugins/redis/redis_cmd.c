@@ -138,7 +138,7 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 		s->cmd_answered = true;  /* for the log line if it fails later */
 	if (q->orphan) {
 		rq_free(q);
-		conn_reply_done(s);  /* last: it may free s */
+		conn_reply_done(s);  /* last: it may close the link (destroy) */
 		return;
 	}
 	if (is_noscript(reply) && !q->retried && q->script >= 0 && l == s->cmd) {
@@ -164,7 +164,7 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 		s->sha_ok[q->script] = true;
 	q->handle(s, q, reply != NULL ? l : NULL, reply);
 	rq_free(q);
-	conn_reply_done(s);  /* last: it may free s */
+	conn_reply_done(s);  /* last: it may close the link (destroy) */
 }
 
 int rq_send(redis_state *s, rlink *l, rq *q)
