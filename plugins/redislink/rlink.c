@@ -14,6 +14,7 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,8 @@ typedef struct waiter {
 	uint64_t queued_at;
 } waiter;
 
-/* A formatted command not yet written (queued before the connection). */
+/* A formatted command not yet handed to libuv (queued before the
+ * connection, or while a write is in flight). */
 typedef struct outbuf {
 	struct outbuf *next;
 	char *cmd;
@@ -54,7 +56,7 @@ typedef struct wreq {
 	uv_write_t req;
 	rlink *l;
 	size_t n;
-	char *cmds[];
+	uv_buf_t bufs[];
 } wreq;
 
 struct rlink {
@@ -72,7 +74,8 @@ struct rlink {
 	bool closed;       /* rlink_close was called: no more callbacks */
 	bool dead;         /* failed (on_closed called or about to be) */
 	bool up;           /* connected, AUTH accepted */
-	bool tcp_up;       /* the socket is connected: commands go out at once */
+	bool tcp_up;       /* the socket is connected: commands can go out */
+	bool writing;      /* a uv_write is in flight */
 
 	uv_timer_t timer;  /* the connect timeout, or a failure to report */
 	char late_why[300]; /* a failure found where on_closed cannot run */
@@ -178,6 +181,7 @@ static void die_soon(rlink *l, const char *why)
 	if (l->closed || l->dead)
 		return;
 	l->dead = true;
+	l->up = false;
 	if (n >= sizeof(l->late_why))
 		n = sizeof(l->late_why) - 1;
 	memcpy(l->late_why, why, n);
@@ -187,75 +191,75 @@ static void die_soon(rlink *l, const char *why)
 
 /* ---- writing ------------------------------------------------------------------ */
 
+/* At most one uv_write is in flight. libuv writes at once what the socket
+ * takes but calls back on the next loop turn, so the commands queued
+ * meanwhile (a burst of publishes) wait in the out list and go out
+ * together from the callback: one system call per loop turn, as hiredis's
+ * own buffer does, and none of them waits for a timer. */
+
+static int flush(rlink *l);
+
 static void write_cb(uv_write_t *req, int status)
 {
 	wreq *w = (wreq *)req;
 	rlink *l = w->l;
+	int rc;
 
 	for (size_t i = 0; i < w->n; i++)
-		redisFreeCommand(w->cmds[i]);
+		redisFreeCommand(w->bufs[i].base);
 	free(w);
+	l->writing = false;
 	/* UV_ECANCELED: the socket is being closed, by us. */
-	if (status < 0 && status != UV_ECANCELED)
+	if (status == UV_ECANCELED || l->closed || l->dead)
+		return;
+	if (status < 0) {
 		dief(l, "cannot write to the server: %s", uv_strerror(status));
+		return;
+	}
+	rc = flush(l);
+	if (rc < 0)
+		dief(l, "cannot write to the server: %s", uv_strerror(rc));
 }
 
-/* Writes n commands (taken: freed once written, or now on failure). */
-static int write_cmds(rlink *l, char **cmds, const size_t *lens, size_t n)
+/* Hands the out list to libuv in one write, when connected and no write
+ * is in flight. On failure the commands are dropped (the caller fails
+ * the link) and a libuv error code is returned. */
+static int flush(rlink *l)
 {
-	uv_buf_t bufs[16];
+	size_t n = 0;
+	outbuf *o;
 	wreq *w;
 	int rc;
 
-	memset(bufs, 0, sizeof(bufs));
-	if (n == 0 || n > sizeof(bufs) / sizeof(bufs[0]))
-		return UV_EINVAL;
-	w = malloc(sizeof(*w) + n * sizeof(char *));
+	if (!l->tcp_up || l->writing || l->out_head == NULL)
+		return 0;
+	for (o = l->out_head; o != NULL; o = o->next)
+		n++;
+	if (n > UINT_MAX / 2)
+		n = UINT_MAX / 2;
+	w = malloc(sizeof(*w) + n * sizeof(uv_buf_t));
 	if (w == NULL) {
-		for (size_t i = 0; i < n; i++)
-			redisFreeCommand(cmds[i]);
+		free_outbufs(l);
 		return UV_ENOMEM;
 	}
 	w->l = l;
 	w->n = n;
 	for (size_t i = 0; i < n; i++) {
-		w->cmds[i] = cmds[i];
-		bufs[i] = uv_buf_init(cmds[i], (unsigned)lens[i]);
+		o = l->out_head;
+		l->out_head = o->next;
+		w->bufs[i] = uv_buf_init(o->cmd, (unsigned)o->len);
+		free(o);
 	}
-	rc = uv_write(&w->req, (uv_stream_t *)&l->sk->tcp, bufs, (unsigned)n, write_cb);
+	if (l->out_head == NULL)
+		l->out_tail = NULL;
+	rc = uv_write(&w->req, (uv_stream_t *)&l->sk->tcp, w->bufs, (unsigned)n, write_cb);
 	if (rc < 0) {
 		for (size_t i = 0; i < n; i++)
-			redisFreeCommand(cmds[i]);
+			redisFreeCommand(w->bufs[i].base);
 		free(w);
+		return rc;
 	}
-	return rc;
-}
-
-/* The commands queued before the connection, in order, a few per write. */
-static int flush_outbufs(rlink *l)
-{
-	char *cmds[16];
-	size_t lens[16];
-
-	while (l->out_head != NULL) {
-		size_t n = 0;
-		int rc;
-
-		while (l->out_head != NULL && n < 16) {
-			outbuf *o = l->out_head;
-
-			l->out_head = o->next;
-			cmds[n] = o->cmd;
-			lens[n] = o->len;
-			n++;
-			free(o);
-		}
-		if (l->out_head == NULL)
-			l->out_tail = NULL;
-		rc = write_cmds(l, cmds, lens, n);
-		if (rc < 0)
-			return rc;
-	}
+	l->writing = true;
 	return 0;
 }
 
@@ -407,7 +411,7 @@ static void connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	l->tcp_up = true;
-	rc = flush_outbufs(l);
+	rc = flush(l);
 	if (rc < 0) {
 		dief(l, "cannot write to the server: %s", uv_strerror(rc));
 		return;
@@ -513,6 +517,7 @@ static void start(rlink *l)
 	if (rc < 0) {
 		char why[300];
 
+		l->gai.data = NULL;
 		l->refs--;
 		snprintf(why, sizeof(why), "cannot resolve %s: %s", l->host, uv_strerror(rc));
 		die_soon(l, why);
@@ -566,35 +571,32 @@ static char *dup_or_null(const char *s, bool *oom)
 /* Queues a formatted command (taken) with its waiter (taken, or NULL). */
 static int queue(rlink *l, char *cmd, size_t len, waiter *w)
 {
-	if (!l->tcp_up) {
-		outbuf *o = malloc(sizeof(*o));
+	outbuf *o = malloc(sizeof(*o));
+	int rc;
 
-		if (o == NULL) {
-			redisFreeCommand(cmd);
-			free(w);
-			return CONFAB_ENOMEM;
-		}
-		o->cmd = cmd;
-		o->len = len;
-		o->next = NULL;
-		if (l->out_tail != NULL)
-			l->out_tail->next = o;
-		else
-			l->out_head = o;
-		l->out_tail = o;
-	} else {
-		int rc = write_cmds(l, &cmd, &len, 1);
+	if (o == NULL) {
+		redisFreeCommand(cmd);
+		free(w);
+		return CONFAB_ENOMEM;
+	}
+	o->cmd = cmd;
+	o->len = len;
+	o->next = NULL;
+	if (l->out_tail != NULL)
+		l->out_tail->next = o;
+	else
+		l->out_head = o;
+	l->out_tail = o;
+	rc = flush(l);
+	if (rc < 0) {
+		char why[200];
 
-		if (rc < 0) {
-			char why[200];
-
-			free(w);
-			snprintf(why, sizeof(why), "cannot write to the server: %s", uv_strerror(rc));
-			if (rc == UV_ENOMEM)
-				return CONFAB_ENOMEM;
-			die_soon(l, why);
-			return CONFAB_EUNAVAILABLE;
-		}
+		/* Connected and idle, so the list held this command only: it
+		 * was not sent. on_closed must not run inside the caller. */
+		free(w);
+		snprintf(why, sizeof(why), "cannot write to the server: %s", uv_strerror(rc));
+		die_soon(l, why);
+		return CONFAB_EUNAVAILABLE;
 	}
 	if (w != NULL) {
 		if (l->tail != NULL)
@@ -652,6 +654,15 @@ rlink *rlink_open(uv_loop_t *loop, const rlink_opts *o)
 	l->user = dup_or_null(o->user, &oom);
 	l->password = dup_or_null(o->password, &oom);
 	l->reader = redisReaderCreate();
+	if (!oom && l->host[0] == '[') {
+		/* "[::1]", as IPv6 addresses are written next to a port. */
+		size_t n = strlen(l->host);
+
+		if (n >= 2 && l->host[n - 1] == ']') {
+			memmove(l->host, l->host + 1, n - 2);
+			l->host[n - 2] = '\0';
+		}
+	}
 	if (oom || l->reader == NULL) {
 		free_link(l);
 		return NULL;

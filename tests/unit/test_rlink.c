@@ -368,6 +368,55 @@ START_TEST(commands_queued_before_the_connection_answer_in_order)
 }
 END_TEST
 
+/* Each reply of a burst of INCRs: the next number, or a mismatch noted. */
+typedef struct burst {
+	long long next;
+	int wrong, nulls;
+} burst;
+
+static void on_incr(rlink *l, redisReply *r, void *arg)
+{
+	burst *b = arg;
+
+	if (r == NULL)
+		b->nulls++;
+	else if (r->type != REDIS_REPLY_INTEGER || r->integer != b->next)
+		b->wrong++;
+	b->next++;
+}
+
+START_TEST(a_burst_of_commands_answers_in_order)
+{
+	uv_loop_t loop;
+	seen s = {0};
+	burst b = {.next = 1};
+	const char *incr[2] = {"INCR", "rlink:burst"};
+	rlink *l;
+	int n = 0;
+
+	uv_loop_init(&loop);
+	l = open_link(&loop, &s, "127.0.0.1", open_port, NULL, false);
+	ck_assert_int_eq(cmd(l, &s, "DEL", "rlink:burst", NULL), 0);
+	ck_assert(run_until_logged(&loop, &s, 1, WAIT_MS));
+	/* Connected: the first goes out at once, the rest while it is in
+	 * flight, then a second burst from a later loop turn. */
+	for (; n < 3000; n++)
+		ck_assert_int_eq(rlink_command(l, 2, incr, NULL, on_incr, &b), 0);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	for (; n < 5000; n++)
+		ck_assert_int_eq(rlink_command(l, 2, incr, NULL, on_incr, &b), 0);
+	ck_assert_int_eq(cmd(l, &s, "GET", "rlink:burst", NULL), 0);
+	ck_assert(run_until_logged(&loop, &s, 2, WAIT_MS));
+	ck_assert_str_eq(s.log[1], "5000");
+	ck_assert_int_eq(b.next, 5001);
+	ck_assert_int_eq(b.wrong, 0);
+	ck_assert_int_eq(b.nulls, 0);
+	ck_assert_uint_eq(rlink_pending(l), 0);
+	rlink_close(l);
+	finish(&loop);
+}
+END_TEST
+
 START_TEST(a_host_name_is_resolved)
 {
 	uv_loop_t loop;
@@ -400,6 +449,11 @@ START_TEST(an_ipv6_literal_is_named_in_brackets)
 	l = open_link(&loop, &s, "::1", 6, NULL, false);
 	ck_assert_str_eq(rlink_name(l), "[::1]:6");
 	rlink_close(l);
+	/* The brackets of "[::1]:6" are accepted and not doubled. */
+	l = open_link(&loop, &s, "[::1]", 6, NULL, false);
+	ck_assert_str_eq(rlink_name(l), "[::1]:6");
+	rlink_close(l);
+	ck_assert_int_eq(s.n, 0);
 	finish(&loop);
 }
 END_TEST
@@ -479,6 +533,96 @@ START_TEST(a_silent_server_times_out)
 	rlink_close(l);
 	finish(&loop);
 	close(fd);
+}
+END_TEST
+
+/* ---- a server that speaks wrong --------------------------------------------------------- */
+
+/* A listener on the test's loop that sends `says` to whoever connects. */
+typedef struct fake {
+	uv_tcp_t server, client;
+	uv_write_t w;
+	const char *says;
+	bool accepted;
+	int port;
+} fake;
+
+static void fake_conn_cb(uv_stream_t *server, int status)
+{
+	fake *f = server->data;
+	uv_buf_t buf;
+
+	ck_assert_int_eq(status, 0);
+	ck_assert(!f->accepted);
+	uv_tcp_init(server->loop, &f->client);
+	ck_assert_int_eq(uv_accept(server, (uv_stream_t *)&f->client), 0);
+	f->accepted = true;
+	buf = uv_buf_init((char *)f->says, (unsigned)strlen(f->says));
+	ck_assert_int_eq(uv_write(&f->w, (uv_stream_t *)&f->client, &buf, 1, NULL), 0);
+}
+
+static void fake_start(uv_loop_t *loop, fake *f, const char *says)
+{
+	struct sockaddr_in sa;
+	struct sockaddr_storage bound;
+	int len = sizeof(bound);
+
+	memset(f, 0, sizeof(*f));
+	f->says = says;
+	uv_ip4_addr("127.0.0.1", 0, &sa);
+	uv_tcp_init(loop, &f->server);
+	f->server.data = f;
+	ck_assert_int_eq(uv_tcp_bind(&f->server, (struct sockaddr *)&sa, 0), 0);
+	ck_assert_int_eq(uv_listen((uv_stream_t *)&f->server, 4, fake_conn_cb), 0);
+	ck_assert_int_eq(uv_tcp_getsockname(&f->server, (struct sockaddr *)&bound, &len), 0);
+	f->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+}
+
+static void fake_stop(fake *f)
+{
+	uv_close((uv_handle_t *)&f->server, NULL);
+	if (f->accepted)
+		uv_close((uv_handle_t *)&f->client, NULL);
+}
+
+START_TEST(a_protocol_error_closes_the_link)
+{
+	uv_loop_t loop;
+	seen s = {0};
+	fake f;
+	rlink *l;
+
+	uv_loop_init(&loop);
+	fake_start(&loop, &f, "!not resp\r\n");
+	l = open_link(&loop, &s, "127.0.0.1", f.port, NULL, false);
+	ck_assert_int_eq(cmd(l, &s, "PING", NULL, NULL), 0);
+	ck_assert(run_until_logged(&loop, &s, 2, WAIT_MS));
+	ck_assert_str_eq(s.log[0], "NULL");
+	ck_assert_msg(strncmp(s.why, "protocol error: ", 16) == 0, "why: %s", s.why);
+	sleep_loop(&loop, 50);
+	ck_assert_int_eq(s.closed, 1);
+	rlink_close(l);
+	fake_stop(&f);
+	finish(&loop);
+}
+END_TEST
+
+START_TEST(a_reply_nobody_asked_for_closes_a_command_link)
+{
+	uv_loop_t loop;
+	seen s = {0};
+	fake f;
+	rlink *l;
+
+	uv_loop_init(&loop);
+	fake_start(&loop, &f, "+OK\r\n");
+	l = open_link(&loop, &s, "127.0.0.1", f.port, NULL, false);
+	ck_assert(run_until_logged(&loop, &s, 1, WAIT_MS));
+	ck_assert_int_eq(s.closed, 1);
+	ck_assert_msg(strncmp(s.why, "a reply that no command waits for", 33) == 0, "why: %s", s.why);
+	rlink_close(l);
+	fake_stop(&f);
+	finish(&loop);
 }
 END_TEST
 
@@ -772,11 +916,14 @@ static Suite *rlink_suite(void)
 	TCase *tc = tcase_create("connecting");
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, commands_queued_before_the_connection_answer_in_order);
+	tcase_add_test(tc, a_burst_of_commands_answers_in_order);
 	tcase_add_test(tc, a_host_name_is_resolved);
 	tcase_add_test(tc, an_ipv6_literal_is_named_in_brackets);
 	tcase_add_test(tc, a_name_that_does_not_resolve_closes_the_link);
 	tcase_add_test(tc, a_refused_connection_closes_the_link);
 	tcase_add_test(tc, a_silent_server_times_out);
+	tcase_add_test(tc, a_protocol_error_closes_the_link);
+	tcase_add_test(tc, a_reply_nobody_asked_for_closes_a_command_link);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("auth");
 	tcase_set_timeout(tc, 20);
