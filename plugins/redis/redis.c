@@ -1,8 +1,8 @@
 /* The `redis` backplane plugin: descriptor, [redis] settings, lifecycle.
  *
  *   [redis]
- *   host = 127.0.0.1          ; an IP address or localhost (never resolved:
- *                             ; hiredis would resolve a name with a blocking call)
+ *   host = 127.0.0.1          ; an IP address or a DNS name (resolved without
+ *                             ; blocking the loop, again at every reconnect)
  *   port = 6379
  *   password =                ; AUTH when set
  *   db = 0                    ; SELECT; channels then carry "db<N>:" too
@@ -69,6 +69,37 @@ static int read_number(redis_state *s, const char *key, long def, long min, long
 	return 0;
 }
 
+/* A DNS name as resolvers take it: dot-separated labels of 1 to 63
+ * letters, digits, '-' (not first or last) or '_' (container platforms
+ * name services so), 253 characters at most, one final dot allowed. What
+ * is refused here could only fail later, at every reconnect, with a less
+ * clear line. */
+static bool host_name_ok(const char *v)
+{
+	size_t n = strlen(v), label = 0;
+
+	if (n > 0 && v[n - 1] == '.')
+		n--;
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		char c = i < n ? v[i] : '.';
+
+		if (c == '.') {
+			if (label == 0 || v[i - 1] == '-')
+				return false;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			   (c >= '0' && c <= '9') || c == '_' || (c == '-' && label > 0)) {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
 static int read_host(redis_state *s)
 {
 	const char *v = s->host->config_get(s->ctx, "host");
@@ -76,12 +107,10 @@ static int read_host(redis_state *s)
 
 	if (v == NULL)
 		v = DEFAULT_HOST;
-	if (strcmp(v, "localhost") == 0)
-		v = "127.0.0.1";
 	if (strlen(v) >= sizeof(s->addr) ||
-	    (inet_pton(AF_INET, v, buf) != 1 && inet_pton(AF_INET6, v, buf) != 1)) {
-		s->host->config_error(s->ctx, "host", "'%s' is not an IP address or localhost "
-				      "(host names are not resolved: that would block the broker)", v);
+	    (inet_pton(AF_INET, v, buf) != 1 && inet_pton(AF_INET6, v, buf) != 1 &&
+	     !host_name_ok(v))) {
+		s->host->config_error(s->ctx, "host", "'%s' is not an IP address or a host name", v);
 		return -1;
 	}
 	snprintf(s->addr, sizeof(s->addr), "%s", v);
@@ -245,7 +274,7 @@ static void redis_destroy(void *state)
 
 static const confab_plugin redis_plugin = {
 	CONFAB_PLUGIN_HEADER(CONFAB_KIND_BACKPLANE, "redis", "0.1.0"),
-	.description = "Redis backplane (hiredis on the broker's libuv loop): rooms, "
+	.description = "Redis backplane (on the broker's libuv loop): rooms, "
 		       "presence and history shared by many nodes",
 	.init = redis_init,
 	.start = redis_start,

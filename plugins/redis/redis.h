@@ -5,7 +5,7 @@
  *   redis_ops.c      the backplane slots, and this node's bookkeeping of
  *                    what the core told it (users online, users in rooms)
  *                    with the room subscriptions that follow from it.
- *   redis_conn.c     the two connections (commands, subscriptions): setup,
+ *   redis_conn.c     the two links (commands, subscriptions): setup,
  *                    health, reconnect with backoff, the probe that proves
  *                    the subscription delivers, the presence heartbeat.
  *   redis_cmd.c      one request to Redis: its arguments, EVALSHA with the
@@ -13,12 +13,13 @@
  *   redis_scripts.c  the Lua scripts (see docs/backplane-redis.md).
  *   redis_batch.c    the publishes and presence changes of one loop turn,
  *                    sent as one script call.
- *   ../redislink/rwire.c  the text of a message as stored and published
- *                    (shared with redis_cluster).
- *   redis_uv.c       hiredis's libuv adapter, with socket errors seen.
+ *   ../redislink/    what redis_cluster shares: the text of a message as
+ *                    stored and published (rwire), and one connection to
+ *                    Redis on the loop (rlink).
  *
- * Everything runs on the broker's loop thread. hiredis 0.14.1's async API
- * is attached to that loop with hiredis/adapters/libuv.h.
+ * Everything runs on the broker's loop thread. Each connection is an
+ * rlink: a libuv stream, hiredis's reply reader and command formatter,
+ * none of hiredis's async API (rlink.h says why).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -29,13 +30,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <uv.h>
 #include <confab/plugin.h>
 
 #include "dict.h"
+#include "rlink.h"
 #include "rwire.h"
 
 /* Bounds that keep memory finite while Redis is slow. */
@@ -50,13 +51,6 @@ typedef struct rq rq;
 
 /* Hash tables: core/dict.h, linked in from core/libconfabdict.la (state-
  * less code, no core symbol: the plugin still exports only its entry). */
-
-/* ---- redis_uv.c ---- */
-
-/* hiredis/adapters/libuv.h's attach, with a poll callback that lets
- * hiredis see socket errors. REDIS_OK, or REDIS_ERR with the context's
- * event hooks cleared (redisAsyncFree it). */
-int redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
 
 /* ---- redis_scripts.c ---- */
 
@@ -87,16 +81,17 @@ extern const char *const redis_script_name[SCRIPT_COUNT];
 /* ---- redis_cmd.c ---- */
 
 /* Called once per request: with Redis's reply, or with reply == NULL when
- * the connection went away (or destroy gave up on it). `ac` is the
- * connection the reply came on (NULL when destroy called it). */
-typedef void (*rq_handler)(redis_state *s, rq *q, const redisAsyncContext *ac,
-			   redisReply *reply);
+ * the link went away (or destroy gave up on it). `l` is the link the
+ * reply came on (NULL with no reply). Handlers that change the link's
+ * state act only when `l` is still s->cmd: a guard, as a link stops
+ * being s->cmd only by being closed, after which it calls nothing. */
+typedef void (*rq_handler)(redis_state *s, rq *q, const rlink *l, redisReply *reply);
 
 struct rq {
 	redis_state *s;
-	rq *prev, *next;             /* in s->inflight while hiredis holds it, newest first */
-	const redisAsyncContext *ac; /* the connection it was sent on */
-	uint64_t sent_at;            /* uv_now when it was handed to hiredis */
+	rq *prev, *next;             /* in s->inflight while a link holds it, newest first */
+	const rlink *link;           /* the link it was sent on */
+	uint64_t sent_at;            /* uv_now when it was handed to the link */
 	rq *held_next;               /* in a room's held list, or s->batch */
 	rq *subs;                    /* a batch: the publishes it carries */
 	rq_handler handle;
@@ -106,7 +101,7 @@ struct rq {
 	bool by_eval;                /* sent with the script's text */
 	bool core;                   /* the core waits for it (counts in n_core) */
 	bool orphan;                 /* destroy answered the core already */
-	bool sent;                   /* handed to hiredis: a lost reply leaves the
+	bool sent;                   /* handed to a link: a lost reply leaves the
 				      * outcome unknown (it may have run) */
 	bool send_cb;                /* done.send (ABI 1.4 slots), not done.publish
 				      * or done.status */
@@ -133,15 +128,16 @@ void rq_free(rq *q);
 int rq_arg(rq *q, const void *data, size_t len);
 int rq_args(rq *q, const char *text);
 int rq_argf(rq *q, const char *fmt, ...) CONFAB_PRINTF(2, 3);
-/* Hand the request to hiredis on `ac`. 0: the handler will be called
- * exactly once. Otherwise CONFAB_EUNAVAILABLE (or ENOMEM) and nothing was
- * sent: the caller still owns `q`. */
-int rq_send(redis_state *s, redisAsyncContext *ac, rq *q);
+/* Hand the request to link `l` (queued there even while it connects).
+ * 0: the handler will be called exactly once. Otherwise
+ * CONFAB_EUNAVAILABLE (no link, or a failed one) or CONFAB_ENOMEM, and
+ * nothing was sent: the caller still owns `q`. */
+int rq_send(redis_state *s, rlink *l, rq *q);
 /* rq_send, and free `q` when it fails. */
-int rq_send_or_free(redis_state *s, redisAsyncContext *ac, rq *q);
-/* The oldest request still waiting for its reply on `ac`, or NULL. A
+int rq_send_or_free(redis_state *s, rlink *l, rq *q);
+/* The oldest request still waiting for its reply on `l`, or NULL. A
  * connection answers in order: when this one is late, all are. */
-const rq *rq_oldest(const redis_state *s, const redisAsyncContext *ac);
+const rq *rq_oldest(const redis_state *s, const rlink *l);
 /* Answer every core request still waiting with CONFAB_EUNAVAILABLE now
  * (destroy): their replies, if any come, are then dropped. */
 void rq_orphan_all(redis_state *s);
@@ -153,7 +149,7 @@ int rq_error_status(const char *err);
 
 typedef enum link_state {
 	LINK_DOWN,                   /* no connection; a reconnect is scheduled */
-	LINK_CONNECTING,             /* connections open, setup or first probe pending */
+	LINK_CONNECTING,             /* links open, setup or first probe pending */
 	LINK_UP                      /* serving: the probe came back */
 } link_state;
 
@@ -184,7 +180,7 @@ struct redis_state {
 	uv_loop_t *loop;
 
 	/* settings */
-	char addr[64];               /* numeric address for hiredis */
+	char addr[256];              /* [redis] host: an address or a DNS name */
 	int port;
 	char *password;              /* NULL: no AUTH */
 	long db;
@@ -206,18 +202,21 @@ struct redis_state {
 	unsigned long room_ttl;      /* [broker] room_ttl, seconds; 0 = never */
 	unsigned long idem_window;   /* [broker] idem_window, seconds */
 
-	/* the connections (redis_conn.c) */
-	redisAsyncContext *cmd;      /* scripts, PUBLISH, queries */
-	redisAsyncContext *sub;      /* SUBSCRIBE / UNSUBSCRIBE only */
+	/* the links (redis_conn.c) */
+	rlink *cmd;                  /* scripts, PUBLISH, queries */
+	rlink *sub;                  /* SUBSCRIBE / UNSUBSCRIBE only (subscriber) */
 	link_state link;
 	bool cmd_ready;              /* setup of cmd answered */
 	bool sub_ready;              /* the node channel's SUBSCRIBE confirmed */
+	bool cmd_answered;           /* the current cmd link has had a reply, */
+	bool sub_answered;           /* ... sub link a push: it connected */
 	bool was_up;                 /* has been up since start */
 	uint64_t connect_started;    /* uv_now when the current attempt began */
 	uint64_t down_since;         /* uv_now when the link last went down */
 	unsigned backoff_ms;
 	unsigned attempts;           /* failed attempts in this outage */
-	char last_reason[160];       /* of the latest failure, to log changes only */
+	char last_reason[640];       /* of the latest failure, to log changes only
+				      * (room for a 253-character host name twice) */
 	char sha[SCRIPT_COUNT][41];  /* from SCRIPT LOAD; "" until known */
 	bool sha_ok[SCRIPT_COUNT];   /* Redis has it: EVALSHA works */
 
@@ -233,15 +232,16 @@ struct redis_state {
 
 	/* timers */
 	uv_timer_t reconnect_timer, probe_timer, heartbeat_timer, linger_timer;
-	int handles;                 /* open timers, connections, and destroy itself */
+	int handles;                 /* open timers, links, and destroy itself */
 
 	bool started, destroying;
+	bool goodbye_done;           /* destroy: the goodbye's reply came */
 
 	/* what the core told us (redis_ops.c) */
 	dict *rooms;                 /* room -> lroom */
 	dict *users;                 /* users with a session here (no values) */
 
-	rq *inflight;                /* requests hiredis holds, newest first */
+	rq *inflight;                /* requests the links hold, newest first */
 	rq *inflight_tail;           /* ... and the oldest */
 	bool presence_dirty;         /* a presence script failed: reconcile at the next heartbeat */
 	rq *batch, *batch_tail;      /* publishes for the end of the turn */
@@ -268,10 +268,12 @@ int conn_start(redis_state *s);
 void conn_destroy(redis_state *s);
 /* Frees `s` once nothing is open any more. */
 void conn_release(redis_state *s);
-/* Tear both connections down, report health down, schedule a reconnect.
- * `gone` is a connection hiredis is freeing itself (not freed again). */
-void conn_fail(redis_state *s, const redisAsyncContext *gone, const char *fmt, ...)
-	CONFAB_PRINTF(3, 4);
+/* Close both links, report health down, schedule a reconnect with new
+ * links. */
+void conn_fail(redis_state *s, const char *fmt, ...) CONFAB_PRINTF(2, 3);
+/* A request on the command link was answered (rq_free'd): during destroy,
+ * the link closes once the goodbye and everything before it are in. */
+void conn_reply_done(redis_state *s);
 /* True when requests of the core are served. */
 bool conn_serving(const redis_state *s);
 /* SUBSCRIBE / UNSUBSCRIBE a room's channel on the current connection

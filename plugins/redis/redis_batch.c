@@ -9,8 +9,8 @@
  * fewer, larger calls halve that half. The batch changes nothing a
  * client can see: the script handles the messages one after the other,
  * exactly as the publish script would (INCR, history, PUBLISH), each gets
- * its own seq, and hiredis would have written the calls of one turn in one
- * write anyway, so no message waits longer. A node that published less than
+ * its own seq, and a message waits only until the end of its turn of the
+ * loop, before the loop sleeps again. A node that published less than
  * BATCH_WINDOW_MS ago waits until then, so that under load a call carries
  * several messages: each waits at most that long. Presence changes never
  * wait for it: they go at the end of the turn, with whatever is queued.
@@ -50,7 +50,7 @@ static void answer_all(redis_state *s, rq *list, int status)
 	}
 }
 
-static void batch_reply(redis_state *s, rq *b, const redisAsyncContext *ac, redisReply *reply)
+static void batch_reply(redis_state *s, rq *b, const rlink *ac, redisReply *reply)
 {
 	rq *list = b->subs;
 	size_t i = 0;
@@ -124,7 +124,7 @@ static void drop_all(redis_state *s, rq *list)
 /* Each change of the batch hears the batch's reply: a join lets the
  * joins waiting for its room go on only when the script was carried out
  * (redis_ops.c). A failure is logged once, here. */
-static void presence_batch_reply(redis_state *s, rq *b, const redisAsyncContext *ac,
+static void presence_batch_reply(redis_state *s, rq *b, const rlink *ac,
 				 redisReply *reply)
 {
 	rq *list = b->subs;

@@ -3,10 +3,11 @@
  * restarted under us) it is sent once more with EVAL and the script's
  * text, which also puts the script back into the cache.
  *
- * hiredis calls the reply callback of every command it accepted exactly
- * once: with the reply, or with NULL when the connection goes away. That
- * is what makes each core callback run exactly once; destroy() answers
- * the core early (rq_orphan_all) and the late reply is then dropped.
+ * A link (rlink.h) calls the reply callback of every command it accepted
+ * exactly once: with the reply, or with NULL when the link fails or is
+ * closed. That is what makes each core callback run exactly once;
+ * destroy() answers the core early (rq_orphan_all) and the late reply is
+ * then dropped.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -127,18 +128,20 @@ static bool is_noscript(const redisReply *reply)
 	       strncmp(reply->str, "NOSCRIPT", 8) == 0;
 }
 
-static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
+static void on_reply(rlink *l, redisReply *reply, void *arg)
 {
-	rq *q = privdata;
+	rq *q = arg;
 	redis_state *s = q->s;
-	redisReply *reply = r;
 
 	unlist(s, q);
+	if (reply != NULL && l == s->cmd)
+		s->cmd_answered = true;  /* for the log line if it fails later */
 	if (q->orphan) {
 		rq_free(q);
+		conn_reply_done(s);  /* last: it may close the link (destroy) */
 		return;
 	}
-	if (is_noscript(reply) && !q->retried && q->script >= 0 && ac == s->cmd) {
+	if (is_noscript(reply) && !q->retried && q->script >= 0 && l == s->cmd) {
 		/* The cache was flushed (SCRIPT FLUSH) as a whole: every script
 		 * goes by text until Redis has it again. */
 		bool known = false;
@@ -151,19 +154,20 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 			redis_log(s, CONFAB_LOG_INFO, "Redis's script cache was flushed; sending "
 				  "the scripts' text until it has them again");
 		q->retried = true;
-		if (rq_send(s, ac, q) == 0)
+		if (rq_send(s, l, q) == 0)
 			return;
 		reply = NULL;  /* could not: as if the connection went */
 	}
 	/* A script sent by text is in Redis's cache now: back to EVALSHA. */
 	if (reply != NULL && q->by_eval && q->script >= 0 && s->sha[q->script][0] != '\0' &&
-	    reply->type != REDIS_REPLY_ERROR && ac == s->cmd)
+	    reply->type != REDIS_REPLY_ERROR && l == s->cmd)
 		s->sha_ok[q->script] = true;
-	q->handle(s, q, reply != NULL ? ac : NULL, reply);
+	q->handle(s, q, reply != NULL ? l : NULL, reply);
 	rq_free(q);
+	conn_reply_done(s);  /* last: it may close the link (destroy) */
 }
 
-int rq_send(redis_state *s, redisAsyncContext *ac, rq *q)
+int rq_send(redis_state *s, rlink *l, rq *q)
 {
 	size_t extra = q->script >= 0 ? 3 : 0;
 	size_t argc = q->argc + extra;
@@ -174,7 +178,7 @@ int rq_send(redis_state *s, redisAsyncContext *ac, rq *q)
 	char numkeys[16];
 	int rc;
 
-	if (ac == NULL || argc == 0)
+	if (l == NULL || argc == 0)
 		return CONFAB_EUNAVAILABLE;
 	if (argc > 16) {
 		argv = malloc(argc * sizeof(*argv));
@@ -203,15 +207,17 @@ int rq_send(redis_state *s, redisAsyncContext *ac, rq *q)
 		argv[extra + i] = q->argv[i];
 		lens[extra + i] = q->argvlen[i];
 	}
-	rc = redisAsyncCommandArgv(ac, on_reply, q, (int)argc, argv, lens);
+	rc = rlink_command(l, (int)argc, argv, lens, on_reply, q);
 	if (argv != small_argv) {
 		free(argv);
 		free(lens);
 	}
-	if (rc != REDIS_OK)
-		return CONFAB_EUNAVAILABLE;
+	if (rc != 0)
+		return rc;
+	/* Queued on the link, maybe before it is connected: from here a lost
+	 * reply leaves the outcome unknown, as it may have been written. */
 	q->sent = true;
-	q->ac = ac;
+	q->link = l;
 	q->sent_at = uv_now(s->loop);
 	q->prev = NULL;
 	q->next = s->inflight;
@@ -223,19 +229,19 @@ int rq_send(redis_state *s, redisAsyncContext *ac, rq *q)
 	return 0;
 }
 
-const rq *rq_oldest(const redis_state *s, const redisAsyncContext *ac)
+const rq *rq_oldest(const redis_state *s, const rlink *l)
 {
-	/* From the oldest: the first on `ac` is it (only the setup's AUTH
-	 * goes on the other connection through here). */
+	/* From the oldest: the first on `l` is it (every request goes on
+	 * the command link: this is the tail, or next to it). */
 	for (const rq *q = s->inflight_tail; q != NULL; q = q->prev)
-		if (q->ac == ac && !q->orphan)
+		if (q->link == l && !q->orphan)
 			return q;
 	return NULL;
 }
 
-int rq_send_or_free(redis_state *s, redisAsyncContext *ac, rq *q)
+int rq_send_or_free(redis_state *s, rlink *l, rq *q)
 {
-	int rc = rq_send(s, ac, q);
+	int rc = rq_send(s, l, q);
 
 	if (rc != 0)
 		rq_free(q);

@@ -1,8 +1,16 @@
-/* The two connections to Redis and the truth about their health.
+/* The two links to Redis and the truth about their health.
  *
  *   cmd  scripts, PUBLISH of probes, queries: everything with a reply.
- *   sub  SUBSCRIBE / UNSUBSCRIBE only (hiredis 0.14's async API handles
- *        those; a PING there would get the wrong callback).
+ *   sub  SUBSCRIBE / UNSUBSCRIBE only: a subscriber link, whose every
+ *        push (subscribe confirmations, messages) comes to on_push.
+ *        Keeping replies off it keeps the roles plain: a stall of one
+ *        is told apart from a stall of the other (the probe, and the
+ *        deadline of requests on cmd).
+ *
+ * Each is an rlink (../redislink/rlink.h): a libuv stream with hiredis's
+ * reader. It resolves `host` with uv_getaddrinfo at every open, so a DNS
+ * name never blocks the loop and a changed address is picked up at the
+ * next reconnect; it sends AUTH itself before anything queued.
  *
  * Life of a link:
  *
@@ -10,28 +18,29 @@
  *     ^                 |                       |
  *     +----- any failure of either connection --+
  *
- * CONNECTING opens both connections and pipelines the setup at once:
- * on cmd AUTH, SELECT, SCRIPT LOAD of every script, then the reconcile
- * script (Redis's record of this node := our bookkeeping); on sub AUTH,
- * then one SUBSCRIBE of every room channel we need and, last, our node
- * channel. When the reconcile has answered and the node channel is
- * confirmed, a probe is published to the node channel; the link is UP
+ * CONNECTING opens both links and queues the setup at once, before they
+ * are connected (a link writes it when it is, after its own AUTH): on cmd
+ * SELECT, SCRIPT LOAD of every script, then the reconcile script (Redis's
+ * record of this node := our bookkeeping); on sub one SUBSCRIBE of every
+ * room channel we need and, last, our node channel. When the reconcile
+ * has answered and the node channel is confirmed, a probe is published to the node channel; the link is UP
  * (health up) only when that probe comes back through the subscription.
  *
- * Any failure (a connection closed or refused, an error in the setup, a
- * probe that does not come back within probe_timeout_ms, a request on cmd
- * that Redis has not answered within it, a setup that does not finish
- * within it) tears both connections down: health down,
- * every request in flight fails with CONFAB_EUNAVAILABLE (hiredis calls
- * their callbacks with NULL), and a timer reconnects after a backoff that
- * doubles from 100 ms up to reconnect_max_ms. hiredis frees a context
- * itself after its disconnect callback: a context is never reused.
+ * Any failure (a link's on_closed: refused, reset, closed, a name that
+ * does not resolve, AUTH refused; an error in the setup; a probe that does
+ * not come back within probe_timeout_ms; a request on cmd that Redis has
+ * not answered within it; a setup that does not finish within it) closes
+ * both links: health down, every request in flight fails (rlink_close
+ * calls their callbacks with NULL: CONFAB_EUNAVAILABLE, or CONFAB_EUNKNOWN
+ * for what was handed to the link), and a timer reconnects with new links
+ * after a backoff that doubles from 100 ms up to reconnect_max_ms. A link
+ * is never reused: a new one resolves the name again.
  *
  * While UP, a probe goes out every probe_interval_ms, and a heartbeat
  * (which also forgets nodes that stopped beating) every heartbeat_ms.
- * hiredis 0.14 has no timeouts of its own: these timers, and the
- * deadline of every request on cmd (on_probe_tick), are the only bound
- * on how long a silent Redis goes unnoticed.
+ * A link bounds only its connect (resolve, connect, AUTH): these timers,
+ * and the deadline of every request on cmd (on_probe_tick), are the only
+ * bound on how long a silent Redis goes unnoticed.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -79,13 +88,12 @@ static void close_timer(uv_timer_t *t)
 		uv_close((uv_handle_t *)t, on_timer_closed);
 }
 
-/* Forget a connection: it no longer calls into us, and is freed unless
- * hiredis is freeing it already (`gone`). */
-static void drop_ctx(redis_state *s, redisAsyncContext *ac, const redisAsyncContext *gone)
+/* Close a link: its pending requests are answered with NULL now, and it
+ * calls nothing of ours after this. The caller has cleared s->cmd or
+ * s->sub first, so that those answers see the link gone. */
+static void drop_link(redis_state *s, rlink *l)
 {
-	ac->data = NULL;
-	if (ac != gone)
-		redisAsyncFree(ac);
+	rlink_close(l);
 	handle_gone(s);
 }
 
@@ -107,15 +115,15 @@ static void link_up(redis_state *s)
 	s->host->backplane->health(s->ctx, true, NULL);
 }
 
-static void probe_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+static void probe_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)q;
 	if (reply == NULL || ac != s->cmd)
 		return;
 	if (reply->type == REDIS_REPLY_ERROR)
-		conn_fail(s, NULL, "the probe's PUBLISH failed: %s", reply->str);
+		conn_fail(s, "the probe's PUBLISH failed: %s", reply->str);
 	else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
-		conn_fail(s, NULL, "Redis has no subscriber on %s: this node's subscription is gone",
+		conn_fail(s, "Redis has no subscriber on %s: this node's subscription is gone",
 			  s->node_chan);
 }
 
@@ -169,21 +177,21 @@ void conn_probe_seen(redis_state *s, const char *token)
 
 /* ---- setup replies ---- */
 
-static void setup_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+static void setup_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
-	if (reply == NULL || (ac != s->cmd && ac != s->sub))
+	if (reply == NULL || ac != s->cmd)
 		return;
 	if (reply->type == REDIS_REPLY_ERROR)
-		conn_fail(s, NULL, "%s failed: %s", q->argv[0], reply->str);
+		conn_fail(s, "%s failed: %s", q->argv[0], reply->str);
 }
 
-static void script_load_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
+static void script_load_reply(redis_state *s, rq *q, const rlink *ac,
 			      redisReply *reply)
 {
 	if (reply == NULL || ac != s->cmd)
 		return;
 	if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
-		conn_fail(s, NULL, "SCRIPT LOAD of the %s script failed: %s",
+		conn_fail(s, "SCRIPT LOAD of the %s script failed: %s",
 			  redis_script_name[q->aux],
 			  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
 		return;
@@ -193,14 +201,14 @@ static void script_load_reply(redis_state *s, rq *q, const redisAsyncContext *ac
 	s->sha_ok[q->aux] = true;
 }
 
-static void first_reconcile_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
+static void first_reconcile_reply(redis_state *s, rq *q, const rlink *ac,
 				  redisReply *reply)
 {
 	(void)q;
 	if (reply == NULL || ac != s->cmd)
 		return;
 	if (reply->type == REDIS_REPLY_ERROR) {
-		conn_fail(s, NULL, "registering this node's sessions failed: %s", reply->str);
+		conn_fail(s, "registering this node's sessions failed: %s", reply->str);
 		return;
 	}
 	if (ops_reconcile_refused(s, q, reply))
@@ -209,7 +217,7 @@ static void first_reconcile_reply(redis_state *s, rq *q, const redisAsyncContext
 	maybe_probe(s);
 }
 
-static void later_reconcile_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
+static void later_reconcile_reply(redis_state *s, rq *q, const rlink *ac,
 				  redisReply *reply)
 {
 	if (ac == s->cmd && ops_reconcile_refused(s, q, reply))
@@ -234,29 +242,26 @@ static void reconcile_again(redis_state *s)
 	rq_send_or_free(s, s->cmd, again);
 }
 
-/* A plain setup command of words. */
-static int setup_cmd(redis_state *s, redisAsyncContext *ac, const char *a, const char *b,
-		     const char *c)
+/* A plain setup command of two words on cmd. */
+static int setup_cmd(redis_state *s, const char *a, const char *b)
 {
 	rq *q = rq_new(s, setup_reply, -1);
 
-	if (q == NULL || rq_args(q, a) != 0 || (b && rq_args(q, b) != 0) ||
-	    (c && rq_args(q, c) != 0)) {
+	if (q == NULL || rq_args(q, a) != 0 || rq_args(q, b) != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}
-	return rq_send_or_free(s, ac, q);
+	return rq_send_or_free(s, s->cmd, q);
 }
 
+/* (AUTH is the link's own first command: rlink_opts.password.) */
 static int setup_command_link(redis_state *s)
 {
 	char db[24];
 	rq *q;
 
-	if (s->password && setup_cmd(s, s->cmd, "AUTH", s->password, NULL) != 0)
-		return CONFAB_ERR;
 	snprintf(db, sizeof(db), "%ld", s->db);
-	if (s->db != 0 && setup_cmd(s, s->cmd, "SELECT", db, NULL) != 0)
+	if (s->db != 0 && setup_cmd(s, "SELECT", db) != 0)
 		return CONFAB_ERR;
 	for (int i = 0; i < SCRIPT_COUNT; i++) {
 		q = rq_new(s, script_load_reply, -1);
@@ -276,16 +281,26 @@ static int setup_command_link(redis_state *s)
 	return rq_send_or_free(s, s->cmd, q);
 }
 
-/* ---- the subscription connection ---- */
+/* ---- the subscription link ---- */
 
-static void on_sub(redisAsyncContext *ac, void *r, void *privdata)
+static void on_push(rlink *l, redisReply *reply, void *arg)
 {
-	redis_state *s = privdata;
-	redisReply *reply = r;
+	redis_state *s = arg;
 	const char *type, *channel;
 	size_t rlen = strlen(s->chan_prefix) + 5;  /* "room:" */
 
-	if (reply == NULL || ac != s->sub || reply->type != REDIS_REPLY_ARRAY ||
+	if (reply == NULL || l != s->sub)
+		return;
+	s->sub_answered = true;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		/* A SUBSCRIBE refused (an ACL without the channel, say): a
+		 * room, or this node's channel, would wait for its confirmation
+		 * for ever. Say so and start again, as for any setup error. */
+		conn_fail(s, "Redis refused a command on the subscription connection: %s",
+			  reply->str);
+		return;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY ||
 	    reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING ||
 	    reply->element[1]->type != REDIS_REPLY_STRING)
 		return;
@@ -318,9 +333,10 @@ static int sub_command(redis_state *s, const char *verb, const char *const *chan
 	argv[0] = verb;
 	for (size_t i = 0; i < n; i++)
 		argv[i + 1] = channels[i];
-	rc = redisAsyncCommandArgv(s->sub, on_sub, s, (int)(n + 1), argv, NULL);
+	/* No reply callback: the confirmations come to on_push. */
+	rc = rlink_command(s->sub, (int)(n + 1), argv, NULL, NULL, NULL);
 	free(argv);
-	return rc == REDIS_OK ? 0 : CONFAB_EUNAVAILABLE;
+	return rc;
 }
 
 static char *room_channel(const redis_state *s, const char *room)
@@ -343,10 +359,6 @@ static int setup_subscription_link(redis_state *s)
 
 	if (channels == NULL)
 		return CONFAB_ENOMEM;
-	if (s->password && setup_cmd(s, s->sub, "AUTH", s->password, NULL) != 0) {
-		free(channels);
-		return CONFAB_ERR;
-	}
 	/* Every room we have users in (ops_subscriptions_reset dropped the
 	 * others), then our node channel: its confirmation comes last. */
 	dict_iter_init(&it, s->rooms);
@@ -393,88 +405,65 @@ void conn_unsubscribe(redis_state *s, const char *room)
 
 /* ---- connecting, failing ---- */
 
-static void on_connect(const redisAsyncContext *ac, int status)
+/* The link is gone for good: during destroy, the command link's goodbye
+ * is over; otherwise the node starts again with new links. */
+static void on_closed(rlink *l, const char *why, void *arg)
 {
-	redis_state *s = ac->data;
+	redis_state *s = arg;
 
-	if (s == NULL || status == REDIS_OK)
-		return;
-	/* hiredis frees the context when this returns. */
 	if (s->destroying) {
-		((redisAsyncContext *)ac)->data = NULL;
-		if (ac == s->cmd) {
+		if (l == s->cmd) {
 			s->cmd = NULL;
+			drop_link(s, l);
 			close_timer(&s->linger_timer);
 		}
-		conn_release(s);
 		return;
 	}
-	conn_fail(s, ac, "cannot connect to Redis at %s:%d: %s", s->addr, s->port,
-		  ac->errstr[0] ? ac->errstr : "connection failed");
+	if (l != s->cmd && l != s->sub)
+		return;  /* one given up already (not called after rlink_close) */
+	/* Whichever of the two fails first while Redis is unreachable, the
+	 * line is the same: it is logged once for the whole outage. */
+	if (l == s->cmd ? s->cmd_answered : s->sub_answered)
+		conn_fail(s, "lost the %s connection to Redis at %s:%d: %s",
+			  l == s->sub ? "subscription" : "command", s->addr, s->port, why);
+	else
+		conn_fail(s, "cannot connect to Redis at %s:%d: %s", s->addr, s->port, why);
 }
 
-static void on_disconnect(const redisAsyncContext *ac, int status)
+/* A new link to Redis, connecting at once; NULL when out of memory. */
+static rlink *open_link(redis_state *s, bool subscriber)
 {
-	redis_state *s = ac->data;
+	rlink_opts o = {
+		.host = s->addr,
+		.port = s->port,
+		.password = s->password,
+		/* resolve + connect + AUTH: the setup's own bound */
+		.connect_timeout_ms = s->probe_timeout_ms,
+		.subscriber = subscriber,
+		.on_push = subscriber ? on_push : NULL,
+		.on_closed = on_closed,
+		.arg = s,
+	};
+	rlink *l = rlink_open(s->loop, &o);
 
-	if (s == NULL)
-		return;  /* one we dropped ourselves */
-	if (s->destroying) {
-		((redisAsyncContext *)ac)->data = NULL;
-		if (ac == s->cmd) {
-			s->cmd = NULL;
-			close_timer(&s->linger_timer);
-		}
-		conn_release(s);
-		return;
-	}
-	conn_fail(s, ac, "lost the %s connection to Redis: %s",
-		  ac == s->sub ? "subscription" : "command",
-		  status == REDIS_OK || !ac->errstr[0] ? "closed" : ac->errstr);
-}
-
-/* A new async context on the loop, or NULL with the reason in `why`. */
-static redisAsyncContext *open_ctx(redis_state *s, char *why, size_t whylen)
-{
-	redisAsyncContext *ac = redisAsyncConnect(s->addr, s->port);
-
-	if (ac == NULL) {
-		snprintf(why, whylen, "out of memory");
-		return NULL;
-	}
-	if (ac->err) {
-		snprintf(why, whylen, "%s", ac->errstr);
-		redisAsyncFree(ac);
-		return NULL;
-	}
-	if (redis_uv_attach(ac, s->loop) != REDIS_OK) {
-		redisAsyncFree(ac);
-		snprintf(why, whylen, "cannot watch the socket on the loop");
-		return NULL;
-	}
-	ac->data = s;
-	s->handles++;
-	/* after the attach: setting the connect callback arms the write event */
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
-	return ac;
+	if (l != NULL)
+		s->handles++;
+	return l;
 }
 
 static void conn_connect(redis_state *s)
 {
-	char why[128];
-
 	s->link = LINK_CONNECTING;
 	s->cmd_ready = s->sub_ready = s->probe_out = false;
+	s->cmd_answered = s->sub_answered = false;
 	s->presence_dirty = false;  /* the setup's reconcile registers everything */
 	s->connect_started = now(s);
-	if ((s->cmd = open_ctx(s, why, sizeof(why))) == NULL ||
-	    (s->sub = open_ctx(s, why, sizeof(why))) == NULL) {
-		conn_fail(s, NULL, "cannot connect to Redis at %s:%d: %s", s->addr, s->port, why);
+	if ((s->cmd = open_link(s, false)) == NULL || (s->sub = open_link(s, true)) == NULL) {
+		conn_fail(s, "cannot connect to Redis at %s:%d: out of memory", s->addr, s->port);
 		return;
 	}
 	if (setup_command_link(s) != 0 || setup_subscription_link(s) != 0)
-		conn_fail(s, NULL, "cannot queue the connection setup (out of memory?)");
+		conn_fail(s, "cannot queue the connection setup (out of memory?)");
 }
 
 static void on_reconnect_tick(uv_timer_t *t)
@@ -485,10 +474,10 @@ static void on_reconnect_tick(uv_timer_t *t)
 		conn_connect(s);
 }
 
-void conn_fail(redis_state *s, const redisAsyncContext *gone, const char *fmt, ...)
+void conn_fail(redis_state *s, const char *fmt, ...)
 {
 	char reason[sizeof(s->last_reason)];
-	redisAsyncContext *cmd = s->cmd, *sub = s->sub;
+	rlink *cmd = s->cmd, *sub = s->sub;
 	bool was_up = s->link == LINK_UP;
 	va_list ap;
 
@@ -514,11 +503,12 @@ void conn_fail(redis_state *s, const redisAsyncContext *gone, const char *fmt, .
 	snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason);
 	s->attempts++;
 
-	/* Requests in flight get NULL replies now: EUNAVAILABLE to the core. */
+	/* Requests in flight get NULL replies now: EUNAVAILABLE (or
+	 * EUNKNOWN) to the core. */
 	if (cmd != NULL)
-		drop_ctx(s, cmd, gone);
+		drop_link(s, cmd);
 	if (sub != NULL)
-		drop_ctx(s, sub, gone);
+		drop_link(s, sub);
 	ops_subscriptions_reset(s);
 
 	uv_timer_start(&s->reconnect_timer, on_reconnect_tick, s->backoff_ms, 0);
@@ -560,7 +550,7 @@ static void on_probe_tick(uv_timer_t *t)
 		return;
 	/* While connecting, the setup's own bound below says it better. */
 	if (s->link == LINK_UP && command_overdue(s, n)) {
-		conn_fail(s, NULL, "Redis did not answer a request on the command connection "
+		conn_fail(s, "Redis did not answer a request on the command connection "
 			  "within %u ms", s->probe_timeout_ms);
 		return;
 	}
@@ -572,12 +562,12 @@ static void on_probe_tick(uv_timer_t *t)
 		 * (The command connection's share is checked above.) */
 		if (n - s->probe_sent >= s->probe_timeout_ms &&
 		    !(s->link == LINK_UP && n - s->sub_heard < s->probe_timeout_ms))
-			conn_fail(s, NULL, "the probe did not come back through the subscription "
+			conn_fail(s, "the probe did not come back through the subscription "
 				  "within %u ms", s->probe_timeout_ms);
 		return;
 	}
 	if (s->link == LINK_CONNECTING && n - s->connect_started >= s->probe_timeout_ms) {
-		conn_fail(s, NULL, "Redis at %s:%d did not complete the connection setup within %u ms",
+		conn_fail(s, "Redis at %s:%d did not complete the connection setup within %u ms",
 			  s->addr, s->port, s->probe_timeout_ms);
 		return;
 	}
@@ -585,7 +575,7 @@ static void on_probe_tick(uv_timer_t *t)
 		probe_send(s);
 }
 
-static void heartbeat_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
+static void heartbeat_reply(redis_state *s, rq *q, const rlink *ac,
 			    redisReply *reply)
 {
 	(void)q;
@@ -641,12 +631,12 @@ static void on_linger_tick(uv_timer_t *t)
 	redis_state *s = t->data;
 
 	if (s->cmd != NULL) {
-		redisAsyncContext *cmd = s->cmd;
+		rlink *cmd = s->cmd;
 
 		redis_log(s, CONFAB_LOG_WARN, "Redis did not answer the goodbye within %d ms; "
 			  "other nodes will forget this one after presence_ttl", REDIS_LINGER_MS);
 		s->cmd = NULL;
-		drop_ctx(s, cmd, NULL);
+		drop_link(s, cmd);
 	}
 	close_timer(t);
 }
@@ -683,16 +673,30 @@ int conn_start(redis_state *s)
 	return 0;
 }
 
-static void goodbye_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+static void goodbye_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)q;
 	if (reply == NULL)
-		return;  /* the connection went: on_disconnect finishes */
+		return;  /* the link went: on_closed (or the linger timer) finishes */
 	if (reply->type == REDIS_REPLY_ERROR)
 		redis_log(s, CONFAB_LOG_WARN, "the goodbye failed: %s", reply->str);
-	/* Done: close once the replies still due are in. */
+	/* Done: close once the replies still due are in (conn_reply_done). */
 	if (s->cmd != NULL && ac == s->cmd)
-		redisAsyncDisconnect(s->cmd);
+		s->goodbye_done = true;
+}
+
+void conn_reply_done(redis_state *s)
+{
+	rlink *cmd = s->cmd;
+
+	/* A reply never comes after its link's later ones, but a NOSCRIPT
+	 * retry sent before the goodbye's reply came answers after it: the
+	 * link closes when nothing at all is waiting on it. */
+	if (!s->destroying || !s->goodbye_done || cmd == NULL || s->inflight != NULL)
+		return;
+	s->cmd = NULL;
+	drop_link(s, cmd);
+	close_timer(&s->linger_timer);  /* its close frees s, when it is the last */
 }
 
 void conn_destroy(redis_state *s)
@@ -713,10 +717,10 @@ void conn_destroy(redis_state *s)
 	ops_subscriptions_reset(s);
 
 	if (s->sub != NULL) {
-		redisAsyncContext *sub = s->sub;
+		rlink *sub = s->sub;
 
 		s->sub = NULL;
-		drop_ctx(s, sub, NULL);
+		drop_link(s, sub);
 	}
 	if (s->cmd != NULL) {
 		/* A clean goodbye: what is left of this node leaves now, with
@@ -729,8 +733,11 @@ void conn_destroy(redis_state *s)
 		    rq_args(q, s->node_id) != 0 ||
 		    rq_argf(q, "%llu", (unsigned long long)s->gen) != 0 ||
 		    rq_send(s, s->cmd, q) != 0) {
+			rlink *cmd = s->cmd;
+
 			rq_free(q);
-			redisAsyncDisconnect(s->cmd);  /* may call on_disconnect at once */
+			s->cmd = NULL;
+			drop_link(s, cmd);
 		}
 	}
 	if (s->cmd != NULL)

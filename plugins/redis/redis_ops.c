@@ -302,7 +302,7 @@ static bool change_done(redis_state *s, const rq *q, const redisReply *reply)
 	return false;
 }
 
-static void change_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+static void change_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)ac;
 	change_done(s, q, reply);
@@ -318,7 +318,7 @@ static void change_reply(redis_state *s, rq *q, const redisAsyncContext *ac, red
  * room_ready does not say whose join it waits for, and a join refused
  * that would have worked is only a retry, where a join answered `joined`
  * that did not work is a user missing from presence. */
-static void join_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+static void join_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	const char *room = q->argv[PRES_ROOM];
 	bool ok = change_done(s, q, reply);
@@ -498,7 +498,7 @@ void ops_publish_answer(redis_state *s, rq *q, int status, uint64_t seq, const c
 				seq);
 }
 
-static void publish_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+static void publish_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)ac;
 	if (reply == NULL)
@@ -598,7 +598,7 @@ static int ops_publish_idem(void *state, const confab_envelope *env, confab_send
 
 /* ---- direct ---- */
 
-static void direct_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+static void direct_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	int status;
 
@@ -770,7 +770,7 @@ static int compare_names(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static void presence_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
+static void presence_reply(redis_state *s, rq *q, const rlink *ac,
 			   redisReply *reply)
 {
 	const char **users;
@@ -852,7 +852,7 @@ static void history_answer(rq *q, int status, const confab_envelope *msgs, size_
 		q->done.history(q->arg, status, msgs, n, truncated);
 }
 
-static void history_reply(redis_state *s, rq *q, const redisAsyncContext *ac,
+static void history_reply(redis_state *s, rq *q, const rlink *ac,
 			  redisReply *reply)
 {
 	wire_msg *msgs;
@@ -964,7 +964,7 @@ static int ops_history_epoch(void *state, const char *room, const char *epoch, b
 	return rq_send_or_free(s, s->cmd, q);
 }
 
-static void epoch_reply(redis_state *s, rq *q, const redisAsyncContext *ac, redisReply *reply)
+static void epoch_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)ac;
 	if (reply == NULL) {
