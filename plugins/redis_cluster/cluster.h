@@ -83,10 +83,10 @@ extern const char *const cl_script_name[CS_COUNT];
 
 /* ---- cluster_cmd.c ---- */
 
-/* Called exactly once per request: with the reply, or NULL when it was
- * lost (link gone, deadline passed, destroy). Returns true when the
- * request is finished (the caller frees it), false when the handler kept
- * it (it sent it on again, e.g. WAIT after a publish). */
+/* Called with the request's reply, or NULL when it was lost (link gone,
+ * deadline passed, destroy): once, or, for a publish that waits for its
+ * WAIT (cluster_wait.c), once more with WAIT's reply. Returns true when
+ * the request is finished (the caller frees it), false when it waits. */
 typedef bool (*cq_handler)(cl_state *s, cq *q, redisReply *reply);
 
 struct cq {
@@ -105,7 +105,7 @@ struct cq {
 	uint64_t retry_at;           /* waiting to be resent (0: not waiting) */
 	cmaster *on;                 /* the master whose link has it, or NULL */
 	rlink *link;                 /* ... and that link (valid in the handler) */
-	cmaster *on_last;            /* the master of the last reply (for WAIT) */
+	cmaster *on_last;            /* the master of the last reply (valid in the handler) */
 	cmaster *to;                 /* MOVED/ASK: where to send it next, or NULL */
 	bool asking;                 /* ... with ASKING first */
 	bool by_eval, retried_eval;
