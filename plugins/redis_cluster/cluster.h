@@ -204,6 +204,7 @@ struct cmaster {
 	wgroup *open;                /* publishes sent since its last WAIT */
 	bool wait_out;               /* a WAIT is in flight */
 	bool wait_short;             /* the last WAIT said fewer than ack_replicas */
+	uint64_t full_wait_at;       /* uv_now of its last WAIT with ack_timeout_ms */
 };
 
 typedef enum substate { SUB_NONE, SUB_PENDING, SUB_OK } substate;

@@ -14,7 +14,9 @@
  * While a master's replicas are short (its last WAIT said fewer than N),
  * its WAITs use a 10 ms timeout instead of ack_timeout_ms: the answer is
  * "unknown" either way, and the link is not held up for a second per
- * group. The first WAIT that says N again restores the full timeout.
+ * group. One WAIT in SHORT_RETRY_MS still gets the full timeout, so that
+ * replicas that are only slow (behind by more than 10 ms) are waited for
+ * again; the first WAIT that says N restores the full timeout.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -25,6 +27,7 @@
 #include "cluster.h"
 
 #define SHORT_TIMEOUT_MS 10
+#define SHORT_RETRY_MS 5000
 
 struct wgroup {
 	wgroup *next;                /* in s->groups */
@@ -176,7 +179,8 @@ static void on_wait(rlink *l, redisReply *reply, void *arg)
 {
 	wgroup *g = arg;
 	cl_state *s = g->s;
-	cmaster *m = master_by_serial(s, g->serial);
+	unsigned serial = g->serial;
+	cmaster *m = master_by_serial(s, serial);
 
 	(void)l;
 	if (m != NULL) {
@@ -184,8 +188,6 @@ static void on_wait(rlink *l, redisReply *reply, void *arg)
 		if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
 			m->wait_short = reply->integer < (long long)s->ack_replicas;
 	}
-	unsigned serial = g->serial;
-
 	answer(s, g, reply);
 	unref(g);   /* the WAIT's reference: g may be gone */
 	if ((m = master_by_serial(s, serial)) != NULL && m->open != NULL && !m->wait_out)
@@ -208,10 +210,13 @@ static void flush(cl_state *s, cmaster *m)
 	wgroup *g = m->open;
 	char n[16], t[16];
 	const char *argv[3] = { "WAIT", n, t };
+	bool full = !m->wait_short || uv_now(s->loop) - m->full_wait_at >= SHORT_RETRY_MS;
 
 	m->open = NULL;
+	if (full)
+		m->full_wait_at = uv_now(s->loop);
 	snprintf(n, sizeof(n), "%u", s->ack_replicas);
-	snprintf(t, sizeof(t), "%u", m->wait_short ? SHORT_TIMEOUT_MS : s->ack_timeout_ms);
+	snprintf(t, sizeof(t), "%u", full ? s->ack_timeout_ms : SHORT_TIMEOUT_MS);
 	if (!s->destroying && m->cmd != NULL &&
 	    rlink_command(m->cmd, 3, argv, NULL, on_wait, g) == 0) {
 		m->wait_out = true;
