@@ -729,6 +729,25 @@ class RedisCluster:
         raise TestFailure("no replica promoted for slot %d within %.0fs: %s\n%s" % (
             slot, timeout, last, self.describe()))
 
+    def wait_failed(self, port, timeout=FAILOVER_TIMEOUT):
+        """After a kill: wait until every live node flags `port` as failed
+        (FAIL, not just PFAIL). Returns the seconds waited."""
+        t0 = time.monotonic()
+        last = None
+        while time.monotonic() - t0 < timeout:
+            views = {}
+            for p in self.live_ports():
+                try:
+                    views[p] = [n["flags"] for n in self.nodes(p) if n["port"] == port]
+                except (OSError, RespError) as e:
+                    views[p] = str(e)
+            last = views
+            if all(isinstance(v, list) and v and "fail" in v[0] for v in views.values()):
+                return time.monotonic() - t0
+            time.sleep(0.1)
+        raise TestFailure("node %d is not flagged fail everywhere within %.0fs: %s"
+                          % (port, timeout, last))
+
     def restart(self, port, timeout=CREATE_TIMEOUT):
         """Start a killed node again (its nodes-P.conf is kept: it rejoins and
         becomes a replica of the master that took over); wait until the whole
@@ -875,6 +894,8 @@ class ClusterNodes:
         return self.nodes[name]
 
     def _make_nodes(self):
+        check(self.rc is not None or self._seeds is not None,
+              "ClusterNodes without a RedisCluster need seeds")
         for name, b, secs in self.specs:
             if name not in self.nodes:
                 s = secs["redis_cluster"]
@@ -890,7 +911,8 @@ class ClusterNodes:
         try:
             check(os.path.exists(REDIS_CLUSTER_SO),
                   "the redis_cluster plugin is not built: no %s" % REDIS_CLUSTER_SO)
-            self.rc.start()
+            if self.rc is not None:
+                self.rc.start()
             self._make_nodes()
             for b in self.nodes.values():
                 b.start(want_status=want_status)
@@ -924,3 +946,253 @@ class ClusterSuite(RedisSuite):
                       % v.strip() if major else "SKIP: cannot tell redis-server's version")
                 sys.exit(77)
         super().main()
+
+
+# ---- what a confabd node holds on the cluster -------------------------------
+
+def local_tcp_ports(pid):
+    """Local ports of the TCP sockets process `pid` has open (via /proc)."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    try:
+        for fd in os.listdir(fd_dir):
+            try:
+                link = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if len(parts) > 9 and parts[9] in inodes:
+                        ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return ports
+
+
+def client_list(port):
+    """CLIENT LIST of one node: [{field: value}]."""
+    out = []
+    for line in call(port, "CLIENT", "LIST").splitlines():
+        out.append(dict(x.split("=", 1) for x in line.split() if "=" in x))
+    return out
+
+
+def node_links(rc, pid):
+    """{redis port: [CLIENT LIST entries]} of the connections process `pid`
+    holds to each live cluster node."""
+    mine = local_tcp_ports(pid)
+    out = {}
+    for p in rc.live_ports():
+        try:
+            entries = client_list(p)
+        except (OSError, RespError):
+            continue
+        out[p] = [e for e in entries
+                  if e.get("addr", "").startswith("127.0.0.1:")
+                  and int(e["addr"].rsplit(":", 1)[1]) in mine]
+    return out
+
+
+def node_shard_subscriptions(rc, pid):
+    """How many sharded subscriptions (ssub) process `pid` holds, summed over
+    every live cluster node, and {port: (links, ssub, sub, psub)}."""
+    total = 0
+    detail = {}
+    for p, entries in node_links(rc, pid).items():
+        ss = sum(int(e.get("ssub", 0)) for e in entries)
+        detail[p] = (len(entries), ss, sum(int(e.get("sub", 0)) for e in entries),
+                     sum(int(e.get("psub", 0)) for e in entries))
+        total += ss
+    return total, detail
+
+
+async def collect_rooms(c, counts, acks=(), timeout=60.0 * SCALE):
+    """Read frames of client `c` until it has counts[room] message frames
+    of each room and a reply for every ref in `acks`. Returns ({room:
+    [messages in arrival order]}, {ref: reply}). Other frames are kept in
+    the backlog."""
+    import json
+    want = set(acks)
+    replies = {}
+    got = {r: [] for r in counts}
+    others = []
+    deadline = time.monotonic() + timeout
+
+    def short():
+        return any(len(got[r]) < n for r, n in counts.items())
+    try:
+        while short() or want:
+            if c.backlog:
+                f = c.backlog.pop(0)
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TestFailure(
+                        "%s: after %.0fs it has %s messages (want %s) and waits for %d replies "
+                        "(e.g. %s)" % (c.name, timeout, {r: len(m) for r, m in got.items()},
+                                       counts, len(want), sorted(want)[:3]))
+                try:
+                    f = await c._read(left)
+                except TestFailure as e:
+                    if "no frame within" not in str(e):
+                        raise
+                    continue
+            ref = f.get("ref")
+            if ref is not None and ref in want:
+                want.discard(ref)
+                replies[ref] = f
+            elif f.get("type") == "message" and f.get("room") in got:
+                got[f["room"]].append(f)
+            else:
+                others.append(f)
+    finally:
+        c.backlog[0:0] = others
+    return got, replies
+
+
+# ---- steady traffic (failover and migration tests) ---------------------------
+
+class Traffic:
+    """Keeps client `c` sending to `room` (when `send` is true) every
+    `interval` s with at most `window` requests unanswered, and records
+    everything it receives, with the time (time.monotonic()):
+
+      sent      {ref: (t, i)}           what was sent (body {"s": name, "i": i})
+      replies   {ref: (t, frame)}       ack or error of each
+      messages  [(t, frame)]            message frames of the room
+      others    [(t, frame)]            everything else
+
+    start() runs the reader (and writer) as tasks; stop() stops sending and
+    waits (bounded) for the replies still due."""
+
+    def __init__(self, c, room, send=True, interval=0.02, window=8, idem=False):
+        self.c = c
+        self.room = room
+        self.send = send
+        self.interval = interval
+        self.window = window
+        self.idem = idem
+        self.sent = {}
+        self.replies = {}
+        self.messages = []
+        self.others = []
+        self.running = False
+        self.closed = None
+        self._tasks = []
+        self._i = 0
+
+    def start(self):
+        self.running = True
+        self._tasks.append(asyncio.ensure_future(self._read()))
+        if self.send:
+            self._tasks.append(asyncio.ensure_future(self._write()))
+        return self
+
+    def inflight(self):
+        return len(self.sent) - len(self.replies)
+
+    async def _read(self):
+        import json
+        import websockets.exceptions
+        try:
+            while True:
+                raw = await self.c.ws.recv()
+                t = time.monotonic()
+                try:
+                    f = json.loads(raw)
+                except ValueError:
+                    self.others.append((t, {"raw": raw[:200]}))
+                    continue
+                ref = f.get("ref") if isinstance(f, dict) else None
+                if ref is not None and ref in self.sent:
+                    self.replies[ref] = (t, f)
+                elif f.get("type") == "message" and f.get("room") == self.room:
+                    self.messages.append((t, f))
+                else:
+                    self.others.append((t, f))
+        except websockets.exceptions.ConnectionClosed as e:
+            self.closed = "closed (code %s %r)" % (self.c.ws.close_code, self.c.ws.close_reason)
+        except asyncio.CancelledError:
+            pass
+
+    async def _write(self):
+        import json
+        try:
+            while self.running and self.closed is None:
+                if self.inflight() < self.window:
+                    i = self._i
+                    self._i += 1
+                    ref = "%s-%d" % (self.c.name, i)
+                    req = {"type": "send", "room": self.room, "ref": ref,
+                           "body": {"s": self.c.name, "i": i}}
+                    if self.idem:
+                        req["idem"] = ref
+                    self.sent[ref] = (time.monotonic(), i)
+                    await self.c.ws.send(json.dumps(req))
+                await asyncio.sleep(self.interval)
+        except asyncio.CancelledError:
+            pass
+        except Exception as e:    # a closed connection: recorded by the reader
+            self.closed = self.closed or "send failed: %r" % e
+
+    async def stop(self, timeout=15.0 * SCALE):
+        """Stop sending; wait until every request has its reply (at most
+        `timeout` s); stop reading. Returns the refs left unanswered."""
+        self.running = False
+        deadline = time.monotonic() + timeout
+        while self.inflight() > 0 and time.monotonic() < deadline and self.closed is None:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks = []
+        return [r for r in self.sent if r not in self.replies]
+
+    def acks(self):
+        """[(t_send, t_reply, ack frame)] of the acked sends."""
+        out = []
+        for ref, (t, f) in self.replies.items():
+            if f.get("type") == "ack":
+                out.append((self.sent[ref][0], t, f))
+        return out
+
+    def errors(self):
+        """{code or code/outcome: count} of the error replies."""
+        out = {}
+        for _, (_, f) in self.replies.items():
+            if f.get("type") == "error":
+                k = f.get("code", "?") + ("/" + f["outcome"] if "outcome" in f else "")
+                out[k] = out.get(k, 0) + 1
+        return out
+
+
+def check_acks_unique(traffics, what=""):
+    """No seq acked to two different ids over all `traffics`; returns {seq: id}."""
+    by_seq = {}
+    for tr in traffics:
+        for _, _, a in tr.acks():
+            s, i = a.get("seq"), a.get("id")
+            check(isinstance(s, int) and isinstance(i, str), "%s: ack without seq/id: %s" % (
+                tr.c.name, a))
+            check(by_seq.get(s, i) == i, "%sseq %d was acked for two different messages: %s and %s"
+                  % (what, s, by_seq.get(s), i))
+            by_seq[s] = i
+    ids = {}
+    for s, i in by_seq.items():
+        check(i not in ids, "%sid %s was acked under two seqs: %d and %d" % (what, i, ids.get(i), s))
+        ids[i] = s
+    return by_seq
