@@ -1188,11 +1188,11 @@ def check_acks_unique(traffics, what=""):
             s, i = a.get("seq"), a.get("id")
             check(isinstance(s, int) and isinstance(i, str), "%s: ack without seq/id: %s" % (
                 tr.c.name, a))
-            check(by_seq.get(s, i) == i, "%sseq %d was acked for two different messages: %s and %s"
+            check(by_seq.get(s, i) == i, "%sseq %s was acked for two different messages: %s and %s"
                   % (what, s, by_seq.get(s), i))
             by_seq[s] = i
     ids = {}
     for s, i in by_seq.items():
-        check(i not in ids, "%sid %s was acked under two seqs: %d and %d" % (what, i, ids.get(i), s))
+        check(i not in ids, "%sid %s was acked under two seqs: %s and %s" % (what, i, ids.get(i), s))
         ids[i] = s
     return by_seq

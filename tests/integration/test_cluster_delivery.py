@@ -43,6 +43,7 @@ def dumps(x):
 def rooms_per_master(base, count=1):
     """[(master port, [room names])] for each of the 3 masters: `count`
     fresh rooms each, in distinct partitions, whose slots that master owns."""
+    nodes.start()
     b = "%s%d" % (base, next(_bases))
     used = set()
     out = []
