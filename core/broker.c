@@ -32,7 +32,7 @@ int64_t broker_now_ms(void)
 
 bool broker_healthy(const broker *b)
 {
-	return b->serving && !b->stopping && b->backplane_up;
+	return b->serving && !b->stopping && b->backplane_up && !b->backplane_degraded;
 }
 
 static confab_ctx *ctx_new(broker *b, const char *name)

@@ -43,6 +43,7 @@ struct broker {
 	bool serving;                /* every plugin started */
 	bool stopping;
 	bool backplane_up;
+	bool backplane_degraded;     /* ABI 1.5 degraded(): /healthz 503, requests still served */
 
 	/* this node's sessions */
 	dict *sessions;              /* session id -> confab_session */

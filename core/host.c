@@ -152,10 +152,27 @@ static void host_health(confab_ctx *ctx, bool up, const char *reason)
 		log_line(CONFAB_LOG_WARN, ctx->name, "backplane down: %s", reason ? reason : "no reason given");
 }
 
+/* Degraded is not down: the core keeps routing requests (router.c checks
+ * backplane_up only), so rooms the backplane can serve keep working while
+ * /healthz tells the load balancer to prefer other nodes. */
+static void host_degraded(confab_ctx *ctx, bool degraded, const char *reason)
+{
+	broker *b = ctx->broker;
+	if (b->backplane_degraded == degraded)
+		return;
+	b->backplane_degraded = degraded;
+	if (degraded)
+		log_line(CONFAB_LOG_WARN, ctx->name, "backplane degraded: %s",
+			 reason ? reason : "no reason given");
+	else
+		log_line(CONFAB_LOG_INFO, ctx->name, "backplane no longer degraded");
+}
+
 static const confab_host_backplane backplane_entries = {
 	.size = sizeof(confab_host_backplane),
 	.deliver = host_deliver,
 	.health = host_health,
+	.degraded = host_degraded,
 };
 
 /* ---- auth plugins -------------------------------------------------------- */

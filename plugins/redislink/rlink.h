@@ -27,11 +27,18 @@
  *    reply callback. Commands sent there without a callback (SSUBSCRIBE,
  *    SUNSUBSCRIBE, ...) wait for no reply; an error reply that no callback
  *    waits for goes to `on_push` too (an SSUBSCRIBE refused with MOVED).
+ *    So send the (un)subscribe commands there without a callback (one
+ *    given would only get NULL when the link closes), and keep commands
+ *    with callbacks (PING) rare: an error reply that comes while one
+ *    waits is taken for its reply, whichever command caused it.
  *  - `on_closed` is called exactly once, when the link fails (refused,
  *    reset, closed by the server, a protocol error, AUTH refused, the
  *    connect timeout, a name that does not resolve), with one line saying
  *    why; never for rlink_close. The link is dead after it: the owner
- *    calls rlink_close (possibly from inside the callback).
+ *    calls rlink_close (possibly from inside the callback). Before it,
+ *    every waiting command got NULL. It is never called from inside
+ *    rlink_open or rlink_command (a failure found there is reported from
+ *    the loop), always from the loop.
  *  - Every callback may call rlink_close on its own link, and may open
  *    or close other links.
  *  - rlink_close never calls on_closed; it does call the pending reply
@@ -59,11 +66,14 @@ typedef void (*rlink_reply_fn)(rlink *l, redisReply *reply, void *arg);
 typedef void (*rlink_push_fn)(rlink *l, redisReply *push, void *arg);
 /* The link failed; `why` is one line, e.g. "connection refused",
  * "cannot resolve redis-1.internal: unknown node or service",
- * "AUTH failed: WRONGPASS invalid username-password pair". */
+ * "AUTH failed: WRONGPASS invalid username-password pair",
+ * "connection closed by the server", "timed out connecting after 3000 ms",
+ * "connection lost: connection reset by peer", "protocol error: ...". It
+ * does not name the server: rlink_name does. */
 typedef void (*rlink_closed_fn)(rlink *l, const char *why, void *arg);
 
 typedef struct rlink_opts {
-	const char *host;            /* an IPv4/IPv6 address or a DNS name */
+	const char *host;            /* an IPv4/IPv6 address ("::1" or "[::1]") or a DNS name */
 	int port;
 	const char *user;            /* ACL user for AUTH, or NULL */
 	const char *password;        /* NULL: no AUTH */
@@ -79,9 +89,10 @@ typedef struct rlink_opts {
 rlink *rlink_open(uv_loop_t *loop, const rlink_opts *o);
 
 /* Queue a command (argv/lens as for redisFormatCommandArgv; lens NULL:
- * strlen). `cb` may be NULL on a subscribed link only. 0, or
+ * strlen). `cb` may be NULL on a subscribed link only (elsewhere NULL
+ * means the reply is read and dropped: it still counts as waiting). 0, or
  * CONFAB_EUNAVAILABLE (the link is closed or failed: nothing was queued,
- * `cb` will not be called) or CONFAB_ENOMEM. */
+ * `cb` will not be called) or CONFAB_ENOMEM, or CONFAB_EINVAL (argc < 1). */
 int rlink_command(rlink *l, int argc, const char **argv, const size_t *lens,
 		  rlink_reply_fn cb, void *arg);
 

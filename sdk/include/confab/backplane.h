@@ -134,6 +134,16 @@ typedef struct confab_host_backplane {
 	 * (borrowed, may be NULL) is logged when the state changes. The core
 	 * answers `unavailable` to requests and /healthz turns 503 while down. */
 	void (*health)(confab_ctx *ctx, bool up, const char *reason);
+
+	/* ---- ABI 1.5 (present when CONFAB_HAS(host->backplane, degraded)) ---- */
+
+	/* Report that the backplane, while up, serves only part of what it
+	 * should (a Redis Cluster shard without a master, say): /healthz
+	 * answers 503 with `reason` while degraded, but the core keeps passing
+	 * requests to the backplane, which answers `unavailable` to those it
+	 * cannot serve. Logged when the state changes. Meaningful only while
+	 * up; health(false) overrides it. */
+	void (*degraded)(confab_ctx *ctx, bool degraded, const char *reason);
 } confab_host_backplane;
 
 /* What a backplane implements besides the lifecycle. Every slot returns 0

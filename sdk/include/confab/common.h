@@ -38,9 +38,11 @@ extern "C" {
  *      gains epoch; confab_backplane_ops gains room_epoch and
  *      history_epoch (rooms expire and have epochs).
  * 1.4: confab_envelope gains idem; confab_backplane_ops gains publish_idem
- *      and direct_idem; CONFAB_EUNKNOWN (idempotent sends, unknown outcomes). */
+ *      and direct_idem; CONFAB_EUNKNOWN (idempotent sends, unknown outcomes).
+ * 1.5: confab_host_backplane gains degraded (a backplane that serves part
+ *      of its rooms, e.g. a Redis Cluster with a shard down). */
 #define CONFAB_ABI_MAJOR 1
-#define CONFAB_ABI_MINOR 4
+#define CONFAB_ABI_MINOR 5
 
 /* True when the table `t` (which starts with a uint32_t size) is long
  * enough to contain member `m` and that member is usable. */

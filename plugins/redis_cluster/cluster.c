@@ -1,0 +1,312 @@
+/* The `redis_cluster` backplane plugin: descriptor, [redis_cluster]
+ * settings, lifecycle.
+ *
+ *   [redis_cluster]
+ *   seeds = 127.0.0.1:7000, redis-2.internal:7000  ; required: host:port, names
+ *                             ; allowed (resolved with uv_getaddrinfo), [v6]:port
+ *   user =                    ; ACL user for AUTH
+ *   password =                ; AUTH when set
+ *   prefix = confab:          ; up to 64 printable characters, no spaces, no { or }
+ *   presence_ttl = 15         ; s after which a silent node's members are gone
+ *   partitions = 128          ; 1..1024, equal on every node (the config record)
+ *   ack_replicas = 1          ; an ack waits for this many replicas (WAIT); 0: none
+ *   ack_timeout_ms = 1000     ; WAIT's timeout
+ *   probe_interval_ms = 1000, probe_timeout_ms = 3000, reconnect_max_ms = 5000
+ *   refresh_interval_ms = 5000  ; the slot map is asked again this often
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+#define DEFAULT_PREFIX "confab:"
+#define DEFAULT_HISTORY_SIZE 100
+#define PREFIX_MAX 64
+#define SEEDS_MAX 64
+
+static int parse_long(const char *v, long min, long max, long *out)
+{
+	char *end;
+	long n;
+
+	if (v == NULL || *v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < min || n > max)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+static int read_number(cl_state *s, const char *key, long def, long min, long max,
+		       const char *unit, unsigned *out)
+{
+	const char *v = s->host->config_get(s->ctx, key);
+	long n = def;
+
+	if (v != NULL && parse_long(v, min, max, &n) != 0) {
+		s->host->config_error(s->ctx, key, "'%s' is not a %s from %ld to %ld",
+				      v, unit, min, max);
+		return -1;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
+/* One "host:port" or "[v6]:port" of `len` bytes. 0, or -1. */
+static int parse_seed(cl_state *s, const char *text, size_t len)
+{
+	char buf[300], *colon, *host;
+	long port;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	colon = strrchr(buf, ':');
+	if (colon == NULL || parse_long(colon + 1, 1, 65535, &port) != 0)
+		return -1;
+	*colon = '\0';
+	host = buf;
+	if (host[0] == '[') {
+		size_t n = strlen(host);
+
+		if (n < 3 || host[n - 1] != ']')
+			return -1;
+		host[n - 1] = '\0';
+		host++;
+	} else if (strchr(host, ':') != NULL) {
+		return -1;  /* an IPv6 address without brackets */
+	}
+	if (*host == '\0')
+		return -1;
+	for (const char *p = host; *p; p++)
+		if (*p <= ' ' || *p > '~')
+			return -1;
+	if ((s->seed_host[s->n_seeds] = strdup(host)) == NULL)
+		return CONFAB_ENOMEM;
+	s->seed_port[s->n_seeds++] = (int)port;
+	return 0;
+}
+
+static int read_seeds(cl_state *s)
+{
+	const char *v = s->host->config_get(s->ctx, "seeds");
+	const char *p;
+
+	if (v == NULL || *v == '\0') {
+		s->host->config_error(s->ctx, "seeds", "is required: host:port of one or more "
+				      "nodes of the cluster, comma separated");
+		return CONFAB_EINVAL;
+	}
+	s->seed_host = calloc(SEEDS_MAX, sizeof(*s->seed_host));
+	s->seed_port = calloc(SEEDS_MAX, sizeof(*s->seed_port));
+	if (s->seed_host == NULL || s->seed_port == NULL)
+		return CONFAB_ENOMEM;
+	for (p = v; *p != '\0';) {
+		const char *end = strchr(p, ',');
+		size_t len;
+		int rc;
+
+		if (end == NULL)
+			end = p + strlen(p);
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		len = (size_t)(end - p);
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (s->n_seeds == SEEDS_MAX || (rc = parse_seed(s, p, len)) == -1) {
+			s->host->config_error(s->ctx, "seeds", "'%.*s' is not host:port (or [v6]:port)"
+					      ", or more than %d seeds", (int)len, p, SEEDS_MAX);
+			return CONFAB_EINVAL;
+		}
+		if (rc != 0)
+			return rc;
+		p = *end == ',' ? end + 1 : end;
+	}
+	return 0;
+}
+
+static int read_prefix(cl_state *s)
+{
+	const char *v = s->host->config_get(s->ctx, "prefix");
+
+	if (v == NULL)
+		v = DEFAULT_PREFIX;
+	if (strlen(v) > PREFIX_MAX)
+		goto bad;
+	for (const char *p = v; *p; p++)
+		if (*p <= ' ' || *p > '~' || *p == '{' || *p == '}')
+			goto bad;
+	if ((s->prefix = strdup(v)) == NULL)
+		return CONFAB_ENOMEM;
+	return 0;
+bad:
+	s->host->config_error(s->ctx, "prefix", "'%s' is not up to %d printable characters "
+			      "without spaces, '{' or '}'", v, PREFIX_MAX);
+	return CONFAB_EINVAL;
+}
+
+static int read_settings(cl_state *s)
+{
+	const char *v;
+	unsigned ttl;
+	int rc;
+
+	if ((rc = read_seeds(s)) != 0 || (rc = read_prefix(s)) != 0)
+		return rc;
+	v = s->host->config_get(s->ctx, "user");
+	if (v != NULL && *v != '\0' && (s->user = strdup(v)) == NULL)
+		return CONFAB_ENOMEM;
+	v = s->host->config_get(s->ctx, "password");
+	if (v != NULL && *v != '\0' && (s->password = strdup(v)) == NULL)
+		return CONFAB_ENOMEM;
+	if (read_number(s, "presence_ttl", 15, 2, 86400, "number of seconds", &ttl) != 0 ||
+	    read_number(s, "partitions", 128, 1, CL_PARTITIONS_MAX, "number", &s->partitions) ||
+	    read_number(s, "ack_replicas", 1, 0, 64, "number of replicas", &s->ack_replicas) ||
+	    read_number(s, "ack_timeout_ms", 1000, 10, 600000, "number of milliseconds",
+			&s->ack_timeout_ms) ||
+	    read_number(s, "probe_interval_ms", 1000, 50, 600000, "number of milliseconds",
+			&s->probe_interval_ms) ||
+	    read_number(s, "probe_timeout_ms", 3000, 100, 600000, "number of milliseconds",
+			&s->probe_timeout_ms) ||
+	    read_number(s, "reconnect_max_ms", 5000, CL_BACKOFF_FIRST_MS, 600000,
+			"number of milliseconds", &s->reconnect_max_ms) ||
+	    read_number(s, "refresh_interval_ms", 5000, 100, 3600000, "number of milliseconds",
+			&s->refresh_interval_ms))
+		return CONFAB_EINVAL;
+	if (s->user != NULL && s->password == NULL) {
+		s->host->config_error(s->ctx, "user", "needs a password");
+		return CONFAB_EINVAL;
+	}
+	s->presence_ttl_ms = ttl * 1000;
+	s->heartbeat_ms = s->presence_ttl_ms / 4 < 1000 ? s->presence_ttl_ms / 4 : 1000;
+
+	v = s->host->broker_get(s->ctx, "history_size");
+	s->history_size = v != NULL ? strtoul(v, NULL, 10) : DEFAULT_HISTORY_SIZE;
+	v = s->host->broker_get(s->ctx, "room_ttl");
+	s->room_ttl = v != NULL ? strtoul(v, NULL, 10) : 0;
+	v = s->host->broker_get(s->ctx, "idem_window");
+	s->idem_window = v != NULL ? strtoul(v, NULL, 10) : 120;
+	s->node_id = s->host->node_id(s->ctx);
+
+	/* The record that every node of a deployment must agree on. */
+	if (asprintf(&s->config_key, "{%sconfig}", s->prefix) < 0) {
+		s->config_key = NULL;
+		return CONFAB_ENOMEM;
+	}
+	if (asprintf(&s->config_value, "layout=1 partitions=%u", s->partitions) < 0) {
+		s->config_value = NULL;
+		return CONFAB_ENOMEM;
+	}
+	return part_init(s);
+}
+
+void cl_state_free(cl_state *s)
+{
+	if (s == NULL)
+		return;
+	ops_free(s);
+	for (size_t i = 0; i < s->n_seeds; i++)
+		free(s->seed_host[i]);
+	free(s->seed_host);
+	free(s->seed_port);
+	if (s->part != NULL)
+		for (unsigned k = 0; k < s->partitions; k++) {
+			free(s->part[k].prefix);
+			free(s->part[k].channel);
+		}
+	free(s->part);
+	free(s->slot_part);
+	rslot_map_clear(&s->map);
+	free(s->user);
+	free(s->password);
+	free(s->prefix);
+	free(s->config_key);
+	free(s->config_value);
+	free(s);
+}
+
+void cl_release(cl_state *s)
+{
+	if (--s->handles == 0 && s->destroying)
+		cl_state_free(s);
+}
+
+static int cl_init(confab_ctx *ctx, const confab_host *host, void **state)
+{
+	cl_state *s;
+	int rc;
+
+	if (!CONFAB_HAS(host, backplane) || host->backplane == NULL ||
+	    !CONFAB_HAS(host->backplane, health)) {
+		host->log(ctx, CONFAB_LOG_ERROR, "the broker offers no backplane entry points");
+		return CONFAB_EINVAL;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return CONFAB_ENOMEM;
+	s->ctx = ctx;
+	s->host = host;
+	s->loop = (uv_loop_t *)host->loop(ctx);
+	rslot_map_init(&s->map);
+	rc = read_settings(s);
+	if (rc == 0) {
+		s->rooms = dict_new();
+		s->users = dict_new();
+		if (s->rooms == NULL || s->users == NULL)
+			rc = CONFAB_ENOMEM;
+	}
+	if (rc != 0) {
+		if (rc == CONFAB_ENOMEM)
+			host->log(ctx, CONFAB_LOG_ERROR, "out of memory");
+		cl_state_free(s);
+		return rc;
+	}
+	snprintf(s->nonce, sizeof(s->nonce), "%x-%" PRIx64, (unsigned)uv_os_getpid(), uv_hrtime());
+	*state = s;
+	return 0;
+}
+
+static int cl_start(void *state)
+{
+	cl_state *s = state;
+
+	cl_log(s, CONFAB_LOG_INFO, "joining the Redis Cluster through %s:%d%s (prefix '%s', "
+	       "%u partitions, ack_replicas %u, presence_ttl %u s)", s->seed_host[0],
+	       s->seed_port[0], s->n_seeds > 1 ? " and other seeds" : "", s->prefix,
+	       s->partitions, s->ack_replicas, s->presence_ttl_ms / 1000);
+	s->started = true;
+	/* A cluster down is no reason not to start: /healthz says 503 until
+	 * it is usable, and requests get `unavailable`. */
+	return topo_start(s);
+}
+
+static void cl_destroy(void *state)
+{
+	cl_state *s = state;
+
+	if (s == NULL)
+		return;
+	if (!s->started)
+		cl_state_free(s);
+	else
+		topo_destroy(s);
+}
+
+static const confab_plugin cluster_plugin = {
+	CONFAB_PLUGIN_HEADER(CONFAB_KIND_BACKPLANE, "redis_cluster", "0.1.0"),
+	.description = "Redis Cluster backplane (sharded pub/sub, partitions, WAIT for "
+		       "replicas): rooms, presence and history shared by many nodes",
+	.init = cl_init,
+	.start = cl_start,
+	.destroy = cl_destroy,
+	.backplane = &cluster_backplane_ops,
+};
+
+CONFAB_PLUGIN_DEFINE(cluster_plugin)

@@ -1,0 +1,353 @@
+/* The `redis_cluster` backplane: many confabd nodes share rooms through a
+ * Redis Cluster (docs/backplane-redis-cluster.md).
+ *
+ * The meaning of every slot is the `redis` backplane's
+ * (docs/backplane-redis.md); what differs is where things live:
+ *   - rooms and users are mapped onto a fixed number of partitions, each
+ *     with one hash tag, so one Lua script still orders, stores and
+ *     publishes a room's message atomically on the master owning it;
+ *   - live delivery is sharded pub/sub (SSUBSCRIBE / SPUBLISH), one
+ *     channel per partition, and a node subscribes to the partitions it
+ *     has members or users in, and drops the envelopes it does not need;
+ *   - this node's presence record (node:N:*, its generation, the nodes
+ *     heartbeat zset) is kept per partition, next to the rooms and users
+ *     it describes.
+ *
+ * Files: cluster.c (settings, lifecycle), cluster_part.c (partitions and
+ * their tags), cluster_scripts.c (Lua), cluster_cmd.c (one request:
+ * routing, redirections, deadline, WAIT), cluster_topo.c (slot map,
+ * masters and their links, probes, heartbeats, health), cluster_ops.c
+ * (the backplane slots and this node's bookkeeping).
+ *
+ * Everything runs on the broker's loop thread, on rlink connections
+ * (../redislink/rlink.h), never hiredis's async API.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CONFAB_CLUSTER_H
+#define CONFAB_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <uv.h>
+#include <confab/plugin.h>
+
+#include "dict.h"
+#include "rlink.h"
+#include "rslot.h"
+#include "rwire.h"
+
+#define CL_MAX_INFLIGHT 4096   /* core requests waiting for Redis */
+#define CL_MAX_HELD 1000       /* publishes of one partition waiting for its SSUBSCRIBE */
+#define CL_LINGER_MS 1000      /* destroy: how long the goodbyes may take */
+#define CL_BACKOFF_FIRST_MS 100
+#define CL_TICK_MS 100         /* retries, deadlines, probes are checked this often */
+#define CL_RETRY_MS 100        /* TRYAGAIN / CLUSTERDOWN / MOVED: resend after this */
+#define CL_PARTITIONS_MAX 1024
+
+typedef struct cl_state cl_state;
+typedef struct cq cq;
+typedef struct cmaster cmaster;
+
+/* ---- cluster_part.c ---- */
+
+/* FNV-1a 32-bit of a name, modulo the partitions. */
+unsigned part_of(const cl_state *s, const char *name);
+/* Computes every partition's tag, key prefix, channel and slot.
+ * 0 or CONFAB_ENOMEM. */
+int part_init(cl_state *s);
+/* The partition whose channel is `channel`, or -1. */
+int part_of_channel(const cl_state *s, const char *channel, size_t len);
+/* The partition whose slot is `slot`, or -1. */
+int part_of_slot(const cl_state *s, unsigned slot);
+
+/* ---- cluster_scripts.c ---- */
+
+enum cl_script {
+	CS_PUBLISH,
+	CS_DIRECT,
+	CS_JOIN,
+	CS_LEAVE,
+	CS_ONLINE,
+	CS_OFFLINE,
+	CS_HEARTBEAT,
+	CS_RECONCILE,
+	CS_HISTORY,
+	CS_GOODBYE,
+	CS_EPOCH,
+	CS_CONFIG,
+	CS_COUNT
+};
+extern const char *const cl_script_text[CS_COUNT];
+extern const char *const cl_script_name[CS_COUNT];
+
+/* ---- cluster_cmd.c ---- */
+
+/* Called exactly once per request: with the reply, or NULL when it was
+ * lost (link gone, deadline passed, destroy). Returns true when the
+ * request is finished (the caller frees it), false when the handler kept
+ * it (it sent it on again, e.g. WAIT after a publish). */
+typedef bool (*cq_handler)(cl_state *s, cq *q, redisReply *reply);
+
+struct cq {
+	cl_state *s;
+	cq *prev, *next;             /* in s->reqs (on a link) or s->pend (waiting) */
+	bool pending;                /* in s->pend */
+	bool held;                   /* waits for its partition's subscription */
+	cq_handler handle;
+	int script;                  /* enum cl_script, or -1: a plain command */
+	int part;                    /* the partition it is routed by, -1: by `slot` */
+	unsigned slot;               /* the slot it is routed by */
+	bool early;                  /* may go to a master still being set up */
+	int aux;                     /* the handler's own use */
+	unsigned nkeys;
+	uint64_t deadline;           /* uv_now after which it fails */
+	uint64_t retry_at;           /* waiting to be resent (0: not waiting) */
+	cmaster *on;                 /* the master whose link has it, or NULL */
+	rlink *link;                 /* ... and that link (valid in the handler) */
+	cmaster *on_last;            /* the master of the last reply (for WAIT) */
+	cmaster *to;                 /* MOVED/ASK: where to send it next, or NULL */
+	bool asking;                 /* ... with ASKING first */
+	bool by_eval, retried_eval;
+	bool core, orphan;
+	bool sent;                   /* went out at least once and may have run */
+	bool waiting;                /* WAIT sent after the script */
+	bool send_cb;
+	uint64_t seq;                /* publish: the seq the script gave */
+	char *repeat;                /* publish_idem: "SEQ ID TS" of a repeat */
+	size_t argc, argcap;
+	char **argv;
+	size_t *argvlen;
+	union {
+		confab_publish_done publish;
+		confab_status_done status;
+		confab_presence_done presence;
+		confab_history_done history;
+		confab_history_epoch_done history_epoch;
+		confab_epoch_done epoch;
+		confab_send_done send;
+	} done;
+	void *arg;
+};
+
+cq *cq_new(cl_state *s, cq_handler handle, int script, int part);
+void cq_free(cq *q);
+int cq_arg(cq *q, const void *data, size_t len);
+int cq_args(cq *q, const char *text);
+int cq_argf(cq *q, const char *fmt, ...) CONFAB_PRINTF(2, 3);
+/* Route `q` by its partition and send it. Its handler will be called
+ * exactly once (possibly before this returns). Never fails: a request that
+ * cannot go now waits for a retry until its deadline. */
+void cq_submit(cl_state *s, cq *q);
+/* Send `q` on exactly this master's command link, no routing, no retry
+ * (setup, probes). 0 or CONFAB_EUNAVAILABLE (nothing sent, caller owns q). */
+int cq_send_on(cl_state *s, cmaster *m, cq *q);
+/* Resend requests whose retry is due; fail those past their deadline. */
+void cq_tick(cl_state *s);
+/* Send (or, `fail`, answer as lost) the requests held for partition k. */
+void cq_release(cl_state *s, unsigned k, bool fail);
+/* From a handler: send WAIT ack_replicas ack_timeout_ms on the link the
+ * reply came on; the handler is called again with WAIT's reply
+ * (q->waiting set). 0, or CONFAB_EUNAVAILABLE (not sent). */
+int cq_wait(cl_state *s, cq *q);
+/* Answer every core request still waiting with its lost status (destroy). */
+void cq_orphan_all(cl_state *s);
+/* CONFAB_EUNAVAILABLE for "not now" errors, CONFAB_ERR for the rest. */
+int cq_error_status(const char *err);
+
+/* ---- cluster_topo.c ---- */
+
+typedef enum mstate { M_DOWN, M_CONNECTING, M_UP } mstate;
+
+/* One master of the slot map (or one an ASK named). */
+struct cmaster {
+	cl_state *s;
+	cmaster *next;               /* in s->masters */
+	char host[256];
+	int port;
+	char name[280];              /* "host:port" for logs */
+	unsigned serial;             /* in probe tokens */
+	rlink *cmd, *sub;
+	mstate state;
+	unsigned owned;              /* partitions it serves in the current map */
+	int probe_part;              /* the partition probed through (lowest owned), -1 */
+	unsigned setup_pending;      /* SCRIPT LOADs and reconciles not answered */
+	bool probe_out;
+	uint64_t probe_seq, probe_sent, sub_heard, connect_started, down_since;
+	unsigned backoff_ms;
+	uv_timer_t timer;            /* reconnect; closing it frees the master */
+	bool reconnecting;           /* the timer is set */
+	char sha[CS_COUNT][41];
+	bool sha_ok[CS_COUNT];
+	char last_reason[200];
+	bool was_up;
+	bool gone;                   /* no longer in the map: freed when idle */
+};
+
+typedef enum substate { SUB_NONE, SUB_PENDING, SUB_OK } substate;
+
+typedef struct partition {
+	char *prefix;                /* "{" tag "}": every key of the partition starts so */
+	char *channel;               /* prefix "ch" */
+	unsigned slot;
+	cmaster *owner;              /* NULL: no master serves its slot */
+	size_t need;                 /* local rooms with users + local users in it */
+	substate sub;
+	cmaster *sub_on;             /* the master the SSUBSCRIBE went to */
+	unsigned unsubs;             /* our SUNSUBSCRIBEs whose push has not come */
+	uint64_t gen;                /* generation of this node's record in it */
+	bool dirty;                  /* a presence script failed: reconcile again */
+	size_t n_held;               /* publishes waiting for the subscription */
+} partition;
+
+/* start(): timers, the first map refresh. 0 or a negative code. */
+int topo_start(cl_state *s);
+/* destroy(): goodbyes, close everything; frees s when all is closed. */
+void topo_destroy(cl_state *s);
+/* Ask for a new slot map soon (coalesced). */
+void topo_refresh(cl_state *s);
+/* A master by address, created (not connected) when unknown; NULL: ENOMEM. */
+cmaster *topo_master(cl_state *s, const char *host, int port);
+/* Can requests of partition k go out now? */
+bool topo_served(const cl_state *s, unsigned k);
+/* A master's link failed: close both, fail what depends on it, reconnect. */
+void topo_master_fail(cmaster *m, const char *fmt, ...) CONFAB_PRINTF(2, 3);
+/* Subscribe or unsubscribe partition k as its need says. */
+void topo_sync_sub(cl_state *s, unsigned k);
+/* Recompute and report health. */
+void topo_health(cl_state *s);
+/* A probe came back (token) on master `m`'s subscription. */
+void topo_probe_seen(cl_state *s, const char *token);
+/* A reconcile of partition k on its current owner (setup or again). */
+int topo_reconcile(cl_state *s, unsigned k, bool setup);
+
+/* ---- cluster_ops.c ---- */
+
+typedef struct rwait {
+	struct rwait *next;
+	confab_status_done done;
+	void *arg;
+	uint64_t since;
+} rwait;
+
+typedef struct gap_item gap_item;
+
+typedef struct lroom {
+	dict *users;
+	unsigned part;
+	uint64_t last_seq;           /* the last message delivered here (0: none yet) */
+	bool filling;                /* missed messages are being read from history */
+	int fill_id;                 /* ... by the request with this aux */
+	gap_item *gq, *gq_tail;      /* envelopes waiting for that, oldest first */
+	size_t gq_n;
+	unsigned joins_pending;
+	rwait *waiting;              /* newest first */
+	bool refreshed;
+	uint64_t refreshed_at;
+	char epoch[CONFAB_EPOCH_MAX + 1];
+} lroom;
+
+/* cluster_gap.c: a room envelope (parsed `m` of `text`) for local room
+ * `r`: delivered in seq order, gaps filled from history first. */
+void gap_envelope(cl_state *s, const char *room, lroom *r, const char *text, size_t len,
+		  wire_msg *m);
+/* Partition k is subscribed again: its rooms read what they missed. */
+void gap_resubscribed(cl_state *s, unsigned k);
+void gap_free(lroom *r);
+
+extern const confab_backplane_ops cluster_backplane_ops;
+/* The reconcile request of partition k (new generation). NULL: ENOMEM. */
+cq *ops_reconcile_request(cl_state *s, unsigned k);
+/* A reconcile reply that says Redis knows a newer generation: resend
+ * above it; true when it was that. */
+bool ops_reconcile_refused(cl_state *s, cq *q, const redisReply *reply);
+/* Partition k's subscription is confirmed: release held publishes and
+ * the joins that waited for it. */
+void ops_part_subscribed(cl_state *s, unsigned k);
+/* Partition k's subscription (or master) is gone: fail held publishes and
+ * waiting joins of its rooms when `fail`. */
+void ops_part_reset(cl_state *s, unsigned k, bool fail);
+/* A message on partition k's channel. */
+void ops_on_message(cl_state *s, unsigned k, const char *text, size_t len);
+/* Deadline of waiting joins and held publishes. */
+void ops_tick(cl_state *s);
+int ops_reply_status(cl_state *s, const char *what, const redisReply *reply);
+void ops_free(cl_state *s);
+void ops_fresh_epoch(char out[17]);
+
+/* ---- the instance ---- */
+
+struct cl_state {
+	confab_ctx *ctx;
+	const confab_host *host;
+	uv_loop_t *loop;
+
+	/* settings */
+	char **seed_host;
+	int *seed_port;
+	size_t n_seeds;
+	char *user, *password;
+	char *prefix;
+	unsigned partitions;
+	unsigned ack_replicas;
+	unsigned ack_timeout_ms;
+	const char *node_id;
+	unsigned presence_ttl_ms, heartbeat_ms;
+	unsigned probe_interval_ms, probe_timeout_ms, reconnect_max_ms;
+	unsigned refresh_interval_ms;
+	size_t history_size;
+	unsigned long room_ttl, idem_window;
+	char *config_key, *config_value;
+
+	partition *part;
+	int16_t *slot_part;          /* slot -> partition, -1 */
+	char nonce[32];
+	unsigned next_serial;
+
+	/* topology */
+	cmaster *masters;
+	rslot_map map;
+	bool have_map;
+	rlink *topo;                 /* the link the map is asked on */
+	size_t topo_next;            /* the next candidate to try */
+	size_t topo_tried;           /* candidates failed in a row */
+	char topo_host[256];         /* the topo link's host */
+	char topo_name[280];
+	bool topo_slots;             /* ask CLUSTER SLOTS (no CLUSTER SHARDS) */
+	char topo_last_err[700];
+	bool topo_busy, topo_again;
+	uint64_t topo_last;          /* uv_now of the last refresh asked */
+	unsigned topo_backoff;
+	char topo_problem[700];      /* what keeps the map from being usable ("" none) */
+	bool config_ok, config_busy;
+	char config_problem[400];
+	char cluster_down[400];      /* CLUSTER INFO says cluster_state:fail, "" ok */
+	char uncovered[700];         /* uncovered slots (partitions unserved), "" none */
+	bool health_up, health_degraded;
+	char health_reason[800], degraded_reason[800];
+
+	uv_timer_t tick, heartbeat_timer, linger_timer;
+	int handles;
+	uint64_t last_tick;
+	unsigned goodbyes;           /* destroy: goodbyes not answered */
+	bool started, destroying;
+
+	/* bookkeeping */
+	dict *rooms;                 /* room -> lroom */
+	dict *users;
+	cq *reqs, *reqs_tail;        /* requests a link holds, oldest first */
+	cq *pend, *pend_tail;        /* requests waiting (retry, held), oldest first */
+	size_t n_core;
+	uint64_t full_warned;
+};
+
+#define cl_log(s, level, ...) ((s)->host->log((s)->ctx, (level), __VA_ARGS__))
+
+/* cluster.c */
+void cl_state_free(cl_state *s);
+void cl_release(cl_state *s);
+
+#endif /* CONFAB_CLUSTER_H */

@@ -1,0 +1,490 @@
+/* One request to the cluster: its arguments, where it goes, and what is
+ * done with the answers that mean "not here" or "not now".
+ *
+ * A request is routed by its partition's slot to the master the slot map
+ * names. Redis Cluster may still answer that it is not the owner:
+ *   MOVED slot host:port   the slot moved for good: the map is refreshed
+ *                          and the request goes to the named master now;
+ *   ASK slot host:port     the slot is migrating and the key is already on
+ *                          the target: ASKING, then the request, there;
+ *   TRYAGAIN, CLUSTERDOWN  a multi-key request during a migration, or the
+ *                          cluster is failing over: again after CL_RETRY_MS.
+ * None of these ran the command (Redis checks the slots before running
+ * anything), so resending never makes it run twice; a request that is
+ * still redirected at its deadline (probe_timeout_ms after it was made)
+ * fails with CONFAB_EUNAVAILABLE, which says exactly that.
+ *
+ * NOSCRIPT (a master that lost its script cache: a promoted replica that
+ * never loaded them, a restart) is answered by sending the script's text
+ * with EVAL, which also caches it there.
+ *
+ * A request lives in one of two lists: s->reqs while a link holds it,
+ * s->pend while it waits (for a retry, or for its partition's
+ * subscription: `held`). Both are oldest first, so requests of one room
+ * keep their order through retries.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+cq *cq_new(cl_state *s, cq_handler handle, int script, int part)
+{
+	cq *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return NULL;
+	q->s = s;
+	q->handle = handle;
+	q->script = script;
+	q->part = part;
+	if (part >= 0)
+		q->slot = s->part[part].slot;
+	return q;
+}
+
+void cq_free(cq *q)
+{
+	if (q == NULL)
+		return;
+	if (q->core)
+		q->s->n_core--;
+	if (q->held && q->part >= 0)
+		q->s->part[q->part].n_held--;
+	for (size_t i = 0; i < q->argc; i++)
+		free(q->argv[i]);
+	free(q->argv);
+	free(q->argvlen);
+	free(q->repeat);
+	free(q);
+}
+
+int cq_arg(cq *q, const void *data, size_t len)
+{
+	char *copy;
+
+	if (q->argc == q->argcap) {
+		size_t cap = q->argcap ? q->argcap * 2 : 8;
+		char **argv = realloc(q->argv, cap * sizeof(*argv));
+
+		if (argv == NULL)
+			return CONFAB_ENOMEM;
+		q->argv = argv;
+		size_t *lens = realloc(q->argvlen, cap * sizeof(*lens));
+		if (lens == NULL)
+			return CONFAB_ENOMEM;
+		q->argvlen = lens;
+		q->argcap = cap;
+	}
+	if ((copy = malloc(len + 1)) == NULL)
+		return CONFAB_ENOMEM;
+	memcpy(copy, data, len);
+	copy[len] = '\0';
+	q->argv[q->argc] = copy;
+	q->argvlen[q->argc] = len;
+	q->argc++;
+	return 0;
+}
+
+int cq_args(cq *q, const char *text)
+{
+	return cq_arg(q, text, strlen(text));
+}
+
+int cq_argf(cq *q, const char *fmt, ...)
+{
+	va_list ap;
+	char small[256];
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return CONFAB_ERR;
+	if ((size_t)n < sizeof(small))
+		return cq_arg(q, small, (size_t)n);
+
+	char *big = malloc((size_t)n + 1);
+	int rc;
+
+	if (big == NULL)
+		return CONFAB_ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	rc = cq_arg(q, big, (size_t)n);
+	free(big);
+	return rc;
+}
+
+/* ---- the two lists ---- */
+
+static void unlist(cl_state *s, cq *q)
+{
+	cq **head = q->pending ? &s->pend : &s->reqs;
+	cq **tail = q->pending ? &s->pend_tail : &s->reqs_tail;
+
+	if (q->prev != NULL)
+		q->prev->next = q->next;
+	else if (*head == q)
+		*head = q->next;
+	if (q->next != NULL)
+		q->next->prev = q->prev;
+	else if (*tail == q)
+		*tail = q->prev;
+	q->prev = q->next = NULL;
+	q->pending = false;
+}
+
+static void enlist(cl_state *s, cq *q, bool pending)
+{
+	cq **head = pending ? &s->pend : &s->reqs;
+	cq **tail = pending ? &s->pend_tail : &s->reqs_tail;
+
+	q->pending = pending;
+	q->next = NULL;
+	q->prev = *tail;
+	if (*tail != NULL)
+		(*tail)->next = q;
+	else
+		*head = q;
+	*tail = q;
+}
+
+/* The handler, and the request freed when it says it is done. */
+static void finish(cl_state *s, cq *q, redisReply *reply)
+{
+	if (q->handle(s, q, reply))
+		cq_free(q);
+}
+
+/* ---- sending ---- */
+
+static void on_reply(rlink *l, redisReply *reply, void *arg);
+
+static void ignore_reply(rlink *l, redisReply *reply, void *arg)
+{
+	(void)l;
+	(void)reply;
+	(void)arg;
+}
+
+/* Hand `q` to `m`'s command link. 0, or CONFAB_EUNAVAILABLE. */
+static int send_to(cl_state *s, cmaster *m, cq *q)
+{
+	size_t extra = q->script >= 0 ? 3 : 0;
+	size_t argc = q->argc + extra;
+	const char *small_argv[20];
+	size_t small_len[20];
+	const char **argv = small_argv;
+	size_t *lens = small_len;
+	char numkeys[16];
+	int rc;
+
+	if (m == NULL || m->cmd == NULL || argc == 0)
+		return CONFAB_EUNAVAILABLE;
+	if (argc > 20) {
+		argv = malloc(argc * sizeof(*argv));
+		lens = malloc(argc * sizeof(*lens));
+		if (argv == NULL || lens == NULL) {
+			free(argv);
+			free(lens);
+			return CONFAB_ENOMEM;
+		}
+	}
+	if (q->script >= 0) {
+		q->by_eval = !m->sha_ok[q->script] || q->retried_eval;
+		argv[0] = q->by_eval ? "EVAL" : "EVALSHA";
+		argv[1] = q->by_eval ? cl_script_text[q->script] : m->sha[q->script];
+		snprintf(numkeys, sizeof(numkeys), "%u", q->nkeys);
+		argv[2] = numkeys;
+		for (size_t i = 0; i < 3; i++)
+			lens[i] = strlen(argv[i]);
+	}
+	for (size_t i = 0; i < q->argc; i++) {
+		argv[extra + i] = q->argv[i];
+		lens[extra + i] = q->argvlen[i];
+	}
+	rc = 0;
+	/* ASKING holds for the next command of the connection only: both
+	 * go out back to back, nothing can come between them. */
+	if (q->asking) {
+		static const char *asking[] = { "ASKING" };
+
+		rc = rlink_command(m->cmd, 1, asking, NULL, ignore_reply, NULL);
+	}
+	if (rc == 0)
+		rc = rlink_command(m->cmd, (int)argc, argv, lens, on_reply, q);
+	if (argv != small_argv) {
+		free(argv);
+		free(lens);
+	}
+	if (rc != 0)
+		return rc;
+	q->sent = true;
+	q->on = m;
+	q->link = m->cmd;
+	enlist(s, q, false);
+	return 0;
+}
+
+int cq_send_on(cl_state *s, cmaster *m, cq *q)
+{
+	if (q->deadline == 0)
+		q->deadline = uv_now(s->loop) + s->probe_timeout_ms;
+	return send_to(s, m, q);
+}
+
+/* Where `q` goes now: the redirection's target, or the owner of its slot
+ * when that master serves (or, for setup requests, is being set up).
+ * NULL: nowhere yet. */
+static cmaster *route(cl_state *s, cq *q)
+{
+	cmaster *m;
+
+	if (q->to != NULL)
+		return q->to->cmd != NULL ? q->to : NULL;
+	if (q->part >= 0) {
+		m = s->part[q->part].owner;
+		if (m == NULL || m->cmd == NULL)
+			return NULL;
+		return m->state == M_UP || q->early ? m : NULL;
+	}
+	if (!s->have_map || s->map.owner[q->slot] < 0)
+		return NULL;
+	const rslot_master *rm = &s->map.masters[s->map.owner[q->slot]];
+
+	m = topo_master(s, rm->host, rm->port);
+	return m != NULL && m->cmd != NULL ? m : NULL;
+}
+
+/* Send now, or wait for a retry. */
+static void dispatch(cl_state *s, cq *q)
+{
+	cmaster *m = route(s, q);
+
+	if (m != NULL && send_to(s, m, q) == 0)
+		return;
+	q->to = NULL;
+	q->asking = false;
+	q->retry_at = uv_now(s->loop) + CL_RETRY_MS;
+	enlist(s, q, true);
+}
+
+void cq_submit(cl_state *s, cq *q)
+{
+	if (q->deadline == 0)
+		q->deadline = uv_now(s->loop) + s->probe_timeout_ms;
+	if (q->held) {
+		enlist(s, q, true);
+		return;
+	}
+	dispatch(s, q);
+}
+
+static bool starts(const char *err, const char *word)
+{
+	size_t n = strlen(word);
+
+	return err != NULL && strncmp(err, word, n) == 0 && (err[n] == ' ' || err[n] == '\0');
+}
+
+static void on_reply(rlink *l, redisReply *reply, void *arg)
+{
+	cq *q = arg;
+	cl_state *s = q->s;
+	cmaster *m = q->on;
+	const char *err;
+
+	unlist(s, q);
+	q->on = NULL;
+	if (q->orphan) {
+		cq_free(q);
+		return;
+	}
+	q->link = l;
+	q->on_last = m;
+	if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
+		if (reply != NULL && q->script >= 0 && q->by_eval && m != NULL &&
+		    m->sha[q->script][0] != '\0')
+			m->sha_ok[q->script] = true;  /* the text put it in the cache */
+		finish(s, q, reply);
+		return;
+	}
+	err = reply->str;
+	if (starts(err, "NOSCRIPT") && q->script >= 0 && !q->retried_eval) {
+		/* The cache was flushed as a whole: every script goes by text
+		 * to this master until it has them again. */
+		if (m != NULL)
+			for (int i = 0; i < CS_COUNT; i++)
+				m->sha_ok[i] = false;
+		q->retried_eval = true;
+		q->to = m;     /* the same master, with ASKING again if it was asked */
+		dispatch(s, q);
+		return;
+	}
+	{
+		unsigned slot;
+		char host[256];
+		int port, kind = rslot_redirect(err, &slot, host, sizeof(host), &port);
+
+		/* A script that reached a key of a migrating slot that it did
+		 * not declare (only the heartbeat, reconcile and goodbye can:
+		 * they are idempotent) stopped there: again, like TRYAGAIN. */
+		if (kind != 0 || starts(err, "TRYAGAIN") || starts(err, "CLUSTERDOWN") ||
+		    (q->script >= 0 && strstr(err, "non local key") != NULL)) {
+			/* It did not run: it may go again, until its deadline. */
+			q->sent = false;
+			q->to = NULL;
+			q->asking = false;
+			if (kind == 1)
+				topo_refresh(s);
+			if (uv_now(s->loop) >= q->deadline) {
+				finish(s, q, NULL);
+				return;
+			}
+			if (kind != 0) {
+				if (host[0] == '\0' && m != NULL)
+					snprintf(host, sizeof(host), "%s", m->host);
+				q->to = topo_master(s, host, port);
+				q->asking = kind == 2;
+				dispatch(s, q);
+				return;
+			}
+			q->retry_at = uv_now(s->loop) + CL_RETRY_MS;
+			enlist(s, q, true);
+			return;
+		}
+	}
+	finish(s, q, reply);
+}
+
+/* ---- time ---- */
+
+void cq_tick(cl_state *s)
+{
+	uint64_t now = uv_now(s->loop);
+	cq *list = s->pend, *q;
+
+	/* Take the waiting list out: what is resent or waits again goes to
+	 * the lists anew, and the handlers may make new requests. */
+	s->pend = s->pend_tail = NULL;
+	for (q = list; q != NULL; q = q->next)
+		q->pending = false;
+	while (list != NULL) {
+		q = list;
+		list = q->next;
+		if (list != NULL)
+			list->prev = NULL;
+		q->next = q->prev = NULL;
+		if (now >= q->deadline) {
+			finish(s, q, NULL);
+		} else if (q->held || q->retry_at > now) {
+			enlist(s, q, true);
+		} else {
+			q->retry_at = 0;
+			dispatch(s, q);
+		}
+	}
+}
+
+/* Release the held requests of partition k: sent now, in order. */
+void cq_release(cl_state *s, unsigned k, bool fail)
+{
+	cq *q, *next, *take = NULL, *take_tail = NULL;
+
+	for (q = s->pend; q != NULL; q = next) {
+		next = q->next;
+		if (!q->held || q->part != (int)k)
+			continue;
+		unlist(s, q);
+		q->held = false;
+		s->part[k].n_held--;
+		q->next = NULL;
+		if (take_tail != NULL)
+			take_tail->next = q;
+		else
+			take = q;
+		take_tail = q;
+	}
+	while (take != NULL) {
+		q = take;
+		take = q->next;
+		q->next = NULL;
+		if (fail)
+			finish(s, q, NULL);
+		else
+			dispatch(s, q);
+	}
+}
+
+void cq_orphan_all(cl_state *s)
+{
+	cq *q, *next;
+
+	/* Waiting ones are the plugin's alone: answered and freed. */
+	while ((q = s->pend) != NULL) {
+		unlist(s, q);
+		if (q->core)
+			q->handle(s, q, NULL);
+		cq_free(q);
+	}
+	/* Those a link holds are freed when the link gives them back. */
+	for (q = s->reqs; q != NULL; q = next) {
+		next = q->next;
+		if (!q->core || q->orphan)
+			continue;
+		q->orphan = true;
+		q->handle(s, q, NULL);
+	}
+}
+
+int cq_error_status(const char *err)
+{
+	static const char *const transient[] = {
+		"LOADING", "BUSY", "OOM", "MASTERDOWN", "READONLY", "NOAUTH",
+		"TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MOVED", "ASK", NULL
+	};
+
+	for (size_t i = 0; err != NULL && transient[i] != NULL; i++)
+		if (starts(err, transient[i]))
+			return CONFAB_EUNAVAILABLE;
+	return CONFAB_ERR;
+}
+
+/* ---- WAIT ---- */
+
+static void on_wait(rlink *l, redisReply *reply, void *arg)
+{
+	cq *q = arg;
+
+	unlist(q->s, q);
+	q->on = NULL;
+	if (q->orphan) {
+		cq_free(q);
+		return;
+	}
+	q->link = l;
+	finish(q->s, q, reply);
+}
+
+int cq_wait(cl_state *s, cq *q)
+{
+	char n[16], t[16];
+	const char *argv[3] = { "WAIT", n, t };
+	cmaster *m = q->on_last;
+
+	snprintf(n, sizeof(n), "%u", s->ack_replicas);
+	snprintf(t, sizeof(t), "%u", s->ack_timeout_ms);
+	q->waiting = true;
+	if (q->link == NULL || rlink_command(q->link, 3, argv, NULL, on_wait, q) != 0)
+		return CONFAB_EUNAVAILABLE;
+	q->on = m;
+	enlist(s, q, false);
+	return 0;
+}

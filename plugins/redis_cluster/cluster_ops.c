@@ -1,0 +1,1074 @@
+/* The backplane slots, and this node's bookkeeping: the `redis` plugin's
+ * (plugins/redis/redis_ops.c), per partition.
+ *
+ * Bookkeeping: users with a session here, and per room this node's users
+ * in it, kept whatever the cluster's state, so that a new master of a
+ * partition (a promoted replica, a new link) can be told this node's part
+ * of it again (the reconcile of that partition).
+ *
+ * A partition is subscribed while this node has a member in one of its
+ * rooms or a user in it (`need`). What arrives on a partition's channel
+ * for a room without members here, or for a user without a session here,
+ * is dropped.
+ *
+ * The race that `redis` closes with held publishes is closed here per
+ * partition: a publish to a room with members here waits while its
+ * partition's SSUBSCRIBE is not confirmed (on a new master, after a
+ * migration), so that the members here receive it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <confab/ratelimit.h>
+
+#include "cluster.h"
+
+/* ---- bookkeeping ---- */
+
+static lroom *lroom_new(unsigned part)
+{
+	lroom *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	if ((r->users = dict_new()) == NULL) {
+		free(r);
+		return NULL;
+	}
+	r->part = part;
+	return r;
+}
+
+static void lroom_free(void *p)
+{
+	lroom *r = p;
+
+	if (r == NULL)
+		return;
+	while (r->waiting != NULL) {
+		rwait *w = r->waiting;
+
+		r->waiting = w->next;
+		free(w);
+	}
+	gap_free(r);
+	dict_free(r->users, NULL);
+	free(r);
+}
+
+/* Answer a room's waiting joins, oldest first (taken out first: an
+ * answer may change the room). */
+static void answer_waiting(lroom *r, int status)
+{
+	rwait *w = r->waiting, *order = NULL;
+
+	r->waiting = NULL;
+	while (w != NULL) {
+		rwait *next = w->next;
+
+		w->next = order;
+		order = w;
+		w = next;
+	}
+	while (order != NULL) {
+		rwait *next = order->next;
+
+		order->done(order->arg, status);
+		free(order);
+		order = next;
+	}
+}
+
+static void need_add(cl_state *s, unsigned k)
+{
+	if (s->part[k].need++ == 0)
+		topo_sync_sub(s, k);
+}
+
+static void need_drop(cl_state *s, unsigned k)
+{
+	if (s->part[k].need > 0 && --s->part[k].need == 0)
+		topo_sync_sub(s, k);
+}
+
+static void room_maybe_free(cl_state *s, const char *room)
+{
+	lroom *r = dict_get(s->rooms, room);
+
+	if (r != NULL && dict_count(r->users) == 0 && r->joins_pending == 0 && r->waiting == NULL)
+		lroom_free(dict_remove(s->rooms, room));
+}
+
+/* Nothing pending for the room any more (its partition subscribed, its
+ * join scripts answered): the joins that waited go on. */
+static void room_settle(cl_state *s, const char *room)
+{
+	lroom *r = dict_get(s->rooms, room);
+
+	if (r == NULL || r->joins_pending > 0 || s->part[r->part].sub != SUB_OK)
+		return;
+	if (r->waiting != NULL)
+		answer_waiting(r, 0);
+	room_maybe_free(s, room);
+}
+
+/* The names of partition k's rooms with joins waiting (k < 0: all of
+ * them), copied: answering them changes the table. */
+static char **waiting_rooms(cl_state *s, int k, size_t *n, uint64_t older_than)
+{
+	dict_iter it;
+	const char *room;
+	void *value;
+	char **names = NULL;
+	size_t cap = 0;
+
+	*n = 0;
+	dict_iter_init(&it, s->rooms);
+	while (dict_iter_next(&it, &room, &value)) {
+		lroom *r = value;
+		bool old = false;
+
+		if (r->waiting == NULL || (k >= 0 && r->part != (unsigned)k))
+			continue;
+		for (rwait *w = r->waiting; w != NULL; w = w->next)
+			old = old || w->since < older_than;
+		if (older_than != UINT64_MAX && !old)
+			continue;
+		if (*n == cap) {
+			char **more = realloc(names, (cap ? cap * 2 : 8) * sizeof(*names));
+
+			if (more == NULL)
+				break;
+			names = more;
+			cap = cap ? cap * 2 : 8;
+		}
+		if ((names[*n] = strdup(room)) != NULL)
+			(*n)++;
+	}
+	return names;
+}
+
+void ops_part_subscribed(cl_state *s, unsigned k)
+{
+	size_t n;
+	char **names = waiting_rooms(s, (int)k, &n, UINT64_MAX);
+
+	for (size_t i = 0; i < n; i++) {
+		room_settle(s, names[i]);
+		free(names[i]);
+	}
+	free(names);
+	cq_release(s, k, false);
+	gap_resubscribed(s, k);
+}
+
+static void fail_waiting(cl_state *s, int k, uint64_t older_than)
+{
+	size_t n;
+	char **names = waiting_rooms(s, k, &n, older_than);
+
+	for (size_t i = 0; i < n; i++) {
+		lroom *r = dict_get(s->rooms, names[i]);
+
+		if (r != NULL) {
+			answer_waiting(r, CONFAB_EUNAVAILABLE);
+			room_maybe_free(s, names[i]);
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
+void ops_part_reset(cl_state *s, unsigned k, bool fail)
+{
+	/* Held publishes keep waiting (they were not sent: they go to the
+	 * new owner, or fail at their deadline); joins fail as in `redis`. */
+	if (fail)
+		fail_waiting(s, (int)k, UINT64_MAX);
+}
+
+void ops_tick(cl_state *s)
+{
+	static uint64_t last;
+	uint64_t n = uv_now(s->loop);
+
+	if (n - last < 1000 || n < s->probe_timeout_ms)
+		return;
+	last = n;
+	fail_waiting(s, -1, n - s->probe_timeout_ms);
+}
+
+void ops_free(cl_state *s)
+{
+	dict_free(s->rooms, lroom_free);
+	dict_free(s->users, NULL);
+	s->rooms = s->users = NULL;
+}
+
+/* ---- requests ---- */
+
+int ops_reply_status(cl_state *s, const char *what, const redisReply *reply)
+{
+	if (reply->type == REDIS_REPLY_ERROR) {
+		int status = cq_error_status(reply->str);
+
+		cl_log(s, status == CONFAB_EUNAVAILABLE ? CONFAB_LOG_WARN : CONFAB_LOG_ERROR,
+		       "%s: Redis answered %s", what, reply->str);
+		return status;
+	}
+	cl_log(s, CONFAB_LOG_ERROR, "%s: unexpected reply of type %d", what, reply->type);
+	return CONFAB_ERR;
+}
+
+static int admit(cl_state *s, unsigned k)
+{
+	if (!topo_served(s, k))
+		return CONFAB_EUNAVAILABLE;
+	if (s->n_core >= CL_MAX_INFLIGHT) {
+		uint64_t t = uv_now(s->loop);
+
+		if (s->full_warned == 0 || t - s->full_warned >= 1000) {
+			cl_log(s, CONFAB_LOG_WARN, "%d requests are waiting for the cluster; refusing "
+			       "more until it catches up", CL_MAX_INFLIGHT);
+			s->full_warned = t;
+		}
+		return CONFAB_EUNAVAILABLE;
+	}
+	return 0;
+}
+
+static void own(cl_state *s, cq *q, void *arg)
+{
+	q->core = true;
+	q->arg = arg;
+	s->n_core++;
+}
+
+void ops_fresh_epoch(char out[17])
+{
+	static uint64_t made;
+	uint64_t v;
+
+	made++;
+	if (uv_random(NULL, NULL, &v, sizeof(v), 0, NULL) != 0)
+		v = uv_hrtime() ^ (made * 0x9e3779b97f4a7c15u);
+	snprintf(out, 17, "%016" PRIx64, v);
+}
+
+static int record_keys(const cl_state *s, cq *q, const char *room)
+{
+	const char *P = s->part[q->part].prefix;
+
+	return cq_argf(q, "%sroom:%s:seq", P, room) || cq_argf(q, "%sroom:%s:hist", P, room) ||
+	       cq_argf(q, "%sroom:%s:epoch", P, room) ? CONFAB_ENOMEM : 0;
+}
+
+/* The keys a script declares: every key of its partition that it reads
+ * or writes, where they can be named in advance. Redis Cluster checks the
+ * declared keys before running a script: while the partition's slot
+ * migrates, a script whose keys are not all on one side gets ASK or
+ * TRYAGAIN instead of running half here, half with keys that moved. (The
+ * heartbeat, reconcile and goodbye also touch the keys of other nodes
+ * they find; they are idempotent, and retried.) `room` or `user` NULL
+ * when the script has none; the node's generation key is always there. */
+static int node_keys(const cl_state *s, cq *q, const char *room, const char *user)
+{
+	const char *P = s->part[q->part].prefix, *N = s->node_id;
+	int rc;
+
+	q->nkeys = 2;
+	rc = cq_argf(q, "%snode:%s:gen", P, N) || cq_argf(q, "%snodes", P);
+	if (rc == 0 && room != NULL) {
+		q->nkeys += 3;
+		rc = cq_argf(q, "%spres:%s", P, room) || cq_argf(q, "%spres:%s/%s", P, room, user) ||
+		     cq_argf(q, "%snode:%s:pres", P, N);
+	} else if (rc == 0 && user != NULL) {
+		q->nkeys += 2;
+		rc = cq_argf(q, "%suser:%s", P, user) || cq_argf(q, "%snode:%s:users", P, N);
+	}
+	return rc ? CONFAB_ENOMEM : 0;
+}
+
+static int prefixes(const cl_state *s, cq *q)
+{
+	return cq_args(q, s->part[q->part].prefix) || cq_args(q, s->part[q->part].channel)
+		       ? CONFAB_ENOMEM : 0;
+}
+
+/* ---- presence changes ---- */
+
+static confab_ratelimit script_failed_log = CONFAB_RATELIMIT_INIT(1000);
+
+static bool change_done(cl_state *s, const cq *q, const redisReply *reply)
+{
+	uint64_t skipped;
+
+	if (reply == NULL)
+		return false;
+	if (reply->type == REDIS_REPLY_INTEGER && reply->integer != 0)
+		return true;
+	s->part[q->part].dirty = true;  /* the next heartbeat reconciles */
+	if (reply->type != REDIS_REPLY_INTEGER &&
+	    confab_ratelimit_allow(&script_failed_log, uv_now(s->loop), &skipped))
+		cl_log(s, CONFAB_LOG_WARN, "the %s script failed: %s (registered again at the "
+		       "next heartbeat; %" PRIu64 " more since the last such line)",
+		       cl_script_name[q->script],
+		       reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply", skipped);
+	return false;
+}
+
+static bool change_reply(cl_state *s, cq *q, redisReply *reply)
+{
+	change_done(s, q, reply);
+	return true;
+}
+
+/* As in `redis`: a join not carried out fails every join of the room
+ * still waiting (room_ready cannot say whose). */
+static bool join_reply(cl_state *s, cq *q, redisReply *reply)
+{
+	const char *room = q->argv[q->argc - 2];
+	bool ok = change_done(s, q, reply);
+	lroom *r = dict_get(s->rooms, room);
+
+	if (r == NULL)
+		return true;
+	if (r->joins_pending > 0)
+		r->joins_pending--;
+	if (!ok) {
+		answer_waiting(r, CONFAB_EUNAVAILABLE);
+		room_maybe_free(s, room);
+	}
+	room_settle(s, room);
+	return true;
+}
+
+/* Sent whenever the partition has a master with a link: a reconcile
+ * queued before it on that link, or a newer generation, keeps the order
+ * right (see the generation in plugins/redis/redis_scripts.c). */
+static bool send_presence(cl_state *s, int script, const char *room, const char *user)
+{
+	unsigned k = part_of(s, room != NULL ? room : user);
+	cmaster *m = s->part[k].owner;
+	cq *q;
+
+	if (s->destroying || m == NULL || m->cmd == NULL)
+		return false;
+	q = cq_new(s, script == CS_JOIN ? join_reply : change_reply, script, (int)k);
+	if (q == NULL || node_keys(s, q, room, user) || prefixes(s, q) || cq_args(q, s->node_id) ||
+	    cq_argf(q, "%" PRIu64, s->part[k].gen) || (room != NULL && cq_args(q, room)) ||
+	    cq_args(q, user)) {
+		cq_free(q);
+		s->part[k].dirty = true;
+		return false;
+	}
+	q->early = true;
+	cq_submit(s, q);
+	return true;
+}
+
+static uint64_t next_gen(uint64_t last)
+{
+	struct timespec ts;
+	uint64_t now = 0;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return now > last ? now : last + 1;
+}
+
+cq *ops_reconcile_request(cl_state *s, unsigned k)
+{
+	cq *q = cq_new(s, change_reply, CS_RECONCILE, (int)k);
+	size_t entries = 0;
+	dict_iter it, uit;
+	const char *room, *user;
+	void *value;
+	int rc;
+
+	if (q == NULL)
+		return NULL;
+	dict_iter_init(&it, s->rooms);
+	while (dict_iter_next(&it, NULL, &value))
+		if (((lroom *)value)->part == k)
+			entries += dict_count(((lroom *)value)->users);
+	s->part[k].gen = next_gen(s->part[k].gen);
+	rc = node_keys(s, q, NULL, NULL) || prefixes(s, q) || cq_args(q, s->node_id) ||
+	     cq_argf(q, "%" PRIu64, s->part[k].gen) || cq_argf(q, "%zu", entries);
+	dict_iter_init(&it, s->rooms);
+	while (rc == 0 && dict_iter_next(&it, &room, &value)) {
+		if (((lroom *)value)->part != k)
+			continue;
+		dict_iter_init(&uit, ((lroom *)value)->users);
+		while (rc == 0 && dict_iter_next(&uit, &user, NULL))
+			rc = cq_argf(q, "%s\t%s", room, user);
+	}
+	dict_iter_init(&it, s->users);
+	while (rc == 0 && dict_iter_next(&it, &user, NULL))
+		if (part_of(s, user) == k)
+			rc = cq_args(q, user);
+	if (rc != 0) {
+		cq_free(q);
+		return NULL;
+	}
+	return q;
+}
+
+bool ops_reconcile_refused(cl_state *s, cq *q, const redisReply *reply)
+{
+	unsigned long long known;
+	unsigned k = (unsigned)q->part;
+	cq *again;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_STRING)
+		return false;
+	known = strtoull(reply->str, NULL, 10);
+	if (known <= s->part[k].gen)
+		return true;  /* this node's own newer reconcile: it is the one that counts */
+	cl_log(s, CONFAB_LOG_WARN, "partition %u knows a newer link of node %s (generation %llu, "
+	       "this one %" PRIu64 "): registering again above it", k, s->node_id, known,
+	       s->part[k].gen);
+	if (known > s->part[k].gen)
+		s->part[k].gen = known;
+	again = ops_reconcile_request(s, k);
+	if (again == NULL) {
+		s->part[k].dirty = true;
+		return true;
+	}
+	again->handle = q->handle;
+	again->aux = q->aux;
+	again->early = true;
+	cq_submit(s, again);
+	return true;
+}
+
+/* ---- publish ---- */
+
+static bool refresh_due(const cl_state *s, const lroom *r)
+{
+	return s->room_ttl != 0 &&
+	       (r == NULL || !r->refreshed ||
+		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->room_ttl * 1000 / 32);
+}
+
+/* The publish arguments after the three keys: P, C, room, ... */
+/* After the keys (3, or 4 with an idem key). */
+#define PUB_ROOM(q) ((q)->argv[(q)->nkeys + 2])
+#define PUB_REFRESH(q) ((q)->argv[(q)->nkeys + 9])
+
+static int lost_status(const cq *q)
+{
+	return q->sent ? CONFAB_EUNKNOWN : CONFAB_EUNAVAILABLE;
+}
+
+static void send_answer(cq *q, int status, uint64_t seq, const char *repeat)
+{
+	unsigned long long first_seq;
+	long long ts;
+	int id_at = 0, id_end = 0;
+	char *id;
+
+	if (status != 0 || repeat == NULL) {
+		q->done.send(q->arg, status, seq, q->argv[q->argc - 2],
+			     strtoll(q->argv[q->argc - 1], NULL, 10));
+		return;
+	}
+	if (sscanf(repeat, "%llu %n%*s%n %lld", &first_seq, &id_at, &id_end, &ts) != 2 ||
+	    (id = strndup(repeat + id_at, (size_t)(id_end - id_at))) == NULL) {
+		q->done.send(q->arg, CONFAB_ERR, 0, q->argv[q->argc - 2], 0);
+		return;
+	}
+	q->done.send(q->arg, 0, first_seq, id, ts);
+	free(id);
+}
+
+static void publish_answer(cl_state *s, cq *q, int status)
+{
+	if (status == 0 && q->repeat == NULL && PUB_REFRESH(q)[0] == '1') {
+		lroom *r = dict_get(s->rooms, PUB_ROOM(q));
+
+		if (r != NULL) {
+			r->refreshed = true;
+			r->refreshed_at = uv_now(s->loop);
+		}
+	}
+	if (q->send_cb)
+		send_answer(q, status, status == 0 ? q->seq : 0, status == 0 ? q->repeat : NULL);
+	else
+		q->done.publish(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status,
+				status == 0 ? q->seq : 0);
+}
+
+static confab_ratelimit wait_short_log = CONFAB_RATELIMIT_INIT(1000);
+
+/* The script's reply, then (ack_replicas > 0) WAIT's: the ack goes only
+ * when ack_replicas replicas have the write. Fewer means the message is
+ * on the master but could be lost in a failover: unknown, never acked. */
+static bool publish_reply(cl_state *s, cq *q, redisReply *reply)
+{
+	uint64_t skipped;
+
+	if (q->waiting) {
+		if (reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
+		    reply->integer >= (long long)s->ack_replicas) {
+			publish_answer(s, q, 0);
+			return true;
+		}
+		if (confab_ratelimit_allow(&wait_short_log, uv_now(s->loop), &skipped))
+			cl_log(s, CONFAB_LOG_WARN, "WAIT after a publish to room %s: %s of the %u "
+			       "replicas wanted had it within %u ms; answering that the outcome is "
+			       "unknown (%" PRIu64 " more since the last such line)",
+			       PUB_ROOM(q),
+			       reply == NULL ? "the link was lost before it said how many" :
+			       reply->type == REDIS_REPLY_INTEGER ? (reply->integer == 0 ? "none" : "only some")
+								   : "an error said none",
+			       s->ack_replicas, s->ack_timeout_ms, skipped);
+		publish_answer(s, q, CONFAB_EUNKNOWN);
+		return true;
+	}
+	if (reply == NULL) {
+		publish_answer(s, q, lost_status(q));
+		return true;
+	}
+	if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+		q->seq = (uint64_t)reply->integer;
+	} else if (reply->type == REDIS_REPLY_STRING && q->send_cb) {
+		if ((q->repeat = strdup(reply->str)) == NULL) {
+			publish_answer(s, q, CONFAB_EUNKNOWN);
+			return true;
+		}
+	} else {
+		publish_answer(s, q, ops_reply_status(s, "publish", reply));
+		return true;
+	}
+	if (s->ack_replicas == 0) {
+		publish_answer(s, q, 0);
+		return true;
+	}
+	if (cq_wait(s, q) != 0) {
+		publish_answer(s, q, CONFAB_EUNKNOWN);
+		return true;
+	}
+	return false;
+}
+
+/* idem key: (room, sender) in the room's partition, (sender, recipient)
+ * in the recipient's: where the script that checks it runs. */
+static char *idem_key_name(const cl_state *s, unsigned k, const confab_envelope *env)
+{
+	bool direct = env->kind == CONFAB_ENV_DIRECT;
+	char *out;
+
+	if (!CONFAB_HAS(env, idem) || env->idem == NULL)
+		return strdup("");
+	if (asprintf(&out, "%sidem:%c:%s/%s/%s", s->part[k].prefix, direct ? 'd' : 'm',
+		     direct ? env->from : env->room, direct ? env->to : env->from, env->idem) < 0)
+		return NULL;
+	return out;
+}
+
+static int publish_request(cl_state *s, const confab_envelope *env, confab_publish_done pdone,
+			   confab_send_done sdone, void *arg)
+{
+	unsigned k = part_of(s, env->room);
+	bool send_cb = sdone != NULL;
+	char *head_a, *head_b, fresh[17], *ik = NULL;
+	lroom *r;
+	cq *q;
+	int rc = admit(s, k);
+
+	if (rc != 0)
+		return rc;
+	if (wire_message_head(env, &head_a, &head_b) != 0)
+		return CONFAB_ENOMEM;
+	ops_fresh_epoch(fresh);
+	r = dict_get(s->rooms, env->room);
+	q = cq_new(s, publish_reply, CS_PUBLISH, (int)k);
+	if (send_cb && (ik = idem_key_name(s, k, env)) == NULL) {
+		cq_free(q);
+		q = NULL;
+	}
+	rc = q == NULL || record_keys(s, q, env->room) ||
+	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || prefixes(s, q) ||
+	     cq_args(q, env->room) || cq_args(q, head_a) || cq_args(q, head_b) ||
+	     cq_arg(q, env->body, env->body_len) || cq_argf(q, "%zu", s->history_size) ||
+	     cq_argf(q, "%lu", s->room_ttl) || cq_args(q, fresh) ||
+	     cq_args(q, refresh_due(s, r) ? "1" : "0");
+	if (rc == 0 && send_cb)
+		rc = cq_args(q, ik) || cq_argf(q, "%lu", s->idem_window) || cq_args(q, env->id) ||
+		     cq_argf(q, "%lld", (long long)env->ts);
+	if (q != NULL)
+		q->nkeys = ik != NULL && ik[0] != '\0' ? 4 : 3;
+	free(ik);
+	free(head_a);
+	free(head_b);
+	if (rc != 0) {
+		cq_free(q);
+		return CONFAB_ENOMEM;
+	}
+	q->send_cb = send_cb;
+	if (send_cb)
+		q->done.send = sdone;
+	else
+		q->done.publish = pdone;
+	if (r != NULL && dict_count(r->users) > 0 && s->part[k].sub != SUB_OK) {
+		/* Members here would miss it: wait for the subscription. */
+		if (s->part[k].n_held >= CL_MAX_HELD) {
+			cq_free(q);
+			return CONFAB_EUNAVAILABLE;
+		}
+		q->held = true;
+		s->part[k].n_held++;
+	}
+	own(s, q, arg);
+	cq_submit(s, q);
+	return 0;
+}
+
+static int ops_publish(void *state, const confab_envelope *env, confab_publish_done done,
+		       void *arg)
+{
+	return publish_request(state, env, done, NULL, arg);
+}
+
+static int ops_publish_idem(void *state, const confab_envelope *env, confab_send_done done,
+			    void *arg)
+{
+	return publish_request(state, env, NULL, done, arg);
+}
+
+/* ---- direct ---- */
+
+static bool direct_reply(cl_state *s, cq *q, redisReply *reply)
+{
+	int status;
+
+	if (reply == NULL)
+		status = lost_status(q);
+	else if (reply->type == REDIS_REPLY_INTEGER)
+		status = reply->integer > 0 ? 0 : CONFAB_EOFFLINE;
+	else if (reply->type == REDIS_REPLY_STRING && q->send_cb)
+		status = 1;   /* an idempotent repeat */
+	else
+		status = ops_reply_status(s, "direct", reply);
+	if (q->send_cb)
+		send_answer(q, status == 1 ? 0 : status, 0, status == 1 ? reply->str : NULL);
+	else
+		q->done.status(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status);
+	return true;
+}
+
+static int direct_request(cl_state *s, const confab_envelope *env, confab_status_done pdone,
+			  confab_send_done sdone, void *arg)
+{
+	unsigned k = part_of(s, env->to);
+	bool send_cb = sdone != NULL;
+	size_t len = 0;
+	char *text, *ik = NULL;
+	cq *q;
+	int rc = admit(s, k);
+
+	if (rc != 0)
+		return rc;
+	if ((text = wire_direct(env, &len)) == NULL)
+		return CONFAB_ENOMEM;
+	q = cq_new(s, direct_reply, CS_DIRECT, (int)k);
+	if (send_cb && (ik = idem_key_name(s, k, env)) == NULL) {
+		cq_free(q);
+		q = NULL;
+	}
+	rc = q == NULL || cq_argf(q, "%suser:%s", s->part[k].prefix, env->to) ||
+	     cq_argf(q, "%snodes", s->part[k].prefix) ||
+	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || prefixes(s, q) ||
+	     cq_args(q, env->to) || cq_arg(q, text, len) || cq_argf(q, "%u", s->presence_ttl_ms);
+	if (rc == 0 && send_cb)
+		rc = cq_args(q, ik) || cq_argf(q, "%lu", s->idem_window) || cq_args(q, env->id) ||
+		     cq_argf(q, "%lld", (long long)env->ts);
+	if (q != NULL)
+		q->nkeys = ik != NULL && ik[0] != '\0' ? 3 : 2;
+	free(ik);
+	free(text);
+	if (rc != 0) {
+		cq_free(q);
+		return CONFAB_ENOMEM;
+	}
+	q->send_cb = send_cb;
+	if (send_cb)
+		q->done.send = sdone;
+	else
+		q->done.status = pdone;
+	own(s, q, arg);
+	cq_submit(s, q);
+	return 0;
+}
+
+static int ops_direct(void *state, const confab_envelope *env, confab_status_done done,
+		      void *arg)
+{
+	return direct_request(state, env, done, NULL, arg);
+}
+
+static int ops_direct_idem(void *state, const confab_envelope *env, confab_send_done done,
+			   void *arg)
+{
+	return direct_request(state, env, NULL, done, arg);
+}
+
+/* ---- membership ---- */
+
+static int ops_room_ready(void *state, const char *room, confab_status_done done, void *arg)
+{
+	cl_state *s = state;
+	unsigned k = part_of(s, room);
+	lroom *r = dict_get(s->rooms, room);
+	rwait *w;
+
+	if (!topo_served(s, k))
+		return CONFAB_EUNAVAILABLE;
+	if (r == NULL || (r->joins_pending == 0 && s->part[k].sub == SUB_OK)) {
+		done(arg, 0);
+		return 0;
+	}
+	if ((w = malloc(sizeof(*w))) == NULL)
+		return CONFAB_ENOMEM;
+	w->done = done;
+	w->arg = arg;
+	w->since = uv_now(s->loop);
+	w->next = r->waiting;
+	r->waiting = w;
+	return 0;
+}
+
+static int ops_room_join(void *state, const char *room, const char *user)
+{
+	cl_state *s = state;
+	unsigned k = part_of(s, room);
+	lroom *r;
+	bool created = false;
+
+	if (!topo_served(s, k))
+		return CONFAB_EUNAVAILABLE;
+	r = dict_get(s->rooms, room);
+	if (r == NULL) {
+		if ((r = lroom_new(k)) == NULL || dict_set(s->rooms, room, r) != 0) {
+			lroom_free(r);
+			return CONFAB_ENOMEM;
+		}
+		created = true;
+	}
+	if (dict_has(r->users, user))
+		return 0;
+	if (dict_set(r->users, user, NULL) != 0) {
+		if (created)
+			lroom_free(dict_remove(s->rooms, room));
+		return CONFAB_ENOMEM;
+	}
+	if (dict_count(r->users) == 1)
+		need_add(s, k);
+	if (send_presence(s, CS_JOIN, room, user))
+		r->joins_pending++;
+	return 0;
+}
+
+static int ops_room_leave(void *state, const char *room, const char *user)
+{
+	cl_state *s = state;
+	lroom *r = dict_get(s->rooms, room);
+
+	if (r == NULL || !dict_has(r->users, user))
+		return 0;
+	dict_remove(r->users, user);
+	if (dict_count(r->users) == 0)
+		need_drop(s, r->part);
+	room_maybe_free(s, room);
+	send_presence(s, CS_LEAVE, room, user);
+	return 0;
+}
+
+static int ops_user_online(void *state, const char *user)
+{
+	cl_state *s = state;
+
+	if (dict_has(s->users, user))
+		return 0;
+	if (dict_set(s->users, user, NULL) != 0)
+		return CONFAB_ENOMEM;
+	need_add(s, part_of(s, user));
+	send_presence(s, CS_ONLINE, NULL, user);
+	return 0;
+}
+
+static int ops_user_offline(void *state, const char *user)
+{
+	cl_state *s = state;
+
+	if (!dict_has(s->users, user))
+		return 0;
+	dict_remove(s->users, user);
+	need_drop(s, part_of(s, user));
+	send_presence(s, CS_OFFLINE, NULL, user);
+	return 0;
+}
+
+/* ---- presence ---- */
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool presence_reply(cl_state *s, cq *q, redisReply *reply)
+{
+	const char **users;
+	size_t n = 0;
+
+	if (reply == NULL) {
+		q->done.presence(q->arg, CONFAB_EUNAVAILABLE, NULL, 0);
+		return true;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY) {
+		q->done.presence(q->arg, ops_reply_status(s, "presence", reply), NULL, 0);
+		return true;
+	}
+	users = calloc(reply->elements ? reply->elements : 1, sizeof(*users));
+	if (users == NULL) {
+		q->done.presence(q->arg, CONFAB_ENOMEM, NULL, 0);
+		return true;
+	}
+	for (size_t i = 0; i < reply->elements; i++)
+		if (reply->element[i]->type == REDIS_REPLY_STRING)
+			users[n++] = reply->element[i]->str;
+	qsort(users, n, sizeof(*users), compare_names);
+	q->done.presence(q->arg, 0, users, n);
+	free(users);
+	return true;
+}
+
+static int ops_presence(void *state, const char *room, confab_presence_done done, void *arg)
+{
+	cl_state *s = state;
+	unsigned k = part_of(s, room);
+	cq *q;
+	int rc = admit(s, k);
+
+	if (rc != 0)
+		return rc;
+	q = cq_new(s, presence_reply, -1, (int)k);
+	if (q == NULL || cq_args(q, "SMEMBERS") != 0 ||
+	    cq_argf(q, "%spres:%s", s->part[k].prefix, room) != 0) {
+		cq_free(q);
+		return CONFAB_ENOMEM;
+	}
+	q->done.presence = done;
+	own(s, q, arg);
+	cq_submit(s, q);
+	return 0;
+}
+
+/* ---- history and epochs ---- */
+
+static void remember_epoch(cl_state *s, const char *room, const char *epoch)
+{
+	lroom *r = dict_get(s->rooms, room);
+
+	if (r != NULL && epoch != NULL)
+		snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
+}
+
+static void history_answer(cq *q, int status, const confab_envelope *msgs, size_t n,
+			   bool truncated, const char *epoch)
+{
+	if (q->aux)
+		q->done.history_epoch(q->arg, status, msgs, n, truncated, status == 0 ? epoch : NULL);
+	else
+		q->done.history(q->arg, status, msgs, n, truncated);
+}
+
+static bool history_reply(cl_state *s, cq *q, redisReply *reply)
+{
+	wire_msg *msgs;
+	confab_envelope *envs;
+	size_t n, parsed = 0;
+	int status = 0;
+
+	if (reply == NULL) {
+		history_answer(q, CONFAB_EUNAVAILABLE, NULL, 0, false, NULL);
+		return true;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+	    reply->element[0]->type != REDIS_REPLY_INTEGER ||
+	    reply->element[1]->type != REDIS_REPLY_STRING) {
+		history_answer(q, ops_reply_status(s, "history", reply), NULL, 0, false, NULL);
+		return true;
+	}
+	n = reply->elements - 2;
+	msgs = calloc(n ? n : 1, sizeof(*msgs));
+	envs = calloc(n ? n : 1, sizeof(*envs));
+	if (msgs == NULL || envs == NULL)
+		status = CONFAB_ENOMEM;
+	for (size_t i = 0; status == 0 && i < n; i++) {
+		const redisReply *e = reply->element[i + 2];
+		const char *why = "not a string";
+
+		if (e->type != REDIS_REPLY_STRING ||
+		    wire_parse(e->str, e->len, &msgs[i], &why) != 0 || msgs[i].kind != 'm') {
+			cl_log(s, CONFAB_LOG_ERROR, "history: a stored message cannot be read: %s",
+			       msgs[i].hdr != NULL ? "not a room message" : why);
+			status = CONFAB_ERR;
+			if (msgs[i].hdr != NULL)
+				parsed++;
+			break;
+		}
+		envs[i] = msgs[i].env;
+		if (envs[i].epoch == NULL)
+			envs[i].epoch = reply->element[1]->str;
+		parsed++;
+	}
+	if (status == 0) {
+		remember_epoch(s, q->argv[q->argc - 1], reply->element[1]->str);
+		history_answer(q, 0, envs, n, reply->element[0]->integer != 0,
+			       reply->element[1]->str);
+	} else {
+		history_answer(q, status, NULL, 0, false, NULL);
+	}
+	for (size_t i = 0; i < parsed; i++)
+		wire_msg_clear(&msgs[i]);
+	free(msgs);
+	free(envs);
+	return true;
+}
+
+static int history_request(cl_state *s, const char *room, const char *known, bool has_since,
+			   uint64_t since, size_t limit, confab_history_done hdone,
+			   confab_history_epoch_done edone, void *arg)
+{
+	unsigned k = part_of(s, room);
+	char fresh[17];
+	cq *q;
+	int rc = admit(s, k);
+
+	if (rc != 0)
+		return rc;
+	ops_fresh_epoch(fresh);
+	q = cq_new(s, history_reply, CS_HISTORY, (int)k);
+	if (q == NULL || record_keys(s, q, room) || prefixes(s, q) ||
+	    cq_args(q, has_since ? "1" : "0") || cq_argf(q, "%" PRIu64, has_since ? since : 0) ||
+	    cq_argf(q, "%zu", limit) || cq_argf(q, "%zu", s->history_size) ||
+	    cq_args(q, known != NULL ? known : "") || cq_argf(q, "%lu", s->room_ttl) ||
+	    cq_args(q, fresh) || cq_args(q, room)) {
+		cq_free(q);
+		return CONFAB_ENOMEM;
+	}
+	q->nkeys = 3;
+	q->aux = edone != NULL;
+	if (edone != NULL)
+		q->done.history_epoch = edone;
+	else
+		q->done.history = hdone;
+	own(s, q, arg);
+	cq_submit(s, q);
+	return 0;
+}
+
+static int ops_history(void *state, const char *room, bool has_since, uint64_t since,
+		       size_t limit, confab_history_done done, void *arg)
+{
+	return history_request(state, room, NULL, has_since, since, limit, done, NULL, arg);
+}
+
+static int ops_history_epoch(void *state, const char *room, const char *epoch, bool has_since,
+			     uint64_t since, size_t limit, confab_history_epoch_done done,
+			     void *arg)
+{
+	return history_request(state, room, epoch, has_since, since, limit, NULL, done, arg);
+}
+
+static bool epoch_reply(cl_state *s, cq *q, redisReply *reply)
+{
+	if (reply == NULL) {
+		q->done.epoch(q->arg, CONFAB_EUNAVAILABLE, NULL);
+	} else if (reply->type == REDIS_REPLY_STRING) {
+		remember_epoch(s, q->argv[q->argc - 1], reply->str);
+		q->done.epoch(q->arg, 0, reply->str);
+	} else {
+		q->done.epoch(q->arg, ops_reply_status(s, "epoch", reply), NULL);
+	}
+	return true;
+}
+
+static int ops_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg)
+{
+	cl_state *s = state;
+	unsigned k = part_of(s, room);
+	char fresh[17];
+	cq *q;
+	int rc = admit(s, k);
+
+	if (rc != 0)
+		return rc;
+	ops_fresh_epoch(fresh);
+	q = cq_new(s, epoch_reply, CS_EPOCH, (int)k);
+	if (q == NULL || record_keys(s, q, room) || prefixes(s, q) ||
+	    cq_argf(q, "%lu", s->room_ttl) || cq_args(q, fresh) || cq_args(q, room)) {
+		cq_free(q);
+		return CONFAB_ENOMEM;
+	}
+	q->nkeys = 3;
+	q->done.epoch = done;
+	own(s, q, arg);
+	cq_submit(s, q);
+	return 0;
+}
+
+/* ---- what arrives on a partition's channel ---- */
+
+void ops_on_message(cl_state *s, unsigned k, const char *text, size_t len)
+{
+	wire_msg m;
+	const char *why;
+	lroom *r;
+
+	if (wire_parse(text, len, &m, &why) != 0) {
+		cl_log(s, CONFAB_LOG_WARN, "dropped a message on %s: %s", s->part[k].channel, why);
+		return;
+	}
+	switch (m.kind) {
+	case 'p':
+		topo_probe_seen(s, m.token);
+		break;
+	case 'd':
+		/* filtering: one channel carries the directs of many users */
+		if (m.env.to != NULL && dict_has(s->users, m.env.to))
+			s->host->backplane->deliver(s->ctx, &m.env);
+		break;
+	default:
+		/* ... and the envelopes of many rooms */
+		r = m.env.room != NULL ? dict_get(s->rooms, m.env.room) : NULL;
+		if (r != NULL && dict_count(r->users) > 0)
+			gap_envelope(s, m.env.room, r, text, len, &m);
+		break;
+	}
+	wire_msg_clear(&m);
+}
+
+const confab_backplane_ops cluster_backplane_ops = {
+	.size = sizeof(confab_backplane_ops),
+	.publish = ops_publish,
+	.direct = ops_direct,
+	.room_join = ops_room_join,
+	.room_leave = ops_room_leave,
+	.user_online = ops_user_online,
+	.user_offline = ops_user_offline,
+	.presence = ops_presence,
+	.history = ops_history,
+	.room_ready = ops_room_ready,
+	.room_epoch = ops_room_epoch,
+	.history_epoch = ops_history_epoch,
+	.publish_idem = ops_publish_idem,
+	.direct_idem = ops_direct_idem,
+};
