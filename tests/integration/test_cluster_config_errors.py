@@ -22,12 +22,13 @@ SPDX-License-Identifier: MIT
 import asyncio
 import json
 import os
+import re
 import time
 
 from confabtest import Client, SCALE, check, note, tail
 from redistest import healthz, wait_health
-from clustertest import (ClusterNodes, ClusterSuite, PlainServer, RedisCluster, aio,
-                         free_dead_port)
+from clustertest import (PRESENCE_TTL, ClusterNodes, ClusterSuite, PlainServer, RedisCluster,
+                         aio, call, free_dead_port)
 
 DETECT = 15.0 * SCALE          # a bad configuration -> 503 and its log line
 STEADY = 3.0                   # 503 holds (no flapping to 200) this long
@@ -46,8 +47,11 @@ notcluster = ClusterNodes(suite, None, guests=("plain",), seeds=["127.0.0.1:%d" 
 rc3 = RedisCluster(suite.tmp, masters=3, replicas=0,
                    extra_args=["--cluster-require-full-coverage", "no"], name="rc3")
 mismatch_prefix = "cc-mm-%d:" % os.getpid()
-mm = ClusterNodes(suite, rc3, guests=("mm16",), prefix=mismatch_prefix, partitions=16)
-mm_bad = ClusterNodes(suite, rc3, guests=("mm32",), prefix=mismatch_prefix, partitions=32)
+# rc3 has no replicas: ack_replicas = 0, or no send could be acked
+mm = ClusterNodes(suite, rc3, guests=("mm16",), prefix=mismatch_prefix, partitions=16,
+                  cluster_keys={"ack_replicas": 0})
+mm_bad = ClusterNodes(suite, rc3, guests=("mm32",), prefix=mismatch_prefix, partitions=32,
+                      cluster_keys={"ack_replicas": 0})
 uncovered = ClusterNodes(suite, rc3, guests=("u1", "u2"), partitions=16,
                          prefix="cc-unc-%d:" % os.getpid(),
                          cluster_keys={"ack_replicas": 0})
@@ -57,17 +61,27 @@ def dumps(x):
     return json.dumps(x, sort_keys=True)
 
 
-async def wait_503_and_line(node, what, match, steady=STEADY):
+LEVEL = re.compile(r"\b(error|warn)\s+\[redis_cluster\]")
+
+
+def problem_lines(node, match):
+    """The warn and error lines of the plugin in `node`'s log that satisfy
+    match(line lower-cased)."""
+    return [l for l in node.stderr().splitlines() if LEVEL.search(l) and match(l.lower())]
+
+
+async def wait_503_and_line(node, what, match, steady=STEADY, need_line=True):
     """/healthz of `node` answers 503 (within DETECT s) and keeps answering
-    503 for `steady` s, while the node runs; one line of its log satisfies
-    match(line lower-cased). Returns that line."""
+    503 for `steady` s, while the node runs; one warn or error line of the
+    plugin satisfies match(line lower-cased) (unless need_line is false).
+    Returns that line (or None)."""
     t0 = time.monotonic()
     line = None
     while True:
         check(node.running(), "%s: confabd exited (%s) on %s\n%s" % (
             node.name, node.proc.returncode, what, tail(node.stderr())))
         status = await healthz(node)
-        lines = [l for l in node.stderr().splitlines() if match(l.lower())]
+        lines = problem_lines(node, match) if need_line else ["(not asked for)"]
         if status == 503 and lines:
             line = lines[0]
             break
@@ -88,7 +102,7 @@ async def wait_503_and_line(node, what, match, steady=STEADY):
 
 
 def count_lines(node, match):
-    return sum(1 for l in node.stderr().splitlines() if match(l.lower()))
+    return len(problem_lines(node, match))
 
 
 @suite.test
@@ -101,7 +115,7 @@ async def seeds_that_do_not_answer_give_one_clear_line_and_503():
 
     def match(l):
         return any("127.0.0.1:%d" % p in l for p in dead_ports) and any(
-            w in l for w in ("seed", "connect", "refused", "reach", "answer", "cluster"))
+            w in l for w in ("seed", "reach", "answer"))
     line = await wait_503_and_line(node, "dead seeds", match)
     note("line: %s" % line.strip())
     t0 = time.monotonic()
@@ -133,10 +147,14 @@ async def a_seed_that_is_not_in_cluster_mode_gives_one_clear_line_and_503():
 @suite.test
 async def mismatched_partitions_between_two_nodes_are_refused():
     """Node mm16 (partitions = 16) serves; node mm32, same prefix but
-    partitions = 32, answers 503 with a line naming both values; mm16 keeps
-    serving (/healthz 200, a join and a send work)."""
+    partitions = 32, answers 503 with a line naming both values, and writes
+    nothing into the deployment (no key naming mm32 under the prefix, and
+    mm16 never sees mm32 as a node); mm16 keeps serving (/healthz 200, a
+    join and a send work)."""
     mm.start()
     note("the 3-master cluster (no replicas) is settled; mm16 serves")
+    c = await Client.connect(mm["mm16"].port, name="mm16-client")
+    await c.join("before-mm32")
     mm_bad.start(want_status=None)
     node = mm_bad["mm32"]
 
@@ -144,20 +162,36 @@ async def mismatched_partitions_between_two_nodes_are_refused():
         return "partitions" in l and "32" in l and "16" in l
     line = await wait_503_and_line(node, "partitions = 32 against a record of 16", match)
     note("line: %s" % line.strip())
+    await asyncio.sleep(PRESENCE_TTL + 1.0)
+    written = []
+    for m in rc3.masters():
+        cursor = "0"
+        while True:
+            cursor, keys = call(m, "SCAN", cursor, "MATCH", "*%s*" % mismatch_prefix, "COUNT", 1000)
+            written += [(m, k) for k in keys if "mm32" in k]
+            if cursor == "0":
+                break
+    check(not written, "the refused node mm32 wrote into the deployment: %s" % written[:5])
+    seen = [l for l in mm["mm16"].stderr().splitlines() if "mm32" in l]
+    check(not seen, "mm16 saw the refused node mm32 as a node of its deployment:\n%s"
+          % tail("\n".join(seen), 5))
+    note("no key names mm32; mm16's log never mentions it")
     await wait_health([mm["mm16"]], 200, 5.0 * SCALE, "mm16 after mm32 was refused")
-    c = await Client.connect(mm["mm16"].port, name="mm16-client")
     await c.join("still-fine")
     await c.say("still-fine", "hello")
     note("mm16: 200, join and send work")
 
 
+_uncovered = {}
+
+
 @suite.test
 async def uncovered_slots_give_503_and_rooms_on_healthy_masters_keep_working():
     """A master of the 3-master cluster (no replicas) is killed: its slots
-    are uncovered. Nodes u1 and u2 answer 503 with a line about uncovered
-    slots; in rooms whose partitions are on the two live masters, join, send
-    (delivered from u1 to u2) and history work; a room on the dead master
-    gets `unavailable`."""
+    are uncovered. Nodes u1 and u2 answer 503 (degraded) and keep doing so;
+    in rooms whose partitions are on the two live masters, send (delivered
+    from u1 to u2), history, and join and send in new rooms work; a room on
+    the dead master gets `unavailable`."""
     uncovered.start()
     layout = uncovered.layout
     masters = rc3.masters()
@@ -174,15 +208,13 @@ async def uncovered_slots_give_503_and_rooms_on_healthy_masters_keep_working():
     note("rooms %s on masters %s work" % (list(rooms.values()), masters))
 
     await aio(rc3.kill, victim)
+    _uncovered["victim"] = victim
     waited = await aio(rc3.wait_failed, victim)
     note("master %d killed; flagged fail by the others after %.1fs" % (victim, waited))
-
-    def match(l):
-        return "slot" in l and any(w in l for w in ("uncover", "not covered", "no master",
-                                                     "without a master", "unserved", "unowned"))
     for n in ("u1", "u2"):
-        line = await wait_503_and_line(uncovered[n], "uncovered slots", match, steady=1.0)
-        note("%s: 503; line: %s" % (n, line.strip()))
+        await wait_503_and_line(uncovered[n], "uncovered slots", None, steady=1.0,
+                                need_line=False)
+    note("u1 and u2 answer 503")
 
     for m in masters[:2]:
         r = rooms[m]
@@ -207,6 +239,25 @@ async def uncovered_slots_give_503_and_rooms_on_healthy_masters_keep_working():
     check(e.get("type") == "error" and e.get("code") == "unavailable",
           "send to %s (its master %d is dead) -> %s, want unavailable" % (r, victim, dumps(e)))
     note("room %s on the dead master: unavailable after %.1fs" % (r, time.monotonic() - t0))
+    for n in ("u1", "u2"):
+        status = await healthz(uncovered[n])
+        check(status == 503, "%s: /healthz %s while slots are uncovered" % (n, status))
+
+
+@suite.test
+async def uncovered_slots_are_named_in_a_log_line():
+    """Once the cluster flags the killed master as failed, u1 and u2 each
+    log a line saying that slots are uncovered (the design: how many slots
+    and which partitions), not only that a link to that master broke."""
+    check("victim" in _uncovered, "the previous check did not kill a master")
+
+    def match(l):
+        return "slot" in l and any(w in l for w in ("uncover", "not covered", "no master",
+                                                     "without a master", "no live master",
+                                                     "unowned", "unassigned"))
+    for n in ("u1", "u2"):
+        line = await wait_503_and_line(uncovered[n], "uncovered slots", match, steady=0.5)
+        note("%s: %s" % (n, line.strip()))
 
 
 if __name__ == "__main__":
