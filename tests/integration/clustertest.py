@@ -332,7 +332,9 @@ class ClusterServer:
              "--dir", self.dir, "--logfile", "",
              # a restarted node syncs at once instead of waiting 5 s for
              # more replicas to share a diskless transfer
-             "--repl-diskless-sync-delay", "0"]
+             "--repl-diskless-sync-delay", "0",
+             # DEBUG SLEEP makes a replica fall behind (RedisCluster.lag_replicas)
+             "--enable-debug-command", "local"]
         if self.cluster_enabled:
             a += ["--cluster-enabled", "yes",
                   "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
@@ -710,6 +712,31 @@ class RedisCluster:
               "kill_master(%d): it is not a master" % port)
         self.kill(port)
         return replicas
+
+    def cut_replication(self, master_port):
+        """Break the replication links of a master (CLIENT KILL TYPE replica
+        on it): until its replicas reconnect (their next replication cron,
+        up to a second later) what it stores is on it alone. Returns how
+        many links were cut."""
+        return call(master_port, "CLIENT", "KILL", "TYPE", "replica")
+
+    def lag_replicas(self, master_port, seconds):
+        """Make the replicas of a master fall behind for `seconds`: each is
+        frozen (DEBUG SLEEP, in a thread) and the master's replication links
+        are cut, so that what the master stores meanwhile is on it alone (a
+        frozen replica cannot reconnect and resync). Returns (replica ports,
+        links cut, the threads: join them to know the freeze is over)."""
+        reps = self.replicas_of(master_port)
+        threads = []
+        for p in reps:
+            t = threading.Thread(target=lambda p=p: call(p, "DEBUG", "SLEEP", seconds,
+                                                         timeout=seconds + 10.0 * SCALE,
+                                                         raise_error=False), daemon=True)
+            t.start()
+            threads.append(t)
+        time.sleep(0.05)            # the freeze has begun
+        n = self.cut_replication(master_port)
+        return reps, n, threads
 
     def wait_promoted(self, slot, timeout=FAILOVER_TIMEOUT, old=None):
         """After a kill: wait until every live node says cluster_state:ok and
