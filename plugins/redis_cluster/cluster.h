@@ -342,6 +342,7 @@ struct cl_state {
 	cq *pend, *pend_tail;        /* requests waiting (retry, held), oldest first */
 	size_t n_core;
 	uint64_t full_warned;
+	uint64_t waits_checked;      /* uv_now when waiting joins were last timed out */
 };
 
 #define cl_log(s, level, ...) ((s)->host->log((s)->ctx, (level), __VA_ARGS__))

@@ -92,8 +92,13 @@ static void need_add(cl_state *s, unsigned k)
 
 static void need_drop(cl_state *s, unsigned k)
 {
-	if (s->part[k].need > 0 && --s->part[k].need == 0)
+	if (s->part[k].need > 0 && --s->part[k].need == 0) {
 		topo_sync_sub(s, k);
+		/* No member here any more for the publishes that waited for
+		 * the subscription: they go now. */
+		if (s->part[k].n_held > 0)
+			cq_release(s, k, false);
+	}
 }
 
 static void room_maybe_free(cl_state *s, const char *room)
@@ -194,12 +199,11 @@ void ops_part_reset(cl_state *s, unsigned k, bool fail)
 
 void ops_tick(cl_state *s)
 {
-	static uint64_t last;
 	uint64_t n = uv_now(s->loop);
 
-	if (n - last < 1000 || n < s->probe_timeout_ms)
+	if (n - s->waits_checked < 1000 || n < s->probe_timeout_ms)
 		return;
-	last = n;
+	s->waits_checked = n;
 	fail_waiting(s, -1, n - s->probe_timeout_ms);
 }
 
