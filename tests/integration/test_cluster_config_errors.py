@@ -52,6 +52,9 @@ mm = ClusterNodes(suite, rc3, guests=("mm16",), prefix=mismatch_prefix, partitio
                   cluster_keys={"ack_replicas": 0})
 mm_bad = ClusterNodes(suite, rc3, guests=("mm32",), prefix=mismatch_prefix, partitions=32,
                       cluster_keys={"ack_replicas": 0})
+rc3full = RedisCluster(suite.tmp, masters=3, replicas=0, name="rc3full")   # full coverage required
+fullcov = ClusterNodes(suite, rc3full, guests=("f1",), partitions=16,
+                       prefix="cc-full-%d:" % os.getpid(), cluster_keys={"ack_replicas": 0})
 uncovered = ClusterNodes(suite, rc3, guests=("u1", "u2"), partitions=16,
                          prefix="cc-unc-%d:" % os.getpid(),
                          cluster_keys={"ack_replicas": 0})
@@ -154,7 +157,7 @@ async def mismatched_partitions_between_two_nodes_are_refused():
     mm.start()
     note("the 3-master cluster (no replicas) is settled; mm16 serves")
     c = await Client.connect(mm["mm16"].port, name="mm16-client")
-    await c.join("before-mm32")
+    await c.join("before-refusal")
     mm_bad.start(want_status=None)
     node = mm_bad["mm32"]
 
@@ -171,7 +174,25 @@ async def mismatched_partitions_between_two_nodes_are_refused():
             written += [(m, k) for k in keys if "mm32" in k]
             if cursor == "0":
                 break
-    check(not written, "the refused node mm32 wrote into the deployment: %s" % written[:5])
+    ours = mm.layout
+    shared = [(m, k) for m, k in written
+              if any(k.startswith(ours.keyprefix(i)) for i in range(ours.partitions))]
+    listed = []
+    for i in range(ours.partitions):
+        owner = rc3.master_of_slot(ours.slot(i))
+        t = call(owner, "TYPE", ours.keyprefix(i) + "nodes", raise_error=False)
+        if t == "zset":
+            members = call(owner, "ZRANGE", ours.keyprefix(i) + "nodes", 0, -1)
+        elif t == "set":
+            members = call(owner, "SMEMBERS", ours.keyprefix(i) + "nodes")
+        else:
+            members = []
+        if "mm32" in members:
+            listed.append(ours.keyprefix(i) + "nodes")
+    check(not written, "the refused node mm32 wrote %d keys into the deployment, %d of them "
+          "under the tags of the deployment's 16 partitions (%s), and is a member of %s; "
+          "e.g. %s" % (len(written), len(shared), [k for _, k in shared][:3], listed[:3],
+                       written[:5]))
     seen = [l for l in mm["mm16"].stderr().splitlines() if "mm32" in l]
     check(not seen, "mm16 saw the refused node mm32 as a node of its deployment:\n%s"
           % tail("\n".join(seen), 5))
@@ -258,6 +279,35 @@ async def uncovered_slots_are_named_in_a_log_line():
     for n in ("u1", "u2"):
         line = await wait_503_and_line(uncovered[n], "uncovered slots", match, steady=0.5)
         note("%s: %s" % (n, line.strip()))
+
+
+@suite.test
+async def a_master_down_with_full_coverage_required_gives_503_and_a_line():
+    """The same with Redis's default cluster-require-full-coverage yes: the
+    whole cluster refuses commands (cluster_state:fail), so no room can
+    work: the node answers 503 with a line saying the cluster is down, and
+    a send in a room on a live master gets `unavailable` (not a hang)."""
+    fullcov.start()
+    layout = fullcov.layout
+    masters = rc3full.masters()
+    x = await Client.connect(fullcov["f1"].port, name="x@f1")
+    r = layout.names_on(masters[0], rc3full, "full")[0]
+    await x.join(r)
+    await x.say(r, "before")
+    await aio(rc3full.kill, masters[2])
+    await aio(rc3full.wait_failed, masters[2])
+
+    def match(l):
+        return "cluster" in l and ("cluster_state:fail" in l or "down" in l)
+    line = await wait_503_and_line(fullcov["f1"], "a master down, full coverage required",
+                                   match, steady=1.0)
+    note("line: %s" % line.strip())
+    t0 = time.monotonic()
+    e = await x.request({"type": "send", "room": r, "body": "cluster down"}, timeout=15.0 * SCALE)
+    check(e.get("type") == "error" and e.get("code") == "unavailable",
+          "send to %s (on live master %d) while the cluster is down -> %s, want unavailable"
+          % (r, masters[0], dumps(e)))
+    note("send in a room on a live master: unavailable after %.1fs" % (time.monotonic() - t0))
 
 
 if __name__ == "__main__":
