@@ -177,11 +177,11 @@ async def concurrent_senders_on_three_nodes_in_rooms_on_three_masters_one_order(
 
 @suite.test
 async def direct_messages_reach_every_session_of_the_user_and_offline_otherwise():
-    """A guest on a directs a guest on c (in a partition of each master's
-    choosing, as guests' names fall), and alice's two sessions on d: each
-    gets it once, the sender only the ack; alice directing herself reaches
-    her other session; a user with no session is `offline`, so is a guest
-    whose only session on b closed."""
+    """A guest on a directs a guest on c, and a guest on b directs alice's
+    two sessions on d (each user's partition is wherever its name falls):
+    each session gets it once, the sender only the ack; alice directing
+    herself reaches her other session; a user with no session is
+    `offline`, so is a guest whose only session on b closed."""
     ga, gb, gc, alice1, alice2 = await connect("ga@a", "gb@b", "gc@c", "alice1@d", "alice2@d")
     ack = await ga.request({"type": "direct", "to": gc.user, "body": {"hi": "c"}})
     check(ack.get("type") == "ack", "direct a -> c: %s" % dumps(ack))
