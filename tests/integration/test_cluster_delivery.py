@@ -215,6 +215,37 @@ async def direct_messages_reach_every_session_of_the_user_and_offline_otherwise(
 
 
 @suite.test
+async def direct_messages_to_users_in_partitions_on_each_master():
+    """Guests connect on c until there is one whose user partition is on
+    each master; a guest on a directs each of them: delivered once each,
+    with the ack's id."""
+    sender, = await connect("dsender@a")
+    masters = rc.masters()
+    picked = {}
+    for i in range(60):
+        g, = await connect("g%d@c" % i)
+        m = rc.master_of_slot(layout.slot(layout.part(g.user)))
+        if m in picked:
+            await g.close()
+            continue
+        picked[m] = g
+        if len(picked) == len(masters):
+            break
+    check(len(picked) == len(masters), "60 guests cover only masters %s" % sorted(picked))
+    for m, g in sorted(picked.items()):
+        ack = await sender.request({"type": "direct", "to": g.user, "body": {"m": m}})
+        check(ack.get("type") == "ack", "direct to %s (partition %d on %d) -> %s"
+              % (g.user, layout.part(g.user), m, dumps(ack)))
+        d = await g.expect("direct", id=ack["id"])
+        check(d.get("body") == {"m": m} and d.get("from") == sender.user, "%s got %s"
+              % (g.name, dumps(d)))
+    for g in picked.values():
+        await g.expect_nothing(0.3, type="direct")
+    note("directs to users in partitions %s on masters %s delivered once each"
+         % ([layout.part(g.user) for _, g in sorted(picked.items())], sorted(picked)))
+
+
+@suite.test
 async def presence_and_member_events_cross_nodes_in_rooms_on_every_master():
     """In a room on each master, guests on a, b, c and alice on d join in
     turn: each earlier member hears each later join once; presence asked on
