@@ -13,12 +13,6 @@
  *     heartbeat zset) is kept per partition, next to the rooms and users
  *     it describes.
  *
- * Files: cluster.c (settings, lifecycle), cluster_part.c (partitions and
- * their tags), cluster_scripts.c (Lua), cluster_cmd.c (one request:
- * routing, redirections, deadline, WAIT), cluster_topo.c (slot map,
- * masters and their links, probes, heartbeats, health), cluster_ops.c
- * (the backplane slots and this node's bookkeeping).
- *
  * Everything runs on the broker's loop thread, on rlink connections
  * (../redislink/rlink.h), never hiredis's async API.
  *
@@ -51,6 +45,7 @@
 typedef struct cl_state cl_state;
 typedef struct cq cq;
 typedef struct cmaster cmaster;
+typedef struct wgroup wgroup;
 
 /* ---- cluster_part.c ---- */
 
@@ -114,7 +109,8 @@ struct cq {
 	bool by_eval, retried_eval;
 	bool core, orphan;
 	bool sent;                   /* went out at least once and may have run */
-	bool waiting;                /* WAIT sent after the script */
+	bool waiting;                /* its script ran: it waits for its group's WAIT */
+	wgroup *group;               /* publishes: the WAIT that covers it (cluster_wait.c) */
 	bool send_cb;
 	uint64_t seq;                /* publish: the seq the script gave */
 	char *repeat;                /* publish_idem: "SEQ ID TS" of a repeat */
@@ -149,16 +145,28 @@ int cq_send_on(cl_state *s, cmaster *m, cq *q);
 void cq_tick(cl_state *s);
 /* Send (or, `fail`, answer as lost) the requests held for partition k. */
 void cq_release(cl_state *s, unsigned k, bool fail);
-/* From a handler: send WAIT ack_replicas ack_timeout_ms on the link the
- * reply came on; the handler is called again with WAIT's reply
- * (q->waiting set). 0, or CONFAB_EUNAVAILABLE (not sent). */
-int cq_wait(cl_state *s, cq *q);
+
+/* ---- cluster_wait.c ---- */
+
+/* A publish script went out on m's command link: it joins the group the
+ * next WAIT on that link covers. */
+void wait_sent(cl_state *s, cmaster *m, cq *q);
+/* It will not be covered (an error or redirection answered it). */
+void wait_ungroup(cq *q);
+/* From the publish handler, its script done: wait for the group's WAIT
+ * (true: the handler is called again with WAIT's reply, q->waiting set,
+ * and q is freed after), or false: no WAIT can cover it. */
+bool wait_join(cl_state *s, cq *q);
+/* destroy: answer every waiter now (lost). */
+void wait_orphan_all(cl_state *s);
+/* The master is going away: its group not yet covered fails. */
+void wait_master_gone(cl_state *s, cmaster *m);
 /* Answer every core request still waiting with its lost status (destroy). */
 void cq_orphan_all(cl_state *s);
 /* CONFAB_EUNAVAILABLE for "not now" errors, CONFAB_ERR for the rest. */
 int cq_error_status(const char *err);
 
-/* ---- cluster_topo.c ---- */
+/* ---- masters and partitions ---- */
 
 typedef enum mstate { M_DOWN, M_CONNECTING, M_UP } mstate;
 
@@ -185,6 +193,9 @@ struct cmaster {
 	char last_reason[200];
 	bool was_up;
 	bool gone;                   /* no longer in the map: freed when idle */
+	wgroup *open;                /* publishes sent since its last WAIT */
+	bool wait_out;               /* a WAIT is in flight */
+	bool wait_short;             /* the last WAIT said fewer than ack_replicas */
 };
 
 typedef enum substate { SUB_NONE, SUB_PENDING, SUB_OK } substate;
@@ -203,26 +214,43 @@ typedef struct partition {
 	size_t n_held;               /* publishes waiting for the subscription */
 } partition;
 
+/* ---- cluster_master.c ---- */
+
+/* A master by address, created (without links) when unknown; NULL: ENOMEM
+ * or destroying. */
+cmaster *master_new(cl_state *s, const char *host, int port);
+/* master_new, with a command link of its own when it owns no partition
+ * (a redirection's target, the config record's master). */
+cmaster *master_get(cl_state *s, const char *host, int port);
+cmaster *master_by_serial(cl_state *s, unsigned serial);
+/* Open both links and send the setup (the partitions it owns now). */
+void master_connect(cmaster *m);
+/* Close its links (their requests are lost) and free it. */
+void master_free(cmaster *m);
+/* A link failed: close both, fail what depends on it, reconnect. */
+void master_fail(cmaster *m, const char *fmt, ...) CONFAB_PRINTF(2, 3);
+/* The tick: setup, request and probe deadlines; the periodic probe. */
+void master_check(cmaster *m, uint64_t now);
+/* Subscribe or unsubscribe partition k as its need says. */
+void master_sync_sub(cl_state *s, unsigned k);
+/* A probe came back (token) through some master's subscription. */
+void master_probe_seen(cl_state *s, const char *token);
+/* A reconcile of partition k on its current owner (`setup`: part of the
+ * owner's setup, which waits for it). */
+int master_reconcile(cl_state *s, unsigned k, bool setup);
+
+/* ---- cluster_topo.c ---- */
+
 /* start(): timers, the first map refresh. 0 or a negative code. */
 int topo_start(cl_state *s);
 /* destroy(): goodbyes, close everything; frees s when all is closed. */
 void topo_destroy(cl_state *s);
 /* Ask for a new slot map soon (coalesced). */
 void topo_refresh(cl_state *s);
-/* A master by address, created (not connected) when unknown; NULL: ENOMEM. */
-cmaster *topo_master(cl_state *s, const char *host, int port);
 /* Can requests of partition k go out now? */
 bool topo_served(const cl_state *s, unsigned k);
-/* A master's link failed: close both, fail what depends on it, reconnect. */
-void topo_master_fail(cmaster *m, const char *fmt, ...) CONFAB_PRINTF(2, 3);
-/* Subscribe or unsubscribe partition k as its need says. */
-void topo_sync_sub(cl_state *s, unsigned k);
-/* Recompute and report health. */
+/* Recompute and report health (up, degraded, down). */
 void topo_health(cl_state *s);
-/* A probe came back (token) on master `m`'s subscription. */
-void topo_probe_seen(cl_state *s, const char *token);
-/* A reconcile of partition k on its current owner (setup or again). */
-int topo_reconcile(cl_state *s, unsigned k, bool setup);
 
 /* ---- cluster_ops.c ---- */
 
@@ -259,6 +287,22 @@ void gap_resubscribed(cl_state *s, unsigned k);
 void gap_free(lroom *r);
 
 extern const confab_backplane_ops cluster_backplane_ops;
+/* May a core request for partition k go out now? 0 or CONFAB_EUNAVAILABLE. */
+int ops_admit(cl_state *s, unsigned k);
+/* The request is the core's from now on (counted, answered at destroy). */
+void ops_own(cl_state *s, cq *q, void *arg);
+/* The room's record keys (seq, hist, epoch) in q's partition; the prefix
+ * and channel of q's partition (ARGV[1..2] of every script). */
+int ops_record_keys(const cl_state *s, cq *q, const char *room);
+int ops_prefixes(const cl_state *s, cq *q);
+
+/* cluster_query.c: the backplane's read slots. */
+int query_presence(void *state, const char *room, confab_presence_done done, void *arg);
+int query_history(void *state, const char *room, bool has_since, uint64_t since, size_t limit,
+		  confab_history_done done, void *arg);
+int query_history_epoch(void *state, const char *room, const char *epoch, bool has_since,
+			uint64_t since, size_t limit, confab_history_epoch_done done, void *arg);
+int query_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg);
 /* The reconcile request of partition k (new generation). NULL: ENOMEM. */
 cq *ops_reconcile_request(cl_state *s, unsigned k);
 /* A reconcile reply that says Redis knows a newer generation: resend
@@ -325,11 +369,14 @@ struct cl_state {
 	bool config_ok, config_busy;
 	char config_problem[400];
 	char cluster_down[400];      /* CLUSTER INFO says cluster_state:fail, "" ok */
+	long slots_fail;             /* CLUSTER INFO's cluster_slots_fail */
 	char uncovered[700];         /* uncovered slots (partitions unserved), "" none */
 	bool health_up, health_degraded;
 	char health_reason[800], degraded_reason[800];
 
 	uv_timer_t tick, heartbeat_timer, linger_timer;
+	uv_check_t wait_check;       /* sends the WAITs at the end of the turn */
+	wgroup *groups;              /* every WAIT group alive */
 	int handles;
 	uint64_t last_tick;
 	unsigned goodbyes;           /* destroy: goodbyes not answered */

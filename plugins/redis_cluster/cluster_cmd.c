@@ -55,6 +55,7 @@ void cq_free(cq *q)
 		q->s->n_core--;
 	if (q->held && q->part >= 0)
 		q->s->part[q->part].n_held--;
+	wait_ungroup(q);
 	for (size_t i = 0; i < q->argc; i++)
 		free(q->argv[i]);
 	free(q->argv);
@@ -230,6 +231,8 @@ static int send_to(cl_state *s, cmaster *m, cq *q)
 	q->on = m;
 	q->link = m->cmd;
 	enlist(s, q, false);
+	if (q->script == CS_PUBLISH && s->ack_replicas > 0)
+		wait_sent(s, m, q);
 	return 0;
 }
 
@@ -253,13 +256,15 @@ static cmaster *route(cl_state *s, cq *q)
 		m = s->part[q->part].owner;
 		if (m == NULL || m->cmd == NULL)
 			return NULL;
-		return m->state == M_UP || q->early ? m : NULL;
+		/* early: also while its setup runs, not on an aux link of a
+		 * master not connected (no reconcile went before) */
+		return m->state == M_UP || (q->early && m->state == M_CONNECTING) ? m : NULL;
 	}
 	if (!s->have_map || s->map.owner[q->slot] < 0)
 		return NULL;
 	const rslot_master *rm = &s->map.masters[s->map.owner[q->slot]];
 
-	m = topo_master(s, rm->host, rm->port);
+	m = master_get(s, rm->host, rm->port);
 	return m != NULL && m->cmd != NULL ? m : NULL;
 }
 
@@ -309,6 +314,8 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 	}
 	q->link = l;
 	q->on_last = m;
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+		wait_ungroup(q);   /* it wrote nothing: no WAIT for it */
 	if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
 		if (reply != NULL && q->script >= 0 && q->by_eval && m != NULL &&
 		    m->sha[q->script][0] != '\0')
@@ -351,7 +358,7 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 			if (kind != 0) {
 				if (host[0] == '\0' && m != NULL)
 					snprintf(host, sizeof(host), "%s", m->host);
-				q->to = topo_master(s, host, port);
+				q->to = master_get(s, host, port);
 				q->asking = kind == 2;
 				dispatch(s, q);
 				return;
@@ -427,6 +434,7 @@ void cq_orphan_all(cl_state *s)
 {
 	cq *q, *next;
 
+	wait_orphan_all(s);
 	/* Waiting ones are the plugin's alone: answered and freed. */
 	while ((q = s->pend) != NULL) {
 		unlist(s, q);
@@ -455,36 +463,4 @@ int cq_error_status(const char *err)
 		if (starts(err, transient[i]))
 			return CONFAB_EUNAVAILABLE;
 	return CONFAB_ERR;
-}
-
-/* ---- WAIT ---- */
-
-static void on_wait(rlink *l, redisReply *reply, void *arg)
-{
-	cq *q = arg;
-
-	unlist(q->s, q);
-	q->on = NULL;
-	if (q->orphan) {
-		cq_free(q);
-		return;
-	}
-	q->link = l;
-	finish(q->s, q, reply);
-}
-
-int cq_wait(cl_state *s, cq *q)
-{
-	char n[16], t[16];
-	const char *argv[3] = { "WAIT", n, t };
-	cmaster *m = q->on_last;
-
-	snprintf(n, sizeof(n), "%u", s->ack_replicas);
-	snprintf(t, sizeof(t), "%u", s->ack_timeout_ms);
-	q->waiting = true;
-	if (q->link == NULL || rlink_command(q->link, 3, argv, NULL, on_wait, q) != 0)
-		return CONFAB_EUNAVAILABLE;
-	q->on = m;
-	enlist(s, q, false);
-	return 0;
 }

@@ -87,13 +87,13 @@ static void answer_waiting(lroom *r, int status)
 static void need_add(cl_state *s, unsigned k)
 {
 	if (s->part[k].need++ == 0)
-		topo_sync_sub(s, k);
+		master_sync_sub(s, k);
 }
 
 static void need_drop(cl_state *s, unsigned k)
 {
 	if (s->part[k].need > 0 && --s->part[k].need == 0) {
-		topo_sync_sub(s, k);
+		master_sync_sub(s, k);
 		/* No member here any more for the publishes that waited for
 		 * the subscription: they go now. */
 		if (s->part[k].n_held > 0)
@@ -229,7 +229,7 @@ int ops_reply_status(cl_state *s, const char *what, const redisReply *reply)
 	return CONFAB_ERR;
 }
 
-static int admit(cl_state *s, unsigned k)
+int ops_admit(cl_state *s, unsigned k)
 {
 	if (!topo_served(s, k))
 		return CONFAB_EUNAVAILABLE;
@@ -246,7 +246,7 @@ static int admit(cl_state *s, unsigned k)
 	return 0;
 }
 
-static void own(cl_state *s, cq *q, void *arg)
+void ops_own(cl_state *s, cq *q, void *arg)
 {
 	q->core = true;
 	q->arg = arg;
@@ -264,7 +264,7 @@ void ops_fresh_epoch(char out[17])
 	snprintf(out, 17, "%016" PRIx64, v);
 }
 
-static int record_keys(const cl_state *s, cq *q, const char *room)
+int ops_record_keys(const cl_state *s, cq *q, const char *room)
 {
 	const char *P = s->part[q->part].prefix;
 
@@ -298,7 +298,7 @@ static int node_keys(const cl_state *s, cq *q, const char *room, const char *use
 	return rc ? CONFAB_ENOMEM : 0;
 }
 
-static int prefixes(const cl_state *s, cq *q)
+int ops_prefixes(const cl_state *s, cq *q)
 {
 	return cq_args(q, s->part[q->part].prefix) || cq_args(q, s->part[q->part].channel)
 		       ? CONFAB_ENOMEM : 0;
@@ -364,7 +364,7 @@ static bool send_presence(cl_state *s, int script, const char *room, const char 
 	if (s->destroying || m == NULL || m->cmd == NULL)
 		return false;
 	q = cq_new(s, script == CS_JOIN ? join_reply : change_reply, script, (int)k);
-	if (q == NULL || node_keys(s, q, room, user) || prefixes(s, q) || cq_args(q, s->node_id) ||
+	if (q == NULL || node_keys(s, q, room, user) || ops_prefixes(s, q) || cq_args(q, s->node_id) ||
 	    cq_argf(q, "%" PRIu64, s->part[k].gen) || (room != NULL && cq_args(q, room)) ||
 	    cq_args(q, user)) {
 		cq_free(q);
@@ -402,7 +402,7 @@ cq *ops_reconcile_request(cl_state *s, unsigned k)
 		if (((lroom *)value)->part == k)
 			entries += dict_count(((lroom *)value)->users);
 	s->part[k].gen = next_gen(s->part[k].gen);
-	rc = node_keys(s, q, NULL, NULL) || prefixes(s, q) || cq_args(q, s->node_id) ||
+	rc = node_keys(s, q, NULL, NULL) || ops_prefixes(s, q) || cq_args(q, s->node_id) ||
 	     cq_argf(q, "%" PRIu64, s->part[k].gen) || cq_argf(q, "%zu", entries);
 	dict_iter_init(&it, s->rooms);
 	while (rc == 0 && dict_iter_next(&it, &room, &value)) {
@@ -554,7 +554,7 @@ static bool publish_reply(cl_state *s, cq *q, redisReply *reply)
 		publish_answer(s, q, 0);
 		return true;
 	}
-	if (cq_wait(s, q) != 0) {
+	if (!wait_join(s, q)) {
 		publish_answer(s, q, CONFAB_EUNKNOWN);
 		return true;
 	}
@@ -584,7 +584,7 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 	char *head_a, *head_b, fresh[17], *ik = NULL;
 	lroom *r;
 	cq *q;
-	int rc = admit(s, k);
+	int rc = ops_admit(s, k);
 
 	if (rc != 0)
 		return rc;
@@ -597,8 +597,8 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 		cq_free(q);
 		q = NULL;
 	}
-	rc = q == NULL || record_keys(s, q, env->room) ||
-	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || prefixes(s, q) ||
+	rc = q == NULL || ops_record_keys(s, q, env->room) ||
+	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || ops_prefixes(s, q) ||
 	     cq_args(q, env->room) || cq_args(q, head_a) || cq_args(q, head_b) ||
 	     cq_arg(q, env->body, env->body_len) || cq_argf(q, "%zu", s->history_size) ||
 	     cq_argf(q, "%lu", s->room_ttl) || cq_args(q, fresh) ||
@@ -629,7 +629,7 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 		q->held = true;
 		s->part[k].n_held++;
 	}
-	own(s, q, arg);
+	ops_own(s, q, arg);
 	cq_submit(s, q);
 	return 0;
 }
@@ -675,7 +675,7 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 	size_t len = 0;
 	char *text, *ik = NULL;
 	cq *q;
-	int rc = admit(s, k);
+	int rc = ops_admit(s, k);
 
 	if (rc != 0)
 		return rc;
@@ -688,7 +688,7 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 	}
 	rc = q == NULL || cq_argf(q, "%suser:%s", s->part[k].prefix, env->to) ||
 	     cq_argf(q, "%snodes", s->part[k].prefix) ||
-	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || prefixes(s, q) ||
+	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || ops_prefixes(s, q) ||
 	     cq_args(q, env->to) || cq_arg(q, text, len) || cq_argf(q, "%u", s->presence_ttl_ms);
 	if (rc == 0 && send_cb)
 		rc = cq_args(q, ik) || cq_argf(q, "%lu", s->idem_window) || cq_args(q, env->id) ||
@@ -706,7 +706,7 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 		q->done.send = sdone;
 	else
 		q->done.status = pdone;
-	own(s, q, arg);
+	ops_own(s, q, arg);
 	cq_submit(s, q);
 	return 0;
 }
@@ -819,216 +819,6 @@ static int ops_user_offline(void *state, const char *user)
 	return 0;
 }
 
-/* ---- presence ---- */
-
-static int compare_names(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static bool presence_reply(cl_state *s, cq *q, redisReply *reply)
-{
-	const char **users;
-	size_t n = 0;
-
-	if (reply == NULL) {
-		q->done.presence(q->arg, CONFAB_EUNAVAILABLE, NULL, 0);
-		return true;
-	}
-	if (reply->type != REDIS_REPLY_ARRAY) {
-		q->done.presence(q->arg, ops_reply_status(s, "presence", reply), NULL, 0);
-		return true;
-	}
-	users = calloc(reply->elements ? reply->elements : 1, sizeof(*users));
-	if (users == NULL) {
-		q->done.presence(q->arg, CONFAB_ENOMEM, NULL, 0);
-		return true;
-	}
-	for (size_t i = 0; i < reply->elements; i++)
-		if (reply->element[i]->type == REDIS_REPLY_STRING)
-			users[n++] = reply->element[i]->str;
-	qsort(users, n, sizeof(*users), compare_names);
-	q->done.presence(q->arg, 0, users, n);
-	free(users);
-	return true;
-}
-
-static int ops_presence(void *state, const char *room, confab_presence_done done, void *arg)
-{
-	cl_state *s = state;
-	unsigned k = part_of(s, room);
-	cq *q;
-	int rc = admit(s, k);
-
-	if (rc != 0)
-		return rc;
-	q = cq_new(s, presence_reply, -1, (int)k);
-	if (q == NULL || cq_args(q, "SMEMBERS") != 0 ||
-	    cq_argf(q, "%spres:%s", s->part[k].prefix, room) != 0) {
-		cq_free(q);
-		return CONFAB_ENOMEM;
-	}
-	q->done.presence = done;
-	own(s, q, arg);
-	cq_submit(s, q);
-	return 0;
-}
-
-/* ---- history and epochs ---- */
-
-static void remember_epoch(cl_state *s, const char *room, const char *epoch)
-{
-	lroom *r = dict_get(s->rooms, room);
-
-	if (r != NULL && epoch != NULL)
-		snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
-}
-
-static void history_answer(cq *q, int status, const confab_envelope *msgs, size_t n,
-			   bool truncated, const char *epoch)
-{
-	if (q->aux)
-		q->done.history_epoch(q->arg, status, msgs, n, truncated, status == 0 ? epoch : NULL);
-	else
-		q->done.history(q->arg, status, msgs, n, truncated);
-}
-
-static bool history_reply(cl_state *s, cq *q, redisReply *reply)
-{
-	wire_msg *msgs;
-	confab_envelope *envs;
-	size_t n, parsed = 0;
-	int status = 0;
-
-	if (reply == NULL) {
-		history_answer(q, CONFAB_EUNAVAILABLE, NULL, 0, false, NULL);
-		return true;
-	}
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
-	    reply->element[0]->type != REDIS_REPLY_INTEGER ||
-	    reply->element[1]->type != REDIS_REPLY_STRING) {
-		history_answer(q, ops_reply_status(s, "history", reply), NULL, 0, false, NULL);
-		return true;
-	}
-	n = reply->elements - 2;
-	msgs = calloc(n ? n : 1, sizeof(*msgs));
-	envs = calloc(n ? n : 1, sizeof(*envs));
-	if (msgs == NULL || envs == NULL)
-		status = CONFAB_ENOMEM;
-	for (size_t i = 0; status == 0 && i < n; i++) {
-		const redisReply *e = reply->element[i + 2];
-		const char *why = "not a string";
-
-		if (e->type != REDIS_REPLY_STRING ||
-		    wire_parse(e->str, e->len, &msgs[i], &why) != 0 || msgs[i].kind != 'm') {
-			cl_log(s, CONFAB_LOG_ERROR, "history: a stored message cannot be read: %s",
-			       msgs[i].hdr != NULL ? "not a room message" : why);
-			status = CONFAB_ERR;
-			if (msgs[i].hdr != NULL)
-				parsed++;
-			break;
-		}
-		envs[i] = msgs[i].env;
-		if (envs[i].epoch == NULL)
-			envs[i].epoch = reply->element[1]->str;
-		parsed++;
-	}
-	if (status == 0) {
-		remember_epoch(s, q->argv[q->argc - 1], reply->element[1]->str);
-		history_answer(q, 0, envs, n, reply->element[0]->integer != 0,
-			       reply->element[1]->str);
-	} else {
-		history_answer(q, status, NULL, 0, false, NULL);
-	}
-	for (size_t i = 0; i < parsed; i++)
-		wire_msg_clear(&msgs[i]);
-	free(msgs);
-	free(envs);
-	return true;
-}
-
-static int history_request(cl_state *s, const char *room, const char *known, bool has_since,
-			   uint64_t since, size_t limit, confab_history_done hdone,
-			   confab_history_epoch_done edone, void *arg)
-{
-	unsigned k = part_of(s, room);
-	char fresh[17];
-	cq *q;
-	int rc = admit(s, k);
-
-	if (rc != 0)
-		return rc;
-	ops_fresh_epoch(fresh);
-	q = cq_new(s, history_reply, CS_HISTORY, (int)k);
-	if (q == NULL || record_keys(s, q, room) || prefixes(s, q) ||
-	    cq_args(q, has_since ? "1" : "0") || cq_argf(q, "%" PRIu64, has_since ? since : 0) ||
-	    cq_argf(q, "%zu", limit) || cq_argf(q, "%zu", s->history_size) ||
-	    cq_args(q, known != NULL ? known : "") || cq_argf(q, "%lu", s->room_ttl) ||
-	    cq_args(q, fresh) || cq_args(q, room)) {
-		cq_free(q);
-		return CONFAB_ENOMEM;
-	}
-	q->nkeys = 3;
-	q->aux = edone != NULL;
-	if (edone != NULL)
-		q->done.history_epoch = edone;
-	else
-		q->done.history = hdone;
-	own(s, q, arg);
-	cq_submit(s, q);
-	return 0;
-}
-
-static int ops_history(void *state, const char *room, bool has_since, uint64_t since,
-		       size_t limit, confab_history_done done, void *arg)
-{
-	return history_request(state, room, NULL, has_since, since, limit, done, NULL, arg);
-}
-
-static int ops_history_epoch(void *state, const char *room, const char *epoch, bool has_since,
-			     uint64_t since, size_t limit, confab_history_epoch_done done,
-			     void *arg)
-{
-	return history_request(state, room, epoch, has_since, since, limit, NULL, done, arg);
-}
-
-static bool epoch_reply(cl_state *s, cq *q, redisReply *reply)
-{
-	if (reply == NULL) {
-		q->done.epoch(q->arg, CONFAB_EUNAVAILABLE, NULL);
-	} else if (reply->type == REDIS_REPLY_STRING) {
-		remember_epoch(s, q->argv[q->argc - 1], reply->str);
-		q->done.epoch(q->arg, 0, reply->str);
-	} else {
-		q->done.epoch(q->arg, ops_reply_status(s, "epoch", reply), NULL);
-	}
-	return true;
-}
-
-static int ops_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg)
-{
-	cl_state *s = state;
-	unsigned k = part_of(s, room);
-	char fresh[17];
-	cq *q;
-	int rc = admit(s, k);
-
-	if (rc != 0)
-		return rc;
-	ops_fresh_epoch(fresh);
-	q = cq_new(s, epoch_reply, CS_EPOCH, (int)k);
-	if (q == NULL || record_keys(s, q, room) || prefixes(s, q) ||
-	    cq_argf(q, "%lu", s->room_ttl) || cq_args(q, fresh) || cq_args(q, room)) {
-		cq_free(q);
-		return CONFAB_ENOMEM;
-	}
-	q->nkeys = 3;
-	q->done.epoch = done;
-	own(s, q, arg);
-	cq_submit(s, q);
-	return 0;
-}
-
 /* ---- what arrives on a partition's channel ---- */
 
 void ops_on_message(cl_state *s, unsigned k, const char *text, size_t len)
@@ -1043,7 +833,7 @@ void ops_on_message(cl_state *s, unsigned k, const char *text, size_t len)
 	}
 	switch (m.kind) {
 	case 'p':
-		topo_probe_seen(s, m.token);
+		master_probe_seen(s, m.token);
 		break;
 	case 'd':
 		/* filtering: one channel carries the directs of many users */
@@ -1068,11 +858,11 @@ const confab_backplane_ops cluster_backplane_ops = {
 	.room_leave = ops_room_leave,
 	.user_online = ops_user_online,
 	.user_offline = ops_user_offline,
-	.presence = ops_presence,
-	.history = ops_history,
+	.presence = query_presence,
+	.history = query_history,
 	.room_ready = ops_room_ready,
-	.room_epoch = ops_room_epoch,
-	.history_epoch = ops_history_epoch,
+	.room_epoch = query_room_epoch,
+	.history_epoch = query_history_epoch,
 	.publish_idem = ops_publish_idem,
 	.direct_idem = ops_direct_idem,
 };

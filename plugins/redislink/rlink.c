@@ -49,13 +49,16 @@ typedef struct sock {
 	uv_tcp_t tcp;
 	uv_connect_t connect;
 	rlink *l;
+	rtls_session *tls; /* TLS links: made once connected */
 } sock;
 
-/* One uv_write of `n` formatted commands, freed in its callback. */
+/* One uv_write of `n` formatted commands, or of one buffer of
+ * ciphertext (`cipher`), freed in its callback. */
 typedef struct wreq {
 	uv_write_t req;
 	rlink *l;
 	size_t n;
+	bool cipher;
 	uv_buf_t bufs[];
 } wreq;
 
@@ -66,6 +69,7 @@ struct rlink {
 	int port;
 	unsigned timeout_ms;
 	bool subscriber;
+	const rtls_config *tls;
 	rlink_push_fn on_push;
 	rlink_closed_fn on_closed;
 	void *arg;
@@ -74,7 +78,7 @@ struct rlink {
 	bool closed;       /* rlink_close was called: no more callbacks */
 	bool dead;         /* failed (on_closed called or about to be) */
 	bool up;           /* connected, AUTH accepted */
-	bool tcp_up;       /* the socket is connected: commands can go out */
+	bool tcp_up;       /* the socket is connected (TLS: bytes can go out) */
 	bool writing;      /* a uv_write is in flight */
 
 	uv_timer_t timer;  /* the connect timeout, or a failure to report */
@@ -169,7 +173,11 @@ static void timer_cb(uv_timer_t *t)
 		die(l, why);
 		return;
 	}
-	dief(l, "timed out connecting after %u ms", l->timeout_ms);
+	if (l->sk != NULL && l->sk->tls != NULL && !rtls_session_done(l->sk->tls))
+		dief(l, "timed out connecting after %u ms: the TLS handshake did not finish "
+		     "(does the server speak TLS on this port?)", l->timeout_ms);
+	else
+		dief(l, "timed out connecting after %u ms", l->timeout_ms);
 }
 
 /* A failure found where on_closed must not run yet (inside rlink_open or
@@ -199,15 +207,24 @@ static void die_soon(rlink *l, const char *why)
 
 static int flush(rlink *l);
 
+static void free_wreq(wreq *w)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		if (w->cipher)
+			free(w->bufs[i].base);
+		else
+			redisFreeCommand(w->bufs[i].base);
+	}
+	free(w);
+}
+
 static void write_cb(uv_write_t *req, int status)
 {
 	wreq *w = (wreq *)req;
 	rlink *l = w->l;
 	int rc;
 
-	for (size_t i = 0; i < w->n; i++)
-		redisFreeCommand(w->bufs[i].base);
-	free(w);
+	free_wreq(w);
 	l->writing = false;
 	/* UV_ECANCELED: the socket is being closed, by us. */
 	if (status == UV_ECANCELED || l->closed || l->dead)
@@ -221,6 +238,60 @@ static void write_cb(uv_write_t *req, int status)
 		dief(l, "cannot write to the server: %s", uv_strerror(rc));
 }
 
+/* TLS: once the handshake is done, the out list is encrypted (the
+ * commands are freed: their records hold them now); whatever the session
+ * has to send, handshake messages included, goes out in one write. */
+static int flush_tls(rlink *l)
+{
+	rtls_session *t = l->sk->tls;
+	size_t len;
+	char *cipher;
+	wreq *w;
+	outbuf *o;
+	int rc;
+
+	if (t == NULL)
+		return 0;
+	if (rtls_session_done(t)) {
+		while ((o = l->out_head) != NULL) {
+			char why[160];
+
+			l->out_head = o->next;
+			rc = rtls_session_write(t, o->cmd, o->len, why, sizeof(why));
+			redisFreeCommand(o->cmd);
+			free(o);
+			if (rc < 0) {
+				free_outbufs(l);
+				return UV_EPROTO;
+			}
+		}
+		l->out_tail = NULL;
+	}
+	cipher = rtls_session_take_output(t, &len);
+	if (cipher == NULL)
+		return len == 0 ? 0 : UV_ENOMEM;
+	w = malloc(sizeof(*w) + sizeof(uv_buf_t));
+	if (w == NULL) {
+		free(cipher);
+		return UV_ENOMEM;
+	}
+	w->l = l;
+	w->n = 1;
+	w->cipher = true;
+	w->bufs[0] = uv_buf_init(cipher, (unsigned)len);
+	if (len > UINT_MAX) {
+		free_wreq(w);
+		return UV_ENOBUFS;
+	}
+	rc = uv_write(&w->req, (uv_stream_t *)&l->sk->tcp, w->bufs, 1, write_cb);
+	if (rc < 0) {
+		free_wreq(w);
+		return rc;
+	}
+	l->writing = true;
+	return 0;
+}
+
 /* Hands the out list to libuv in one write, when connected and no write
  * is in flight. On failure the commands are dropped (the caller fails
  * the link) and a libuv error code is returned. */
@@ -231,7 +302,11 @@ static int flush(rlink *l)
 	wreq *w;
 	int rc;
 
-	if (!l->tcp_up || l->writing || l->out_head == NULL)
+	if (!l->tcp_up || l->writing)
+		return 0;
+	if (l->tls != NULL)
+		return flush_tls(l);
+	if (l->out_head == NULL)
 		return 0;
 	for (o = l->out_head; o != NULL; o = o->next)
 		n++;
@@ -244,6 +319,7 @@ static int flush(rlink *l)
 	}
 	w->l = l;
 	w->n = n;
+	w->cipher = false;
 	for (size_t i = 0; i < n; i++) {
 		o = l->out_head;
 		l->out_head = o->next;
@@ -254,9 +330,7 @@ static int flush(rlink *l)
 		l->out_tail = NULL;
 	rc = uv_write(&w->req, (uv_stream_t *)&l->sk->tcp, w->bufs, (unsigned)n, write_cb);
 	if (rc < 0) {
-		for (size_t i = 0; i < n; i++)
-			redisFreeCommand(w->bufs[i].base);
-		free(w);
+		free_wreq(w);
 		return rc;
 	}
 	l->writing = true;
@@ -321,38 +395,114 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = sizeof(l->rbuf);
 }
 
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Plaintext from the server into the reader, and every whole reply out
+ * to whoever waits for it. False when the link died or was closed
+ * meanwhile (by a callback, say). */
+static bool take_replies(rlink *l, const char *data, size_t n)
 {
-	rlink *l = ((sock *)s->data)->l;
-
-	if (l->closed || l->dead)
-		return;
-	if (nread == UV_EOF) {
-		die(l, "connection closed by the server");
-		return;
-	}
-	if (nread < 0) {
-		dief(l, "connection lost: %s", uv_strerror((int)nread));
-		return;
-	}
-	if (nread == 0)
-		return;
-	if (redisReaderFeed(l->reader, buf->base, (size_t)nread) != REDIS_OK) {
+	if (redisReaderFeed(l->reader, data, n) != REDIS_OK) {
 		dief(l, "protocol error: %s", l->reader->errstr);
-		return;
+		return false;
 	}
 	while (!l->closed && !l->dead) {
 		void *reply = NULL;
 
 		if (redisReaderGetReply(l->reader, &reply) != REDIS_OK) {
 			dief(l, "protocol error: %s", l->reader->errstr);
-			return;
+			return false;
 		}
 		if (reply == NULL)
-			return;
+			return true;
 		dispatch(l, reply);
 		freeReplyObject(reply);
 	}
+	return false;
+}
+
+/* The link is usable: connected, and the TLS handshake done. Without a
+ * password that is all; else AUTH's reply decides (auth_cb). */
+static void secured(rlink *l)
+{
+	if (l->password == NULL) {
+		l->up = true;
+		uv_timer_stop(&l->timer);
+	}
+}
+
+/* TLS: ciphertext in; the handshake driven until done (then the queued
+ * commands go out); plaintext out, to the reader. The read buffer is
+ * free again once the session holds what it read. */
+static void read_tls(rlink *l, sock *sk, const char *data, size_t n)
+{
+	char why[300];
+	int rc;
+
+	if (rtls_session_feed(sk->tls, data, n) < 0) {
+		die(l, "TLS: out of memory");
+		return;
+	}
+	if (!rtls_session_done(sk->tls)) {
+		int hs = rtls_session_handshake(sk->tls, why, sizeof(why));
+
+		if (hs < 0) {
+			die(l, why);
+			return;
+		}
+		rc = flush(l);
+		if (rc < 0) {
+			dief(l, "cannot write to the server: %s", uv_strerror(rc));
+			return;
+		}
+		if (hs == 0)
+			return;
+		secured(l);
+	}
+	for (;;) {
+		long got = rtls_session_read(sk->tls, l->rbuf, sizeof(l->rbuf), why, sizeof(why));
+
+		if (got < 0) {
+			die(l, why);
+			return;
+		}
+		if (got == 0)
+			break;
+		if (!take_replies(l, l->rbuf, (size_t)got))
+			return;
+	}
+	/* Reading may have made something to send (a key update). */
+	rc = flush(l);
+	if (rc < 0)
+		dief(l, "cannot write to the server: %s", uv_strerror(rc));
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	sock *sk = s->data;
+	rlink *l = sk->l;
+	char why[300];
+
+	if (l->closed || l->dead)
+		return;
+	if (nread < 0) {
+		if (nread == UV_EOF)
+			snprintf(why, sizeof(why), "connection closed by the server");
+		else
+			snprintf(why, sizeof(why), "connection lost: %s", uv_strerror((int)nread));
+		if (sk->tls != NULL) {
+			char plain[sizeof(why)];
+
+			memcpy(plain, why, sizeof(plain));
+			rtls_session_ended(sk->tls, plain, why, sizeof(why));
+		}
+		die(l, why);
+		return;
+	}
+	if (nread == 0)
+		return;
+	if (sk->tls != NULL)
+		read_tls(l, sk, buf->base, (size_t)nread);
+	else
+		take_replies(l, buf->base, (size_t)nread);
 }
 
 /* ---- connecting ------------------------------------------------------------------ */
@@ -374,6 +524,7 @@ static void sock_close_cb(uv_handle_t *h)
 	sock *sk = h->data;
 	rlink *l = sk->l;
 
+	rtls_session_free(sk->tls);
 	free(sk);
 	unref(l);
 }
@@ -411,15 +562,24 @@ static void connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	l->tcp_up = true;
+	if (l->tls != NULL) {
+		/* The commands wait for the handshake (read_tls); the
+		 * connect timeout covers it. */
+		char why[300];
+
+		sk->tls = rtls_session_new(l->tls, l->host, why, sizeof(why));
+		if (sk->tls == NULL || rtls_session_handshake(sk->tls, why, sizeof(why)) < 0) {
+			die(l, why);
+			return;
+		}
+	}
 	rc = flush(l);
 	if (rc < 0) {
 		dief(l, "cannot write to the server: %s", uv_strerror(rc));
 		return;
 	}
-	if (l->password == NULL) {
-		l->up = true;
-		uv_timer_stop(&l->timer);
-	}
+	if (l->tls == NULL)
+		secured(l);
 }
 
 /* Connects to `addr` with a new socket; a libuv error code. */
@@ -670,6 +830,7 @@ rlink *rlink_open(uv_loop_t *loop, const rlink_opts *o)
 	l->port = o->port;
 	l->timeout_ms = o->connect_timeout_ms != 0 ? o->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
 	l->subscriber = o->subscriber;
+	l->tls = o->tls;
 	l->on_push = o->on_push;
 	l->on_closed = o->on_closed;
 	l->arg = o->arg;

@@ -45,6 +45,23 @@
  *    callbacks with NULL before it returns. Memory is freed once libuv
  *    has closed the handles.
  *
+ * TLS (`tls` set; rtls.h says what its options mean): the link speaks
+ * TLS over its own stream with OpenSSL. Once connected it does the
+ * handshake, then writes what was queued (AUTH first), encrypted; so
+ * commands may still be queued at once after rlink_open. The connect
+ * timeout covers the handshake, and rlink_connected turns true only
+ * after it (and AUTH). A failed handshake is an on_closed like the
+ * others, with one line saying why, e.g.
+ *   "TLS handshake failed: certificate verify failed (self-signed certificate in certificate chain: the server's CA is not in /etc/confab/redis-ca.crt)"
+ *   "TLS handshake failed: certificate verify failed (hostname mismatch: the certificate is not for db.example)"
+ *   "TLS handshake failed: certificate verify failed (certificate has expired)"
+ *   "TLS handshake failed: the server requires a client certificate, and none is configured"
+ *   "TLS handshake failed: the server refused our client certificate (tlsv1 alert unknown ca)"
+ *   "timed out connecting after 3000 ms: the TLS handshake did not finish (does the server speak TLS on this port?)"
+ * and a failure after it, "TLS error: <OpenSSL's reason>". The
+ * configuration is the owner's, shared by its links: it must stay until
+ * they are closed.
+ *
  * SPDX-License-Identifier: MIT
  */
 #ifndef CONFAB_RLINK_H
@@ -56,6 +73,8 @@
 
 #include <hiredis/hiredis.h>
 #include <uv.h>
+
+#include "rtls.h"
 
 typedef struct rlink rlink;
 
@@ -82,6 +101,7 @@ typedef struct rlink_opts {
 	rlink_push_fn on_push;       /* subscriber links only */
 	rlink_closed_fn on_closed;
 	void *arg;                   /* passed to on_push and on_closed */
+	const rtls_config *tls;      /* NULL: plain TCP; else TLS (see above) */
 } rlink_opts;
 
 /* A new link; connecting starts at once. The strings in `o` are copied.

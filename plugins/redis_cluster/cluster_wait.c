@@ -1,0 +1,183 @@
+/* WAIT for ack_replicas: one WAIT at a time per master, covering every
+ * publish sent on its command link before it.
+ *
+ * WAIT N T blocks the connection that sends it until N replicas have
+ * every write that connection made before it, or T ms pass. One WAIT
+ * after each publish would block each master's only command link for a
+ * round trip per message, and for T per message while a replica is
+ * missing: everything behind (presence, history, the probes) would wait
+ * seconds. So the publishes whose scripts went out on a master's link
+ * since its last WAIT form a group; at the end of the loop turn, or when
+ * the WAIT in flight answers, one WAIT goes for the whole group. Each
+ * publish of the group is acked only when that WAIT says N.
+ *
+ * While a master's replicas are short (its last WAIT said fewer than N),
+ * its WAITs use a 10 ms timeout instead of ack_timeout_ms: the answer is
+ * "unknown" either way, and the link is not held up for a second per
+ * group. The first WAIT that says N again restores the full timeout.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+#define SHORT_TIMEOUT_MS 10
+
+struct wgroup {
+	wgroup *next;                /* in s->groups */
+	cl_state *s;
+	unsigned serial;             /* the master's */
+	cq *waiters;                 /* scripts answered, waiting for the WAIT */
+	unsigned refs;               /* publishes in it, + the master's open slot,
+				      * + the WAIT in flight */
+	bool failed;                 /* its WAIT could not be sent */
+};
+
+static void unref(wgroup *g)
+{
+	cl_state *s = g->s;
+
+	if (--g->refs > 0)
+		return;
+	for (wgroup **pp = &s->groups; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == g) {
+			*pp = g->next;
+			break;
+		}
+	free(g);
+}
+
+void wait_ungroup(cq *q)
+{
+	wgroup *g = q->group;
+
+	if (g == NULL)
+		return;
+	q->group = NULL;
+	unref(g);
+}
+
+static void on_check(uv_check_t *h);
+
+void wait_sent(cl_state *s, cmaster *m, cq *q)
+{
+	wgroup *g = m->open;
+
+	if (g == NULL) {
+		if ((g = calloc(1, sizeof(*g))) == NULL)
+			return;  /* no group: the publish answers "unknown" */
+		g->s = s;
+		g->serial = m->serial;
+		g->refs = 1;             /* the master's open slot */
+		g->next = s->groups;
+		s->groups = g;
+		m->open = g;
+	}
+	g->refs++;
+	q->group = g;
+	if (!m->wait_out && !uv_is_active((uv_handle_t *)&s->wait_check))
+		uv_check_start(&s->wait_check, on_check);
+}
+
+/* Answer a group's waiters with WAIT's reply (NULL: lost). */
+static void answer(cl_state *s, wgroup *g, redisReply *reply)
+{
+	while (g->waiters != NULL) {
+		cq *q = g->waiters;
+
+		g->waiters = q->next;
+		q->next = NULL;
+		if (!q->orphan)
+			q->handle(s, q, reply);   /* a waiter's handler always finishes */
+		cq_free(q);   /* drops its reference to g */
+	}
+}
+
+static void flush(cl_state *s, cmaster *m);
+
+static void on_wait(rlink *l, redisReply *reply, void *arg)
+{
+	wgroup *g = arg;
+	cl_state *s = g->s;
+	cmaster *m = master_by_serial(s, g->serial);
+
+	(void)l;
+	if (m != NULL) {
+		m->wait_out = false;
+		if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+			m->wait_short = reply->integer < (long long)s->ack_replicas;
+	}
+	unsigned serial = g->serial;
+
+	answer(s, g, reply);
+	unref(g);   /* the WAIT's reference: g may be gone */
+	if ((m = master_by_serial(s, serial)) != NULL && m->open != NULL && !m->wait_out)
+		flush(s, m);
+}
+
+void wait_master_gone(cl_state *s, cmaster *m)
+{
+	if (m->open != NULL) {
+		m->wait_out = true;   /* no new WAIT for it */
+		m->open->failed = true;
+		answer(s, m->open, NULL);
+		unref(m->open);
+		m->open = NULL;
+	}
+}
+
+static void flush(cl_state *s, cmaster *m)
+{
+	wgroup *g = m->open;
+	char n[16], t[16];
+	const char *argv[3] = { "WAIT", n, t };
+
+	m->open = NULL;
+	snprintf(n, sizeof(n), "%u", s->ack_replicas);
+	snprintf(t, sizeof(t), "%u", m->wait_short ? SHORT_TIMEOUT_MS : s->ack_timeout_ms);
+	if (!s->destroying && m->cmd != NULL &&
+	    rlink_command(m->cmd, 3, argv, NULL, on_wait, g) == 0) {
+		m->wait_out = true;
+		return;   /* the open slot's reference is the WAIT's now */
+	}
+	/* Its scripts' replies are still to come: they answer "unknown". */
+	g->failed = true;
+	answer(s, g, NULL);
+	unref(g);
+}
+
+static void on_check(uv_check_t *h)
+{
+	cl_state *s = h->data;
+
+	uv_check_stop(h);
+	for (cmaster *m = s->masters; m != NULL; m = m->next)
+		if (m->open != NULL && !m->wait_out)
+			flush(s, m);
+}
+
+bool wait_join(cl_state *s, cq *q)
+{
+	wgroup *g = q->group;
+
+	(void)s;
+	if (g == NULL || g->failed)
+		return false;
+	q->waiting = true;
+	q->next = g->waiters;   /* the order of answers within a group is free */
+	g->waiters = q;
+	return true;
+}
+
+void wait_orphan_all(cl_state *s)
+{
+	for (wgroup *g = s->groups; g != NULL; g = g->next)
+		for (cq *q = g->waiters; q != NULL; q = q->next)
+			if (q->core && !q->orphan) {
+				q->orphan = true;
+				q->handle(s, q, NULL);
+			}
+}
