@@ -951,14 +951,20 @@ class ClusterNodes:
 
 class ClusterSuite(RedisSuite):
     """A RedisSuite (skipped without redis-server) that is also skipped
-    (exit 77) when the redis_cluster plugin is not built, or when
-    redis-server is older than 7 (no sharded pub/sub)."""
+    (exit 77) when the redis_cluster plugin is not built, without redis-cli
+    (which creates the clusters), or when redis-server is older than 7 (no
+    sharded pub/sub)."""
 
     def main(self):
         import shutil
         if _program(REDIS_SERVER) is not None and not os.path.exists(REDIS_CLUSTER_SO):
             shutil.rmtree(self.tmp, ignore_errors=True)
             print("SKIP: the redis_cluster plugin is not built (no %s)" % REDIS_CLUSTER_SO)
+            sys.exit(77)
+        if _program(REDIS_SERVER) is not None and _program(REDIS_CLI) is None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            print("SKIP: redis-cli not found (%s); set REDIS_CLI: it creates the test clusters"
+                  % REDIS_CLI)
             sys.exit(77)
         if _program(REDIS_SERVER) is not None:
             try:
