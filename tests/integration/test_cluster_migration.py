@@ -150,6 +150,16 @@ async def a_busy_rooms_slot_moves_three_times_under_traffic_without_loss_or_diso
           % (seq_key, owner, v, ack["seq"]))
     note("after 3 moves: delivered live on b and c (seq %d); %s on master %d"
          % (ack["seq"], seq_key, owner))
+    ch = layout.channel(k)
+    n = rc.shardnumsub(owner, ch).get(ch, 0)
+    check(n >= 3, "PUBSUB SHARDNUMSUB %s on the new owner %d -> %d, want >= 3 (a, b and c "
+          "have members)" % (ch, owner, n))
+    for m in rc.masters():
+        if m != owner:
+            check(ch not in rc.shard_channels(m), "master %d (not the owner) still lists %s"
+                  % (m, ch))
+    note("the nodes' subscriptions to %s followed the slot to %d (%d subscribers), none is "
+         "left on the other masters" % (ch, owner, n))
 
 
 if __name__ == "__main__":
