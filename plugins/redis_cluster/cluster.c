@@ -212,6 +212,10 @@ void cl_state_free(cl_state *s)
 {
 	if (s == NULL)
 		return;
+	/* Requests made while destroy closed the links (a reconcile or a
+	 * history fill that a lost reply starts again) wait in vain: the
+	 * links are gone, the core was answered. */
+	cq_free_all(s);
 	ops_free(s);
 	for (size_t i = 0; i < s->n_seeds; i++)
 		free(s->seed_host[i]);

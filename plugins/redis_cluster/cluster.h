@@ -74,6 +74,7 @@ enum cl_script {
 	CS_GOODBYE,
 	CS_EPOCH,
 	CS_CONFIG,
+	CS_FLUSH,
 	CS_COUNT
 };
 extern const char *const cl_script_text[CS_COUNT];
@@ -159,12 +160,16 @@ void wait_ungroup(cq *q);
 bool wait_join(cl_state *s, cq *q);
 /* destroy: answer every waiter now (lost). */
 void wait_orphan_all(cl_state *s);
+/* The instance is being freed: free every group left. */
+void wait_free_all(cl_state *s);
 /* The master is going away: its group not yet covered fails. */
 void wait_master_gone(cl_state *s, cmaster *m);
 /* Answer every core request still waiting with its lost status (destroy). */
 void cq_orphan_all(cl_state *s);
 /* CONFAB_EUNAVAILABLE for "not now" errors, CONFAB_ERR for the rest. */
 int cq_error_status(const char *err);
+/* The instance is being freed: free whatever requests are left. */
+void cq_free_all(cl_state *s);
 
 /* ---- masters and partitions ---- */
 
@@ -321,6 +326,9 @@ void ops_tick(cl_state *s);
 int ops_reply_status(cl_state *s, const char *what, const redisReply *reply);
 void ops_free(cl_state *s);
 void ops_fresh_epoch(char out[17]);
+/* WAIT said the replicas have `room`'s messages up to `upto`: publish
+ * them (the flush script). */
+void ops_flush(cl_state *s, unsigned k, const char *room, uint64_t upto);
 
 /* ---- the instance ---- */
 

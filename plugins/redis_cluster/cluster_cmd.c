@@ -324,6 +324,11 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 		return;
 	}
 	err = reply->str;
+	if (s->destroying) {
+		/* No retry while destroy closes everything: as if lost. */
+		finish(s, q, NULL);
+		return;
+	}
 	if (starts(err, "NOSCRIPT") && q->script >= 0 && !q->retried_eval) {
 		/* The cache was flushed as a whole: every script goes by text
 		 * to this master until it has them again. */
@@ -463,4 +468,16 @@ int cq_error_status(const char *err)
 		if (starts(err, transient[i]))
 			return CONFAB_EUNAVAILABLE;
 	return CONFAB_ERR;
+}
+
+void cq_free_all(cl_state *s)
+{
+	cq *q;
+
+	while ((q = s->pend) != NULL || (q = s->reqs) != NULL) {
+		unlist(s, q);
+		q->core = false;   /* answered at destroy already */
+		cq_free(q);
+	}
+	wait_free_all(s);
 }

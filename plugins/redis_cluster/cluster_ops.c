@@ -561,6 +561,51 @@ static bool publish_reply(cl_state *s, cq *q, redisReply *reply)
 	return false;
 }
 
+static bool flush_reply(cl_state *s, cq *q, redisReply *reply)
+{
+	static confab_ratelimit flush_log = CONFAB_RATELIMIT_INIT(1000);
+	uint64_t skipped;
+
+	if (reply == NULL && !s->destroying && uv_now(s->loop) < q->deadline) {
+		/* Lost with its link (a failover): the flush is idempotent,
+		 * so it goes again, to whoever owns the room now. */
+		cq *again = cq_new(s, flush_reply, CS_FLUSH, q->part);
+
+		if (again != NULL) {
+			for (size_t i = 0; i < q->argc; i++)
+				if (cq_arg(again, q->argv[i], q->argvlen[i]) != 0) {
+					cq_free(again);
+					return true;
+				}
+			again->nkeys = q->nkeys;
+			again->deadline = q->deadline;
+			cq_submit(s, again);
+		}
+		return true;
+	}
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+	    confab_ratelimit_allow(&flush_log, uv_now(s->loop), &skipped))
+		cl_log(s, CONFAB_LOG_WARN, "publishing the replicated messages of a room failed: "
+		       "%s (its members' nodes read them from history at the next message; %" PRIu64
+		       " more since the last such line)", reply->str, skipped);
+	return true;
+}
+
+void ops_flush(cl_state *s, unsigned k, const char *room, uint64_t upto)
+{
+	const char *P = s->part[k].prefix;
+	cq *q = cq_new(s, flush_reply, CS_FLUSH, (int)k);
+
+	if (q == NULL || cq_argf(q, "%sroom:%s:seq", P, room) ||
+	    cq_argf(q, "%sroom:%s:hist", P, room) || cq_argf(q, "%sroom:%s:pub", P, room) ||
+	    ops_prefixes(s, q) || cq_argf(q, "%" PRIu64, upto)) {
+		cq_free(q);
+		return;   /* the next message's flush publishes this one too */
+	}
+	q->nkeys = 3;
+	cq_submit(s, q);
+}
+
 /* idem key: (room, sender) in the room's partition, (sender, recipient)
  * in the recipient's: where the script that checks it runs. */
 static char *idem_key_name(const cl_state *s, unsigned k, const confab_envelope *env)
@@ -602,10 +647,9 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 	     cq_args(q, env->room) || cq_args(q, head_a) || cq_args(q, head_b) ||
 	     cq_arg(q, env->body, env->body_len) || cq_argf(q, "%zu", s->history_size) ||
 	     cq_argf(q, "%lu", s->room_ttl) || cq_args(q, fresh) ||
-	     cq_args(q, refresh_due(s, r) ? "1" : "0");
-	if (rc == 0 && send_cb)
-		rc = cq_args(q, ik) || cq_argf(q, "%lu", s->idem_window) || cq_args(q, env->id) ||
-		     cq_argf(q, "%lld", (long long)env->ts);
+	     cq_args(q, refresh_due(s, r) ? "1" : "0") || cq_args(q, s->ack_replicas ? "1" : "0") ||
+	     cq_args(q, ik != NULL ? ik : "") || cq_argf(q, "%lu", s->idem_window) ||
+	     cq_args(q, env->id) || cq_argf(q, "%lld", (long long)env->ts);
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 4 : 3;
 	free(ik);

@@ -95,18 +95,27 @@
 	RECORD_DUE("kseq", "khist", "kepoch", "ttl") \
 	"end\n"
 
-/* KEYS: seq, hist, epoch (in the room's partition). ARGV: P, C, room,
- * head_a, head_b, body, history_size, room_ttl, fresh epoch, refresh;
- * publish_idem adds idem key, idem_window, id, ts. Returns the seq, or a
- * repeat's "SEQ ID TS". As redis's PUBLISH_LUA, with SPUBLISH to C. */
+/* KEYS: seq, hist, epoch (in the room's partition), and the idem key
+ * when there is one. ARGV: P, C, room, head_a, head_b, body, history_size,
+ * room_ttl, fresh epoch, refresh, defer, then the idem key ("" for none),
+ * idem_window, id, ts. Returns the seq, or a repeat's "SEQ ID TS". As
+ * redis's PUBLISH_LUA, with SPUBLISH to C; but with defer ("1", when the
+ * node waits for replicas) nothing is published here: the node publishes
+ * the message with the flush script once WAIT says the replicas have it.
+ * A message that a failover loses is then never seen live, so the seq
+ * the promoted replica gives the next message names one message only.
+ * The list then keeps at least 64 messages (history serves history_size
+ * of them), which is where the flush reads them. */
 #define PUBLISH_LUA \
 	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]\n" \
-	"local ik = ARGV[11]\n" \
+	"local defer = ARGV[11] == '1'\n" \
+	"local ik = ARGV[12]\n" \
 	"if ik == '' then ik = nil end\n" \
 	"if ik then\n" \
 	"  local first = redis.call('GET', ik)\n" \
 	"  if first then return first end\n" \
 	"end\n" \
+	"if defer and keep < 64 then keep = 64 end\n" \
 	"local seq = redis.call('INCR', KEYS[1])\n" \
 	"local due = ARGV[10] == '1'\n" \
 	"local tag = ''\n" \
@@ -130,12 +139,49 @@
 	"  redis.call('DEL', KEYS[2])\n" \
 	"end\n" \
 	RECORD_DUE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ttl") \
-	"redis.call('SPUBLISH', C, msg)\n" \
+	"if not defer then redis.call('SPUBLISH', C, msg) end\n" \
 	"if ik then\n" \
-	"  redis.call('SET', ik, string.format('%d', seq) .. ' ' .. ARGV[13] .. ' ' .. ARGV[14],\n" \
-	"    'EX', ARGV[12])\n" \
+	"  redis.call('SET', ik, string.format('%d', seq) .. ' ' .. ARGV[14] .. ' ' .. ARGV[15],\n" \
+	"    'EX', ARGV[13])\n" \
 	"end\n" \
 	"return seq\n"
+
+/* KEYS: seq, hist, pub (room:R:pub: the last seq published). ARGV: P, C,
+ * upto. Publishes, in seq order, the room's stored messages after pub up
+ * to `upto` (a seq the replicas are known to have: so are all before it),
+ * and moves pub there. Any node's flush publishes what other nodes' wait
+ * for, once: the room's messages go out in seq order, and none twice
+ * except when a pub write itself is lost in a failover (the nodes drop a
+ * seq they delivered already). pub expires with the room's seq key; a pub
+ * that is missing or above the room's seq (an earlier life's) starts at 1
+ * when the list still holds the life's first message (a new room), else
+ * at `upto`: the nodes read any gap from history. Returns how many. */
+#define FLUSH_LUA \
+	"local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
+	"local upto = math.min(tonumber(ARGV[3]), last)\n" \
+	"local pub = tonumber(redis.call('GET', KEYS[3]) or '-1')\n" \
+	"local n = redis.call('LLEN', KEYS[2])\n" \
+	"local first = last - n + 1\n" \
+	"local from = pub + 1\n" \
+	"if pub < 0 or pub > last then\n" \
+	"  if first <= 1 then from = 1 else from = upto end\n" \
+	"end\n" \
+	"if from > upto or upto < 1 then return 0 end\n" \
+	"if from < first then from = first end\n" \
+	"local out = 0\n" \
+	"if from <= upto then\n" \
+	"  for _, m in ipairs(redis.call('LRANGE', KEYS[2], from - first, upto - first)) do\n" \
+	"    redis.call('SPUBLISH', ARGV[2], m)\n" \
+	"    out = out + 1\n" \
+	"  end\n" \
+	"end\n" \
+	"local ttl = redis.call('PTTL', KEYS[1])\n" \
+	"if ttl > 0 then\n" \
+	"  redis.call('SET', KEYS[3], upto, 'PX', ttl)\n" \
+	"else\n" \
+	"  redis.call('SET', KEYS[3], upto)\n" \
+	"end\n" \
+	"return out\n"
 
 /* KEYS: seq, hist, epoch. ARGV[3..5]: room_ttl, fresh epoch, room. */
 #define EPOCH_LUA RECORD \
@@ -277,6 +323,7 @@ const char *const cl_script_text[CS_COUNT] = {
 	[CS_GOODBYE] = GOODBYE_LUA,
 	[CS_EPOCH] = EPOCH_LUA,
 	[CS_CONFIG] = CONFIG_LUA,
+	[CS_FLUSH] = FLUSH_LUA,
 };
 
 const char *const cl_script_name[CS_COUNT] = {
@@ -292,4 +339,5 @@ const char *const cl_script_name[CS_COUNT] = {
 	[CS_GOODBYE] = "goodbye",
 	[CS_EPOCH] = "epoch",
 	[CS_CONFIG] = "config",
+	[CS_FLUSH] = "flush",
 };

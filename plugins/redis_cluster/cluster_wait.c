@@ -82,9 +82,53 @@ void wait_sent(cl_state *s, cmaster *m, cq *q)
 		uv_check_start(&s->wait_check, on_check);
 }
 
+typedef struct room_seq {
+	const char *room;
+	unsigned part;
+	uint64_t seq;
+} room_seq;
+
+static int by_room(const void *a, const void *b)
+{
+	return strcmp(((const room_seq *)a)->room, ((const room_seq *)b)->room);
+}
+
+/* WAIT said the replicas have the group's messages: publish them, one
+ * flush per room up to its highest seq in the group (an idempotent
+ * repeat has nothing new to publish). */
+static void flush_rooms(cl_state *s, wgroup *g)
+{
+	size_t n = 0, i = 0;
+	room_seq *v;
+
+	for (cq *q = g->waiters; q != NULL; q = q->next)
+		n++;
+	if (n == 0 || (v = malloc(n * sizeof(*v))) == NULL)
+		return;   /* the next message's flush publishes these too */
+	for (cq *q = g->waiters; q != NULL; q = q->next)
+		if (q->seq != 0 && q->repeat == NULL)
+			v[i++] = (room_seq){ q->argv[q->nkeys + 2], (unsigned)q->part, q->seq };
+	n = i;
+	qsort(v, n, sizeof(*v), by_room);
+	for (i = 0; i < n; i++) {
+		uint64_t upto = v[i].seq;
+
+		while (i + 1 < n && strcmp(v[i + 1].room, v[i].room) == 0) {
+			i++;
+			if (v[i].seq > upto)
+				upto = v[i].seq;
+		}
+		ops_flush(s, v[i].part, v[i].room, upto);
+	}
+	free(v);
+}
+
 /* Answer a group's waiters with WAIT's reply (NULL: lost). */
 static void answer(cl_state *s, wgroup *g, redisReply *reply)
 {
+	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
+	    reply->integer >= (long long)s->ack_replicas)
+		flush_rooms(s, g);
 	while (g->waiters != NULL) {
 		cq *q = g->waiters;
 
@@ -180,4 +224,22 @@ void wait_orphan_all(cl_state *s)
 				q->orphan = true;
 				q->handle(s, q, NULL);
 			}
+}
+
+void wait_free_all(cl_state *s)
+{
+	while (s->groups != NULL) {
+		wgroup *g = s->groups;
+
+		s->groups = g->next;
+		while (g->waiters != NULL) {
+			cq *q = g->waiters;
+
+			g->waiters = q->next;
+			q->group = NULL;
+			q->core = false;
+			cq_free(q);
+		}
+		free(g);
+	}
 }
