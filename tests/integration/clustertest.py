@@ -984,7 +984,10 @@ class ClusterSuite(RedisSuite):
 # ---- what a confabd node holds on the cluster -------------------------------
 
 def local_tcp_ports(pid):
-    """Local ports of the TCP sockets process `pid` has open (via /proc)."""
+    """(local port, remote port) of the TCP sockets process `pid` has open
+    (via /proc). Both, because Linux gives the same ephemeral local port to
+    connections to different destinations: a local port alone could match
+    another process's link to another Redis."""
     inodes = set()
     fd_dir = "/proc/%d/fd" % pid
     try:
@@ -1005,7 +1008,8 @@ def local_tcp_ports(pid):
                 for line in f:
                     parts = line.split()
                     if len(parts) > 9 and parts[9] in inodes:
-                        ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+                        ports.add((int(parts[1].rsplit(":", 1)[1], 16),
+                                   int(parts[2].rsplit(":", 1)[1], 16)))
         except OSError:
             pass
     return ports
@@ -1031,7 +1035,7 @@ def node_links(rc, pid):
             continue
         out[p] = [e for e in entries
                   if e.get("addr", "").startswith("127.0.0.1:")
-                  and int(e["addr"].rsplit(":", 1)[1]) in mine]
+                  and (int(e["addr"].rsplit(":", 1)[1]), p) in mine]
     return out
 
 
