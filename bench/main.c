@@ -34,6 +34,8 @@ static void usage(FILE *f)
 		"  --pub-url URL               generic: where publishers connect (default: first --url)\n"
 		"  --subscribers N             s1, s3, storm, generic (1000)\n"
 		"  --rooms N, --members N      s2 (200, 10)\n"
+		"  --rooms-by-node             s2: all members of a room on one URL (room i on URL\n"
+		"                              i mod count), so that nodes share no room\n"
 		"  --publishers N              per room, s1 and generic (1)\n"
 		"  --rate R                    messages a second, all publishers together (100)\n"
 		"  --size BYTES                message body size (64; the marker takes up to 48)\n"
@@ -101,6 +103,7 @@ int main(int argc, char **argv)
 		{"first-frame", required_argument, NULL, 'f'},
 		{"pub-first-frame", required_argument, NULL, 'F'},
 		{"template", required_argument, NULL, 'T'},
+		{"rooms-by-node", no_argument, NULL, 'L'},
 		{"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -171,6 +174,7 @@ int main(int argc, char **argv)
 		case 'f': o.first_frame = optarg; break;
 		case 'F': o.pub_first_frame = optarg; break;
 		case 'T': o.template = optarg; break;
+		case 'L': o.rooms_by_node = 1; break;
 		case 'j': o.json = 1; break;
 		case 'q': o.quiet = 1; break;
 		case 'h': usage(stdout); return 0;

@@ -219,6 +219,10 @@ static const struct target *target_for(struct bench *b, size_t i, struct client 
 			return &b->pub_target;
 		return o->scenario == SC_S2 ? &b->targets[cl->room % o->nurls] : &b->targets[0];
 	}
+	/* --rooms-by-node: a room lives on one node, as its publisher does, so
+	 * the nodes share no room (what a backplane's filtering then costs). */
+	if (o->scenario == SC_S2 && o->rooms_by_node && cl->room >= 0)
+		return &b->targets[cl->room % o->nurls];
 	long m = cl->room >= 0 ? (long)(i % (size_t)b->members) : (long)i;
 	return &b->targets[m % o->nurls];
 }

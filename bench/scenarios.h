@@ -28,6 +28,7 @@ struct options {
 	pid_t redis_pid;             /* 0: none */
 	long subscribers;            /* s1, s3, storm, generic */
 	long rooms, members;         /* s2 */
+	int rooms_by_node;           /* s2: all of a room's members on one URL */
 	long publishers;             /* per room */
 	double rate;                 /* messages a second, in total */
 	long size;                   /* body bytes */
