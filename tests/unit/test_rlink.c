@@ -494,6 +494,7 @@ START_TEST(a_refused_connection_closes_the_link)
 	ck_assert_str_eq(s.log[1], "NULL");
 	ck_assert_str_eq(s.log[2], "closed connection refused");
 	ck_assert(!rlink_connected(l));
+	ck_assert(!rlink_was_connected(l));  /* never was: "cannot connect" */
 	ck_assert_uint_eq(rlink_pending(l), 0);
 	ck_assert_int_eq(cmd(l, &s, "PING", NULL, NULL), CONFAB_EUNAVAILABLE);
 	sleep_loop(&loop, 50);
@@ -730,6 +731,8 @@ START_TEST(a_killed_client_gets_null_then_on_closed_once)
 	ck_assert_str_eq(s.log[1], "NULL");
 	ck_assert_str_eq(s.log[2], "NULL");
 	ck_assert_str_eq(s.log[3], "closed connection closed by the server");
+	ck_assert(!rlink_connected(l));
+	ck_assert(rlink_was_connected(l));   /* it was: "lost the connection" */
 	sleep_loop(&loop, 100);
 	ck_assert_int_eq(s.closed, 1);
 	ck_assert_int_eq(s.n, 4);
