@@ -247,11 +247,17 @@ struct redis_state {
 	unsigned sq_unknown;         /* ... that do not know master_name */
 	uint64_t sq_started;         /* uv_now when the current one was asked */
 	char sq_why[600];            /* what each said, for the round's line */
+	char sq_first[300];          /* what the first said, */
+	bool sq_same;                /* ... and whether all said just that */
 	rlink *ssub;                 /* subscribed to +switch-master on a sentinel */
 	size_t ssub_idx;
 	unsigned ssub_failures;      /* sentinels lost in a row without a subscribe */
 	char ssub_last[300];         /* the last line about it: log changes only */
 	uv_timer_t ssub_timer;       /* subscribes again after a whole round failed */
+	char odown_host[256];        /* the master the sentinels found down (+odown), */
+	int odown_port;              /* ... "" when none: not written to for */
+	uint64_t odown_at;           /* ... SENTINEL_ODOWN_HOLD_MS, or until -odown
+				      * or +switch-master */
 
 	/* WAIT (redis_wait.c) */
 	rq *wait_open, *wait_open_tail; /* publishes answered since the last WAIT */

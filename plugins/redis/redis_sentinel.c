@@ -32,6 +32,15 @@
  *    reconnect_max_ms. A switch missed meanwhile is still noticed: the
  *    old master's links break, or ROLE refuses it.
  *
+ *  - Not writing to a master the sentinels are failing over: +odown for
+ *    our master (published by a sentinel when a quorum agrees it is
+ *    down, before the leader promotes a replica) fails the links too,
+ *    and that address is not used again until -odown, a +switch-master,
+ *    or ODOWN_HOLD_MS. Why: a master that is alive but cut off from the
+ *    sentinels (or, in the test, one they wrongly found down) keeps
+ *    taking writes until the switch, and with two replicas WAIT 1 can
+ *    count the one that is not promoted: those acks would be lost.
+ *
  * Every link here gets the instance's TLS configuration and
  * sentinel_password (AUTH before anything else).
  *
@@ -44,7 +53,18 @@
 
 #include "redis.h"
 
+/* How long a +odown keeps us away from that master when neither -odown
+ * nor +switch-master follows (a failover that could not be done). */
+#define ODOWN_HOLD_MS 30000
+
 static void ask_next(redis_state *s);
+
+/* host:port is the master the sentinels found down, lately. */
+static bool found_down(const redis_state *s, const char *host, int port)
+{
+	return s->odown_host[0] != '\0' && strcmp(s->odown_host, host) == 0 &&
+	       s->odown_port == port && uv_now(s->loop) - s->odown_at < ODOWN_HOLD_MS;
+}
 
 static const char *sentinel_name(const redis_state *s, size_t i, char *buf, size_t len)
 {
@@ -86,6 +106,12 @@ static void note(redis_state *s, size_t i, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
+	if (n == 0) {
+		snprintf(s->sq_first, sizeof(s->sq_first), "%s", what);
+		s->sq_same = true;
+	} else if (strcmp(s->sq_first, what) != 0) {
+		s->sq_same = false;
+	}
 	snprintf(s->sq_why + n, sizeof(s->sq_why) - n, "%s%s: %s", n > 0 ? "; " : "",
 		 sentinel_name(s, i, name, sizeof(name)), what);
 }
@@ -123,7 +149,8 @@ static void query_reply(rlink *l, redisReply *reply, void *arg)
 		return;
 	}
 	if (reply->type == REDIS_REPLY_ERROR) {
-		note(s, s->sq_next, "%s", reply->str);
+		note(s, s->sq_next, "%s%s", reply->str, strncmp(reply->str, "NOAUTH", 6) == 0 ?
+		     " (set sentinel_password)" : "");
 		asked_in_vain(s);
 		return;
 	}
@@ -133,6 +160,12 @@ static void query_reply(rlink *l, redisReply *reply, void *arg)
 	    h->len == 0 || h->len >= sizeof(s->addr) ||
 	    (port = strtol(p->str, &end, 10)) < 1 || port > 65535 || *end != '\0') {
 		note(s, s->sq_next, "an answer that is not an address");
+		asked_in_vain(s);
+		return;
+	}
+	if (found_down(s, h->str, (int)port)) {
+		note(s, s->sq_next, "names %s:%ld, which the sentinels found down (a failover "
+		     "is under way)", h->str, port);
 		asked_in_vain(s);
 		return;
 	}
@@ -156,7 +189,8 @@ static void query_closed(rlink *l, const char *why, void *arg)
 
 	if (l != s->sq)
 		return;
-	note(s, s->sq_next, "%s", why);
+	note(s, s->sq_next, "%s%s", why, strncmp(why, "AUTH failed", 11) == 0 ?
+	     " (is sentinel_password right?)" : "");
 	asked_in_vain(s);
 }
 
@@ -164,8 +198,12 @@ static void query_closed(rlink *l, const char *why, void *arg)
 static void round_failed(redis_state *s)
 {
 	if (s->sq_unknown == s->n_sentinels)
-		conn_fail(s, "no sentinel knows master '%s' (is master_name right?): %s",
-			  s->master_name, s->sq_why);
+		conn_fail(s, "no sentinel knows master '%s' (is master_name right?)",
+			  s->master_name);
+	else if (s->sq_same && s->n_sentinels > 1)
+		/* "connection refused" three times says less than once. */
+		conn_fail(s, "cannot find master '%s': every sentinel (%zu) failed the same way: "
+			  "%s", s->master_name, s->n_sentinels, s->sq_first);
 	else
 		conn_fail(s, "cannot find master '%s': no sentinel named it: %s", s->master_name,
 			  s->sq_why);
@@ -282,6 +320,7 @@ static void switched(redis_state *s, const char *text)
 		   &new_port) != 5 || strcmp(name, s->master_name) != 0 ||
 	    new_port < 1 || new_port > 65535)
 		return;
+	s->odown_host[0] = '\0';
 	if (strcmp(new_host, s->addr) == 0 && new_port == s->port && s->sq == NULL &&
 	    s->link != LINK_DOWN)
 		return;  /* there already (a sentinel named it before the event came) */
@@ -296,6 +335,32 @@ static void switched(redis_state *s, const char *text)
 	s->fail_at_once = true;
 	conn_fail(s, "master '%s' moved from %s:%d to %s:%d (failover)", s->master_name,
 		  old_host, old_port, new_host, new_port);
+}
+
+/* "+odown" / "-odown" say "master <name> <ip> <port> ...". */
+static void odown(redis_state *s, const char *text, bool down)
+{
+	char type[16], name[256], host[256];
+	int port;
+
+	if (sscanf(text, "%15s %255s %255s %d", type, name, host, &port) != 4 ||
+	    strcmp(type, "master") != 0 || strcmp(name, s->master_name) != 0)
+		return;
+	if (!down) {
+		if (strcmp(host, s->odown_host) == 0 && port == s->odown_port) {
+			s->odown_host[0] = '\0';
+			redis_log(s, CONFAB_LOG_INFO, "the sentinels see master '%s' at %s:%d "
+				  "again (-odown)", s->master_name, host, port);
+			conn_reconnect_now(s);
+		}
+		return;
+	}
+	snprintf(s->odown_host, sizeof(s->odown_host), "%s", host);
+	s->odown_port = port;
+	s->odown_at = uv_now(s->loop);
+	if (s->link != LINK_DOWN && strcmp(host, s->addr) == 0 && port == s->port)
+		conn_fail(s, "the sentinels found master '%s' at %s:%d down (+odown): not "
+			  "writing there while they fail over", s->master_name, host, port);
 }
 
 static void watch_push(rlink *l, redisReply *reply, void *arg)
@@ -326,8 +391,14 @@ static void watch_push(rlink *l, redisReply *reply, void *arg)
 		watch_log(s, CONFAB_LOG_DEBUG, "watching for failovers on sentinel %s",
 			  sentinel_name(s, s->ssub_idx, name, sizeof(name)));
 	} else if (strcmp(reply->element[0]->str, "message") == 0 &&
-		   reply->element[2]->type == REDIS_REPLY_STRING) {
-		switched(s, reply->element[2]->str);
+		   reply->element[2]->type == REDIS_REPLY_STRING &&
+		   reply->element[1]->type == REDIS_REPLY_STRING) {
+		const char *channel = reply->element[1]->str, *text = reply->element[2]->str;
+
+		if (strcmp(channel, "+switch-master") == 0)
+			switched(s, text);
+		else if (strcmp(channel, "+odown") == 0 || strcmp(channel, "-odown") == 0)
+			odown(s, text, channel[0] == '+');
 	}
 }
 
@@ -359,7 +430,7 @@ static void watch_closed(rlink *l, const char *why, void *arg)
 
 static void watch_open(redis_state *s)
 {
-	const char *argv[2] = { "SUBSCRIBE", "+switch-master" };
+	const char *argv[4] = { "SUBSCRIBE", "+switch-master", "+odown", "-odown" };
 
 	if (s->destroying || s->ssub != NULL)
 		return;
@@ -369,7 +440,7 @@ static void watch_open(redis_state *s)
 		return;
 	}
 	/* No reply callback: the confirmation is a push. */
-	rlink_command(s->ssub, 2, argv, NULL, NULL, NULL);
+	rlink_command(s->ssub, 4, argv, NULL, NULL, NULL);
 }
 
 static void on_watch_tick(uv_timer_t *t)
