@@ -402,7 +402,9 @@ void redis_state_free(redis_state *s)
 	if (s == NULL)
 		return;
 	ops_free(s);
-	/* Every link is closed (no handle is open): nothing uses it now. */
+	/* rlink_close was called on every link (no handle is counted any
+	 * more). A link whose memory libuv still holds keeps only its TLS
+	 * session, which holds its own reference to OpenSSL's context. */
 	rtls_config_free(s->tls);
 	free(s->master_name);
 	free(s->sentinel_password);
