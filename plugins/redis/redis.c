@@ -11,6 +11,18 @@
  *   probe_interval_ms = 1000  ; how often the subscription is proven alive
  *   probe_timeout_ms = 3000   ; how long a probe, a request or a connection setup may take
  *   reconnect_max_ms = 5000   ; the reconnect backoff's ceiling
+ *   ack_replicas = 0          ; an ack means N replicas have the message (WAIT);
+ *                             ; 1 by default with `sentinels`
+ *
+ *   ; Redis Sentinel instead of host/port (redis_sentinel.c):
+ *   sentinels = 10.0.0.31:26379, 10.0.0.32:26379   ; addresses or names
+ *   master_name = confab
+ *   sentinel_password =       ; the sentinels' requirepass, when they have one
+ *
+ *   ; TLS on every connection, the sentinels' included (../redislink/rtls.h):
+ *   tls = no
+ *   tls_ca_file =  tls_cert_file =  tls_key_file =  tls_server_name =
+ *   tls_verify = yes
  *
  * SPDX-License-Identifier: MIT
  */
@@ -20,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <arpa/inet.h>
 
 #include "redis.h"
@@ -33,6 +46,8 @@
 #define DEFAULT_RECONNECT_MAX_MS 5000
 #define DEFAULT_HISTORY_SIZE 100
 #define PREFIX_MAX 64
+#define DEFAULT_SENTINEL_PORT 26379
+#define MAX_SENTINELS 16
 
 /* ---- settings ---- */
 
@@ -100,20 +115,181 @@ static bool host_name_ok(const char *v)
 	return true;
 }
 
+/* An IP address or a DNS name that fits in `size` bytes. */
+static bool host_ok(const char *v, size_t size)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return strlen(v) < size &&
+	       (inet_pton(AF_INET, v, buf) == 1 || inet_pton(AF_INET6, v, buf) == 1 ||
+		host_name_ok(v));
+}
+
 static int read_host(redis_state *s)
 {
 	const char *v = s->host->config_get(s->ctx, "host");
-	unsigned char buf[sizeof(struct in6_addr)];
 
 	if (v == NULL)
 		v = DEFAULT_HOST;
-	if (strlen(v) >= sizeof(s->addr) ||
-	    (inet_pton(AF_INET, v, buf) != 1 && inet_pton(AF_INET6, v, buf) != 1 &&
-	     !host_name_ok(v))) {
+	if (!host_ok(v, sizeof(s->addr))) {
 		s->host->config_error(s->ctx, "host", "'%s' is not an IP address or a host name", v);
 		return -1;
 	}
 	snprintf(s->addr, sizeof(s->addr), "%s", v);
+	return 0;
+}
+
+/* yes/no (true/false, on/off, 1/0 too): 0, or config_error + -1. */
+static int read_bool(redis_state *s, const char *key, bool def, bool *out)
+{
+	const char *v = s->host->config_get(s->ctx, key);
+
+	*out = def;
+	if (v == NULL || *v == '\0')
+		return 0;
+	if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") ||
+	    !strcmp(v, "1"))
+		*out = true;
+	else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
+		 !strcmp(v, "0"))
+		*out = false;
+	else {
+		s->host->config_error(s->ctx, key, "'%s' is not yes or no", v);
+		return -1;
+	}
+	return 0;
+}
+
+/* An optional string key: NULL when absent or empty. */
+static const char *get_nonempty(redis_state *s, const char *key)
+{
+	const char *v = s->host->config_get(s->ctx, key);
+
+	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/* One entry of `sentinels`: "host:port", "[v6]:port", or a host alone
+ * (port 26379). 0, or -1 (not an address). */
+static int parse_sentinel(const char *e, size_t n, redis_sentinel *out)
+{
+	char buf[300];
+	const char *colon;
+	char *host = buf;
+	long port = DEFAULT_SENTINEL_PORT;
+
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, e, n);
+	buf[n] = '\0';
+	if (buf[0] == '[') {
+		char *close = strchr(buf, ']');
+
+		if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+			return -1;
+		*close = '\0';
+		host = buf + 1;
+		if (close[1] == ':' && parse_long(close + 2, 1, 65535, &port) != 0)
+			return -1;
+	} else if ((colon = strchr(buf, ':')) != NULL && strchr(colon + 1, ':') == NULL) {
+		buf[colon - buf] = '\0';
+		if (parse_long(colon + 1, 1, 65535, &port) != 0)
+			return -1;
+	} /* else a name, an IPv4 address, or an IPv6 address without a port */
+	if (!host_ok(host, sizeof(out->host)))
+		return -1;
+	memcpy(out->host, host, strlen(host) + 1);  /* host_ok: it fits */
+	out->port = (int)port;
+	return 0;
+}
+
+/* `sentinels` (a comma-separated list) and what goes with it. */
+static int read_sentinels(redis_state *s, const char *v)
+{
+	const char *p = v, *host = s->host->config_get(s->ctx, "host"),
+		   *port = s->host->config_get(s->ctx, "port"), *name;
+
+	if (host != NULL || port != NULL) {
+		/* Which one would win is anybody's guess: refuse both. */
+		s->host->config_error(s->ctx, "sentinels", "'sentinels' and '%s' cannot be used "
+				      "together: with 'sentinels' the node asks the sentinels for "
+				      "the master's address (remove 'host' and 'port')",
+				      host != NULL ? "host" : "port");
+		return CONFAB_EINVAL;
+	}
+	while (*p != '\0') {
+		const char *end = strchr(p, ','), *a, *b;
+
+		if (end == NULL)
+			end = p + strlen(p);
+		for (a = p; a < end && (*a == ' ' || *a == '\t'); a++)
+			;
+		for (b = end; b > a && (b[-1] == ' ' || b[-1] == '\t'); b--)
+			;
+		if (s->n_sentinels == MAX_SENTINELS) {
+			s->host->config_error(s->ctx, "sentinels", "more than %d sentinels",
+					      MAX_SENTINELS);
+			return CONFAB_EINVAL;
+		}
+		if (parse_sentinel(a, (size_t)(b - a), &s->sentinels[s->n_sentinels]) != 0) {
+			s->host->config_error(s->ctx, "sentinels", "'%.*s' is not HOST:PORT (an IP "
+					      "address or a host name, and a port)", (int)(b - a), a);
+			return CONFAB_EINVAL;
+		}
+		s->n_sentinels++;
+		p = *end == ',' ? end + 1 : end;
+	}
+	if (s->n_sentinels == 0) {
+		s->host->config_error(s->ctx, "sentinels", "no sentinel address given");
+		return CONFAB_EINVAL;
+	}
+	name = get_nonempty(s, "master_name");
+	if (name == NULL) {
+		s->host->config_error(s->ctx, "master_name", "is required with 'sentinels': the "
+				      "name the sentinels monitor the master under");
+		return CONFAB_EINVAL;
+	}
+	if (strlen(name) > 200 || strpbrk(name, " \t\r\n") != NULL) {
+		s->host->config_error(s->ctx, "master_name", "'%s' is not a sentinel master name",
+				      name);
+		return CONFAB_EINVAL;
+	}
+	if ((s->master_name = strdup(name)) == NULL)
+		return CONFAB_ENOMEM;
+	name = get_nonempty(s, "sentinel_password");
+	if (name != NULL && (s->sentinel_password = strdup(name)) == NULL)
+		return CONFAB_ENOMEM;
+	return 0;
+}
+
+/* tls and its keys: one rtls_config for every link of the instance. */
+static int read_tls(redis_state *s)
+{
+	bool on, verify;
+	rtls_opts o = {0};
+	char why[400];
+
+	if (read_bool(s, "tls", false, &on) != 0 || read_bool(s, "tls_verify", true, &verify) != 0)
+		return CONFAB_EINVAL;
+	/* Read even when tls is off, so that they are not reported as
+	 * unknown keys: a config may keep them with tls = no. */
+	o.ca_file = get_nonempty(s, "tls_ca_file");
+	o.cert_file = get_nonempty(s, "tls_cert_file");
+	o.key_file = get_nonempty(s, "tls_key_file");
+	o.server_name = get_nonempty(s, "tls_server_name");
+	o.no_verify = !verify;
+	if (!on)
+		return 0;
+	s->tls_no_verify = !verify;
+	s->tls = rtls_config_new(&o, why, sizeof(why));
+	if (s->tls == NULL) {
+		/* Name the key the line is about. */
+		const char *key = strstr(why, "CA file") ? "tls_ca_file" :
+				  strstr(why, "key file") && !strstr(why, "certificate file") ?
+				  "tls_key_file" : o.cert_file != NULL ? "tls_cert_file" : "tls";
+
+		s->host->config_error(s->ctx, key, "%s", why);
+		return CONFAB_EINVAL;
+	}
 	return 0;
 }
 
@@ -142,11 +318,34 @@ static int read_settings(redis_state *s)
 	const char *v;
 	long n, ttl, interval, timeout, backoff;
 
-	if (read_host(s) != 0)
+	v = s->host->config_get(s->ctx, "sentinels");
+	if (v != NULL) {
+		n = read_sentinels(s, v);
+		if (n != 0)
+			return (int)n;
+		s->addr[0] = '\0';  /* the sentinels will say */
+	} else {
+		if (get_nonempty(s, "master_name") != NULL ||
+		    get_nonempty(s, "sentinel_password") != NULL) {
+			s->host->config_error(s->ctx, get_nonempty(s, "master_name") ? "master_name" :
+					      "sentinel_password", "is used only with 'sentinels'");
+			return CONFAB_EINVAL;
+		}
+		if (read_host(s) != 0)
+			return CONFAB_EINVAL;
+		if (read_number(s, "port", DEFAULT_PORT, 1, 65535, "port number", &n) != 0)
+			return CONFAB_EINVAL;
+		s->port = (int)n;
+	}
+	/* Behind Sentinel the point is to survive a failover: an ack should
+	 * mean a replica has the message (docs/backplane-redis.md). */
+	if (read_number(s, "ack_replicas", s->n_sentinels > 0 ? 1 : 0, 0, 100,
+			"number of replicas", &n) != 0)
 		return CONFAB_EINVAL;
-	if (read_number(s, "port", DEFAULT_PORT, 1, 65535, "port number", &n) != 0)
-		return CONFAB_EINVAL;
-	s->port = (int)n;
+	s->ack_replicas = (unsigned)n;
+	n = read_tls(s);
+	if (n != 0)
+		return (int)n;
 	v = s->host->config_get(s->ctx, "password");
 	if (v != NULL && *v != '\0' && (s->password = strdup(v)) == NULL)
 		return CONFAB_ENOMEM;
@@ -203,6 +402,12 @@ void redis_state_free(redis_state *s)
 	if (s == NULL)
 		return;
 	ops_free(s);
+	/* rlink_close was called on every link (no handle is counted any
+	 * more). A link whose memory libuv still holds keeps only its TLS
+	 * session, which holds its own reference to OpenSSL's context. */
+	rtls_config_free(s->tls);
+	free(s->master_name);
+	free(s->sentinel_password);
 	free(s->password);
 	free(s->prefix);
 	free(s->chan_prefix);
@@ -251,9 +456,20 @@ static int redis_start(void *state)
 {
 	redis_state *s = state;
 
-	redis_log(s, CONFAB_LOG_INFO, "connecting to Redis at %s:%d (db %ld, prefix '%s', "
-		  "presence_ttl %u s)", s->addr, s->port, s->db, s->prefix,
-		  s->presence_ttl_ms / 1000);
+	if (s->n_sentinels > 0)
+		redis_log(s, CONFAB_LOG_INFO, "asking %zu sentinels for master '%s' (db %ld, "
+			  "prefix '%s', presence_ttl %u s, ack_replicas %u%s)", s->n_sentinels,
+			  s->master_name, s->db, s->prefix, s->presence_ttl_ms / 1000,
+			  s->ack_replicas, s->tls != NULL ? ", TLS" : "");
+	else
+		redis_log(s, CONFAB_LOG_INFO, "connecting to Redis at %s:%d (db %ld, prefix '%s', "
+			  "presence_ttl %u s, ack_replicas %u%s)", s->addr, s->port, s->db,
+			  s->prefix, s->presence_ttl_ms / 1000, s->ack_replicas,
+			  s->tls != NULL ? ", TLS" : "");
+	if (s->tls_no_verify)
+		redis_log(s, CONFAB_LOG_WARN, "tls_verify = no: Redis's certificate is not "
+			  "verified; anyone in the path can read and change the traffic (for "
+			  "tests only)");
 	s->started = true;
 	/* Redis down is no reason not to start: /healthz says 503 until it
 	 * is reachable, and requests get `unavailable`. */

@@ -13,6 +13,10 @@
  *   redis_scripts.c  the Lua scripts (see docs/backplane-redis.md).
  *   redis_batch.c    the publishes and presence changes of one loop turn,
  *                    sent as one script call.
+ *   redis_wait.c     ack_replicas: one WAIT after the publishes of a turn;
+ *                    their acks wait for it.
+ *   redis_sentinel.c Redis Sentinel: which server is the master, and the
+ *                    +switch-master events that say it changed.
  *   ../redislink/    what redis_cluster shares: the text of a message as
  *                    stored and published (rwire), and one connection to
  *                    Redis on the loop (rlink).
@@ -105,6 +109,8 @@ struct rq {
 				      * outcome unknown (it may have run) */
 	bool send_cb;                /* done.send (ABI 1.4 slots), not done.publish
 				      * or done.status */
+	uint64_t seq;                /* waiting for WAIT (redis_wait.c): its seq, */
+	char *repeat;                /* ... or an idempotent repeat's "SEQ ID TS" */
 	unsigned nkeys;              /* scripts: how many leading args are KEYS */
 	size_t argc, argcap;
 	char **argv;
@@ -162,6 +168,12 @@ typedef struct rwait {
 	void *arg;
 } rwait;
 
+/* One `sentinels` entry. */
+typedef struct redis_sentinel {
+	char host[256];              /* an address or a DNS name */
+	int port;
+} redis_sentinel;
+
 typedef struct lroom {
 	dict *users;                 /* this node's users in the room (no values) */
 	unsigned subs_pending;       /* SUBSCRIBEs sent on the current connection, unconfirmed */
@@ -180,8 +192,16 @@ struct redis_state {
 	uv_loop_t *loop;
 
 	/* settings */
-	char addr[256];              /* [redis] host: an address or a DNS name */
+	char addr[256];              /* [redis] host: an address or a DNS name;
+				      * with sentinels, the master they named last */
 	int port;
+	redis_sentinel sentinels[16];
+	size_t n_sentinels;          /* 0: host/port, no Sentinel */
+	char *master_name;
+	char *sentinel_password;     /* NULL: no AUTH to the sentinels */
+	unsigned ack_replicas;       /* WAIT for this many after publishes; 0: none */
+	rtls_config *tls;            /* NULL: plain TCP; shared by every link */
+	bool tls_no_verify;
 	char *password;              /* NULL: no AUTH */
 	long db;
 	char *prefix;                /* keys: [redis] prefix */
@@ -208,8 +228,6 @@ struct redis_state {
 	link_state link;
 	bool cmd_ready;              /* setup of cmd answered */
 	bool sub_ready;              /* the node channel's SUBSCRIBE confirmed */
-	bool cmd_answered;           /* the current cmd link has had a reply, */
-	bool sub_answered;           /* ... sub link a push: it connected */
 	bool was_up;                 /* has been up since start */
 	uint64_t connect_started;    /* uv_now when the current attempt began */
 	uint64_t down_since;         /* uv_now when the link last went down */
@@ -219,6 +237,34 @@ struct redis_state {
 				      * (room for a 253-character host name twice) */
 	char sha[SCRIPT_COUNT][41];  /* from SCRIPT LOAD; "" until known */
 	bool sha_ok[SCRIPT_COUNT];   /* Redis has it: EVALSHA works */
+
+	bool fail_at_once;           /* conn_fail: reconnect without the backoff */
+
+	/* Sentinel (redis_sentinel.c) */
+	rlink *sq;                   /* asking one sentinel where the master is */
+	size_t sq_next;              /* the sentinel asked first next time */
+	size_t sq_asked;             /* sentinels asked in this round */
+	unsigned sq_unknown;         /* ... that do not know master_name */
+	uint64_t sq_started;         /* uv_now when the current one was asked */
+	char sq_why[600];            /* what each said, for the round's line */
+	char sq_first[300];          /* what the first said, */
+	bool sq_same;                /* ... and whether all said just that */
+	rlink *ssub;                 /* subscribed to +switch-master on a sentinel */
+	size_t ssub_idx;
+	unsigned ssub_failures;      /* sentinels lost in a row without a subscribe */
+	char ssub_last[300];         /* the last line about it: log changes only */
+	uv_timer_t ssub_timer;       /* subscribes again after a whole round failed */
+	char odown_host[256];        /* the master the sentinels found down (+odown), */
+	int odown_port;              /* ... "" when none: not written to for */
+	uint64_t odown_at;           /* ... SENTINEL_ODOWN_HOLD_MS, or until -odown
+				      * or +switch-master */
+
+	/* WAIT (redis_wait.c) */
+	rq *wait_open, *wait_open_tail; /* publishes answered since the last WAIT */
+	const rlink *wait_link;      /* ... on this link */
+	bool wait_out;               /* a WAIT is in flight */
+	bool wait_short;             /* the last WAIT found too few replicas */
+	uv_check_t wait_check;       /* sends the WAIT at the end of the turn */
 
 	/* the probe */
 	char nonce[32];              /* this process's, in every probe token */
@@ -282,6 +328,48 @@ void conn_subscribe(redis_state *s, const char *room, lroom *r);
 void conn_unsubscribe(redis_state *s, const char *room);
 /* A probe came back on our node channel. */
 void conn_probe_seen(redis_state *s, const char *token);
+
+/* The rest of the connect: open both links to s->addr:s->port and queue
+ * their setup (redis_sentinel.c calls it once a sentinel named the
+ * master). */
+void conn_open_links(redis_state *s);
+/* A new link counted in s->handles (redis_sentinel.c's too); NULL when out
+ * of memory. */
+rlink *conn_link_open(redis_state *s, const rlink_opts *o);
+/* rlink_close, and the handle count. */
+void conn_link_drop(redis_state *s, rlink *l);
+/* Close one of the instance's timers (counted in s->handles). */
+void conn_close_timer(uv_timer_t *t);
+/* While down: reconnect now instead of after the backoff. */
+void conn_reconnect_now(redis_state *s);
+
+/* ---- redis_sentinel.c ---- */
+
+/* Ask the sentinels, one after the other, where master_name is; then
+ * conn_open_links, or conn_fail with one line for the whole round. */
+void sentinel_ask(redis_state *s);
+/* The sentinel asked did not answer within probe_timeout_ms: the next. */
+void sentinel_ask_timeout(redis_state *s);
+/* Stop asking (conn_fail, destroy). */
+void sentinel_stop_asking(redis_state *s);
+/* The command link's first command: ROLE, whose answer must be "master"
+ * before anything else is sent (sentinel_role_ok then queues the setup). */
+int sentinel_check_role(redis_state *s);
+/* Subscribe to +switch-master on one sentinel (start), stop (destroy). */
+void sentinel_watch(redis_state *s);
+void sentinel_unwatch(redis_state *s);
+/* ROLE said master: the rest of the command link's setup. */
+int conn_setup_command_link(redis_state *s);
+
+/* ---- redis_wait.c ---- */
+
+/* A publish request `q` was carried out on link `l` with `seq` (or was an
+ * idempotent repeat, `repeat`): answer it now, or when a WAIT says
+ * ack_replicas replicas have it (then `q` is taken: true). */
+bool wait_hold(redis_state *s, rq *q, const rlink *l, uint64_t seq, const char *repeat);
+/* The link the held publishes ran on is gone (conn_fail, destroy): they
+ * answer CONFAB_EUNKNOWN now. */
+void wait_link_gone(redis_state *s);
 
 /* ---- redis_batch.c ---- */
 

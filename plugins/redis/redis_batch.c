@@ -56,7 +56,6 @@ static void batch_reply(redis_state *s, rq *b, const rlink *ac, redisReply *repl
 	size_t i = 0;
 	int status = 0;
 
-	(void)ac;
 	b->subs = NULL;
 	if (reply == NULL)
 		status = ops_lost_status(b);
@@ -72,7 +71,8 @@ static void batch_reply(redis_state *s, rq *b, const rlink *ac, redisReply *repl
 
 		list->held_next = NULL;
 		if (seq != NULL && seq->type == REDIS_REPLY_INTEGER && seq->integer > 0) {
-			ops_publish_answer(s, list, 0, (uint64_t)seq->integer, NULL);
+			if (!wait_hold(s, list, ac, (uint64_t)seq->integer, NULL))
+				ops_publish_answer(s, list, 0, (uint64_t)seq->integer, NULL);
 		} else {
 			redis_log(s, CONFAB_LOG_ERROR, "publish_batch: no seq for message %zu "
 				  "of the batch", i + 1);

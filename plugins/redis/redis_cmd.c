@@ -46,6 +46,7 @@ void rq_free(rq *q)
 		free(q->argv[i]);
 	free(q->argv);
 	free(q->argvlen);
+	free(q->repeat);
 	free(q);
 }
 
@@ -134,8 +135,6 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 	redis_state *s = q->s;
 
 	unlist(s, q);
-	if (reply != NULL && l == s->cmd)
-		s->cmd_answered = true;  /* for the log line if it fails later */
 	if (q->orphan) {
 		rq_free(q);
 		conn_reply_done(s);  /* last: it may close the link (destroy) */

@@ -88,6 +88,11 @@ static void close_timer(uv_timer_t *t)
 		uv_close((uv_handle_t *)t, on_timer_closed);
 }
 
+void conn_close_timer(uv_timer_t *t)
+{
+	close_timer(t);
+}
+
 /* Close a link: its pending requests are answered with NULL now, and it
  * calls nothing of ours after this. The caller has cleared s->cmd or
  * s->sub first, so that those answers see the link gone. */
@@ -95,6 +100,20 @@ static void drop_link(redis_state *s, rlink *l)
 {
 	rlink_close(l);
 	handle_gone(s);
+}
+
+void conn_link_drop(redis_state *s, rlink *l)
+{
+	drop_link(s, l);
+}
+
+rlink *conn_link_open(redis_state *s, const rlink_opts *o)
+{
+	rlink *l = rlink_open(s->loop, o);
+
+	if (l != NULL)
+		s->handles++;
+	return l;
 }
 
 /* ---- going up ---- */
@@ -108,6 +127,9 @@ static void link_up(redis_state *s)
 	if (s->was_up)
 		redis_log(s, CONFAB_LOG_INFO, "Redis is back after %llu ms; resubscribed to %zu rooms",
 			  (unsigned long long)(now(s) - s->down_since), dict_count(s->rooms));
+	else if (s->n_sentinels > 0)
+		redis_log(s, CONFAB_LOG_INFO, "connected to master '%s' at %s:%d (db %ld, "
+			  "prefix '%s')", s->master_name, s->addr, s->port, s->db, s->prefix);
 	else
 		redis_log(s, CONFAB_LOG_INFO, "connected to Redis at %s:%d (db %ld, prefix '%s')",
 			  s->addr, s->port, s->db, s->prefix);
@@ -255,7 +277,7 @@ static int setup_cmd(redis_state *s, const char *a, const char *b)
 }
 
 /* (AUTH is the link's own first command: rlink_opts.password.) */
-static int setup_command_link(redis_state *s)
+int conn_setup_command_link(redis_state *s)
 {
 	char db[24];
 	rq *q;
@@ -291,7 +313,6 @@ static void on_push(rlink *l, redisReply *reply, void *arg)
 
 	if (reply == NULL || l != s->sub)
 		return;
-	s->sub_answered = true;
 	if (reply->type == REDIS_REPLY_ERROR) {
 		/* A SUBSCRIBE refused (an ACL without the channel, say): a
 		 * room, or this node's channel, would wait for its confirmation
@@ -423,7 +444,7 @@ static void on_closed(rlink *l, const char *why, void *arg)
 		return;  /* one given up already (not called after rlink_close) */
 	/* Whichever of the two fails first while Redis is unreachable, the
 	 * line is the same: it is logged once for the whole outage. */
-	if (l == s->cmd ? s->cmd_answered : s->sub_answered)
+	if (rlink_was_connected(l))
 		conn_fail(s, "lost the %s connection to Redis at %s:%d: %s",
 			  l == s->sub ? "subscription" : "command", s->addr, s->port, why);
 	else
@@ -433,7 +454,7 @@ static void on_closed(rlink *l, const char *why, void *arg)
 /* A new link to Redis, connecting at once; NULL when out of memory. */
 static rlink *open_link(redis_state *s, bool subscriber)
 {
-	rlink_opts o = {
+	const rlink_opts o = {
 		.host = s->addr,
 		.port = s->port,
 		.password = s->password,
@@ -443,27 +464,40 @@ static rlink *open_link(redis_state *s, bool subscriber)
 		.on_push = subscriber ? on_push : NULL,
 		.on_closed = on_closed,
 		.arg = s,
+		.tls = s->tls,
 	};
-	rlink *l = rlink_open(s->loop, &o);
 
-	if (l != NULL)
-		s->handles++;
-	return l;
+	return conn_link_open(s, &o);
+}
+
+void conn_open_links(redis_state *s)
+{
+	int rc;
+
+	s->connect_started = now(s);
+	if ((s->cmd = open_link(s, false)) == NULL || (s->sub = open_link(s, true)) == NULL) {
+		conn_fail(s, "cannot connect to Redis at %s:%d: out of memory", s->addr, s->port);
+		return;
+	}
+	/* Behind Sentinel the server named may have been demoted since (or
+	 * restarted as an empty master the sentinels will soon demote): ROLE
+	 * goes alone, and the setup, whose reconcile writes, only after it
+	 * said master. */
+	rc = s->n_sentinels > 0 ? sentinel_check_role(s) : conn_setup_command_link(s);
+	if (rc != 0 || setup_subscription_link(s) != 0)
+		conn_fail(s, "cannot queue the connection setup (out of memory?)");
 }
 
 static void conn_connect(redis_state *s)
 {
 	s->link = LINK_CONNECTING;
 	s->cmd_ready = s->sub_ready = s->probe_out = false;
-	s->cmd_answered = s->sub_answered = false;
 	s->presence_dirty = false;  /* the setup's reconcile registers everything */
 	s->connect_started = now(s);
-	if ((s->cmd = open_link(s, false)) == NULL || (s->sub = open_link(s, true)) == NULL) {
-		conn_fail(s, "cannot connect to Redis at %s:%d: out of memory", s->addr, s->port);
-		return;
-	}
-	if (setup_command_link(s) != 0 || setup_subscription_link(s) != 0)
-		conn_fail(s, "cannot queue the connection setup (out of memory?)");
+	if (s->n_sentinels > 0)
+		sentinel_ask(s);    /* then conn_open_links */
+	else
+		conn_open_links(s);
 }
 
 static void on_reconnect_tick(uv_timer_t *t)
@@ -472,6 +506,12 @@ static void on_reconnect_tick(uv_timer_t *t)
 
 	if (!s->destroying && s->link == LINK_DOWN)
 		conn_connect(s);
+}
+
+void conn_reconnect_now(redis_state *s)
+{
+	if (!s->destroying && s->link == LINK_DOWN)
+		uv_timer_start(&s->reconnect_timer, on_reconnect_tick, 0, 0);
 }
 
 void conn_fail(redis_state *s, const char *fmt, ...)
@@ -490,6 +530,7 @@ void conn_fail(redis_state *s, const char *fmt, ...)
 	s->cmd = s->sub = NULL;
 	s->link = LINK_DOWN;
 	s->cmd_ready = s->sub_ready = s->probe_out = false;
+	sentinel_stop_asking(s);
 	if (was_up)
 		s->down_since = now(s);
 	/* First, so that whatever the core does meanwhile sees us down. The
@@ -505,13 +546,18 @@ void conn_fail(redis_state *s, const char *fmt, ...)
 
 	/* Requests in flight get NULL replies now: EUNAVAILABLE (or
 	 * EUNKNOWN) to the core. */
+	wait_link_gone(s);
 	if (cmd != NULL)
 		drop_link(s, cmd);
 	if (sub != NULL)
 		drop_link(s, sub);
 	ops_subscriptions_reset(s);
 
-	uv_timer_start(&s->reconnect_timer, on_reconnect_tick, s->backoff_ms, 0);
+	/* A failover the sentinels announced: the new master is there now,
+	 * and waiting would only lengthen the outage. */
+	uv_timer_start(&s->reconnect_timer, on_reconnect_tick, s->fail_at_once ? 0 : s->backoff_ms,
+		       0);
+	s->fail_at_once = false;
 	s->backoff_ms = s->backoff_ms * 2 > s->reconnect_max_ms ? s->reconnect_max_ms
 								 : s->backoff_ms * 2;
 }
@@ -548,6 +594,12 @@ static void on_probe_tick(uv_timer_t *t)
 	s->last_tick = n;
 	if (s->destroying || loop_stalled)
 		return;
+	/* Asking the sentinels: each has the same bound. */
+	if (s->sq != NULL) {
+		if (n - s->sq_started >= s->probe_timeout_ms)
+			sentinel_ask_timeout(s);
+		return;
+	}
 	/* While connecting, the setup's own bound below says it better. */
 	if (s->link == LINK_UP && command_overdue(s, n)) {
 		conn_fail(s, "Redis did not answer a request on the command connection "
@@ -662,6 +714,10 @@ int conn_start(redis_state *s)
 	s->batch_check.data = s;
 	s->handles++;
 	init_timer(s, &s->batch_timer);
+	uv_check_init(s->loop, &s->wait_check);
+	s->wait_check.data = s;
+	s->handles++;
+	init_timer(s, &s->ssub_timer);
 	s->backoff_ms = REDIS_BACKOFF_FIRST_MS;
 	/* The tick is finer than the interval so that a timeout is seen
 	 * within REDIS_TICK_MS of expiring. */
@@ -669,6 +725,7 @@ int conn_start(redis_state *s)
 	s->tick_ms = tick;
 	uv_timer_start(&s->probe_timer, on_probe_tick, tick, tick);
 	uv_timer_start(&s->heartbeat_timer, on_heartbeat_tick, s->heartbeat_ms, s->heartbeat_ms);
+	sentinel_watch(s);
 	conn_connect(s);
 	return 0;
 }
@@ -713,6 +770,11 @@ void conn_destroy(redis_state *s)
 	if (!uv_is_closing((uv_handle_t *)&s->batch_check))
 		uv_close((uv_handle_t *)&s->batch_check, on_timer_closed);
 	close_timer(&s->batch_timer);
+	sentinel_stop_asking(s);
+	sentinel_unwatch(s);   /* closes ssub_timer */
+	wait_link_gone(s);
+	if (!uv_is_closing((uv_handle_t *)&s->wait_check))
+		uv_close((uv_handle_t *)&s->wait_check, on_timer_closed);
 	rq_orphan_all(s);
 	ops_subscriptions_reset(s);
 

@@ -500,14 +500,16 @@ void ops_publish_answer(redis_state *s, rq *q, int status, uint64_t seq, const c
 
 static void publish_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
-	(void)ac;
 	if (reply == NULL)
 		ops_publish_answer(s, q, ops_lost_status(q), 0, NULL);
-	else if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
-		ops_publish_answer(s, q, 0, (uint64_t)reply->integer, NULL);
-	else if (reply->type == REDIS_REPLY_STRING && q->send_cb)
-		ops_publish_answer(s, q, 0, 0, reply->str);   /* an idempotent repeat */
-	else
+	else if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+		if (!wait_hold(s, q, ac, (uint64_t)reply->integer, NULL))
+			ops_publish_answer(s, q, 0, (uint64_t)reply->integer, NULL);
+	} else if (reply->type == REDIS_REPLY_STRING && q->send_cb) {
+		/* an idempotent repeat */
+		if (!wait_hold(s, q, ac, 0, reply->str))
+			ops_publish_answer(s, q, 0, 0, reply->str);
+	} else
 		ops_publish_answer(s, q, ops_reply_status(s, "publish", reply), 0, NULL);
 }
 

@@ -78,6 +78,7 @@ struct rlink {
 	bool closed;       /* rlink_close was called: no more callbacks */
 	bool dead;         /* failed (on_closed called or about to be) */
 	bool up;           /* connected, AUTH accepted */
+	bool was_up;       /* a reply or push came while up (rlink_was_connected) */
 	bool tcp_up;       /* the socket is connected (TLS: bytes can go out) */
 	bool writing;      /* a uv_write is in flight */
 
@@ -176,6 +177,10 @@ static void timer_cb(uv_timer_t *t)
 	if (l->sk != NULL && l->sk->tls != NULL && !rtls_session_done(l->sk->tls))
 		dief(l, "timed out connecting after %u ms: the TLS handshake did not finish "
 		     "(does the server speak TLS on this port?)", l->timeout_ms);
+	else if (l->gai.data != NULL)
+		/* uv_getaddrinfo has not answered: the resolver is what is
+		 * slow (a DNS server that does not answer), not the server. */
+		dief(l, "timed out resolving %s after %u ms", l->host, l->timeout_ms);
 	else
 		dief(l, "timed out connecting after %u ms", l->timeout_ms);
 }
@@ -413,6 +418,10 @@ static bool take_replies(rlink *l, const char *data, size_t n)
 		}
 		if (reply == NULL)
 			return true;
+		/* Up and answering: the server was really there (AUTH's own
+		 * reply comes before `up`, so a refused AUTH does not count). */
+		if (l->up)
+			l->was_up = true;
 		dispatch(l, reply);
 		freeReplyObject(reply);
 	}
@@ -887,6 +896,11 @@ void rlink_close(rlink *l)
 bool rlink_connected(const rlink *l)
 {
 	return l != NULL && l->up && !l->closed;
+}
+
+bool rlink_was_connected(const rlink *l)
+{
+	return l != NULL && l->was_up;
 }
 
 uint64_t rlink_oldest(const rlink *l)

@@ -87,6 +87,8 @@ typedef void (*rlink_push_fn)(rlink *l, redisReply *push, void *arg);
  * "cannot resolve redis-1.internal: unknown node or service",
  * "AUTH failed: WRONGPASS invalid username-password pair",
  * "connection closed by the server", "timed out connecting after 3000 ms",
+ * "timed out resolving redis-1.internal after 3000 ms" (the resolver did
+ * not answer within the connect timeout),
  * "connection lost: connection reset by peer", "protocol error: ...". It
  * does not name the server: rlink_name does. */
 typedef void (*rlink_closed_fn)(rlink *l, const char *why, void *arg);
@@ -122,6 +124,12 @@ void rlink_close(rlink *l);
 
 /* True once connected (and AUTH, if any, was accepted). */
 bool rlink_connected(const rlink *l);
+/* True when the link has been connected (AUTH, if any, accepted) and the
+ * server then answered a command or sent a push, even if it failed since.
+ * Inside on_closed it tells "lost the connection" from "could not
+ * connect": a server that closes right after the TLS handshake (refusing
+ * a client certificate) or refuses AUTH was never connected. */
+bool rlink_was_connected(const rlink *l);
 /* uv_now() at which the oldest command still waiting for its reply was
  * queued, or 0 when none waits. A connection answers in order: when this
  * one is late, all are (the owner's deadline). */

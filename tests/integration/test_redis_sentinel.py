@@ -2,7 +2,7 @@
 """The redis backplane behind Redis Sentinel (issue 11): `[redis] sentinels`
 and `master_name` instead of host and port; the nodes follow a failover.
 
-A master, two replicas and three sentinels (down-after-milliseconds 1000,
+A master, two replicas and three sentinels (down-after-milliseconds 2000,
 failover-timeout 5000) on loopback, and two confabd nodes a and b with
 `sentinels = ...`, `master_name = confab`, `ack_replicas = 1`.
 

@@ -439,6 +439,43 @@ START_TEST(a_host_name_is_resolved)
 }
 END_TEST
 
+/* Busy work that keeps libuv's thread pool full, so that a getaddrinfo
+ * queued behind it is still waiting when the connect timeout fires. */
+#define POOL_HOGS 16    /* the pool has 4 threads (UV_THREADPOOL_SIZE unset) */
+static void hog_work(uv_work_t *w)
+{
+	(void)w;
+	usleep(250 * 1000);
+}
+
+static void hog_done(uv_work_t *w, int status)
+{
+	(void)status;
+	(void)w;
+}
+
+START_TEST(a_resolver_that_does_not_answer_times_out_resolving)
+{
+	uv_loop_t loop;
+	seen s = {0};
+	static uv_work_t hogs[POOL_HOGS];
+	rlink_opts o = {.host = "localhost", .port = open_port, .connect_timeout_ms = 100,
+			.on_closed = on_closed, .arg = &s};
+	rlink *l;
+
+	uv_loop_init(&loop);
+	for (int i = 0; i < POOL_HOGS; i++)
+		ck_assert_int_eq(uv_queue_work(&loop, &hogs[i], hog_work, hog_done), 0);
+	l = rlink_open(&loop, &o);
+	ck_assert_ptr_nonnull(l);
+	ck_assert(run_until_logged(&loop, &s, 1, WAIT_MS));
+	ck_assert_str_eq(s.log[0], "closed timed out resolving localhost after 100 ms");
+	ck_assert(!rlink_was_connected(l));
+	rlink_close(l);
+	finish(&loop);   /* runs until the hogs are done */
+}
+END_TEST
+
 START_TEST(an_ipv6_literal_is_named_in_brackets)
 {
 	uv_loop_t loop;
@@ -494,6 +531,7 @@ START_TEST(a_refused_connection_closes_the_link)
 	ck_assert_str_eq(s.log[1], "NULL");
 	ck_assert_str_eq(s.log[2], "closed connection refused");
 	ck_assert(!rlink_connected(l));
+	ck_assert(!rlink_was_connected(l));  /* never was: "cannot connect" */
 	ck_assert_uint_eq(rlink_pending(l), 0);
 	ck_assert_int_eq(cmd(l, &s, "PING", NULL, NULL), CONFAB_EUNAVAILABLE);
 	sleep_loop(&loop, 50);
@@ -730,6 +768,8 @@ START_TEST(a_killed_client_gets_null_then_on_closed_once)
 	ck_assert_str_eq(s.log[1], "NULL");
 	ck_assert_str_eq(s.log[2], "NULL");
 	ck_assert_str_eq(s.log[3], "closed connection closed by the server");
+	ck_assert(!rlink_connected(l));
+	ck_assert(rlink_was_connected(l));   /* it was: "lost the connection" */
 	sleep_loop(&loop, 100);
 	ck_assert_int_eq(s.closed, 1);
 	ck_assert_int_eq(s.n, 4);
@@ -919,6 +959,7 @@ static Suite *rlink_suite(void)
 	tcase_add_test(tc, a_burst_of_commands_answers_in_order);
 	tcase_add_test(tc, a_host_name_is_resolved);
 	tcase_add_test(tc, an_ipv6_literal_is_named_in_brackets);
+	tcase_add_test(tc, a_resolver_that_does_not_answer_times_out_resolving);
 	tcase_add_test(tc, a_name_that_does_not_resolve_closes_the_link);
 	tcase_add_test(tc, a_refused_connection_closes_the_link);
 	tcase_add_test(tc, a_silent_server_times_out);
