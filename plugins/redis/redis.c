@@ -26,14 +26,11 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <arpa/inet.h>
 
 #include "redis.h"
 
@@ -51,78 +48,26 @@
 
 /* ---- settings ---- */
 
-/* A decimal integer in [min, max]. */
-static int parse_long(const char *v, long min, long max, long *out)
+/* Numbers, yes/no, addresses and the TLS keys are read by the rules both
+ * Redis backplanes share (../redislink/rsettings.h). */
+static rset settings(const redis_state *s)
 {
-	char *end;
-	long n;
-
-	if (v == NULL || *v < '0' || *v > '9')
-		return -1;
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || *end != '\0' || n < min || n > max)
-		return -1;
-	*out = n;
-	return 0;
+	return (rset){ .host = s->host, .ctx = s->ctx };
 }
 
-/* Reads a numeric key with its default; 0, or config_error + -1. */
 static int read_number(redis_state *s, const char *key, long def, long min, long max,
 		       const char *unit, long *out)
 {
-	const char *v = s->host->config_get(s->ctx, key);
+	rset r = settings(s);
 
-	*out = def;
-	if (v == NULL)
-		return 0;
-	if (parse_long(v, min, max, out) != 0) {
-		s->host->config_error(s->ctx, key, "'%s' is not a %s from %ld to %ld",
-				      v, unit, min, max);
-		return -1;
-	}
-	return 0;
+	return rset_long(&r, key, def, min, max, unit, out);
 }
 
-/* A DNS name as resolvers take it: dot-separated labels of 1 to 63
- * letters, digits, '-' (not first or last) or '_' (container platforms
- * name services so), 253 characters at most, one final dot allowed. What
- * is refused here could only fail later, at every reconnect, with a less
- * clear line. */
-static bool host_name_ok(const char *v)
+static const char *get_nonempty(redis_state *s, const char *key)
 {
-	size_t n = strlen(v), label = 0;
+	rset r = settings(s);
 
-	if (n > 0 && v[n - 1] == '.')
-		n--;
-	if (n == 0 || n > 253)
-		return false;
-	for (size_t i = 0; i <= n; i++) {
-		char c = i < n ? v[i] : '.';
-
-		if (c == '.') {
-			if (label == 0 || v[i - 1] == '-')
-				return false;
-			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			   (c >= '0' && c <= '9') || c == '_' || (c == '-' && label > 0)) {
-			if (++label > 63)
-				return false;
-		} else {
-			return false;
-		}
-	}
-	return true;
-}
-
-/* An IP address or a DNS name that fits in `size` bytes. */
-static bool host_ok(const char *v, size_t size)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return strlen(v) < size &&
-	       (inet_pton(AF_INET, v, buf) == 1 || inet_pton(AF_INET6, v, buf) == 1 ||
-		host_name_ok(v));
+	return rset_text(&r, key);
 }
 
 static int read_host(redis_state *s)
@@ -131,7 +76,7 @@ static int read_host(redis_state *s)
 
 	if (v == NULL)
 		v = DEFAULT_HOST;
-	if (!host_ok(v, sizeof(s->addr))) {
+	if (!rset_host_ok(v, sizeof(s->addr))) {
 		s->host->config_error(s->ctx, "host", "'%s' is not an IP address or a host name", v);
 		return -1;
 	}
@@ -139,74 +84,13 @@ static int read_host(redis_state *s)
 	return 0;
 }
 
-/* yes/no (true/false, on/off, 1/0 too): 0, or config_error + -1. */
-static int read_bool(redis_state *s, const char *key, bool def, bool *out)
-{
-	const char *v = s->host->config_get(s->ctx, key);
-
-	*out = def;
-	if (v == NULL || *v == '\0')
-		return 0;
-	if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") ||
-	    !strcmp(v, "1"))
-		*out = true;
-	else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
-		 !strcmp(v, "0"))
-		*out = false;
-	else {
-		s->host->config_error(s->ctx, key, "'%s' is not yes or no", v);
-		return -1;
-	}
-	return 0;
-}
-
-/* An optional string key: NULL when absent or empty. */
-static const char *get_nonempty(redis_state *s, const char *key)
-{
-	const char *v = s->host->config_get(s->ctx, key);
-
-	return v != NULL && *v != '\0' ? v : NULL;
-}
-
-/* One entry of `sentinels`: "host:port", "[v6]:port", or a host alone
- * (port 26379). 0, or -1 (not an address). */
-static int parse_sentinel(const char *e, size_t n, redis_sentinel *out)
-{
-	char buf[300];
-	const char *colon;
-	char *host = buf;
-	long port = DEFAULT_SENTINEL_PORT;
-
-	if (n == 0 || n >= sizeof(buf))
-		return -1;
-	memcpy(buf, e, n);
-	buf[n] = '\0';
-	if (buf[0] == '[') {
-		char *close = strchr(buf, ']');
-
-		if (close == NULL || (close[1] != '\0' && close[1] != ':'))
-			return -1;
-		*close = '\0';
-		host = buf + 1;
-		if (close[1] == ':' && parse_long(close + 2, 1, 65535, &port) != 0)
-			return -1;
-	} else if ((colon = strchr(buf, ':')) != NULL && strchr(colon + 1, ':') == NULL) {
-		buf[colon - buf] = '\0';
-		if (parse_long(colon + 1, 1, 65535, &port) != 0)
-			return -1;
-	} /* else a name, an IPv4 address, or an IPv6 address without a port */
-	if (!host_ok(host, sizeof(out->host)))
-		return -1;
-	memcpy(out->host, host, strlen(host) + 1);  /* host_ok: it fits */
-	out->port = (int)port;
-	return 0;
-}
-
 /* `sentinels` (a comma-separated list) and what goes with it. */
-static int read_sentinels(redis_state *s, const char *v)
+static int read_sentinels(redis_state *s)
 {
-	const char *p = v, *host = s->host->config_get(s->ctx, "host"),
+	rset r = settings(s);
+	const char *host = s->host->config_get(s->ctx, "host"),
 		   *port = s->host->config_get(s->ctx, "port"), *name;
+	int rc;
 
 	if (host != NULL || port != NULL) {
 		/* Which one would win is anybody's guess: refuse both. */
@@ -216,28 +100,10 @@ static int read_sentinels(redis_state *s, const char *v)
 				      host != NULL ? "host" : "port");
 		return CONFAB_EINVAL;
 	}
-	while (*p != '\0') {
-		const char *end = strchr(p, ','), *a, *b;
-
-		if (end == NULL)
-			end = p + strlen(p);
-		for (a = p; a < end && (*a == ' ' || *a == '\t'); a++)
-			;
-		for (b = end; b > a && (b[-1] == ' ' || b[-1] == '\t'); b--)
-			;
-		if (s->n_sentinels == MAX_SENTINELS) {
-			s->host->config_error(s->ctx, "sentinels", "more than %d sentinels",
-					      MAX_SENTINELS);
-			return CONFAB_EINVAL;
-		}
-		if (parse_sentinel(a, (size_t)(b - a), &s->sentinels[s->n_sentinels]) != 0) {
-			s->host->config_error(s->ctx, "sentinels", "'%.*s' is not HOST:PORT (an IP "
-					      "address or a host name, and a port)", (int)(b - a), a);
-			return CONFAB_EINVAL;
-		}
-		s->n_sentinels++;
-		p = *end == ',' ? end + 1 : end;
-	}
+	rc = rset_addrs(&r, "sentinels", DEFAULT_SENTINEL_PORT, s->sentinels, MAX_SENTINELS,
+			&s->n_sentinels);
+	if (rc != 0)
+		return rc;
 	if (s->n_sentinels == 0) {
 		s->host->config_error(s->ctx, "sentinels", "no sentinel address given");
 		return CONFAB_EINVAL;
@@ -258,38 +124,6 @@ static int read_sentinels(redis_state *s, const char *v)
 	name = get_nonempty(s, "sentinel_password");
 	if (name != NULL && (s->sentinel_password = strdup(name)) == NULL)
 		return CONFAB_ENOMEM;
-	return 0;
-}
-
-/* tls and its keys: one rtls_config for every link of the instance. */
-static int read_tls(redis_state *s)
-{
-	bool on, verify;
-	rtls_opts o = {0};
-	char why[400];
-
-	if (read_bool(s, "tls", false, &on) != 0 || read_bool(s, "tls_verify", true, &verify) != 0)
-		return CONFAB_EINVAL;
-	/* Read even when tls is off, so that they are not reported as
-	 * unknown keys: a config may keep them with tls = no. */
-	o.ca_file = get_nonempty(s, "tls_ca_file");
-	o.cert_file = get_nonempty(s, "tls_cert_file");
-	o.key_file = get_nonempty(s, "tls_key_file");
-	o.server_name = get_nonempty(s, "tls_server_name");
-	o.no_verify = !verify;
-	if (!on)
-		return 0;
-	s->tls_no_verify = !verify;
-	s->tls = rtls_config_new(&o, why, sizeof(why));
-	if (s->tls == NULL) {
-		/* Name the key the line is about. */
-		const char *key = strstr(why, "CA file") ? "tls_ca_file" :
-				  strstr(why, "key file") && !strstr(why, "certificate file") ?
-				  "tls_key_file" : o.cert_file != NULL ? "tls_cert_file" : "tls";
-
-		s->host->config_error(s->ctx, key, "%s", why);
-		return CONFAB_EINVAL;
-	}
 	return 0;
 }
 
@@ -318,9 +152,8 @@ static int read_settings(redis_state *s)
 	const char *v;
 	long n, ttl, interval, timeout, backoff;
 
-	v = s->host->config_get(s->ctx, "sentinels");
-	if (v != NULL) {
-		n = read_sentinels(s, v);
+	if (s->host->config_get(s->ctx, "sentinels") != NULL) {
+		n = read_sentinels(s);
 		if (n != 0)
 			return (int)n;
 		s->addr[0] = '\0';  /* the sentinels will say */
@@ -343,9 +176,13 @@ static int read_settings(redis_state *s)
 			"number of replicas", &n) != 0)
 		return CONFAB_EINVAL;
 	s->ack_replicas = (unsigned)n;
-	n = read_tls(s);
-	if (n != 0)
-		return (int)n;
+	{
+		rset r = settings(s);
+
+		n = rset_tls(&r, &s->tls, &s->tls_no_verify);
+		if (n != 0)
+			return (int)n;
+	}
 	v = s->host->config_get(s->ctx, "password");
 	if (v != NULL && *v != '\0' && (s->password = strdup(v)) == NULL)
 		return CONFAB_ENOMEM;

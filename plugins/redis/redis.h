@@ -41,6 +41,7 @@
 
 #include "dict.h"
 #include "rlink.h"
+#include "rsettings.h"
 #include "rwire.h"
 
 /* Bounds that keep memory finite while Redis is slow. */
@@ -168,11 +169,8 @@ typedef struct rwait {
 	void *arg;
 } rwait;
 
-/* One `sentinels` entry. */
-typedef struct redis_sentinel {
-	char host[256];              /* an address or a DNS name */
-	int port;
-} redis_sentinel;
+/* One `sentinels` entry: an address or a DNS name, and a port. */
+typedef rset_addr redis_sentinel;
 
 typedef struct lroom {
 	dict *users;                 /* this node's users in the room (no values) */

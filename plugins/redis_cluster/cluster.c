@@ -13,10 +13,11 @@
  *   ack_timeout_ms = 1000     ; WAIT's timeout
  *   probe_interval_ms = 1000, probe_timeout_ms = 3000, reconnect_max_ms = 5000
  *   refresh_interval_ms = 5000  ; the slot map is asked again this often
+ *   tls = no, tls_ca_file, tls_cert_file, tls_key_file, tls_server_name,
+ *   tls_verify = yes          ; as [redis] (../redislink/rsettings.c reads both)
  *
  * SPDX-License-Identifier: MIT
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,106 +30,40 @@
 #define PREFIX_MAX 64
 #define SEEDS_MAX 64
 
-static int parse_long(const char *v, long min, long max, long *out)
+/* Numbers, addresses and the TLS keys are read by the rules both Redis
+ * backplanes share (../redislink/rsettings.h). */
+static rset settings(const cl_state *s)
 {
-	char *end;
-	long n;
-
-	if (v == NULL || *v < '0' || *v > '9')
-		return -1;
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || *end != '\0' || n < min || n > max)
-		return -1;
-	*out = n;
-	return 0;
+	return (rset){ .host = s->host, .ctx = s->ctx };
 }
 
 static int read_number(cl_state *s, const char *key, long def, long min, long max,
 		       const char *unit, unsigned *out)
 {
-	const char *v = s->host->config_get(s->ctx, key);
-	long n = def;
+	rset r = settings(s);
+	long n;
 
-	if (v != NULL && parse_long(v, min, max, &n) != 0) {
-		s->host->config_error(s->ctx, key, "'%s' is not a %s from %ld to %ld",
-				      v, unit, min, max);
+	if (rset_long(&r, key, def, min, max, unit, &n) != 0)
 		return -1;
-	}
 	*out = (unsigned)n;
 	return 0;
 }
 
-/* One "host:port" or "[v6]:port" of `len` bytes. 0, or -1. */
-static int parse_seed(cl_state *s, const char *text, size_t len)
-{
-	char buf[300], *colon, *host;
-	long port;
-
-	if (len == 0 || len >= sizeof(buf))
-		return -1;
-	memcpy(buf, text, len);
-	buf[len] = '\0';
-	colon = strrchr(buf, ':');
-	if (colon == NULL || parse_long(colon + 1, 1, 65535, &port) != 0)
-		return -1;
-	*colon = '\0';
-	host = buf;
-	if (host[0] == '[') {
-		size_t n = strlen(host);
-
-		if (n < 3 || host[n - 1] != ']')
-			return -1;
-		host[n - 1] = '\0';
-		host++;
-	} else if (strchr(host, ':') != NULL) {
-		return -1;  /* an IPv6 address without brackets */
-	}
-	if (*host == '\0')
-		return -1;
-	for (const char *p = host; *p; p++)
-		if (*p <= ' ' || *p > '~')
-			return -1;
-	if ((s->seed_host[s->n_seeds] = strdup(host)) == NULL)
-		return CONFAB_ENOMEM;
-	s->seed_port[s->n_seeds++] = (int)port;
-	return 0;
-}
-
+/* `seeds`: host:port entries (names allowed, [v6]:port), the port required. */
 static int read_seeds(cl_state *s)
 {
-	const char *v = s->host->config_get(s->ctx, "seeds");
-	const char *p;
+	rset r = settings(s);
+	int rc;
 
-	if (v == NULL || *v == '\0') {
+	if ((s->seeds = calloc(SEEDS_MAX, sizeof(*s->seeds))) == NULL)
+		return CONFAB_ENOMEM;
+	rc = rset_addrs(&r, "seeds", 0, s->seeds, SEEDS_MAX, &s->n_seeds);
+	if (rc != 0)
+		return rc;
+	if (s->n_seeds == 0) {
 		s->host->config_error(s->ctx, "seeds", "is required: host:port of one or more "
 				      "nodes of the cluster, comma separated");
 		return CONFAB_EINVAL;
-	}
-	s->seed_host = calloc(SEEDS_MAX, sizeof(*s->seed_host));
-	s->seed_port = calloc(SEEDS_MAX, sizeof(*s->seed_port));
-	if (s->seed_host == NULL || s->seed_port == NULL)
-		return CONFAB_ENOMEM;
-	for (p = v; *p != '\0';) {
-		const char *end = strchr(p, ',');
-		size_t len;
-		int rc;
-
-		if (end == NULL)
-			end = p + strlen(p);
-		while (p < end && (*p == ' ' || *p == '\t'))
-			p++;
-		len = (size_t)(end - p);
-		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
-		if (s->n_seeds == SEEDS_MAX || (rc = parse_seed(s, p, len)) == -1) {
-			s->host->config_error(s->ctx, "seeds", "'%.*s' is not host:port (or [v6]:port)"
-					      ", or more than %d seeds", (int)len, p, SEEDS_MAX);
-			return CONFAB_EINVAL;
-		}
-		if (rc != 0)
-			return rc;
-		p = *end == ',' ? end + 1 : end;
 	}
 	return 0;
 }
@@ -159,7 +94,10 @@ static int read_settings(cl_state *s)
 	unsigned ttl;
 	int rc;
 
-	if ((rc = read_seeds(s)) != 0 || (rc = read_prefix(s)) != 0)
+	rset r = settings(s);
+
+	if ((rc = read_seeds(s)) != 0 || (rc = read_prefix(s)) != 0 ||
+	    (rc = rset_tls(&r, &s->tls, &s->tls_no_verify)) != 0)
 		return rc;
 	v = s->host->config_get(s->ctx, "user");
 	if (v != NULL && *v != '\0' && (s->user = strdup(v)) == NULL)
@@ -217,10 +155,10 @@ void cl_state_free(cl_state *s)
 	 * links are gone, the core was answered. */
 	cq_free_all(s);
 	ops_free(s);
-	for (size_t i = 0; i < s->n_seeds; i++)
-		free(s->seed_host[i]);
-	free(s->seed_host);
-	free(s->seed_port);
+	free(s->seeds);
+	/* Every link is closed (no handle is counted any more); one whose
+	 * memory libuv still holds keeps its own reference to OpenSSL's. */
+	rtls_config_free(s->tls);
 	if (s->part != NULL)
 		for (unsigned k = 0; k < s->partitions; k++) {
 			free(s->part[k].prefix);
@@ -260,6 +198,7 @@ static int cl_init(confab_ctx *ctx, const confab_host *host, void **state)
 	s->loop = (uv_loop_t *)host->loop(ctx);
 	rslot_map_init(&s->map);
 	rc = read_settings(s);
+	s->map.tls = s->tls != NULL;  /* the map then names the nodes' TLS ports */
 	if (rc == 0) {
 		s->rooms = dict_new();
 		s->users = dict_new();
@@ -282,9 +221,13 @@ static int cl_start(void *state)
 	cl_state *s = state;
 
 	cl_log(s, CONFAB_LOG_INFO, "joining the Redis Cluster through %s:%d%s (prefix '%s', "
-	       "%u partitions, ack_replicas %u, presence_ttl %u s)", s->seed_host[0],
-	       s->seed_port[0], s->n_seeds > 1 ? " and other seeds" : "", s->prefix,
-	       s->partitions, s->ack_replicas, s->presence_ttl_ms / 1000);
+	       "%u partitions, ack_replicas %u, presence_ttl %u s%s)", s->seeds[0].host,
+	       s->seeds[0].port, s->n_seeds > 1 ? " and other seeds" : "", s->prefix,
+	       s->partitions, s->ack_replicas, s->presence_ttl_ms / 1000,
+	       s->tls != NULL ? ", TLS" : "");
+	if (s->tls_no_verify)
+		cl_log(s, CONFAB_LOG_WARN, "tls_verify = no: the cluster nodes' certificates are "
+		       "not verified; anyone on the path can read and change the traffic");
 	s->started = true;
 	/* A cluster down is no reason not to start: /healthz says 503 until
 	 * it is usable, and requests get `unavailable`. */

@@ -31,6 +31,7 @@
 
 #include "dict.h"
 #include "rlink.h"
+#include "rsettings.h"
 #include "rslot.h"
 #include "rwire.h"
 
@@ -362,9 +363,10 @@ struct cl_state {
 	uv_loop_t *loop;
 
 	/* settings */
-	char **seed_host;
-	int *seed_port;
+	rset_addr *seeds;            /* [redis_cluster] seeds */
 	size_t n_seeds;
+	rtls_config *tls;            /* NULL: plain TCP; shared by every link */
+	bool tls_no_verify;
 	char *user, *password;
 	char *prefix;
 	unsigned partitions;

@@ -137,6 +137,7 @@ cmaster *master_get(cl_state *s, const char *host, int port)
 		rlink_opts o = {
 			.host = m->host, .port = m->port, .user = s->user, .password = s->password,
 			.connect_timeout_ms = s->probe_timeout_ms, .on_closed = on_aux_closed, .arg = m,
+			.tls = s->tls,
 		};
 
 		m->cmd = rlink_open(s->loop, &o);
@@ -373,6 +374,7 @@ void master_connect(cmaster *m)
 	rlink_opts o = {
 		.host = m->host, .port = m->port, .user = s->user, .password = s->password,
 		.connect_timeout_ms = s->probe_timeout_ms, .on_closed = on_link_closed, .arg = m,
+		.tls = s->tls,
 	};
 
 	close_links(m);  /* an aux command link, if any */

@@ -330,7 +330,7 @@ static void topo_next(cl_state *s, const char *why)
 
 		for (size_t i = 0; i < s->n_seeds && used < sizeof(seeds) - 8; i++)
 			used += (size_t)snprintf(seeds + used, sizeof(seeds) - used, "%s%s:%d",
-						 i ? ", " : "", s->seed_host[i], s->seed_port[i]);
+						 i ? ", " : "", s->seeds[i].host, s->seeds[i].port);
 		if (!s->have_map)
 			set_problem(s, "no seed answers as a Redis Cluster node (%s); last: %s",
 				    seeds, why);
@@ -380,6 +380,7 @@ static void topo_reply(rlink *l, redisReply *reply, void *arg)
 		return;
 	}
 	rslot_map_init(&nm);
+	nm.tls = s->map.tls;  /* TLS links: the map names the nodes' TLS ports */
 	rc = s->topo_slots ? rslot_parse_slots(&nm, reply, s->topo_host, why, sizeof(why))
 			   : rslot_parse_shards(&nm, reply, s->topo_host, why, sizeof(why));
 	if (rc != 0) {
@@ -457,8 +458,8 @@ static void topo_ask(cl_state *s)
 			host = s->map.masters[i].host;
 			port = s->map.masters[i].port;
 		} else {
-			host = s->seed_host[i - s->map.n_masters];
-			port = s->seed_port[i - s->map.n_masters];
+			host = s->seeds[i - s->map.n_masters].host;
+			port = s->seeds[i - s->map.n_masters].port;
 		}
 		snprintf(s->topo_host, sizeof(s->topo_host), "%s", host);
 		snprintf(s->topo_name, sizeof(s->topo_name), strchr(host, ':') ? "[%s]:%d" : "%s:%d",
@@ -466,7 +467,7 @@ static void topo_ask(cl_state *s)
 		rlink_opts o = {
 			.host = s->topo_host, .port = port, .user = s->user, .password = s->password,
 			.connect_timeout_ms = s->probe_timeout_ms, .on_closed = on_topo_closed,
-			.arg = s,
+			.arg = s, .tls = s->tls,
 		};
 		if ((s->topo = rlink_open(s->loop, &o)) == NULL)
 			return;  /* out of memory: the tick tries again */

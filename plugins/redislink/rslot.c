@@ -219,14 +219,17 @@ static const redisReply *shard_master(const redisReply *nodes, unsigned *replica
 
 /* Fills `nm` from a CLUSTER SHARDS node: endpoint, else ip, else the seed. */
 static int shard_node(rslot_master *nm, const redisReply *node, const char *seed_host,
-		      char *why, size_t whylen)
+		      bool tls, char *why, size_t whylen)
 {
 	const redisReply *endpoint = field(node, "endpoint"), *ip = field(node, "ip"),
 			 *id = field(node, "id");
 	long long port;
 	bool ok;
 
-	if (!number(field(node, "port"), 1, 65535, &port))
+	/* A node lists "port" and, with TLS configured, "tls-port" (a
+	 * TLS-only node has no plain port): a TLS client takes the latter. */
+	if (!(tls && number(field(node, "tls-port"), 1, 65535, &port)) &&
+	    !number(field(node, "port"), 1, 65535, &port))
 		return fail(why, whylen, "CLUSTER SHARDS: a master has no valid port");
 	nm->port = (int)port;
 	if (is_text(endpoint) && endpoint->len > 0 && !text_is(endpoint, "?"))
@@ -261,7 +264,7 @@ static int parse_shard(rslot_map *m, const redisReply *shard, const char *seed_h
 	 * stay uncovered. */
 	if (master == NULL || slots->elements == 0)
 		return 0;
-	if (shard_node(&nm, master, seed_host, why, whylen) != 0)
+	if (shard_node(&nm, master, seed_host, m->tls, why, whylen) != 0)
 		return -1;
 	for (size_t i = 0; i < slots->elements; i += 2) {
 		if (!number(slots->element[i], 0, RSLOT_COUNT - 1, &start) ||
@@ -290,6 +293,7 @@ int rslot_parse_shards(rslot_map *m, const redisReply *r, const char *seed_host,
 	if (seed_host == NULL)
 		seed_host = "";
 	rslot_map_init(&built);
+	built.tls = m->tls;
 	rc = 0;
 	for (size_t i = 0; rc == 0 && i < r->elements; i++)
 		rc = parse_shard(&built, r->element[i], seed_host, why, whylen);
@@ -350,6 +354,7 @@ int rslot_parse_slots(rslot_map *m, const redisReply *r, const char *seed_host,
 	if (seed_host == NULL)
 		seed_host = "";
 	rslot_map_init(&built);
+	built.tls = m->tls;
 	rc = 0;
 	for (size_t i = 0; rc == 0 && i < r->elements; i++)
 		rc = parse_range(&built, r->element[i], seed_host, why, whylen);

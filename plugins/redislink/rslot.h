@@ -15,6 +15,7 @@
 #ifndef CONFAB_RSLOT_H
 #define CONFAB_RSLOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,10 @@ typedef struct rslot_map {
 	/* slot -> index into masters, or -1 when no master serves it */
 	int16_t owner[RSLOT_COUNT];
 	size_t uncovered;            /* slots with no master */
+	bool tls;                    /* set by the owner, kept by the parsers: use
+				      * each node's tls-port (CLUSTER SHARDS; CLUSTER
+				      * SLOTS and MOVED already give a TLS client the
+				      * TLS port when the cluster has tls-cluster yes) */
 } rslot_map;
 
 /* Parse a CLUSTER SHARDS reply into `m` (replaced; free with
