@@ -272,6 +272,43 @@ START_TEST(shards_with_no_endpoint_use_ip_then_seed)
 }
 END_TEST
 
+/* A node of a cluster with tls-cluster yes lists "tls-port", and a
+ * TLS-only node (port 0) no "port" at all: a TLS client (map.tls) takes
+ * the TLS port, a plain one cannot use such a node. */
+START_TEST(shards_of_a_tls_cluster_name_the_tls_ports)
+{
+	static const int a[] = {0, 16383};
+	text t = {.len = 0};
+	redisReply *r;
+	rslot_map m;
+	char why[128] = "";
+
+	put(&t, "*1\r\n");
+	shard_head(&t, 1, a, 1);
+	put(&t, "*10\r\n");
+	bulk(&t, "id");
+	bulk(&t, "aaaa");
+	bulk(&t, "tls-port");
+	put(&t, ":%d\r\n", 7100);
+	bulk(&t, "ip");
+	bulk(&t, "127.0.0.1");
+	bulk(&t, "role");
+	bulk(&t, "master");
+	bulk(&t, "health");
+	bulk(&t, "online");
+	r = parse_resp(&t);
+	rslot_map_init(&m);
+	ck_assert_int_eq(rslot_parse_shards(&m, r, "seed", why, sizeof(why)), -1);
+	ck_assert_ptr_nonnull(strstr(why, "no valid port"));
+	m.tls = true;
+	ck_assert_int_eq(rslot_parse_shards(&m, r, "seed", why, sizeof(why)), 0);
+	ck_assert_int_eq(m.masters[0].port, 7100);
+	ck_assert(m.tls);  /* kept by the parse, for the next one */
+	rslot_map_clear(&m);
+	freeReplyObject(r);
+}
+END_TEST
+
 START_TEST(bad_shards_leave_the_map_as_it_was)
 {
 	static const int bad[] = {0, 16384};
@@ -458,6 +495,7 @@ static Suite *rslot_suite(void)
 	tcase_add_test(tc, shards_with_a_failed_master);
 	tcase_add_test(tc, shards_with_no_endpoint_use_ip_then_seed);
 	tcase_add_test(tc, bad_shards_leave_the_map_as_it_was);
+	tcase_add_test(tc, shards_of_a_tls_cluster_name_the_tls_ports);
 	tcase_add_test(tc, slots_reply_with_a_master_twice_and_an_empty_ip);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("redirects");
