@@ -53,6 +53,7 @@ void rslot_map_init(rslot_map *m)
 	for (size_t i = 0; i < RSLOT_COUNT; i++)
 		m->owner[i] = -1;
 	m->uncovered = RSLOT_COUNT;
+	m->tls = false;
 }
 
 void rslot_map_clear(rslot_map *m)

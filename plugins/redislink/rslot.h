@@ -56,6 +56,8 @@ int rslot_parse_shards(rslot_map *m, const redisReply *r, const char *seed_host,
 /* The same for a CLUSTER SLOTS reply. */
 int rslot_parse_slots(rslot_map *m, const redisReply *r, const char *seed_host,
 		      char *why, size_t whylen);
+/* An empty map: every slot uncovered, tls off. clear frees it and makes
+ * it empty again (tls off too). */
 void rslot_map_init(rslot_map *m);
 void rslot_map_clear(rslot_map *m);
 
