@@ -570,17 +570,19 @@ static void alone(cl_state *s, cq *p)
 static bool multi_reply(cl_state *s, cq *mq, redisReply *reply)
 {
 	cq *list = mq->parts, *p;
-	size_t n = 0, i;
+	size_t n = 0, pubs = 0, i;
 
 	mq->parts = NULL;
-	for (p = list; p != NULL; p = p->pnext)
+	for (p = list; p != NULL; p = p->pnext) {
 		n++;
+		pubs += p->script == CS_PUBLISH || p->script == CS_PUBLISH_BATCH;
+	}
 	if (reply != NULL && (reply->type != REDIS_REPLY_ARRAY || reply->elements != n)) {
 		/* Nothing ran: each goes alone. Counted, and said at debug
 		 * level, so that a test can see this path taken. */
 		s->n_split++;
-		cl_log(s, CONFAB_LOG_DEBUG, "a call for %zu partitions on %s was refused (%s): "
-		       "each is sent alone (%lu of %lu calls so far)", n,
+		cl_log(s, CONFAB_LOG_DEBUG, "a call for %zu partitions (%zu publishing) on %s was "
+		       "refused (%s): each is sent alone (%lu of %lu calls so far)", n, pubs,
 		       mq->on_last != NULL ? mq->on_last->name : "?",
 		       reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply",
 		       s->n_split, s->n_multi);
