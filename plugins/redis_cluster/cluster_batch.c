@@ -12,6 +12,10 @@
  * Publishes with an idem key, and held ones, go alone (they need a reply
  * of their own, or wait for a subscription).
  *
+ * The partitions' batches are not sent one call each: at the end of the
+ * turn they are deferred (cq_defer) and go per master, with the flushes
+ * and heartbeats of the turn, as one call (cluster_cmd.c).
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <stdio.h>
