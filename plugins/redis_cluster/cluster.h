@@ -218,6 +218,7 @@ struct cmaster {
 	bool wait_short;             /* the last WAIT said fewer than ack_replicas */
 	uint64_t full_wait_at;       /* uv_now of its last WAIT with ack_timeout_ms */
 	cq *share, *share_tail;      /* cq_send_deferred: this turn's requests for it */
+	bool no_multi;               /* it could not load the multi script (Redis < 7) */
 	cmaster *share_next;         /* ... in the list of masters that have some */
 };
 

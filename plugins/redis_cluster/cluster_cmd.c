@@ -682,7 +682,7 @@ void cq_send_deferred(cl_state *s)
 		touched = m->share_next;
 		m->share = m->share_tail = NULL;
 		m->share_next = NULL;
-		if (share->pnext != NULL && send_multi(s, m, share))
+		if (share->pnext != NULL && !m->no_multi && send_multi(s, m, share))
 			continue;
 		while ((q = share) != NULL) {
 			share = q->pnext;
