@@ -77,6 +77,7 @@ enum cl_script {
 	CS_CONFIG,
 	CS_FLUSH,
 	CS_PUBLISH_BATCH,
+	CS_MULTI,                   /* several partitions of one master: cluster_cmd.c */
 	CS_COUNT
 };
 extern const char *const cl_script_text[CS_COUNT];
@@ -116,6 +117,8 @@ struct cq {
 	wgroup *group;               /* publishes: the WAIT that covers it (cluster_wait.c) */
 	cq *subs;                    /* a batch: the publishes it carries, in order */
 	cq *bnext;                   /* in a batch, or in a partition's list for the next one */
+	cq *parts;                   /* a multi: the per-partition requests it carries, in order */
+	cq *pnext;                   /* in a multi, the turn's deferred list, or a master's share */
 	bool send_cb;
 	uint64_t seq;                /* publish: the seq the script gave */
 	char *repeat;                /* publish_idem: "SEQ ID TS" of a repeat */
@@ -150,6 +153,15 @@ int cq_send_on(cl_state *s, cmaster *m, cq *q);
 void cq_tick(cl_state *s);
 /* Send (or, `fail`, answer as lost) the requests held for partition k. */
 void cq_release(cl_state *s, unsigned k, bool fail);
+/* As cq_submit, at the end of the loop turn, with the other deferred
+ * requests for the same master as one call (a multi script). Only for
+ * the scripts the multi script carries (publish, publish_batch, flush,
+ * heartbeat). */
+void cq_defer(cl_state *s, cq *q);
+/* End of the turn (cluster_batch.c's check): send what was deferred. */
+void cq_send_deferred(cl_state *s);
+/* destroy: answer what was deferred as lost. */
+void cq_fail_deferred(cl_state *s);
 
 /* ---- cluster_wait.c ---- */
 
@@ -206,6 +218,9 @@ struct cmaster {
 	bool wait_out;               /* a WAIT is in flight */
 	bool wait_short;             /* the last WAIT said fewer than ack_replicas */
 	uint64_t full_wait_at;       /* uv_now of its last WAIT with ack_timeout_ms */
+	cq *share, *share_tail;      /* cq_send_deferred: this turn's requests for it */
+	bool no_multi;               /* it could not load the multi script (Redis < 7) */
+	cmaster *share_next;         /* ... in the list of masters that have some */
 };
 
 typedef enum substate { SUB_NONE, SUB_PENDING, SUB_OK } substate;
@@ -350,8 +365,10 @@ void ops_publish_answer(cl_state *s, cq *q, int status);
  * the other publishes of its partition in this loop turn, as one script.
  * Its handler is called exactly once, as with cq_submit. */
 void batch_add(cl_state *s, cq *q);
-/* End of the turn: send the partitions' batches. */
+/* Start the end-of-turn check (batches, deferred requests). */
 void batch_start(cl_state *s);
+/* Make sure the end-of-turn check runs this turn. */
+void batch_wake(cl_state *s);
 /* destroy: answer what waits for the end of the turn (unavailable). */
 void batch_fail_all(cl_state *s);
 
@@ -426,6 +443,9 @@ struct cl_state {
 	size_t n_core;
 	uint64_t full_warned;
 	uint64_t waits_checked;      /* uv_now when waiting joins were last timed out */
+	cq *deferred, *deferred_tail; /* cq_defer: for the end of the turn, oldest first */
+	unsigned long n_multi;       /* multi calls sent */
+	unsigned long n_split;       /* ... refused as a whole and sent per partition */
 };
 
 #define cl_log(s, level, ...) ((s)->host->log((s)->ctx, (level), __VA_ARGS__))

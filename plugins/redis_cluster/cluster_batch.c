@@ -12,6 +12,10 @@
  * Publishes with an idem key, and held ones, go alone (they need a reply
  * of their own, or wait for a subscription).
  *
+ * The partitions' batches are not sent one call each: at the end of the
+ * turn they are deferred (cq_defer) and go per master, with the flushes
+ * and heartbeats of the turn, as one call (cluster_cmd.c).
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <stdio.h>
@@ -37,8 +41,7 @@ void batch_add(cl_state *s, cq *q)
 	else
 		p->batch = q;
 	p->batch_tail = q;
-	if (!uv_is_active((uv_handle_t *)&s->batch_check))
-		uv_check_start(&s->batch_check, on_check);
+	batch_wake(s);
 }
 
 /* Answer every publish of the batch with `reply` (the script's, lost,
@@ -147,7 +150,7 @@ static void send_batch(cl_state *s, unsigned k, cq *list)
 	b->core = true;
 	s->n_core++;
 	/* The oldest publish's deadline is the batch's. */
-	cq_submit(s, b);
+	cq_defer(s, b);
 }
 
 static void on_check(uv_check_t *h)
@@ -163,10 +166,20 @@ static void on_check(uv_check_t *h)
 			continue;
 		p->batch = p->batch_tail = NULL;
 		if (list->bnext == NULL)
-			cq_submit(s, list);
+			cq_defer(s, list);
 		else
 			send_batch(s, k, list);
 	}
+	/* The partitions' batches, and whatever else this turn deferred,
+	 * per master (cluster_cmd.c). */
+	cq_send_deferred(s);
+}
+
+void batch_wake(cl_state *s)
+{
+	if (!uv_is_active((uv_handle_t *)&s->batch_check) &&
+	    !uv_is_closing((uv_handle_t *)&s->batch_check))
+		uv_check_start(&s->batch_check, on_check);
 }
 
 void batch_start(cl_state *s)
@@ -191,4 +204,5 @@ void batch_fail_all(cl_state *s)
 		}
 		p->batch_tail = NULL;
 	}
+	cq_fail_deferred(s);
 }

@@ -62,6 +62,12 @@ void cq_free(cq *q)
 		q->subs = sub->bnext;
 		cq_free(sub);
 	}
+	while (q->parts != NULL) {  /* a multi, likewise */
+		cq *part = q->parts;
+
+		q->parts = part->pnext;
+		cq_free(part);
+	}
 	for (size_t i = 0; i < q->argc; i++)
 		free(q->argv[i]);
 	free(q->argv);
@@ -239,6 +245,16 @@ static int send_to(cl_state *s, cmaster *m, cq *q)
 	enlist(s, q, false);
 	if ((q->script == CS_PUBLISH || q->script == CS_PUBLISH_BATCH) && s->ack_replicas > 0)
 		wait_sent(s, m, q);
+	for (cq *p = q->parts; p != NULL; p = p->pnext) {
+		/* A multi's publishes are covered by the WAIT after it, like
+		 * any publish sent on this link (again, when it is resent by
+		 * its text after NOSCRIPT). */
+		p->sent = true;
+		if ((p->script == CS_PUBLISH || p->script == CS_PUBLISH_BATCH) && s->ack_replicas > 0) {
+			wait_ungroup(p);
+			wait_sent(s, m, p);
+		}
+	}
 	return 0;
 }
 
@@ -344,6 +360,11 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 		q->retried_eval = true;
 		q->to = m;     /* the same master, with ASKING again if it was asked */
 		dispatch(s, q);
+		return;
+	}
+	if (q->script == CS_MULTI) {
+		/* Refused as a whole (nothing ran): its handler splits it. */
+		finish(s, q, reply);
 		return;
 	}
 	{
@@ -486,4 +507,199 @@ void cq_free_all(cl_state *s)
 		cq_free(q);
 	}
 	wait_free_all(s);
+}
+
+/* ---- per master: one call for several partitions ---- */
+
+/* Under load, most of a master's work per request is the call itself
+ * (its parsing, the script's setup and teardown), not what the script
+ * does: one call per partition per loop turn made a cluster's masters
+ * together spend three times one Redis's CPU for the same messages
+ * (with 1 message per call), and `partitions` heartbeats a second per
+ * node made a burst a thousand calls long. So the publishes, the flushes
+ * after WAIT and the heartbeats of one loop turn wait for its end
+ * (cq_defer), and go to each master as one multi script call carrying
+ * them all, in the order they were made (cluster_scripts.c's MULTI_LUA).
+ *
+ * A multi is never redirected or retried as a whole. When Redis refuses
+ * it (the script's probe found a key this master does not serve now:
+ * a migration, a failover; CLUSTERDOWN; anything), nothing ran, and each
+ * request it carried is sent alone, the per-partition path with its
+ * retries (MOVED, ASK, TRYAGAIN). When it ran, each request gets its own
+ * element of the reply, as if it had been sent alone. */
+
+void cq_defer(cl_state *s, cq *q)
+{
+	if (s->destroying) {
+		/* The end-of-turn check is closed: no turn to wait for. */
+		cq_submit(s, q);
+		return;
+	}
+	q->pnext = NULL;
+	if (s->deferred_tail != NULL)
+		s->deferred_tail->pnext = q;
+	else
+		s->deferred = q;
+	s->deferred_tail = q;
+	batch_wake(s);
+}
+
+/* A multi's element, or its whole reply, that says "not run here": the
+ * request goes alone, the per-partition way. */
+static bool not_here(const redisReply *e)
+{
+	unsigned slot;
+	char host[256];
+	int port;
+
+	return e->type == REDIS_REPLY_ERROR &&
+	       (rslot_redirect(e->str, &slot, host, sizeof(host), &port) != 0 ||
+		starts(e->str, "TRYAGAIN") || starts(e->str, "CLUSTERDOWN") ||
+		strstr(e->str, "non local key") != NULL);
+}
+
+static void alone(cl_state *s, cq *p)
+{
+	wait_ungroup(p);
+	p->sent = false;
+	p->to = NULL;
+	p->asking = false;
+	dispatch(s, p);
+}
+
+static bool multi_reply(cl_state *s, cq *mq, redisReply *reply)
+{
+	cq *list = mq->parts, *p;
+	size_t n = 0, pubs = 0, i;
+
+	mq->parts = NULL;
+	for (p = list; p != NULL; p = p->pnext) {
+		n++;
+		pubs += p->script == CS_PUBLISH || p->script == CS_PUBLISH_BATCH;
+	}
+	if (reply != NULL && (reply->type != REDIS_REPLY_ARRAY || reply->elements != n)) {
+		/* Nothing ran: each goes alone. Counted, and said at debug
+		 * level, so that a test can see this path taken. */
+		s->n_split++;
+		cl_log(s, CONFAB_LOG_DEBUG, "a call for %zu partitions (%zu publishing) on %s was "
+		       "refused (%s): each is sent alone (%lu of %lu calls so far)", n, pubs,
+		       mq->on_last != NULL ? mq->on_last->name : "?",
+		       reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply",
+		       s->n_split, s->n_multi);
+		while ((p = list) != NULL) {
+			list = p->pnext;
+			p->pnext = NULL;
+			alone(s, p);
+		}
+		return true;
+	}
+	for (i = 0; (p = list) != NULL; i++) {
+		redisReply *e = reply != NULL ? reply->element[i] : NULL;
+
+		list = p->pnext;
+		p->pnext = NULL;
+		if (p->orphan) {
+			cq_free(p);
+			continue;
+		}
+		if (e != NULL && not_here(e)) {
+			alone(s, p);
+			continue;
+		}
+		p->link = mq->link;
+		p->on_last = mq->on_last;
+		if (e != NULL && e->type == REDIS_REPLY_ERROR)
+			wait_ungroup(p);   /* it wrote nothing: no WAIT for it */
+		finish(s, p, e);
+	}
+	return true;
+}
+
+/* One multi for `list` (two or more requests) on m; false when it could
+ * not be made or sent (the caller sends each alone). */
+static bool send_multi(cl_state *s, cmaster *m, cq *list)
+{
+	cq *mq = cq_new(s, multi_reply, CS_MULTI, -1);
+	unsigned n = 0;
+	int rc = mq == NULL;
+
+	for (cq *p = list; p != NULL; p = p->pnext)
+		n++;
+	rc = rc || cq_argf(mq, "%u", n);
+	for (cq *p = list; rc == 0 && p != NULL; p = p->pnext)
+		rc = cq_args(mq, cl_script_name[p->script]) || cq_argf(mq, "%u", p->nkeys) ||
+		     cq_argf(mq, "%zu", p->argc - p->nkeys);
+	for (cq *p = list; rc == 0 && p != NULL; p = p->pnext)
+		for (size_t i = 0; rc == 0 && i < p->argc; i++)
+			rc = cq_arg(mq, p->argv[i], p->argvlen[i]);
+	if (rc != 0) {
+		cq_free(mq);
+		return false;
+	}
+	mq->nkeys = 0;   /* see MULTI_LUA: its probe checks the keys */
+	mq->parts = list;
+	/* It stands for core requests (publishes): destroy answers it, and
+	 * its handler answers each of them. */
+	mq->core = true;
+	s->n_core++;
+	if (cq_send_on(s, m, mq) != 0) {
+		mq->parts = NULL;
+		cq_free(mq);
+		return false;
+	}
+	s->n_multi++;
+	return true;
+}
+
+void cq_send_deferred(cl_state *s)
+{
+	cq *list = s->deferred, *q;
+	cmaster *touched = NULL, *m;
+
+	s->deferred = s->deferred_tail = NULL;
+	while ((q = list) != NULL) {
+		list = q->pnext;
+		q->pnext = NULL;
+		if (q->deadline == 0)
+			q->deadline = uv_now(s->loop) + s->probe_timeout_ms;
+		m = q->held || q->to != NULL ? NULL : route(s, q);
+		if (m == NULL) {
+			cq_submit(s, q);   /* waits for a retry, as always */
+			continue;
+		}
+		if (m->share == NULL) {
+			m->share = q;
+			m->share_next = touched;
+			touched = m;
+		} else {
+			m->share_tail->pnext = q;
+		}
+		m->share_tail = q;
+	}
+	while ((m = touched) != NULL) {
+		cq *share = m->share;
+
+		touched = m->share_next;
+		m->share = m->share_tail = NULL;
+		m->share_next = NULL;
+		if (share->pnext != NULL && !m->no_multi && send_multi(s, m, share))
+			continue;
+		while ((q = share) != NULL) {
+			share = q->pnext;
+			q->pnext = NULL;
+			dispatch(s, q);
+		}
+	}
+}
+
+void cq_fail_deferred(cl_state *s)
+{
+	cq *q;
+
+	while ((q = s->deferred) != NULL) {
+		s->deferred = q->pnext;
+		q->pnext = NULL;
+		finish(s, q, NULL);
+	}
+	s->deferred_tail = NULL;
 }

@@ -291,6 +291,19 @@ static bool script_load_reply(cl_state *s, cq *q, redisReply *reply)
 
 	if (reply == NULL || m == NULL || master_by_serial(s, m->serial) != m)
 		return true;
+	if (q->aux == CS_MULTI && (reply->type != REDIS_REPLY_STRING || reply->len != 40)) {
+		/* A Redis before 7 knows no script flags (the shebang line is
+		 * a syntax error there): this master gets one call per
+		 * partition, as it always did. */
+		if (!m->no_multi)
+			cl_log(s, CONFAB_LOG_INFO, "%s cannot load the multi script (%s): one call "
+			       "per partition there", m->name,
+			       reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+		m->no_multi = true;
+		if (m->setup_pending > 0 && --m->setup_pending == 0)
+			maybe_probe(m);
+		return true;
+	}
 	if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
 		master_fail(m, "SCRIPT LOAD of the %s script on %s failed: %s",
 				 cl_script_name[q->aux], m->name,
@@ -390,6 +403,7 @@ void master_connect(cmaster *m)
 		master_fail(m, "cannot open links to %s: out of memory", m->name);
 		return;
 	}
+	m->no_multi = false;   /* asked again: the process may be another one now */
 	for (int i = 0; i < CS_COUNT; i++) {
 		cq *q = cq_new(s, script_load_reply, -1, -1);
 

@@ -611,7 +611,7 @@ void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t
 		return;   /* the next message's flush publishes these too */
 	}
 	q->nkeys = (unsigned)(3 * n);
-	cq_submit(s, q);
+	cq_defer(s, q);   /* with the other partitions of its master */
 }
 
 /* idem key: (room, sender) in the room's partition, (sender, recipient)

@@ -371,6 +371,64 @@
 	"redis.call('SET', KEYS[1], ARGV[1], 'NX')\n" \
 	"return redis.call('GET', KEYS[1])\n"
 
+/* One call for the requests of several partitions served by one master
+ * (cluster_cmd.c, "per master"): each segment is one of the per-partition
+ * scripts above, run as a function of its own KEYS and ARGV, in order.
+ *
+ * Redis 7.0 refuses a script whose *declared* keys span slots, flag or
+ * not (CROSSSLOT, measured on 7.0.15): allow-cross-slot-keys only lets it
+ * reach undeclared keys of other slots this node serves. And a script
+ * that reaches a key this node does not serve (another master's, a
+ * migrating slot's moved key, an importing slot's without ASKING) stops
+ * there with an error, after what it wrote before. So the call declares
+ * no key, and first probes every key each segment would have declared,
+ * with one EXISTS per segment under redis.pcall, which gives that error
+ * as a value: any refused probe answers "XSLOT" before anything is
+ * written, and the node sends each segment alone, the way it always did
+ * (MOVED, ASK, TRYAGAIN follow there).
+ *
+ * ARGV: n, then name, #keys, #args of each segment, then each segment's
+ * keys and args. Returns each segment's reply in order (a segment's own
+ * error, such as a heartbeat that met an undeclared key being migrated,
+ * as an error element: that segment alone is sent again). */
+#define MULTI_BODY(name, text) "B['" name "'] = function(KEYS, ARGV)\n" text "end\n"
+#define MULTI_LUA \
+	"#!lua flags=allow-cross-slot-keys\n" \
+	"local B = {}\n" \
+	MULTI_BODY("publish", PUBLISH_LUA) \
+	MULTI_BODY("publish_batch", PUBLISH_BATCH_LUA) \
+	MULTI_BODY("flush", FLUSH_LUA) \
+	MULTI_BODY("heartbeat", HEARTBEAT_LUA) \
+	"local n = tonumber(ARGV[1])\n" \
+	"local segs, pos = {}, 2 + 3 * n\n" \
+	"for i = 1, n do\n" \
+	"  local nk, na = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])\n" \
+	"  local keys, args = {}, {}\n" \
+	"  for j = 1, nk do keys[j] = ARGV[pos + j - 1] end\n" \
+	"  pos = pos + nk\n" \
+	"  for j = 1, na do args[j] = ARGV[pos + j - 1] end\n" \
+	"  pos = pos + na\n" \
+	"  for j = 1, nk, 200 do\n" \
+	"    local r = redis.pcall('EXISTS', unpack(keys, j, math.min(j + 199, nk)))\n" \
+	"    if type(r) == 'table' and r.err then\n" \
+	"      return redis.error_reply('XSLOT segment ' .. i .. ': ' .. r.err)\n" \
+	"    end\n" \
+	"  end\n" \
+	"  segs[i] = { B[ARGV[3 * i - 1]], keys, args }\n" \
+	"end\n" \
+	"local out = {}\n" \
+	"for i = 1, n do\n" \
+	"  local ok, r = pcall(segs[i][1], segs[i][2], segs[i][3])\n" \
+	"  if not ok then\n" \
+	"    if type(r) == 'table' and r.err then r = r.err end\n" \
+	"    r = redis.error_reply(tostring(r))\n" \
+	"  elseif r == nil then\n" \
+	"    r = false\n" \
+	"  end\n" \
+	"  out[i] = r\n" \
+	"end\n" \
+	"return out\n"
+
 const char *const cl_script_text[CS_COUNT] = {
 	[CS_PUBLISH] = PUBLISH_LUA,
 	[CS_DIRECT] = DIRECT_LUA,
@@ -386,6 +444,7 @@ const char *const cl_script_text[CS_COUNT] = {
 	[CS_CONFIG] = CONFIG_LUA,
 	[CS_FLUSH] = FLUSH_LUA,
 	[CS_PUBLISH_BATCH] = PUBLISH_BATCH_LUA,
+	[CS_MULTI] = MULTI_LUA,
 };
 
 const char *const cl_script_name[CS_COUNT] = {
@@ -403,4 +462,5 @@ const char *const cl_script_name[CS_COUNT] = {
 	[CS_CONFIG] = "config",
 	[CS_FLUSH] = "flush",
 	[CS_PUBLISH_BATCH] = "publish_batch",
+	[CS_MULTI] = "multi",
 };

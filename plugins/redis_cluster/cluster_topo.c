@@ -592,7 +592,10 @@ static void on_heartbeat(uv_timer_t *t)
 			continue;
 		}
 		q->nkeys = 2;
-		cq_submit(s, q);
+		/* One call per master for all its partitions (cluster_cmd.c):
+		 * a heartbeat per partition was `partitions` calls a second
+		 * per node, in one burst. */
+		cq_defer(s, q);
 	}
 }
 

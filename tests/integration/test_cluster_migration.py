@@ -15,6 +15,13 @@ each listener got its messages in increasing seq order; history equals
 the acks; after the last move a new message still reaches both listeners
 and the slot's new master holds the room's keys.
 
+A node sends the requests of one loop turn for all partitions of one
+master as one call; one that meets the migrating slot is refused as a
+whole and sent per partition. The nodes log that at debug level: the
+test checks that it happened (the path is exercised), a quiet partition
+of the busy room's master also sending, so that such calls carry
+publishes of two partitions.
+
 SPDX-License-Identifier: MIT
 """
 import asyncio
@@ -33,7 +40,8 @@ suite = ClusterSuite("test_cluster_migration", watchdog=180)
 rc = RedisCluster(suite.tmp)
 nodes = ClusterNodes(suite, rc, guests=("a", "b", "c"), partitions=16,
                      history_size=HISTORY_SIZE, cluster_keys={"ack_replicas": 1},
-                     broker_keys={"rate_limit": 0})
+                     broker_keys={"rate_limit": 0, "log_level": "debug"})
+SPLIT_LINE = "each is sent alone"
 layout = nodes.layout
 
 
@@ -59,8 +67,15 @@ async def a_busy_rooms_slot_moves_three_times_under_traffic_without_loss_or_diso
         await c.join(room)
     traffic = [Traffic(c, room, interval=0.02, window=8).start() for c in senders]
     listen = [Traffic(c, room, send=False).start() for c in listeners]
-    everyone = traffic + listen
     first = rc.master_of_slot(slot)
+    # a room of another partition on the same master, also busy: a
+    # node's calls to that master carry both partitions
+    side = next(n for n in ("side-%d" % i for i in range(10000))
+                if layout.part(n) != k and rc.master_of_slot(layout.room_slot(n)) == first)
+    side_c = await Client.connect(nodes["a"].port, name="side")
+    await side_c.join(side)
+    side_t = Traffic(side_c, side, interval=0.01, window=8).start()
+    everyone = traffic + listen + [side_t]
     others = [m for m in rc.masters() if m != first]
     path = [others[0], first, others[1]]
     log = []
@@ -85,6 +100,19 @@ async def a_busy_rooms_slot_moves_three_times_under_traffic_without_loss_or_diso
         for t in everyone:
             unanswered += await t.stop()
     check(not unanswered, "requests never answered: %s" % unanswered[:5])
+    check(side_t.acks(), "the side room got no ack: %s" % side_t.errors())
+    splits = publishing = 0
+    for n in ("a", "b", "c"):
+        with open(nodes[n].stderr_path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if SPLIT_LINE in line:
+                    splits += 1
+                    publishing += " (0 publishing)" not in line
+    note("%d calls for several partitions were refused during the migrations and sent "
+         "per partition, %d of them with publishes" % (splits, publishing))
+    check(splits >= 1 and publishing >= 1, "no call for several partitions (with publishes) "
+          "was refused and split: the per-partition path after a refusal was not exercised "
+          "(%d, %d)" % (splits, publishing))
     for t in traffic:
         bad = [f for _, (_, f) in t.replies.items()
                if f.get("type") not in ("ack", "error")
