@@ -209,11 +209,11 @@ static void answered(void *arg, const confab_auth_result *r)
 		snprintf(run->user, sizeof(run->user), "%s", r->user ? r->user : "");
 		/* permissions: only from a 1.1+ answer long enough to hold them */
 		int rc = 0;
-		if (CONFAB_HAS(r, n_rooms) && r->rooms)
+		if (CONFAB_HAS_FIELD(r, n_rooms) && r->rooms)
 			rc |= copy_list(r->rooms, r->n_rooms, &run->rooms, &run->n_rooms);
-		if (CONFAB_HAS(r, n_direct) && r->direct)
+		if (CONFAB_HAS_FIELD(r, n_direct) && r->direct)
 			rc |= copy_list(r->direct, r->n_direct, &run->direct, &run->n_direct);
-		if (CONFAB_HAS(r, expires_ms))
+		if (CONFAB_HAS_FIELD(r, expires_ms))
 			run->expires_ms = r->expires_ms;
 		if (rc != 0) {
 			run->decision = CONFAB_AUTH_DENY;

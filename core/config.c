@@ -3,6 +3,8 @@
  * handler runs, the last line read is the one it is looking at. */
 #include "config.h"
 
+#include <confab/util.h>
+
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -379,18 +381,14 @@ void config_free_list(char **list, size_t n)
 
 static bool parse_size(const char *text, size_t min, size_t max, size_t *out)
 {
-	if (!*text || *text == '-' || *text == '+')
-		return false;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(text, &end, 10);
-	if (errno || *end || v < min || v > max)
+	uint64_t v;
+	if (!confab_parse_uint(text, min, max, &v))
 		return false;
 	*out = (size_t)v;
 	return true;
 }
 
-static bool parse_bool(const char *text, bool *out)
+bool config_parse_bool(const char *text, bool *out)
 {
 	static const char *const yes[] = { "true", "yes", "on", "1", NULL };
 	static const char *const no[] = { "false", "no", "off", "0", NULL };
@@ -480,7 +478,7 @@ static int check_broker(config *cfg)
 
 	b->allow_anonymous = true;
 	if ((e = config_section_get(s, "allow_anonymous")) &&
-	    !parse_bool(e->value, &b->allow_anonymous)) {
+	    !config_parse_bool(e->value, &b->allow_anonymous)) {
 		config_report(cfg, "broker", "allow_anonymous",
 			      "'%s' is not a boolean (true or false)", e->value);
 		return CONFAB_EINVAL;
@@ -634,6 +632,25 @@ void config_free(config *cfg)
 	config_free_list(cfg->broker.plugins, cfg->broker.n_plugins);
 	config_free_list(cfg->broker.allowed_origins, cfg->broker.n_allowed_origins);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+int config_broker_uint(const config *cfg, const char *key, uint64_t *out)
+{
+	const broker_settings *b = &cfg->broker;
+	if (strcmp(key, "max_message_bytes") == 0) {
+		*out = b->max_message_bytes;
+		return 0;
+	}
+	if (strcmp(key, "history_size") == 0) {
+		*out = b->history_size;
+		return 0;
+	}
+	for (size_t k = 0; k < N_LIMIT_KEYS; k++)
+		if (strcmp(key, limit_keys[k].name) == 0) {
+			*out = *(const size_t *)((const char *)b + limit_keys[k].offset);
+			return 0;
+		}
+	return CONFAB_EINVAL;
 }
 
 const char *config_broker_text(const config *cfg, const char *key)

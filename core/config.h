@@ -88,6 +88,13 @@ config_section *config_section_find(const config *cfg, const char *name);
 /* The entry for `key` in `section` (NULL if absent); marks it used. */
 config_entry *config_section_get(config_section *section, const char *key);
 
+/* A numeric [broker] setting as the broker uses it, defaults applied: 0,
+ * or CONFAB_EINVAL when `key` is not one (the host slot broker_uint). */
+int config_broker_uint(const config *cfg, const char *key, uint64_t *out);
+
+/* true/yes/on/1 or false/no/off/0 in any case: every boolean setting. */
+bool config_parse_bool(const char *text, bool *out);
+
 /* The [broker] setting `key` as text, defaults applied; NULL if unknown.
  * The string lives as long as the config. */
 const char *config_broker_text(const config *cfg, const char *key);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "router.h"
 #include "session.h"
+#include "settings.h"
 
 static void host_log(confab_ctx *ctx, confab_log_level level, const char *fmt, ...)
 	CONFAB_PRINTF(3, 4);
@@ -198,7 +199,10 @@ static const confab_host_auth auth_entries = {
 	.config_error = host_config_error,             \
 	.healthy = host_healthy,                       \
 	.buf_ref = buf_ref,                            \
-	.buf_unref = buf_unref
+	.buf_unref = buf_unref,                        \
+	.config_uint = settings_config_uint,           \
+	.config_bool = settings_config_bool,           \
+	.broker_uint = settings_broker_uint
 
 static const confab_host transport_host = { COMMON_SLOTS, .transport = &transport_entries };
 static const confab_host backplane_host = { COMMON_SLOTS, .backplane = &backplane_entries };

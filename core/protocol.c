@@ -7,36 +7,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <confab/util.h>
 
 #include "buf.h"
 #include "jspan.h"
 
-static bool valid_name(const char *s, bool allow_at)
-{
-	size_t n = 0;
-	for (; s[n]; n++) {
-		char c = s[n];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '.' || c == ':' || c == '-' || (allow_at && c == '@')))
-			return false;
-	}
-	return n >= 1 && n <= PROTOCOL_NAME_MAX;
-}
-
+/* The rules themselves are the SDK's (confab/util.h), which plugins use
+ * too: a name the core accepts is one every plugin accepts. */
 bool protocol_valid_room(const char *name)
 {
-	return valid_name(name, false);
+	return confab_valid_room(name);
 }
 
 bool protocol_valid_user(const char *name)
 {
-	return valid_name(name, true);
+	return confab_valid_user(name);
 }
 
+_Static_assert(CONFAB_IDEM_MAX == CONFAB_ROOM_MAX, "idem keys follow the room names' rule");
 bool protocol_valid_idem(const char *key)
 {
 	/* the room names' rule, which is 1 to CONFAB_IDEM_MAX (64) bytes */
-	return valid_name(key, false);
+	return confab_valid_room(key);
 }
 
 bool protocol_valid_epoch(const char *epoch)

@@ -9,9 +9,12 @@
 #include <stdint.h>
 #include <jansson.h>
 #include <confab/backplane.h>
+#include <confab/util.h>
 
 #define PROTOCOL_VERSION 1
-#define PROTOCOL_NAME_MAX 64
+/* The longest room or user name (the SDK's rule, confab/util.h). */
+#define PROTOCOL_NAME_MAX CONFAB_USER_MAX
+_Static_assert(CONFAB_USER_MAX == CONFAB_ROOM_MAX, "one buffer size serves both names");
 #define PROTOCOL_DEFAULT_HISTORY_LIMIT 50
 
 typedef enum request_type {

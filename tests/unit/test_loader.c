@@ -127,6 +127,36 @@ START_TEST(test_plugin_built_for_abi_1_0_loads)
 }
 END_TEST
 
+START_TEST(test_plugin_built_for_abi_1_2_loads)
+{
+	loaded_plugin p;
+	assert_loads(fixture("fx_v1_2_auth.so"), &p);
+	ck_assert_str_eq(p.desc->name, "fx_v1_2_auth");
+	ck_assert_uint_eq(p.desc->abi_minor, 2);
+	ck_assert_uint_eq(p.desc->kind, CONFAB_KIND_AUTH);
+	ck_assert(CONFAB_HAS(p.desc->auth, authenticate));
+	/* its 1.2 auth table ends before the 1.3 cancel slot: never read */
+	ck_assert(!CONFAB_HAS_FIELD(p.desc->auth, cancel));
+	ck_assert(!CONFAB_HAS(p.desc->auth, cancel));
+	loader_close(&p);
+}
+END_TEST
+
+START_TEST(test_has_checks_the_size_and_the_slot)
+{
+	/* CONFAB_HAS: long enough and set; CONFAB_HAS_FIELD: long enough. */
+	confab_auth_ops ops = { .size = sizeof(ops), .authenticate = NULL, .cancel = NULL };
+	const confab_auth_ops *none = NULL;
+	ck_assert(CONFAB_HAS_FIELD(&ops, cancel));
+	ck_assert(!CONFAB_HAS(&ops, cancel));
+	ops.cancel = (void (*)(void *, void *))1;
+	ck_assert(CONFAB_HAS(&ops, cancel));
+	ops.size = (uint32_t)offsetof(confab_auth_ops, cancel);
+	ck_assert(!CONFAB_HAS_FIELD(&ops, cancel) && !CONFAB_HAS(&ops, cancel));
+	ck_assert(!CONFAB_HAS_FIELD(none, cancel) && !CONFAB_HAS(none, cancel));
+}
+END_TEST
+
 START_TEST(test_abi_1_3_auth_plugins_get_cancel_and_login_begin)
 {
 	loaded_plugin p;
@@ -446,9 +476,9 @@ START_TEST(test_backplane_built_at_1_2_sizes_passes_the_loader_check)
 	d.abi_minor = 2;
 	d.backplane = &ops;
 	assert_check_accepts(&d);
-	ck_assert(!CONFAB_HAS(&ops, room_epoch));
-	ck_assert(!CONFAB_HAS(&ops, history_epoch));
-	ck_assert(CONFAB_HAS(&ops, room_ready));
+	ck_assert(!CONFAB_HAS_FIELD(&ops, room_epoch));
+	ck_assert(!CONFAB_HAS_FIELD(&ops, history_epoch));
+	ck_assert(CONFAB_HAS_FIELD(&ops, room_ready));
 }
 END_TEST
 
@@ -462,13 +492,13 @@ START_TEST(test_backplane_built_at_1_3_sizes_passes_the_loader_check)
 	d.abi_minor = 3;
 	d.backplane = &ops;
 	assert_check_accepts(&d);
-	ck_assert(CONFAB_HAS(&ops, history_epoch));
-	ck_assert(!CONFAB_HAS(&ops, publish_idem));
-	ck_assert(!CONFAB_HAS(&ops, direct_idem));
+	ck_assert(CONFAB_HAS_FIELD(&ops, history_epoch));
+	ck_assert(!CONFAB_HAS_FIELD(&ops, publish_idem));
+	ck_assert(!CONFAB_HAS_FIELD(&ops, direct_idem));
 	/* and an envelope of 1.3 has no idem */
 	confab_envelope env = { .size = (uint32_t)offsetof(confab_envelope, idem) };
-	ck_assert(CONFAB_HAS(&env, epoch));
-	ck_assert(!CONFAB_HAS(&env, idem));
+	ck_assert(CONFAB_HAS_FIELD(&env, epoch));
+	ck_assert(!CONFAB_HAS_FIELD(&env, idem));
 }
 END_TEST
 
@@ -541,6 +571,8 @@ static Suite *loader_suite(void)
 
 	TCase *tc = tcase_create("fixtures");
 	tcase_add_test(tc, test_good_auth_plugin_loads_with_its_kind_name_and_version);
+	tcase_add_test(tc, test_plugin_built_for_abi_1_2_loads);
+	tcase_add_test(tc, test_has_checks_the_size_and_the_slot);
 	tcase_add_test(tc, test_same_file_loads_twice_for_two_instances);
 	tcase_add_test(tc, test_plugin_without_entry_symbol_is_refused_naming_the_symbol);
 	tcase_add_test(tc, test_plugin_with_bad_magic_is_refused_saying_magic);

@@ -38,7 +38,7 @@ typedef enum confab_auth_decision {
  * taken as absent. */
 typedef struct confab_auth_result {
 	uint32_t size;               /* sizeof(confab_auth_result) */
-	confab_auth_decision decision;
+	int32_t decision;            /* a confab_auth_decision */
 	/* ALLOW: the user id, 1-64 bytes of A-Z a-z 0-9 _ . : - @, not
 	 * beginning with "guest-" in any case (reserved for anonymous
 	 * clients: the core refuses such an ALLOW with 403). */
@@ -79,8 +79,10 @@ typedef void (*confab_auth_done)(void *arg, const confab_auth_result *result);
 typedef struct confab_auth_ops {
 	uint32_t size;               /* sizeof(confab_auth_ops) */
 
-	/* Decide on a connection. `req` is borrowed for this call only: copy
-	 * what an asynchronous answer needs. Blocking work (password hashing)
+	/* Decide on a connection. `req` (the core's own copy of the request)
+	 * stays valid until done is called for `arg`, or until cancel for
+	 * `arg` returns: a plugin answering later may read it from its
+	 * callback without copying it. Blocking work (password hashing)
 	 * goes to uv_queue_work. Returns 0 (done will be called) or a negative
 	 * code (treated as deny 503, done is not called). */
 	int (*authenticate)(void *state, const confab_request *req,

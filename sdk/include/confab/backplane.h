@@ -48,7 +48,7 @@ typedef enum confab_envelope_kind {
  * bytes, not NUL-terminated. */
 typedef struct confab_envelope {
 	uint32_t size;               /* sizeof(confab_envelope) */
-	confab_envelope_kind kind;
+	uint32_t kind;               /* a confab_envelope_kind */
 	const char *room;            /* MESSAGE, MEMBER_* */
 	const char *from;            /* MESSAGE, DIRECT: sender; MEMBER_*: the user */
 	const char *to;              /* DIRECT: the addressed user */

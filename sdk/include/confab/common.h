@@ -13,7 +13,9 @@
  *  - Errors: slots that can fail return 0 or a negative CONFAB_E* code.
  *  - Tables start with a `size` field set to sizeof() of the table at build
  *    time. A reader calls a slot only if the table is long enough to hold
- *    it (CONFAB_HAS) and the slot is non-NULL.
+ *    it and the slot is non-NULL: CONFAB_HAS checks both.
+ *  - Fields of ABI structs have fixed widths (uint32_t, int64_t, ...):
+ *    the enums below name their values, never their storage.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -40,14 +42,28 @@ extern "C" {
  * 1.4: confab_envelope gains idem; confab_backplane_ops gains publish_idem
  *      and direct_idem; CONFAB_EUNKNOWN (idempotent sends, unknown outcomes).
  * 1.5: confab_host_backplane gains degraded (a backplane that serves part
- *      of its rooms, e.g. a Redis Cluster with a shard down). */
+ *      of its rooms, e.g. a Redis Cluster with a shard down).
+ * 1.6: confab_host gains config_uint, config_bool and broker_uint (typed
+ *      settings that report their own errors). Enum-typed fields of ABI
+ *      structs become fixed-width integers of the same size (kind,
+ *      decision), CONFAB_HAS also checks that the slot is set, and
+ *      CONFAB_HAS_FIELD checks a field's presence alone. Nothing moved:
+ *      a plugin built against any 1.x still loads. */
 #define CONFAB_ABI_MAJOR 1
-#define CONFAB_ABI_MINOR 5
+#define CONFAB_ABI_MINOR 6
 
-/* True when the table `t` (which starts with a uint32_t size) is long
- * enough to contain member `m` and that member is usable. */
-#define CONFAB_HAS(t, m) \
-	((t) != NULL && (t)->size >= offsetof(__typeof__(*(t)), m) + sizeof((t)->m))
+/* Reading a table that may come from an older build (`t` starts with a
+ * uint32_t size and may be NULL; both macros evaluate `t` several times):
+ *  - CONFAB_HAS_FIELD(t, m): `t` is long enough to hold field `m`, so it
+ *    may be read (an integer field, or a pointer that may be NULL);
+ *  - CONFAB_HAS(t, m): the same, and the slot or pointer `m` is not NULL,
+ *    so it may be called or followed. Only for pointer members.
+ * Plain C: the field's end is measured from the table's own address, so no
+ * compiler extension is needed and nothing past `size` is ever read. */
+#define CONFAB_FIELD_END_(t, m) \
+	((size_t)((const char *)&(t)->m - (const char *)(t)) + sizeof((t)->m))
+#define CONFAB_HAS_FIELD(t, m) ((t) != NULL && (t)->size >= CONFAB_FIELD_END_(t, m))
+#define CONFAB_HAS(t, m) (CONFAB_HAS_FIELD(t, m) && (t)->m != NULL)
 
 #if defined(__GNUC__)
 #define CONFAB_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))

@@ -66,7 +66,7 @@ typedef struct confab_plugin {
 	uint32_t magic;              /* CONFAB_PLUGIN_MAGIC */
 	uint16_t abi_major;          /* CONFAB_ABI_MAJOR the plugin was built with */
 	uint16_t abi_minor;          /* CONFAB_ABI_MINOR the plugin was built with */
-	confab_kind kind;
+	uint32_t kind;               /* a confab_kind */
 	const char *name;            /* short name, e.g. "ws" */
 	const char *version;         /* the plugin's own version, e.g. "1.2.0" */
 	const char *description;     /* one line for `confabd -t` and logs */
@@ -152,6 +152,27 @@ struct confab_host {
 	/* Entry points for auth plugins (confab_host_auth); NULL for other
 	 * kinds. Read it only when CONFAB_HAS(host, auth). */
 	const confab_host_auth *auth;
+
+	/* ---- ABI 1.6: typed settings ----
+	 * Each reads `key` of the instance's section (marking it known) and
+	 * reports a bad value itself, with config_error's
+	 * `FILE:LINE: [section] key: message` line, so that every plugin
+	 * words the same mistake the same way. They return 0 (*out set: the
+	 * value, or `def` when the key is absent) or CONFAB_EINVAL (reported;
+	 * *out holds `def`): init then returns CONFAB_EINVAL. An empty value
+	 * is a bad value, not an absent one. */
+
+	/* A decimal number from `min` to `max`: digits only. */
+	int (*config_uint)(confab_ctx *ctx, const char *key, uint64_t def, uint64_t min,
+			   uint64_t max, uint64_t *out);
+	/* true/yes/on/1 or false/no/off/0, in any case. */
+	int (*config_bool)(confab_ctx *ctx, const char *key, bool def, bool *out);
+	/* A numeric setting of [broker] (max_message_bytes, history_size,
+	 * room_ttl, idem_window and the other limits of configuration.md),
+	 * as the broker uses it, defaults applied: 0 and *out set, or
+	 * CONFAB_EINVAL for a key that is not a numeric [broker] setting
+	 * (nothing is reported: that is the plugin's mistake). */
+	int (*broker_uint)(confab_ctx *ctx, const char *key, uint64_t *out);
 };
 
 /* The signature of the exported entry point. */

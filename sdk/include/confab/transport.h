@@ -82,8 +82,13 @@ typedef struct confab_host_transport {
 	 * core passes it back to send() and close() and never looks inside.
 	 * Returns the new (pending) session, and `done` will be called with
 	 * the decision, possibly before this returns; or NULL when the core
-	 * cannot take the connection (out of memory, shutting down): then
-	 * `done` is never called and the transport refuses with 503. */
+	 * cannot take the connection: then `done` is never called, and the
+	 * transport refuses it with 503 and does not call session_closed.
+	 * NULL comes back when memory runs out, once stop() has begun, and
+	 * before the broker serves: transports start last, and the broker
+	 * serves only after every start() returned, so a connection accepted
+	 * from inside start() is refused. A transport starts accepting from
+	 * the loop (its listener's callbacks), not from start() itself. */
 	confab_session *(*session_open)(confab_ctx *ctx, const confab_request *req,
 					void *conn, confab_open_done done, void *arg);
 
