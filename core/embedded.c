@@ -234,15 +234,21 @@ static int embedded_init(confab_ctx *ctx, const confab_host *host, void **state)
 		return CONFAB_ENOMEM;
 	e->ctx = ctx;
 	e->host = host;
-	const char *hs = host->broker_get(ctx, "history_size");
-	e->history_size = hs ? strtoul(hs, NULL, 10) : 100;
-	const char *ttl = host->broker_get(ctx, "room_ttl");
-	e->ttl_ms = ttl ? strtoull(ttl, NULL, 10) * 1000 : 0;
+	/* The broker's own settings, as numbers with its defaults applied:
+	 * the host knows these keys, so a failure is a broken host. */
+	uint64_t history_size, ttl_s, window_s;
+	if (host->broker_uint(ctx, "history_size", &history_size) != 0 ||
+	    host->broker_uint(ctx, "room_ttl", &ttl_s) != 0 ||
+	    host->broker_uint(ctx, "idem_window", &window_s) != 0) {
+		free(e);
+		return CONFAB_EINVAL;
+	}
+	e->history_size = (size_t)history_size;
+	e->ttl_ms = ttl_s * 1000;
 	e->loop = host->loop ? host->loop(ctx) : NULL;
-	const char *window = host->broker_get(ctx, "idem_window");
 	e->rooms = dict_new();
 	e->online = dict_new();
-	e->idem = idem_new((window ? strtoull(window, NULL, 10) : 120) * 1000);
+	e->idem = idem_new(window_s * 1000);
 	if (!e->rooms || !e->online || !e->idem) {
 		dict_free(e->rooms, NULL);
 		dict_free(e->online, NULL);

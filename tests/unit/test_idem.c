@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <confab/plugin.h>
+#include <confab/util.h>
 
 #include "embedded.h"
 #include "idem.h"
@@ -78,6 +79,12 @@ static const char *host_broker_get(confab_ctx *ctx, const char *key)
 	return NULL;
 }
 
+static int host_broker_uint(confab_ctx *ctx, const char *key, uint64_t *out)
+{
+	const char *v = strcmp(key, "room_ttl") == 0 ? "0" : host_broker_get(ctx, key);
+	return v != NULL && confab_parse_uint(v, 0, UINT64_MAX, out) ? 0 : CONFAB_EINVAL;
+}
+
 static void host_deliver(confab_ctx *ctx, const confab_envelope *env)
 {
 	(void)ctx;
@@ -104,6 +111,7 @@ static const confab_host host = {
 	.abi_minor = CONFAB_ABI_MINOR,
 	.log = host_log,
 	.broker_get = host_broker_get,
+	.broker_uint = host_broker_uint,
 	.backplane = &host_bp,
 };
 

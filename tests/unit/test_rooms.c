@@ -17,6 +17,8 @@
 
 #include <uv.h>
 
+#include <confab/util.h>
+
 #include "dict.h"
 #include "embedded.h"
 #include "rooms.h"
@@ -502,6 +504,15 @@ static const char *fake_broker_get(confab_ctx *ctx, const char *key)
 	return NULL;
 }
 
+/* What the core's broker_uint does: the numbers behind broker_get's text,
+ * room_ttl 0 when the test sets none. */
+static int fake_broker_uint(confab_ctx *ctx, const char *key, uint64_t *out)
+{
+	const char *v = strcmp(key, "room_ttl") == 0 && fake.room_ttl == NULL ? "0"
+			: strcmp(key, "idem_window") == 0 ? "120" : fake_broker_get(ctx, key);
+	return v != NULL && confab_parse_uint(v, 0, UINT64_MAX, out) ? 0 : CONFAB_EINVAL;
+}
+
 static uv_loop_t *fake_loop(confab_ctx *ctx)
 {
 	fake.wrong_ctx |= ctx != CTX;
@@ -522,6 +533,7 @@ static const confab_host fake_host = {
 	.log = fake_log,
 	.loop = fake_loop,
 	.broker_get = fake_broker_get,
+	.broker_uint = fake_broker_uint,
 	.backplane = &fake_backplane_host,
 };
 
