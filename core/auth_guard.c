@@ -1,4 +1,7 @@
-/* Why refuse rather than queue: a password check costs ~0.1 s of a core
+/* The bounds on awaited auth decisions (per address, for failing addresses,
+ * per node): see auth_guard.h.
+ *
+ * Why refuse rather than queue: a password check costs ~0.1 s of a core
  * (yescrypt as mkpasswd makes it), so a node on 2 cores checks ~20 a
  * second. A flood of 800 wrong passwords a second queued on libuv's pool
  * would keep both cores busy for 40 s per second of flood, and a real

@@ -1,4 +1,6 @@
-/* broker.ini is parsed by inih. inih tells us the line only on a syntax
+/* Reading broker.ini into sections and checking [broker]: see config.h.
+ *
+ * broker.ini is parsed by inih. inih tells us the line only on a syntax
  * error, so we feed it through our own reader that counts lines: when the
  * handler runs, the last line read is the one it is looking at. */
 #include "config.h"

@@ -1,4 +1,7 @@
-/* Everything here happens synchronously: a published message is ordered,
+/* The embedded backplane: rooms, history and presence of a single node, in
+ * memory (embedded.h).
+ *
+ * Everything here happens synchronously: a published message is ordered,
  * stored and delivered before publish() returns.
  *
  * A room's record (its seq, its history and its epoch) stays after its last

@@ -1,4 +1,6 @@
-/* Keys expire in the order they were put (all have the same window), so
+/* Idempotency keys remembered for a window (idem.h).
+ *
+ * Keys expire in the order they were put (all have the same window), so
  * they sit in a FIFO as well as in a hash table, and each call drops the
  * expired ones from its head: what the table holds is bounded by the sends
  * of one window, with no timer. */

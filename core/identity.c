@@ -1,4 +1,6 @@
-/* Why guests have a name space of their own: a plugin that granted the id
+/* Guest names and the name space reserved for them (identity.h).
+ *
+ * Why guests have a name space of their own: a plugin that granted the id
  * of a connected guest (a token whose sub is "guest-3f9a0c12") would take
  * over that guest's direct messages and presence. Ids beginning with
  * "guest-" are therefore the core's; the auth chain refuses an ALLOW for

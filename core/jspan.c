@@ -1,4 +1,6 @@
-/* A scanner, not a parser: the text was validated before, so it only has
+/* Finding a member's value in JSON text without parsing it (jspan.h).
+ *
+ * A scanner, not a parser: the text was validated before, so it only has
  * to step over strings (minding escapes) and count brackets. Each step is
  * still bounded by `size`, so text that was not validated cannot make it
  * read past the end; it then just finds nothing. */

@@ -1,4 +1,7 @@
-/* dlopen with RTLD_NOW so that a plugin missing a symbol fails here, not
+/* Loading a plugin file and checking its descriptor against the ABI
+ * (loader.h).
+ *
+ * dlopen with RTLD_NOW so that a plugin missing a symbol fails here, not
  * at its first call, and RTLD_LOCAL so that plugins cannot see each other. */
 #include "loader.h"
 

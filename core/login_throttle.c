@@ -1,4 +1,7 @@
-/* Why a score with a steady decay rather than a count per window: a
+/* Failed logins by client address or claimed name, and the lockout they
+ * earn (login_throttle.h).
+ *
+ * Why a score with a steady decay rather than a count per window: a
  * window resets all at once, so an attacker who learns its length gets
  * `allowed` fresh guesses at each reset; a score that forgets one failure
  * per interval gives a persistent guesser one guess per interval, however

@@ -1,4 +1,6 @@
-/* Written out rather than taken from jansson, which validates only while
+/* UTF-8 validation of client text (utf8.h).
+ *
+ * Written out rather than taken from jansson, which validates only while
  * parsing and says so with an error text, not a position. */
 #include "utf8.h"
 
