@@ -36,6 +36,7 @@
 #include <confab/ratelimit.h>
 
 #include "ws_frames.h"
+#include "ws_ring.h"
 
 #define WS_SUBPROTOCOL "confab.v1"
 #define WS_PATH "/ws"
@@ -224,12 +225,8 @@ struct ws_conn {
 	size_t close_len;
 	char close_reason[WS_CLOSE_REASON_MAX + 1];
 
-	/* Outbound frames (ws_out.c): a ring of references, oldest first,
-	 * allocated while it holds anything. */
-	confab_buf **ring;
-	uint32_t ring_cap, ring_head, ring_len;
-	size_t queued;               /* what the queue costs, in bytes (ws_out.c) */
-	size_t lws_held;             /* of which the rest of a frame lws buffers */
+	/* Outbound frames (ws_ring.c), written by ws_out.c. */
+	ws_ring ring;
 	bool overflowed;             /* send() refused a frame: queue full */
 	bool armed;                  /* a writeable callback is requested */
 	bool write_failed;           /* the socket refused a write */
