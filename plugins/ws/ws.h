@@ -1,6 +1,7 @@
 /* The `ws` transport: libwebsockets on the broker's libuv loop.
  *
- * Files:
+ * Files (this header declares what they share; the two pure pieces have
+ * their own):
  *   ws.c          the plugin descriptor, configuration, start/stop/destroy
  *                 and the one libwebsockets protocol callback that
  *                 dispatches to the files below.
@@ -12,10 +13,16 @@
  *                 the confab_request built from a handshake.
  *   ws_strict.c   what lws lets through that HTTP and WebSocket forbid.
  *   ws_conn.c     connections: accept, admission, incoming messages, close.
- *   ws_out.c      the outbound queue.   ws_idle.c  dead peers.
  *   ws_park.c     handshakes whose admission is pending.
- *   ws_mask.c     unmasked client frames, seen before lws reads them
- *                 (the walker: ws_frames.c; TCP_INFO: ws_tcp.c).
+ *   ws_out.c      writing the outbound queue to the socket.
+ *   ws_ring.c     the outbound queue itself (ws_ring.h): frames in order
+ *                 and their cost against send_queue_max. Pure.
+ *   ws_idle.c     dead peers: a ping after idle_timeout, then a hang-up.
+ *   ws_mask.c     unmasked client frames, seen before lws reads them.
+ *   ws_frames.c   the frame-header walker ws_mask.c feeds (ws_frames.h).
+ *                 Pure.
+ *   ws_tcp.c      TCP_INFO's count of bytes received, for ws_mask.c.
+ * "Pure": no socket, no lws call; the unit tests drive them alone.
  *
  * Everything runs on the loop thread.
  *
@@ -36,6 +43,7 @@
 #include <confab/ratelimit.h>
 
 #include "ws_frames.h"
+#include "ws_ring.h"
 
 #define WS_SUBPROTOCOL "confab.v1"
 #define WS_PATH "/ws"
@@ -224,12 +232,8 @@ struct ws_conn {
 	size_t close_len;
 	char close_reason[WS_CLOSE_REASON_MAX + 1];
 
-	/* Outbound frames (ws_out.c): a ring of references, oldest first,
-	 * allocated while it holds anything. */
-	confab_buf **ring;
-	uint32_t ring_cap, ring_head, ring_len;
-	size_t queued;               /* what the queue costs, in bytes (ws_out.c) */
-	size_t lws_held;             /* of which the rest of a frame lws buffers */
+	/* Outbound frames (ws_ring.c), written by ws_out.c. */
+	ws_ring ring;
 	bool overflowed;             /* send() refused a frame: queue full */
 	bool armed;                  /* a writeable callback is requested */
 	bool write_failed;           /* the socket refused a write */

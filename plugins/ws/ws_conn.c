@@ -292,7 +292,7 @@ static void open_done(void *arg, bool allowed, int http_status,
 		WS_LOG_LIMITED(c->s, CONFAB_LOG_DEBUG, "connection refused "
 			       "(%d): %s", http_status, reason);
 	}
-	if (c->ring_len > 0 || c->closing)
+	if (c->ring.len > 0 || c->closing)
 		ws_out_want(c);
 }
 
@@ -509,7 +509,7 @@ int ws_conn_established(struct lws *wsi)
 	ws_mask_hook(c);
 	if (c->unmasked)
 		ws_conn_unmasked(c);  /* one came with the request */
-	if (c->ring_len > 0 || c->closing)
+	if (c->ring.len > 0 || c->closing)
 		ws_out_want(c);
 	return 0;
 }

@@ -1,4 +1,5 @@
-/* The frame-header walker (ws_frames.h).
+/* The frame-header walker (ws_frames.h): follows a client's frame headers
+ * through its byte stream and finds the first unmasked frame.
  *
  * SPDX-License-Identifier: MIT
  */

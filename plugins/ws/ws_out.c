@@ -1,5 +1,5 @@
-/* What the `ws` transport sends: each connection's queue of frames, and
- * how it reaches the socket.
+/* How the `ws` transport's frames reach the socket: each connection's
+ * queue (ws_ring.c), written at the end of a turn or when lws says so.
  *
  * The core serializes a frame once and hands the same confab_buf to every
  * recipient. A connection keeps references in a ring, in order. At the end
@@ -47,65 +47,10 @@
  * connection does not hold the loop. */
 #define WS_IOV_FRAMES 128
 #define WS_IOV_BYTES (256 * 1024)
-/* What a queued frame costs against [ws] send_queue_max besides its
- * payload: its ring slot, the buffer's header and headroom, malloc's own
- * bookkeeping. Counted so that the cap bounds memory however small the
- * frames (a client that pings without reading queues 30-byte pongs, and
- * a megabyte of those is several megabytes of buffers). A room message
- * shared by many connections is counted in full by each: the cap is an
- * upper bound, not an estimate. */
-#define WS_FRAME_COST (64 + LWS_PRE)
-/* The ring starts with this many slots and doubles; it is freed when it
- * empties, so an idle connection holds none. */
-#define WS_RING_INITIAL 8
 /* A text frame's header: FIN + opcode, then the length in 1, 3 or 9
  * bytes (RFC 6455 5.2). It is built in the headroom lws asks for. */
 #define WS_HEADER_MAX 10
 _Static_assert(LWS_PRE >= WS_HEADER_MAX, "LWS_PRE holds a frame header");
-
-/* ---- the ring ---- */
-
-static confab_buf *ring_at(const ws_conn *c, uint32_t i)
-{
-	return c->ring[(c->ring_head + i) & (c->ring_cap - 1)];
-}
-
-static bool ring_push(ws_conn *c, confab_buf *b)
-{
-	if (c->ring_len == c->ring_cap) {
-		uint32_t cap = c->ring_cap ? c->ring_cap * 2 : WS_RING_INITIAL;
-		confab_buf **r = malloc(cap * sizeof(*r));
-
-		if (r == NULL)
-			return false;
-		for (uint32_t i = 0; i < c->ring_len; i++)
-			r[i] = ring_at(c, i);
-		free(c->ring);
-		c->ring = r;
-		c->ring_cap = cap;
-		c->ring_head = 0;
-	}
-	c->ring[(c->ring_head + c->ring_len) & (c->ring_cap - 1)] = b;
-	c->ring_len++;
-	c->queued += b->len + WS_FRAME_COST;
-	return true;
-}
-
-/* Drop the oldest frame (it is written, or thrown away). */
-static void ring_pop(ws_conn *c)
-{
-	confab_buf *b = c->ring[c->ring_head];
-
-	c->ring_head = (c->ring_head + 1) & (c->ring_cap - 1);
-	c->ring_len--;
-	c->queued -= b->len + WS_FRAME_COST;
-	c->s->host->buf_unref(b);
-	if (c->ring_len == 0) {
-		free(c->ring);
-		c->ring = NULL;
-		c->ring_cap = c->ring_head = 0;
-	}
-}
 
 /* ---- waiting to be written ----
  *
@@ -233,9 +178,9 @@ static int write_queue(ws_conn *c)
 	ssize_t w;
 	int fd = (int)lws_get_socket_fd(c->wsi);
 
-	while (n < c->ring_len && n < WS_IOV_FRAMES &&
+	while (n < c->ring.len && n < WS_IOV_FRAMES &&
 	       (n == 0 || total < WS_IOV_BYTES)) {
-		confab_buf *b = ring_at(c, n);
+		confab_buf *b = ws_ring_at(&c->ring, n);
 		size_t h = put_header(b);
 
 		iov[n].iov_base = b->data - h;
@@ -253,7 +198,7 @@ static int write_queue(ws_conn *c)
 	for (uint32_t i = 0; i < n && w > 0; i++) {
 		if ((size_t)w >= iov[i].iov_len) {
 			w -= (ssize_t)iov[i].iov_len;
-			ring_pop(c);
+			ws_ring_pop(&c->ring, c->s->host);
 			continue;
 		}
 		/* In part: lws sends the rest before anything else of its
@@ -264,20 +209,12 @@ static int write_queue(ws_conn *c)
 
 		if (lws_write(c->wsi, rest, left, LWS_WRITE_RAW) < 0)
 			return -1;
-		ring_pop(c);
-		c->lws_held += left;
-		c->queued += left;
+		ws_ring_pop(&c->ring, c->s->host);
+		ws_ring_hold(&c->ring, left);
 		c->armed = true;
 		break;
 	}
 	return 0;
-}
-
-/* lws has written what it held of ours. */
-static void lws_drained(ws_conn *c)
-{
-	c->queued -= c->lws_held;
-	c->lws_held = 0;
 }
 
 /* Outside lws's callbacks, at the end of a turn. */
@@ -285,9 +222,9 @@ static void flush_conn(ws_conn *c)
 {
 	if (c->armed || !c->established || c->wsi == NULL)
 		return;  /* the writeable callback will do it */
-	if (c->lws_held > 0 && !lws_partial_buffered(c->wsi))
-		lws_drained(c);
-	if (c->ring_len == 0) {
+	if (c->ring.held > 0 && !lws_partial_buffered(c->wsi))
+		ws_ring_drained(&c->ring);
+	if (c->ring.len == 0) {
 		if ((c->closing && !c->close_sent) || c->unmasked)
 			arm(c);
 		return;
@@ -303,7 +240,7 @@ static void flush_conn(ws_conn *c)
 		return;
 	}
 	c->written_at = loop_ms(c->s);
-	if (c->ring_len > 0 || (c->closing && !c->close_sent) || c->unmasked)
+	if (c->ring.len > 0 || (c->closing && !c->close_sent) || c->unmasked)
 		arm(c);
 }
 
@@ -369,7 +306,7 @@ static void flush_all(uv_check_t *check)
 		ws_conn *c = s->dirty;
 
 		out_unlink(c);
-		if (delay_left(c, now) > 0 && c->ring_len > 0) {
+		if (delay_left(c, now) > 0 && c->ring.len > 0) {
 			out_link(c, WS_OUT_LATER);
 			delayed = true;
 			continue;
@@ -411,8 +348,7 @@ void ws_out_ping(ws_conn *c)
 void ws_out_clear(ws_conn *c)
 {
 	out_unlink(c);
-	while (c->ring_len > 0)
-		ring_pop(c);
+	ws_ring_clear(&c->ring, c->s->host);
 }
 
 void ws_out_end(ws_state *s)
@@ -443,15 +379,12 @@ int ws_conn_send(void *state, void *conn, confab_buf *frame)
 	 * byte: a frame that does not fit in what is left is refused, even
 	 * into an empty queue (the core pages replies to fit; see
 	 * ws_conn_send_budget). */
-	size_t cost = frame->len + WS_FRAME_COST;
-
-	if (cost > s->send_queue_max || c->queued > s->send_queue_max - cost) {
+	if (!ws_ring_fits(&c->ring, frame->len, s->send_queue_max)) {
 		c->overflowed = true;
 		return CONFAB_EFULL;
 	}
-	if (!ring_push(c, frame))
+	if (!ws_ring_push(&c->ring, s->host, frame))
 		return CONFAB_ENOMEM;
-	s->host->buf_ref(frame);
 	if (s->write_delay_ms > 0)
 		note_arrival(c, loop_ms(s));
 	ws_out_want(c);
@@ -463,9 +396,9 @@ size_t ws_conn_send_budget(void *state, void *conn)
 	ws_state *s = state;
 	ws_conn *c = conn;
 
-	if (c == NULL || c->closing || c->queued + WS_FRAME_COST >= s->send_queue_max)
+	if (c == NULL || c->closing)
 		return 0;
-	return s->send_queue_max - c->queued - WS_FRAME_COST;
+	return ws_ring_budget(&c->ring, s->send_queue_max);
 }
 
 int ws_conn_writeable(struct lws *wsi)
@@ -475,7 +408,7 @@ int ws_conn_writeable(struct lws *wsi)
 	if (c == NULL)
 		return -1;
 	c->armed = false;
-	lws_drained(c);  /* lws calls this only once its own buffer is empty */
+	ws_ring_drained(&c->ring);  /* lws calls this only once its own buffer is empty */
 	if (c->write_failed)
 		return -1;
 	if (c->ping_due) {
@@ -486,12 +419,12 @@ int ws_conn_writeable(struct lws *wsi)
 		if (lws_write(wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
 			return -1;
 	}
-	if (c->ring_len > 0) {
+	if (c->ring.len > 0) {
 		/* lws calls this only with nothing of its own held back. */
 		if (write_queue(c) < 0)
 			return -1;
 		c->written_at = loop_ms(c->s);
-		if (c->ring_len > 0 || c->closing || c->unmasked)
+		if (c->ring.len > 0 || c->closing || c->unmasked)
 			arm(c);
 		return 0;
 	}

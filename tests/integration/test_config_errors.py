@@ -220,15 +220,26 @@ case_test("listen_port_out_of_range_is_refused",
           lambda: Case("listen_99999", ["[ws]", "listen"],
                        sections={"ws": {"listen": "127.0.0.1:99999"}}))
 
-case_test("write_delay_that_is_not_milliseconds_is_refused",
-          "write_delay = soon names [ws] and write_delay.",
-          lambda: Case("write_delay_soon", ["[ws]", "write_delay"],
-                       sections={"ws": {"write_delay": "soon"}}))
+# [ws]'s numbers are read through the host's settings slot: its wording.
+for name, key, value, says, why in [
+        ("write_delay_that_is_not_milliseconds_is_refused", "write_delay", "soon",
+         "'soon' is not a number from 0 to 1000", "not a number"),
+        ("write_delay_over_a_second_is_refused", "write_delay", "5000",
+         "'5000' is not a number from 0 to 1000", "over the 1000 ms cap"),
+        ("send_queue_max_of_zero_is_refused", "send_queue_max", "0",
+         "'0' is not a number from 1 to", "a cap must be positive")]:
+    case_test(name,
+              "%s = %s (%s) names [ws] and %s, and says so: %s." % (key, value, why, key, says),
+              (lambda n, k, v, w: lambda: Case(n, ["[ws]", k, w], sections={"ws": {k: v}}))
+              (key + "_" + value, key, value, says))
 
-case_test("write_delay_over_a_second_is_refused",
-          "write_delay = 5000 (over the 1000 ms cap) names [ws] and write_delay.",
-          lambda: Case("write_delay_5000", ["[ws]", "write_delay"],
-                       sections={"ws": {"write_delay": "5000"}}))
+case_test("send_queue_max_below_the_largest_message_is_refused",
+          "send_queue_max = 65536 with the default max_message_bytes (65536) names "
+          "[ws], send_queue_max and what it must hold.",
+          lambda: Case("send_queue_max_small", ["[ws]", "send_queue_max",
+                                                "65536 is less than [broker] max_message_bytes "
+                                                "(65536) + 4096"],
+                       sections={"ws": {"send_queue_max": "65536"}}))
 
 
 @suite.test
