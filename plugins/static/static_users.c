@@ -194,7 +194,8 @@ struct user_table *static_users_load(const char *path, struct users_error *err)
 	err->line = 0;
 	if (ferror(f))
 		goto unreadable;
-	qsort(t->users, t->n, sizeof(*t->users), by_name);
+	if (t->n > 0)  /* users is NULL then, which qsort may not be given */
+		qsort(t->users, t->n, sizeof(*t->users), by_name);
 	if (find_duplicate(t, path, err))
 		goto fail;
 	free(line);
@@ -217,6 +218,8 @@ const struct user *static_users_find(const struct user_table *t, const char *nam
 {
 	struct user key = { .name = (char *)name };
 
+	if (t->n == 0)
+		return NULL;
 	return bsearch(&key, t->users, t->n, sizeof(*t->users), by_name);
 }
 

@@ -106,6 +106,7 @@ START_TEST(comments_blank_lines_blanks_and_crlf_are_skipped)
 	/* Nothing but comments: a table of no users, not an error. */
 	ck_assert_ptr_nonnull(t = load("# nobody yet\n\n"));
 	ck_assert_uint_eq(t->n, 0);
+	ck_assert_ptr_null(static_users_find(t, "alice"));
 	static_users_unref(t);
 	ck_assert_ptr_nonnull(t = load(""));
 	ck_assert_uint_eq(t->n, 0);
