@@ -1,6 +1,7 @@
-/* static: reading the users file again on SIGHUP, beside the core's own
- * watcher (libuv allows several); a file that does not read keeps the
- * users loaded before.
+/* static: reading the users file again on SIGHUP; a file that does not
+ * read keeps the users loaded before.
+ *
+ * The watcher sits beside the core's own (libuv allows several).
  *
  * SPDX-License-Identifier: MIT
  */
