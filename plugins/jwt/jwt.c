@@ -26,18 +26,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 
 #include <confab/query.h>
+#include <confab/util.h>
 
 #include "jwt.h"
 
-#define TOKEN_MAX 8192         /* longer tokens are refused unread */
 #define SECRET_FILE_MAX 4096   /* bytes read from secret_file */
 #define DEFAULT_LEEWAY 30
 #define LEEWAY_MAX 86400
+
+/* One instance: where it logs, and the rules read once by init. */
+struct jwt {
+	confab_ctx *ctx;
+	const confab_host *host;
+	struct jwt_rules rules;
+};
 
 /* ---- configuration ---- */
 
@@ -76,12 +84,12 @@ static int read_secret_file(struct jwt *j, const char *path)
 		j->host->config_error(j->ctx, "secret_file", "%s holds no secret", path);
 		return CONFAB_EINVAL;
 	}
-	if ((j->secret = malloc(n)) == NULL) {
+	if ((j->rules.secret = malloc(n)) == NULL) {
 		OPENSSL_cleanse(buf, sizeof(buf));
 		return CONFAB_ENOMEM;
 	}
-	memcpy(j->secret, buf, n);
-	j->secret_len = n;
+	memcpy(j->rules.secret, buf, n);
+	j->rules.secret_len = n;
 	OPENSSL_cleanse(buf, sizeof(buf));
 	return 0;
 }
@@ -99,28 +107,28 @@ static int read_public_key(struct jwt *j, const char *path)
 				      strerror(errno));
 		return CONFAB_EINVAL;
 	}
-	j->pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	j->rules.pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
 	fclose(f);
-	if (j->pkey == NULL) {
+	if (j->rules.pkey == NULL) {
 		j->host->config_error(j->ctx, "public_key_file",
 				      "%s holds no PEM public key (-----BEGIN PUBLIC KEY-----)",
 				      path);
 		return CONFAB_EINVAL;
 	}
-	if (EVP_PKEY_is_a(j->pkey, "RSA")) {
-		if (EVP_PKEY_get_bits(j->pkey) < 2048) {
+	if (EVP_PKEY_is_a(j->rules.pkey, "RSA")) {
+		if (EVP_PKEY_get_bits(j->rules.pkey) < 2048) {
 			j->host->config_error(j->ctx, "public_key_file",
 					      "%s: an RSA key of %d bits is too weak (2048 at least)",
-					      path, EVP_PKEY_get_bits(j->pkey));
+					      path, EVP_PKEY_get_bits(j->rules.pkey));
 			return CONFAB_EINVAL;
 		}
-		j->key_alg = RS256;
+		j->rules.key_alg = RS256;
 		return 0;
 	}
-	if (EVP_PKEY_is_a(j->pkey, "EC") &&
-	    EVP_PKEY_get_group_name(j->pkey, group, sizeof(group), &glen) == 1 &&
+	if (EVP_PKEY_is_a(j->rules.pkey, "EC") &&
+	    EVP_PKEY_get_group_name(j->rules.pkey, group, sizeof(group), &glen) == 1 &&
 	    (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0)) {
-		j->key_alg = ES256;
+		j->rules.key_alg = ES256;
 		return 0;
 	}
 	j->host->config_error(j->ctx, "public_key_file",
@@ -167,21 +175,6 @@ static int parse_algorithms(struct jwt *j, const char *v, unsigned *out)
 	return 0;
 }
 
-static int parse_leeway(const char *v, long *out)
-{
-	char *end;
-	long n;
-
-	if (*v < '0' || *v > '9')
-		return -1;
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || *end != '\0' || n > LEEWAY_MAX)
-		return -1;
-	*out = n;
-	return 0;
-}
-
 /* Everything but the keys: every key of the section is read here (those
  * not read are reported as unknown). */
 static int jwt_configure(struct jwt *j)
@@ -192,23 +185,19 @@ static int jwt_configure(struct jwt *j)
 	const char *secret_file = host->config_get(ctx, "secret_file");
 	const char *key_file = host->config_get(ctx, "public_key_file");
 	const char *algorithms = host->config_get(ctx, "algorithms");
-	const char *leeway = host->config_get(ctx, "leeway");
+	uint64_t leeway;
 	int rc;
 
-	j->issuer = host->config_get(ctx, "issuer");
-	j->audience = host->config_get(ctx, "audience");
-	j->leeway = DEFAULT_LEEWAY;
-
-	if (leeway != NULL && parse_leeway(leeway, &j->leeway) != 0) {
-		host->config_error(ctx, "leeway", "'%s' is not a number of seconds from 0 to %d",
-				   leeway, LEEWAY_MAX);
-		return CONFAB_EINVAL;
-	}
-	if (j->issuer != NULL && *j->issuer == '\0') {
+	j->rules.issuer = host->config_get(ctx, "issuer");
+	j->rules.audience = host->config_get(ctx, "audience");
+	if ((rc = host->config_uint(ctx, "leeway", DEFAULT_LEEWAY, 0, LEEWAY_MAX, &leeway)) != 0)
+		return rc;
+	j->rules.leeway = (long)leeway;
+	if (j->rules.issuer != NULL && *j->rules.issuer == '\0') {
 		host->config_error(ctx, "issuer", "must not be empty (leave it out to accept any)");
 		return CONFAB_EINVAL;
 	}
-	if (j->audience != NULL && *j->audience == '\0') {
+	if (j->rules.audience != NULL && *j->rules.audience == '\0') {
 		host->config_error(ctx, "audience", "must not be empty (leave it out to accept any)");
 		return CONFAB_EINVAL;
 	}
@@ -223,16 +212,16 @@ static int jwt_configure(struct jwt *j)
 			host->config_error(ctx, "secret", "must not be empty");
 			return CONFAB_EINVAL;
 		}
-		j->secret_len = strlen(secret);
-		if ((j->secret = malloc(j->secret_len)) == NULL)
+		j->rules.secret_len = strlen(secret);
+		if ((j->rules.secret = malloc(j->rules.secret_len)) == NULL)
 			return CONFAB_ENOMEM;
-		memcpy(j->secret, secret, j->secret_len);
+		memcpy(j->rules.secret, secret, j->rules.secret_len);
 	} else if (secret_file != NULL && (rc = read_secret_file(j, secret_file)) != 0) {
 		return rc;
 	}
 	if (key_file != NULL && (rc = read_public_key(j, key_file)) != 0)
 		return rc;
-	if (j->secret == NULL && j->pkey == NULL) {
+	if (j->rules.secret == NULL && j->rules.pkey == NULL) {
 		host->config_error(ctx, "secret",
 				   "no key: set secret or secret_file (HS256/384/512) or "
 				   "public_key_file (RS256/ES256)");
@@ -241,29 +230,30 @@ static int jwt_configure(struct jwt *j)
 
 	/* The algorithms, checked against the keys. */
 	if (algorithms == NULL) {
-		j->algs = (j->secret ? ALG_BIT(HS256) : 0) | (j->pkey ? ALG_BIT(j->key_alg) : 0);
+		j->rules.algs = (j->rules.secret ? ALG_BIT(HS256) : 0) |
+				(j->rules.pkey ? ALG_BIT(j->rules.key_alg) : 0);
 		return 0;
 	}
-	if ((rc = parse_algorithms(j, algorithms, &j->algs)) != 0)
+	if ((rc = parse_algorithms(j, algorithms, &j->rules.algs)) != 0)
 		return rc;
-	if ((j->algs & HS_ALGS) && j->secret == NULL) {
+	if ((j->rules.algs & HS_ALGS) && j->rules.secret == NULL) {
 		host->config_error(ctx, "algorithms",
 				   "HS256/HS384/HS512 need secret or secret_file");
 		return CONFAB_EINVAL;
 	}
 	for (int a = RS256; a <= ES256; a++) {
-		if (!(j->algs & ALG_BIT(a)))
+		if (!(j->rules.algs & ALG_BIT(a)))
 			continue;
-		if (j->pkey == NULL) {
+		if (j->rules.pkey == NULL) {
 			host->config_error(ctx, "algorithms", "%s needs public_key_file",
 					   jwt_alg_names[a]);
 			return CONFAB_EINVAL;
 		}
-		if ((enum alg)a != j->key_alg) {
+		if ((enum alg)a != j->rules.key_alg) {
 			host->config_error(ctx, "algorithms",
 					   "%s needs %s public key; public_key_file holds %s key",
 					   jwt_alg_names[a], a == RS256 ? "an RSA" : "an EC P-256",
-					   j->key_alg == RS256 ? "an RSA" : "an EC P-256");
+					   j->rules.key_alg == RS256 ? "an RSA" : "an EC P-256");
 			return CONFAB_EINVAL;
 		}
 	}
@@ -272,11 +262,11 @@ static int jwt_configure(struct jwt *j)
 
 static void jwt_free(struct jwt *j)
 {
-	if (j->secret != NULL) {
-		OPENSSL_cleanse(j->secret, j->secret_len);
-		free(j->secret);
+	if (j->rules.secret != NULL) {
+		OPENSSL_cleanse(j->rules.secret, j->rules.secret_len);
+		free(j->rules.secret);
 	}
-	EVP_PKEY_free(j->pkey);
+	EVP_PKEY_free(j->rules.pkey);
 	free(j);
 }
 
@@ -295,12 +285,13 @@ static int jwt_init(confab_ctx *ctx, const confab_host *host, void **state)
 		return rc;
 	}
 	for (int a = 0; a < N_ALGS; a++)
-		if (j->algs & ALG_BIT(a))
+		if (j->rules.algs & ALG_BIT(a))
 			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
 				 list[0] ? ", " : "", jwt_alg_names[a]);
 	host->log(ctx, CONFAB_LOG_INFO, "accepting %s tokens (leeway %lds%s%s%s%s)", list,
-		  j->leeway, j->issuer ? ", issuer " : "", j->issuer ? j->issuer : "",
-		  j->audience ? ", audience " : "", j->audience ? j->audience : "");
+		  j->rules.leeway, j->rules.issuer ? ", issuer " : "",
+		  j->rules.issuer ? j->rules.issuer : "", j->rules.audience ? ", audience " : "",
+		  j->rules.audience ? j->rules.audience : "");
 	*state = j;
 	return 0;
 }
@@ -312,30 +303,35 @@ static void jwt_destroy(void *state)
 
 /* ---- finding the token ---- */
 
-/* The token of the request into tok[size]: from `authorization: Bearer`,
- * else from `?token=`. Returns its length, 0 when there is none (or it is
- * empty), -1 when it is too long or undecodable. */
-static long find_token(const confab_request *req, char *tok, size_t size)
+/* The token of the request: from `authorization: Bearer` (pointing into
+ * the header), else from `?token=` (percent-decoded into buf[size]). 1
+ * with *tok and *len set; 0 when there is none (or it is empty); -1 when
+ * the query's is too long or undecodable, or the header's holds a blank. */
+static int find_token(const confab_request *req, char *buf, size_t size, const char **tok,
+		      size_t *len)
 {
-	for (size_t i = 0; i < req->n_headers; i++) {
-		const char *v = req->headers[i].value;
-		size_t n;
-		if (strcmp(req->headers[i].name, "authorization") != 0 || v == NULL)
-			continue;
-		v += strspn(v, " \t");
-		if (strncasecmp(v, "bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t'))
-			continue;  /* another scheme (Basic): not ours */
-		v += 6;
-		v += strspn(v, " \t");
-		n = strcspn(v, " \t\r\n");
-		if (v[n + strspn(v + n, " \t\r\n")] != '\0' || n >= size)
-			return -1;
-		memcpy(tok, v, n);
-		tok[n] = '\0';
-		return (long)n;
-	}
-	long n = confab_query_param(req->query, "token", tok, size);
-	return n == CONFAB_QUERY_ABSENT ? 0 : n == CONFAB_QUERY_BAD ? -1 : n;
+	long n;
+
+	if ((*tok = confab_auth_credentials(req, "Bearer", len)) != NULL)
+		return strcspn(*tok, " \t\r\n") < *len ? -1 : 1;
+	if (confab_auth_scheme_is(req, "Bearer"))
+		return 0;  /* `Bearer` and no token: as if there were none */
+	n = confab_query_param(req->query, "token", buf, size);
+	if (n == CONFAB_QUERY_ABSENT || n == 0)
+		return 0;
+	if (n < 0)
+		return -1;
+	*tok = buf;
+	*len = (size_t)n;
+	return 1;
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Answers at once (done() before returning): nothing is ever pending at
@@ -346,22 +342,23 @@ static int jwt_authenticate(void *state, const confab_request *req,
 	struct jwt *j = state;
 	confab_auth_result r = { .size = sizeof(r), .decision = CONFAB_AUTH_IGNORE };
 	struct jwt_grant grant = { 0 };
-	char *tok = malloc(TOKEN_MAX + 1);
-	long len;
-	int rc = 0;
+	char *buf = malloc(JWT_TOKEN_MAX + 1);
+	const char *tok = NULL;
+	size_t len = 0;
+	int found, rc = 0;
 
-	if (tok == NULL)
+	if (buf == NULL)
 		return CONFAB_ENOMEM;
-	len = find_token(req, tok, TOKEN_MAX + 1);
-	if (len < 0) {
+	found = find_token(req, buf, JWT_TOKEN_MAX + 1, &tok, &len);
+	if (found < 0) {
 		r.decision = CONFAB_AUTH_DENY;
 		r.http_status = 401;
 		r.reason = "invalid token: too long or badly percent-encoded";
-	} else if (len > 0) {
-		rc = jwt_verify_token(j, tok, (size_t)len, &r, &grant);
+	} else if (found > 0) {
+		rc = jwt_verify_token(&j->rules, tok, len, now_seconds(), &r, &grant);
 	}
-	OPENSSL_cleanse(tok, TOKEN_MAX + 1);
-	free(tok);
+	OPENSSL_cleanse(buf, JWT_TOKEN_MAX + 1);
+	free(buf);
 	if (rc != 0)
 		return rc;
 
@@ -375,17 +372,14 @@ static int jwt_authenticate(void *state, const confab_request *req,
 	return 0;
 }
 
-static const confab_auth_ops jwt_ops = {
-	.size = sizeof(confab_auth_ops),
-	.authenticate = jwt_authenticate,
-};
-
+/* Every answer is given at once, so there is no start, stop or cancel. */
 static const confab_plugin jwt_plugin = {
 	CONFAB_PLUGIN_HEADER(CONFAB_KIND_AUTH, "jwt", "0.1.0"),
 	.description = "admits clients with a valid JSON Web Token (HS256/384/512, RS256, ES256)",
 	.init = jwt_init,
 	.destroy = jwt_destroy,
-	.auth = &jwt_ops,
+	.auth = &(const confab_auth_ops){ .size = sizeof(confab_auth_ops),
+					  .authenticate = jwt_authenticate },
 };
 
 CONFAB_PLUGIN_DEFINE(jwt_plugin)

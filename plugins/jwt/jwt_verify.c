@@ -1,9 +1,10 @@
 /* jwt: checking one token (RFC 7519 / RFC 7515 compact serialization).
  *
- * Order of the checks: three base64url parts; the header (alg allowed,
- * typ JWT, no crit); the signature over the ASCII of header.payload;
- * only then the claims (exp, nbf, iss, aud, sub, rooms, direct), so that
- * nothing unsigned is ever parsed beyond the header.
+ * Order of the checks: the length; three base64url parts; the header
+ * (alg allowed, typ JWT, no crit); the signature over the ASCII of
+ * header.payload; only then the claims (exp, nbf, iss, aud, sub, rooms,
+ * direct), so that nothing unsigned is ever parsed beyond the header.
+ * No plugin state and no clock: the caller gives the rules and the time.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -11,12 +12,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/hmac.h>
+
+#include <confab/util.h>
 
 #include "jwt.h"
 
@@ -30,75 +32,24 @@ const char *const jwt_alg_names[N_ALGS] = {
 	"HS256", "HS384", "HS512", "RS256", "ES256",
 };
 
-/* A user id as auth.h defines it: 1-64 of A-Z a-z 0-9 _ . : - @ */
-static bool valid_user(const char *s, size_t len)
+/* Decode one unpadded base64url part (RFC 7515 section 2) into a new
+ * buffer, its length in *out_len. NULL on bad input or no memory (*oom
+ * says which). */
+static unsigned char *b64url_part(const char *s, size_t len, size_t *out_len, bool *oom)
 {
-	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-@");
-	return n >= 1 && n <= USER_MAX && n == len;
-}
+	size_t cap = CONFAB_BASE64_DECODED_MAX(len);
+	unsigned char *out = malloc(cap);
+	long n;
 
-static int b64url_val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/* Decode unpadded base64url (RFC 7515 section 2) of `len` bytes into a new
- * buffer (NUL-terminated for convenience). Rejects any character outside
- * the alphabet (padding included), a length that no encoding has (4k+1),
- * and leftover bits that are not zero (a non-canonical encoding).
- * Returns NULL on bad input or no memory (*oom says which). */
-static unsigned char *b64url_decode(const char *s, size_t len, size_t *out_len, bool *oom)
-{
-	unsigned char *out;
-	uint32_t acc = 0;
-	int bits = 0;
-	size_t n = 0;
-
-	*oom = false;
-	if (len % 4 == 1)
+	*oom = out == NULL;
+	if (out == NULL)
 		return NULL;
-	if ((out = malloc(len / 4 * 3 + 3)) == NULL) {
-		*oom = true;
+	if ((n = confab_base64url_decode(s, len, out, cap)) < 0) {
+		free(out);
 		return NULL;
 	}
-	for (size_t i = 0; i < len; i++) {
-		int v = b64url_val((unsigned char)s[i]);
-		if (v < 0)
-			goto bad;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[n++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	if (acc != 0)
-		goto bad;
-	out[n] = '\0';
-	*out_len = n;
+	*out_len = (size_t)n;
 	return out;
-bad:
-	free(out);
-	return NULL;
-}
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static double clamp_time(double t)
@@ -133,13 +84,13 @@ static const EVP_MD *alg_md(enum alg a)
 
 /* Verify `sig` over `input` with the algorithm `a`. 1: good; 0: bad
  * signature; -1: OpenSSL failed (no memory). */
-static int verify_hmac(const struct jwt *j, enum alg a, const char *input, size_t len,
+static int verify_hmac(const struct jwt_rules *rules, enum alg a, const char *input, size_t len,
 		       const unsigned char *sig, size_t sig_len)
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int mac_len = 0;
 
-	if (HMAC(alg_md(a), j->secret, (int)j->secret_len, (const unsigned char *)input, len,
+	if (HMAC(alg_md(a), rules->secret, (int)rules->secret_len, (const unsigned char *)input, len,
 		 mac, &mac_len) == NULL)
 		return -1;
 	return sig_len == mac_len && CRYPTO_memcmp(mac, sig, mac_len) == 0;
@@ -165,7 +116,7 @@ static int es256_to_der(const unsigned char *sig, unsigned char **der)
 	return len;
 }
 
-static int verify_pkey(const struct jwt *j, enum alg a, const char *input, size_t len,
+static int verify_pkey(const struct jwt_rules *rules, enum alg a, const char *input, size_t len,
 		       const unsigned char *sig, size_t sig_len)
 {
 	unsigned char *der = NULL;
@@ -180,7 +131,7 @@ static int verify_pkey(const struct jwt *j, enum alg a, const char *input, size_
 			return -1;
 		sig = der;
 		sig_len = (size_t)n;
-	} else if (sig_len != (size_t)EVP_PKEY_get_size(j->pkey)) {
+	} else if (sig_len != (size_t)EVP_PKEY_get_size(rules->pkey)) {
 		return 0;
 	}
 	if ((md = EVP_MD_CTX_new()) == NULL) {
@@ -188,7 +139,7 @@ static int verify_pkey(const struct jwt *j, enum alg a, const char *input, size_
 		return -1;
 	}
 	/* RS256 is RSASSA-PKCS1-v1_5, OpenSSL's default RSA padding. */
-	if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, j->pkey) != 1)
+	if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, rules->pkey) != 1)
 		rc = -1;
 	else
 		rc = EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)input, len) == 1;
@@ -207,7 +158,7 @@ static json_t *decode_json_part(const char *s, size_t len, const char **why)
 	bool oom;
 	json_t *v;
 
-	if ((raw = b64url_decode(s, len, &raw_len, &oom)) == NULL) {
+	if ((raw = b64url_part(s, len, &raw_len, &oom)) == NULL) {
 		*why = oom ? NULL : BAD("bad base64url");
 		return NULL;
 	}
@@ -264,16 +215,16 @@ static int time_claim(const json_t *claims, const char *name, double *t)
 	return 1;
 }
 
-static bool audience_ok(const struct jwt *j, const json_t *claims)
+static bool audience_ok(const struct jwt_rules *rules, const json_t *claims)
 {
 	const json_t *aud = json_object_get(claims, "aud"), *v;
 	size_t i;
 
 	if (json_is_string(aud))
-		return strcmp(json_string_value(aud), j->audience) == 0;
+		return strcmp(json_string_value(aud), rules->audience) == 0;
 	if (json_is_array(aud))
 		json_array_foreach(aud, i, v)
-			if (json_is_string(v) && strcmp(json_string_value(v), j->audience) == 0)
+			if (json_is_string(v) && strcmp(json_string_value(v), rules->audience) == 0)
 				return true;
 	return false;
 }
@@ -287,15 +238,15 @@ void jwt_grant_free(struct jwt_grant *g)
 	g->rooms = g->direct = NULL;
 }
 
-int jwt_verify_token(const struct jwt *j, const char *tok, size_t tok_len,
-		     confab_auth_result *r, struct jwt_grant *g)
+int jwt_verify_token(const struct jwt_rules *rules, const char *tok, size_t tok_len,
+		     double now, confab_auth_result *r, struct jwt_grant *g)
 {
 	const char *dot1 = memchr(tok, '.', tok_len), *dot2, *sig_s, *why = NULL;
 	json_t *header = NULL, *claims = NULL;
 	const json_t *alg_v, *typ, *sub;
 	unsigned char *sig = NULL;
 	size_t sig_len, signed_len;
-	double exp = 0, nbf = 0, now;
+	double exp = 0, nbf = 0;
 	int has_exp, has_nbf, a, ok;
 	bool oom;
 
@@ -303,6 +254,10 @@ int jwt_verify_token(const struct jwt *j, const char *tok, size_t tok_len,
 	r->decision = CONFAB_AUTH_DENY;
 	r->http_status = 401;
 
+	if (tok_len > JWT_TOKEN_MAX) {
+		r->reason = BAD("too long or badly percent-encoded");
+		return 0;
+	}
 	/* header.payload.signature, three base64url parts. */
 	dot2 = dot1 ? memchr(dot1 + 1, '.', tok_len - (size_t)(dot1 + 1 - tok)) : NULL;
 	if (dot1 == NULL || dot2 == NULL ||
@@ -324,7 +279,7 @@ int jwt_verify_token(const struct jwt *j, const char *tok, size_t tok_len,
 		goto refused;
 	}
 	a = jwt_alg_lookup(json_string_value(alg_v));
-	if (a < 0 || !(j->algs & ALG_BIT(a))) {
+	if (a < 0 || !(rules->algs & ALG_BIT(a))) {
 		why = BAD("algorithm not allowed");  /* `none` included, always */
 		goto refused;
 	}
@@ -339,14 +294,14 @@ int jwt_verify_token(const struct jwt *j, const char *tok, size_t tok_len,
 	}
 
 	/* The signature, over the ASCII of header.payload. */
-	if ((sig = b64url_decode(sig_s, tok_len - (size_t)(sig_s - tok), &sig_len, &oom)) == NULL) {
+	if ((sig = b64url_part(sig_s, tok_len - (size_t)(sig_s - tok), &sig_len, &oom)) == NULL) {
 		why = oom ? NULL : BAD("bad base64url");
 		goto refused;
 	}
 	if (a == HS256 || a == HS384 || a == HS512)
-		ok = verify_hmac(j, (enum alg)a, tok, signed_len, sig, sig_len);
+		ok = verify_hmac(rules, (enum alg)a, tok, signed_len, sig, sig_len);
 	else
-		ok = verify_pkey(j, (enum alg)a, tok, signed_len, sig, sig_len);
+		ok = verify_pkey(rules, (enum alg)a, tok, signed_len, sig, sig_len);
 	if (ok <= 0) {
 		why = ok < 0 ? NULL : BAD("bad signature");
 		goto refused;
@@ -355,7 +310,6 @@ int jwt_verify_token(const struct jwt *j, const char *tok, size_t tok_len,
 	/* The claims, now that they are known to be the issuer's. */
 	if ((claims = decode_json_part(dot1 + 1, (size_t)(dot2 - dot1 - 1), &why)) == NULL)
 		goto refused;
-	now = now_seconds();
 	has_exp = time_claim(claims, "exp", &exp);
 	has_nbf = time_claim(claims, "nbf", &nbf);
 	if (has_exp < 0) {
@@ -366,28 +320,28 @@ int jwt_verify_token(const struct jwt *j, const char *tok, size_t tok_len,
 		why = BAD("nbf is not a number");
 		goto refused;
 	}
-	if (has_exp && now >= exp + (double)j->leeway) {
+	if (has_exp && now >= exp + (double)rules->leeway) {
 		why = BAD("expired");
 		goto refused;
 	}
-	if (has_nbf && now + (double)j->leeway < nbf) {
+	if (has_nbf && now + (double)rules->leeway < nbf) {
 		why = BAD("not yet valid");
 		goto refused;
 	}
-	if (j->issuer != NULL) {
+	if (rules->issuer != NULL) {
 		const json_t *iss = json_object_get(claims, "iss");
-		if (!json_is_string(iss) || strcmp(json_string_value(iss), j->issuer) != 0) {
+		if (!json_is_string(iss) || strcmp(json_string_value(iss), rules->issuer) != 0) {
 			why = BAD("wrong issuer");
 			goto refused;
 		}
 	}
-	if (j->audience != NULL && !audience_ok(j, claims)) {
+	if (rules->audience != NULL && !audience_ok(rules, claims)) {
 		why = BAD("wrong audience");
 		goto refused;
 	}
 	sub = json_object_get(claims, "sub");
 	if (!json_is_string(sub) ||
-	    !valid_user(json_string_value(sub), json_string_length(sub))) {
+	    !confab_valid_user_n(json_string_value(sub), json_string_length(sub))) {
 		why = BAD("bad sub");
 		goto refused;
 	}
@@ -403,7 +357,7 @@ int jwt_verify_token(const struct jwt *j, const char *tok, size_t tok_len,
 	r->direct = g->direct;
 	/* The session lasts as long as the token was accepted: exp + leeway. */
 	if (has_exp)
-		r->expires_ms = (int64_t)((exp + (double)j->leeway) * 1000.0);
+		r->expires_ms = (int64_t)((exp + (double)rules->leeway) * 1000.0);
 	json_decref(header);
 	free(sig);
 	g->claims = claims;

@@ -20,8 +20,7 @@
 #include <string.h>
 #include <confab/plugin.h>
 #include <confab/query.h>
-
-#define USER_MAX 64  /* the longest user id the broker accepts (auth.h) */
+#include <confab/util.h>   /* confab_valid_user, CONFAB_USER_MAX */
 
 struct allowlist {
 	confab_ctx *ctx;          /* our instance, for host->log */
@@ -35,13 +34,6 @@ struct allowlist {
 #define FOR_EACH_NAME(al, s) \
 	for (const char *s = (al)->names; s < (al)->names + (al)->len; s += strlen(s) + 1) \
 		if (*s != '\0')
-
-/* A user id as auth.h defines it: 1-64 of A-Z a-z 0-9 _ . : - @ */
-static bool valid_user(const char *s)
-{
-	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-@");
-	return n >= 1 && n <= USER_MAX && s[n] == '\0';
-}
 
 static bool listed(const struct allowlist *al, const char *name)
 {
@@ -80,7 +72,7 @@ static int allowlist_init(confab_ctx *ctx, const confab_host *host, void **state
 		if (*c == ',' || *c == ' ' || *c == '\t')
 			*c = '\0';
 	FOR_EACH_NAME(al, s) {
-		if (!valid_user(s)) {
+		if (!confab_valid_user(s)) {
 			host->config_error(ctx, "users", "'%s' is not a valid user name", s);
 			goto fail;
 		}
@@ -113,7 +105,7 @@ static int allowlist_authenticate(void *state, const confab_request *req,
 				  confab_auth_done done, void *arg)
 {
 	struct allowlist *al = state;
-	char name[USER_MAX + 1];
+	char name[CONFAB_USER_MAX + 1];
 	confab_auth_result r = { .size = sizeof(r), .decision = CONFAB_AUTH_IGNORE };
 	/* 1: a name; 0: no name (absent or empty); -1: not decodable */
 	long len = confab_query_param(req->query, al->param, name, sizeof(name));
@@ -128,7 +120,7 @@ static int allowlist_authenticate(void *state, const confab_request *req,
 		r.reason = "user not allowed";
 		/* The query is the client's: log the name only when it is valid. */
 		al->host->log(al->ctx, CONFAB_LOG_INFO, "denied %s from %s",
-			      found > 0 && valid_user(name) ? name : "(invalid name)",
+			      found > 0 && confab_valid_user(name) ? name : "(invalid name)",
 			      req->remote_addr);
 	}
 	done(arg, &r);
