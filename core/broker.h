@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "dict.h"
+#include "expiry.h"
 #include "loader.h"
 #include "rooms.h"
 
@@ -50,7 +51,7 @@ struct broker {
 	dict *users;                 /* user -> user_sessions (see session.h) */
 	rooms *rooms;                /* local membership */
 	dict *addresses;             /* remote address -> open connections (uintptr_t) */
-	dict *expiring;              /* session id -> session whose credentials expire */
+	expiry expiry;               /* deadlines of the sessions whose credentials expire */
 	struct auth_guard *auth_guard;  /* pending auth decisions, failed logins */
 	uint64_t next_session;
 	uint64_t next_message;
@@ -58,7 +59,6 @@ struct broker {
 
 	uv_signal_t sigint, sigterm, sighup;
 	uv_timer_t stop_timer;
-	uv_timer_t expiry_timer;     /* closes sessions whose credentials expired */
 	uint64_t stop_deadline;
 	int exit_code;
 };
