@@ -186,7 +186,6 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 	if (config_load(config_path, &b->cfg) != 0)
 		return 1;
 	log_set_level(b->cfg.broker.log_level);
-	protocol_set_max_depth(b->cfg.broker.max_json_depth);
 
 	/* the start time in base 36 keeps ids unique across restarts */
 	uint64_t t = (uint64_t)broker_now_ms();
@@ -227,13 +226,11 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 				 b->cfg.path, b->cfg.sections[i].line, name, name);
 	}
 
-	size_t headroom = 0;
 	for (size_t i = 0; i < b->n_chain; i++) {
 		const confab_plugin *d = b->chain[i]->plugin.desc;
-		if (d->kind == CONFAB_KIND_TRANSPORT && d->transport->headroom > headroom)
-			headroom = d->transport->headroom;
+		if (d->kind == CONFAB_KIND_TRANSPORT && d->transport->headroom > b->headroom)
+			b->headroom = d->transport->headroom;
 	}
-	buf_set_headroom(headroom);
 
 	if (b->embedded && init_plugin(b, b->embedded) != 0)
 		return 1;

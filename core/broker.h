@@ -53,6 +53,7 @@ struct broker {
 	dict *addresses;             /* remote address -> open connections (uintptr_t) */
 	expiry expiry;               /* deadlines of the sessions whose credentials expire */
 	struct auth_guard *auth_guard;  /* pending auth decisions, failed logins */
+	size_t headroom;             /* in front of every frame: the most any transport asked */
 	uint64_t next_session;
 	uint64_t next_message;
 	char run_id[24];             /* start time in base 36: makes ids unique across restarts */

@@ -46,7 +46,8 @@ static void admit(confab_session *s, session_grant *grant)
 
 	s->open_done(s->open_arg, true, 0, NULL);
 	if (s->state == SESSION_OPEN)
-		session_send_take(s, protocol_welcome(s->id, s->user, b->cfg.broker.node_id));
+		session_send_take(s, protocol_welcome(b->headroom, s->id, s->user,
+						      b->cfg.broker.node_id));
 }
 
 static void decided(confab_session *s, session_grant *grant, int http_status, const char *reason)
