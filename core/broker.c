@@ -11,12 +11,10 @@
 #include <time.h>
 
 #include "auth_guard.h"
-#include "buf.h"
 #include "confab-build.h"
 #include "embedded.h"
 #include "host.h"
 #include "log.h"
-#include "protocol.h"
 #include "session_flow.h"
 
 /* How long shutdown waits for clients to take their close frames. */
