@@ -169,6 +169,7 @@ bool session_unregister(confab_session *s)
 	broker *b = s->broker;
 	if (s->state != SESSION_OPEN)
 		return false;
+	s->state = SESSION_GONE;
 	dict_remove(b->sessions, s->id);
 	return remove_from_user(b, s);
 }

@@ -77,8 +77,9 @@ int session_count_address(confab_session *s);
  * when it is the user's first session on this node, 0 when not, or
  * CONFAB_ENOMEM (the session stays pending, the grant untouched). */
 int session_register(confab_session *s, session_grant *grant);
-/* Removes an open session from the registry; true when it was its user's
- * last session on this node. */
+/* Removes an open session from the registry (it is no longer open: no
+ * more frames go to it); true when it was its user's last session on this
+ * node. */
 bool session_unregister(confab_session *s);
 /* Answers the transport's open with a refusal. The session stays until
  * the transport calls session_closed (session_flow_closed). */

@@ -32,7 +32,6 @@ static void admit(confab_session *s, session_grant *grant)
 	int first = session_register(s, grant);
 	if (first >= 0 && s->expires_ms && expiry_add(&b->expiry, &s->expiry, s->expires_ms) != 0) {
 		session_unregister(s);
-		s->state = SESSION_PENDING;
 		first = CONFAB_ENOMEM;
 	}
 	if (first < 0) {
