@@ -1,11 +1,11 @@
-/* Why a heap: the deadlines change only when a session opens or closes,
- * and the next one to pass is the only one the loop needs to know about,
- * so each change costs O(log n) and a firing costs nothing for the
- * sessions whose deadline is later (a scan of every expiring session once
- * a second did). Removal uses the index kept in the entry rather than a
- * lazy generation check: the heap then never points at a freed session
- * and holds exactly the armed deadlines, however many sessions with long
- * tokens come and go.
+/* The credentials' deadlines (expiry.h). Why a heap: the deadlines
+ * change only when a session opens or closes, and the next one to pass is
+ * the only one the loop needs to know about, so each change costs
+ * O(log n) and a firing costs nothing for the sessions whose deadline is
+ * later (a scan of every expiring session once a second did). Removal
+ * uses the index kept in the entry rather than a lazy generation check:
+ * the heap then never points at a freed session and holds exactly the
+ * armed deadlines, however many sessions with long tokens come and go.
  *
  * Precision: an entry fires once the wall clock has reached its deadline,
  * within the loop's latency (libuv timers count whole ms). The timer is

@@ -1,7 +1,8 @@
-/* The order of the steps is the point of this file: a session is in the
- * registry before the backplane hears of its user, and it leaves its rooms
- * before its user is said to be offline, so that the backplane never sees
- * a member of a room whose user is offline. */
+/* A session's opening, admission and end (session_flow.h). The order of
+ * the steps is the point of this file: a session is in the registry before
+ * the backplane hears of its user, and it leaves its rooms before its user
+ * is said to be offline, so that the backplane never sees a member of a
+ * room whose user is offline. */
 #include "session_flow.h"
 
 #include <stddef.h>
