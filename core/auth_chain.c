@@ -20,10 +20,10 @@
 #include "log.h"
 #include "login_throttle.h"
 #include "protocol.h"
-#include "session.h"
 
 typedef struct chain_run {
 	confab_session *session;     /* holds a reference */
+	auth_chain_decided decided;
 	size_t next;                 /* index in broker->chain to ask next */
 	bool in_call;                /* inside authenticate(): answer is recorded */
 	bool answered;
@@ -121,7 +121,7 @@ static void finish(chain_run *run)
 		return;
 	}
 	if (b->stopping) {
-		session_deny(s, 503, "server shutting down");
+		run->decided(s, NULL, 503, "server shutting down");
 	} else if (run->decision == CONFAB_AUTH_ALLOW) {
 		if (protocol_valid_user(run->user) && identity_reserved(run->user)) {
 			if (confab_ratelimit_allow(&plugin_fault_log, uv_now(&b->loop), &skipped))
@@ -129,7 +129,7 @@ static void finish(chain_run *run)
 					 "the guests' name space (" IDENTITY_GUEST_PREFIX "...); "
 					 "refusing (%llu more such lines since the last)", run->who,
 					 run->user, (unsigned long long)skipped);
-			session_deny(s, 403, "user id reserved for guests");
+			run->decided(s, NULL, 403, "user id reserved for guests");
 		} else if (protocol_valid_user(run->user)) {
 			session_grant g = {
 				.user = run->user,
@@ -139,32 +139,35 @@ static void finish(chain_run *run)
 				.n_direct = run->n_direct,
 				.expires_ms = run->expires_ms,
 			};
-			run->rooms = run->direct = NULL;
-			run->n_rooms = run->n_direct = 0;
-			session_admit(s, &g);
+			run->decided(s, &g, 0, NULL);
+			/* what the callee did not take (an admission refused) */
+			run->rooms = g.rooms;
+			run->direct = g.direct;
+			run->n_rooms = g.n_rooms;
+			run->n_direct = g.n_direct;
 		} else {
 			if (confab_ratelimit_allow(&plugin_fault_log, uv_now(&b->loop), &skipped))
 				log_line(CONFAB_LOG_ERROR, "auth", "plugin %s allowed an invalid user "
 					 "id; refusing (%llu more such lines since the last)", run->who,
 					 (unsigned long long)skipped);
-			session_deny(s, 403, "invalid user id");
+			run->decided(s, NULL, 403, "invalid user id");
 		}
 	} else if (run->decision == CONFAB_AUTH_DENY) {
 		int st = run->http_status;
 		int status = st == 401 || st == 403 || st == 429 || st == 503 ? st : 403;
 		log_line(CONFAB_LOG_DEBUG, "auth", "%s denied by %s", s->remote, run->who);
-		session_deny(s, status, run->reason[0] ? run->reason : "not allowed");
+		run->decided(s, NULL, status, run->reason[0] ? run->reason : "not allowed");
 	} else if (b->cfg.broker.allow_anonymous) {
 		char guest[IDENTITY_GUEST_LEN];
 		if (identity_guest_name(guest) != 0) {
 			log_line(CONFAB_LOG_ERROR, "auth", "no random bytes for a guest name");
-			session_deny(s, 503, "no guest name available");
+			run->decided(s, NULL, 503, "no guest name available");
 		} else {
 			session_grant g = { .user = guest };
-			session_admit(s, &g);
+			run->decided(s, &g, 0, NULL);
 		}
 	} else {
-		session_deny(s, 401, "authentication required");
+		run->decided(s, NULL, 401, "authentication required");
 	}
 	run_free(run);
 }
@@ -275,7 +278,7 @@ static void step(chain_run *run)
 	finish(run);
 }
 
-void auth_chain_run(confab_session *s, const confab_request *req)
+void auth_chain_run(confab_session *s, const confab_request *req, auth_chain_decided decided)
 {
 	chain_run *run = calloc(1, sizeof(*run));
 	if (!run || copy_request(run, req) != 0) {
@@ -285,11 +288,12 @@ void auth_chain_run(confab_session *s, const confab_request *req)
 			free(run);
 		}
 		log_line(CONFAB_LOG_ERROR, "auth", "out of memory");
-		session_deny(s, 503, "broker out of memory");
+		decided(s, NULL, 503, "broker out of memory");
 		return;
 	}
 	session_ref(s);
 	run->session = s;
+	run->decided = decided;
 	s->auth_run = run;
 	login_throttle_address_key(s->remote, run->addr, sizeof(run->addr));
 	step(run);

@@ -6,9 +6,19 @@
 
 #include <confab/plugin.h>
 
-/* Runs the chain for a pending session; ends in session_admit or
- * session_deny, now or later. `req` is borrowed (copied if needed). */
-void auth_chain_run(confab_session *s, const confab_request *req);
+#include "session.h"
+
+/* The chain's decision for a pending session: a grant to admit it with
+ * (the callee may take its pattern lists, NULLing them; the chain frees
+ * what is left), or NULL and a refusal's HTTP
+ * status and reason. Called once, never after the session stopped being
+ * pending (the transport closed it meanwhile). */
+typedef void (*auth_chain_decided)(confab_session *s, session_grant *grant, int http_status,
+				   const char *reason);
+
+/* Runs the chain for a pending session; ends in `decided`, now (before
+ * this returns) or later. `req` is borrowed (copied if needed). */
+void auth_chain_run(confab_session *s, const confab_request *req, auth_chain_decided decided);
 /* The transport closed a session that may still await a plugin's answer:
  * the plugin is told (ABI 1.3 cancel) and the work's place is given
  * back; without that slot the answer is dropped when it comes. */

@@ -11,13 +11,11 @@
 #include <time.h>
 
 #include "auth_guard.h"
-#include "buf.h"
 #include "confab-build.h"
 #include "embedded.h"
 #include "host.h"
 #include "log.h"
-#include "protocol.h"
-#include "session.h"
+#include "session_flow.h"
 
 /* How long shutdown waits for clients to take their close frames. */
 #define STOP_GRACE_MS 3000
@@ -186,7 +184,6 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 	if (config_load(config_path, &b->cfg) != 0)
 		return 1;
 	log_set_level(b->cfg.broker.log_level);
-	protocol_set_max_depth(b->cfg.broker.max_json_depth);
 
 	/* the start time in base 36 keeps ids unique across restarts */
 	uint64_t t = (uint64_t)broker_now_ms();
@@ -203,10 +200,8 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 	b->users = dict_new();
 	b->rooms = rooms_new();
 	b->addresses = dict_new();
-	b->expiring = dict_new();
 	b->auth_guard = auth_guard_new(&b->cfg.broker);
-	if (!b->sessions || !b->users || !b->rooms || !b->addresses || !b->expiring ||
-	    !b->auth_guard) {
+	if (!b->sessions || !b->users || !b->rooms || !b->addresses || !b->auth_guard) {
 		log_line(CONFAB_LOG_ERROR, "core", "out of memory");
 		return 1;
 	}
@@ -229,13 +224,11 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 				 b->cfg.path, b->cfg.sections[i].line, name, name);
 	}
 
-	size_t headroom = 0;
 	for (size_t i = 0; i < b->n_chain; i++) {
 		const confab_plugin *d = b->chain[i]->plugin.desc;
-		if (d->kind == CONFAB_KIND_TRANSPORT && d->transport->headroom > headroom)
-			headroom = d->transport->headroom;
+		if (d->kind == CONFAB_KIND_TRANSPORT && d->transport->headroom > b->headroom)
+			b->headroom = d->transport->headroom;
 	}
-	buf_set_headroom(headroom);
 
 	if (b->embedded && init_plugin(b, b->embedded) != 0)
 		return 1;
@@ -269,31 +262,15 @@ static void on_handle_closed(uv_handle_t *h)
 static void finish_stop(broker *b)
 {
 	uv_timer_stop(&b->stop_timer);
-	uv_timer_stop(&b->expiry_timer);
 	if (dict_count(b->sessions) > 0)
 		log_line(CONFAB_LOG_WARN, "core", "%zu sessions still open after %d ms; closing anyway",
 			 dict_count(b->sessions), STOP_GRACE_MS);
 	destroy_plugins(b);
 	uv_close((uv_handle_t *)&b->stop_timer, on_handle_closed);
-	uv_close((uv_handle_t *)&b->expiry_timer, on_handle_closed);
+	expiry_close(&b->expiry);
 	uv_close((uv_handle_t *)&b->sigint, on_handle_closed);
 	uv_close((uv_handle_t *)&b->sigterm, on_handle_closed);
 	uv_close((uv_handle_t *)&b->sighup, on_handle_closed);
-}
-
-/* Closes the sessions whose credentials (e.g. a JWT's exp) have passed. */
-static void on_expiry_tick(uv_timer_t *t)
-{
-	broker *b = t->data;
-	int64_t now = broker_now_ms();
-	dict_iter it;
-	void *value;
-	dict_iter_init(&it, b->expiring);
-	while (dict_iter_next(&it, NULL, &value)) {
-		confab_session *s = value;
-		if (s->expires_ms <= now)
-			session_close(s, 4001, "token expired");
-	}
 }
 
 static void on_stop_tick(uv_timer_t *t)
@@ -343,9 +320,7 @@ int broker_run(broker *b)
 	}
 	uv_timer_init(&b->loop, &b->stop_timer);
 	b->stop_timer.data = b;
-	uv_timer_init(&b->loop, &b->expiry_timer);
-	b->expiry_timer.data = b;
-	uv_timer_start(&b->expiry_timer, on_expiry_tick, 1000, 1000);
+	expiry_init(&b->expiry, &b->loop, session_flow_expired, b);
 
 	confab_ctx *order[b->n_chain + 1];
 	size_t n = start_order(b, order);
@@ -410,7 +385,7 @@ void broker_destroy(broker *b)
 	dict_free(b->sessions, NULL);
 	dict_free(b->users, NULL);
 	dict_free(b->addresses, NULL);
-	dict_free(b->expiring, NULL);
+	expiry_free(&b->expiry);
 	auth_guard_free(b->auth_guard);
 	rooms_free(b->rooms);
 	config_free(&b->cfg);

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "dict.h"
+#include "expiry.h"
 #include "loader.h"
 #include "rooms.h"
 
@@ -50,15 +51,15 @@ struct broker {
 	dict *users;                 /* user -> user_sessions (see session.h) */
 	rooms *rooms;                /* local membership */
 	dict *addresses;             /* remote address -> open connections (uintptr_t) */
-	dict *expiring;              /* session id -> session whose credentials expire */
+	expiry expiry;               /* deadlines of the sessions whose credentials expire */
 	struct auth_guard *auth_guard;  /* pending auth decisions, failed logins */
+	size_t headroom;             /* in front of every frame: the most any transport asked */
 	uint64_t next_session;
 	uint64_t next_message;
 	char run_id[24];             /* start time in base 36: makes ids unique across restarts */
 
 	uv_signal_t sigint, sigterm, sighup;
 	uv_timer_t stop_timer;
-	uv_timer_t expiry_timer;     /* closes sessions whose credentials expired */
 	uint64_t stop_deadline;
 	int exit_code;
 };

@@ -17,21 +17,14 @@ typedef struct core_buf {
 	unsigned char mem[];
 } core_buf;
 
-static size_t buf_headroom = 0;
-
-void buf_set_headroom(size_t headroom)
+confab_buf *buf_new(size_t headroom, size_t len)
 {
-	buf_headroom = headroom;
-}
-
-confab_buf *buf_new(size_t len)
-{
-	core_buf *b = malloc(sizeof(*b) + buf_headroom + len + 1);
+	core_buf *b = malloc(sizeof(*b) + headroom + len + 1);
 	if (!b)
 		return NULL;
 	b->refs = 1;
-	b->pub.headroom = buf_headroom;
-	b->pub.data = b->mem + buf_headroom;
+	b->pub.headroom = headroom;
+	b->pub.data = b->mem + headroom;
 	b->pub.len = len;
 	return &b->pub;
 }
@@ -50,10 +43,10 @@ void buf_unref(confab_buf *buf)
 		free(b);
 }
 
-void fb_init(frame_builder *fb, size_t size_hint)
+void fb_init(frame_builder *fb, size_t headroom, size_t size_hint)
 {
 	fb->cap = size_hint < 64 ? 64 : size_hint;
-	fb->buf = buf_new(fb->cap);
+	fb->buf = buf_new(headroom, fb->cap);
 	fb->failed = fb->buf == NULL;
 	if (fb->buf)
 		fb->buf->len = 0;

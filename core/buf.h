@@ -9,12 +9,9 @@
 #include <stdint.h>
 #include <confab/common.h>
 
-/* The headroom every new buffer gets: the largest any transport asked for.
- * Set once, before the first buffer is made. */
-void buf_set_headroom(size_t headroom);
-
-/* A buffer with room for `len` bytes after the headroom, refs = 1. */
-confab_buf *buf_new(size_t len);
+/* A buffer with room for `len` bytes after `headroom` bytes (the largest
+ * any transport asked for: broker->headroom), refs = 1. */
+confab_buf *buf_new(size_t headroom, size_t len);
 void buf_ref(confab_buf *buf);
 void buf_unref(confab_buf *buf);
 
@@ -26,7 +23,7 @@ typedef struct frame_builder {
 	bool failed;
 } frame_builder;
 
-void fb_init(frame_builder *fb, size_t size_hint);
+void fb_init(frame_builder *fb, size_t headroom, size_t size_hint);
 void fb_add(frame_builder *fb, const void *data, size_t len);
 void fb_str(frame_builder *fb, const char *text);   /* raw text, no quoting */
 void fb_printf(frame_builder *fb, const char *fmt, ...) CONFAB_PRINTF(2, 3);

@@ -12,7 +12,7 @@
 #include "confab-build.h"
 #include "log.h"
 #include "router.h"
-#include "session.h"
+#include "session_flow.h"
 #include "settings.h"
 
 static void host_log(confab_ctx *ctx, confab_log_level level, const char *fmt, ...)
@@ -93,27 +93,7 @@ static bool origin_allowed(const broker *b, const confab_request *req)
 static confab_session *host_session_open(confab_ctx *ctx, const confab_request *req, void *conn,
 					 confab_open_done done, void *arg)
 {
-	broker *b = ctx->broker;
-	if (b->stopping || !b->serving)
-		return NULL;
-	confab_session *s = session_new(b, ctx, conn, req ? req->remote_addr : NULL, done, arg);
-	if (!s)
-		return NULL;
-	/* Refusals before the auth chain answer at once; either way the
-	 * session lives until the transport calls session_closed. */
-	if (!origin_allowed(b, req)) {
-		session_deny(s, 403, "origin not allowed");
-		return s;
-	}
-	int rc = session_count_address(s);
-	if (rc != 0) {
-		session_deny(s, rc == CONFAB_EFULL ? 429 : 503,
-			     rc == CONFAB_EFULL ? "too many connections from this address"
-						: "broker out of memory");
-		return s;
-	}
-	auth_chain_run(s, req);
-	return s;
+	return session_flow_open(ctx, req, conn, done, arg, origin_allowed(ctx->broker, req));
 }
 
 static void host_session_recv(confab_session *s, const void *data, size_t len, unsigned flags)
@@ -123,8 +103,7 @@ static void host_session_recv(confab_session *s, const void *data, size_t len, u
 
 static void host_session_closed(confab_session *s)
 {
-	auth_chain_cancel(s);  /* a check still running for it is dropped */
-	session_gone(s);
+	session_flow_closed(s);
 }
 
 static const confab_host_transport transport_entries = {

@@ -138,17 +138,10 @@ static int get_body(request *req, const char *data, size_t len, protocol_error *
 	return 0;
 }
 
-static size_t max_depth = 32;
-
-void protocol_set_max_depth(size_t depth)
-{
-	max_depth = depth;
-}
-
 /* True when no object or array in the text nests deeper than max_depth
  * (the request object itself is level 1). A scan of the text, so that the
  * check costs no recursion. */
-static bool depth_ok(const char *data, size_t len)
+static bool depth_ok(const char *data, size_t len, size_t max_depth)
 {
 	size_t depth = 0;
 	bool in_string = false;
@@ -171,7 +164,8 @@ static bool depth_ok(const char *data, size_t len)
 	return true;
 }
 
-int protocol_parse(const char *data, size_t len, request *req, protocol_error *err)
+int protocol_parse(const char *data, size_t len, size_t max_depth, request *req,
+		   protocol_error *err)
 {
 	memset(req, 0, sizeof(*req));
 	/* jansson bounds its own recursion (2048 levels), so the frame is
@@ -189,7 +183,7 @@ int protocol_parse(const char *data, size_t len, request *req, protocol_error *e
 			return fail(err, ERR_BAD_REQUEST, "%s", "'ref' must be a string or a number");
 		req->ref = ref;
 	}
-	if (!depth_ok(data, len))
+	if (!depth_ok(data, len, max_depth))
 		return fail(err, ERR_BAD_REQUEST, "JSON nested deeper than %zu levels", max_depth);
 
 	json_t *type = json_object_get(req->root, "type");
@@ -269,10 +263,11 @@ static void add_field_str(frame_builder *fb, const char *name, const char *value
 	fb_json_string(fb, value);
 }
 
-confab_buf *protocol_welcome(const char *session, const char *user, const char *node)
+confab_buf *protocol_welcome(size_t headroom, const char *session, const char *user,
+			     const char *node)
 {
 	frame_builder fb;
-	fb_init(&fb, 128);
+	fb_init(&fb, headroom, 128);
 	fb_str(&fb, "{\"type\":\"welcome\"");
 	add_field_str(&fb, "session", session);
 	add_field_str(&fb, "user", user);
@@ -281,10 +276,11 @@ confab_buf *protocol_welcome(const char *session, const char *user, const char *
 	return fb_finish(&fb);
 }
 
-confab_buf *protocol_error_frame(const char *code, const char *message, json_t *ref)
+confab_buf *protocol_error_frame(size_t headroom, const char *code, const char *message,
+				 json_t *ref)
 {
 	frame_builder fb;
-	fb_init(&fb, 128);
+	fb_init(&fb, headroom, 128);
 	fb_str(&fb, "{\"type\":\"error\"");
 	add_field_str(&fb, "code", code);
 	add_field_str(&fb, "message", message);
@@ -293,10 +289,11 @@ confab_buf *protocol_error_frame(const char *code, const char *message, json_t *
 	return fb_finish(&fb);
 }
 
-confab_buf *protocol_error_unknown(const char *message, const char *id, json_t *ref)
+confab_buf *protocol_error_unknown(size_t headroom, const char *message, const char *id,
+				   json_t *ref)
 {
 	frame_builder fb;
-	fb_init(&fb, 192);
+	fb_init(&fb, headroom, 192);
 	fb_str(&fb, "{\"type\":\"error\"");
 	add_field_str(&fb, "code", ERR_UNAVAILABLE);
 	add_field_str(&fb, "message", message);
@@ -307,10 +304,10 @@ confab_buf *protocol_error_unknown(const char *message, const char *id, json_t *
 	return fb_finish(&fb);
 }
 
-confab_buf *protocol_simple(const char *type, const char *room, json_t *ref)
+confab_buf *protocol_simple(size_t headroom, const char *type, const char *room, json_t *ref)
 {
 	frame_builder fb;
-	fb_init(&fb, 96);
+	fb_init(&fb, headroom, 96);
 	fb_str(&fb, "{\"type\":");
 	fb_json_string(&fb, type);
 	if (room)
@@ -320,10 +317,10 @@ confab_buf *protocol_simple(const char *type, const char *room, json_t *ref)
 	return fb_finish(&fb);
 }
 
-confab_buf *protocol_joined(const char *room, const char *epoch, json_t *ref)
+confab_buf *protocol_joined(size_t headroom, const char *room, const char *epoch, json_t *ref)
 {
 	frame_builder fb;
-	fb_init(&fb, 128);
+	fb_init(&fb, headroom, 128);
 	fb_str(&fb, "{\"type\":\"joined\"");
 	add_field_str(&fb, "room", room);
 	if (epoch)
@@ -333,11 +330,11 @@ confab_buf *protocol_joined(const char *room, const char *epoch, json_t *ref)
 	return fb_finish(&fb);
 }
 
-confab_buf *protocol_ack_room(const char *room, uint64_t seq, const char *id, int64_t ts,
-			      json_t *ref)
+confab_buf *protocol_ack_room(size_t headroom, const char *room, uint64_t seq, const char *id,
+			      int64_t ts, json_t *ref)
 {
 	frame_builder fb;
-	fb_init(&fb, 128);
+	fb_init(&fb, headroom, 128);
 	fb_str(&fb, "{\"type\":\"ack\"");
 	add_field_str(&fb, "room", room);
 	fb_str(&fb, ",\"seq\":");
@@ -350,10 +347,10 @@ confab_buf *protocol_ack_room(const char *room, uint64_t seq, const char *id, in
 	return fb_finish(&fb);
 }
 
-confab_buf *protocol_ack_direct(const char *id, int64_t ts, json_t *ref)
+confab_buf *protocol_ack_direct(size_t headroom, const char *id, int64_t ts, json_t *ref)
 {
 	frame_builder fb;
-	fb_init(&fb, 96);
+	fb_init(&fb, headroom, 96);
 	fb_str(&fb, "{\"type\":\"ack\"");
 	add_field_str(&fb, "id", id);
 	fb_str(&fb, ",\"ts\":");
@@ -406,10 +403,10 @@ static void add_envelope(frame_builder *fb, const confab_envelope *env)
 	fb->failed = true;
 }
 
-confab_buf *protocol_envelope(const confab_envelope *env)
+confab_buf *protocol_envelope(size_t headroom, const confab_envelope *env)
 {
 	frame_builder fb;
-	fb_init(&fb, 160 + env->body_len);
+	fb_init(&fb, headroom, 160 + env->body_len);
 	add_envelope(&fb, env);
 	return fb_finish(&fb);
 }
@@ -443,15 +440,15 @@ static size_t end_page_max(const char *ref, size_t extra)
 	return 1 + extra + sizeof(",\"more\":false") + sizeof(",\"ref\":") + strlen(ref) + 1;
 }
 
-confab_buf *protocol_presence(const char *room, const char *const *users, size_t n_users,
-			      size_t budget, size_t *n_sent, json_t *ref)
+confab_buf *protocol_presence(size_t headroom, const char *room, const char *const *users,
+			      size_t n_users, size_t budget, size_t *n_sent, json_t *ref)
 {
 	char *rt = ref_text(ref);
 	if (!rt)
 		return NULL;
 	size_t hint = 96 + n_users * 24;
 	frame_builder fb;
-	fb_init(&fb, hint < budget ? hint : budget);
+	fb_init(&fb, headroom, hint < budget ? hint : budget);
 	fb_str(&fb, "{\"type\":\"presence\"");
 	add_field_str(&fb, "room", room);
 	fb_str(&fb, ",\"users\":[");
@@ -473,8 +470,8 @@ confab_buf *protocol_presence(const char *room, const char *const *users, size_t
 	return fb_finish(&fb);
 }
 
-confab_buf *protocol_history(const char *room, const confab_envelope *messages, size_t n,
-			     bool truncated, const char *epoch, size_t budget,
+confab_buf *protocol_history(size_t headroom, const char *room, const confab_envelope *messages,
+			     size_t n, bool truncated, const char *epoch, size_t budget,
 			     size_t *n_sent, json_t *ref)
 {
 	char *rt = ref_text(ref);
@@ -486,7 +483,7 @@ confab_buf *protocol_history(const char *room, const confab_envelope *messages, 
 	if (hint > budget)
 		hint = budget;   /* a page is never larger (but one message may be) */
 	frame_builder fb;
-	fb_init(&fb, hint);
+	fb_init(&fb, headroom, hint);
 	fb_str(&fb, "{\"type\":\"history\"");
 	add_field_str(&fb, "room", room);
 	fb_str(&fb, ",\"messages\":[");

@@ -63,17 +63,15 @@ typedef struct protocol_error {
 	char message[160];
 } protocol_error;
 
-/* Frames nested deeper than this (objects and arrays, the request itself
- * being level 1) are refused with bad_request. Default 32; set from
- * [broker] max_json_depth. */
-void protocol_set_max_depth(size_t depth);
-
 /* Parses one text frame (`data` must outlive the request: body_text
  * points into it). Returns 0 and fills `req` (free it with
  * request_free), or -1 and fills `err`; in that case req->ref may still hold
  * the frame's ref (a borrowed reference into req->root) so the error can echo
- * it, and request_free must still be called. */
-int protocol_parse(const char *data, size_t len, request *req, protocol_error *err);
+ * it, and request_free must still be called. A frame nested deeper than
+ * `max_depth` (objects and arrays, the request itself being level 1;
+ * [broker] max_json_depth) is refused with bad_request. */
+int protocol_parse(const char *data, size_t len, size_t max_depth, request *req,
+		   protocol_error *err);
 void request_free(request *req);
 
 /* Room names: 1-64 bytes of A-Z a-z 0-9 _ . : - */
@@ -81,35 +79,39 @@ bool protocol_valid_room(const char *name);
 /* User ids: 1-64 bytes of A-Z a-z 0-9 _ . : - @ */
 bool protocol_valid_user(const char *name);
 
-/* ---- server frames (each returns a new buffer, refs = 1, or NULL) ---- */
-confab_buf *protocol_welcome(const char *session, const char *user, const char *node);
-confab_buf *protocol_error_frame(const char *code, const char *message, json_t *ref);
+/* ---- server frames (each returns a new buffer, refs = 1, or NULL, with
+ * `headroom` bytes in front for the transports: broker->headroom) ---- */
+confab_buf *protocol_welcome(size_t headroom, const char *session, const char *user,
+			     const char *node);
+confab_buf *protocol_error_frame(size_t headroom, const char *code, const char *message,
+				 json_t *ref);
 /* An `unavailable` whose outcome is unknown: {"type":"error","code":
  * "unavailable","message":M,"outcome":"unknown","id":ID[,"ref":REF]}. */
-confab_buf *protocol_error_unknown(const char *message, const char *id, json_t *ref);
+confab_buf *protocol_error_unknown(size_t headroom, const char *message, const char *id,
+				   json_t *ref);
 /* {"type":TYPE,"room":ROOM[,"ref":REF]} for joined / left; room may be NULL
  * (pong). */
-confab_buf *protocol_simple(const char *type, const char *room, json_t *ref);
+confab_buf *protocol_simple(size_t headroom, const char *type, const char *room, json_t *ref);
 /* {"type":"joined","room":ROOM[,"epoch":EPOCH][,"ref":REF]}; epoch may be
  * NULL (a backplane that has none). */
-confab_buf *protocol_joined(const char *room, const char *epoch, json_t *ref);
+confab_buf *protocol_joined(size_t headroom, const char *room, const char *epoch, json_t *ref);
 /* Idempotency keys (send, direct): 1-64 bytes of A-Z a-z 0-9 _ . : - */
 bool protocol_valid_idem(const char *key);
 /* Room epochs as a client may send them: 1 to CONFAB_EPOCH_MAX of 0-9 a-z. */
 bool protocol_valid_epoch(const char *epoch);
-confab_buf *protocol_ack_room(const char *room, uint64_t seq, const char *id,
+confab_buf *protocol_ack_room(size_t headroom, const char *room, uint64_t seq, const char *id,
 			      int64_t ts, json_t *ref);
-confab_buf *protocol_ack_direct(const char *id, int64_t ts, json_t *ref);
+confab_buf *protocol_ack_direct(size_t headroom, const char *id, int64_t ts, json_t *ref);
 /* The frame an envelope becomes for a recipient: message, direct or member. */
-confab_buf *protocol_envelope(const confab_envelope *env);
+confab_buf *protocol_envelope(size_t headroom, const confab_envelope *env);
 /* Replies that may be longer than a client should be sent at once are
  * paged: they hold as many of the items as fit in `budget` bytes (the
  * whole frame), but at least one, in order, set *n_sent to how many, and
  * say "more":true when that is fewer than given (protocol.md). */
-confab_buf *protocol_presence(const char *room, const char *const *users, size_t n_users,
-			      size_t budget, size_t *n_sent, json_t *ref);
+confab_buf *protocol_presence(size_t headroom, const char *room, const char *const *users,
+			      size_t n_users, size_t budget, size_t *n_sent, json_t *ref);
 /* `epoch` (NULL: none known) is the room's epoch at the time of the answer. */
-confab_buf *protocol_history(const char *room, const confab_envelope *messages,
+confab_buf *protocol_history(size_t headroom, const char *room, const confab_envelope *messages,
 			     size_t n, bool truncated, const char *epoch, size_t budget,
 			     size_t *n_sent, json_t *ref);
 

@@ -36,7 +36,7 @@ static const confab_backplane_ops *bp_ops(broker *b)
 
 static void reply_error(confab_session *s, const char *code, const char *message, json_t *ref)
 {
-	session_send_take(s, protocol_error_frame(code, message, ref));
+	session_send_take(s, protocol_error_frame(s->broker->headroom, code, message, ref));
 }
 
 static pending *pending_new(confab_session *s, const request *req)
@@ -102,7 +102,8 @@ static void join_epoch(void *arg, int status, const char *epoch)
 
 	if (s != NULL) {
 		if (status == 0)
-			session_send_take(s, protocol_joined(p->room, epoch, p->ref));
+			session_send_take(s, protocol_joined(s->broker->headroom, p->room, epoch,
+							     p->ref));
 		else
 			join_failed(s, p, status);
 	}
@@ -124,7 +125,7 @@ static void answer_joined(confab_session *s, pending *p)
 		}
 		return;
 	}
-	session_send_take(s, protocol_joined(p->room, NULL, p->ref));
+	session_send_take(s, protocol_joined(s->broker->headroom, p->room, NULL, p->ref));
 	pending_free(p);
 }
 
@@ -260,7 +261,7 @@ static void handle_leave(confab_session *s, const request *req)
 		dict_remove(s->rooms, req->room);
 		leave_room(s, req->room);
 	}
-	session_send_take(s, protocol_simple("left", req->room, req->ref));
+	session_send_take(s, protocol_simple(s->broker->headroom, "left", req->room, req->ref));
 }
 
 void router_leave_all(confab_session *s)
@@ -288,7 +289,8 @@ static void publish_done(void *arg, int status, uint64_t seq)
 	confab_session *s = pending_session(p);
 	if (s) {
 		if (status == 0)
-			session_send_take(s, protocol_ack_room(p->room, seq, p->id, p->ts, p->ref));
+			session_send_take(s, protocol_ack_room(s->broker->headroom, p->room, seq,
+							       p->id, p->ts, p->ref));
 		else
 			reply_backplane_error(s, status, p->ref);
 	}
@@ -301,7 +303,8 @@ static void direct_done(void *arg, int status)
 	confab_session *s = pending_session(p);
 	if (s) {
 		if (status == 0)
-			session_send_take(s, protocol_ack_direct(p->id, p->ts, p->ref));
+			session_send_take(s, protocol_ack_direct(s->broker->headroom, p->id, p->ts,
+								 p->ref));
 		else
 			reply_backplane_error(s, status, p->ref);
 	}
@@ -317,11 +320,12 @@ static void send_done(void *arg, int status, uint64_t seq, const char *id, int64
 	confab_session *s = pending_session(p);
 	if (s) {
 		if (status == 0 && p->room[0])
-			session_send_take(s, protocol_ack_room(p->room, seq, id, ts, p->ref));
+			session_send_take(s, protocol_ack_room(s->broker->headroom, p->room, seq,
+							       id, ts, p->ref));
 		else if (status == 0)
-			session_send_take(s, protocol_ack_direct(id, ts, p->ref));
+			session_send_take(s, protocol_ack_direct(s->broker->headroom, id, ts, p->ref));
 		else if (status == CONFAB_EUNKNOWN)
-			session_send_take(s, protocol_error_unknown(
+			session_send_take(s, protocol_error_unknown(s->broker->headroom,
 				"the backplane's link broke before it answered: the message may "
 				"have been stored under this id; check history or send again with "
 				"the same idem", p->id, p->ref));
@@ -423,7 +427,8 @@ static void presence_done(void *arg, int status, const char *const *users, size_
 	if (s) {
 		if (status == 0) {
 			size_t first = users_after(users, n, p->after), sent;
-			session_send_take(s, protocol_presence(p->room, users + first, n - first,
+			session_send_take(s, protocol_presence(s->broker->headroom, p->room,
+							       users + first, n - first,
 							       session_reply_budget(s), &sent,
 							       p->ref));
 		} else {
@@ -441,7 +446,8 @@ static void history_epoch_done(void *arg, int status, const confab_envelope *mes
 	if (s) {
 		size_t sent;
 		if (status == 0)
-			session_send_take(s, protocol_history(p->room, messages, n, truncated, epoch,
+			session_send_take(s, protocol_history(s->broker->headroom, p->room,
+							      messages, n, truncated, epoch,
 							      session_reply_budget(s), &sent,
 							      p->ref));
 		else
@@ -572,7 +578,7 @@ void router_recv(confab_session *s, const void *data, size_t len, unsigned flags
 	request req;
 	protocol_error err;
 	/* parsed before the rate check so that a refusal can echo the ref */
-	int rc = protocol_parse(data, len, &req, &err);
+	int rc = protocol_parse(data, len, b->cfg.broker.max_json_depth, &req, &err);
 	if (rate_limited(s, req.ref)) {
 		request_free(&req);
 		return;
@@ -598,7 +604,7 @@ void router_recv(confab_session *s, const void *data, size_t len, unsigned flags
 		handle_query(s, &req);
 		break;
 	case REQ_PING:
-		session_send_take(s, protocol_simple("pong", NULL, req.ref));
+		session_send_take(s, protocol_simple(s->broker->headroom, "pong", NULL, req.ref));
 		break;
 	}
 	request_free(&req);
@@ -628,7 +634,7 @@ static void to_room(broker *b, const char *room, confab_buf *frame, const char *
 
 void router_deliver(broker *b, const confab_envelope *env)
 {
-	confab_buf *frame = protocol_envelope(env);
+	confab_buf *frame = protocol_envelope(b->headroom, env);
 	if (!frame) {
 		log_line(CONFAB_LOG_ERROR, "router", "out of memory: an envelope was not delivered");
 		return;

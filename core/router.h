@@ -14,8 +14,8 @@ void router_recv(confab_session *s, const void *data, size_t len, unsigned flags
 /* An envelope for this node's sessions (host->backplane->deliver). */
 void router_deliver(broker *b, const confab_envelope *env);
 
-/* Session life: the first session of a user on this node came / the last
- * one went; a session leaves all its rooms. */
+/* Session life (session_flow.c): the first session of a user on this node
+ * came / the last one went; a session leaves all its rooms. */
 void router_user_online(broker *b, const char *user);
 void router_user_offline(broker *b, const char *user);
 void router_leave_all(confab_session *s);

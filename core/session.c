@@ -14,8 +14,6 @@
 #include "buf.h"
 #include "config.h"
 #include "log.h"
-#include "protocol.h"
-#include "router.h"
 
 confab_session *session_new(broker *b, confab_ctx *transport, void *conn,
 			    const char *remote, confab_open_done done, void *arg)
@@ -144,16 +142,15 @@ bool session_may_direct(const confab_session *s, const char *user)
 	return matches_any(s->direct_patterns, s->n_direct_patterns, user);
 }
 
-void session_admit(confab_session *s, session_grant *grant)
+int session_register(confab_session *s, session_grant *grant)
 {
 	broker *b = s->broker;
-	size_t max_sessions = b->cfg.broker.max_sessions_per_user;
-	const dict *existing = session_of_user(b, grant->user);
-	if (max_sessions && existing && dict_count(existing) >= max_sessions) {
-		session_deny(s, 429, "too many sessions for this user");
-		return;
-	}
 	snprintf(s->user, sizeof(s->user), "%s", grant->user);
+	int first = CONFAB_ENOMEM;
+	if (dict_set(b->sessions, s->id, s) == 0 && (first = add_to_user(b, s)) < 0)
+		dict_remove(b->sessions, s->id);
+	if (first < 0)
+		return first;
 	s->expires_ms = grant->expires_ms;
 	s->room_patterns = grant->rooms;
 	s->n_room_patterns = grant->n_rooms;
@@ -161,30 +158,20 @@ void session_admit(confab_session *s, session_grant *grant)
 	s->n_direct_patterns = grant->n_direct;
 	grant->rooms = grant->direct = NULL;
 	grant->n_rooms = grant->n_direct = 0;
-
-	int first = -1;
-	if (dict_set(b->sessions, s->id, s) == 0 && (first = add_to_user(b, s)) < 0)
-		dict_remove(b->sessions, s->id);
-	if (first >= 0 && s->expires_ms && dict_set(b->expiring, s->id, s) != 0) {
-		remove_from_user(b, s);
-		dict_remove(b->sessions, s->id);
-		first = -1;
-	}
-	if (first < 0) {
-		log_line(CONFAB_LOG_ERROR, "session", "out of memory admitting a session");
-		session_deny(s, 503, "broker out of memory");
-		return;
-	}
 	s->state = SESSION_OPEN;
 	s->tokens = (double)b->cfg.broker.rate_burst;
 	s->tokens_at = s->refused_since = uv_now(&b->loop);
-	if (first)
-		router_user_online(b, s->user);
-	log_line(CONFAB_LOG_DEBUG, "session", "%s open: user %s from %s", s->id, s->user, s->remote);
+	return first;
+}
 
-	s->open_done(s->open_arg, true, 0, NULL);
-	if (s->state == SESSION_OPEN)
-		session_send_take(s, protocol_welcome(s->id, s->user, b->cfg.broker.node_id));
+bool session_unregister(confab_session *s)
+{
+	broker *b = s->broker;
+	if (s->state != SESSION_OPEN)
+		return false;
+	s->state = SESSION_GONE;
+	dict_remove(b->sessions, s->id);
+	return remove_from_user(b, s);
 }
 
 /* One line a second at most: a flood of refused handshakes (800 a second
@@ -203,18 +190,9 @@ void session_deny(confab_session *s, int http_status, const char *reason)
 	s->open_done(s->open_arg, false, http_status, reason);
 }
 
-void session_gone(confab_session *s)
+void session_end(confab_session *s)
 {
-	broker *b = s->broker;
-	address_release(b, s);
-	if (s->state == SESSION_OPEN) {
-		router_leave_all(s);
-		dict_remove(b->sessions, s->id);
-		dict_remove(b->expiring, s->id);
-		if (remove_from_user(b, s))
-			router_user_offline(b, s->user);
-		log_line(CONFAB_LOG_DEBUG, "session", "%s closed", s->id);
-	}
+	address_release(s->broker, s);
 	s->state = SESSION_GONE;
 	session_unref(s);
 }

@@ -1,6 +1,7 @@
-/* Sessions of this node: admission (after the auth chain), the registry by
- * id and by user, sending frames through the session's transport, and the
- * end of a session. */
+/* Sessions of this node: the registry by id and by user, references,
+ * sending frames through the session's transport and asking it to close.
+ * A leaf: what a session's opening and closing mean for rooms, the
+ * backplane and expiry is session_flow.h's. */
 #ifndef CONFAB_CORE_SESSION_H
 #define CONFAB_CORE_SESSION_H
 
@@ -10,6 +11,7 @@
 
 #include "broker.h"
 #include "dict.h"
+#include "expiry.h"
 
 typedef enum session_state {
 	SESSION_PENDING,   /* the auth chain has not answered yet */
@@ -39,6 +41,7 @@ struct confab_session {
 	char **direct_patterns;
 	size_t n_direct_patterns;
 	int64_t expires_ms;          /* 0 = never */
+	expiry_entry expiry;         /* armed in broker->expiry while open, if expires_ms */
 
 	/* Rate limit: a token bucket, and the refusals of the current window. */
 	double tokens;
@@ -47,7 +50,7 @@ struct confab_session {
 	uint64_t refused_since;      /* loop time (ms) the window began */
 };
 
-/* What an auth plugin granted, for session_admit. The pattern lists are
+/* What an auth plugin granted, for session_register. The pattern lists are
  * malloc'd (config_free_list frees them); NULL allows everything. */
 typedef struct session_grant {
 	const char *user;
@@ -69,17 +72,21 @@ confab_session *session_new(broker *b, confab_ctx *transport, void *conn,
 /* Counts the connection against max_connections_per_address: 0, or
  * CONFAB_EFULL when the address is at its limit. */
 int session_count_address(confab_session *s);
-/* The auth chain admitted the session as `user`: register it, tell the
- * backplane if the user is new on this node, send welcome, answer the
- * transport. */
-/* Takes the grant's pattern lists (and NULLs them in `grant`). */
-void session_admit(confab_session *s, session_grant *grant);
-/* The auth chain refused: answer the transport. The session stays until
- * the transport calls session_closed. */
+/* Adds the session to the registry as grant->user (taking the grant's
+ * pattern lists and NULLing them in `grant`) and makes it open. Returns 1
+ * when it is the user's first session on this node, 0 when not, or
+ * CONFAB_ENOMEM (the session stays pending, the grant untouched). */
+int session_register(confab_session *s, session_grant *grant);
+/* Removes an open session from the registry (it is no longer open: no
+ * more frames go to it); true when it was its user's last session on this
+ * node. */
+bool session_unregister(confab_session *s);
+/* Answers the transport's open with a refusal. The session stays until
+ * the transport calls session_closed (session_flow_closed). */
 void session_deny(confab_session *s, int http_status, const char *reason);
-/* The transport says the connection is gone: leave every room, unregister,
- * release. */
-void session_gone(confab_session *s);
+/* The transport's reference is given back: the connection no longer
+ * counts against its address, and the session is gone. */
+void session_end(confab_session *s);
 
 void session_ref(confab_session *s);
 void session_unref(confab_session *s);

@@ -77,17 +77,7 @@ static void check_envelope(const request *req)
 	env.body_len = req->body_len;
 	env.seq = 1;
 	env.ts = 1700000000000;
-	check_frame(protocol_envelope(&env), "message");
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	buf_set_headroom(FUZZ_HEADROOM);
-	protocol_set_max_depth(32);  /* the [broker] max_json_depth default */
-	return 0;
+	check_frame(protocol_envelope(FUZZ_HEADROOM, &env), "message");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -98,40 +88,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t sent;
 
 	(void)utf8_valid(data, size);
-	if (protocol_parse((const char *)data, size, &req, &err) != 0) {
-		check_frame(protocol_error_frame(err.code, err.message, req.ref), "error");
+	/* 32: the [broker] max_json_depth default */
+	if (protocol_parse((const char *)data, size, 32, &req, &err) != 0) {
+		check_frame(protocol_error_frame(FUZZ_HEADROOM, err.code, err.message, req.ref),
+			    "error");
 		request_free(&req);
 		return 0;
 	}
 	switch (req.type) {
 	case REQ_JOIN:
-		check_frame(protocol_joined(req.room, "0123456789abcdef", req.ref), "joined");
+		check_frame(protocol_joined(FUZZ_HEADROOM, req.room, "0123456789abcdef", req.ref),
+			    "joined");
 		break;
 	case REQ_LEAVE:
-		check_frame(protocol_simple("left", req.room, req.ref), "left");
+		check_frame(protocol_simple(FUZZ_HEADROOM, "left", req.room, req.ref), "left");
 		break;
 	case REQ_SEND:
-		check_frame(protocol_ack_room(req.room, 1, "node.1.1", 1700000000000,
+		check_frame(protocol_ack_room(FUZZ_HEADROOM, req.room, 1, "node.1.1", 1700000000000,
 					      req.ref), "ack");
 		check_envelope(&req);
 		break;
 	case REQ_DIRECT:
-		check_frame(protocol_ack_direct("node.1.1", 1700000000000, req.ref), "ack");
+		check_frame(protocol_ack_direct(FUZZ_HEADROOM, "node.1.1", 1700000000000, req.ref),
+			    "ack");
 		check_envelope(&req);
 		break;
 	case REQ_PRESENCE: {
 		const char *users[] = { "fuzz-user" };
 
-		check_frame(protocol_presence(req.room, users, 1, 4096, &sent, req.ref), "presence");
+		check_frame(protocol_presence(FUZZ_HEADROOM, req.room, users, 1, 4096, &sent,
+					      req.ref), "presence");
 		break;
 	}
 	case REQ_HISTORY:
 		/* the epoch the client sent, as a backplane may echo it */
-		check_frame(protocol_history(req.room, NULL, 0, req.epoch != NULL, req.epoch,
-					     4096, &sent, req.ref), "history");
+		check_frame(protocol_history(FUZZ_HEADROOM, req.room, NULL, 0, req.epoch != NULL,
+					     req.epoch, 4096, &sent, req.ref), "history");
 		break;
 	case REQ_PING:
-		check_frame(protocol_simple("pong", NULL, req.ref), "pong");
+		check_frame(protocol_simple(FUZZ_HEADROOM, "pong", NULL, req.ref), "pong");
 		break;
 	}
 	request_free(&req);

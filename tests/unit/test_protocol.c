@@ -20,13 +20,16 @@
 #define BIG ((size_t)1 << 20)
 
 #define HEADROOM 16
+/* [broker] max_json_depth's default; one test parses with a smaller one */
+#define MAX_DEPTH 32
+static size_t max_depth = MAX_DEPTH;
 
 /* ---- helpers ------------------------------------------------------------ */
 
 static int parse(const char *text, request *req, protocol_error *err)
 {
 	memset(err, 0, sizeof(*err));
-	return protocol_parse(text, strlen(text), req, err);
+	return protocol_parse(text, strlen(text), max_depth, req, err);
 }
 
 /* Parses `text` expecting success; the caller frees `req`. */
@@ -46,18 +49,13 @@ static void assert_bad_request_at(const char *text, size_t len, int line)
 	request req;
 	protocol_error err;
 	memset(&err, 0, sizeof(err));
-	int rc = protocol_parse(text, len, &req, &err);
+	int rc = protocol_parse(text, len, max_depth, &req, &err);
 	ck_assert_msg(rc == -1, "line %d: accepted %s", line, text);
 	ck_assert_msg(err.code != NULL && strcmp(err.code, ERR_BAD_REQUEST) == 0,
 		      "line %d: %s gave code %s, not bad_request", line, text,
 		      err.code ? err.code : "(none)");
 	ck_assert_msg(err.message[0] != '\0', "line %d: %s: error without a message", line, text);
 	request_free(&req);
-}
-
-static void set_headroom(void)
-{
-	buf_set_headroom(HEADROOM);
 }
 
 /* Parses a built frame back; drops the frame. */
@@ -196,7 +194,7 @@ END_TEST
 START_TEST(test_unknown_outcome_frame_says_so_with_the_id)
 {
 	json_t *ref = json_string("r9");
-	json_t *f = frame_json(protocol_error_unknown("lost", "n.x.m3", ref));
+	json_t *f = frame_json(protocol_error_unknown(HEADROOM, "lost", "n.x.m3", ref));
 	json_decref(ref);
 	ck_assert_str_eq(str_field(f, "type"), "error");
 	ck_assert_str_eq(str_field(f, "code"), "unavailable");
@@ -574,7 +572,7 @@ START_TEST(test_errors_after_the_object_is_parsed_keep_the_ref_to_echo)
 		}
 
 		/* and the error frame echoes it */
-		json_t *j = frame_json(protocol_error_frame(err.code, err.message, req.ref));
+		json_t *j = frame_json(protocol_error_frame(HEADROOM, err.code, err.message, req.ref));
 		ck_assert(json_equal(json_object_get(j, "ref"), req.ref));
 		json_decref(j);
 		request_free(&req);
@@ -611,7 +609,7 @@ START_TEST(test_error_about_a_long_non_ascii_type_is_still_valid_json)
 	protocol_error err;
 	ck_assert_int_eq(parse(text, &req, &err), -1);
 	ck_assert_str_eq(err.code, ERR_BAD_REQUEST);
-	json_t *j = frame_json(protocol_error_frame(err.code, err.message, req.ref));
+	json_t *j = frame_json(protocol_error_frame(HEADROOM, err.code, err.message, req.ref));
 	ck_assert_str_eq(str_field(j, "code"), "bad_request");
 	json_decref(j);
 	request_free(&req);
@@ -629,7 +627,7 @@ START_TEST(test_error_about_non_json_with_non_ascii_is_still_valid_json)
 		request req;
 		protocol_error err;
 		ck_assert_int_eq(parse(cases[i], &req, &err), -1);
-		json_t *j = frame_json(protocol_error_frame(err.code, err.message, req.ref));
+		json_t *j = frame_json(protocol_error_frame(HEADROOM, err.code, err.message, req.ref));
 		ck_assert_str_eq(str_field(j, "code"), "bad_request");
 		json_decref(j);
 		request_free(&req);
@@ -667,9 +665,9 @@ END_TEST
 
 /* ---- server frames ------------------------------------------------------- */
 
-START_TEST(test_buffers_get_the_headroom_set_before_them)
+START_TEST(test_buffers_get_the_headroom_asked_for)
 {
-	confab_buf *b = protocol_simple("pong", NULL, NULL);
+	confab_buf *b = protocol_simple(HEADROOM, "pong", NULL, NULL);
 	ck_assert_ptr_nonnull(b);
 	ck_assert_uint_eq(b->headroom, HEADROOM);
 	/* a second reference keeps the frame alive after the first is dropped */
@@ -682,7 +680,7 @@ END_TEST
 
 START_TEST(test_welcome_frame_has_session_user_node_and_protocol_1)
 {
-	json_t *j = frame_json(protocol_welcome("s-1", "alice", "node-a"));
+	json_t *j = frame_json(protocol_welcome(HEADROOM, "s-1", "alice", "node-a"));
 	ck_assert_uint_eq(json_object_size(j), 5);
 	ck_assert_str_eq(str_field(j, "type"), "welcome");
 	ck_assert_str_eq(str_field(j, "session"), "s-1");
@@ -696,7 +694,7 @@ END_TEST
 START_TEST(test_error_frame_echoes_a_string_ref)
 {
 	json_t *ref = json_string("abc");
-	json_t *j = frame_json(protocol_error_frame(ERR_NOT_MEMBER, "join the room first", ref));
+	json_t *j = frame_json(protocol_error_frame(HEADROOM, ERR_NOT_MEMBER, "join the room first", ref));
 	ck_assert_uint_eq(json_object_size(j), 4);
 	ck_assert_str_eq(str_field(j, "type"), "error");
 	ck_assert_str_eq(str_field(j, "code"), "not_member");
@@ -710,14 +708,14 @@ END_TEST
 START_TEST(test_error_frame_echoes_a_number_ref)
 {
 	json_t *ref = json_integer(42);
-	json_t *j = frame_json(protocol_error_frame(ERR_OFFLINE, "bob is offline", ref));
+	json_t *j = frame_json(protocol_error_frame(HEADROOM, ERR_OFFLINE, "bob is offline", ref));
 	ck_assert_int_eq(int_field(j, "ref"), 42);
 	ck_assert_str_eq(str_field(j, "code"), "offline");
 	json_decref(j);
 	json_decref(ref);
 
 	ref = json_real(2.5);
-	j = frame_json(protocol_error_frame(ERR_INTERNAL, "oops", ref));
+	j = frame_json(protocol_error_frame(HEADROOM, ERR_INTERNAL, "oops", ref));
 	ck_assert(json_is_real(json_object_get(j, "ref")));
 	ck_assert(json_real_value(json_object_get(j, "ref")) == 2.5);
 	json_decref(j);
@@ -727,7 +725,7 @@ END_TEST
 
 START_TEST(test_error_frame_without_ref_has_no_ref_key)
 {
-	json_t *j = frame_json(protocol_error_frame(ERR_TOO_LARGE, "frame too large", NULL));
+	json_t *j = frame_json(protocol_error_frame(HEADROOM, ERR_TOO_LARGE, "frame too large", NULL));
 	ck_assert_uint_eq(json_object_size(j), 3);
 	ck_assert_str_eq(str_field(j, "type"), "error");
 	ck_assert_str_eq(str_field(j, "code"), "too_large");
@@ -740,7 +738,7 @@ END_TEST
 START_TEST(test_error_message_with_a_quote_and_control_chars_round_trips)
 {
 	static const char message[] = "say \"hi\"\x01\x1f\n\t\\ back \xc3\xa9";
-	json_t *j = frame_json(protocol_error_frame(ERR_BAD_REQUEST, message, NULL));
+	json_t *j = frame_json(protocol_error_frame(HEADROOM, ERR_BAD_REQUEST, message, NULL));
 	ck_assert_str_eq(str_field(j, "message"), message);
 	json_decref(j);
 }
@@ -749,7 +747,7 @@ END_TEST
 START_TEST(test_joined_left_and_pong_frames)
 {
 	json_t *ref = json_string("j1");
-	json_t *j = frame_json(protocol_simple("joined", "lobby", ref));
+	json_t *j = frame_json(protocol_simple(HEADROOM, "joined", "lobby", ref));
 	ck_assert_uint_eq(json_object_size(j), 3);
 	ck_assert_str_eq(str_field(j, "type"), "joined");
 	ck_assert_str_eq(str_field(j, "room"), "lobby");
@@ -757,19 +755,19 @@ START_TEST(test_joined_left_and_pong_frames)
 	json_decref(j);
 	json_decref(ref);
 
-	j = frame_json(protocol_simple("left", "lobby", NULL));
+	j = frame_json(protocol_simple(HEADROOM, "left", "lobby", NULL));
 	ck_assert_uint_eq(json_object_size(j), 2);
 	ck_assert_str_eq(str_field(j, "type"), "left");
 	ck_assert_str_eq(str_field(j, "room"), "lobby");
 	json_decref(j);
 
-	j = frame_json(protocol_simple("pong", NULL, NULL));
+	j = frame_json(protocol_simple(HEADROOM, "pong", NULL, NULL));
 	ck_assert_uint_eq(json_object_size(j), 1);
 	ck_assert_str_eq(str_field(j, "type"), "pong");
 	json_decref(j);
 
 	ref = json_integer(3);
-	j = frame_json(protocol_simple("pong", NULL, ref));
+	j = frame_json(protocol_simple(HEADROOM, "pong", NULL, ref));
 	ck_assert_uint_eq(json_object_size(j), 2);
 	ck_assert_int_eq(int_field(j, "ref"), 3);
 	json_decref(j);
@@ -780,7 +778,7 @@ END_TEST
 START_TEST(test_room_ack_has_room_seq_id_ts_and_ref)
 {
 	json_t *ref = json_string("s1");
-	json_t *j = frame_json(protocol_ack_room("lobby", 17, "n1-42", 1700000000123LL, ref));
+	json_t *j = frame_json(protocol_ack_room(HEADROOM, "lobby", 17, "n1-42", 1700000000123LL, ref));
 	ck_assert_uint_eq(json_object_size(j), 6);
 	ck_assert_str_eq(str_field(j, "type"), "ack");
 	ck_assert_str_eq(str_field(j, "room"), "lobby");
@@ -791,7 +789,7 @@ START_TEST(test_room_ack_has_room_seq_id_ts_and_ref)
 	json_decref(j);
 	json_decref(ref);
 
-	j = frame_json(protocol_ack_room("lobby", 1, "x", 0, NULL));
+	j = frame_json(protocol_ack_room(HEADROOM, "lobby", 1, "x", 0, NULL));
 	ck_assert_uint_eq(json_object_size(j), 5);
 	ck_assert_ptr_null(json_object_get(j, "ref"));
 	json_decref(j);
@@ -800,7 +798,7 @@ END_TEST
 
 START_TEST(test_direct_ack_has_id_ts_and_ref_but_no_room)
 {
-	json_t *j = frame_json(protocol_ack_direct("n1-43", 1700000000456LL, NULL));
+	json_t *j = frame_json(protocol_ack_direct(HEADROOM, "n1-43", 1700000000456LL, NULL));
 	ck_assert_uint_eq(json_object_size(j), 3);
 	ck_assert_str_eq(str_field(j, "type"), "ack");
 	ck_assert_str_eq(str_field(j, "id"), "n1-43");
@@ -809,7 +807,7 @@ START_TEST(test_direct_ack_has_id_ts_and_ref_but_no_room)
 	json_decref(j);
 
 	json_t *ref = json_integer(9);
-	j = frame_json(protocol_ack_direct("n1-44", 1, ref));
+	j = frame_json(protocol_ack_direct(HEADROOM, "n1-44", 1, ref));
 	ck_assert_uint_eq(json_object_size(j), 4);
 	ck_assert_int_eq(int_field(j, "ref"), 9);
 	json_decref(j);
@@ -829,7 +827,7 @@ START_TEST(test_message_envelope_becomes_a_message_frame_with_body_verbatim)
 		.from = "alice", .id = "n1-1", .origin = "s-9", .body = body_text,
 		.body_len = BODY_LEN, .seq = 3, .ts = 99,
 	};
-	confab_buf *b = protocol_envelope(&env);
+	confab_buf *b = protocol_envelope(HEADROOM, &env);
 	ck_assert_ptr_nonnull(b);
 	ck_assert_msg(memmem(b->data, b->len, "\"body\":{\"a\":[1,2]}", 18) != NULL,
 		      "body not copied verbatim: %.*s", (int)b->len, (const char *)b->data);
@@ -853,7 +851,7 @@ START_TEST(test_direct_envelope_becomes_a_direct_frame)
 		.id = "n1-2", .origin = "s-9", .body = body_text, .body_len = BODY_LEN,
 		.ts = 1700000000789LL,
 	};
-	json_t *j = frame_json(protocol_envelope(&env));
+	json_t *j = frame_json(protocol_envelope(HEADROOM, &env));
 	ck_assert_uint_eq(json_object_size(j), 6);
 	ck_assert_str_eq(str_field(j, "type"), "direct");
 	ck_assert_str_eq(str_field(j, "id"), "n1-2");
@@ -871,7 +869,7 @@ START_TEST(test_member_envelopes_become_member_join_and_leave_frames)
 		.size = sizeof(env), .kind = CONFAB_ENV_MEMBER_JOIN, .room = "lobby",
 		.from = "carol",
 	};
-	json_t *j = frame_json(protocol_envelope(&env));
+	json_t *j = frame_json(protocol_envelope(HEADROOM, &env));
 	ck_assert_uint_eq(json_object_size(j), 4);
 	ck_assert_str_eq(str_field(j, "type"), "member");
 	ck_assert_str_eq(str_field(j, "room"), "lobby");
@@ -880,7 +878,7 @@ START_TEST(test_member_envelopes_become_member_join_and_leave_frames)
 	json_decref(j);
 
 	env.kind = CONFAB_ENV_MEMBER_LEAVE;
-	j = frame_json(protocol_envelope(&env));
+	j = frame_json(protocol_envelope(HEADROOM, &env));
 	ck_assert_uint_eq(json_object_size(j), 4);
 	ck_assert_str_eq(str_field(j, "type"), "member");
 	ck_assert_str_eq(str_field(j, "user"), "carol");
@@ -899,7 +897,7 @@ START_TEST(test_large_body_is_carried_whole)
 		.size = sizeof(env), .kind = CONFAB_ENV_MESSAGE, .room = "r", .from = "a",
 		.id = "i", .body = body, .body_len = n, .seq = 1, .ts = 1,
 	};
-	json_t *j = frame_json(protocol_envelope(&env));
+	json_t *j = frame_json(protocol_envelope(HEADROOM, &env));
 	ck_assert_uint_eq(json_string_length(json_object_get(j, "body")), n - 2);
 	json_decref(j);
 	free(body);
@@ -911,7 +909,7 @@ START_TEST(test_presence_frame_keeps_the_order_given)
 	static const char *const users[] = { "carol", "alice", "bob@x" };
 	json_t *ref = json_string("p");
 	size_t sent;
-	json_t *j = frame_json(protocol_presence("lobby", users, 3, BIG, &sent, ref));
+	json_t *j = frame_json(protocol_presence(HEADROOM, "lobby", users, 3, BIG, &sent, ref));
 	ck_assert_uint_eq(sent, 3);
 	ck_assert_uint_eq(json_object_size(j), 5);
 	ck_assert(!bool_field(j, "more"));
@@ -927,7 +925,7 @@ END_TEST
 START_TEST(test_presence_frame_of_an_empty_room_has_an_empty_list)
 {
 	size_t sent;
-	json_t *j = frame_json(protocol_presence("lobby", NULL, 0, BIG, &sent, NULL));
+	json_t *j = frame_json(protocol_presence(HEADROOM, "lobby", NULL, 0, BIG, &sent, NULL));
 	ck_assert_uint_eq(sent, 0);
 	ck_assert_uint_eq(json_object_size(j), 4);
 	ck_assert(!bool_field(j, "more"));
@@ -939,7 +937,7 @@ END_TEST
 START_TEST(test_history_frame_with_no_messages)
 {
 	size_t sent;
-	json_t *j = frame_json(protocol_history("lobby", NULL, 0, false, NULL, BIG, &sent, NULL));
+	json_t *j = frame_json(protocol_history(HEADROOM, "lobby", NULL, 0, false, NULL, BIG, &sent, NULL));
 	ck_assert_uint_eq(json_object_size(j), 5);
 	ck_assert(!bool_field(j, "more"));
 	ck_assert_str_eq(str_field(j, "type"), "history");
@@ -948,7 +946,7 @@ START_TEST(test_history_frame_with_no_messages)
 	ck_assert(!bool_field(j, "truncated"));
 	json_decref(j);
 
-	j = frame_json(protocol_history("lobby", NULL, 0, true, NULL, BIG, &sent, NULL));
+	j = frame_json(protocol_history(HEADROOM, "lobby", NULL, 0, true, NULL, BIG, &sent, NULL));
 	ck_assert(bool_field(j, "truncated"));
 	json_decref(j);
 }
@@ -966,7 +964,7 @@ START_TEST(test_history_frame_with_two_messages_oldest_first)
 	};
 	json_t *ref = json_integer(11);
 	size_t sent;
-	json_t *j = frame_json(protocol_history("lobby", m, 2, true, NULL, BIG, &sent, ref));
+	json_t *j = frame_json(protocol_history(HEADROOM, "lobby", m, 2, true, NULL, BIG, &sent, ref));
 	ck_assert_uint_eq(sent, 2);
 	ck_assert_uint_eq(json_object_size(j), 6);
 	ck_assert(!bool_field(j, "more"));
@@ -993,7 +991,7 @@ START_TEST(test_history_frame_with_two_messages_oldest_first)
 	json_decref(j);
 	json_decref(ref);
 
-	j = frame_json(protocol_history("lobby", m, 2, false, NULL, BIG, &sent, NULL));
+	j = frame_json(protocol_history(HEADROOM, "lobby", m, 2, false, NULL, BIG, &sent, NULL));
 	ck_assert_uint_eq(json_object_size(j), 5);
 	ck_assert(!bool_field(j, "truncated"));
 	json_decref(j);
@@ -1031,7 +1029,7 @@ START_TEST(test_history_larger_than_the_budget_comes_in_pages_in_order)
 	size_t budget = 4000, at = 0, pages = 0;
 	while (at < PAGE_MESSAGES) {
 		size_t sent;
-		confab_buf *b = protocol_history("lobby", m + at, PAGE_MESSAGES - at, false, NULL, budget,
+		confab_buf *b = protocol_history(HEADROOM, "lobby", m + at, PAGE_MESSAGES - at, false, NULL, budget,
 						 &sent, ref);
 		ck_assert_ptr_nonnull(b);
 		ck_assert_uint_le(b->len, budget);
@@ -1060,16 +1058,16 @@ START_TEST(test_a_page_holds_at_least_one_item_whatever_the_budget)
 	char *body;
 	confab_envelope *m = many_messages(&body);
 	size_t sent;
-	json_t *j = frame_json(protocol_history("lobby", m, 2, false, NULL, 10, &sent, NULL));
+	json_t *j = frame_json(protocol_history(HEADROOM, "lobby", m, 2, false, NULL, 10, &sent, NULL));
 	ck_assert_uint_eq(sent, 1);
 	ck_assert(bool_field(j, "more"));
 	json_decref(j);
-	j = frame_json(protocol_history("lobby", m, 1, false, NULL, 10, &sent, NULL));
+	j = frame_json(protocol_history(HEADROOM, "lobby", m, 1, false, NULL, 10, &sent, NULL));
 	ck_assert_uint_eq(sent, 1);
 	ck_assert(!bool_field(j, "more"));
 	json_decref(j);
 	static const char *const users[] = { "a", "b" };
-	j = frame_json(protocol_presence("lobby", users, 2, 10, &sent, NULL));
+	j = frame_json(protocol_presence(HEADROOM, "lobby", users, 2, 10, &sent, NULL));
 	ck_assert_uint_eq(sent, 1);
 	ck_assert(bool_field(j, "more"));
 	json_decref(j);
@@ -1090,7 +1088,7 @@ START_TEST(test_presence_of_a_huge_room_comes_in_pages)
 	size_t budget = 2048, at = 0;
 	while (at < N) {
 		size_t sent;
-		confab_buf *b = protocol_presence("lobby", users + at, N - at, budget, &sent, NULL);
+		confab_buf *b = protocol_presence(HEADROOM, "lobby", users + at, N - at, budget, &sent, NULL);
 		ck_assert_ptr_nonnull(b);
 		ck_assert_uint_le(b->len, budget);
 		json_t *j = frame_json(b);
@@ -1180,14 +1178,14 @@ END_TEST
 START_TEST(test_joined_frame_carries_the_epoch_when_there_is_one)
 {
 	json_t *ref = json_string("j2");
-	json_t *j = frame_json(protocol_joined("lobby", "00ff00ff00ff00ff", ref));
+	json_t *j = frame_json(protocol_joined(HEADROOM, "lobby", "00ff00ff00ff00ff", ref));
 	ck_assert_uint_eq(json_object_size(j), 4);
 	ck_assert_str_eq(str_field(j, "type"), "joined");
 	ck_assert_str_eq(str_field(j, "epoch"), "00ff00ff00ff00ff");
 	ck_assert_str_eq(str_field(j, "ref"), "j2");
 	json_decref(j);
 	json_decref(ref);
-	j = frame_json(protocol_joined("lobby", NULL, NULL));
+	j = frame_json(protocol_joined(HEADROOM, "lobby", NULL, NULL));
 	ck_assert_uint_eq(json_object_size(j), 2);
 	json_decref(j);
 }
@@ -1201,10 +1199,10 @@ START_TEST(test_message_and_history_frames_carry_the_epoch)
 		.epoch = "00ff00ff00ff00ff",
 	};
 	size_t sent;
-	json_t *j = frame_json(protocol_envelope(&m));
+	json_t *j = frame_json(protocol_envelope(HEADROOM, &m));
 	ck_assert_str_eq(str_field(j, "epoch"), "00ff00ff00ff00ff");
 	json_decref(j);
-	j = frame_json(protocol_history("lobby", &m, 1, false, "00ff00ff00ff00ff", BIG, &sent, NULL));
+	j = frame_json(protocol_history(HEADROOM, "lobby", &m, 1, false, "00ff00ff00ff00ff", BIG, &sent, NULL));
 	ck_assert_str_eq(str_field(j, "epoch"), "00ff00ff00ff00ff");
 	ck_assert_str_eq(str_field(json_array_get(json_object_get(j, "messages"), 0), "epoch"),
 			 "00ff00ff00ff00ff");
@@ -1220,7 +1218,7 @@ START_TEST(test_an_envelope_of_a_backplane_before_1_3_has_no_epoch_read)
 		.room = "lobby", .from = "alice", .id = "n1-5", .body = "1", .body_len = 1,
 		.seq = 5, .ts = 500, .epoch = "not-to-be-read",
 	};
-	json_t *j = frame_json(protocol_envelope(&m));
+	json_t *j = frame_json(protocol_envelope(HEADROOM, &m));
 	ck_assert_ptr_null(json_object_get(j, "epoch"));
 	ck_assert_uint_eq(json_object_size(j), 7);
 	json_decref(j);
@@ -1233,7 +1231,7 @@ START_TEST(test_json_string_escapes_quotes_backslashes_and_control_chars)
 {
 	static const char text[] = "say \"hi\"\x01\x1f\x7f\n\r\t\\ back \xc3\xa9 end";
 	frame_builder fb;
-	fb_init(&fb, 8);
+	fb_init(&fb, HEADROOM, 8);
 	fb_json_string(&fb, text);
 	confab_buf *b = fb_finish(&fb);
 	ck_assert_ptr_nonnull(b);
@@ -1254,7 +1252,7 @@ START_TEST(test_builder_grows_for_long_printf_and_raw_text)
 {
 	char *long_text = repeat('y', 3000);
 	frame_builder fb;
-	fb_init(&fb, 1);
+	fb_init(&fb, HEADROOM, 1);
 	fb_str(&fb, "[");
 	fb_printf(&fb, "\"%s\",%d", long_text, 7);
 	fb_str(&fb, ",");
@@ -1271,7 +1269,7 @@ START_TEST(test_builder_grows_for_long_printf_and_raw_text)
 	free(long_text);
 
 	/* a discarded builder frees its buffer */
-	fb_init(&fb, 16);
+	fb_init(&fb, HEADROOM, 16);
 	fb_str(&fb, "half a frame");
 	fb_discard(&fb);
 }
@@ -1279,7 +1277,7 @@ END_TEST
 
 START_TEST(test_nesting_past_max_json_depth_is_bad_request_before_parsing)
 {
-	protocol_set_max_depth(4);
+	max_depth = 4;
 	request req;
 	/* four levels: the object and three arrays */
 	parse_ok_at("{\"type\":\"send\",\"room\":\"r\",\"body\":[[[1]]]}", &req, __LINE__);
@@ -1288,7 +1286,6 @@ START_TEST(test_nesting_past_max_json_depth_is_bad_request_before_parsing)
 	/* brackets inside strings do not count */
 	parse_ok_at("{\"type\":\"send\",\"room\":\"r\",\"body\":\"[[[[[[\\\"{{{{\"}", &req, __LINE__);
 	request_free(&req);
-	protocol_set_max_depth(32);
 }
 END_TEST
 
@@ -1312,7 +1309,6 @@ static Suite *protocol_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bad_request");
-	tcase_add_checked_fixture(tc, set_headroom, NULL);
 	tcase_add_test(tc, test_frame_that_is_not_json_is_bad_request);
 	tcase_add_test(tc, test_frame_that_is_not_an_object_is_bad_request);
 	tcase_add_test(tc, test_missing_or_mistyped_type_is_bad_request);
@@ -1333,8 +1329,7 @@ static Suite *protocol_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("frames");
-	tcase_add_checked_fixture(tc, set_headroom, NULL);
-	tcase_add_test(tc, test_buffers_get_the_headroom_set_before_them);
+	tcase_add_test(tc, test_buffers_get_the_headroom_asked_for);
 	tcase_add_test(tc, test_welcome_frame_has_session_user_node_and_protocol_1);
 	tcase_add_test(tc, test_error_frame_echoes_a_string_ref);
 	tcase_add_test(tc, test_error_frame_echoes_a_number_ref);
@@ -1362,7 +1357,6 @@ static Suite *protocol_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("pages");
-	tcase_add_checked_fixture(tc, set_headroom, NULL);
 	tcase_add_test(tc, test_history_larger_than_the_budget_comes_in_pages_in_order);
 	tcase_add_test(tc, test_a_page_holds_at_least_one_item_whatever_the_budget);
 	tcase_add_test(tc, test_presence_of_a_huge_room_comes_in_pages);

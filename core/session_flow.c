@@ -1,0 +1,106 @@
+/* A session's opening, admission and end (session_flow.h). The order of
+ * the steps is the point of this file: a session is in the registry before
+ * the backplane hears of its user, and it leaves its rooms before its user
+ * is said to be offline, so that the backplane never sees a member of a
+ * room whose user is offline. */
+#include "session_flow.h"
+
+#include <stddef.h>
+
+#include "auth_chain.h"
+#include "log.h"
+#include "protocol.h"
+#include "router.h"
+#include "session.h"
+
+/* The session an expiry entry is embedded in. */
+static confab_session *session_of_entry(expiry_entry *e)
+{
+	return (confab_session *)(void *)((char *)e - offsetof(confab_session, expiry));
+}
+
+/* Auth decided "allow": admits the session unless the user has as many
+ * sessions here as allowed or memory runs out. */
+static void admit(confab_session *s, session_grant *grant)
+{
+	broker *b = s->broker;
+	size_t max_sessions = b->cfg.broker.max_sessions_per_user;
+	const dict *existing = session_of_user(b, grant->user);
+	if (max_sessions && existing && dict_count(existing) >= max_sessions) {
+		session_deny(s, 429, "too many sessions for this user");
+		return;
+	}
+	int first = session_register(s, grant);
+	if (first >= 0 && s->expires_ms && expiry_add(&b->expiry, &s->expiry, s->expires_ms) != 0) {
+		session_unregister(s);
+		first = CONFAB_ENOMEM;
+	}
+	if (first < 0) {
+		log_line(CONFAB_LOG_ERROR, "session", "out of memory admitting a session");
+		session_deny(s, 503, "broker out of memory");
+		return;
+	}
+	if (first)
+		router_user_online(b, s->user);
+	log_line(CONFAB_LOG_DEBUG, "session", "%s open: user %s from %s", s->id, s->user, s->remote);
+
+	s->open_done(s->open_arg, true, 0, NULL);
+	if (s->state == SESSION_OPEN)
+		session_send_take(s, protocol_welcome(b->headroom, s->id, s->user,
+						      b->cfg.broker.node_id));
+}
+
+static void decided(confab_session *s, session_grant *grant, int http_status, const char *reason)
+{
+	if (grant)
+		admit(s, grant);
+	else
+		session_deny(s, http_status, reason);
+}
+
+confab_session *session_flow_open(confab_ctx *transport, const confab_request *req, void *conn,
+				  confab_open_done done, void *arg, bool origin_ok)
+{
+	broker *b = transport->broker;
+	if (b->stopping || !b->serving)
+		return NULL;
+	confab_session *s = session_new(b, transport, conn, req ? req->remote_addr : NULL, done,
+					arg);
+	if (!s)
+		return NULL;
+	/* Refusals before the auth chain answer at once; either way the
+	 * session lives until the transport calls session_closed. */
+	if (!origin_ok) {
+		session_deny(s, 403, "origin not allowed");
+		return s;
+	}
+	int rc = session_count_address(s);
+	if (rc != 0) {
+		session_deny(s, rc == CONFAB_EFULL ? 429 : 503,
+			     rc == CONFAB_EFULL ? "too many connections from this address"
+						: "broker out of memory");
+		return s;
+	}
+	auth_chain_run(s, req, decided);
+	return s;
+}
+
+void session_flow_closed(confab_session *s)
+{
+	broker *b = s->broker;
+	auth_chain_cancel(s);  /* a check still running for it is dropped */
+	if (s->state == SESSION_OPEN) {
+		router_leave_all(s);
+		expiry_remove(&b->expiry, &s->expiry);
+		if (session_unregister(s))
+			router_user_offline(b, s->user);
+		log_line(CONFAB_LOG_DEBUG, "session", "%s closed", s->id);
+	}
+	session_end(s);
+}
+
+void session_flow_expired(void *arg, expiry_entry *e)
+{
+	(void)arg;
+	session_close(session_of_entry(e), 4001, "token expired");
+}
