@@ -330,7 +330,8 @@ class Broker:
     built ws.so); `sections` adds or extends sections ([ws] listen is set).
 
     [ws] listen is 127.0.0.1:0: confabd binds a port the kernel picks and
-    names it in its "listening on" line, which start() reads into `port`.
+    names it in its "listening on" line (info: log_level must be info or
+    debug), which start() reads into `port`.
     A port picked here and bound later by confabd could be taken by another
     process in between (and that one's /healthz would pass for ours). A
     Broker runs once: no test restarts a confabd today. One that must come
