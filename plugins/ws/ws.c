@@ -84,7 +84,11 @@ void ws_log_limited(ws_state *s, confab_ratelimit *rl, confab_log_level level,
 
 /* ---- configuration ---- */
 
-/* Parse `listen`: IPv4:PORT, localhost:PORT or [IPv6]:PORT. */
+/* Parse `listen`: IPv4:PORT, localhost:PORT or [IPv6]:PORT. Port 0 asks
+ * the kernel for a free port when ws starts (ws_listen_start reads it
+ * back, and the "listening on" line says which): tests start brokers so,
+ * with no window in which another process could take a port picked
+ * beforehand. */
 static int parse_listen(ws_state *s, const char *v)
 {
 	const char *colon, *host, *port;
@@ -123,7 +127,7 @@ static int parse_listen(ws_state *s, const char *v)
 		return -1;
 	errno = 0;
 	p = strtoul(port, &end, 10);
-	if (errno != 0 || *end != '\0' || p < 1 || p > 65535)
+	if (errno != 0 || *end != '\0' || p > 65535)
 		return -1;
 
 	if (!s->ipv6 && strcmp(hostbuf, "localhost") == 0)
@@ -255,7 +259,7 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 	if (parse_listen(s, v) != 0) {
 		host->config_error(ctx, "listen",
 				   "'%s' is not HOST:PORT or [IPv6]:PORT (an IP "
-				   "address or localhost, and a port from 1 to "
+				   "address or localhost, and a port from 0 to "
 				   "65535)", v);
 		free(s);
 		return CONFAB_EINVAL;

@@ -177,6 +177,21 @@ int ws_listen_addr(const ws_state *s, struct sockaddr_storage *ss,
 	return 0;
 }
 
+/* The port `fd` is bound to, in host order. */
+static int bound_port(int fd, int *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		*port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	else
+		*port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
+
 int ws_listen_start(ws_state *s, int *err)
 {
 	struct sockaddr_storage ss;
@@ -200,6 +215,12 @@ int ws_listen_start(ws_state *s, int *err)
 			   sizeof(one));
 	if (bind(s->listen_fd, (struct sockaddr *)&ss, sl) != 0 ||
 	    listen(s->listen_fd, SOMAXCONN) != 0) {
+		*err = errno;
+		goto fail;
+	}
+	/* `listen = HOST:0`: the kernel picked the port; from now on
+	 * s->port is that one (ws_start logs it). */
+	if (s->port == 0 && bound_port(s->listen_fd, &s->port) != 0) {
 		*err = errno;
 		goto fail;
 	}

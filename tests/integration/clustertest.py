@@ -39,16 +39,15 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
 from confabtest import (PLUGIN_BUILD_DIR, SANITIZERS, SCALE, START_TIMEOUT, STOP_TIMEOUT,
-                        WS_SO, TestFailure, check, fixture, spawn, tail, _procs)
+                        WS_SO, TestFailure, check, fixture, listening, skip, spawn, tail, _procs,
+                        _ephemeral_range)
 import redistest
-from redistest import (REDIS_CLI, REDIS_SERVER, RedisSuite, _answers, _ephemeral_range,
-                       _program)
+from redistest import REDIS_CLI, REDIS_SERVER, RedisSuite, ReservedPort, _program
 
 REDIS_CLUSTER_SO = os.path.join(PLUGIN_BUILD_DIR, "redis_cluster", ".libs", "redis_cluster.so")
 
@@ -272,7 +271,7 @@ def _info_fields(text):
 def cluster_port():
     """A free loopback port P below the ephemeral range such that the cluster
     bus port P + 10000 is also free and below it, and sockets that keep both
-    reserved (see redistest.redis_port): (port, [sockets])."""
+    reserved (see confabtest.reserve_port): (port, [sockets])."""
     lo, _ = _ephemeral_range()
     first = 20000 if lo > 31000 else 1024
     last = lo - 1 - 10000
@@ -298,7 +297,7 @@ def cluster_port():
                 ok = False
                 break
             held.append(s)
-            if _answers(p):
+            if listening(p):
                 ok = False
                 break
         if ok:
@@ -310,16 +309,18 @@ def cluster_port():
 
 # ---- one redis-server of the cluster ---------------------------------------
 
-class ClusterServer:
-    """One redis-server --cluster-enabled yes on 127.0.0.1:PORT (bus PORT+10000)."""
+class ClusterServer(ReservedPort):
+    """One redis-server --cluster-enabled yes on 127.0.0.1:PORT (bus PORT+10000).
+    Its first start moves to another port pair when its own is in use
+    (redistest.ReservedPort); the directory keeps the first port's name."""
 
     def __init__(self, tmp, index, cluster_enabled=True, extra_args=()):
-        self.port, self._reservation = cluster_port()
+        self._port, self._reservation = cluster_port()
         self.index = index
-        self.dir = os.path.join(tmp, str(self.port))
+        self.dir = os.path.join(tmp, str(self._port))
         os.makedirs(self.dir, exist_ok=True)
         self.log_path = os.path.join(self.dir, "redis.log")
-        self.conf_path = os.path.join(tmp, "nodes-%d.conf" % self.port)
+        self.conf_path = os.path.join(tmp, "nodes-%d.conf" % self._port)
         self.cluster_enabled = cluster_enabled
         self.extra_args = list(extra_args)
         self.proc = None
@@ -355,9 +356,15 @@ class ClusterServer:
         except OSError:
             return ""
 
+    def _reserve(self):
+        return cluster_port()
+
     def start(self, timeout=START_TIMEOUT):
         if self.running():
             return self
+        return self._start_moving(lambda: self._start_once(timeout))
+
+    def _start_once(self, timeout):
         out = open(self.log_path, "ab")
         try:
             self.proc = spawn(self.argv(), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
@@ -416,7 +423,6 @@ class RedisCluster:
         self.replicas_wanted = replicas
         self.servers = [ClusterServer(self.tmp, i, extra_args=extra_args)
                         for i in range(masters * (1 + replicas))]
-        self.by_port = {s.port: s for s in self.servers}
         self.started = False
         self.start_error = None
         self.killed = set()        # ports killed with kill_master()/kill() and not restarted
@@ -427,6 +433,11 @@ class RedisCluster:
     @property
     def ports(self):
         return [s.port for s in self.servers]
+
+    @property
+    def by_port(self):
+        """{port: server}, read when needed: a port may move at the first start."""
+        return {s.port: s for s in self.servers}
 
     def live_ports(self):
         return [s.port for s in self.servers if s.running()]
@@ -959,13 +970,11 @@ class ClusterSuite(RedisSuite):
         import shutil
         if _program(REDIS_SERVER) is not None and not os.path.exists(REDIS_CLUSTER_SO):
             shutil.rmtree(self.tmp, ignore_errors=True)
-            print("SKIP: the redis_cluster plugin is not built (no %s)" % REDIS_CLUSTER_SO)
-            sys.exit(77)
+            skip("the redis_cluster plugin is not built (no %s)" % REDIS_CLUSTER_SO)
         if _program(REDIS_SERVER) is not None and _program(REDIS_CLI) is None:
             shutil.rmtree(self.tmp, ignore_errors=True)
-            print("SKIP: redis-cli not found (%s); set REDIS_CLI: it creates the test clusters"
-                  % REDIS_CLI)
-            sys.exit(77)
+            skip("redis-cli not found (%s): apt-get install redis-tools, or set REDIS_CLI; "
+                 "it creates the test clusters" % REDIS_CLI)
         if _program(REDIS_SERVER) is not None:
             try:
                 v = subprocess.run([_program(REDIS_SERVER), "--version"], capture_output=True,
@@ -975,9 +984,8 @@ class ClusterSuite(RedisSuite):
                 major = 0
             if major < 7:
                 shutil.rmtree(self.tmp, ignore_errors=True)
-                print("SKIP: redis-server is not Redis 7 or later (%r): no sharded pub/sub"
-                      % v.strip() if major else "SKIP: cannot tell redis-server's version")
-                sys.exit(77)
+                skip("redis-server is not Redis 7 or later (%r): no sharded pub/sub" % v.strip()
+                     if major else "cannot tell redis-server's version")
         super().main()
 
 

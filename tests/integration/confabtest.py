@@ -7,8 +7,9 @@ protocol v1 (docs/protocol.md) for chat. This module holds what they share:
   paths      CONFABD, WS_SO, fixture(), config writing (write_config)
   processes  Broker (one running confabd), run_confabd (a short-lived one);
              every process is registered and stopped by PID at the end
-  network    free_port(), listening(), http_get(), Client (async WebSocket)
-  running    Suite: named checks, PASS/FAIL lines, a watchdog, exit status
+  network    reserve_port(), listening(), http_get(), Client (async WebSocket)
+  running    Suite: named checks, PASS/FAIL lines, a watchdog, exit status;
+             skip() when a test tool is missing (exit 77, automake's SKIP)
 
 The variables set by tests/Makefile.am locate the build; when a script is
 run by hand they default to an in-tree build next to this file.
@@ -20,6 +21,7 @@ import http.client
 import itertools
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -30,12 +32,20 @@ import tempfile
 import time
 import traceback
 
+
+
+def skip(reason):
+    """Skip the whole script: say what is missing and how to get it, and
+    exit 77 (automake's SKIP). tools/run-tests (CI) fails on any skip."""
+    print("SKIP: %s: %s" % (os.path.basename(sys.argv[0]), reason), flush=True)
+    sys.exit(77)
+
+
 try:
     import websockets
     import websockets.exceptions
 except ImportError:  # configure checks for it; by hand it may be missing
-    print("SKIP: the python3 websockets module is not installed")
-    sys.exit(77)
+    skip("the python3 websockets module is not installed (apt-get install python3-websockets)")
 
 _TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -175,20 +185,54 @@ def run_confabd(args, timeout=QUICK_EXIT, port=None, env=None):
 
 # ---- network -------------------------------------------------------------
 
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing uses right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
-def _port_free(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def reserve_port():
+    """A loopback port BELOW the ephemeral range that nothing listens on,
+    and a socket that keeps it so: (port, socket). Close the socket to let
+    the port go.
+
+    For a program that cannot bind port 0 and say which port it got
+    (redis-server: port 0 turns its TCP off), and for a port that must not
+    answer (a dead address; what `confabd -t` must not open). confabd
+    itself binds port 0 (Broker). A port from the ephemeral range could be
+    picked as the source port of a connect (a TCP self-connect that looks
+    like a server) or by another process's bind to port 0. The reservation
+    is bound with SO_REUSEADDR and never listens: a server that sets
+    SO_REUSEADDR too (redis-server, confabd) can bind and listen next to
+    it, connects are refused while nothing listens, and another script
+    looking for a port finds this one taken. Two scripts can still reserve
+    the same port at the same moment (both binds are allowed while neither
+    listens): whoever starts a server on it must retry on another port
+    when it is in use (redistest.RedisServer does)."""
+    lo, _ = _ephemeral_range()
+    first = 20000 if lo > 21000 else 1024
+    for _ in range(200):
+        port = random.randint(first, lo - 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))   # no SO_REUSEADDR: fails if anyone has it
+            except OSError:
+                continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
-            return True
         except OSError:
-            return False
+            s.close()
+            continue
+        if listening(port):
+            s.close()
+            continue
+        return port, s
+    raise TestFailure("no free loopback port below %d" % lo)
 
 
 def listening(port):
@@ -269,24 +313,42 @@ def write_text(dir, name, text):
 
 # ---- a running broker ----------------------------------------------------
 
+# ws's info line once it listens: "[ws] listening on http://127.0.0.1:PORT/ ...".
+_LISTENING = re.compile(r"\[ws\] listening on http://(?:\[[^\]]*\]|[^/:\s]+):(\d+)/")
+
+
+def _bound_port(log):
+    """The port of the first "listening on" line of a confabd log, or None."""
+    m = _LISTENING.search(log)
+    return int(m.group(1)) if m else None
+
+
 class Broker:
-    """One confabd serving the ws transport on a free loopback port.
+    """One confabd serving the ws transport on a loopback port of its own.
 
     `broker` overrides/extends the [broker] keys (plugins defaults to the
     built ws.so); `sections` adds or extends sections ([ws] listen is set).
-    """
+
+    [ws] listen is 127.0.0.1:0: confabd binds a port the kernel picks and
+    names it in its "listening on" line (info: log_level must be info or
+    debug), which start() reads into `port`.
+    A port picked here and bound later by confabd could be taken by another
+    process in between (and that one's /healthz would pass for ours). A
+    Broker runs once: no test restarts a confabd today. One that must come
+    back where clients know it would write listen = 127.0.0.1:PORT with the
+    port it had, and treat "in use" as a failure, since its clients and
+    peers could not find it elsewhere either."""
 
     def __init__(self, tmp, name="broker", broker=None, sections=None, nofile=None):
         self.name = name
         self.nofile = nofile      # RLIMIT_NOFILE for this confabd only
-        self.port = free_port()
+        self.port = None          # the port confabd bound, once start() has read it
         self.dir = tempfile.mkdtemp(prefix=name + "-", dir=tmp)
         b = {"node_id": name, "plugins": WS_SO}
         b.update(broker or {})
-        secs = {"ws": {"listen": "127.0.0.1:%d" % self.port}}
+        secs = {"ws": {"listen": "127.0.0.1:0"}}
         for sec, kv in (sections or {}).items():
             secs.setdefault(sec, {}).update(kv)
-        self._settings = (b, secs)
         self.config = write_config(self.dir, b, secs)
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.proc = None
@@ -313,14 +375,6 @@ class Broker:
             raise TestFailure(self.start_error)
         if self.proc:
             return self
-        # The port was picked when the test was set up; by now another
-        # process (a client's ephemeral port, another test's broker) may
-        # hold it, and its /healthz would pass for ours: pick another.
-        b, secs = self._settings
-        if secs["ws"].get("listen") == "127.0.0.1:%d" % self.port and not _port_free(self.port):
-            self.port = free_port()
-            secs["ws"]["listen"] = "127.0.0.1:%d" % self.port
-            self.config = write_config(self.dir, b, secs)
         err = open(self.stderr_path, "wb")
         try:
             preexec = None
@@ -339,6 +393,12 @@ class Broker:
                 self.start_error = "%s: confabd exited %s before serving\n%s" % (
                     self.name, self.proc.returncode, tail(self.stderr()))
                 raise TestFailure(self.start_error)
+            if self.port is None:
+                self.port = _bound_port(self.stderr())
+                if self.port is None:
+                    last = "no \"listening on\" line in its log yet"
+                    time.sleep(0.05)
+                    continue
             try:
                 status, _, body = http_get(self.port, "/healthz", timeout=1.0)
                 if want_status is None or status == want_status:
@@ -605,7 +665,12 @@ class Suite:
     stopped at the end with SIGTERM, which is itself a check (exit 0, no
     sanitizer report)."""
 
-    def __init__(self, name, watchdog=180):
+    def __init__(self, name, watchdog=180, needs=()):
+        # needs: (program, Debian package) pairs of test-only programs the
+        # script runs; without one the script is skipped before it starts.
+        for program, package in needs:
+            if shutil.which(program) is None:
+                skip("%s not found (apt-get install %s)" % (program, package))
         self.name = name
         self.tests = []
         self.brokers = []

@@ -25,17 +25,16 @@ SPDX-License-Identifier: MIT
 import asyncio
 import json
 import os
-import random
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
 from confabtest import (Suite, WS_SO, PLUGIN_BUILD_DIR, SANITIZERS, SCALE, START_TIMEOUT,
-                        STOP_TIMEOUT, TestFailure, check, fixture, http_get, spawn, tail)
+                        STOP_TIMEOUT, TestFailure, check, fixture, http_get, reserve_port, skip,
+                        spawn, tail)
 
 REDIS_SO = os.path.join(PLUGIN_BUILD_DIR, "redis", ".libs", "redis.so")
 
@@ -64,64 +63,71 @@ def _program(name):
 
 # ---- ports ---------------------------------------------------------------
 
-def _ephemeral_range():
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            lo, hi = (int(x) for x in f.read().split())
-            return lo, hi
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
 def redis_port():
-    """A free loopback port BELOW the ephemeral range for redis-server, and
-    a socket that keeps it reserved: (port, socket).
+    """A port for redis-server, reserved: (port, socket). redis-server
+    cannot bind port 0 and say which port it got (port 0 turns its TCP
+    off), so the port is picked beforehand and held (confabtest.reserve_port)."""
+    return reserve_port()
 
-    While Redis is down, the nodes keep connecting to its port; a port from
-    the ephemeral range could then be picked as the source port of one of
-    those connects (a TCP self-connect that looks like a server), or be
-    taken by another test's free_port(). The reservation is bound with
-    SO_REUSEADDR and never listens: redis-server (which sets SO_REUSEADDR
-    too) can bind and listen next to it, connects are refused while Redis
-    is down, and another script looking for a port finds this one taken."""
-    lo, _ = _ephemeral_range()
-    first = 20000 if lo > 21000 else 1024
-    for _ in range(200):
-        port = random.randint(first, lo - 1)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+
+IN_USE = "Address already in use"   # redis-server's log line when its bind fails
+START_TRIES = 3                     # ports a first start tries, in all
+
+
+class ReservedPort:
+    """The port of a server that cannot bind port 0 (redis-server), picked
+    beforehand and held by `_reservation` (see confabtest.reserve_port).
+
+    Two scripts can reserve the same port at the same moment; the second
+    server to start then finds it in use. So a server's first start moves
+    to a new port and tries again when its log says the port is in use, up
+    to START_TRIES ports, but only while nobody has read `port`: whoever
+    read it may have written it into a config. Reading `port` (or setting
+    it) pins it; a restart always keeps its port (clients know it)."""
+
+    _port = None
+    _port_pinned = False
+    _ever_started = False
+
+    def _reserve(self):
+        """A new (port, reservation); a subclass may need more than a port."""
+        return redis_port()
+
+    @property
+    def port(self):
+        self._port_pinned = True
+        return self._port
+
+    @port.setter
+    def port(self, value):
+        self._port = value
+        self._port_pinned = True
+
+    def _start_moving(self, start_once):
+        """start_once(): spawn the server and wait until it answers (raises
+        TestFailure when it does not). Retried on a new port as said above."""
+        movable = not self._port_pinned and not self._ever_started
+        self._ever_started = True
+        for attempt in range(START_TRIES):
+            seen = len(self.log())
             try:
-                probe.bind(("127.0.0.1", port))   # no SO_REUSEADDR: fails if anyone has it
-            except OSError:
-                continue
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            s.close()
-            continue
-        if _answers(port):
-            s.close()
-            continue
-        return port, s
-    raise TestFailure("no free loopback port below %d for redis-server" % lo)
-
-
-def _answers(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(0.5)
-    try:
-        s.connect(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
+                return start_once()
+            except TestFailure:
+                in_use = IN_USE in self.log()[seen:]
+                if not (movable and in_use and attempt + 1 < START_TRIES):
+                    raise
+            if self.proc is not None:
+                self.proc.wait()
+            for s in (self._reservation if isinstance(self._reservation, list)
+                      else [self._reservation]):
+                s.close()
+            self._port, self._reservation = self._reserve()
+            self._port_pinned = False
 
 
 # ---- redis-server --------------------------------------------------------
 
-class RedisServer:
+class RedisServer(ReservedPort):
     """One redis-server on 127.0.0.1:PORT with its own directory.
 
     persist=True keeps the data across stop/restart (append-only file,
@@ -130,7 +136,7 @@ class RedisServer:
 
     def __init__(self, tmp, name="redis", persist=False):
         self.name = name
-        self.port, self._reservation = redis_port()   # held for the whole script
+        self._port, self._reservation = redis_port()   # held for the whole script
         self.dir = tempfile.mkdtemp(prefix=name + "-", dir=tmp)
         self.log_path = os.path.join(self.dir, "redis.log")
         self.persist = persist
@@ -155,9 +161,14 @@ class RedisServer:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout=START_TIMEOUT):
-        """Start redis-server (no-op when it runs) and wait until PING answers PONG."""
+        """Start redis-server (no-op when it runs) and wait until PING
+        answers PONG; a first start moves to another port when its own is
+        in use (ReservedPort)."""
         if self.running():
             return self
+        return self._start_moving(lambda: self._start_once(timeout))
+
+    def _start_once(self, timeout):
         out = open(self.log_path, "ab")
         try:
             self.proc = spawn(self.argv(), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
@@ -421,6 +432,9 @@ class StallProxy(RedisProxy):
 
 # ---- confabd nodes sharing one Redis -------------------------------------
 
+_REDIS_PORT = object()   # in a node's [redis] spec: the RedisServer's port, once known
+
+
 class Cluster:
     """A RedisServer and confabd nodes that use it as their backplane.
 
@@ -443,7 +457,9 @@ class Cluster:
         self.nodes = {}
         self.start_error = None
         self.specs = []
-        redis_sec = {"host": "127.0.0.1", "port": self.redis.port, "prefix": self.prefix,
+        # The port is read when the nodes are made, after Redis has
+        # started: until then it may still move (ReservedPort).
+        redis_sec = {"host": "127.0.0.1", "port": _REDIS_PORT, "prefix": self.prefix,
                      "presence_ttl": PRESENCE_TTL}
         redis_sec.update(redis_keys or {})
         for name in list(guests) + list(alices):
@@ -465,6 +481,8 @@ class Cluster:
 
     def _make_nodes(self):
         for name, b, secs in self.specs:
+            if secs.get("redis", {}).get("port") is _REDIS_PORT:
+                secs["redis"]["port"] = self.redis.port
             if name not in self.nodes:
                 self.nodes[name] = self.suite.broker(name, broker=b, sections=secs)
 
@@ -507,8 +525,8 @@ class RedisSuite(Suite):
     def main(self):
         if _program(REDIS_SERVER) is None:
             shutil.rmtree(self.tmp, ignore_errors=True)
-            print("SKIP: redis-server not found (%s); set REDIS_SERVER" % REDIS_SERVER)
-            sys.exit(77)
+            skip("redis-server not found (%s): apt-get install redis-server, or set REDIS_SERVER"
+                 % REDIS_SERVER)
         super().main()
 
 

@@ -272,6 +272,9 @@ class Sentinel:
 
     def __init__(self, tmp, name, password=None):
         self.name = name
+        # Unlike a data node (redistest.ReservedPort), a sentinel keeps its
+        # port even when it is in use at start: the nodes' [redis]
+        # sentinels list names it when they are made, before it starts.
         self.port, self._reservation = redis_port()
         self.dir = tempfile.mkdtemp(prefix=name + "-", dir=tmp)
         self.conf = os.path.join(self.dir, "sentinel.conf")

@@ -31,7 +31,7 @@ import websockets.exceptions
 from confabtest import (Suite, WS_SO, PLUGIN_BUILD_DIR, RECV_TIMEOUT, SCALE,
                         check, note, write_text)
 
-suite = Suite("test_auth_flood", watchdog=150)
+suite = Suite("test_auth_flood", watchdog=150, needs=[("mkpasswd", "whois")])
 STATIC_SO = os.path.join(PLUGIN_BUILD_DIR, "static", ".libs", "static.so")
 
 PASSWORD = "bob's right password"

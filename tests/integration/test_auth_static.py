@@ -28,7 +28,7 @@ import confabtest
 from confabtest import (Suite, Client, WS_SO, PLUGIN_BUILD_DIR, RECV_TIMEOUT, SCALE,
                         check, fixture, note, run_confabd, write_config, write_text)
 
-suite = Suite("test_auth_static", watchdog=300)
+suite = Suite("test_auth_static", watchdog=300, needs=[("mkpasswd", "whois")])
 STATIC_SO = os.path.join(PLUGIN_BUILD_DIR, "static", ".libs", "static.so")
 
 # Distinctive passwords: none of them may ever appear in a broker's stderr.
@@ -397,10 +397,9 @@ async def passwords_of_512_bytes_or_more_are_refused_401_at_once():
 
 
 def dash_t(name, users_file):
-    port = confabtest.free_port()
     d = os.path.join(suite.tmp, name)
     os.makedirs(d)
-    sections = {"ws": {"listen": "127.0.0.1:%d" % port}, "static": {}}
+    sections = {"ws": {"listen": "127.0.0.1:0"}, "static": {}}
     if users_file is not None:
         sections["static"]["users_file"] = users_file
     cfg = write_config(d, {"node_id": "t", "plugins": [WS_SO, STATIC_SO]}, sections)
@@ -445,12 +444,11 @@ def dash_t_refuses_a_malformed_line_with_its_number():
 @suite.test
 def dash_t_accepts_a_good_file():
     """A good users file with comments, blank lines and patterns passes `confabd -t`."""
-    port = confabtest.free_port()
     d = os.path.join(suite.tmp, "good")
     os.makedirs(d)
     path = write_text(d, "users", "  # comment\n\n" + users_text("alice", "bob", "tina"))
     cfg = write_config(d, {"node_id": "t", "plugins": [WS_SO, STATIC_SO]},
-                       {"ws": {"listen": "127.0.0.1:%d" % port}, "static": {"users_file": path}})
+                       {"ws": {"listen": "127.0.0.1:0"}, "static": {"users_file": path}})
     r = run_confabd(["-t", "-c", cfg])
     check(r.code == 0, "confabd -t exited %s, want 0\n%s" % (r.code, r.describe()))
 

@@ -5,7 +5,7 @@ SPDX-License-Identifier: MIT
 """
 import os
 
-from confabtest import (Suite, WS_SO, VERSION, check, note, free_port, listening,
+from confabtest import (Suite, WS_SO, VERSION, check, note, listening, reserve_port,
                         run_confabd, write_config)
 
 suite = Suite("test_cli", watchdog=120)
@@ -48,23 +48,34 @@ def unknown_option_fails_with_usage():
 @suite.test
 def check_mode_accepts_a_good_config_without_opening_the_port():
     """confabd -t -c good.ini exits 0 and never listens on [ws] listen."""
-    port = free_port()
-    cfg = good_config(port)
-    r = run_confabd(["-t", "-c", cfg], port=port)
-    check(not r.timed_out, "-t did not exit (listening on %d at the time: %s): %s"
-          % (port, r.listening_at_timeout, r.describe()))
-    check(r.code == 0, "want exit 0: " + r.describe())
-    check(not listening(port), "something listens on %d after -t" % port)
+    # A port held (never listening) for the whole check: nothing else can
+    # listen there, so whatever does is confabd's.
+    port, held = reserve_port()
+    try:
+        cfg = good_config(port)
+        r = run_confabd(["-t", "-c", cfg], port=port)
+        check(not r.timed_out, "-t did not exit (listening on %d at the time: %s): %s"
+              % (port, r.listening_at_timeout, r.describe()))
+        check(r.code == 0, "want exit 0: " + r.describe())
+        check(not listening(port), "something listens on %d after -t" % port)
+    finally:
+        held.close()
     note("-t exited 0 and port %d stayed free" % port)
+
+
+@suite.test
+def check_mode_accepts_port_0():
+    """[ws] listen = 127.0.0.1:0 (a free port, picked at start) passes confabd -t."""
+    r = run_confabd(["-t", "-c", good_config(0)])
+    check(r.code == 0, "want exit 0: " + r.describe())
 
 
 @suite.test
 def missing_config_file_is_one_line_naming_it():
     """confabd -c missing.ini exits non-zero at once with one line naming the file."""
-    port = free_port()
     missing = os.path.join(suite.tmp, "missing.ini")
     for args in (["-c", missing], ["-t", "-c", missing]):
-        r = run_confabd(args, port=port)
+        r = run_confabd(args)
         check(not r.timed_out and r.code not in (0, None), "want a non-zero exit: " + r.describe())
         naming = [l for l in r.stderr.splitlines() if missing in l]
         check(len(naming) == 1, "want exactly one stderr line naming %s: %s" % (missing, r.describe()))

@@ -10,7 +10,7 @@ import re
 import shutil
 import socket
 
-from confabtest import (Suite, WS_SO, fixture, check, note, free_port, listening,
+from confabtest import (Suite, WS_SO, fixture, check, note, listening, reserve_port,
                         run_confabd, sanitizer_lines, write_config, write_text, tail)
 
 suite = Suite("test_config_errors", watchdog=240)
@@ -22,7 +22,10 @@ class Case:
     def __init__(self, name, needles, broker=None, sections=None, text=None,
                  dash_t_passes=False, line_number=None):
         self.name = name
-        self.port = free_port()
+        # The port [ws] listen names, held (never listening) for the whole
+        # script: nothing else can listen there, so a listener found on it
+        # after a refused start would be confabd's.
+        self.port, self._held = reserve_port()
         self.dir = os.path.join(suite.tmp, name)
         os.makedirs(self.dir)
         if text is not None:
@@ -251,6 +254,10 @@ def port_in_use_is_refused_by_check_mode_and_at_start():
     c.needles.append(str(c.port))
     holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
+        # SO_REUSEADDR: it binds next to the Case's reservation (which
+        # never listens), as a server would; once it listens, confabd's
+        # bind fails.
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         holder.bind(("127.0.0.1", c.port))
         holder.listen(1)
         note("-t: %s" % check_refused(c, ["-t"]).strip())

@@ -16,7 +16,7 @@ SPDX-License-Identifier: MIT
 import asyncio
 import os
 
-from confabtest import (Client, WS_SO, check, free_port, note, run_confabd, write_config)
+from confabtest import (Client, WS_SO, check, note, run_confabd, write_config)
 from redistest import (DETECT_TIMEOUT, RECOVER_TIMEOUT, REDIS_SO, Cluster, RedisServer,
                        RedisSuite, healthz, log_count, wait_health)
 
@@ -94,7 +94,7 @@ def a_host_that_is_no_name_is_refused_by_dash_t():
     d = os.path.join(suite.tmp, "bad-host")
     os.makedirs(d)
     cfg = write_config(d, {"node_id": "bad", "plugins": [WS_SO, REDIS_SO]},
-                       {"ws": {"listen": "127.0.0.1:%d" % free_port()},
+                       {"ws": {"listen": "127.0.0.1:0"},
                         "redis": {"host": "not a host!"}})
     r = run_confabd(["-t", "-c", cfg])
     check(r.code != 0, "confabd -t accepted host = 'not a host!':\n" + r.describe())

@@ -137,7 +137,7 @@ def start_node():
     if not node.proc:
         # The chain names the .so built above, so the config is rewritten now.
         _, b, secs = config("run")
-        secs["ws"] = {"listen": "127.0.0.1:%d" % node.port}
+        secs["ws"] = {"listen": "127.0.0.1:0"}
         node.config = write_config(node.dir, b, secs)
     return node.start().port
 

@@ -20,7 +20,7 @@ import socket
 import ssl
 import subprocess
 
-from confabtest import SCALE, TestFailure, check, spawn, tail
+from confabtest import SCALE, TestFailure, check, skip, spawn, tail
 from redistest import REDIS_CLI, RedisServer, _program, _setting
 
 OPENSSL = _setting("OPENSSL", "openssl")
@@ -55,6 +55,11 @@ key client2 -subj /CN=client2 -out client2.csr; sign client2 client 2 ca2
 
 def openssl_available():
     return _program(OPENSSL) is not None
+
+
+# Every script that uses this module makes certificates.
+if not openssl_available():
+    skip("openssl not found (%s): apt-get install openssl, or set OPENSSL" % OPENSSL)
 
 
 class Certificates:

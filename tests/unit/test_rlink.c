@@ -997,7 +997,8 @@ int main(void)
 	if (program == NULL || program[0] == '\0')
 		program = REDIS_SERVER_DEFAULT;
 	if (strcmp(program, "no") == 0 || access(program, X_OK) != 0) {
-		printf("SKIP: redis-server not found (%s); set REDIS_SERVER\n", program);
+		printf("SKIP: redis-server not found (%s): apt-get install "
+		       "redis-server, or set REDIS_SERVER\n", program);
 		return 77;
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -730,11 +730,12 @@ int main(void)
 	if (openssl == NULL || openssl[0] == '\0')
 		openssl = "openssl";
 	if (strcmp(program, "no") == 0 || access(program, X_OK) != 0) {
-		printf("SKIP: redis-server not found (%s); set REDIS_SERVER\n", program);
+		printf("SKIP: redis-server not found (%s): apt-get install "
+		       "redis-server, or set REDIS_SERVER\n", program);
 		return 77;
 	}
 	if (system("command -v openssl >/dev/null 2>&1") != 0 && getenv("OPENSSL") == NULL) {
-		printf("SKIP: no openssl command; set OPENSSL\n");
+		printf("SKIP: openssl not found: apt-get install openssl, or set OPENSSL\n");
 		return 77;
 	}
 	signal(SIGPIPE, SIG_IGN);
