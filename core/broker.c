@@ -1,6 +1,7 @@
 /* The broker's life: read broker.ini, load the chain, init every plugin
- * (all of it before any port opens), start, serve until a signal, stop,
- * destroy while the loop still turns so that handles close, close the loop. */
+ * (all of it before any port opens), start, serve until a signal (SIGTERM
+ * drains first: drain.c), stop, destroy while the loop still turns so that
+ * handles close, close the loop. */
 #include "broker.h"
 
 #include <inttypes.h>
@@ -30,7 +31,8 @@ int64_t broker_now_ms(void)
 
 bool broker_healthy(const broker *b)
 {
-	return b->serving && !b->stopping && b->backplane_up && !b->backplane_degraded;
+	return b->serving && !b->draining && !b->stopping && b->backplane_up &&
+	       !b->backplane_degraded;
 }
 
 static confab_ctx *ctx_new(broker *b, const char *name)
@@ -262,6 +264,7 @@ static void on_handle_closed(uv_handle_t *h)
 static void finish_stop(broker *b)
 {
 	uv_timer_stop(&b->stop_timer);
+	drain_close(&b->drain);
 	if (dict_count(b->sessions) > 0)
 		log_line(CONFAB_LOG_WARN, "core", "%zu sessions still open after %d ms; closing anyway",
 			 dict_count(b->sessions), STOP_GRACE_MS);
@@ -285,6 +288,7 @@ static void begin_stop(broker *b, const char *why)
 	if (b->stopping)
 		return;
 	b->stopping = true;
+	drain_close(&b->drain);
 	log_line(CONFAB_LOG_INFO, "core", "%s: shutting down", why);
 	confab_ctx *order[b->n_chain + 1];
 	size_t n = start_order(b, order);
@@ -297,6 +301,33 @@ static void begin_stop(broker *b, const char *why)
 	uv_timer_start(&b->stop_timer, on_stop_tick, 0, STOP_POLL_MS);
 }
 
+static void drained(broker *b)
+{
+	begin_stop(b, "drained");
+}
+
+void broker_drain(broker *b, const char *why)
+{
+	const broker_settings *bs = &b->cfg.broker;
+	if (b->draining || b->stopping)
+		return;
+	if (!b->serving || (bs->drain_grace == 0 && bs->drain_window == 0)) {
+		begin_stop(b, why);
+		return;
+	}
+	b->draining = true;
+	log_line(CONFAB_LOG_INFO, "core",
+		 "%s: draining: new clients refused; %zu sessions close over %zu s after %zu s",
+		 why, dict_count(b->sessions), bs->drain_window, bs->drain_grace);
+	if (drain_start(&b->drain, b, (uint64_t)bs->drain_grace * 1000,
+			(uint64_t)bs->drain_window * 1000, drained) != 0) {
+		log_line(CONFAB_LOG_ERROR, "core", "cannot start the drain's timer; stopping at once");
+		begin_stop(b, why);
+	}
+}
+
+/* SIGTERM drains; a second SIGTERM, or SIGINT at any time (a terminal's
+ * Ctrl-C), stops at once: sessions closed with 1001 together. */
 static void on_signal(uv_signal_t *sig, int signum)
 {
 	broker *b = sig->data;
@@ -305,7 +336,10 @@ static void on_signal(uv_signal_t *sig, int signum)
 		log_line(CONFAB_LOG_INFO, "core", "SIGHUP");
 		return;
 	}
-	begin_stop(b, signum == SIGINT ? "SIGINT" : "SIGTERM");
+	if (signum == SIGTERM && !b->draining)
+		broker_drain(b, "SIGTERM");
+	else
+		begin_stop(b, signum == SIGINT ? "SIGINT" : "SIGTERM again");
 }
 
 int broker_run(broker *b)

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "dict.h"
+#include "drain.h"
 #include "expiry.h"
 #include "loader.h"
 #include "rooms.h"
@@ -42,9 +43,10 @@ struct broker {
 
 	/* serving state */
 	bool serving;                /* every plugin started */
+	bool draining;               /* refusing new clients; sessions close over drain_window */
 	bool stopping;
 	bool backplane_up;
-	bool backplane_degraded;     /* ABI 1.5 degraded(): /healthz 503, requests still served */
+	bool backplane_degraded;     /* ABI 1.5 degraded(): /readyz 503, requests still served */
 
 	/* this node's sessions */
 	dict *sessions;              /* session id -> confab_session */
@@ -60,6 +62,7 @@ struct broker {
 
 	uv_signal_t sigint, sigterm, sighup;
 	uv_timer_t stop_timer;
+	drain drain;                 /* SIGTERM's graceful drain (broker_drain) */
 	uint64_t stop_deadline;
 	int exit_code;
 };
@@ -67,13 +70,24 @@ struct broker {
 /* Reads the configuration, loads and initialises every plugin of the chain.
  * Logs one line and returns non-zero on the first problem. */
 int broker_init(broker *b, const char *config_path, bool check_only);
-/* Starts every plugin and serves until SIGINT/SIGTERM; returns the exit
- * status. */
+/* Starts every plugin and serves until SIGINT, or SIGTERM and its drain;
+ * returns the exit status. */
 int broker_run(broker *b);
 /* Destroys the plugins (loop still running to close their handles), then
  * closes the loop. Safe after a failed init. */
 void broker_destroy(broker *b);
 
+/* Takes the node out of service gracefully (SIGTERM; a control command
+ * later): new clients are refused at once (/readyz 503), and after
+ * drain_grace seconds the sessions are closed with 1001, spread over
+ * drain_window seconds; then the broker stops and broker_run returns 0.
+ * `why` names the cause in the log. Does nothing while draining or
+ * stopping already. */
+void broker_drain(broker *b, const char *why);
+
+/* True while the node should get new clients: every plugin started, not
+ * draining or stopping, the backplane up and not degraded. What /readyz
+ * reports (host->healthy). */
 bool broker_healthy(const broker *b);
 /* Current time in ms since the epoch. */
 int64_t broker_now_ms(void);

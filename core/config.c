@@ -69,6 +69,9 @@ static const limit_key limit_keys[] = {
 	{ "room_ttl", 86400, 0, 315360000, offsetof(broker_settings, room_ttl) },
 	{ "max_rooms", 100000, 0, 100000000, offsetof(broker_settings, max_rooms) },
 	{ "idem_window", 120, 1, 86400, offsetof(broker_settings, idem_window) },
+	/* graceful drain on SIGTERM (broker_drain); 0 = no wait */
+	{ "drain_grace", 5, 0, 3600, offsetof(broker_settings, drain_grace) },
+	{ "drain_window", 10, 0, 86400, offsetof(broker_settings, drain_window) },
 };
 #define N_LIMIT_KEYS (sizeof(limit_keys) / sizeof(limit_keys[0]))
 _Static_assert(N_LIMIT_KEYS <= sizeof(((broker_settings *)0)->limit_text) /

@@ -66,7 +66,9 @@ typedef struct broker_settings {
 					  * seq and history expire; 0 = never */
 	size_t max_rooms;                /* rooms with members on this node; 0 = no cap */
 	size_t idem_window;              /* seconds a send's idem key is remembered */
-	char limit_text[20][24];         /* the limits as text, in limit_keys order */
+	size_t drain_grace;              /* SIGTERM: seconds before sessions close */
+	size_t drain_window;             /* seconds their closes are spread over */
+	char limit_text[24][24];         /* the limits as text, in limit_keys order */
 } broker_settings;
 
 typedef struct config {

@@ -134,7 +134,7 @@ static void host_health(confab_ctx *ctx, bool up, const char *reason)
 
 /* Degraded is not down: the core keeps routing requests (router.c checks
  * backplane_up only), so rooms the backplane can serve keep working while
- * /healthz tells the load balancer to prefer other nodes. */
+ * /readyz tells the load balancer to prefer other nodes. */
 static void host_degraded(confab_ctx *ctx, bool degraded, const char *reason)
 {
 	broker *b = ctx->broker;

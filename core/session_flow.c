@@ -62,7 +62,7 @@ confab_session *session_flow_open(confab_ctx *transport, const confab_request *r
 				  confab_open_done done, void *arg, bool origin_ok)
 {
 	broker *b = transport->broker;
-	if (b->stopping || !b->serving)
+	if (b->stopping || b->draining || !b->serving)
 		return NULL;
 	confab_session *s = session_new(b, transport, conn, req ? req->remote_addr : NULL, done,
 					arg);

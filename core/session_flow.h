@@ -13,7 +13,7 @@
 #include "expiry.h"
 
 /* host->transport->session_open: a new pending session for `conn`, or
- * NULL (not serving, out of memory). A refusal before the chain (origin
+ * NULL (not serving, draining, out of memory). A refusal before the chain (origin
  * not allowed, `origin_ok` false; too many connections from the address)
  * is answered at once; otherwise the auth chain decides, now or later,
  * and the session is admitted: registry, "user online" on the backplane

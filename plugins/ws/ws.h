@@ -9,7 +9,7 @@
  *   ws_head.c     reception: the request head, read before lws has it.
  *   ws_addr.c     connections per remote address.
  *   ws_deadline.c the handshake deadline of connections not yet sessions.
- *   ws_http.c     plain HTTP: the chat page, /healthz, 404, refusals, and
+ *   ws_http.c     plain HTTP: the chat page, /healthz, /readyz, 404, refusals, and
  *                 the confab_request built from a handshake.
  *   ws_strict.c   what lws lets through that HTTP and WebSocket forbid.
  *   ws_conn.c     connections: accept, admission, incoming messages, close.
@@ -162,7 +162,7 @@ typedef struct ws_http_pss {
 	size_t len;
 	size_t off;
 } ws_http_pss;
-/* LWS_CALLBACK_HTTP: serve `/`, `/healthz` or 404. Returns what the
+/* LWS_CALLBACK_HTTP: serve `/`, `/healthz`, `/readyz` or 404. Returns what the
  * callback returns. */
 int ws_http_serve(ws_state *s, struct lws *wsi, ws_http_pss *pss,
 		  const char *uri);

@@ -1,5 +1,5 @@
 /* Plain HTTP for the `ws` transport: the chat page at `/`, `/healthz`,
- * 404 for the rest, and the confab_request a WebSocket handshake carries.
+ * `/readyz`, 404 for the rest, and the confab_request a WebSocket handshake carries.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -224,8 +224,13 @@ int ws_http_serve(ws_state *s, struct lws *wsi, ws_http_pss *pss,
 		return -1;
 	} else if (strcmp(uri, "/") == 0) {
 		return serve_page(wsi, pss, head);
-	} else if (strcmp(uri, "/healthz") == 0) {
-		bool ok = !s->shutting_down && s->host->healthy(s->ctx);
+	} else if (strcmp(uri, "/healthz") == 0 ||
+		   strcmp(uri, "/readyz") == 0) {
+		/* /healthz: the process serves (until stop()); /readyz: the
+		 * node should get new clients (host->healthy: started, not
+		 * draining, backplane up). Balancers check /readyz. */
+		bool ok = !s->shutting_down &&
+			  (uri[1] == 'h' || s->host->healthy(s->ctx));
 
 		rc = respond_x(wsi, ok ? 200 : 503, ok ? "ok" : "unavailable",
 			       NULL, NULL, head);

@@ -943,7 +943,7 @@ class ClusterNodes:
 
     def start(self, want_status=200):
         """Start the Redis Cluster (if not yet), then every node, and wait
-        for /healthz `want_status` (200; None: any answer) on each."""
+        for /readyz `want_status` (200; None: any answer) on each."""
         if self.start_error:
             raise TestFailure(self.start_error)
         try:

@@ -67,7 +67,7 @@ VERSION = "0.1.0"
 # The sanitizer build is several times slower: every bound scales with it.
 SCALE = 4 if SANITIZERS else 1
 RECV_TIMEOUT = 5.0 * SCALE       # one expected frame
-START_TIMEOUT = 15.0 * SCALE     # confabd from exec to /healthz 200
+START_TIMEOUT = 15.0 * SCALE     # confabd from exec to /readyz 200
 STOP_TIMEOUT = 10.0 * SCALE      # confabd from SIGTERM to exit
 QUICK_EXIT = 10.0 * SCALE        # a run that should fail or finish at once
 QUIET = 1.0 * min(SCALE, 2)      # how long "nothing arrives" is watched
@@ -275,6 +275,10 @@ def _ini_value(v):
     return str(v)
 
 
+# [broker] keys every written broker.ini gets unless the test sets them.
+QUICK_STOP = {"drain_grace": 0, "drain_window": 0}
+
+
 def write_config(dir, broker, sections=None, name="broker.ini"):
     """Write broker.ini into `dir`: a [broker] section from the dict `broker`
     and one section per entry of `sections` ({name: {key: value}}).
@@ -293,6 +297,11 @@ def write_config(dir, broker, sections=None, name="broker.ini"):
 
     for k, v in broker.items():
         add(k, v)
+    # SIGTERM stops a test's node at once (as SIGINT does) unless the test
+    # asks for a drain: the harness stops every node with SIGTERM.
+    for k, v in QUICK_STOP.items():
+        if k not in broker:
+            add(k, v)
     for sec, kv in (sections or {}).items():
         lines.append("")
         lines.append("[%s]" % sec)
@@ -355,7 +364,7 @@ class Broker:
         self.code = None          # exit status once stopped
         self.killed = False       # had to be SIGKILLed
         self.start_error = None
-        self.healthz_status = None  # what /healthz answered when start() returned
+        self.healthz_status = None  # what /readyz answered when start() returned
 
     @property
     def pid(self):
@@ -369,8 +378,9 @@ class Broker:
             return ""
 
     def start(self, timeout=START_TIMEOUT, want_status=200):
-        """Start confabd -c CONFIG and wait until GET /healthz answers
-        `want_status` (200; None: any HTTP answer)."""
+        """Start confabd -c CONFIG and wait until GET /readyz answers
+        `want_status` (200: ready for clients, its backplane up; None: any
+        HTTP answer)."""
         if self.start_error:
             raise TestFailure(self.start_error)
         if self.proc:
@@ -400,13 +410,13 @@ class Broker:
                     time.sleep(0.05)
                     continue
             try:
-                status, _, body = http_get(self.port, "/healthz", timeout=1.0)
+                status, _, body = http_get(self.port, "/readyz", timeout=1.0)
                 if want_status is None or status == want_status:
                     self.healthz_status = status
                     return self
-                last = "GET /healthz answered %d %r" % (status, body[:80])
+                last = "GET /readyz answered %d %r" % (status, body[:80])
             except OSError as e:
-                last = "GET /healthz: %s" % e
+                last = "GET /readyz: %s" % e
             time.sleep(0.05)
         self.start_error = "%s: not serving within %.0fs (%s)\n%s" % (
             self.name, timeout, last, tail(self.stderr()))

@@ -13,7 +13,7 @@ with real WebSocket clients (confabtest.Client). This module holds:
   Cluster       a RedisServer and named confabd nodes with one [redis]
                 section (a prefix of their own, presence_ttl = 3)
   RedisSuite    confabtest.Suite that skips (exit 77) without redis-server
-  health        healthz(), wait_health(): /healthz polled every 50 ms
+  health        readyz(), wait_health(): /readyz polled every 50 ms
   frames        collect() for bursts, history_all() for paged history
 
 Environment (tests/Makefile.am): REDIS_SERVER and REDIS_CLI name the
@@ -49,9 +49,9 @@ REDIS_SERVER = _setting("REDIS_SERVER", "redis-server")
 REDIS_CLI = _setting("REDIS_CLI", "redis-cli")
 
 PRESENCE_TTL = 3                                  # [redis] presence_ttl of every test node
-RECOVER_TIMEOUT = 15.0 * (2 if SANITIZERS else 1)  # Redis back -> /healthz 200 (backoff <= 5 s)
+RECOVER_TIMEOUT = 15.0 * (2 if SANITIZERS else 1)  # Redis back -> /readyz 200 (backoff <= 5 s)
 DETECT_TIMEOUT = 5.0 * SCALE                      # a dead subscription or Redis -> noticed
-POLL = 0.05                                       # /healthz polling period
+POLL = 0.05                                       # /readyz polling period
 
 
 def _program(name):
@@ -490,7 +490,7 @@ class Cluster:
         check(os.path.exists(REDIS_SO), "the redis plugin is not built: no %s" % REDIS_SO)
 
     def start(self):
-        """Start Redis, then every node, and wait for /healthz 200 on each."""
+        """Start Redis, then every node, and wait for /readyz 200 on each."""
         if self.start_error:
             raise TestFailure(self.start_error)
         try:
@@ -505,7 +505,7 @@ class Cluster:
         return self
 
     def start_nodes(self, want_status=None):
-        """Start the nodes only (Redis may be down): wait for any /healthz answer."""
+        """Start the nodes only (Redis may be down): wait for any /readyz answer."""
         self._plugin_built()
         self._make_nodes()
         for b in self.nodes.values():
@@ -532,18 +532,18 @@ class RedisSuite(Suite):
 
 # ---- health --------------------------------------------------------------
 
-async def healthz(node):
-    """GET /healthz of `node` without blocking the loop: the status, or None."""
+async def readyz(node):
+    """GET /readyz of `node` without blocking the loop: the status, or None."""
     def get():
         try:
-            return http_get(node.port, "/healthz", timeout=1.0)[0]
+            return http_get(node.port, "/readyz", timeout=1.0)[0]
         except OSError:
             return None
     return await asyncio.get_running_loop().run_in_executor(None, get)
 
 
 async def wait_health(nodes, want, timeout, what):
-    """Poll /healthz of every node every 50 ms until each has answered
+    """Poll /readyz of every node every 50 ms until each has answered
     `want` once. Returns {node name: seconds until it did}."""
     start = time.monotonic()
     got = {}
@@ -552,13 +552,13 @@ async def wait_health(nodes, want, timeout, what):
         for n in nodes:
             if n.name in got:
                 continue
-            last[n.name] = await healthz(n)
+            last[n.name] = await readyz(n)
             if last[n.name] == want:
                 got[n.name] = time.monotonic() - start
         if len(got) == len(nodes):
             return got
         if time.monotonic() - start > timeout:
-            raise TestFailure("%s: /healthz of %s did not answer %d within %.0fs (last answers: %s)"
+            raise TestFailure("%s: /readyz of %s did not answer %d within %.0fs (last answers: %s)"
                               % (what, ", ".join(n.name for n in nodes if n.name not in got),
                                  want, timeout, json.dumps(last)))
         await asyncio.sleep(POLL)

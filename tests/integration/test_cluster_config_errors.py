@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The redis_cluster backplane (issue 9) on bad configurations: each gives
-one clear error line in the node's log and /healthz 503, without a crash,
+one clear error line in the node's log and /readyz 503, without a crash,
 and, where only some slots are unserved, the rooms on healthy masters keep
 working.
 
@@ -26,7 +26,7 @@ import re
 import time
 
 from confabtest import Client, SCALE, check, note, tail
-from redistest import healthz, wait_health
+from redistest import readyz, wait_health
 from clustertest import (PRESENCE_TTL, ClusterNodes, ClusterSuite, PlainServer, RedisCluster,
                          aio, call, free_dead_port)
 
@@ -74,7 +74,7 @@ def problem_lines(node, match):
 
 
 async def wait_503_and_line(node, what, match, steady=STEADY, need_line=True):
-    """/healthz of `node` answers 503 (within DETECT s) and keeps answering
+    """/readyz of `node` answers 503 (within DETECT s) and keeps answering
     503 for `steady` s, while the node runs; one warn or error line of the
     plugin satisfies match(line lower-cased) (unless need_line is false).
     Returns that line (or None)."""
@@ -83,21 +83,21 @@ async def wait_503_and_line(node, what, match, steady=STEADY, need_line=True):
     while True:
         check(node.running(), "%s: confabd exited (%s) on %s\n%s" % (
             node.name, node.proc.returncode, what, tail(node.stderr())))
-        status = await healthz(node)
+        status = await readyz(node)
         lines = problem_lines(node, match) if need_line else ["(not asked for)"]
         if status == 503 and lines:
             line = lines[0]
             break
         check(time.monotonic() - t0 < DETECT,
-              "%s: %s: after %.0fs /healthz answers %s and %s\n%s" % (
+              "%s: %s: after %.0fs /readyz answers %s and %s\n%s" % (
                   node.name, what, DETECT, status,
                   "the log has the line" if lines else "no log line matches",
                   tail(node.stderr(), 15)))
         await asyncio.sleep(0.1)
     t1 = time.monotonic()
     while time.monotonic() - t1 < steady:
-        status = await healthz(node)
-        check(status == 503, "%s: %s: /healthz answered %s %.1fs after the first 503"
+        status = await readyz(node)
+        check(status == 503, "%s: %s: /readyz answered %s %.1fs after the first 503"
               % (node.name, what, status, time.monotonic() - t1))
         check(node.running(), "%s: confabd exited on %s" % (node.name, what))
         await asyncio.sleep(0.2)
@@ -111,7 +111,7 @@ def count_lines(node, match):
 @suite.test
 async def seeds_that_do_not_answer_give_one_clear_line_and_503():
     """Seeds on two loopback ports where nothing listens: the node starts,
-    answers /healthz 503, logs a line naming a seed, and does not flood the
+    answers /readyz 503, logs a line naming a seed, and does not flood the
     log (at most one such line a second on average) while it retries."""
     dead.start(want_status=None)
     node = dead["dead"]
@@ -152,7 +152,7 @@ async def mismatched_partitions_between_two_nodes_are_refused():
     """Node mm16 (partitions = 16) serves; node mm32, same prefix but
     partitions = 32, answers 503 with a line naming both values, and writes
     nothing into the deployment (no key naming mm32 under the prefix, and
-    mm16 never sees mm32 as a node); mm16 keeps serving (/healthz 200, a
+    mm16 never sees mm32 as a node); mm16 keeps serving (/readyz 200, a
     join and a send work)."""
     mm.start()
     note("the 3-master cluster (no replicas) is settled; mm16 serves")
@@ -261,8 +261,8 @@ async def uncovered_slots_give_503_and_rooms_on_healthy_masters_keep_working():
           "send to %s (its master %d is dead) -> %s, want unavailable" % (r, victim, dumps(e)))
     note("room %s on the dead master: unavailable after %.1fs" % (r, time.monotonic() - t0))
     for n in ("u1", "u2"):
-        status = await healthz(uncovered[n])
-        check(status == 503, "%s: /healthz %s while slots are uncovered" % (n, status))
+        status = await readyz(uncovered[n])
+        check(status == 503, "%s: /readyz %s while slots are uncovered" % (n, status))
 
 
 @suite.test

@@ -68,7 +68,7 @@ async def connect(*specs):
 @suite.test
 async def the_cluster_and_the_nodes_start():
     """The cluster is created (3 masters with a replica each, cluster_state
-    ok everywhere) and the four nodes answer /healthz 200."""
+    ok everywhere) and the four nodes answer /readyz 200."""
     await connect()
     note("cluster created and settled in %.1fs; masters %s" % (rc.create_seconds, rc.masters()))
     for m in rc.masters():

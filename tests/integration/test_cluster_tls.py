@@ -11,7 +11,7 @@ time (tlstest.Certificates).
     the masters' TLS ports, and every link to them verifies its
     certificate (masters announce 127.0.0.1: checked as an IP address);
   - a node with the wrong CA logs `certificate verify failed` with the CA
-    file it used, answers /healthz 503 and keeps running;
+    file it used, answers /readyz 503 and keeps running;
   - a bad CA file is a configuration error: `confabd -t` fails with one
     line naming `tls_ca_file`.
 
@@ -24,7 +24,7 @@ import time
 
 from confabtest import (SCALE, WS_SO, Client, TestFailure, check, note, run_confabd, spawn,
                         tail, write_config)
-from redistest import REDIS_CLI, _program, healthz
+from redistest import REDIS_CLI, _program, readyz
 from clustertest import REDIS_CLUSTER_SO, ClusterNodes, ClusterServer, ClusterSuite, START_TIMEOUT
 from tlstest import Certificates
 
@@ -152,7 +152,7 @@ async def chat_over_tls():
 @suite.test
 async def wrong_ca_is_one_clear_line():
     """A node whose CA did not sign the cluster's certificates: one line
-    saying why, with the CA file, /healthz 503, still running."""
+    saying why, with the CA file, /readyz 503, still running."""
     certs.make()
     await asyncio.to_thread(tc.start)
     await asyncio.to_thread(wrong_ca.start, None)
@@ -164,8 +164,8 @@ async def wrong_ca_is_one_clear_line():
     check("certificate verify failed" in log and certs.crt("ca2") in log,
           "no 'certificate verify failed' line naming the CA file:\n%s" % tail(log))
     await asyncio.sleep(2.0)
-    status = await healthz(w)
-    check(status == 503, "/healthz is %s with the wrong CA" % status)
+    status = await readyz(w)
+    check(status == 503, "/readyz is %s with the wrong CA" % status)
     check(w.running(), "the node with the wrong CA exited")
     lines = [l for l in log.splitlines() if "certificate verify failed" in l]
     check(len(lines) <= 2, "the failure is logged again and again:\n%s" % "\n".join(lines))

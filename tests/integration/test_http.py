@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The ws transport's HTTP side: the chat page at /, /healthz, 404s, and
+"""The ws transport's HTTP side: the chat page at /, /healthz, /readyz, 404s, and
 the WebSocket handshake with and without the confab.v1 subprotocol.
 
 SPDX-License-Identifier: MIT
@@ -31,6 +31,15 @@ def healthz_says_ok():
     status, _, body = http_get(node.start().port, "/healthz")
     check(status == 200, "GET /healthz -> %d" % status)
     check(body.strip() == b"ok", "GET /healthz body %r, want ok" % body[:80])
+
+
+@suite.test
+def readyz_says_ok_while_the_node_takes_clients():
+    """GET /readyz -> 200 ok (every plugin started, backplane up, not
+    draining: test_drain_spread.py and test_redis_outage.py see the 503)."""
+    status, _, body = http_get(node.start().port, "/readyz")
+    check(status == 200, "GET /readyz -> %d" % status)
+    check(body.strip() == b"ok", "GET /readyz body %r, want ok" % body[:80])
 
 
 @suite.test

@@ -497,7 +497,7 @@ async def requests_that_need_the_backplane_are_unavailable_while_it_is_down():
     and direct get error unavailable and the connection keeps working (or
     the handshake itself is refused with 503)."""
     port = down.start(want_status=None).port
-    note("/healthz with the backplane down: %d" % down.healthz_status)
+    note("/readyz with the backplane down: %d" % down.healthz_status)
     try:
         a = await Client.connect(port, name="A")
     except websockets.exceptions.InvalidStatusCode as e:

@@ -2,12 +2,12 @@
 """[redis] host may be a DNS name (issue 9): the node resolves it without
 blocking its loop, again at every reconnect.
 
-  - host = localhost: two nodes come up (/healthz 200) and chat across
+  - host = localhost: two nodes come up (/readyz 200) and chat across
     each other, as with 127.0.0.1;
   - host = localhost with Redis down at start: 503, then 200 once Redis
     starts (each attempt resolves the name again);
   - host = no-such-host.invalid (RFC 2606: never resolves): the node starts
-    and serves with /healthz 503, logs one line naming the host and the
+    and serves with /readyz 503, logs one line naming the host and the
     resolver's answer however often it retries, and answers `unavailable`;
   - host = 'not a host!': refused by `confabd -t`, with the key named.
 
@@ -18,7 +18,7 @@ import os
 
 from confabtest import (Client, WS_SO, check, note, run_confabd, write_config)
 from redistest import (DETECT_TIMEOUT, RECOVER_TIMEOUT, REDIS_SO, Cluster, RedisServer,
-                       RedisSuite, healthz, log_count, wait_health)
+                       RedisSuite, readyz, log_count, wait_health)
 
 BAD_HOST = "no-such-host.invalid"
 
@@ -32,7 +32,7 @@ unresolved = Cluster(suite, guests=("u",), prefix="ct-dns-%d:" % os.getpid(), re
 
 @suite.test
 async def host_localhost_is_resolved_and_two_nodes_chat():
-    """Nodes a and b with host = localhost reach /healthz 200, and a
+    """Nodes a and b with host = localhost reach /readyz 200, and a
     message sent on a reaches b (and b's on a) with the same seq."""
     named.start()
     await wait_health(list(named.nodes.values()), 200, RECOVER_TIMEOUT, "host = localhost")
@@ -50,11 +50,11 @@ async def host_localhost_is_resolved_and_two_nodes_chat():
 
 @suite.test
 async def host_localhost_with_redis_down_turns_200_when_redis_starts():
-    """Node l (host = localhost) starts while its Redis is down: /healthz
+    """Node l (host = localhost) starts while its Redis is down: /readyz
     503; once redis-server starts, 200 within the recovery bound."""
     late.start_nodes(want_status=None)
-    status = await healthz(late["l"])
-    check(status == 503, "node l with Redis down: /healthz %s, want 503" % status)
+    status = await readyz(late["l"])
+    check(status == 503, "node l with Redis down: /readyz %s, want 503" % status)
     await asyncio.get_running_loop().run_in_executor(None, late.redis.start)
     took = await wait_health([late["l"]], 200, RECOVER_TIMEOUT, "Redis started after node l")
     note("l: 503 while Redis was down, 200 %.2fs after it started" % took["l"])
@@ -63,7 +63,7 @@ async def host_localhost_with_redis_down_turns_200_when_redis_starts():
 @suite.test
 async def a_name_that_does_not_resolve_gives_one_line_and_503():
     """Node u with host = no-such-host.invalid (reconnect backoff up to
-    200 ms, so it retries many times): it serves, /healthz says 503 for
+    200 ms, so it retries many times): it serves, /readyz says 503 for
     3 s, a join gets `unavailable`, and its log has exactly one warning
     naming the host and saying it cannot be resolved."""
     unresolved.start_nodes(want_status=None)
@@ -75,8 +75,8 @@ async def a_name_that_does_not_resolve_gives_one_line_and_503():
     check(log_count(u, "cannot resolve " + BAD_HOST) > 0,
           "no 'cannot resolve' line within %.0fs; stderr:\n%s" % (DETECT_TIMEOUT, u.stderr()))
     for _ in range(6):
-        status = await healthz(u)
-        check(status == 503, "node u, host %s: /healthz %s, want 503" % (BAD_HOST, status))
+        status = await readyz(u)
+        check(status == 503, "node u, host %s: /readyz %s, want 503" % (BAD_HOST, status))
         await asyncio.sleep(0.5)
     c = await Client.connect(u.port, name="c@u")
     await c.error({"type": "join", "room": "dns-room"}, "unavailable")

@@ -6,9 +6,9 @@ reconnect.
 Checked:
   - host = localhost: two nodes chat across;
   - host = no-such-host.invalid: a clear line with "cannot resolve" and
-    the name, /healthz 503, and the node keeps running;
+    the name, /readyz 503, and the node keeps running;
   - a name that does not resolve yet and later does: the node recovers by
-    itself (/healthz 200, a message acked); then the name moves to another
+    itself (/readyz 200, a message acked); then the name moves to another
     address (127.0.0.2, where a second redis-server listens on the same
     port) and the first server dies: the node follows the name.
 
@@ -31,7 +31,7 @@ import time
 import confabtest
 from confabtest import Client, check, note, tail
 from redistest import (DETECT_TIMEOUT, RECOVER_TIMEOUT, Cluster, RedisServer, RedisSuite,
-                       healthz, wait_health)
+                       readyz, wait_health)
 
 suite = RedisSuite("test_redis_names", watchdog=240)
 redis = RedisServer(suite.tmp)
@@ -140,7 +140,7 @@ async def say_once(node, name, body):
 
 @suite.test
 async def host_localhost_works():
-    """host = localhost on a and b: /healthz 200, a message from a reaches b."""
+    """host = localhost on a and b: /readyz 200, a message from a reaches b."""
     named.start()
     x = await Client.connect(named["a"].port, name="x@a")
     y = await Client.connect(named["b"].port, name="y@b")
@@ -156,7 +156,7 @@ async def host_localhost_works():
 @suite.test
 async def a_name_that_does_not_resolve_gives_a_clear_line_and_503():
     """host = no-such-host.invalid: a line with "cannot resolve" and the
-    name, /healthz 503, still running."""
+    name, /readyz 503, still running."""
     redis.start()
     missing.start_nodes()
     node = missing["nx"]
@@ -169,11 +169,11 @@ async def a_name_that_does_not_resolve_gives_a_clear_line_and_503():
         check(time.monotonic() < deadline, "nx: no line with \"cannot resolve\" and the name\n%s"
               % tail(node.stderr()))
         await asyncio.sleep(0.05)
-    status = await healthz(node)
-    check(status == 503, "nx: /healthz %s (want 503)" % status)
+    status = await readyz(node)
+    check(status == 503, "nx: /readyz %s (want 503)" % status)
     await asyncio.sleep(1.0)
-    check(node.running() and await healthz(node) == 503, "nx: not running with 503 a second later")
-    note("nx: /healthz 503; %s" % found[0].strip()[:200])
+    check(node.running() and await readyz(node) == 503, "nx: not running with 503 a second later")
+    note("nx: /readyz 503; %s" % found[0].strip()[:200])
 
 
 @suite.test
@@ -198,7 +198,7 @@ async def a_name_resolved_later_recovers_and_a_moved_name_is_followed():
         check(time.monotonic() < deadline, "mv: no line with \"cannot resolve\" and %s\n%s"
               % (NAME, tail(node.stderr())))
         await asyncio.sleep(0.05)
-    check(await healthz(node) == 503, "mv: /healthz not 503 while %s does not resolve" % NAME)
+    check(await readyz(node) == 503, "mv: /readyz not 503 while %s does not resolve" % NAME)
     note("mv: %s does not resolve: 503" % NAME)
 
     write_hosts([("127.0.0.1", NAME)])
@@ -215,7 +215,7 @@ async def a_name_resolved_later_recovers_and_a_moved_name_is_followed():
     r = room()
     joined = False
     while True:
-        # The node may notice and reconnect faster than /healthz is polled:
+        # The node may notice and reconnect faster than /readyz is polled:
         # ask until a join and a send are carried out at the new address.
         q = {"type": "send", "room": r, "body": "at the new address"} if joined \
             else {"type": "join", "room": r}

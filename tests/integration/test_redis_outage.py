@@ -3,10 +3,10 @@
 the truth:
 
   - a subscription killed while Redis stays up (CLIENT KILL TYPE pubsub) is
-    noticed (/healthz 503) and repaired by the node itself;
-  - Redis stopped mid-traffic: /healthz 503, requests that need Redis get
+    noticed (/readyz 503) and repaired by the node itself;
+  - Redis stopped mid-traffic: /readyz 503, requests that need Redis get
     `unavailable`, connections stay, no acked message is lost; after Redis
-    restarts on the same port, /healthz 200 and delivery work again;
+    restarts on the same port, /readyz 200 and delivery work again;
   - Redis down when confabd starts: it starts anyway (503, `unavailable`)
     and turns 200 once Redis is there.
 
@@ -24,9 +24,9 @@ import json
 import os
 import time
 
-from confabtest import Client, RECV_TIMEOUT, TestFailure, check, note
+from confabtest import Client, RECV_TIMEOUT, TestFailure, check, http_get, note
 from redistest import (DETECT_TIMEOUT, POLL, RECOVER_TIMEOUT, Cluster, RedisProxy, RedisServer,
-                       RedisSuite, drain, healthz, history_all, log_count, seq_problems,
+                       RedisSuite, drain, readyz, history_all, log_count, seq_problems,
                        wait_health)
 
 HISTORY_SIZE = 1000
@@ -78,9 +78,9 @@ async def delivery_works(clients, r, what):
 # ---- (a) a subscription that dies while Redis stays up -------------------
 
 @suite.test
-async def a_killed_subscription_turns_healthz_503_and_the_node_repairs_itself():
+async def a_killed_subscription_turns_readyz_503_and_the_node_repairs_itself():
     """CLIENT KILL TYPE pubsub kills every node's subscription while their
-    command connections and Redis stay up: each node notices (/healthz 503,
+    command connections and Redis stay up: each node notices (/readyz 503,
     or its log says "backplane down" when it recovered faster than the 50 ms
     polling could see), answers 200 again by itself, and cross-node delivery
     works again."""
@@ -102,7 +102,7 @@ async def a_killed_subscription_turns_healthz_503_and_the_node_repairs_itself():
 
 
 async def noticed_and_repaired(cluster, downs, what):
-    """Every node of `cluster` shows that its subscription failed (/healthz
+    """Every node of `cluster` shows that its subscription failed (/readyz
     503, polled every 50 ms, or a new "backplane down" line in its log
     beyond the counts `downs`) within DETECT_TIMEOUT, then answers 200."""
     since = time.monotonic()
@@ -111,13 +111,13 @@ async def noticed_and_repaired(cluster, downs, what):
         for n in nodes(cluster):
             if n.name in seen:
                 continue
-            if await healthz(n) == 503:
-                seen[n.name] = "/healthz 503 after %.2fs" % (time.monotonic() - since)
+            if await readyz(n) == 503:
+                seen[n.name] = "/readyz 503 after %.2fs" % (time.monotonic() - since)
             elif log_count(n, "backplane down") > downs[n.name]:
                 seen[n.name] = "no 503 seen, log says backplane down"
         if time.monotonic() - since > DETECT_TIMEOUT:
             raise TestFailure(
-                "%.0fs after %s, /healthz of %s never answered 503 and its log has no new "
+                "%.0fs after %s, /readyz of %s never answered 503 and its log has no new "
                 "\"backplane down\" line: the dead subscription went unnoticed"
                 % (DETECT_TIMEOUT, what,
                    ", ".join(n.name for n in nodes(cluster) if n.name not in seen)))
@@ -125,17 +125,17 @@ async def noticed_and_repaired(cluster, downs, what):
     for name in sorted(seen):
         note("node %s: %s" % (name, seen[name]))
     took = await wait_health(nodes(cluster), 200, RECOVER_TIMEOUT, "after " + what)
-    note("/healthz 200 again on every node (%s)" % ", ".join(
+    note("/readyz 200 again on every node (%s)" % ", ".join(
         "%s after %.2fs" % (k, v) for k, v in sorted(took.items())))
 
 
 @suite.test
-async def a_subscription_that_goes_silent_turns_healthz_503_and_the_node_repairs_itself():
+async def a_subscription_that_goes_silent_turns_readyz_503_and_the_node_repairs_itself():
     """Nodes p and q reach Redis through a proxy. The proxy silently drops
     everything on their subscription connections, which stay open (no
     error, no close: the failure Nchan, Socket.IO's adapter and Centrifugo
     miss): each node notices within a few seconds through its probe
-    (/healthz 503, or its log says "backplane down"), answers 200 again by
+    (/readyz 503, or its log says "backplane down"), answers 200 again by
     itself, and cross-node delivery works again."""
     await proxy.start()
     try:
@@ -213,7 +213,7 @@ class Sender:
 @suite.test
 async def redis_stopped_mid_traffic_unavailable_meanwhile_then_200_and_no_acked_message_lost():
     """A client on a sends every 50 ms while Redis is stopped (SIGTERM):
-    every node's /healthz turns 503; sends, presence, history, join and
+    every node's /readyz turns 503; sends, presence, history, join and
     direct get error unavailable; every connection stays open (ping ->
     pong). Redis restarts on the same port: every node answers 200 within
     15 s, the sender is acked again, delivery crosses nodes, presence is
@@ -231,7 +231,7 @@ async def redis_stopped_mid_traffic_unavailable_meanwhile_then_200_and_no_acked_
     code = await loop.run_in_executor(None, main.redis.stop)
     note("redis-server stopped (exit status %s) with %d acked" % (code, len(sender.acks)))
     took = await wait_health(nodes(main), 503, DETECT_TIMEOUT, "Redis stopped")
-    note("/healthz 503 on every node (%s)" % ", ".join(
+    note("/readyz 503 on every node (%s)" % ", ".join(
         "%s after %.2fs" % (k, v) for k, v in sorted(took.items())))
     acked_when_down = len(sender.acks)
     await sender.wait_for(lambda: sender.unavailable >= 5, "5 sends answered unavailable",
@@ -255,7 +255,7 @@ async def redis_stopped_mid_traffic_unavailable_meanwhile_then_200_and_no_acked_
     restarted_at = time.monotonic()
     note("redis-server restarted on port %d" % main.redis.port)
     took = await wait_health(nodes(main), 200, RECOVER_TIMEOUT, "Redis restarted")
-    note("/healthz 200 on every node (%s)" % ", ".join(
+    note("/readyz 200 on every node (%s)" % ", ".join(
         "%s after %.2fs" % (k, v) for k, v in sorted(took.items())))
     acked_after = len(sender.acks)
     await sender.wait_for(lambda: len(sender.acks) >= acked_after + 5,
@@ -295,20 +295,25 @@ async def redis_stopped_mid_traffic_unavailable_meanwhile_then_200_and_no_acked_
 
 @suite.test
 async def confabd_starts_with_redis_down_answers_unavailable_and_turns_200_when_redis_starts():
-    """Nodes x and y start while their Redis is down: they serve (/healthz
-    503, WebSocket clients admitted), join and direct get unavailable, ping
+    """Nodes x and y start while their Redis is down: they serve (/readyz
+    503, /healthz 200, WebSocket clients admitted), join and direct get unavailable, ping
     works; once redis-server starts, both answer 200 within 15 s and the
     same connections can join and chat across the two nodes."""
     late.start_nodes(want_status=None)
     for n in nodes(late):
-        status = await healthz(n)
-        check(status == 503, "node %s with Redis down: /healthz %s, want 503" % (n.name, status))
+        status = await readyz(n)
+        check(status == 503, "node %s with Redis down: /readyz %s, want 503" % (n.name, status))
     await asyncio.sleep(1.0)
     for n in nodes(late):
-        status = await healthz(n)
-        check(status == 503, "node %s, 1 s later, Redis still down: /healthz %s, want 503"
+        status = await readyz(n)
+        check(status == 503, "node %s, 1 s later, Redis still down: /readyz %s, want 503"
               % (n.name, status))
-    note("x and y serve with /healthz 503")
+    for n in nodes(late):
+        status = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: http_get(n.port, "/healthz", timeout=1.0)[0])
+        check(status == 200, "node %s with Redis down: /healthz %s, want 200 (the process "
+              "serves; /readyz says it should get no new clients)" % (n.name, status))
+    note("x and y serve with /readyz 503 and /healthz 200")
     cx = await Client.connect(late["x"].port, name="cx@x")
     cy = await Client.connect(late["y"].port, name="cy@y")
     r = room("late")
@@ -320,7 +325,7 @@ async def confabd_starts_with_redis_down_answers_unavailable_and_turns_200_when_
 
     await asyncio.get_running_loop().run_in_executor(None, late.redis.start)
     took = await wait_health(nodes(late), 200, RECOVER_TIMEOUT, "Redis started after the nodes")
-    note("/healthz 200 on x and y (%s) after redis-server started" % ", ".join(
+    note("/readyz 200 on x and y (%s) after redis-server started" % ", ".join(
         "%s after %.2fs" % (k, v) for k, v in sorted(took.items())))
     for c in (cx, cy):
         await c.join(r)

@@ -41,7 +41,7 @@ import time
 
 from confabtest import (WS_SO, Client, SANITIZERS, SCALE, TestFailure, check, note, run_confabd,
                         tail, write_config)
-from redistest import REDIS_SO, RedisSuite, healthz, history_all
+from redistest import REDIS_SO, RedisSuite, readyz, history_all
 from sentineltest import CONVERT_TIMEOUT, SentinelCluster, SentinelGroup
 
 ROUNDS = 5
@@ -391,7 +391,7 @@ async def passwords_and_sentinels_that_report_names():
     with password and sentinel_password chats; after a kill -9 of the
     master it acks again within 10 s of the promotion (it resolves the new
     name); a node with a wrong sentinel_password says so and answers
-    /healthz 503."""
+    /readyz 503."""
     named.start()
     host, _ = await asyncio.to_thread(named.master_addr)
     check(host == "localhost", "the sentinels report %r, not a name" % host)
@@ -424,14 +424,14 @@ async def passwords_and_sentinels_that_report_names():
     while True:
         lines = [l for l in node.stderr().splitlines()
                  if "sentinel" in l.lower() and ("wrongpass" in l.lower() or "password" in l.lower())]
-        status = await healthz(node)
+        status = await readyz(node)
         if lines and status == 503:
             break
         check(node.running(), "wrongpw exited\n%s" % tail(node.stderr()))
-        check(time.monotonic() < deadline, "wrongpw: /healthz %s; no line about the sentinel's "
+        check(time.monotonic() < deadline, "wrongpw: /readyz %s; no line about the sentinel's "
               "password\n%s" % (status, tail(node.stderr())))
         await asyncio.sleep(0.1)
-    note("wrong sentinel_password: /healthz 503, %s" % lines[0].strip()[:200])
+    note("wrong sentinel_password: /readyz 503, %s" % lines[0].strip()[:200])
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ stalls, whatever its subscription does:
     the stall ends);
   - within the documented bound (probe_timeout_ms + a 250 ms tick after a
     request) s answers `unavailable` to a `send` and a `history` sent at the
-    stall, and /healthz of s answers 503 (within probe_interval_ms +
+    stall, and /readyz of s answers 503 (within probe_interval_ms +
     probe_timeout_ms + 250 ms of the stall); its log names the command
     connection;
   - the stall lasts past presence_ttl, so a forgets s's users (a's client
@@ -30,7 +30,7 @@ import time
 
 from confabtest import SANITIZERS, Client, TestFailure, check, note
 from redistest import (POLL, PRESENCE_TTL, RECOVER_TIMEOUT, Cluster, RedisSuite, StallProxy,
-                       healthz, log_count, wait_health)
+                       readyz, log_count, wait_health)
 
 PROBE_INTERVAL_MS = 500
 PROBE_TIMEOUT_MS = 1500
@@ -106,7 +106,7 @@ async def a_stalled_command_connection_is_noticed_while_the_subscription_is_busy
     """A command connection that stops forwarding without closing, while
     the subscription keeps receiving another node's messages: `send` and
     `history` answered `unavailable` within probe_timeout_ms + 250 ms,
-    /healthz 503 within probe_interval_ms + probe_timeout_ms + 250 ms;
+    /readyz 503 within probe_interval_ms + probe_timeout_ms + 250 ms;
     after the stall, the node serves again and presence is exact."""
     await proxy.start()
     try:
@@ -147,12 +147,12 @@ async def a_stalled_command_connection_is_noticed_while_the_subscription_is_busy
         note("send answered unavailable after %.2fs, history after %.2fs (bound %.2fs)"
              % (took_send, took_hist, REQUEST_BOUND))
 
-        while await healthz(s) != 503:
+        while await readyz(s) != 503:
             check(time.monotonic() - t0 <= DETECT_BOUND + SLACK,
-                  "/healthz of s still not 503 %.2fs after the stall (bound %.2fs +%.2fs)"
+                  "/readyz of s still not 503 %.2fs after the stall (bound %.2fs +%.2fs)"
                   % (time.monotonic() - t0, DETECT_BOUND, SLACK))
             await asyncio.sleep(POLL)
-        note("/healthz of s answered 503 %.2fs after the stall (bound %.2fs)"
+        note("/readyz of s answered 503 %.2fs after the stall (bound %.2fs)"
              % (time.monotonic() - t0, DETECT_BOUND))
         check(log_count(s, "did not answer a request on the command connection") > downs,
               "node s's log does not say its command connection went unanswered")
@@ -164,7 +164,7 @@ async def a_stalled_command_connection_is_noticed_while_the_subscription_is_busy
         t1 = time.monotonic()
         note("the stall ended after %.1fs (%d stalled connections closed)" % (t1 - t0, closed))
         took = await wait_health([s], 200, RECOVER_TIMEOUT, "after the stall")
-        note("/healthz of s 200 again %.2fs after the stall ended" % took["s"])
+        note("/readyz of s 200 again %.2fs after the stall ended" % took["s"])
 
         await publisher.stop()
         note("a's publisher got %d acks, every send acknowledged" % publisher.acks)

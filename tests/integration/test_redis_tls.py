@@ -11,7 +11,7 @@ from ca1) and `expired`.
 
 Checked:
   - chat across two nodes over TLS (port = the TLS port, tls_ca_file = ca1);
-  - each failure gives its own clear line in the node's log and /healthz
+  - each failure gives its own clear line in the node's log and /readyz
     503, and the node keeps running (it exits 0 on SIGTERM at the end):
       wrong CA (ca2)                     "certificate verify failed"
       tls_server_name = wrong.example    "hostname mismatch"
@@ -34,7 +34,7 @@ import re
 import time
 
 from confabtest import Client, check, note, tail
-from redistest import DETECT_TIMEOUT, Cluster, RedisSuite, healthz
+from redistest import DETECT_TIMEOUT, Cluster, RedisSuite, readyz
 from tlstest import Certificates, TlsRedisServer
 
 suite = RedisSuite("test_redis_tls", watchdog=240)
@@ -115,7 +115,7 @@ async def chat(x, y, where):
 @suite.test
 async def chat_across_two_nodes_over_tls():
     """a and b reach the TLS-only redis-server with tls_ca_file = ca1:
-    /healthz 200, a message from a reaches b and one from b reaches a."""
+    /readyz 200, a message from a reaches b and one from b reaches a."""
     certs.make()
     ok.start()
     x = await Client.connect(ok["a"].port, name="x@a")
@@ -131,10 +131,10 @@ async def chat_across_two_nodes_over_tls():
 
 
 @suite.test
-async def each_tls_failure_has_its_own_line_and_healthz_503():
+async def each_tls_failure_has_its_own_line_and_readyz_503():
     """Wrong CA, wrong server name, no client certificate for a server
     that wants one, an expired server certificate, a client certificate
-    from another CA: each node logs its own reason and answers /healthz
+    from another CA: each node logs its own reason and answers /readyz
     503, and keeps running."""
     certs.make()
     for srv in (good, mutual, expired):
@@ -144,19 +144,19 @@ async def each_tls_failure_has_its_own_line_and_healthz_503():
     for name, (c, want, others) in FAILURES.items():
         node = c[name]
         line = await expect_line(node, want)
-        status = await healthz(node)
-        check(status == 503, "%s: /healthz %s after %r (want 503)" % (name, status, line.strip()))
+        status = await readyz(node)
+        check(status == 503, "%s: /readyz %s after %r (want 503)" % (name, status, line.strip()))
         for other in others:
             check(not lines_with(node, other), "%s: its log also says %r:\n%s"
                   % (name, other, tail(node.stderr())))
         check(node.running(), "%s is no longer running\n%s" % (name, tail(node.stderr())))
-        note("%s: /healthz 503, %s" % (name, line.strip()[:200]))
+        note("%s: /readyz 503, %s" % (name, line.strip()[:200]))
 
 
 @suite.test
 async def a_client_certificate_makes_the_mutual_server_work():
     """With tls_cert_file/tls_key_file (from ca1) a node reaches the server
-    that wants a client certificate: /healthz 200, a message is acked and
+    that wants a client certificate: /readyz 200, a message is acked and
     comes back in history."""
     certs.make()
     with_cert.start()
@@ -173,7 +173,7 @@ async def a_client_certificate_makes_the_mutual_server_work():
 @suite.test
 async def tls_verify_no_warns_and_works_with_the_wrong_ca():
     """tls_verify = no with tls_ca_file = ca2: a warning line names the
-    switched-off verification; /healthz 200 and a message is acked."""
+    switched-off verification; /readyz 200 and a message is acked."""
     certs.make()
     no_verify.start()
     node = no_verify["nv"]
@@ -190,7 +190,7 @@ async def tls_verify_no_warns_and_works_with_the_wrong_ca():
 @suite.test
 def a_ca_file_that_is_not_a_ca_gives_a_clear_line():
     """tls_ca_file naming a file that holds no certificate: confabd either
-    refuses to start (non-zero exit) or serves /healthz 503; either way one
+    refuses to start (non-zero exit) or serves /readyz 503; either way one
     line says "cannot load the CA file"."""
     certs.make()
     good.start()
@@ -217,9 +217,9 @@ def a_ca_file_that_is_not_a_ca_gives_a_clear_line():
         check(time.monotonic() < deadline, "badca: no line saying \"cannot load the CA file\"\n%s"
               % tail(node.stderr()))
         time.sleep(0.05)
-    status = asyncio.run(healthz(node))
-    check(status == 503, "badca: /healthz %s (want 503)" % status)
-    note("badca serves /healthz 503: %s" % lines_with(node, "cannot load the CA file")[0].strip()[:200])
+    status = asyncio.run(readyz(node))
+    check(status == 503, "badca: /readyz %s (want 503)" % status)
+    note("badca serves /readyz 503: %s" % lines_with(node, "cannot load the CA file")[0].strip()[:200])
 
 
 if __name__ == "__main__":

@@ -132,13 +132,13 @@ typedef struct confab_host_backplane {
 
 	/* Report health: up = true when the backplane can serve. `reason`
 	 * (borrowed, may be NULL) is logged when the state changes. The core
-	 * answers `unavailable` to requests and /healthz turns 503 while down. */
+	 * answers `unavailable` to requests and /readyz turns 503 while down. */
 	void (*health)(confab_ctx *ctx, bool up, const char *reason);
 
 	/* ---- ABI 1.5 (present when CONFAB_HAS(host->backplane, degraded)) ---- */
 
 	/* Report that the backplane, while up, serves only part of what it
-	 * should (a Redis Cluster shard without a master, say): /healthz
+	 * should (a Redis Cluster shard without a master, say): /readyz
 	 * answers 503 with `reason` while degraded, but the core keeps passing
 	 * requests to the backplane, which answers `unavailable` to those it
 	 * cannot serve. Logged when the state changes. Meaningful only while

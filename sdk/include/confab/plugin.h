@@ -20,9 +20,12 @@
  *      first, then the auth plugins, then the transports (each group in
  *      chain order), so that clients arrive last. After every plugin
  *      started, the broker serves.
- *   5. stop(state) on SIGINT/SIGTERM, in the reverse order: stop
- *      accepting, close clients (the loop keeps running so the closes go
- *      out). The core waits up to 3 s for the sessions to close.
+ *   5. stop(state) on SIGINT, or at the end of SIGTERM's drain, in the
+ *      reverse order: stop accepting, close clients (the loop keeps
+ *      running so the closes go out). The core waits up to 3 s for the
+ *      sessions to close. During the drain before it (drain_grace, then
+ *      drain_window seconds) the core refuses new sessions and closes the
+ *      open ones itself, a few at a time, with the transport's close().
  *   6. destroy(state), in the reverse order (the backplane last, since
  *      closing sessions still talk to it): release everything; libuv
  *      handles are closed with uv_close and the core runs the loop until
@@ -135,8 +138,10 @@ struct confab_host {
 	void (*config_error)(confab_ctx *ctx, const char *key, const char *fmt, ...)
 		CONFAB_PRINTF(3, 4);
 
-	/* True while the broker serves: every plugin started, not shutting
-	 * down, and the backplane up. What /healthz reports. */
+	/* True while the node should get new clients: every plugin started,
+	 * not draining (SIGTERM) or shutting down, and the backplane up and
+	 * not degraded. What /readyz reports; /healthz only says that the
+	 * process serves (a transport answers it until its stop()). */
 	bool (*healthy)(confab_ctx *ctx);
 
 	/* Take / drop a reference to an outgoing frame (see confab_buf). */

@@ -84,8 +84,8 @@ typedef struct confab_host_transport {
 	 * the decision, possibly before this returns; or NULL when the core
 	 * cannot take the connection: then `done` is never called, and the
 	 * transport refuses it with 503 and does not call session_closed.
-	 * NULL comes back when memory runs out, once stop() has begun, and
-	 * before the broker serves: transports start last, and the broker
+	 * NULL comes back when memory runs out, while the node drains
+	 * (SIGTERM), once stop() has begun, and before the broker serves: transports start last, and the broker
 	 * serves only after every start() returned, so a connection accepted
 	 * from inside start() is refused. A transport starts accepting from
 	 * the loop (its listener's callbacks), not from start() itself. */
