@@ -29,7 +29,7 @@ import websockets
 import websockets.exceptions
 
 from confabtest import (SCALE, TOP_SRCDIR, TestFailure, check, http_get,
-                        note, spawn, tail, free_port)
+                        note, spawn, tail, reserve_port)
 from redistest import Cluster, RedisSuite, readyz
 
 HAPROXY = shutil.which("haproxy") or next(
@@ -75,8 +75,10 @@ def haproxy_config(dir, front, health, node_a, node_b):
 class Haproxy:
     def __init__(self, tmp):
         self.dir = tmp
-        self.front = free_port()
-        self.health = free_port()
+        # haproxy cannot bind port 0 and say which it got: reserved ports
+        # (kept until stop; haproxy binds next to them with SO_REUSEADDR)
+        (self.front, front_sock), (self.health, health_sock) = reserve_port(), reserve_port()
+        self.reservations = [front_sock, health_sock]
         self.proc = None
         self.log_path = os.path.join(tmp, "haproxy.log")
 
@@ -112,6 +114,9 @@ class Haproxy:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+        for sock in self.reservations:
+            sock.close()
+        self.reservations = []
 
 
 # ---- a client that reconnects ---------------------------------------------
