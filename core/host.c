@@ -51,17 +51,6 @@ static const char *host_broker_get(confab_ctx *ctx, const char *key)
 	return config_broker_text(&ctx->broker->cfg, key);
 }
 
-static void host_config_error(confab_ctx *ctx, const char *key, const char *fmt, ...)
-	CONFAB_PRINTF(3, 4);
-static void host_config_error(confab_ctx *ctx, const char *key, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	ctx->reported = true;
-	config_vreport(&ctx->broker->cfg, ctx->name, key, fmt, ap);
-	va_end(ap);
-}
-
 static bool host_healthy(confab_ctx *ctx)
 {
 	return broker_healthy(ctx->broker);
@@ -175,7 +164,7 @@ static const confab_host_auth auth_entries = {
 	.node_id = host_node_id,                       \
 	.config_get = host_config_get,                 \
 	.broker_get = host_broker_get,                 \
-	.config_error = host_config_error,             \
+	.config_error = settings_config_error,           \
 	.healthy = host_healthy,                       \
 	.buf_ref = buf_ref,                            \
 	.buf_unref = buf_unref,                        \

@@ -14,8 +14,7 @@ static const char *value_of(confab_ctx *ctx, const char *key)
 	return e != NULL ? e->value : NULL;
 }
 
-static void report(confab_ctx *ctx, const char *key, const char *fmt, ...) CONFAB_PRINTF(3, 4);
-static void report(confab_ctx *ctx, const char *key, const char *fmt, ...)
+void settings_config_error(confab_ctx *ctx, const char *key, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -32,7 +31,7 @@ int settings_config_uint(confab_ctx *ctx, const char *key, uint64_t def, uint64_
 	*out = def;
 	if (v == NULL || confab_parse_uint(v, min, max, out))
 		return 0;
-	report(ctx, key, "'%s' is not a number from %llu to %llu", v, (unsigned long long)min,
+	settings_config_error(ctx, key, "'%s' is not a number from %llu to %llu", v, (unsigned long long)min,
 	       (unsigned long long)max);
 	return CONFAB_EINVAL;
 }
@@ -44,7 +43,7 @@ int settings_config_bool(confab_ctx *ctx, const char *key, bool def, bool *out)
 	*out = def;
 	if (v == NULL || config_parse_bool(v, out))
 		return 0;
-	report(ctx, key, "'%s' is not a boolean (true or false)", v);
+	settings_config_error(ctx, key, "'%s' is not a boolean (true or false)", v);
 	return CONFAB_EINVAL;
 }
 

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <confab/util.h>
 
+#include "unit_main.h"
+
 static const char long65[] =
 	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
@@ -141,17 +143,13 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("util");
-	TCase *tc = tcase_create("util");
-	tcase_add_test(tc, test_user_ids_and_room_names);
-	tcase_add_test(tc, test_header_lookup_ignores_case_and_missing_values);
-	tcase_add_test(tc, test_auth_credentials_by_scheme);
-	tcase_add_test(tc, test_base64_rfc4648_vectors);
-	tcase_add_test(tc, test_bounded_integers);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	const TTest *const tests[] = {
+		test_user_ids_and_room_names,
+		test_header_lookup_ignores_case_and_missing_values,
+		test_auth_credentials_by_scheme,
+		test_base64_rfc4648_vectors,
+		test_bounded_integers,
+	};
+
+	return unit_main("util", tests, sizeof(tests) / sizeof(*tests), 0);
 }

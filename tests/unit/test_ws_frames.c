@@ -10,6 +10,8 @@
 
 #include "ws_frames.h"
 
+#include "unit_main.h"
+
 /* A client frame header (and `len` zero bytes of payload unless told not
  * to) into `out`: its size. */
 static size_t put_frame(uint8_t *out, uint8_t b0, uint64_t len, int masked,
@@ -187,21 +189,14 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("ws_frames");
-	TCase *tc = tcase_create("walk");
-	SRunner *sr;
-	int failed;
+	const TTest *const tests[] = {
+		masked_frames_of_every_length_form_pass_in_any_split,
+		an_unmasked_frame_after_masked_ones_is_found_where_it_starts,
+		unmasked_control_frames_and_16_and_64_bit_lengths_are_found,
+		a_header_split_across_feeds_is_kept_until_whole,
+		overlapping_feeds_are_walked_once_and_a_gap_is_reported,
+		an_impossible_length_stops_the_walk_without_overflow,
+	};
 
-	tcase_add_test(tc, masked_frames_of_every_length_form_pass_in_any_split);
-	tcase_add_test(tc, an_unmasked_frame_after_masked_ones_is_found_where_it_starts);
-	tcase_add_test(tc, unmasked_control_frames_and_16_and_64_bit_lengths_are_found);
-	tcase_add_test(tc, a_header_split_across_feeds_is_kept_until_whole);
-	tcase_add_test(tc, overlapping_feeds_are_walked_once_and_a_gap_is_reported);
-	tcase_add_test(tc, an_impossible_length_stops_the_walk_without_overflow);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return unit_main("ws_frames", tests, sizeof(tests) / sizeof(*tests), 0);
 }
