@@ -1,6 +1,10 @@
-/* The typed settings slots: one wording for each mistake, whichever plugin
- * reads the key, reported the way the core reports its own ([broker]). */
+/* The host slots that read a plugin's settings and report bad ones
+ * (config_error, config_uint, config_bool, broker_uint): one wording for
+ * each mistake, whichever plugin reads the key, reported the way the core
+ * reports its own ([broker]). */
 #include "settings.h"
+
+#include <stdarg.h>
 
 #include <confab/util.h>
 

@@ -1,5 +1,6 @@
-/* The typed settings slots of the host table (ABI 1.6): a plugin's own
- * section read as numbers and booleans, and [broker]'s numbers. */
+/* The settings slots of the host table: a plugin's bad setting reported,
+ * and (ABI 1.6) its own section read as numbers and booleans, and
+ * [broker]'s numbers. */
 #ifndef CONFAB_CORE_SETTINGS_H
 #define CONFAB_CORE_SETTINGS_H
 
