@@ -1,25 +1,10 @@
 /* The `redis` backplane: many confabd nodes share rooms through one Redis.
  *
- * Files:
- *   redis.c          the descriptor, [redis] settings, start/stop/destroy.
- *   redis_ops.c      the backplane slots, and this node's bookkeeping of
- *                    what the core told it (users online, users in rooms)
- *                    with the room subscriptions that follow from it.
- *   redis_conn.c     the two links (commands, subscriptions): setup,
- *                    health, reconnect with backoff, the probe that proves
- *                    the subscription delivers, the presence heartbeat.
- *   redis_cmd.c      one request to Redis: its arguments, EVALSHA with the
- *                    EVAL fallback, its reply, failing it exactly once.
- *   redis_scripts.c  the Lua scripts (see docs/backplane-redis.md).
- *   redis_batch.c    the publishes and presence changes of one loop turn,
- *                    sent as one script call.
- *   redis_wait.c     ack_replicas: one WAIT after the publishes of a turn;
- *                    their acks wait for it.
- *   redis_sentinel.c Redis Sentinel: which server is the master, and the
- *                    +switch-master events that say it changed.
- *   ../redislink/    what redis_cluster shares: the text of a message as
- *                    stored and published (rwire), and one connection to
- *                    Redis on the loop (rlink).
+ * Each file's first comment says what it does; the sections below say
+ * which file defines what they declare. What this backplane shares with
+ * redis_cluster (the text of messages, one connection on the loop, the
+ * settings read alike, the Lua prelude, the local bookkeeping) is in
+ * ../redislink.
  *
  * Everything runs on the broker's loop thread. Each connection is an
  * rlink: a libuv stream, hiredis's reply reader and command formatter,
@@ -39,7 +24,8 @@
 #include <uv.h>
 #include <confab/plugin.h>
 
-#include "dict.h"
+#include <confab/dict.h>
+
 #include "rlink.h"
 #include "rsettings.h"
 #include "rwire.h"
@@ -53,9 +39,6 @@
 
 typedef struct redis_state redis_state;
 typedef struct rq rq;
-
-/* Hash tables: core/dict.h, linked in from core/libconfabdict.la (state-
- * less code, no core symbol: the plugin still exports only its entry). */
 
 /* ---- redis_scripts.c ---- */
 
@@ -173,7 +156,7 @@ typedef struct rwait {
 typedef rset_addr redis_sentinel;
 
 typedef struct lroom {
-	dict *users;                 /* this node's users in the room (no values) */
+	confab_dict *users;                 /* this node's users in the room (no values) */
 	unsigned subs_pending;       /* SUBSCRIBEs sent on the current connection, unconfirmed */
 	rq *held, *held_tail;        /* publishes waiting for that confirmation */
 	size_t n_held;
@@ -211,14 +194,7 @@ struct redis_state {
 				      * (wall-clock ms, or one more), carried by
 				      * every script that writes this node's state
 				      * (redis_scripts.c, node:N:gen) */
-	unsigned presence_ttl_ms;
-	unsigned heartbeat_ms;
-	unsigned probe_interval_ms;
-	unsigned probe_timeout_ms;
-	unsigned reconnect_max_ms;
-	size_t history_size;
-	unsigned long room_ttl;      /* [broker] room_ttl, seconds; 0 = never */
-	unsigned long idem_window;   /* [broker] idem_window, seconds */
+	rset_common common;          /* timings, [broker] limits */
 
 	/* the links (redis_conn.c) */
 	rlink *cmd;                  /* scripts, PUBLISH, queries */
@@ -282,8 +258,8 @@ struct redis_state {
 	bool goodbye_done;           /* destroy: the goodbye's reply came */
 
 	/* what the core told us (redis_ops.c) */
-	dict *rooms;                 /* room -> lroom */
-	dict *users;                 /* users with a session here (no values) */
+	confab_dict *rooms;                 /* room -> lroom */
+	confab_dict *users;                 /* users with a session here (no values) */
 
 	rq *inflight;                /* requests the links hold, newest first */
 	rq *inflight_tail;           /* ... and the oldest */
@@ -433,7 +409,7 @@ void ops_subscriptions_reset(redis_state *s);
 void ops_on_message(redis_state *s, const char *channel, const char *text, size_t len);
 /* Frees the bookkeeping (destroy). */
 void ops_free(redis_state *s);
-/* Free function for lroom values (dict_free). */
+/* Free function for lroom values (confab_dict_free). */
 void ops_lroom_free(void *p);
 
 #endif /* CONFAB_REDIS_H */

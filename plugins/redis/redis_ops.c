@@ -41,7 +41,7 @@ static lroom *lroom_new(void)
 
 	if (r == NULL)
 		return NULL;
-	if ((r->users = dict_new()) == NULL) {
+	if ((r->users = confab_dict_new()) == NULL) {
 		free(r);
 		return NULL;
 	}
@@ -63,7 +63,7 @@ void ops_lroom_free(void *p)
 		r->waiting = w->next;
 		free(w);
 	}
-	dict_free(r->users, NULL);
+	confab_dict_free(r->users, NULL);
 	free(r);
 }
 
@@ -117,12 +117,12 @@ void ops_subscriptions_reset(redis_state *s)
 {
 	rq *failed = NULL, *tail = NULL;
 	lroom waits = { .waiting = NULL };  /* every room's waiting joins */
-	dict_iter it;
+	confab_dict_iter it;
 	const char *room;
 	void *value;
 
-	dict_iter_init(&it, s->rooms);
-	while (dict_iter_next(&it, &room, &value)) {
+	confab_dict_iter_init(&it, s->rooms);
+	while (confab_dict_iter_next(&it, &room, &value)) {
 		lroom *r = value;
 		rq *held_tail = r->held_tail;
 		rq *list = take_held(r);
@@ -142,8 +142,8 @@ void ops_subscriptions_reset(redis_state *s)
 			waits.waiting = w;
 		}
 		r->subs_pending = 0;
-		if (dict_count(r->users) == 0)
-			ops_lroom_free(dict_remove(s->rooms, room));
+		if (confab_dict_count(r->users) == 0)
+			ops_lroom_free(confab_dict_remove(s->rooms, room));
 	}
 	fail_list(s, failed);
 	/* The joins that waited fail too; the core undoes them (which may
@@ -158,21 +158,21 @@ void ops_subscriptions_reset(redis_state *s)
  * up again after. */
 static void room_settle(redis_state *s, const char *room)
 {
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
 	if (r == NULL || r->subs_pending > 0 || r->joins_pending > 0)
 		return;
 	if (r->waiting != NULL) {
 		answer_waiting(r, 0);
-		r = dict_get(s->rooms, room);
+		r = confab_dict_get(s->rooms, room);
 	}
-	if (r != NULL && dict_count(r->users) == 0 && r->n_held == 0 && r->waiting == NULL)
-		ops_lroom_free(dict_remove(s->rooms, room));
+	if (r != NULL && confab_dict_count(r->users) == 0 && r->n_held == 0 && r->waiting == NULL)
+		ops_lroom_free(confab_dict_remove(s->rooms, room));
 }
 
 void ops_room_subscribed(redis_state *s, const char *room)
 {
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 	rq *list;
 
 	if (r == NULL || r->subs_pending == 0 || --r->subs_pending > 0)
@@ -194,8 +194,8 @@ void ops_room_subscribed(redis_state *s, const char *room)
 
 void ops_free(redis_state *s)
 {
-	dict_free(s->rooms, ops_lroom_free);
-	dict_free(s->users, NULL);
+	confab_dict_free(s->rooms, ops_lroom_free);
+	confab_dict_free(s->users, NULL);
 	s->rooms = s->users = NULL;
 }
 
@@ -322,7 +322,7 @@ static void join_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply
 {
 	const char *room = q->argv[PRES_ROOM];
 	bool ok = change_done(s, q, reply);
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
 	(void)ac;
 	if (r == NULL)
@@ -375,27 +375,27 @@ rq *ops_reconcile_request(redis_state *s)
 {
 	rq *q = rq_new(s, change_reply, SCRIPT_RECONCILE);
 	size_t entries = 0;
-	dict_iter it, uit;
+	confab_dict_iter it, uit;
 	const char *room, *user;
 	void *value;
 	int rc;
 
 	if (q == NULL)
 		return NULL;
-	dict_iter_init(&it, s->rooms);
-	while (dict_iter_next(&it, NULL, &value))
-		entries += dict_count(((lroom *)value)->users);
+	confab_dict_iter_init(&it, s->rooms);
+	while (confab_dict_iter_next(&it, NULL, &value))
+		entries += confab_dict_count(((lroom *)value)->users);
 	s->gen = next_gen(s->gen);
 	rc = prefixes(s, q) || rq_args(q, s->node_id) ||
 	     rq_argf(q, "%llu", (unsigned long long)s->gen) || rq_argf(q, "%zu", entries);
-	dict_iter_init(&it, s->rooms);
-	while (rc == 0 && dict_iter_next(&it, &room, &value)) {
-		dict_iter_init(&uit, ((lroom *)value)->users);
-		while (rc == 0 && dict_iter_next(&uit, &user, NULL))
+	confab_dict_iter_init(&it, s->rooms);
+	while (rc == 0 && confab_dict_iter_next(&it, &room, &value)) {
+		confab_dict_iter_init(&uit, ((lroom *)value)->users);
+		while (rc == 0 && confab_dict_iter_next(&uit, &user, NULL))
 			rc = rq_argf(q, "%s\t%s", room, user);
 	}
-	dict_iter_init(&it, s->users);
-	while (rc == 0 && dict_iter_next(&it, &user, NULL))
+	confab_dict_iter_init(&it, s->users);
+	while (rc == 0 && confab_dict_iter_next(&it, &user, NULL))
 		rc = rq_args(q, user);
 	if (rc != 0) {
 		rq_free(q);
@@ -436,9 +436,9 @@ bool ops_reconcile_refused(redis_state *s, const rq *q, const redisReply *reply)
  * whatever the node says. */
 static bool refresh_due(const redis_state *s, const lroom *r)
 {
-	return s->room_ttl != 0 &&
+	return s->common.room_ttl != 0 &&
 	       (r == NULL || !r->refreshed ||
-		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->room_ttl * 1000 / 32);
+		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->common.room_ttl * 1000 / 32);
 }
 
 void ops_published(redis_state *s, const rq *q)
@@ -447,7 +447,7 @@ void ops_published(redis_state *s, const rq *q)
 
 	if (q->argc <= PUB_REFRESH || q->argv[PUB_REFRESH][0] != '1')
 		return;
-	if ((r = dict_get(s->rooms, q->argv[PUB_ROOM])) != NULL) {
+	if ((r = confab_dict_get(s->rooms, q->argv[PUB_ROOM])) != NULL) {
 		r->refreshed = true;
 		r->refreshed_at = uv_now(s->loop);
 	}
@@ -543,16 +543,16 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 	if (wire_message_head(env, &head_a, &head_b) != 0)
 		return CONFAB_ENOMEM;
 	ops_fresh_epoch(fresh);
-	r = dict_get(s->rooms, env->room);
+	r = confab_dict_get(s->rooms, env->room);
 	q = rq_new(s, publish_reply, SCRIPT_PUBLISH);
 	rc = q == NULL || record_keys(s, q, env->room) ||
 	     prefixes(s, q) || rq_args(q, env->room) || rq_args(q, head_a) || rq_args(q, head_b) ||
-	     rq_arg(q, env->body, env->body_len) || rq_argf(q, "%zu", s->history_size) ||
-	     rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh) ||
+	     rq_arg(q, env->body, env->body_len) || rq_argf(q, "%zu", s->common.history_size) ||
+	     rq_argf(q, "%lu", s->common.room_ttl) || rq_args(q, fresh) ||
 	     rq_args(q, refresh_due(s, r) ? "1" : "0");
 	if (rc == 0 && send_cb)
 		rc = (ik = idem_key_name(s, env)) == NULL || rq_args(q, ik) ||
-		     rq_argf(q, "%lu", s->idem_window) || rq_args(q, env->id) ||
+		     rq_argf(q, "%lu", s->common.idem_window) || rq_args(q, env->id) ||
 		     rq_argf(q, "%lld", (long long)env->ts);
 	free(ik);
 	free(head_a);
@@ -635,10 +635,10 @@ static int direct_request(redis_state *s, const confab_envelope *env, confab_sta
 		return CONFAB_ENOMEM;
 	q = rq_new(s, direct_reply, SCRIPT_DIRECT);
 	rc = q == NULL || prefixes(s, q) || rq_args(q, env->to) || rq_arg(q, text, len) ||
-	     rq_argf(q, "%u", s->presence_ttl_ms);
+	     rq_argf(q, "%u", s->common.presence_ttl_ms);
 	if (rc == 0 && send_cb)
 		rc = (ik = idem_key_name(s, env)) == NULL || rq_args(q, ik) ||
-		     rq_argf(q, "%lu", s->idem_window) || rq_args(q, env->id) ||
+		     rq_argf(q, "%lu", s->common.idem_window) || rq_args(q, env->id) ||
 		     rq_argf(q, "%lld", (long long)env->ts);
 	free(ik);
 	free(text);
@@ -672,7 +672,7 @@ static int ops_direct_idem(void *state, const confab_envelope *env, confab_send_
 static int ops_room_ready(void *state, const char *room, confab_status_done done, void *arg)
 {
 	redis_state *s = state;
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 	rwait *w;
 
 	if (!conn_serving(s))
@@ -700,22 +700,22 @@ static int ops_room_join(void *state, const char *room, const char *user)
 	 * nothing is recorded here either. */
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
-	r = dict_get(s->rooms, room);
+	r = confab_dict_get(s->rooms, room);
 	if (r == NULL) {
-		if ((r = lroom_new()) == NULL || dict_set(s->rooms, room, r) != 0) {
+		if ((r = lroom_new()) == NULL || confab_dict_set(s->rooms, room, r) != 0) {
 			ops_lroom_free(r);
 			return CONFAB_ENOMEM;
 		}
 		created = true;
 	}
-	if (dict_has(r->users, user))
+	if (confab_dict_has(r->users, user))
 		return 0;
-	if (dict_set(r->users, user, NULL) != 0) {
+	if (confab_dict_set(r->users, user, NULL) != 0) {
 		if (created)
-			ops_lroom_free(dict_remove(s->rooms, room));
+			ops_lroom_free(confab_dict_remove(s->rooms, room));
 		return CONFAB_ENOMEM;
 	}
-	if (dict_count(r->users) == 1)
+	if (confab_dict_count(r->users) == 1)
 		conn_subscribe(s, room, r);
 	/* `joined` waits for the script too (room_ready): by then Redis has
 	 * the user in the room's presence and has announced the join. */
@@ -729,16 +729,16 @@ static int ops_room_join(void *state, const char *room, const char *user)
 static int ops_room_leave(void *state, const char *room, const char *user)
 {
 	redis_state *s = state;
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
-	if (r == NULL || !dict_has(r->users, user))
+	if (r == NULL || !confab_dict_has(r->users, user))
 		return 0;
-	dict_remove(r->users, user);
-	if (dict_count(r->users) == 0) {
+	confab_dict_remove(r->users, user);
+	if (confab_dict_count(r->users) == 0) {
 		conn_unsubscribe(s, room);
 		if (r->subs_pending == 0 && r->n_held == 0 && r->joins_pending == 0 &&
 		    r->waiting == NULL)
-			ops_lroom_free(dict_remove(s->rooms, room));
+			ops_lroom_free(confab_dict_remove(s->rooms, room));
 	}
 	send_presence(s, SCRIPT_LEAVE, room, user);
 	return 0;
@@ -748,7 +748,7 @@ static int ops_user_online(void *state, const char *user)
 {
 	redis_state *s = state;
 
-	if (dict_set(s->users, user, NULL) != 0)
+	if (confab_dict_set(s->users, user, NULL) != 0)
 		return CONFAB_ENOMEM;
 	send_presence(s, SCRIPT_ONLINE, NULL, user);
 	return 0;
@@ -758,9 +758,9 @@ static int ops_user_offline(void *state, const char *user)
 {
 	redis_state *s = state;
 
-	if (!dict_has(s->users, user))
+	if (!confab_dict_has(s->users, user))
 		return 0;
-	dict_remove(s->users, user);
+	confab_dict_remove(s->users, user);
 	send_presence(s, SCRIPT_OFFLINE, NULL, user);
 	return 0;
 }
@@ -830,7 +830,7 @@ static int ops_presence(void *state, const char *room, confab_presence_done done
  * message, so no message of the old life is on its way when it does. */
 static void remember_epoch(redis_state *s, const char *room, const char *epoch)
 {
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
 	if (r != NULL && epoch != NULL)
 		snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
@@ -839,7 +839,7 @@ static void remember_epoch(redis_state *s, const char *room, const char *epoch)
 /* The epoch a room message without one is labelled with, or NULL. */
 static const char *known_epoch(const redis_state *s, const char *room)
 {
-	const lroom *r = dict_get(s->rooms, room);
+	const lroom *r = confab_dict_get(s->rooms, room);
 
 	return r != NULL && r->epoch[0] != '\0' ? r->epoch : NULL;
 }
@@ -923,8 +923,8 @@ static rq *history_request(redis_state *s, const char *room, const char *known,
 	if (q == NULL || record_keys(s, q, room) ||
 	    prefixes(s, q) || rq_args(q, has_since ? "1" : "0") ||
 	    rq_argf(q, "%" PRIu64, has_since ? since : 0) || rq_argf(q, "%zu", limit) ||
-	    rq_argf(q, "%zu", s->history_size) || rq_args(q, known != NULL ? known : "") ||
-	    rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh) || rq_args(q, room)) {
+	    rq_argf(q, "%zu", s->common.history_size) || rq_args(q, known != NULL ? known : "") ||
+	    rq_argf(q, "%lu", s->common.room_ttl) || rq_args(q, fresh) || rq_args(q, room)) {
 		rq_free(q);
 		return NULL;
 	}
@@ -993,7 +993,7 @@ static int ops_room_epoch(void *state, const char *room, confab_epoch_done done,
 	ops_fresh_epoch(fresh);
 	q = rq_new(s, epoch_reply, SCRIPT_EPOCH);
 	if (q == NULL || record_keys(s, q, room) || prefixes(s, q) ||
-	    rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh) || rq_args(q, room)) {
+	    rq_argf(q, "%lu", s->common.room_ttl) || rq_args(q, fresh) || rq_args(q, room)) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}

@@ -103,7 +103,7 @@ static void flush(redis_state *s)
 	s->wait_open = s->wait_open_tail = NULL;
 	q = same_link ? rq_new(s, wait_reply, -1) : NULL;
 	if (q == NULL || rq_args(q, "WAIT") != 0 || rq_argf(q, "%u", s->ack_replicas) != 0 ||
-	    rq_argf(q, "%u", s->wait_short ? SHORT_TIMEOUT_MS : s->probe_timeout_ms / 3) != 0) {
+	    rq_argf(q, "%u", s->wait_short ? SHORT_TIMEOUT_MS : s->common.probe_timeout_ms / 3) != 0) {
 		rq_free(q);
 		answer(s, group, false);
 		return;

@@ -29,7 +29,8 @@
 #include <uv.h>
 #include <confab/plugin.h>
 
-#include "dict.h"
+#include <confab/dict.h>
+
 #include "rlink.h"
 #include "rsettings.h"
 #include "rslot.h"
@@ -292,7 +293,7 @@ typedef struct rwait {
 typedef struct gap_item gap_item;
 
 typedef struct lroom {
-	dict *users;
+	confab_dict *users;
 	unsigned part;
 	uint64_t last_seq;           /* the last message delivered here (0: none yet) */
 	bool filling;                /* missed messages are being read from history */
@@ -390,11 +391,8 @@ struct cl_state {
 	unsigned ack_replicas;
 	unsigned ack_timeout_ms;
 	const char *node_id;
-	unsigned presence_ttl_ms, heartbeat_ms;
-	unsigned probe_interval_ms, probe_timeout_ms, reconnect_max_ms;
+	rset_common common;          /* timings, [broker] limits */
 	unsigned refresh_interval_ms;
-	size_t history_size;
-	unsigned long room_ttl, idem_window;
 	char *config_key, *config_value;
 
 	partition *part;
@@ -436,8 +434,8 @@ struct cl_state {
 	bool started, destroying;
 
 	/* bookkeeping */
-	dict *rooms;                 /* room -> lroom */
-	dict *users;
+	confab_dict *rooms;                 /* room -> lroom */
+	confab_dict *users;
 	cq *reqs, *reqs_tail;        /* requests a link holds, oldest first */
 	cq *pend, *pend_tail;        /* requests waiting (retry, held), oldest first */
 	size_t n_core;

@@ -261,7 +261,7 @@ static int send_to(cl_state *s, cmaster *m, cq *q)
 int cq_send_on(cl_state *s, cmaster *m, cq *q)
 {
 	if (q->deadline == 0)
-		q->deadline = uv_now(s->loop) + s->probe_timeout_ms;
+		q->deadline = uv_now(s->loop) + s->common.probe_timeout_ms;
 	return send_to(s, m, q);
 }
 
@@ -306,7 +306,7 @@ static void dispatch(cl_state *s, cq *q)
 void cq_submit(cl_state *s, cq *q)
 {
 	if (q->deadline == 0)
-		q->deadline = uv_now(s->loop) + s->probe_timeout_ms;
+		q->deadline = uv_now(s->loop) + s->common.probe_timeout_ms;
 	if (q->held) {
 		enlist(s, q, true);
 		return;
@@ -661,7 +661,7 @@ void cq_send_deferred(cl_state *s)
 		list = q->pnext;
 		q->pnext = NULL;
 		if (q->deadline == 0)
-			q->deadline = uv_now(s->loop) + s->probe_timeout_ms;
+			q->deadline = uv_now(s->loop) + s->common.probe_timeout_ms;
 		m = q->held || q->to != NULL ? NULL : route(s, q);
 		if (m == NULL) {
 			cq_submit(s, q);   /* waits for a retry, as always */

@@ -136,7 +136,7 @@ cmaster *master_get(cl_state *s, const char *host, int port)
 	    !s->destroying) {
 		rlink_opts o = {
 			.host = m->host, .port = m->port, .user = s->user, .password = s->password,
-			.connect_timeout_ms = s->probe_timeout_ms, .on_closed = on_aux_closed, .arg = m,
+			.connect_timeout_ms = s->common.probe_timeout_ms, .on_closed = on_aux_closed, .arg = m,
 			.tls = s->tls,
 		};
 
@@ -386,7 +386,7 @@ void master_connect(cmaster *m)
 	cl_state *s = m->s;
 	rlink_opts o = {
 		.host = m->host, .port = m->port, .user = s->user, .password = s->password,
-		.connect_timeout_ms = s->probe_timeout_ms, .on_closed = on_link_closed, .arg = m,
+		.connect_timeout_ms = s->common.probe_timeout_ms, .on_closed = on_link_closed, .arg = m,
 		.tls = s->tls,
 	};
 
@@ -452,7 +452,7 @@ void master_fail(cmaster *m, const char *fmt, ...)
 	va_end(ap);
 	if (was_up || strcmp(reason, m->last_reason) != 0)
 		cl_log(s, CONFAB_LOG_WARN, "%s; retrying (backoff up to %u ms)", reason,
-		       s->reconnect_max_ms);
+		       s->common.reconnect_max_ms);
 	snprintf(m->last_reason, sizeof(m->last_reason), "%s", reason);
 	if (was_up)
 		m->down_since = now(s);
@@ -474,7 +474,7 @@ void master_fail(cmaster *m, const char *fmt, ...)
 	if (m->owned > 0 && !m->reconnecting) {
 		m->reconnecting = true;
 		uv_timer_start(&m->timer, on_master_timer, m->backoff_ms, 0);
-		m->backoff_ms = m->backoff_ms * 2 > s->reconnect_max_ms ? s->reconnect_max_ms
+		m->backoff_ms = m->backoff_ms * 2 > s->common.reconnect_max_ms ? s->common.reconnect_max_ms
 									 : m->backoff_ms * 2;
 	}
 }
@@ -547,15 +547,15 @@ static void on_push(rlink *l, redisReply *r, void *arg)
 void master_check(cmaster *m, uint64_t n)
 {
 	cl_state *s = m->s;
-	uint64_t oldest, limit = s->probe_timeout_ms;
+	uint64_t oldest, limit = s->common.probe_timeout_ms;
 
 	if (m->owned == 0 || m->state == M_DOWN)
 		return;
 	if (s->ack_replicas > 0)
 		limit += s->ack_timeout_ms;  /* a WAIT may rightly take that long */
-	if (m->state == M_CONNECTING && n - m->connect_started >= s->probe_timeout_ms) {
+	if (m->state == M_CONNECTING && n - m->connect_started >= s->common.probe_timeout_ms) {
 		master_fail(m, "master %s did not complete the setup within %u ms", m->name,
-				 s->probe_timeout_ms);
+				 s->common.probe_timeout_ms);
 		return;
 	}
 	oldest = m->cmd != NULL ? rlink_oldest(m->cmd) : 0;
@@ -567,12 +567,12 @@ void master_check(cmaster *m, uint64_t n)
 	if (m->probe_out) {
 		/* A subscription still delivering is only behind: silence is
 		 * what proves it dead (as in `redis`). */
-		if (n - m->probe_sent >= s->probe_timeout_ms &&
-		    !(m->state == M_UP && n - m->sub_heard < s->probe_timeout_ms))
+		if (n - m->probe_sent >= s->common.probe_timeout_ms &&
+		    !(m->state == M_UP && n - m->sub_heard < s->common.probe_timeout_ms))
 			master_fail(m, "the probe did not come back from %s within %u ms",
-					 m->name, s->probe_timeout_ms);
+					 m->name, s->common.probe_timeout_ms);
 		return;
 	}
-	if (m->state == M_UP && n - m->probe_sent >= s->probe_interval_ms)
+	if (m->state == M_UP && n - m->probe_sent >= s->common.probe_interval_ms)
 		probe_send(m);
 }

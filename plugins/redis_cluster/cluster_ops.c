@@ -36,7 +36,7 @@ static lroom *lroom_new(unsigned part)
 
 	if (r == NULL)
 		return NULL;
-	if ((r->users = dict_new()) == NULL) {
+	if ((r->users = confab_dict_new()) == NULL) {
 		free(r);
 		return NULL;
 	}
@@ -57,7 +57,7 @@ static void lroom_free(void *p)
 		free(w);
 	}
 	gap_free(r);
-	dict_free(r->users, NULL);
+	confab_dict_free(r->users, NULL);
 	free(r);
 }
 
@@ -103,17 +103,17 @@ static void need_drop(cl_state *s, unsigned k)
 
 static void room_maybe_free(cl_state *s, const char *room)
 {
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
-	if (r != NULL && dict_count(r->users) == 0 && r->joins_pending == 0 && r->waiting == NULL)
-		lroom_free(dict_remove(s->rooms, room));
+	if (r != NULL && confab_dict_count(r->users) == 0 && r->joins_pending == 0 && r->waiting == NULL)
+		lroom_free(confab_dict_remove(s->rooms, room));
 }
 
 /* Nothing pending for the room any more (its partition subscribed, its
  * join scripts answered): the joins that waited go on. */
 static void room_settle(cl_state *s, const char *room)
 {
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
 	if (r == NULL || r->joins_pending > 0 || s->part[r->part].sub != SUB_OK)
 		return;
@@ -126,15 +126,15 @@ static void room_settle(cl_state *s, const char *room)
  * them), copied: answering them changes the table. */
 static char **waiting_rooms(cl_state *s, int k, size_t *n, uint64_t older_than)
 {
-	dict_iter it;
+	confab_dict_iter it;
 	const char *room;
 	void *value;
 	char **names = NULL;
 	size_t cap = 0;
 
 	*n = 0;
-	dict_iter_init(&it, s->rooms);
-	while (dict_iter_next(&it, &room, &value)) {
+	confab_dict_iter_init(&it, s->rooms);
+	while (confab_dict_iter_next(&it, &room, &value)) {
 		lroom *r = value;
 		bool old = false;
 
@@ -181,7 +181,7 @@ static void fail_waiting(cl_state *s, int k, uint64_t older_than)
 	char **names = waiting_rooms(s, k, &n, older_than);
 
 	for (size_t i = 0; i < n; i++) {
-		lroom *r = dict_get(s->rooms, names[i]);
+		lroom *r = confab_dict_get(s->rooms, names[i]);
 
 		if (r != NULL) {
 			answer_waiting(r, CONFAB_EUNAVAILABLE);
@@ -204,16 +204,16 @@ void ops_tick(cl_state *s)
 {
 	uint64_t n = uv_now(s->loop);
 
-	if (n - s->waits_checked < 1000 || n < s->probe_timeout_ms)
+	if (n - s->waits_checked < 1000 || n < s->common.probe_timeout_ms)
 		return;
 	s->waits_checked = n;
-	fail_waiting(s, -1, n - s->probe_timeout_ms);
+	fail_waiting(s, -1, n - s->common.probe_timeout_ms);
 }
 
 void ops_free(cl_state *s)
 {
-	dict_free(s->rooms, lroom_free);
-	dict_free(s->users, NULL);
+	confab_dict_free(s->rooms, lroom_free);
+	confab_dict_free(s->users, NULL);
 	s->rooms = s->users = NULL;
 }
 
@@ -341,7 +341,7 @@ static bool join_reply(cl_state *s, cq *q, redisReply *reply)
 {
 	const char *room = q->argv[q->argc - 2];
 	bool ok = change_done(s, q, reply);
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
 	if (r == NULL)
 		return true;
@@ -393,30 +393,30 @@ cq *ops_reconcile_request(cl_state *s, unsigned k)
 {
 	cq *q = cq_new(s, change_reply, CS_RECONCILE, (int)k);
 	size_t entries = 0;
-	dict_iter it, uit;
+	confab_dict_iter it, uit;
 	const char *room, *user;
 	void *value;
 	int rc;
 
 	if (q == NULL)
 		return NULL;
-	dict_iter_init(&it, s->rooms);
-	while (dict_iter_next(&it, NULL, &value))
+	confab_dict_iter_init(&it, s->rooms);
+	while (confab_dict_iter_next(&it, NULL, &value))
 		if (((lroom *)value)->part == k)
-			entries += dict_count(((lroom *)value)->users);
+			entries += confab_dict_count(((lroom *)value)->users);
 	s->part[k].gen = next_gen(s->part[k].gen);
 	rc = node_keys(s, q, NULL, NULL) || ops_prefixes(s, q) || cq_args(q, s->node_id) ||
 	     cq_argf(q, "%" PRIu64, s->part[k].gen) || cq_argf(q, "%zu", entries);
-	dict_iter_init(&it, s->rooms);
-	while (rc == 0 && dict_iter_next(&it, &room, &value)) {
+	confab_dict_iter_init(&it, s->rooms);
+	while (rc == 0 && confab_dict_iter_next(&it, &room, &value)) {
 		if (((lroom *)value)->part != k)
 			continue;
-		dict_iter_init(&uit, ((lroom *)value)->users);
-		while (rc == 0 && dict_iter_next(&uit, &user, NULL))
+		confab_dict_iter_init(&uit, ((lroom *)value)->users);
+		while (rc == 0 && confab_dict_iter_next(&uit, &user, NULL))
 			rc = cq_argf(q, "%s\t%s", room, user);
 	}
-	dict_iter_init(&it, s->users);
-	while (rc == 0 && dict_iter_next(&it, &user, NULL))
+	confab_dict_iter_init(&it, s->users);
+	while (rc == 0 && confab_dict_iter_next(&it, &user, NULL))
 		if (part_of(s, user) == k)
 			rc = cq_args(q, user);
 	if (rc != 0) {
@@ -458,9 +458,9 @@ bool ops_reconcile_refused(cl_state *s, cq *q, const redisReply *reply)
 
 static bool refresh_due(const cl_state *s, const lroom *r)
 {
-	return s->room_ttl != 0 &&
+	return s->common.room_ttl != 0 &&
 	       (r == NULL || !r->refreshed ||
-		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->room_ttl * 1000 / 32);
+		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->common.room_ttl * 1000 / 32);
 }
 
 /* The publish arguments after the three keys: P, C, room, ... */
@@ -496,7 +496,7 @@ static void send_answer(cq *q, int status, uint64_t seq, const char *repeat)
 void ops_publish_answer(cl_state *s, cq *q, int status)
 {
 	if (status == 0 && q->repeat == NULL && PUB_REFRESH(q)[0] == '1') {
-		lroom *r = dict_get(s->rooms, PUB_ROOM(q));
+		lroom *r = confab_dict_get(s->rooms, PUB_ROOM(q));
 
 		if (r != NULL) {
 			r->refreshed = true;
@@ -644,7 +644,7 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 	if (wire_message_head(env, &head_a, &head_b) != 0)
 		return CONFAB_ENOMEM;
 	ops_fresh_epoch(fresh);
-	r = dict_get(s->rooms, env->room);
+	r = confab_dict_get(s->rooms, env->room);
 	q = cq_new(s, ops_publish_reply, CS_PUBLISH, (int)k);
 	if (send_cb && (ik = idem_key_name(s, k, env)) == NULL) {
 		cq_free(q);
@@ -653,10 +653,10 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 	rc = q == NULL || ops_record_keys(s, q, env->room) ||
 	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || ops_prefixes(s, q) ||
 	     cq_args(q, env->room) || cq_args(q, head_a) || cq_args(q, head_b) ||
-	     cq_arg(q, env->body, env->body_len) || cq_argf(q, "%zu", s->history_size) ||
-	     cq_argf(q, "%lu", s->room_ttl) || cq_args(q, fresh) ||
+	     cq_arg(q, env->body, env->body_len) || cq_argf(q, "%zu", s->common.history_size) ||
+	     cq_argf(q, "%lu", s->common.room_ttl) || cq_args(q, fresh) ||
 	     cq_args(q, refresh_due(s, r) ? "1" : "0") || cq_args(q, s->ack_replicas ? "1" : "0") ||
-	     cq_args(q, ik != NULL ? ik : "") || cq_argf(q, "%lu", s->idem_window) ||
+	     cq_args(q, ik != NULL ? ik : "") || cq_argf(q, "%lu", s->common.idem_window) ||
 	     cq_args(q, env->id) || cq_argf(q, "%lld", (long long)env->ts);
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 4 : 3;
@@ -672,7 +672,7 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 		q->done.send = sdone;
 	else
 		q->done.publish = pdone;
-	if (r != NULL && dict_count(r->users) > 0 && s->part[k].sub != SUB_OK) {
+	if (r != NULL && confab_dict_count(r->users) > 0 && s->part[k].sub != SUB_OK) {
 		/* Members here would miss it: wait for the subscription. */
 		if (s->part[k].n_held >= CL_MAX_HELD) {
 			cq_free(q);
@@ -744,9 +744,9 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 	rc = q == NULL || cq_argf(q, "%suser:%s", s->part[k].prefix, env->to) ||
 	     cq_argf(q, "%snodes", s->part[k].prefix) ||
 	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || ops_prefixes(s, q) ||
-	     cq_args(q, env->to) || cq_arg(q, text, len) || cq_argf(q, "%u", s->presence_ttl_ms);
+	     cq_args(q, env->to) || cq_arg(q, text, len) || cq_argf(q, "%u", s->common.presence_ttl_ms);
 	if (rc == 0 && send_cb)
-		rc = cq_args(q, ik) || cq_argf(q, "%lu", s->idem_window) || cq_args(q, env->id) ||
+		rc = cq_args(q, ik) || cq_argf(q, "%lu", s->common.idem_window) || cq_args(q, env->id) ||
 		     cq_argf(q, "%lld", (long long)env->ts);
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 3 : 2;
@@ -784,7 +784,7 @@ static int ops_room_ready(void *state, const char *room, confab_status_done done
 {
 	cl_state *s = state;
 	unsigned k = part_of(s, room);
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 	rwait *w;
 
 	if (!topo_served(s, k))
@@ -812,22 +812,22 @@ static int ops_room_join(void *state, const char *room, const char *user)
 
 	if (!topo_served(s, k))
 		return CONFAB_EUNAVAILABLE;
-	r = dict_get(s->rooms, room);
+	r = confab_dict_get(s->rooms, room);
 	if (r == NULL) {
-		if ((r = lroom_new(k)) == NULL || dict_set(s->rooms, room, r) != 0) {
+		if ((r = lroom_new(k)) == NULL || confab_dict_set(s->rooms, room, r) != 0) {
 			lroom_free(r);
 			return CONFAB_ENOMEM;
 		}
 		created = true;
 	}
-	if (dict_has(r->users, user))
+	if (confab_dict_has(r->users, user))
 		return 0;
-	if (dict_set(r->users, user, NULL) != 0) {
+	if (confab_dict_set(r->users, user, NULL) != 0) {
 		if (created)
-			lroom_free(dict_remove(s->rooms, room));
+			lroom_free(confab_dict_remove(s->rooms, room));
 		return CONFAB_ENOMEM;
 	}
-	if (dict_count(r->users) == 1)
+	if (confab_dict_count(r->users) == 1)
 		need_add(s, k);
 	if (send_presence(s, CS_JOIN, room, user))
 		r->joins_pending++;
@@ -837,12 +837,12 @@ static int ops_room_join(void *state, const char *room, const char *user)
 static int ops_room_leave(void *state, const char *room, const char *user)
 {
 	cl_state *s = state;
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
-	if (r == NULL || !dict_has(r->users, user))
+	if (r == NULL || !confab_dict_has(r->users, user))
 		return 0;
-	dict_remove(r->users, user);
-	if (dict_count(r->users) == 0)
+	confab_dict_remove(r->users, user);
+	if (confab_dict_count(r->users) == 0)
 		need_drop(s, r->part);
 	room_maybe_free(s, room);
 	send_presence(s, CS_LEAVE, room, user);
@@ -863,13 +863,13 @@ static int ops_user_online(void *state, const char *user)
 	cl_state *s = state;
 	unsigned k = part_of(s, user);
 
-	if (dict_has(s->users, user))
+	if (confab_dict_has(s->users, user))
 		return 0;
-	if (dict_set(s->users, user, NULL) != 0)
+	if (confab_dict_set(s->users, user, NULL) != 0)
 		return CONFAB_ENOMEM;
 	need_add(s, k);
 	if (s->part[k].sub == SUB_OK && send_presence(s, CS_ONLINE, NULL, user))
-		dict_set(s->users, user, ONLINE_SENT);  /* replaces: cannot fail */
+		confab_dict_set(s->users, user, ONLINE_SENT);  /* replaces: cannot fail */
 	else
 		s->part[k].onlines_waiting++;
 	return 0;
@@ -880,7 +880,7 @@ static int ops_user_online(void *state, const char *user)
  * iterated.) */
 static void send_waiting_onlines(cl_state *s, unsigned k)
 {
-	dict_iter it;
+	confab_dict_iter it;
 	const char *user;
 	void *value;
 	char **names;
@@ -888,14 +888,14 @@ static void send_waiting_onlines(cl_state *s, unsigned k)
 
 	if (cap == 0 || (names = calloc(cap, sizeof(*names))) == NULL)
 		return;   /* out of memory: the next reconcile registers them */
-	dict_iter_init(&it, s->users);
-	while (n < cap && dict_iter_next(&it, &user, &value))
+	confab_dict_iter_init(&it, s->users);
+	while (n < cap && confab_dict_iter_next(&it, &user, &value))
 		if (value == NULL && part_of(s, user) == k && (names[n] = strdup(user)) != NULL)
 			n++;
 	s->part[k].onlines_waiting = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (send_presence(s, CS_ONLINE, NULL, names[i]))
-			dict_set(s->users, names[i], ONLINE_SENT);  /* an existing key */
+			confab_dict_set(s->users, names[i], ONLINE_SENT);  /* an existing key */
 		else
 			s->part[k].onlines_waiting++;
 		free(names[i]);
@@ -907,11 +907,11 @@ static int ops_user_offline(void *state, const char *user)
 {
 	cl_state *s = state;
 
-	if (!dict_has(s->users, user))
+	if (!confab_dict_has(s->users, user))
 		return 0;
-	if (dict_get(s->users, user) == NULL && s->part[part_of(s, user)].onlines_waiting > 0)
+	if (confab_dict_get(s->users, user) == NULL && s->part[part_of(s, user)].onlines_waiting > 0)
 		s->part[part_of(s, user)].onlines_waiting--;
-	dict_remove(s->users, user);
+	confab_dict_remove(s->users, user);
 	need_drop(s, part_of(s, user));
 	send_presence(s, CS_OFFLINE, NULL, user);
 	return 0;
@@ -935,13 +935,13 @@ void ops_on_message(cl_state *s, unsigned k, const char *text, size_t len)
 		break;
 	case 'd':
 		/* filtering: one channel carries the directs of many users */
-		if (m.env.to != NULL && dict_has(s->users, m.env.to))
+		if (m.env.to != NULL && confab_dict_has(s->users, m.env.to))
 			s->host->backplane->deliver(s->ctx, &m.env);
 		break;
 	default:
 		/* ... and the envelopes of many rooms */
-		r = m.env.room != NULL ? dict_get(s->rooms, m.env.room) : NULL;
-		if (r != NULL && dict_count(r->users) > 0)
+		r = m.env.room != NULL ? confab_dict_get(s->rooms, m.env.room) : NULL;
+		if (r != NULL && confab_dict_count(r->users) > 0)
 			gap_envelope(s, m.env.room, r, text, len, &m);
 		break;
 	}

@@ -70,7 +70,7 @@ int query_presence(void *state, const char *room, confab_presence_done done, voi
 
 static void remember_epoch(cl_state *s, const char *room, const char *epoch)
 {
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
 	if (r != NULL && epoch != NULL)
 		snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
@@ -155,8 +155,8 @@ static int history_request(cl_state *s, const char *room, const char *known, boo
 	if (q == NULL || ops_record_keys(s, q, room) ||
 	    cq_argf(q, "%sroom:%s:pub", s->part[k].prefix, room) || ops_prefixes(s, q) ||
 	    cq_args(q, has_since ? "1" : "0") || cq_argf(q, "%" PRIu64, has_since ? since : 0) ||
-	    cq_argf(q, "%zu", limit) || cq_argf(q, "%zu", s->history_size) ||
-	    cq_args(q, known != NULL ? known : "") || cq_argf(q, "%lu", s->room_ttl) ||
+	    cq_argf(q, "%zu", limit) || cq_argf(q, "%zu", s->common.history_size) ||
+	    cq_args(q, known != NULL ? known : "") || cq_argf(q, "%lu", s->common.room_ttl) ||
 	    cq_args(q, fresh) || cq_args(q, s->ack_replicas ? "1" : "0") || cq_args(q, room)) {
 		cq_free(q);
 		return CONFAB_ENOMEM;
@@ -211,7 +211,7 @@ int query_room_epoch(void *state, const char *room, confab_epoch_done done, void
 	ops_fresh_epoch(fresh);
 	q = cq_new(s, epoch_reply, CS_EPOCH, (int)k);
 	if (q == NULL || ops_record_keys(s, q, room) || ops_prefixes(s, q) ||
-	    cq_argf(q, "%lu", s->room_ttl) || cq_args(q, fresh) || cq_args(q, room)) {
+	    cq_argf(q, "%lu", s->common.room_ttl) || cq_args(q, fresh) || cq_args(q, room)) {
 		cq_free(q);
 		return CONFAB_ENOMEM;
 	}
