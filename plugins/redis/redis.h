@@ -26,6 +26,7 @@
 
 #include <confab/dict.h>
 
+#include "rargs.h"
 #include "rlink.h"
 #include "rsettings.h"
 #include "rwire.h"
@@ -96,9 +97,7 @@ struct rq {
 	uint64_t seq;                /* waiting for WAIT (redis_wait.c): its seq, */
 	char *repeat;                /* ... or an idempotent repeat's "SEQ ID TS" */
 	unsigned nkeys;              /* scripts: how many leading args are KEYS */
-	size_t argc, argcap;
-	char **argv;
-	size_t *argvlen;
+	rargs args;                  /* the command's (../redislink/rargs.h) */
 	union {
 		confab_publish_done publish;
 		confab_status_done status;
@@ -114,10 +113,6 @@ struct rq {
 /* A request for `script` (or -1 and a plain command in the args). */
 rq *rq_new(redis_state *s, rq_handler handle, int script);
 void rq_free(rq *q);
-/* Append one argument (copied). 0 or CONFAB_ENOMEM. */
-int rq_arg(rq *q, const void *data, size_t len);
-int rq_args(rq *q, const char *text);
-int rq_argf(rq *q, const char *fmt, ...) CONFAB_PRINTF(2, 3);
 /* Hand the request to link `l` (queued there even while it connects).
  * 0: the handler will be called exactly once. Otherwise
  * CONFAB_EUNAVAILABLE (no link, or a failed one) or CONFAB_ENOMEM, and

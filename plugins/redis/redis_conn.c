@@ -158,8 +158,8 @@ static void probe_send(redis_state *s)
 	snprintf(token, sizeof(token), "%s.%llu", s->nonce, (unsigned long long)++s->probe_seq);
 	text = wire_probe(token);
 	q = rq_new(s, probe_reply, -1);
-	if (text == NULL || q == NULL || rq_args(q, "PUBLISH") != 0 ||
-	    rq_args(q, s->node_chan) != 0 || rq_args(q, text) != 0) {
+	if (text == NULL || q == NULL || rargs_adds(&q->args, "PUBLISH") != 0 ||
+	    rargs_adds(&q->args, s->node_chan) != 0 || rargs_adds(&q->args, text) != 0) {
 		free(text);
 		rq_free(q);
 		return;  /* out of memory: the next tick tries again */
@@ -204,7 +204,7 @@ static void setup_reply(redis_state *s, rq *q, const rlink *ac, redisReply *repl
 	if (reply == NULL || ac != s->cmd)
 		return;
 	if (reply->type == REDIS_REPLY_ERROR)
-		conn_fail(s, "%s failed: %s", q->argv[0], reply->str);
+		conn_fail(s, "%s failed: %s", q->args.argv[0], reply->str);
 }
 
 static void script_load_reply(redis_state *s, rq *q, const rlink *ac,
@@ -269,7 +269,7 @@ static int setup_cmd(redis_state *s, const char *a, const char *b)
 {
 	rq *q = rq_new(s, setup_reply, -1);
 
-	if (q == NULL || rq_args(q, a) != 0 || rq_args(q, b) != 0) {
+	if (q == NULL || rargs_adds(&q->args, a) != 0 || rargs_adds(&q->args, b) != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}
@@ -287,8 +287,8 @@ int conn_setup_command_link(redis_state *s)
 		return CONFAB_ERR;
 	for (int i = 0; i < SCRIPT_COUNT; i++) {
 		q = rq_new(s, script_load_reply, -1);
-		if (q == NULL || rq_args(q, "SCRIPT") != 0 || rq_args(q, "LOAD") != 0 ||
-		    rq_args(q, redis_script_text[i]) != 0) {
+		if (q == NULL || rargs_adds(&q->args, "SCRIPT") != 0 || rargs_adds(&q->args, "LOAD") != 0 ||
+		    rargs_adds(&q->args, redis_script_text[i]) != 0) {
 			rq_free(q);
 			return CONFAB_ENOMEM;
 		}
@@ -661,9 +661,9 @@ static void on_heartbeat_tick(uv_timer_t *t)
 	if (s->destroying || s->cmd == NULL || !s->cmd_ready)
 		return;
 	q = rq_new(s, heartbeat_reply, SCRIPT_HEARTBEAT);
-	if (q == NULL || rq_args(q, s->prefix) != 0 || rq_args(q, s->chan_prefix) != 0 ||
-	    rq_args(q, s->node_id) != 0 || rq_argf(q, "%llu", (unsigned long long)s->gen) != 0 ||
-	    rq_argf(q, "%u", s->common.presence_ttl_ms) != 0) {
+	if (q == NULL || rargs_adds(&q->args, s->prefix) != 0 || rargs_adds(&q->args, s->chan_prefix) != 0 ||
+	    rargs_adds(&q->args, s->node_id) != 0 || rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) != 0 ||
+	    rargs_addf(&q->args, "%u", s->common.presence_ttl_ms) != 0) {
 		rq_free(q);
 		return;
 	}
@@ -791,9 +791,9 @@ void conn_destroy(redis_state *s)
 		 * the linger timer bounds the wait. */
 		rq *q = rq_new(s, goodbye_reply, SCRIPT_GOODBYE);
 
-		if (q == NULL || rq_args(q, s->prefix) != 0 || rq_args(q, s->chan_prefix) != 0 ||
-		    rq_args(q, s->node_id) != 0 ||
-		    rq_argf(q, "%llu", (unsigned long long)s->gen) != 0 ||
+		if (q == NULL || rargs_adds(&q->args, s->prefix) != 0 || rargs_adds(&q->args, s->chan_prefix) != 0 ||
+		    rargs_adds(&q->args, s->node_id) != 0 ||
+		    rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) != 0 ||
 		    rq_send(s, s->cmd, q) != 0) {
 			rlink *cmd = s->cmd;
 

@@ -257,15 +257,15 @@ void ops_fresh_epoch(char out[17])
  * use it: seq, hist, epoch. */
 static int record_keys(const redis_state *s, rq *q, const char *room)
 {
-	return rq_argf(q, "%sroom:%s:seq", s->prefix, room) ||
-	       rq_argf(q, "%sroom:%s:hist", s->prefix, room) ||
-	       rq_argf(q, "%sroom:%s:epoch", s->prefix, room) ? CONFAB_ENOMEM : 0;
+	return rargs_addf(&q->args, "%sroom:%s:seq", s->prefix, room) ||
+	       rargs_addf(&q->args, "%sroom:%s:hist", s->prefix, room) ||
+	       rargs_addf(&q->args, "%sroom:%s:epoch", s->prefix, room) ? CONFAB_ENOMEM : 0;
 }
 
 /* P and C, the first two arguments of every script. */
 static int prefixes(const redis_state *s, rq *q)
 {
-	return rq_args(q, s->prefix) != 0 || rq_args(q, s->chan_prefix) != 0 ? CONFAB_ENOMEM : 0;
+	return rargs_adds(&q->args, s->prefix) != 0 || rargs_adds(&q->args, s->chan_prefix) != 0 ? CONFAB_ENOMEM : 0;
 }
 
 /* Whether a presence script (join, leave, online, offline, or the
@@ -320,7 +320,7 @@ static void change_reply(redis_state *s, rq *q, const rlink *ac, redisReply *rep
  * that did not work is a user missing from presence. */
 static void join_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
-	const char *room = q->argv[PRES_ROOM];
+	const char *room = q->args.argv[PRES_ROOM];
 	bool ok = change_done(s, q, reply);
 	lroom *r = confab_dict_get(s->rooms, room);
 
@@ -345,8 +345,8 @@ static bool send_presence(redis_state *s, int script, const char *room, const ch
 	if (s->cmd == NULL || s->destroying)
 		return false;
 	q = rq_new(s, script == SCRIPT_JOIN ? join_reply : change_reply, script);
-	if (q == NULL || prefixes(s, q) != 0 || rq_args(q, s->node_id) != 0 ||
-	    rq_argf(q, "%llu", (unsigned long long)s->gen) != 0 || (room != NULL && rq_args(q, room) != 0) || rq_args(q, user) != 0) {
+	if (q == NULL || prefixes(s, q) != 0 || rargs_adds(&q->args, s->node_id) != 0 ||
+	    rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) != 0 || (room != NULL && rargs_adds(&q->args, room) != 0) || rargs_adds(&q->args, user) != 0) {
 		rq_free(q);
 		return false;  /* the next reconcile corrects it */
 	}
@@ -386,17 +386,17 @@ rq *ops_reconcile_request(redis_state *s)
 	while (confab_dict_iter_next(&it, NULL, &value))
 		entries += confab_dict_count(((lroom *)value)->users);
 	s->gen = next_gen(s->gen);
-	rc = prefixes(s, q) || rq_args(q, s->node_id) ||
-	     rq_argf(q, "%llu", (unsigned long long)s->gen) || rq_argf(q, "%zu", entries);
+	rc = prefixes(s, q) || rargs_adds(&q->args, s->node_id) ||
+	     rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) || rargs_addf(&q->args, "%zu", entries);
 	confab_dict_iter_init(&it, s->rooms);
 	while (rc == 0 && confab_dict_iter_next(&it, &room, &value)) {
 		confab_dict_iter_init(&uit, ((lroom *)value)->users);
 		while (rc == 0 && confab_dict_iter_next(&uit, &user, NULL))
-			rc = rq_argf(q, "%s\t%s", room, user);
+			rc = rargs_addf(&q->args, "%s\t%s", room, user);
 	}
 	confab_dict_iter_init(&it, s->users);
 	while (rc == 0 && confab_dict_iter_next(&it, &user, NULL))
-		rc = rq_args(q, user);
+		rc = rargs_adds(&q->args, user);
 	if (rc != 0) {
 		rq_free(q);
 		return NULL;
@@ -445,9 +445,9 @@ void ops_published(redis_state *s, const rq *q)
 {
 	lroom *r;
 
-	if (q->argc <= PUB_REFRESH || q->argv[PUB_REFRESH][0] != '1')
+	if (q->args.argc <= PUB_REFRESH || q->args.argv[PUB_REFRESH][0] != '1')
 		return;
-	if ((r = confab_dict_get(s->rooms, q->argv[PUB_ROOM])) != NULL) {
+	if ((r = confab_dict_get(s->rooms, q->args.argv[PUB_ROOM])) != NULL) {
 		r->refreshed = true;
 		r->refreshed_at = uv_now(s->loop);
 	}
@@ -460,7 +460,7 @@ int ops_lost_status(const rq *q)
 
 bool ops_has_idem(const rq *q)
 {
-	return q->script == SCRIPT_PUBLISH && q->argc > PUB_IDEM && q->argvlen[PUB_IDEM] > 0;
+	return q->script == SCRIPT_PUBLISH && q->args.argc > PUB_IDEM && q->args.argvlen[PUB_IDEM] > 0;
 }
 
 /* The answer to a send request (done.send): the message's id and ts are
@@ -473,14 +473,14 @@ static void send_answer(rq *q, int status, uint64_t seq, const char *repeat)
 	char *id;
 
 	if (status != 0 || repeat == NULL) {
-		q->done.send(q->arg, status, seq, q->argv[q->argc - 2],
-			     strtoll(q->argv[q->argc - 1], NULL, 10));
+		q->done.send(q->arg, status, seq, q->args.argv[q->args.argc - 2],
+			     strtoll(q->args.argv[q->args.argc - 1], NULL, 10));
 		return;
 	}
 	/* "SEQ ID TS": ids hold no space (the core makes them) */
 	if (sscanf(repeat, "%llu %n%*s%n %lld", &first_seq, &id_at, &id_end, &ts) != 2 ||
 	    (id = strndup(repeat + id_at, (size_t)(id_end - id_at))) == NULL) {
-		q->done.send(q->arg, CONFAB_ERR, 0, q->argv[q->argc - 2], 0);
+		q->done.send(q->arg, CONFAB_ERR, 0, q->args.argv[q->args.argc - 2], 0);
 		return;
 	}
 	q->done.send(q->arg, 0, first_seq, id, ts);
@@ -546,14 +546,14 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 	r = confab_dict_get(s->rooms, env->room);
 	q = rq_new(s, publish_reply, SCRIPT_PUBLISH);
 	rc = q == NULL || record_keys(s, q, env->room) ||
-	     prefixes(s, q) || rq_args(q, env->room) || rq_args(q, head_a) || rq_args(q, head_b) ||
-	     rq_arg(q, env->body, env->body_len) || rq_argf(q, "%zu", s->common.history_size) ||
-	     rq_argf(q, "%lu", s->common.room_ttl) || rq_args(q, fresh) ||
-	     rq_args(q, refresh_due(s, r) ? "1" : "0");
+	     prefixes(s, q) || rargs_adds(&q->args, env->room) || rargs_adds(&q->args, head_a) || rargs_adds(&q->args, head_b) ||
+	     rargs_add(&q->args, env->body, env->body_len) || rargs_addf(&q->args, "%zu", s->common.history_size) ||
+	     rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
+	     rargs_adds(&q->args, refresh_due(s, r) ? "1" : "0");
 	if (rc == 0 && send_cb)
-		rc = (ik = idem_key_name(s, env)) == NULL || rq_args(q, ik) ||
-		     rq_argf(q, "%lu", s->common.idem_window) || rq_args(q, env->id) ||
-		     rq_argf(q, "%lld", (long long)env->ts);
+		rc = (ik = idem_key_name(s, env)) == NULL || rargs_adds(&q->args, ik) ||
+		     rargs_addf(&q->args, "%lu", s->common.idem_window) || rargs_adds(&q->args, env->id) ||
+		     rargs_addf(&q->args, "%lld", (long long)env->ts);
 	free(ik);
 	free(head_a);
 	free(head_b);
@@ -634,12 +634,12 @@ static int direct_request(redis_state *s, const confab_envelope *env, confab_sta
 	if ((text = wire_direct(env, &len)) == NULL)
 		return CONFAB_ENOMEM;
 	q = rq_new(s, direct_reply, SCRIPT_DIRECT);
-	rc = q == NULL || prefixes(s, q) || rq_args(q, env->to) || rq_arg(q, text, len) ||
-	     rq_argf(q, "%u", s->common.presence_ttl_ms);
+	rc = q == NULL || prefixes(s, q) || rargs_adds(&q->args, env->to) || rargs_add(&q->args, text, len) ||
+	     rargs_addf(&q->args, "%u", s->common.presence_ttl_ms);
 	if (rc == 0 && send_cb)
-		rc = (ik = idem_key_name(s, env)) == NULL || rq_args(q, ik) ||
-		     rq_argf(q, "%lu", s->common.idem_window) || rq_args(q, env->id) ||
-		     rq_argf(q, "%lld", (long long)env->ts);
+		rc = (ik = idem_key_name(s, env)) == NULL || rargs_adds(&q->args, ik) ||
+		     rargs_addf(&q->args, "%lu", s->common.idem_window) || rargs_adds(&q->args, env->id) ||
+		     rargs_addf(&q->args, "%lld", (long long)env->ts);
 	free(ik);
 	free(text);
 	if (rc != 0) {
@@ -809,8 +809,8 @@ static int ops_presence(void *state, const char *room, confab_presence_done done
 	if (rc != 0)
 		return rc;
 	q = rq_new(s, presence_reply, -1);
-	if (q == NULL || rq_args(q, "SMEMBERS") != 0 ||
-	    rq_argf(q, "%spres:%s", s->prefix, room) != 0) {
+	if (q == NULL || rargs_adds(&q->args, "SMEMBERS") != 0 ||
+	    rargs_addf(&q->args, "%spres:%s", s->prefix, room) != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}
@@ -898,7 +898,7 @@ static void history_reply(redis_state *s, rq *q, const rlink *ac,
 		parsed++;
 	}
 	if (status == 0) {
-		remember_epoch(s, q->argv[q->argc - 1], reply->element[1]->str);
+		remember_epoch(s, q->args.argv[q->args.argc - 1], reply->element[1]->str);
 		history_answer(q, 0, envs, n, reply->element[0]->integer != 0,
 			       reply->element[1]->str);
 	}
@@ -921,10 +921,10 @@ static rq *history_request(redis_state *s, const char *room, const char *known,
 
 	ops_fresh_epoch(fresh);
 	if (q == NULL || record_keys(s, q, room) ||
-	    prefixes(s, q) || rq_args(q, has_since ? "1" : "0") ||
-	    rq_argf(q, "%" PRIu64, has_since ? since : 0) || rq_argf(q, "%zu", limit) ||
-	    rq_argf(q, "%zu", s->common.history_size) || rq_args(q, known != NULL ? known : "") ||
-	    rq_argf(q, "%lu", s->common.room_ttl) || rq_args(q, fresh) || rq_args(q, room)) {
+	    prefixes(s, q) || rargs_adds(&q->args, has_since ? "1" : "0") ||
+	    rargs_addf(&q->args, "%" PRIu64, has_since ? since : 0) || rargs_addf(&q->args, "%zu", limit) ||
+	    rargs_addf(&q->args, "%zu", s->common.history_size) || rargs_adds(&q->args, known != NULL ? known : "") ||
+	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) || rargs_adds(&q->args, room)) {
 		rq_free(q);
 		return NULL;
 	}
@@ -973,7 +973,7 @@ static void epoch_reply(redis_state *s, rq *q, const rlink *ac, redisReply *repl
 		q->done.epoch(q->arg, CONFAB_EUNAVAILABLE, NULL);
 	} else if (reply->type == REDIS_REPLY_STRING) {
 		/* the epoch script's last argument is the room */
-		remember_epoch(s, q->argv[q->argc - 1], reply->str);
+		remember_epoch(s, q->args.argv[q->args.argc - 1], reply->str);
 		q->done.epoch(q->arg, 0, reply->str);
 	}
 	else {
@@ -993,7 +993,7 @@ static int ops_room_epoch(void *state, const char *room, confab_epoch_done done,
 	ops_fresh_epoch(fresh);
 	q = rq_new(s, epoch_reply, SCRIPT_EPOCH);
 	if (q == NULL || record_keys(s, q, room) || prefixes(s, q) ||
-	    rq_argf(q, "%lu", s->common.room_ttl) || rq_args(q, fresh) || rq_args(q, room)) {
+	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) || rargs_adds(&q->args, room)) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}

@@ -280,7 +280,7 @@ int sentinel_check_role(redis_state *s)
 {
 	rq *q = rq_new(s, role_reply, -1);
 
-	if (q == NULL || rq_args(q, "ROLE") != 0) {
+	if (q == NULL || rargs_adds(&q->args, "ROLE") != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}

@@ -31,6 +31,7 @@
 
 #include <confab/dict.h>
 
+#include "rargs.h"
 #include "rlink.h"
 #include "rsettings.h"
 #include "rslot.h"
@@ -123,9 +124,7 @@ struct cq {
 	bool send_cb;
 	uint64_t seq;                /* publish: the seq the script gave */
 	char *repeat;                /* publish_idem: "SEQ ID TS" of a repeat */
-	size_t argc, argcap;
-	char **argv;
-	size_t *argvlen;
+	rargs args;                  /* the command's (../redislink/rargs.h) */
 	union {
 		confab_publish_done publish;
 		confab_status_done status;
@@ -140,9 +139,6 @@ struct cq {
 
 cq *cq_new(cl_state *s, cq_handler handle, int script, int part);
 void cq_free(cq *q);
-int cq_arg(cq *q, const void *data, size_t len);
-int cq_args(cq *q, const char *text);
-int cq_argf(cq *q, const char *fmt, ...) CONFAB_PRINTF(2, 3);
 /* Route `q` by its partition and send it. Its handler will be called
  * exactly once (possibly before this returns). Never fails: a request that
  * cannot go now waits for a retry until its deadline. */
@@ -360,7 +356,7 @@ bool ops_publish_reply(cl_state *s, cq *q, redisReply *reply);
 /* Answer a publish request (done.publish or done.send). */
 void ops_publish_answer(cl_state *s, cq *q, int status);
 /* A publish request's room (its arguments after the keys). */
-#define PUB_ROOM(q) ((q)->argv[(q)->nkeys + 2])
+#define PUB_ROOM(q) ((q)->args.argv[(q)->nkeys + 2])
 
 /* cluster_batch.c: send `q` (a publish without idem key, not held) with
  * the other publishes of its partition in this loop turn, as one script.

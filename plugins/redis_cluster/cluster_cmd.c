@@ -25,7 +25,6 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,71 +67,9 @@ void cq_free(cq *q)
 		q->parts = part->pnext;
 		cq_free(part);
 	}
-	for (size_t i = 0; i < q->argc; i++)
-		free(q->argv[i]);
-	free(q->argv);
-	free(q->argvlen);
+	rargs_clear(&q->args);
 	free(q->repeat);
 	free(q);
-}
-
-int cq_arg(cq *q, const void *data, size_t len)
-{
-	char *copy;
-
-	if (q->argc == q->argcap) {
-		size_t cap = q->argcap ? q->argcap * 2 : 8;
-		char **argv = realloc(q->argv, cap * sizeof(*argv));
-
-		if (argv == NULL)
-			return CONFAB_ENOMEM;
-		q->argv = argv;
-		size_t *lens = realloc(q->argvlen, cap * sizeof(*lens));
-		if (lens == NULL)
-			return CONFAB_ENOMEM;
-		q->argvlen = lens;
-		q->argcap = cap;
-	}
-	if ((copy = malloc(len + 1)) == NULL)
-		return CONFAB_ENOMEM;
-	memcpy(copy, data, len);
-	copy[len] = '\0';
-	q->argv[q->argc] = copy;
-	q->argvlen[q->argc] = len;
-	q->argc++;
-	return 0;
-}
-
-int cq_args(cq *q, const char *text)
-{
-	return cq_arg(q, text, strlen(text));
-}
-
-int cq_argf(cq *q, const char *fmt, ...)
-{
-	va_list ap;
-	char small[256];
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return CONFAB_ERR;
-	if ((size_t)n < sizeof(small))
-		return cq_arg(q, small, (size_t)n);
-
-	char *big = malloc((size_t)n + 1);
-	int rc;
-
-	if (big == NULL)
-		return CONFAB_ENOMEM;
-	va_start(ap, fmt);
-	vsnprintf(big, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	rc = cq_arg(q, big, (size_t)n);
-	free(big);
-	return rc;
 }
 
 /* ---- the two lists ---- */
@@ -191,7 +128,7 @@ static void ignore_reply(rlink *l, redisReply *reply, void *arg)
 static int send_to(cl_state *s, cmaster *m, cq *q)
 {
 	size_t extra = q->script >= 0 ? 3 : 0;
-	size_t argc = q->argc + extra;
+	size_t argc = q->args.argc + extra;
 	const char *small_argv[20];
 	size_t small_len[20];
 	const char **argv = small_argv;
@@ -219,9 +156,9 @@ static int send_to(cl_state *s, cmaster *m, cq *q)
 		for (size_t i = 0; i < 3; i++)
 			lens[i] = strlen(argv[i]);
 	}
-	for (size_t i = 0; i < q->argc; i++) {
-		argv[extra + i] = q->argv[i];
-		lens[extra + i] = q->argvlen[i];
+	for (size_t i = 0; i < q->args.argc; i++) {
+		argv[extra + i] = q->args.argv[i];
+		lens[extra + i] = q->args.argvlen[i];
 	}
 	rc = 0;
 	/* ASKING holds for the next command of the connection only: both
@@ -625,13 +562,13 @@ static bool send_multi(cl_state *s, cmaster *m, cq *list)
 
 	for (cq *p = list; p != NULL; p = p->pnext)
 		n++;
-	rc = rc || cq_argf(mq, "%u", n);
+	rc = rc || rargs_addf(&mq->args, "%u", n);
 	for (cq *p = list; rc == 0 && p != NULL; p = p->pnext)
-		rc = cq_args(mq, cl_script_name[p->script]) || cq_argf(mq, "%u", p->nkeys) ||
-		     cq_argf(mq, "%zu", p->argc - p->nkeys);
+		rc = rargs_adds(&mq->args, cl_script_name[p->script]) || rargs_addf(&mq->args, "%u", p->nkeys) ||
+		     rargs_addf(&mq->args, "%zu", p->args.argc - p->nkeys);
 	for (cq *p = list; rc == 0 && p != NULL; p = p->pnext)
-		for (size_t i = 0; rc == 0 && i < p->argc; i++)
-			rc = cq_arg(mq, p->argv[i], p->argvlen[i]);
+		for (size_t i = 0; rc == 0 && i < p->args.argc; i++)
+			rc = rargs_add(&mq->args, p->args.argv[i], p->args.argvlen[i]);
 	if (rc != 0) {
 		cq_free(mq);
 		return false;

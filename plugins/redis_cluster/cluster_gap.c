@@ -139,7 +139,7 @@ static void drain(cl_state *s, const char *room)
 
 static bool fill_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	const char *room = q->argv[q->argc - 1];
+	const char *room = q->args.argv[q->args.argc - 1];
 	lroom *r = confab_dict_get(s->rooms, room);
 	size_t got = 0;
 
@@ -193,14 +193,14 @@ static void start_fill(cl_state *s, const char *room, lroom *r)
 	const char *P = s->part[r->part].prefix;
 
 	ops_fresh_epoch(fresh);
-	if (q == NULL || cq_argf(q, "%sroom:%s:seq", P, room) ||
-	    cq_argf(q, "%sroom:%s:hist", P, room) || cq_argf(q, "%sroom:%s:epoch", P, room) ||
-	    cq_argf(q, "%sroom:%s:pub", P, room) ||
-	    cq_args(q, P) || cq_args(q, s->part[r->part].channel) || cq_args(q, "1") ||
-	    cq_argf(q, "%" PRIu64, r->last_seq) || cq_argf(q, "%zu", s->common.history_size) ||
-	    cq_argf(q, "%zu", s->common.history_size) || cq_args(q, "") ||
-	    cq_argf(q, "%lu", s->common.room_ttl) || cq_args(q, fresh) ||
-	    cq_args(q, s->ack_replicas ? "1" : "0") || cq_args(q, room)) {
+	if (q == NULL || rargs_addf(&q->args, "%sroom:%s:seq", P, room) ||
+	    rargs_addf(&q->args, "%sroom:%s:hist", P, room) || rargs_addf(&q->args, "%sroom:%s:epoch", P, room) ||
+	    rargs_addf(&q->args, "%sroom:%s:pub", P, room) ||
+	    rargs_adds(&q->args, P) || rargs_adds(&q->args, s->part[r->part].channel) || rargs_adds(&q->args, "1") ||
+	    rargs_addf(&q->args, "%" PRIu64, r->last_seq) || rargs_addf(&q->args, "%zu", s->common.history_size) ||
+	    rargs_addf(&q->args, "%zu", s->common.history_size) || rargs_adds(&q->args, "") ||
+	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
+	    rargs_adds(&q->args, s->ack_replicas ? "1" : "0") || rargs_adds(&q->args, room)) {
 		cq_free(q);
 		r->last_seq = 0;   /* cannot ask: go on without */
 		return;

@@ -221,8 +221,8 @@ static void probe_send(cmaster *m)
 	snprintf(token, sizeof(token), "%s.%u.%" PRIu64, s->nonce, m->serial, ++m->probe_seq);
 	text = wire_probe(token);
 	q = cq_new(s, probe_reply, -1, m->probe_part);
-	if (text == NULL || q == NULL || cq_args(q, "SPUBLISH") != 0 ||
-	    cq_args(q, s->part[m->probe_part].channel) != 0 || cq_args(q, text) != 0) {
+	if (text == NULL || q == NULL || rargs_adds(&q->args, "SPUBLISH") != 0 ||
+	    rargs_adds(&q->args, s->part[m->probe_part].channel) != 0 || rargs_adds(&q->args, text) != 0) {
 		free(text);
 		cq_free(q);
 		return;  /* out of memory: the next tick tries again */
@@ -409,8 +409,8 @@ void master_connect(cmaster *m)
 
 		if (q != NULL)
 			q->aux = i;
-		if (q == NULL || cq_args(q, "SCRIPT") || cq_args(q, "LOAD") ||
-		    cq_args(q, cl_script_text[i]) || cq_send_on(s, m, q) != 0) {
+		if (q == NULL || rargs_adds(&q->args, "SCRIPT") || rargs_adds(&q->args, "LOAD") ||
+		    rargs_adds(&q->args, cl_script_text[i]) || cq_send_on(s, m, q) != 0) {
 			cq_free(q);
 			master_fail(m, "cannot queue the setup of %s (out of memory?)", m->name);
 			return;

@@ -271,8 +271,8 @@ int ops_record_keys(const cl_state *s, cq *q, const char *room)
 {
 	const char *P = s->part[q->part].prefix;
 
-	return cq_argf(q, "%sroom:%s:seq", P, room) || cq_argf(q, "%sroom:%s:hist", P, room) ||
-	       cq_argf(q, "%sroom:%s:epoch", P, room) ? CONFAB_ENOMEM : 0;
+	return rargs_addf(&q->args, "%sroom:%s:seq", P, room) || rargs_addf(&q->args, "%sroom:%s:hist", P, room) ||
+	       rargs_addf(&q->args, "%sroom:%s:epoch", P, room) ? CONFAB_ENOMEM : 0;
 }
 
 /* The keys a script declares: every key of its partition that it reads
@@ -289,21 +289,21 @@ static int node_keys(const cl_state *s, cq *q, const char *room, const char *use
 	int rc;
 
 	q->nkeys = 2;
-	rc = cq_argf(q, "%snode:%s:gen", P, N) || cq_argf(q, "%snodes", P);
+	rc = rargs_addf(&q->args, "%snode:%s:gen", P, N) || rargs_addf(&q->args, "%snodes", P);
 	if (rc == 0 && room != NULL) {
 		q->nkeys += 3;
-		rc = cq_argf(q, "%spres:%s", P, room) || cq_argf(q, "%spres:%s/%s", P, room, user) ||
-		     cq_argf(q, "%snode:%s:pres", P, N);
+		rc = rargs_addf(&q->args, "%spres:%s", P, room) || rargs_addf(&q->args, "%spres:%s/%s", P, room, user) ||
+		     rargs_addf(&q->args, "%snode:%s:pres", P, N);
 	} else if (rc == 0 && user != NULL) {
 		q->nkeys += 2;
-		rc = cq_argf(q, "%suser:%s", P, user) || cq_argf(q, "%snode:%s:users", P, N);
+		rc = rargs_addf(&q->args, "%suser:%s", P, user) || rargs_addf(&q->args, "%snode:%s:users", P, N);
 	}
 	return rc ? CONFAB_ENOMEM : 0;
 }
 
 int ops_prefixes(const cl_state *s, cq *q)
 {
-	return cq_args(q, s->part[q->part].prefix) || cq_args(q, s->part[q->part].channel)
+	return rargs_adds(&q->args, s->part[q->part].prefix) || rargs_adds(&q->args, s->part[q->part].channel)
 		       ? CONFAB_ENOMEM : 0;
 }
 
@@ -339,7 +339,7 @@ static bool change_reply(cl_state *s, cq *q, redisReply *reply)
  * still waiting (room_ready cannot say whose). */
 static bool join_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	const char *room = q->argv[q->argc - 2];
+	const char *room = q->args.argv[q->args.argc - 2];
 	bool ok = change_done(s, q, reply);
 	lroom *r = confab_dict_get(s->rooms, room);
 
@@ -367,9 +367,9 @@ static bool send_presence(cl_state *s, int script, const char *room, const char 
 	if (s->destroying || m == NULL || m->cmd == NULL)
 		return false;
 	q = cq_new(s, script == CS_JOIN ? join_reply : change_reply, script, (int)k);
-	if (q == NULL || node_keys(s, q, room, user) || ops_prefixes(s, q) || cq_args(q, s->node_id) ||
-	    cq_argf(q, "%" PRIu64, s->part[k].gen) || (room != NULL && cq_args(q, room)) ||
-	    cq_args(q, user)) {
+	if (q == NULL || node_keys(s, q, room, user) || ops_prefixes(s, q) || rargs_adds(&q->args, s->node_id) ||
+	    rargs_addf(&q->args, "%" PRIu64, s->part[k].gen) || (room != NULL && rargs_adds(&q->args, room)) ||
+	    rargs_adds(&q->args, user)) {
 		cq_free(q);
 		s->part[k].dirty = true;
 		return false;
@@ -405,20 +405,20 @@ cq *ops_reconcile_request(cl_state *s, unsigned k)
 		if (((lroom *)value)->part == k)
 			entries += confab_dict_count(((lroom *)value)->users);
 	s->part[k].gen = next_gen(s->part[k].gen);
-	rc = node_keys(s, q, NULL, NULL) || ops_prefixes(s, q) || cq_args(q, s->node_id) ||
-	     cq_argf(q, "%" PRIu64, s->part[k].gen) || cq_argf(q, "%zu", entries);
+	rc = node_keys(s, q, NULL, NULL) || ops_prefixes(s, q) || rargs_adds(&q->args, s->node_id) ||
+	     rargs_addf(&q->args, "%" PRIu64, s->part[k].gen) || rargs_addf(&q->args, "%zu", entries);
 	confab_dict_iter_init(&it, s->rooms);
 	while (rc == 0 && confab_dict_iter_next(&it, &room, &value)) {
 		if (((lroom *)value)->part != k)
 			continue;
 		confab_dict_iter_init(&uit, ((lroom *)value)->users);
 		while (rc == 0 && confab_dict_iter_next(&uit, &user, NULL))
-			rc = cq_argf(q, "%s\t%s", room, user);
+			rc = rargs_addf(&q->args, "%s\t%s", room, user);
 	}
 	confab_dict_iter_init(&it, s->users);
 	while (rc == 0 && confab_dict_iter_next(&it, &user, NULL))
 		if (part_of(s, user) == k)
-			rc = cq_args(q, user);
+			rc = rargs_adds(&q->args, user);
 	if (rc != 0) {
 		cq_free(q);
 		return NULL;
@@ -465,7 +465,7 @@ static bool refresh_due(const cl_state *s, const lroom *r)
 
 /* The publish arguments after the three keys: P, C, room, ... */
 /* After the keys (3, or 4 with an idem key). */
-#define PUB_REFRESH(q) ((q)->argv[(q)->nkeys + 9])
+#define PUB_REFRESH(q) ((q)->args.argv[(q)->nkeys + 9])
 
 static int lost_status(const cq *q)
 {
@@ -480,13 +480,13 @@ static void send_answer(cq *q, int status, uint64_t seq, const char *repeat)
 	char *id;
 
 	if (status != 0 || repeat == NULL) {
-		q->done.send(q->arg, status, seq, q->argv[q->argc - 2],
-			     strtoll(q->argv[q->argc - 1], NULL, 10));
+		q->done.send(q->arg, status, seq, q->args.argv[q->args.argc - 2],
+			     strtoll(q->args.argv[q->args.argc - 1], NULL, 10));
 		return;
 	}
 	if (sscanf(repeat, "%llu %n%*s%n %lld", &first_seq, &id_at, &id_end, &ts) != 2 ||
 	    (id = strndup(repeat + id_at, (size_t)(id_end - id_at))) == NULL) {
-		q->done.send(q->arg, CONFAB_ERR, 0, q->argv[q->argc - 2], 0);
+		q->done.send(q->arg, CONFAB_ERR, 0, q->args.argv[q->args.argc - 2], 0);
 		return;
 	}
 	q->done.send(q->arg, 0, first_seq, id, ts);
@@ -573,8 +573,8 @@ static bool flush_reply(cl_state *s, cq *q, redisReply *reply)
 		cq *again = cq_new(s, flush_reply, CS_FLUSH, q->part);
 
 		if (again != NULL) {
-			for (size_t i = 0; i < q->argc; i++)
-				if (cq_arg(again, q->argv[i], q->argvlen[i]) != 0) {
+			for (size_t i = 0; i < q->args.argc; i++)
+				if (rargs_add(&again->args, q->args.argv[i], q->args.argvlen[i]) != 0) {
 					cq_free(again);
 					return true;
 				}
@@ -600,12 +600,12 @@ void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t
 	int rc = q == NULL;
 
 	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = cq_argf(q, "%sroom:%s:seq", P, rooms[i]) ||
-		     cq_argf(q, "%sroom:%s:hist", P, rooms[i]) ||
-		     cq_argf(q, "%sroom:%s:pub", P, rooms[i]);
+		rc = rargs_addf(&q->args, "%sroom:%s:seq", P, rooms[i]) ||
+		     rargs_addf(&q->args, "%sroom:%s:hist", P, rooms[i]) ||
+		     rargs_addf(&q->args, "%sroom:%s:pub", P, rooms[i]);
 	rc = rc || ops_prefixes(s, q);
 	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = cq_argf(q, "%" PRIu64, upto[i]);
+		rc = rargs_addf(&q->args, "%" PRIu64, upto[i]);
 	if (rc != 0) {
 		cq_free(q);
 		return;   /* the next message's flush publishes these too */
@@ -651,13 +651,13 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 		q = NULL;
 	}
 	rc = q == NULL || ops_record_keys(s, q, env->room) ||
-	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || ops_prefixes(s, q) ||
-	     cq_args(q, env->room) || cq_args(q, head_a) || cq_args(q, head_b) ||
-	     cq_arg(q, env->body, env->body_len) || cq_argf(q, "%zu", s->common.history_size) ||
-	     cq_argf(q, "%lu", s->common.room_ttl) || cq_args(q, fresh) ||
-	     cq_args(q, refresh_due(s, r) ? "1" : "0") || cq_args(q, s->ack_replicas ? "1" : "0") ||
-	     cq_args(q, ik != NULL ? ik : "") || cq_argf(q, "%lu", s->common.idem_window) ||
-	     cq_args(q, env->id) || cq_argf(q, "%lld", (long long)env->ts);
+	     (ik != NULL && ik[0] != '\0' && rargs_adds(&q->args, ik)) || ops_prefixes(s, q) ||
+	     rargs_adds(&q->args, env->room) || rargs_adds(&q->args, head_a) || rargs_adds(&q->args, head_b) ||
+	     rargs_add(&q->args, env->body, env->body_len) || rargs_addf(&q->args, "%zu", s->common.history_size) ||
+	     rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
+	     rargs_adds(&q->args, refresh_due(s, r) ? "1" : "0") || rargs_adds(&q->args, s->ack_replicas ? "1" : "0") ||
+	     rargs_adds(&q->args, ik != NULL ? ik : "") || rargs_addf(&q->args, "%lu", s->common.idem_window) ||
+	     rargs_adds(&q->args, env->id) || rargs_addf(&q->args, "%lld", (long long)env->ts);
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 4 : 3;
 	free(ik);
@@ -741,13 +741,13 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 		cq_free(q);
 		q = NULL;
 	}
-	rc = q == NULL || cq_argf(q, "%suser:%s", s->part[k].prefix, env->to) ||
-	     cq_argf(q, "%snodes", s->part[k].prefix) ||
-	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || ops_prefixes(s, q) ||
-	     cq_args(q, env->to) || cq_arg(q, text, len) || cq_argf(q, "%u", s->common.presence_ttl_ms);
+	rc = q == NULL || rargs_addf(&q->args, "%suser:%s", s->part[k].prefix, env->to) ||
+	     rargs_addf(&q->args, "%snodes", s->part[k].prefix) ||
+	     (ik != NULL && ik[0] != '\0' && rargs_adds(&q->args, ik)) || ops_prefixes(s, q) ||
+	     rargs_adds(&q->args, env->to) || rargs_add(&q->args, text, len) || rargs_addf(&q->args, "%u", s->common.presence_ttl_ms);
 	if (rc == 0 && send_cb)
-		rc = cq_args(q, ik) || cq_argf(q, "%lu", s->common.idem_window) || cq_args(q, env->id) ||
-		     cq_argf(q, "%lld", (long long)env->ts);
+		rc = rargs_adds(&q->args, ik) || rargs_addf(&q->args, "%lu", s->common.idem_window) || rargs_adds(&q->args, env->id) ||
+		     rargs_addf(&q->args, "%lld", (long long)env->ts);
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 3 : 2;
 	free(ik);

@@ -55,8 +55,8 @@ int query_presence(void *state, const char *room, confab_presence_done done, voi
 	if (rc != 0)
 		return rc;
 	q = cq_new(s, presence_reply, -1, (int)k);
-	if (q == NULL || cq_args(q, "SMEMBERS") != 0 ||
-	    cq_argf(q, "%spres:%s", s->part[k].prefix, room) != 0) {
+	if (q == NULL || rargs_adds(&q->args, "SMEMBERS") != 0 ||
+	    rargs_addf(&q->args, "%spres:%s", s->part[k].prefix, room) != 0) {
 		cq_free(q);
 		return CONFAB_ENOMEM;
 	}
@@ -126,7 +126,7 @@ static bool history_reply(cl_state *s, cq *q, redisReply *reply)
 		parsed++;
 	}
 	if (status == 0) {
-		remember_epoch(s, q->argv[q->argc - 1], reply->element[1]->str);
+		remember_epoch(s, q->args.argv[q->args.argc - 1], reply->element[1]->str);
 		history_answer(q, 0, envs, n, reply->element[0]->integer != 0,
 			       reply->element[1]->str);
 	} else {
@@ -153,11 +153,11 @@ static int history_request(cl_state *s, const char *room, const char *known, boo
 	ops_fresh_epoch(fresh);
 	q = cq_new(s, history_reply, CS_HISTORY, (int)k);
 	if (q == NULL || ops_record_keys(s, q, room) ||
-	    cq_argf(q, "%sroom:%s:pub", s->part[k].prefix, room) || ops_prefixes(s, q) ||
-	    cq_args(q, has_since ? "1" : "0") || cq_argf(q, "%" PRIu64, has_since ? since : 0) ||
-	    cq_argf(q, "%zu", limit) || cq_argf(q, "%zu", s->common.history_size) ||
-	    cq_args(q, known != NULL ? known : "") || cq_argf(q, "%lu", s->common.room_ttl) ||
-	    cq_args(q, fresh) || cq_args(q, s->ack_replicas ? "1" : "0") || cq_args(q, room)) {
+	    rargs_addf(&q->args, "%sroom:%s:pub", s->part[k].prefix, room) || ops_prefixes(s, q) ||
+	    rargs_adds(&q->args, has_since ? "1" : "0") || rargs_addf(&q->args, "%" PRIu64, has_since ? since : 0) ||
+	    rargs_addf(&q->args, "%zu", limit) || rargs_addf(&q->args, "%zu", s->common.history_size) ||
+	    rargs_adds(&q->args, known != NULL ? known : "") || rargs_addf(&q->args, "%lu", s->common.room_ttl) ||
+	    rargs_adds(&q->args, fresh) || rargs_adds(&q->args, s->ack_replicas ? "1" : "0") || rargs_adds(&q->args, room)) {
 		cq_free(q);
 		return CONFAB_ENOMEM;
 	}
@@ -190,7 +190,7 @@ static bool epoch_reply(cl_state *s, cq *q, redisReply *reply)
 	if (reply == NULL) {
 		q->done.epoch(q->arg, CONFAB_EUNAVAILABLE, NULL);
 	} else if (reply->type == REDIS_REPLY_STRING) {
-		remember_epoch(s, q->argv[q->argc - 1], reply->str);
+		remember_epoch(s, q->args.argv[q->args.argc - 1], reply->str);
 		q->done.epoch(q->arg, 0, reply->str);
 	} else {
 		q->done.epoch(q->arg, ops_reply_status(s, "epoch", reply), NULL);
@@ -211,7 +211,7 @@ int query_room_epoch(void *state, const char *room, confab_epoch_done done, void
 	ops_fresh_epoch(fresh);
 	q = cq_new(s, epoch_reply, CS_EPOCH, (int)k);
 	if (q == NULL || ops_record_keys(s, q, room) || ops_prefixes(s, q) ||
-	    cq_argf(q, "%lu", s->common.room_ttl) || cq_args(q, fresh) || cq_args(q, room)) {
+	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) || rargs_adds(&q->args, room)) {
 		cq_free(q);
 		return CONFAB_ENOMEM;
 	}

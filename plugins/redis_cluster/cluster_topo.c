@@ -183,7 +183,7 @@ static void config_check(cl_state *s)
 	if (s->config_busy)
 		return;
 	q = cq_new(s, config_reply, CS_CONFIG, -1);
-	if (q == NULL || cq_args(q, s->config_key) || cq_args(q, s->config_value)) {
+	if (q == NULL || rargs_adds(&q->args, s->config_key) || rargs_adds(&q->args, s->config_value)) {
 		cq_free(q);
 		return;
 	}
@@ -584,10 +584,10 @@ static void on_heartbeat(uv_timer_t *t)
 			continue;
 		}
 		q = cq_new(s, heartbeat_reply, CS_HEARTBEAT, (int)k);
-		if (q == NULL || cq_argf(q, "%snode:%s:gen", p->prefix, s->node_id) ||
-		    cq_argf(q, "%snodes", p->prefix) || cq_args(q, p->prefix) ||
-		    cq_args(q, p->channel) || cq_args(q, s->node_id) ||
-		    cq_argf(q, "%" PRIu64, p->gen) || cq_argf(q, "%u", s->common.presence_ttl_ms)) {
+		if (q == NULL || rargs_addf(&q->args, "%snode:%s:gen", p->prefix, s->node_id) ||
+		    rargs_addf(&q->args, "%snodes", p->prefix) || rargs_adds(&q->args, p->prefix) ||
+		    rargs_adds(&q->args, p->channel) || rargs_adds(&q->args, s->node_id) ||
+		    rargs_addf(&q->args, "%" PRIu64, p->gen) || rargs_addf(&q->args, "%u", s->common.presence_ttl_ms)) {
 			cq_free(q);
 			continue;
 		}
@@ -687,10 +687,10 @@ void topo_destroy(cl_state *s)
 		q = cq_new(s, goodbye_reply, CS_GOODBYE, (int)k);
 		if (q != NULL)
 			q->nkeys = 2;
-		if (q == NULL || cq_argf(q, "%snode:%s:gen", p->prefix, s->node_id) ||
-		    cq_argf(q, "%snodes", p->prefix) || cq_args(q, p->prefix) ||
-		    cq_args(q, p->channel) || cq_args(q, s->node_id) ||
-		    cq_argf(q, "%" PRIu64, p->gen) || cq_send_on(s, m, q) != 0) {
+		if (q == NULL || rargs_addf(&q->args, "%snode:%s:gen", p->prefix, s->node_id) ||
+		    rargs_addf(&q->args, "%snodes", p->prefix) || rargs_adds(&q->args, p->prefix) ||
+		    rargs_adds(&q->args, p->channel) || rargs_adds(&q->args, s->node_id) ||
+		    rargs_addf(&q->args, "%" PRIu64, p->gen) || cq_send_on(s, m, q) != 0) {
 			cq_free(q);
 			continue;
 		}

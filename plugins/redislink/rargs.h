@@ -1,0 +1,29 @@
+/* The arguments of one Redis command, each copied and kept with its
+ * length (binary-safe), as rlink_command takes them: the request types of
+ * both Redis backplanes hold one.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CONFAB_RARGS_H
+#define CONFAB_RARGS_H
+
+#include <stddef.h>
+
+#include <confab/plugin.h>
+
+typedef struct rargs {
+	size_t argc, argcap;
+	char **argv;                 /* each NUL-terminated too, for logs and parsing */
+	size_t *argvlen;
+} rargs;
+
+/* Append one argument (copied). 0 or CONFAB_ENOMEM: then `a` is as it was. */
+int rargs_add(rargs *a, const void *data, size_t len);
+/* A NUL-terminated one. */
+int rargs_adds(rargs *a, const char *text);
+/* A printf-formatted one. 0, CONFAB_ENOMEM or CONFAB_ERR (a bad format). */
+int rargs_addf(rargs *a, const char *fmt, ...) CONFAB_PRINTF(2, 3);
+/* Free every argument; `a` is then empty (and may be used again). */
+void rargs_clear(rargs *a);
+
+#endif /* CONFAB_RARGS_H */
