@@ -17,83 +17,10 @@
  * SPDX-License-Identifier: MIT
  */
 #include "cluster.h"
+#include "rscript.h"
 
-#define GEN_KEEP_MS "86400000"
-#define HIST_SLACK "64"
-
-#define PRELUDE \
-	"local P, C = ARGV[1], ARGV[2]\n" \
-	"local function now_ms()\n" \
-	"  local t = redis.call('TIME')\n" \
-	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
-	"end\n" \
-	"local function member_event(kind, room, user)\n" \
-	"  redis.call('SPUBLISH', C,\n" \
-	"    '{\"k\":\"' .. kind .. '\",\"room\":\"' .. room .. '\",\"from\":\"' .. user .. '\"}')\n" \
-	"end\n" \
-	"local function join(node, room, user)\n" \
-	"  redis.call('SADD', P .. 'pres:' .. room .. '/' .. user, node)\n" \
-	"  redis.call('SADD', P .. 'node:' .. node .. ':pres', room .. '\\t' .. user)\n" \
-	"  if redis.call('SADD', P .. 'pres:' .. room, user) == 1 then\n" \
-	"    member_event('j', room, user)\n" \
-	"  end\n" \
-	"end\n" \
-	"local function leave(node, room, user)\n" \
-	"  local where = P .. 'pres:' .. room .. '/' .. user\n" \
-	"  redis.call('SREM', where, node)\n" \
-	"  redis.call('SREM', P .. 'node:' .. node .. ':pres', room .. '\\t' .. user)\n" \
-	"  if redis.call('SCARD', where) == 0\n" \
-	"     and redis.call('SREM', P .. 'pres:' .. room, user) == 1 then\n" \
-	"    member_event('l', room, user)\n" \
-	"  end\n" \
-	"end\n" \
-	"local function online(node, user)\n" \
-	"  redis.call('SADD', P .. 'user:' .. user, node)\n" \
-	"  redis.call('SADD', P .. 'node:' .. node .. ':users', user)\n" \
-	"end\n" \
-	"local function offline(node, user)\n" \
-	"  redis.call('SREM', P .. 'user:' .. user, node)\n" \
-	"  redis.call('SREM', P .. 'node:' .. node .. ':users', user)\n" \
-	"end\n" \
-	"local function split(entry)\n" \
-	"  local tab = string.find(entry, '\\t', 1, true)\n" \
-	"  return string.sub(entry, 1, tab - 1), string.sub(entry, tab + 1)\n" \
-	"end\n" \
-	"local function current(node, gen)\n" \
-	"  return redis.call('GET', P .. 'node:' .. node .. ':gen') == gen\n" \
-	"end\n" \
-	"local function forget(node)\n" \
-	"  for _, e in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':pres')) do\n" \
-	"    local room, user = split(e)\n" \
-	"    leave(node, room, user)\n" \
-	"  end\n" \
-	"  for _, user in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':users')) do\n" \
-	"    offline(node, user)\n" \
-	"  end\n" \
-	"  redis.call('DEL', P .. 'node:' .. node .. ':pres', P .. 'node:' .. node .. ':users')\n" \
-	"  redis.call('ZREM', P .. 'nodes', node)\n" \
-	"  redis.call('PEXPIRE', P .. 'node:' .. node .. ':gen', " GEN_KEEP_MS ")\n" \
-	"end\n"
-
-#define RECORD_DUE(kseq, khist, kepoch, ttl) \
-	"  if due and " ttl " > 0 then\n" \
-	"    local t = " ttl " * 1000 + math.floor(" ttl " * 1000 / 16)\n" \
-	"    redis.call('PEXPIRE', " kseq ", t)\n" \
-	"    redis.call('PEXPIRE', " khist ", t)\n" \
-	"    redis.call('PEXPIRE', " kepoch ", t)\n" \
-	"  end\n"
-
-#define RECORD \
-	"local function epoch(kepoch, fresh)\n" \
-	"  local e = redis.call('GET', kepoch)\n" \
-	"  if e then return e, false end\n" \
-	"  redis.call('SET', kepoch, fresh)\n" \
-	"  return fresh, true\n" \
-	"end\n" \
-	"local function refresh(kseq, khist, kepoch, ttl, due)\n" \
-	"  due = due or (ttl > 0 and redis.call('PTTL', kseq) < ttl * 1000)\n" \
-	RECORD_DUE("kseq", "khist", "kepoch", "ttl") \
-	"end\n"
+/* The prelude's member events go to the partition's channel, sharded. */
+#define PRELUDE RSCRIPT_PRELUDE("'SPUBLISH', C")
 
 /* KEYS: seq, hist, epoch (in the room's partition), and the idem key
  * when there is one. ARGV: P, C, room, head_a, head_b, body, history_size,
@@ -132,13 +59,13 @@
 	"if keep > 0 then\n" \
 	"  local n = redis.call('RPUSH', KEYS[2], msg)\n" \
 	"  if n == 1 then due = true end\n" \
-	"  if n > keep + " HIST_SLACK " then\n" \
+	"  if n > keep + " RSCRIPT_HIST_SLACK " then\n" \
 	"    redis.call('LTRIM', KEYS[2], -keep, -1)\n" \
 	"  end\n" \
 	"else\n" \
 	"  redis.call('DEL', KEYS[2])\n" \
 	"end\n" \
-	RECORD_DUE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ttl") \
+	RSCRIPT_RECORD_DUE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ttl") \
 	"if not defer then redis.call('SPUBLISH', C, msg) end\n" \
 	"if ik then\n" \
 	"  redis.call('SET', ik, string.format('%d', seq) .. ' ' .. ARGV[14] .. ' ' .. ARGV[15],\n" \
@@ -217,20 +144,20 @@
 	"  if keep > 0 then\n" \
 	"    local n = redis.call('RPUSH', KEYS[k + 1], msg)\n" \
 	"    if n == 1 then due = true end\n" \
-	"    if n > keep + " HIST_SLACK " then\n" \
+	"    if n > keep + " RSCRIPT_HIST_SLACK " then\n" \
 	"      redis.call('LTRIM', KEYS[k + 1], -keep, -1)\n" \
 	"    end\n" \
 	"  else\n" \
 	"    redis.call('DEL', KEYS[k + 1])\n" \
 	"  end\n" \
-	RECORD_DUE("KEYS[k]", "KEYS[k + 1]", "KEYS[k + 2]", "ttl") \
+	RSCRIPT_RECORD_DUE("KEYS[k]", "KEYS[k + 1]", "KEYS[k + 2]", "ttl") \
 	"  if not defer then redis.call('SPUBLISH', C, msg) end\n" \
 	"  seqs[i] = seq\n" \
 	"end\n" \
 	"return seqs\n"
 
 /* KEYS: seq, hist, epoch. ARGV[3..5]: room_ttl, fresh epoch, room. */
-#define EPOCH_LUA RECORD \
+#define EPOCH_LUA RSCRIPT_RECORD \
 	"local e, made = epoch(KEYS[3], ARGV[4])\n" \
 	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[3]), made)\n" \
 	"return e\n"
@@ -319,7 +246,7 @@
  * one published (pub: see FLUSH_LUA) only: a message that WAIT has not
  * confirmed yet is in nobody's view, live or history, so one that a
  * failover loses was never seen under its seq. */
-#define HISTORY_LUA RECORD \
+#define HISTORY_LUA RSCRIPT_RECORD \
 	"local e, made = epoch(KEYS[3], ARGV[9])\n" \
 	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]), made)\n" \
 	"local other = ARGV[7] ~= '' and ARGV[7] ~= e\n" \
