@@ -49,38 +49,6 @@
 /* The prelude's member events go to the room's channel. */
 #define PRELUDE RSCRIPT_PRELUDE("'PUBLISH', C .. 'room:' .. room")
 
-/* One message of the publish scripts, written once for both: with `seq`
- * INCR'd and `due` set when the node asks for a refresh. Only the first
- * message of a room's life (seq 1) reads the epoch (or makes it) and
- * carries it: the nodes, which receive a room's messages in seq order,
- * remember it from there and from the joins' epoch script, and label the
- * messages that follow with it (redis_ops.c). A GET of the epoch for every
- * message was most of what epochs cost Redis per message. Then builds
- * `msg`, keeps it in history and refreshes the record when due (or when
- * a key was made). */
-#define PUBLISH_ONE(kseq, khist, kepoch, head_a, head_b, body) \
-	"  local tag = ''\n" \
-	"  if seq == 1 then\n" \
-	"    local e = redis.call('GET', " kepoch ")\n" \
-	"    if not e then\n" \
-	"      e = fresh\n" \
-	"      redis.call('SET', " kepoch ", e)\n" \
-	"    end\n" \
-	"    tag = ',\"epoch\":\"' .. e .. '\"'\n" \
-	"    due = true\n" \
-	"  end\n" \
-	"  local msg = " head_a " .. string.format('%d', seq) .. tag .. " head_b " .. '\\n' .. " body "\n" \
-	"  if keep > 0 then\n" \
-	"    local n = redis.call('RPUSH', " khist ", msg)\n" \
-	"    if n == 1 then due = true end\n" \
-	"    if n > keep + " RSCRIPT_HIST_SLACK " then\n" \
-	"      redis.call('LTRIM', " khist ", -keep, -1)\n" \
-	"    end\n" \
-	"  else\n" \
-	"    redis.call('DEL', " khist ")\n" \
-	"  end\n" \
-	RSCRIPT_RECORD_DUE(kseq, khist, kepoch, "ttl")
-
 /* KEYS: seq, hist, epoch. ARGV[3..10]: room, head_a, head_b, body,
  * history_size, room_ttl, fresh epoch, refresh ("1": the node asks for
  * it). Returns the seq. The one script run for a message alone.
@@ -94,16 +62,11 @@
  * message: two nodes cannot both take it. */
 #define PUBLISH_LUA \
 	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]\n" \
-	"local ik = ARGV[11]\n" \
-	"if ik == '' then ik = nil end\n" \
-	"if ik then\n" \
-	"  local first = redis.call('GET', ik)\n" \
-	"  if first then return first end\n" \
-	"end\n" \
+	RSCRIPT_IDEM_REPEAT("11") \
 	"local seq = redis.call('INCR', KEYS[1])\n" \
 	"local due = ARGV[10] == '1'\n" \
 	"do\n" \
-	PUBLISH_ONE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ARGV[4]", "ARGV[5]", "ARGV[6]") \
+	RSCRIPT_PUBLISH_ONE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ARGV[4]", "ARGV[5]", "ARGV[6]") \
 	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[3], msg)\n" \
 	"end\n" \
 	"if ik then\n" \
@@ -124,7 +87,7 @@
 	"  local a, k = 5 * i + 1, 3 * i - 2\n" \
 	"  local seq = redis.call('INCR', KEYS[k])\n" \
 	"  local due = ARGV[a + 4] == '1'\n" \
-	PUBLISH_ONE("KEYS[k]", "KEYS[k + 1]", "KEYS[k + 2]", "ARGV[a + 1]", "ARGV[a + 2]", \
+	RSCRIPT_PUBLISH_ONE("KEYS[k]", "KEYS[k + 1]", "KEYS[k + 2]", "ARGV[a + 1]", "ARGV[a + 2]", \
 		    "ARGV[a + 3]") \
 	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[a], msg)\n" \
 	"  seqs[i] = seq\n" \
@@ -134,10 +97,7 @@
 /* KEYS: seq, hist, epoch. ARGV[3..5]: room_ttl, fresh epoch, room (for
  * the node's reply handler). A join: returns the room's epoch, creating
  * the record when there is none. */
-#define EPOCH_LUA RSCRIPT_RECORD \
-	"local e, made = epoch(KEYS[3], ARGV[4])\n" \
-	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[3]), made)\n" \
-	"return e\n"
+#define EPOCH_LUA RSCRIPT_EPOCH
 
 /* Joins, leaves, onlines and offlines of one node at once
  * (redis_batch.c). ARGV[3..4]: node, its link's generation (nothing is
@@ -161,12 +121,7 @@
  * idem:d:U/T/K), idem_window, the message's id and ts, as for PUBLISH;
  * the key is set only when some node took the message. */
 #define DIRECT_LUA PRELUDE \
-	"local ik = ARGV[6]\n" \
-	"if ik == '' then ik = nil end\n" \
-	"if ik then\n" \
-	"  local first = redis.call('GET', ik)\n" \
-	"  if first then return first end\n" \
-	"end\n" \
+	RSCRIPT_IDEM_REPEAT("6") \
 	"local alive = now_ms() - tonumber(ARGV[5])\n" \
 	"local reached = 0\n" \
 	"for _, node in ipairs(redis.call('SMEMBERS', P .. 'user:' .. ARGV[3])) do\n" \
@@ -183,7 +138,7 @@
 
 /* ARGV[3..6]: node, generation, room, user. Each returns 0 (and does
  * nothing) when the generation is stale, else 1. */
-#define IF_CURRENT "if not current(ARGV[3], ARGV[4]) then return 0 end\n"
+#define IF_CURRENT RSCRIPT_IF_CURRENT
 #define JOIN_LUA PRELUDE IF_CURRENT "join(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
 #define LEAVE_LUA PRELUDE IF_CURRENT "leave(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
 /* ARGV[3..5]: node, generation, user. */
@@ -195,21 +150,7 @@
  * (its members leave, with events). Returns {1 if this node was not
  * registered (it had been forgotten itself, or its generation is not the
  * current one: then nothing of it is recorded), forgotten nodes...}. */
-#define HEARTBEAT_LUA PRELUDE \
-	"local node = ARGV[3]\n" \
-	"local now = now_ms()\n" \
-	"local out = { 1 }\n" \
-	"if current(node, ARGV[4]) then\n" \
-	"  out[1] = redis.call('ZADD', P .. 'nodes', string.format('%d', now), node)\n" \
-	"end\n" \
-	"local cutoff = '(' .. string.format('%d', now - tonumber(ARGV[5]))\n" \
-	"for _, gone in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', cutoff)) do\n" \
-	"  if gone ~= node then\n" \
-	"    forget(gone)\n" \
-	"    out[#out + 1] = gone\n" \
-	"  end\n" \
-	"end\n" \
-	"return out\n"
+#define HEARTBEAT_LUA RSCRIPT_HEARTBEAT(PRELUDE)
 
 /* ARGV[3]: node; ARGV[4]: the generation of its link; ARGV[5]: n; then n
  * "R<TAB>U" entries, then users. Makes Redis's record of the node equal to
@@ -219,32 +160,7 @@
  * newer generation of the node (an old link's reconcile replayed late,
  * or a clock that went back across a restart), does nothing and returns
  * that generation as a string (redis_ops.c then tries again above it). */
-#define RECONCILE_LUA PRELUDE \
-	"local node, gen, np = ARGV[3], ARGV[4], tonumber(ARGV[5])\n" \
-	"local kgen = P .. 'node:' .. node .. ':gen'\n" \
-	"local known = redis.call('GET', kgen)\n" \
-	"if known and tonumber(known) > tonumber(gen) then return known end\n" \
-	"redis.call('SET', kgen, gen)\n" \
-	"local want = {}\n" \
-	"for i = 6, 5 + np do want[ARGV[i]] = true end\n" \
-	"for _, e in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':pres')) do\n" \
-	"  if not want[e] then\n" \
-	"    local room, user = split(e)\n" \
-	"    leave(node, room, user)\n" \
-	"  end\n" \
-	"end\n" \
-	"for i = 6, 5 + np do\n" \
-	"  local room, user = split(ARGV[i])\n" \
-	"  join(node, room, user)\n" \
-	"end\n" \
-	"local users = {}\n" \
-	"for i = 6 + np, #ARGV do users[ARGV[i]] = true end\n" \
-	"for _, user in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':users')) do\n" \
-	"  if not users[user] then offline(node, user) end\n" \
-	"end\n" \
-	"for i = 6 + np, #ARGV do online(node, ARGV[i]) end\n" \
-	"redis.call('ZADD', P .. 'nodes', string.format('%d', now_ms()), node)\n" \
-	"return 1\n"
+#define RECONCILE_LUA RSCRIPT_RECONCILE(PRELUDE)
 
 /* KEYS: seq, hist, epoch. ARGV[3..9]: has_since ("1"/"0"), since, limit,
  * history_size, the epoch the client knows ("" for none), room_ttl, fresh
@@ -252,39 +168,10 @@
  * same answer as the embedded backplane's history (the list may hold up
  * to HIST_SLACK older ones than history_size: they are not served). A
  * known epoch other than the room's asks for everything kept, truncated. */
-#define HISTORY_LUA RSCRIPT_RECORD \
-	"local e, made = epoch(KEYS[3], ARGV[9])\n" \
-	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]), made)\n" \
-	"local other = ARGV[7] ~= '' and ARGV[7] ~= e\n" \
-	"local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
-	"local stored = redis.call('LLEN', KEYS[2])\n" \
-	"local list_first = last - stored + 1\n" \
-	"local kept = math.min(stored, tonumber(ARGV[6]))\n" \
-	"local first_kept = last - kept + 1\n" \
-	"local limit = tonumber(ARGV[5])\n" \
-	"local want\n" \
-	"if other then\n" \
-	"  want = 1\n" \
-	"elseif ARGV[3] == '1' then\n" \
-	"  want = tonumber(ARGV[4]) + 1\n" \
-	"elseif last >= limit then\n" \
-	"  want = last - limit + 1\n" \
-	"else\n" \
-	"  want = 1\n" \
-	"end\n" \
-	"if limit == 0 or want > last then return { other and 1 or 0, e } end\n" \
-	"local truncated = other or first_kept > want\n" \
-	"local from = want\n" \
-	"if truncated then from = first_kept end\n" \
-	"local n = math.min(last - from + 1, limit)\n" \
-	"local out = { truncated and 1 or 0, e }\n" \
-	"if n > 0 then\n" \
-	"  local i = from - list_first\n" \
-	"  for _, m in ipairs(redis.call('LRANGE', KEYS[2], i, i + n - 1)) do\n" \
-	"    out[#out + 1] = m\n" \
-	"  end\n" \
-	"end\n" \
-	"return out\n"
+#define HISTORY_LUA \
+	RSCRIPT_HISTORY_HEAD \
+	"local last = real\n" \
+	RSCRIPT_HISTORY_SERVE
 
 /* ARGV[3..4]: node, generation. A clean shutdown: its members leave now
  * rather than after presence_ttl. */

@@ -118,4 +118,159 @@
 	RSCRIPT_RECORD_DUE("kseq", "khist", "kepoch", "ttl") \
 	"end\n"
 
+/* One message of the publish scripts, written once for both: with `seq`
+ * INCR'd and `due` set when the node asks for a refresh. Only the first
+ * message of a room's life (seq 1) reads the epoch (or makes it) and
+ * carries it: the nodes, which receive a room's messages in seq order,
+ * remember it from there and from the joins' epoch script, and label the
+ * messages that follow with it (redis_ops.c, cluster_gap.c). A GET of the epoch for every
+ * message was most of what epochs cost Redis per message. Then builds
+ * `msg`, keeps it in history and refreshes the record when due (or when
+ * a key was made). */
+#define RSCRIPT_PUBLISH_ONE(kseq, khist, kepoch, head_a, head_b, body) \
+	"  local tag = ''\n" \
+	"  if seq == 1 then\n" \
+	"    local e = redis.call('GET', " kepoch ")\n" \
+	"    if not e then\n" \
+	"      e = fresh\n" \
+	"      redis.call('SET', " kepoch ", e)\n" \
+	"    end\n" \
+	"    tag = ',\"epoch\":\"' .. e .. '\"'\n" \
+	"    due = true\n" \
+	"  end\n" \
+	"  local msg = " head_a " .. string.format('%d', seq) .. tag .. " head_b " .. '\\n' .. " body "\n" \
+	"  if keep > 0 then\n" \
+	"    local n = redis.call('RPUSH', " khist ", msg)\n" \
+	"    if n == 1 then due = true end\n" \
+	"    if n > keep + " RSCRIPT_HIST_SLACK " then\n" \
+	"      redis.call('LTRIM', " khist ", -keep, -1)\n" \
+	"    end\n" \
+	"  else\n" \
+	"    redis.call('DEL', " khist ")\n" \
+	"  end\n" \
+	RSCRIPT_RECORD_DUE(kseq, khist, kepoch, "ttl")
+
+/* An idempotent send's first step: `ik`, the idem key's name from
+ * ARGV[n] ("" for none); when it exists the call is a repeat and returns
+ * its value ("SEQ ID TS") before doing anything. */
+#define RSCRIPT_IDEM_REPEAT(n) \
+	"local ik = ARGV[" n "]\n" \
+	"if ik == '' then ik = nil end\n" \
+	"if ik then\n" \
+	"  local first = redis.call('GET', ik)\n" \
+	"  if first then return first end\n" \
+	"end\n"
+
+/* KEYS: seq, hist, epoch. ARGV[3..4]: room_ttl, fresh epoch. A join's:
+ * returns the room's epoch, creating the record when there is none. */
+#define RSCRIPT_EPOCH RSCRIPT_RECORD \
+	"local e, made = epoch(KEYS[3], ARGV[4])\n" \
+	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[3]), made)\n" \
+	"return e\n"
+
+/* ARGV[3..4]: node, generation: a script that writes the node's record
+ * returns 0, doing nothing, when the generation is not the current one. */
+#define RSCRIPT_IF_CURRENT "if not current(ARGV[3], ARGV[4]) then return 0 end\n"
+
+/* ARGV[3..5]: node, generation, presence_ttl in ms. Records this node's
+ * heartbeat and forgets every other node silent for longer than the ttl
+ * (its members leave, with events). Returns {1 if this node was not
+ * registered (it had been forgotten itself, or its generation is not the
+ * current one: then nothing of it is recorded), forgotten nodes...}. */
+#define RSCRIPT_HEARTBEAT(prelude) prelude \
+	"local node = ARGV[3]\n" \
+	"local now = now_ms()\n" \
+	"local out = { 1 }\n" \
+	"if current(node, ARGV[4]) then\n" \
+	"  out[1] = redis.call('ZADD', P .. 'nodes', string.format('%d', now), node)\n" \
+	"end\n" \
+	"local cutoff = '(' .. string.format('%d', now - tonumber(ARGV[5]))\n" \
+	"for _, gone in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', cutoff)) do\n" \
+	"  if gone ~= node then\n" \
+	"    forget(gone)\n" \
+	"    out[#out + 1] = gone\n" \
+	"  end\n" \
+	"end\n" \
+	"return out\n"
+
+/* ARGV[3]: node; ARGV[4]: the generation of its link; ARGV[5]: n; then n
+ * "R<TAB>U" entries, then users. Makes Redis's record of the node equal to
+ * the lists, with member events for what changed (join and online are
+ * idempotent, so entries Redis already has change nothing), and makes the
+ * generation the node's current one. Returns 1; or, when Redis knows a
+ * newer generation of the node (an old link's reconcile replayed late,
+ * or a clock that went back across a restart), does nothing and returns
+ * that generation as a string (the node then tries again above it). */
+#define RSCRIPT_RECONCILE(prelude) prelude \
+	"local node, gen, np = ARGV[3], ARGV[4], tonumber(ARGV[5])\n" \
+	"local kgen = P .. 'node:' .. node .. ':gen'\n" \
+	"local known = redis.call('GET', kgen)\n" \
+	"if known and tonumber(known) > tonumber(gen) then return known end\n" \
+	"redis.call('SET', kgen, gen)\n" \
+	"local want = {}\n" \
+	"for i = 6, 5 + np do want[ARGV[i]] = true end\n" \
+	"for _, e in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':pres')) do\n" \
+	"  if not want[e] then\n" \
+	"    local room, user = split(e)\n" \
+	"    leave(node, room, user)\n" \
+	"  end\n" \
+	"end\n" \
+	"for i = 6, 5 + np do\n" \
+	"  local room, user = split(ARGV[i])\n" \
+	"  join(node, room, user)\n" \
+	"end\n" \
+	"local users = {}\n" \
+	"for i = 6 + np, #ARGV do users[ARGV[i]] = true end\n" \
+	"for _, user in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':users')) do\n" \
+	"  if not users[user] then offline(node, user) end\n" \
+	"end\n" \
+	"for i = 6 + np, #ARGV do online(node, ARGV[i]) end\n" \
+	"redis.call('ZADD', P .. 'nodes', string.format('%d', now_ms()), node)\n" \
+	"return 1\n"
+
+/* The history script's two halves, around what each backplane decides
+ * `last` (the last seq served) to be. KEYS: seq, hist, epoch. ARGV[3..9]:
+ * has_since ("1"/"0"), since, limit, history_size, the epoch the client
+ * knows ("" for none), room_ttl, fresh epoch. The head gives e (the
+ * room's epoch), other (the client knows another one: it gets everything
+ * kept, truncated), real (the room's seq), list_first and first_kept
+ * (the seqs of the list's first message and of the first one served).
+ * The rest returns {truncated (1/0), epoch, messages oldest first...}:
+ * the embedded backplane's answer. */
+#define RSCRIPT_HISTORY_HEAD RSCRIPT_RECORD \
+	"local e, made = epoch(KEYS[3], ARGV[9])\n" \
+	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]), made)\n" \
+	"local other = ARGV[7] ~= '' and ARGV[7] ~= e\n" \
+	"local real = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
+	"local stored = redis.call('LLEN', KEYS[2])\n" \
+	"local list_first = real - stored + 1\n" \
+	"local kept = math.min(stored, tonumber(ARGV[6]))\n" \
+	"local first_kept = real - kept + 1\n" \
+
+#define RSCRIPT_HISTORY_SERVE \
+	"local limit = tonumber(ARGV[5])\n" \
+	"local want\n" \
+	"if other then\n" \
+	"  want = 1\n" \
+	"elseif ARGV[3] == '1' then\n" \
+	"  want = tonumber(ARGV[4]) + 1\n" \
+	"elseif last >= limit then\n" \
+	"  want = last - limit + 1\n" \
+	"else\n" \
+	"  want = 1\n" \
+	"end\n" \
+	"if limit == 0 or want > last then return { other and 1 or 0, e } end\n" \
+	"local truncated = other or first_kept > want\n" \
+	"local from = want\n" \
+	"if truncated then from = first_kept end\n" \
+	"local n = math.min(last - from + 1, limit)\n" \
+	"local out = { truncated and 1 or 0, e }\n" \
+	"if n > 0 then\n" \
+	"  local i = from - list_first\n" \
+	"  for _, m in ipairs(redis.call('LRANGE', KEYS[2], i, i + n - 1)) do\n" \
+	"    out[#out + 1] = m\n" \
+	"  end\n" \
+	"end\n" \
+	"return out\n"
+
 #endif /* CONFAB_RSCRIPT_H */
