@@ -27,6 +27,7 @@
 #include <confab/dict.h>
 
 #include "rargs.h"
+#include "rhistory.h"
 #include "rlink.h"
 #include "rsettings.h"
 #include "rwire.h"

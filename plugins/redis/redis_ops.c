@@ -845,70 +845,19 @@ static const char *known_epoch(const redis_state *s, const char *room)
 }
 
 /* A history request's answer: history's (q->aux 0) or history_epoch's. */
-static void history_answer(rq *q, int status, const confab_envelope *msgs, size_t n,
-			   bool truncated, const char *epoch)
+static void history_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
-	if (q->aux)
-		q->done.history_epoch(q->arg, status, msgs, n, truncated, status == 0 ? epoch : NULL);
-	else
-		q->done.history(q->arg, status, msgs, n, truncated);
-}
-
-static void history_reply(redis_state *s, rq *q, const rlink *ac,
-			  redisReply *reply)
-{
-	wire_msg *msgs;
-	confab_envelope *envs;
-	size_t n, parsed = 0;
-	int status = 0;
+	rhistory h;
+	int status = rhistory_read(s->host, s->ctx, reply, &h);
 
 	(void)ac;
-	if (reply == NULL) {
-		history_answer(q, CONFAB_EUNAVAILABLE, NULL, 0, false, NULL);
-		return;
-	}
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
-	    reply->element[0]->type != REDIS_REPLY_INTEGER ||
-	    reply->element[1]->type != REDIS_REPLY_STRING) {
-		history_answer(q, ops_reply_status(s, "history", reply), NULL, 0, false, NULL);
-		return;
-	}
-	n = reply->elements - 2;
-	msgs = calloc(n ? n : 1, sizeof(*msgs));
-	envs = calloc(n ? n : 1, sizeof(*envs));
-	if (msgs == NULL || envs == NULL)
-		status = CONFAB_ENOMEM;
-	for (size_t i = 0; status == 0 && i < n; i++) {
-		const redisReply *e = reply->element[i + 2];
-		const char *why = "not a string";
-
-		if (e->type != REDIS_REPLY_STRING ||
-		    wire_parse(e->str, e->len, &msgs[i], &why) != 0 || msgs[i].kind != 'm') {
-			redis_log(s, CONFAB_LOG_ERROR, "history: a stored message cannot be read: %s",
-				  msgs[i].hdr != NULL ? "not a room message" : why);
-			status = CONFAB_ERR;
-			if (msgs[i].hdr != NULL)
-				parsed++;
-			break;
-		}
-		envs[i] = msgs[i].env;
-		/* the list holds the current life's messages only */
-		if (envs[i].epoch == NULL)
-			envs[i].epoch = reply->element[1]->str;
-		parsed++;
-	}
-	if (status == 0) {
-		remember_epoch(s, q->args.argv[q->args.argc - 1], reply->element[1]->str);
-		history_answer(q, 0, envs, n, reply->element[0]->integer != 0,
-			       reply->element[1]->str);
-	}
-	else {
-		history_answer(q, status, NULL, 0, false, NULL);
-	}
-	for (size_t i = 0; i < parsed; i++)
-		wire_msg_clear(&msgs[i]);
-	free(msgs);
-	free(envs);
+	if (status == CONFAB_EINVAL)
+		status = ops_reply_status(s, "history", reply);
+	if (status == 0)
+		remember_epoch(s, q->args.argv[q->args.argc - 1], h.epoch);
+	rhistory_answer(&h, status, q->aux ? NULL : q->done.history,
+			q->aux ? q->done.history_epoch : NULL, q->arg);
+	rhistory_clear(&h);
 }
 
 /* The history script for either slot; `known` is the client's epoch or

@@ -32,6 +32,7 @@
 #include <confab/dict.h>
 
 #include "rargs.h"
+#include "rhistory.h"
 #include "rlink.h"
 #include "rsettings.h"
 #include "rslot.h"
