@@ -29,6 +29,7 @@
 #include "rargs.h"
 #include "rhistory.h"
 #include "rlink.h"
+#include "rops.h"
 #include "rsettings.h"
 #include "rwire.h"
 
@@ -139,18 +140,11 @@ typedef enum link_state {
 	LINK_UP                      /* serving: the probe came back */
 } link_state;
 
-/* One room this node has users in (or had, while a SUBSCRIBE of it is
- * still unconfirmed). */
-/* A join waiting for its room's subscription (room_ready). */
-typedef struct rwait {
-	struct rwait *next;
-	confab_status_done done;
-	void *arg;
-} rwait;
-
 /* One `sentinels` entry: an address or a DNS name, and a port. */
 typedef rset_addr redis_sentinel;
 
+/* One room this node has users in (or had, while a SUBSCRIBE of it is
+ * still unconfirmed). */
 typedef struct lroom {
 	confab_dict *users;                 /* this node's users in the room (no values) */
 	unsigned subs_pending;       /* SUBSCRIBEs sent on the current connection, unconfirmed */
@@ -385,9 +379,6 @@ bool ops_reconcile_refused(redis_state *s, const rq *q, const redisReply *reply)
  * the next refresh is due room_ttl/32 from now. */
 void ops_published(redis_state *s, const rq *q);
 
-/* 64 random bits as 16 hex digits: the epoch a script gives a room it
- * creates. */
-void ops_fresh_epoch(char out[17]);
 
 extern const confab_backplane_ops redis_backplane_ops;
 /* The reconcile request: make Redis's record of this node equal to the

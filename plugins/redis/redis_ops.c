@@ -57,37 +57,9 @@ void ops_lroom_free(void *p)
 	/* Joins still waiting were answered by ops_subscriptions_reset,
 	 * which runs before anything frees a room with a subscription in
 	 * flight; this only frees what is left. */
-	while (r->waiting != NULL) {
-		rwait *w = r->waiting;
-
-		r->waiting = w->next;
-		free(w);
-	}
+	rwait_free_all(&r->waiting);
 	confab_dict_free(r->users, NULL);
 	free(r);
-}
-
-/* Answer the joins waiting for a room's subscription, oldest first. The
- * list is taken from the room first: an answer may change the room. */
-static void answer_waiting(lroom *r, int status)
-{
-	rwait *w = r->waiting, *order = NULL;
-
-	r->waiting = NULL;
-	while (w != NULL) {          /* reverse: newest first -> oldest first */
-		rwait *next = w->next;
-
-		w->next = order;
-		order = w;
-		w = next;
-	}
-	while (order != NULL) {
-		rwait *next = order->next;
-
-		order->done(order->arg, status);
-		free(order);
-		order = next;
-	}
 }
 
 /* Take a room's held publishes (oldest first) out of it. */
@@ -116,7 +88,7 @@ static void fail_list(redis_state *s, rq *list)
 void ops_subscriptions_reset(redis_state *s)
 {
 	rq *failed = NULL, *tail = NULL;
-	lroom waits = { .waiting = NULL };  /* every room's waiting joins */
+	rwait *waits = NULL;         /* every room's waiting joins */
 	confab_dict_iter it;
 	const char *room;
 	void *value;
@@ -138,8 +110,8 @@ void ops_subscriptions_reset(redis_state *s)
 			rwait *w = r->waiting;
 
 			r->waiting = w->next;
-			w->next = waits.waiting;
-			waits.waiting = w;
+			w->next = waits;
+			waits = w;
 		}
 		r->subs_pending = 0;
 		if (confab_dict_count(r->users) == 0)
@@ -148,7 +120,7 @@ void ops_subscriptions_reset(redis_state *s)
 	fail_list(s, failed);
 	/* The joins that waited fail too; the core undoes them (which may
 	 * leave rooms here, so not while iterating above). */
-	answer_waiting(&waits, CONFAB_EUNAVAILABLE);
+	rwait_answer_all(&waits, CONFAB_EUNAVAILABLE);
 }
 
 /* When nothing is pending for a room any more (its SUBSCRIBE confirmed,
@@ -163,7 +135,7 @@ static void room_settle(redis_state *s, const char *room)
 	if (r == NULL || r->subs_pending > 0 || r->joins_pending > 0)
 		return;
 	if (r->waiting != NULL) {
-		answer_waiting(r, 0);
+		rwait_answer_all(&r->waiting, 0);
 		r = confab_dict_get(s->rooms, room);
 	}
 	if (r != NULL && confab_dict_count(r->users) == 0 && r->n_held == 0 && r->waiting == NULL)
@@ -238,19 +210,6 @@ static void own(redis_state *s, rq *q, void *arg)
 	q->core = true;
 	q->arg = arg;
 	s->n_core++;
-}
-
-void ops_fresh_epoch(char out[17])
-{
-	static uint64_t made;
-	uint64_t v;
-
-	/* Without randomness, time and a counter still make an epoch differ
-	 * from the room's earlier ones, which is all a client relies on. */
-	made++;
-	if (uv_random(NULL, NULL, &v, sizeof(v), 0, NULL) != 0)
-		v = uv_hrtime() ^ (made * 0x9e3779b97f4a7c15u);
-	snprintf(out, 17, "%016" PRIx64, v);
 }
 
 /* The keys of a room's record, the first arguments of the scripts that
@@ -330,7 +289,7 @@ static void join_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply
 	if (r->joins_pending > 0)
 		r->joins_pending--;
 	if (!ok)
-		answer_waiting(r, CONFAB_EUNAVAILABLE);  /* may free r */
+		rwait_answer_all(&r->waiting, CONFAB_EUNAVAILABLE);  /* may free r */
 	room_settle(s, room);
 }
 
@@ -354,50 +313,26 @@ static bool send_presence(redis_state *s, int script, const char *room, const ch
 	return true;
 }
 
-/* A generation above every one this node used: the wall clock's ms, so
- * that a restarted process starts above its predecessor without asking
- * (a clock set back is caught by the reconcile: ops_reconcile_refused). */
-static uint64_t next_gen(uint64_t last)
-{
-	struct timespec ts;
-	uint64_t now = 0;
-
-	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
-		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	return now > last ? now : last + 1;
-}
-
 /* Every reconcile starts a generation: a link's scripts are carried out
  * in order, so those sent on the same link before it are done before
  * (with the generation they carry, the current one then), and those of
  * an older link that arrive after it are refused. */
+static const confab_dict *room_users(const void *room_value)
+{
+	return ((const lroom *)room_value)->users;
+}
+
 rq *ops_reconcile_request(redis_state *s)
 {
+	static const rops_filter all = { .users_of = room_users };
 	rq *q = rq_new(s, change_reply, SCRIPT_RECONCILE);
-	size_t entries = 0;
-	confab_dict_iter it, uit;
-	const char *room, *user;
-	void *value;
-	int rc;
 
 	if (q == NULL)
 		return NULL;
-	confab_dict_iter_init(&it, s->rooms);
-	while (confab_dict_iter_next(&it, NULL, &value))
-		entries += confab_dict_count(((lroom *)value)->users);
-	s->gen = next_gen(s->gen);
-	rc = prefixes(s, q) || rargs_adds(&q->args, s->node_id) ||
-	     rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) || rargs_addf(&q->args, "%zu", entries);
-	confab_dict_iter_init(&it, s->rooms);
-	while (rc == 0 && confab_dict_iter_next(&it, &room, &value)) {
-		confab_dict_iter_init(&uit, ((lroom *)value)->users);
-		while (rc == 0 && confab_dict_iter_next(&uit, &user, NULL))
-			rc = rargs_addf(&q->args, "%s\t%s", room, user);
-	}
-	confab_dict_iter_init(&it, s->users);
-	while (rc == 0 && confab_dict_iter_next(&it, &user, NULL))
-		rc = rargs_adds(&q->args, user);
-	if (rc != 0) {
+	s->gen = rops_next_gen(s->gen);
+	if (prefixes(s, q) || rargs_adds(&q->args, s->node_id) ||
+	    rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) ||
+	    rops_presence_args(&q->args, s->rooms, s->users, &all) != 0) {
 		rq_free(q);
 		return NULL;
 	}
@@ -463,36 +398,12 @@ bool ops_has_idem(const rq *q)
 	return q->script == SCRIPT_PUBLISH && q->args.argc > PUB_IDEM && q->args.argvlen[PUB_IDEM] > 0;
 }
 
-/* The answer to a send request (done.send): the message's id and ts are
- * the request's last two arguments; a repeat's come in `repeat`. */
-static void send_answer(rq *q, int status, uint64_t seq, const char *repeat)
-{
-	unsigned long long first_seq;
-	long long ts;
-	int id_at = 0, id_end = 0;
-	char *id;
-
-	if (status != 0 || repeat == NULL) {
-		q->done.send(q->arg, status, seq, q->args.argv[q->args.argc - 2],
-			     strtoll(q->args.argv[q->args.argc - 1], NULL, 10));
-		return;
-	}
-	/* "SEQ ID TS": ids hold no space (the core makes them) */
-	if (sscanf(repeat, "%llu %n%*s%n %lld", &first_seq, &id_at, &id_end, &ts) != 2 ||
-	    (id = strndup(repeat + id_at, (size_t)(id_end - id_at))) == NULL) {
-		q->done.send(q->arg, CONFAB_ERR, 0, q->args.argv[q->args.argc - 2], 0);
-		return;
-	}
-	q->done.send(q->arg, 0, first_seq, id, ts);
-	free(id);
-}
-
 void ops_publish_answer(redis_state *s, rq *q, int status, uint64_t seq, const char *repeat)
 {
 	if (status == 0 && repeat == NULL)
 		ops_published(s, q);
 	if (q->send_cb)
-		send_answer(q, status, seq, repeat);
+		rops_send_answer(q->done.send, q->arg, &q->args, status, seq, repeat);
 	else
 		q->done.publish(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status,
 				seq);
@@ -542,7 +453,7 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 		return rc;
 	if (wire_message_head(env, &head_a, &head_b) != 0)
 		return CONFAB_ENOMEM;
-	ops_fresh_epoch(fresh);
+	rops_fresh_epoch(fresh);
 	r = confab_dict_get(s->rooms, env->room);
 	q = rq_new(s, publish_reply, SCRIPT_PUBLISH);
 	rc = q == NULL || record_keys(s, q, env->room) ||
@@ -614,7 +525,7 @@ static void direct_reply(redis_state *s, rq *q, const rlink *ac, redisReply *rep
 	else
 		status = ops_reply_status(s, "direct", reply);
 	if (q->send_cb)
-		send_answer(q, status == 1 ? 0 : status, 0, status == 1 ? reply->str : NULL);
+		rops_send_answer(q->done.send, q->arg, &q->args, status == 1 ? 0 : status, 0, status == 1 ? reply->str : NULL);
 	else
 		q->done.status(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status);
 }
@@ -673,7 +584,6 @@ static int ops_room_ready(void *state, const char *room, confab_status_done done
 {
 	redis_state *s = state;
 	lroom *r = confab_dict_get(s->rooms, room);
-	rwait *w;
 
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
@@ -681,13 +591,7 @@ static int ops_room_ready(void *state, const char *room, confab_status_done done
 		done(arg, 0);  /* subscribed and recorded already */
 		return 0;
 	}
-	if ((w = malloc(sizeof(*w))) == NULL)
-		return CONFAB_ENOMEM;
-	w->done = done;
-	w->arg = arg;
-	w->next = r->waiting;
-	r->waiting = w;
-	return 0;
+	return rwait_push(&r->waiting, done, arg, uv_now(s->loop));
 }
 
 static int ops_room_join(void *state, const char *room, const char *user)
@@ -868,7 +772,7 @@ static rq *history_request(redis_state *s, const char *room, const char *known,
 	char fresh[17];
 	rq *q = rq_new(s, history_reply, SCRIPT_HISTORY);
 
-	ops_fresh_epoch(fresh);
+	rops_fresh_epoch(fresh);
 	if (q == NULL || record_keys(s, q, room) ||
 	    prefixes(s, q) || rargs_adds(&q->args, has_since ? "1" : "0") ||
 	    rargs_addf(&q->args, "%" PRIu64, has_since ? since : 0) || rargs_addf(&q->args, "%zu", limit) ||
@@ -939,7 +843,7 @@ static int ops_room_epoch(void *state, const char *room, confab_epoch_done done,
 
 	if (rc != 0)
 		return rc;
-	ops_fresh_epoch(fresh);
+	rops_fresh_epoch(fresh);
 	q = rq_new(s, epoch_reply, SCRIPT_EPOCH);
 	if (q == NULL || record_keys(s, q, room) || prefixes(s, q) ||
 	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) || rargs_adds(&q->args, room)) {

@@ -34,6 +34,7 @@
 #include "rargs.h"
 #include "rhistory.h"
 #include "rlink.h"
+#include "rops.h"
 #include "rsettings.h"
 #include "rslot.h"
 #include "rwire.h"
@@ -280,13 +281,6 @@ void topo_health(cl_state *s);
 
 /* ---- cluster_ops.c ---- */
 
-typedef struct rwait {
-	struct rwait *next;
-	confab_status_done done;
-	void *arg;
-	uint64_t since;
-} rwait;
-
 typedef struct gap_item gap_item;
 
 typedef struct lroom {
@@ -346,7 +340,6 @@ void ops_on_message(cl_state *s, unsigned k, const char *text, size_t len);
 void ops_tick(cl_state *s);
 int ops_reply_status(cl_state *s, const char *what, const redisReply *reply);
 void ops_free(cl_state *s);
-void ops_fresh_epoch(char out[17]);
 /* WAIT said the replicas have these rooms' messages (all of partition k)
  * up to `upto`: publish them (the flush script). */
 void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t *upto,

@@ -192,7 +192,7 @@ static void start_fill(cl_state *s, const char *room, lroom *r)
 	cq *q = cq_new(s, fill_reply, CS_HISTORY, (int)r->part);
 	const char *P = s->part[r->part].prefix;
 
-	ops_fresh_epoch(fresh);
+	rops_fresh_epoch(fresh);
 	if (q == NULL || rargs_addf(&q->args, "%sroom:%s:seq", P, room) ||
 	    rargs_addf(&q->args, "%sroom:%s:hist", P, room) || rargs_addf(&q->args, "%sroom:%s:epoch", P, room) ||
 	    rargs_addf(&q->args, "%sroom:%s:pub", P, room) ||

@@ -50,38 +50,10 @@ static void lroom_free(void *p)
 
 	if (r == NULL)
 		return;
-	while (r->waiting != NULL) {
-		rwait *w = r->waiting;
-
-		r->waiting = w->next;
-		free(w);
-	}
+	rwait_free_all(&r->waiting);
 	gap_free(r);
 	confab_dict_free(r->users, NULL);
 	free(r);
-}
-
-/* Answer a room's waiting joins, oldest first (taken out first: an
- * answer may change the room). */
-static void answer_waiting(lroom *r, int status)
-{
-	rwait *w = r->waiting, *order = NULL;
-
-	r->waiting = NULL;
-	while (w != NULL) {
-		rwait *next = w->next;
-
-		w->next = order;
-		order = w;
-		w = next;
-	}
-	while (order != NULL) {
-		rwait *next = order->next;
-
-		order->done(order->arg, status);
-		free(order);
-		order = next;
-	}
 }
 
 static void need_add(cl_state *s, unsigned k)
@@ -118,7 +90,7 @@ static void room_settle(cl_state *s, const char *room)
 	if (r == NULL || r->joins_pending > 0 || s->part[r->part].sub != SUB_OK)
 		return;
 	if (r->waiting != NULL)
-		answer_waiting(r, 0);
+		rwait_answer_all(&r->waiting, 0);
 	room_maybe_free(s, room);
 }
 
@@ -184,7 +156,7 @@ static void fail_waiting(cl_state *s, int k, uint64_t older_than)
 		lroom *r = confab_dict_get(s->rooms, names[i]);
 
 		if (r != NULL) {
-			answer_waiting(r, CONFAB_EUNAVAILABLE);
+			rwait_answer_all(&r->waiting, CONFAB_EUNAVAILABLE);
 			room_maybe_free(s, names[i]);
 		}
 		free(names[i]);
@@ -254,17 +226,6 @@ void ops_own(cl_state *s, cq *q, void *arg)
 	q->core = true;
 	q->arg = arg;
 	s->n_core++;
-}
-
-void ops_fresh_epoch(char out[17])
-{
-	static uint64_t made;
-	uint64_t v;
-
-	made++;
-	if (uv_random(NULL, NULL, &v, sizeof(v), 0, NULL) != 0)
-		v = uv_hrtime() ^ (made * 0x9e3779b97f4a7c15u);
-	snprintf(out, 17, "%016" PRIx64, v);
 }
 
 int ops_record_keys(const cl_state *s, cq *q, const char *room)
@@ -348,7 +309,7 @@ static bool join_reply(cl_state *s, cq *q, redisReply *reply)
 	if (r->joins_pending > 0)
 		r->joins_pending--;
 	if (!ok) {
-		answer_waiting(r, CONFAB_EUNAVAILABLE);
+		rwait_answer_all(&r->waiting, CONFAB_EUNAVAILABLE);
 		room_maybe_free(s, room);
 	}
 	room_settle(s, room);
@@ -379,47 +340,42 @@ static bool send_presence(cl_state *s, int script, const char *room, const char 
 	return true;
 }
 
-static uint64_t next_gen(uint64_t last)
-{
-	struct timespec ts;
-	uint64_t now = 0;
+/* The reconcile of partition k lists its rooms and users only. */
+typedef struct part_filter {
+	cl_state *s;
+	unsigned k;
+} part_filter;
 
-	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
-		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	return now > last ? now : last + 1;
+static const confab_dict *room_users(const void *room_value)
+{
+	return ((const lroom *)room_value)->users;
+}
+
+static bool room_in_part(const void *room_value, void *ctx)
+{
+	return ((const lroom *)room_value)->part == ((part_filter *)ctx)->k;
+}
+
+static bool user_in_part(const char *user, void *ctx)
+{
+	part_filter *pf = ctx;
+
+	return part_of(pf->s, user) == pf->k;
 }
 
 cq *ops_reconcile_request(cl_state *s, unsigned k)
 {
+	part_filter pf = { s, k };
+	rops_filter f = { .users_of = room_users, .keep_room = room_in_part,
+			  .keep_user = user_in_part, .ctx = &pf };
 	cq *q = cq_new(s, change_reply, CS_RECONCILE, (int)k);
-	size_t entries = 0;
-	confab_dict_iter it, uit;
-	const char *room, *user;
-	void *value;
-	int rc;
 
 	if (q == NULL)
 		return NULL;
-	confab_dict_iter_init(&it, s->rooms);
-	while (confab_dict_iter_next(&it, NULL, &value))
-		if (((lroom *)value)->part == k)
-			entries += confab_dict_count(((lroom *)value)->users);
-	s->part[k].gen = next_gen(s->part[k].gen);
-	rc = node_keys(s, q, NULL, NULL) || ops_prefixes(s, q) || rargs_adds(&q->args, s->node_id) ||
-	     rargs_addf(&q->args, "%" PRIu64, s->part[k].gen) || rargs_addf(&q->args, "%zu", entries);
-	confab_dict_iter_init(&it, s->rooms);
-	while (rc == 0 && confab_dict_iter_next(&it, &room, &value)) {
-		if (((lroom *)value)->part != k)
-			continue;
-		confab_dict_iter_init(&uit, ((lroom *)value)->users);
-		while (rc == 0 && confab_dict_iter_next(&uit, &user, NULL))
-			rc = rargs_addf(&q->args, "%s\t%s", room, user);
-	}
-	confab_dict_iter_init(&it, s->users);
-	while (rc == 0 && confab_dict_iter_next(&it, &user, NULL))
-		if (part_of(s, user) == k)
-			rc = rargs_adds(&q->args, user);
-	if (rc != 0) {
+	s->part[k].gen = rops_next_gen(s->part[k].gen);
+	if (node_keys(s, q, NULL, NULL) || ops_prefixes(s, q) || rargs_adds(&q->args, s->node_id) ||
+	    rargs_addf(&q->args, "%" PRIu64, s->part[k].gen) ||
+	    rops_presence_args(&q->args, s->rooms, s->users, &f) != 0) {
 		cq_free(q);
 		return NULL;
 	}
@@ -472,27 +428,6 @@ static int lost_status(const cq *q)
 	return q->sent ? CONFAB_EUNKNOWN : CONFAB_EUNAVAILABLE;
 }
 
-static void send_answer(cq *q, int status, uint64_t seq, const char *repeat)
-{
-	unsigned long long first_seq;
-	long long ts;
-	int id_at = 0, id_end = 0;
-	char *id;
-
-	if (status != 0 || repeat == NULL) {
-		q->done.send(q->arg, status, seq, q->args.argv[q->args.argc - 2],
-			     strtoll(q->args.argv[q->args.argc - 1], NULL, 10));
-		return;
-	}
-	if (sscanf(repeat, "%llu %n%*s%n %lld", &first_seq, &id_at, &id_end, &ts) != 2 ||
-	    (id = strndup(repeat + id_at, (size_t)(id_end - id_at))) == NULL) {
-		q->done.send(q->arg, CONFAB_ERR, 0, q->args.argv[q->args.argc - 2], 0);
-		return;
-	}
-	q->done.send(q->arg, 0, first_seq, id, ts);
-	free(id);
-}
-
 void ops_publish_answer(cl_state *s, cq *q, int status)
 {
 	if (status == 0 && q->repeat == NULL && PUB_REFRESH(q)[0] == '1') {
@@ -504,7 +439,7 @@ void ops_publish_answer(cl_state *s, cq *q, int status)
 		}
 	}
 	if (q->send_cb)
-		send_answer(q, status, status == 0 ? q->seq : 0, status == 0 ? q->repeat : NULL);
+		rops_send_answer(q->done.send, q->arg, &q->args, status, status == 0 ? q->seq : 0, status == 0 ? q->repeat : NULL);
 	else
 		q->done.publish(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status,
 				status == 0 ? q->seq : 0);
@@ -643,7 +578,7 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 		return rc;
 	if (wire_message_head(env, &head_a, &head_b) != 0)
 		return CONFAB_ENOMEM;
-	ops_fresh_epoch(fresh);
+	rops_fresh_epoch(fresh);
 	r = confab_dict_get(s->rooms, env->room);
 	q = cq_new(s, ops_publish_reply, CS_PUBLISH, (int)k);
 	if (send_cb && (ik = idem_key_name(s, k, env)) == NULL) {
@@ -716,7 +651,7 @@ static bool direct_reply(cl_state *s, cq *q, redisReply *reply)
 	else
 		status = ops_reply_status(s, "direct", reply);
 	if (q->send_cb)
-		send_answer(q, status == 1 ? 0 : status, 0, status == 1 ? reply->str : NULL);
+		rops_send_answer(q->done.send, q->arg, &q->args, status == 1 ? 0 : status, 0, status == 1 ? reply->str : NULL);
 	else
 		q->done.status(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status);
 	return true;
@@ -785,7 +720,6 @@ static int ops_room_ready(void *state, const char *room, confab_status_done done
 	cl_state *s = state;
 	unsigned k = part_of(s, room);
 	lroom *r = confab_dict_get(s->rooms, room);
-	rwait *w;
 
 	if (!topo_served(s, k))
 		return CONFAB_EUNAVAILABLE;
@@ -793,14 +727,7 @@ static int ops_room_ready(void *state, const char *room, confab_status_done done
 		done(arg, 0);
 		return 0;
 	}
-	if ((w = malloc(sizeof(*w))) == NULL)
-		return CONFAB_ENOMEM;
-	w->done = done;
-	w->arg = arg;
-	w->since = uv_now(s->loop);
-	w->next = r->waiting;
-	r->waiting = w;
-	return 0;
+	return rwait_push(&r->waiting, done, arg, uv_now(s->loop));
 }
 
 static int ops_room_join(void *state, const char *room, const char *user)

@@ -102,7 +102,7 @@ static int history_request(cl_state *s, const char *room, const char *known, boo
 
 	if (rc != 0)
 		return rc;
-	ops_fresh_epoch(fresh);
+	rops_fresh_epoch(fresh);
 	q = cq_new(s, history_reply, CS_HISTORY, (int)k);
 	if (q == NULL || ops_record_keys(s, q, room) ||
 	    rargs_addf(&q->args, "%sroom:%s:pub", s->part[k].prefix, room) || ops_prefixes(s, q) ||
@@ -160,7 +160,7 @@ int query_room_epoch(void *state, const char *room, confab_epoch_done done, void
 
 	if (rc != 0)
 		return rc;
-	ops_fresh_epoch(fresh);
+	rops_fresh_epoch(fresh);
 	q = cq_new(s, epoch_reply, CS_EPOCH, (int)k);
 	if (q == NULL || ops_record_keys(s, q, room) || ops_prefixes(s, q) ||
 	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) || rargs_adds(&q->args, room)) {

@@ -1,0 +1,133 @@
+/* The local bookkeeping both Redis backplanes keep alike (rops.h).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <uv.h>
+
+#include "rops.h"
+
+int rwait_push(rwait **list, confab_status_done done, void *arg, uint64_t since)
+{
+	rwait *w = malloc(sizeof(*w));
+
+	if (w == NULL)
+		return CONFAB_ENOMEM;
+	w->done = done;
+	w->arg = arg;
+	w->since = since;
+	w->next = *list;
+	*list = w;
+	return 0;
+}
+
+void rwait_answer_all(rwait **list, int status)
+{
+	rwait *w = *list, *order = NULL;
+
+	*list = NULL;
+	while (w != NULL) {          /* reverse: newest first -> oldest first */
+		rwait *next = w->next;
+
+		w->next = order;
+		order = w;
+		w = next;
+	}
+	while (order != NULL) {
+		rwait *next = order->next;
+
+		order->done(order->arg, status);
+		free(order);
+		order = next;
+	}
+}
+
+void rwait_free_all(rwait **list)
+{
+	while (*list != NULL) {
+		rwait *w = *list;
+
+		*list = w->next;
+		free(w);
+	}
+}
+
+void rops_fresh_epoch(char out[17])
+{
+	static uint64_t made;
+	uint64_t v;
+
+	/* Without randomness, time and a counter still make an epoch differ
+	 * from the room's earlier ones, which is all a client relies on. */
+	made++;
+	if (uv_random(NULL, NULL, &v, sizeof(v), 0, NULL) != 0)
+		v = uv_hrtime() ^ (made * 0x9e3779b97f4a7c15u);
+	snprintf(out, 17, "%016" PRIx64, v);
+}
+
+uint64_t rops_next_gen(uint64_t last)
+{
+	struct timespec ts;
+	uint64_t now = 0;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return now > last ? now : last + 1;
+}
+
+int rops_presence_args(rargs *a, const confab_dict *rooms, const confab_dict *users,
+		       const rops_filter *f)
+{
+	size_t entries = 0;
+	confab_dict_iter it, uit;
+	const char *room, *user;
+	void *value;
+	int rc;
+
+	confab_dict_iter_init(&it, rooms);
+	while (confab_dict_iter_next(&it, NULL, &value))
+		if (f->keep_room == NULL || f->keep_room(value, f->ctx))
+			entries += confab_dict_count(f->users_of(value));
+	rc = rargs_addf(a, "%zu", entries);
+	confab_dict_iter_init(&it, rooms);
+	while (rc == 0 && confab_dict_iter_next(&it, &room, &value)) {
+		if (f->keep_room != NULL && !f->keep_room(value, f->ctx))
+			continue;
+		confab_dict_iter_init(&uit, f->users_of(value));
+		while (rc == 0 && confab_dict_iter_next(&uit, &user, NULL))
+			rc = rargs_addf(a, "%s\t%s", room, user);
+	}
+	confab_dict_iter_init(&it, users);
+	while (rc == 0 && confab_dict_iter_next(&it, &user, NULL))
+		if (f->keep_user == NULL || f->keep_user(user, f->ctx))
+			rc = rargs_adds(a, user);
+	return rc != 0 ? CONFAB_ENOMEM : 0;
+}
+
+void rops_send_answer(confab_send_done done, void *arg, const rargs *args, int status,
+		      uint64_t seq, const char *repeat)
+{
+	const char *id = args->argv[args->argc - 2];
+	unsigned long long first_seq;
+	long long ts;
+	int id_at = 0, id_end = 0;
+	char *first_id;
+
+	if (status != 0 || repeat == NULL) {
+		done(arg, status, seq, id, strtoll(args->argv[args->argc - 1], NULL, 10));
+		return;
+	}
+	/* "SEQ ID TS": ids hold no space (the core makes them) */
+	if (sscanf(repeat, "%llu %n%*s%n %lld", &first_seq, &id_at, &id_end, &ts) != 2 ||
+	    (first_id = strndup(repeat + id_at, (size_t)(id_end - id_at))) == NULL) {
+		done(arg, CONFAB_ERR, 0, id, 0);
+		return;
+	}
+	done(arg, 0, first_seq, first_id, ts);
+	free(first_id);
+}

@@ -1,0 +1,63 @@
+/* The local bookkeeping both Redis backplanes keep alike: the joins that
+ * wait for their room, the epochs and link generations they make, the
+ * reconcile's lists of what this node has, and the answer to an
+ * idempotent send.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CONFAB_ROPS_H
+#define CONFAB_ROPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <confab/dict.h>
+#include <confab/plugin.h>
+
+#include "rargs.h"
+
+/* A join waiting for its room (room_ready): a list, newest first. */
+typedef struct rwait {
+	struct rwait *next;
+	confab_status_done done;
+	void *arg;
+	uint64_t since;              /* uv_now when it began to wait */
+} rwait;
+
+/* Add a waiter. 0 or CONFAB_ENOMEM. */
+int rwait_push(rwait **list, confab_status_done done, void *arg, uint64_t since);
+/* Answer every waiter with `status`, oldest first. The list is taken
+ * (*list is NULL) before the first answer: an answer may change the room
+ * that held it. */
+void rwait_answer_all(rwait **list, int status);
+/* Free the waiters without answering (they were answered already). */
+void rwait_free_all(rwait **list);
+
+/* 64 random bits as 16 hex digits: the epoch a script gives a room it
+ * creates. */
+void rops_fresh_epoch(char out[17]);
+/* A link's generation after `last`: the wall clock in ms, or last + 1
+ * when the clock is not past it (a restart keeps going up). */
+uint64_t rops_next_gen(uint64_t last);
+
+/* The reconcile's lists, appended to `a`: how many "ROOM<TAB>USER"
+ * entries, the entries, then the users. `rooms` maps a room to a value
+ * whose user table `users_of` gives; only the rooms and users that
+ * `keep_room` and `keep_user` accept are listed (NULL: all). 0 or
+ * CONFAB_ENOMEM. */
+typedef struct rops_filter {
+	const confab_dict *(*users_of)(const void *room_value);
+	bool (*keep_room)(const void *room_value, void *ctx);
+	bool (*keep_user)(const char *user, void *ctx);
+	void *ctx;
+} rops_filter;
+int rops_presence_args(rargs *a, const confab_dict *rooms, const confab_dict *users,
+		       const rops_filter *f);
+
+/* Answer a send request (done.send): a new message's id and ts are the
+ * request's last two arguments; an idempotent repeat's ("SEQ ID TS", as
+ * the scripts store it) come in `repeat` (NULL for a new message). */
+void rops_send_answer(confab_send_done done, void *arg, const rargs *args, int status,
+		      uint64_t seq, const char *repeat);
+
+#endif /* CONFAB_ROPS_H */
