@@ -30,6 +30,7 @@
 #include "rhistory.h"
 #include "rlink.h"
 #include "rops.h"
+#include "rreply.h"
 #include "rsettings.h"
 #include "rwire.h"
 
@@ -128,9 +129,6 @@ const rq *rq_oldest(const redis_state *s, const rlink *l);
 /* Answer every core request still waiting with CONFAB_EUNAVAILABLE now
  * (destroy): their replies, if any come, are then dropped. */
 void rq_orphan_all(redis_state *s);
-/* CONFAB_EUNAVAILABLE for errors that say "not now" (LOADING, BUSY,
- * OOM, ...), CONFAB_ERR for the rest. */
-int rq_error_status(const char *err);
 
 /* ---- the instance ---- */
 

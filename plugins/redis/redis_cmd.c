@@ -104,49 +104,16 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 
 int rq_send(redis_state *s, rlink *l, rq *q)
 {
-	size_t extra = q->script >= 0 ? 3 : 0;
-	size_t argc = q->args.argc + extra;
-	const char *small_argv[16];
-	size_t small_len[16];
-	const char **argv = small_argv;
-	size_t *lens = small_len;
-	char numkeys[16];
+	rargs_script script;
 	int rc;
 
-	if (l == NULL || argc == 0)
-		return CONFAB_EUNAVAILABLE;
-	if (argc > 16) {
-		argv = malloc(argc * sizeof(*argv));
-		lens = malloc(argc * sizeof(*lens));
-		if (argv == NULL || lens == NULL) {
-			free(argv);
-			free(lens);
-			return CONFAB_ENOMEM;
-		}
-	}
 	if (q->script >= 0) {
 		q->by_eval = !s->sha_ok[q->script] || q->retried;
-		if (!q->by_eval) {
-			argv[0] = "EVALSHA";
-			argv[1] = s->sha[q->script];
-		} else {
-			argv[0] = "EVAL";
-			argv[1] = redis_script_text[q->script];
-		}
-		snprintf(numkeys, sizeof(numkeys), "%u", q->nkeys);
-		argv[2] = numkeys;
-		for (size_t i = 0; i < 3; i++)
-			lens[i] = strlen(argv[i]);
+		script = (rargs_script){ .text = redis_script_text[q->script],
+					 .sha = q->by_eval ? NULL : s->sha[q->script],
+					 .nkeys = q->nkeys };
 	}
-	for (size_t i = 0; i < q->args.argc; i++) {
-		argv[extra + i] = q->args.argv[i];
-		lens[extra + i] = q->args.argvlen[i];
-	}
-	rc = rlink_command(l, (int)argc, argv, lens, on_reply, q);
-	if (argv != small_argv) {
-		free(argv);
-		free(lens);
-	}
+	rc = rargs_send(l, &q->args, q->script >= 0 ? &script : NULL, NULL, on_reply, q);
 	if (rc != 0)
 		return rc;
 	/* Queued on the link, maybe before it is connected: from here a lost
@@ -196,18 +163,3 @@ void rq_orphan_all(redis_state *s)
 	}
 }
 
-int rq_error_status(const char *err)
-{
-	static const char *const transient[] = {
-		"LOADING", "BUSY", "OOM", "MASTERDOWN", "READONLY", "NOAUTH",
-		"TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", NULL
-	};
-
-	for (size_t i = 0; err != NULL && transient[i] != NULL; i++) {
-		size_t n = strlen(transient[i]);
-
-		if (strncmp(err, transient[i], n) == 0 && (err[n] == ' ' || err[n] == '\0'))
-			return CONFAB_EUNAVAILABLE;
-	}
-	return CONFAB_ERR;
-}

@@ -175,15 +175,7 @@ void ops_free(redis_state *s)
 
 int ops_reply_status(redis_state *s, const char *what, const redisReply *reply)
 {
-	if (reply->type == REDIS_REPLY_ERROR) {
-		int status = rq_error_status(reply->str);
-
-		redis_log(s, status == CONFAB_EUNAVAILABLE ? CONFAB_LOG_WARN : CONFAB_LOG_ERROR,
-			  "%s: Redis answered %s", what, reply->str);
-		return status;
-	}
-	redis_log(s, CONFAB_LOG_ERROR, "%s: unexpected reply of type %d", what, reply->type);
-	return CONFAB_ERR;
+	return rreply_status(s->host, s->ctx, what, reply, false);
 }
 
 /* May the core's request go to Redis now? */

@@ -35,6 +35,7 @@
 #include "rhistory.h"
 #include "rlink.h"
 #include "rops.h"
+#include "rreply.h"
 #include "rsettings.h"
 #include "rslot.h"
 #include "rwire.h"
@@ -181,8 +182,6 @@ void wait_free_all(cl_state *s);
 void wait_master_gone(cl_state *s, cmaster *m);
 /* Answer every core request still waiting with its lost status (destroy). */
 void cq_orphan_all(cl_state *s);
-/* CONFAB_EUNAVAILABLE for "not now" errors, CONFAB_ERR for the rest. */
-int cq_error_status(const char *err);
 /* The instance is being freed: free whatever requests are left. */
 void cq_free_all(cl_state *s);
 

@@ -117,63 +117,24 @@ static void finish(cl_state *s, cq *q, redisReply *reply)
 
 static void on_reply(rlink *l, redisReply *reply, void *arg);
 
-static void ignore_reply(rlink *l, redisReply *reply, void *arg)
-{
-	(void)l;
-	(void)reply;
-	(void)arg;
-}
-
 /* Hand `q` to `m`'s command link. 0, or CONFAB_EUNAVAILABLE. */
 static int send_to(cl_state *s, cmaster *m, cq *q)
 {
-	size_t extra = q->script >= 0 ? 3 : 0;
-	size_t argc = q->args.argc + extra;
-	const char *small_argv[20];
-	size_t small_len[20];
-	const char **argv = small_argv;
-	size_t *lens = small_len;
-	char numkeys[16];
+	rargs_script script;
 	int rc;
 
-	if (m == NULL || m->cmd == NULL || argc == 0)
+	if (m == NULL || m->cmd == NULL)
 		return CONFAB_EUNAVAILABLE;
-	if (argc > 20) {
-		argv = malloc(argc * sizeof(*argv));
-		lens = malloc(argc * sizeof(*lens));
-		if (argv == NULL || lens == NULL) {
-			free(argv);
-			free(lens);
-			return CONFAB_ENOMEM;
-		}
-	}
 	if (q->script >= 0) {
 		q->by_eval = !m->sha_ok[q->script] || q->retried_eval;
-		argv[0] = q->by_eval ? "EVAL" : "EVALSHA";
-		argv[1] = q->by_eval ? cl_script_text[q->script] : m->sha[q->script];
-		snprintf(numkeys, sizeof(numkeys), "%u", q->nkeys);
-		argv[2] = numkeys;
-		for (size_t i = 0; i < 3; i++)
-			lens[i] = strlen(argv[i]);
+		script = (rargs_script){ .text = cl_script_text[q->script],
+					 .sha = q->by_eval ? NULL : m->sha[q->script],
+					 .nkeys = q->nkeys };
 	}
-	for (size_t i = 0; i < q->args.argc; i++) {
-		argv[extra + i] = q->args.argv[i];
-		lens[extra + i] = q->args.argvlen[i];
-	}
-	rc = 0;
 	/* ASKING holds for the next command of the connection only: both
 	 * go out back to back, nothing can come between them. */
-	if (q->asking) {
-		static const char *asking[] = { "ASKING" };
-
-		rc = rlink_command(m->cmd, 1, asking, NULL, ignore_reply, NULL);
-	}
-	if (rc == 0)
-		rc = rlink_command(m->cmd, (int)argc, argv, lens, on_reply, q);
-	if (argv != small_argv) {
-		free(argv);
-		free(lens);
-	}
+	rc = rargs_send(m->cmd, &q->args, q->script >= 0 ? &script : NULL,
+			q->asking ? "ASKING" : NULL, on_reply, q);
 	if (rc != 0)
 		return rc;
 	q->sent = true;
@@ -419,19 +380,6 @@ void cq_orphan_all(cl_state *s)
 		q->orphan = true;
 		q->handle(s, q, NULL);
 	}
-}
-
-int cq_error_status(const char *err)
-{
-	static const char *const transient[] = {
-		"LOADING", "BUSY", "OOM", "MASTERDOWN", "READONLY", "NOAUTH",
-		"TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MOVED", "ASK", NULL
-	};
-
-	for (size_t i = 0; err != NULL && transient[i] != NULL; i++)
-		if (starts(err, transient[i]))
-			return CONFAB_EUNAVAILABLE;
-	return CONFAB_ERR;
 }
 
 void cq_free_all(cl_state *s)

@@ -193,15 +193,7 @@ void ops_free(cl_state *s)
 
 int ops_reply_status(cl_state *s, const char *what, const redisReply *reply)
 {
-	if (reply->type == REDIS_REPLY_ERROR) {
-		int status = cq_error_status(reply->str);
-
-		cl_log(s, status == CONFAB_EUNAVAILABLE ? CONFAB_LOG_WARN : CONFAB_LOG_ERROR,
-		       "%s: Redis answered %s", what, reply->str);
-		return status;
-	}
-	cl_log(s, CONFAB_LOG_ERROR, "%s: unexpected reply of type %d", what, reply->type);
-	return CONFAB_ERR;
+	return rreply_status(s->host, s->ctx, what, reply, true);
 }
 
 int ops_admit(cl_state *s, unsigned k)

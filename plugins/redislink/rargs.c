@@ -72,6 +72,52 @@ int rargs_addf(rargs *a, const char *fmt, ...)
 	return rc;
 }
 
+int rargs_send(rlink *l, const rargs *a, const rargs_script *script, const char *before,
+	       rlink_reply_fn cb, void *arg)
+{
+	size_t extra = script != NULL ? 3 : 0;
+	size_t argc = a->argc + extra;
+	const char *small_argv[20];
+	size_t small_len[20];
+	const char **argv = small_argv;
+	size_t *lens = small_len;
+	char numkeys[16];
+	int rc = 0;
+
+	if (l == NULL || argc == 0)
+		return CONFAB_EUNAVAILABLE;
+	if (argc > 20) {
+		argv = malloc(argc * sizeof(*argv));
+		lens = malloc(argc * sizeof(*lens));
+		if (argv == NULL || lens == NULL) {
+			free(argv);
+			free(lens);
+			return CONFAB_ENOMEM;
+		}
+	}
+	if (script != NULL) {
+		argv[0] = script->sha != NULL ? "EVALSHA" : "EVAL";
+		argv[1] = script->sha != NULL ? script->sha : script->text;
+		snprintf(numkeys, sizeof(numkeys), "%u", script->nkeys);
+		argv[2] = numkeys;
+		for (size_t i = 0; i < 3; i++)
+			lens[i] = strlen(argv[i]);
+	}
+	for (size_t i = 0; i < a->argc; i++) {
+		argv[extra + i] = a->argv[i];
+		lens[extra + i] = a->argvlen[i];
+	}
+	if (before != NULL)
+		rc = rlink_command(l, 1, &before, NULL, NULL, NULL);
+	if (rc == 0)
+		rc = rlink_command(l, (int)argc, argv, lens, cb, arg);
+	if (argv != small_argv) {
+		free(argv);
+		free(lens);
+	}
+	return rc;
+}
+
 void rargs_clear(rargs *a)
 {
 	for (size_t i = 0; i < a->argc; i++)
