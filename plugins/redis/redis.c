@@ -36,8 +36,6 @@
 
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 6379
-#define DEFAULT_PREFIX "confab:"
-#define PREFIX_MAX 64
 #define DEFAULT_SENTINEL_PORT 26379
 #define MAX_SENTINELS 16
 
@@ -114,26 +112,6 @@ static int read_sentinels(redis_state *s)
 	return 0;
 }
 
-static int read_prefix(redis_state *s)
-{
-	const char *v = s->host->config_get(s->ctx, "prefix");
-
-	if (v == NULL)
-		v = DEFAULT_PREFIX;
-	if (strlen(v) > PREFIX_MAX)
-		goto bad;
-	for (const char *p = v; *p; p++)
-		if (*p <= ' ' || *p > '~')
-			goto bad;
-	if ((s->prefix = strdup(v)) == NULL)
-		return CONFAB_ENOMEM;
-	return 0;
-bad:
-	s->host->config_error(s->ctx, "prefix", "'%s' is not up to %d printable characters "
-			      "without spaces", v, PREFIX_MAX);
-	return -1;
-}
-
 static int read_settings(redis_state *s)
 {
 	rset r = settings(s);
@@ -173,9 +151,8 @@ static int read_settings(redis_state *s)
 	if (rset_uint(&r, "db", 0, 0, INT_MAX, &u) != 0)
 		return CONFAB_EINVAL;
 	s->db = u;
-	n = read_prefix(s);
-	if (n != 0)
-		return n == CONFAB_ENOMEM ? CONFAB_ENOMEM : CONFAB_EINVAL;
+	if ((n = rset_prefix(&r, false, &s->prefix)) != 0)
+		return n;
 	if (rset_common_read(&r, REDIS_BACKOFF_FIRST_MS, &s->common) != 0)
 		return CONFAB_EINVAL;
 	s->node_id = s->host->node_id(s->ctx);
@@ -221,34 +198,19 @@ static int redis_init(confab_ctx *ctx, const confab_host *host, void **state)
 	redis_state *s;
 	int rc;
 
-	if (!CONFAB_HAS(host, backplane) || host->backplane == NULL ||
-	    !CONFAB_HAS(host->backplane, health)) {
-		host->log(ctx, CONFAB_LOG_ERROR, "the broker offers no backplane entry points");
+	if (!rops_host_ok(host, ctx))
 		return CONFAB_EINVAL;
-	}
-	s = calloc(1, sizeof(*s));
-	if (s == NULL)
+	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return CONFAB_ENOMEM;
 	s->ctx = ctx;
 	s->host = host;
 	s->loop = (uv_loop_t *)host->loop(ctx);
-	rc = read_settings(s);
-	if (rc == 0) {
-		s->rooms = confab_dict_new();
-		s->users = confab_dict_new();
-		if (s->rooms == NULL || s->users == NULL)
-			rc = CONFAB_ENOMEM;
-	}
+	rc = rops_init_tables(host, ctx, read_settings(s), &s->rooms, &s->users, s->nonce,
+			      sizeof(s->nonce));
 	if (rc != 0) {
-		if (rc == CONFAB_ENOMEM)
-			host->log(ctx, CONFAB_LOG_ERROR, "out of memory");
 		redis_state_free(s);
 		return rc;
 	}
-	/* In every probe: a probe of another process on our node channel
-	 * means two nodes share a node_id. */
-	snprintf(s->nonce, sizeof(s->nonce), "%x-%" PRIx64, (unsigned)uv_os_getpid(),
-		 uv_hrtime());
 	*state = s;
 	return 0;
 }

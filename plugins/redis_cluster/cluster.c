@@ -25,8 +25,6 @@
 
 #include "cluster.h"
 
-#define DEFAULT_PREFIX "confab:"
-#define PREFIX_MAX 64
 #define SEEDS_MAX 64
 
 /* Numbers, addresses and the TLS keys are read by the rules both Redis
@@ -55,33 +53,13 @@ static int read_seeds(cl_state *s)
 	return 0;
 }
 
-static int read_prefix(cl_state *s)
-{
-	const char *v = s->host->config_get(s->ctx, "prefix");
-
-	if (v == NULL)
-		v = DEFAULT_PREFIX;
-	if (strlen(v) > PREFIX_MAX)
-		goto bad;
-	for (const char *p = v; *p; p++)
-		if (*p <= ' ' || *p > '~' || *p == '{' || *p == '}')
-			goto bad;
-	if ((s->prefix = strdup(v)) == NULL)
-		return CONFAB_ENOMEM;
-	return 0;
-bad:
-	s->host->config_error(s->ctx, "prefix", "'%s' is not up to %d printable characters "
-			      "without spaces, '{' or '}'", v, PREFIX_MAX);
-	return CONFAB_EINVAL;
-}
-
 static int read_settings(cl_state *s)
 {
 	rset r = settings(s);
 	const char *v;
 	int rc;
 
-	if ((rc = read_seeds(s)) != 0 || (rc = read_prefix(s)) != 0 ||
+	if ((rc = read_seeds(s)) != 0 || (rc = rset_prefix(&r, true, &s->prefix)) != 0 ||
 	    (rc = rset_tls(&r, &s->tls, &s->tls_no_verify)) != 0)
 		return rc;
 	v = s->host->config_get(s->ctx, "user");
@@ -154,11 +132,8 @@ static int cl_init(confab_ctx *ctx, const confab_host *host, void **state)
 	cl_state *s;
 	int rc;
 
-	if (!CONFAB_HAS(host, backplane) || host->backplane == NULL ||
-	    !CONFAB_HAS(host->backplane, health)) {
-		host->log(ctx, CONFAB_LOG_ERROR, "the broker offers no backplane entry points");
+	if (!rops_host_ok(host, ctx))
 		return CONFAB_EINVAL;
-	}
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return CONFAB_ENOMEM;
 	s->ctx = ctx;
@@ -167,19 +142,11 @@ static int cl_init(confab_ctx *ctx, const confab_host *host, void **state)
 	rslot_map_init(&s->map);
 	rc = read_settings(s);
 	s->map.tls = s->tls != NULL;  /* the map then names the nodes' TLS ports */
-	if (rc == 0) {
-		s->rooms = confab_dict_new();
-		s->users = confab_dict_new();
-		if (s->rooms == NULL || s->users == NULL)
-			rc = CONFAB_ENOMEM;
-	}
+	rc = rops_init_tables(host, ctx, rc, &s->rooms, &s->users, s->nonce, sizeof(s->nonce));
 	if (rc != 0) {
-		if (rc == CONFAB_ENOMEM)
-			host->log(ctx, CONFAB_LOG_ERROR, "out of memory");
 		cl_state_free(s);
 		return rc;
 	}
-	snprintf(s->nonce, sizeof(s->nonce), "%x-%" PRIx64, (unsigned)uv_os_getpid(), uv_hrtime());
 	*state = s;
 	return 0;
 }

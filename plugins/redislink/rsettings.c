@@ -66,6 +66,28 @@ int rset_common_read(const rset *r, unsigned backoff_first_ms, rset_common *out)
 	return 0;
 }
 
+int rset_prefix(const rset *r, bool no_braces, char **out)
+{
+	enum { PREFIX_MAX = 64 };
+	const char *v = r->host->config_get(r->ctx, "prefix");
+	bool ok;
+
+	if (v == NULL)
+		v = "confab:";
+	ok = strlen(v) <= PREFIX_MAX;
+	for (const char *p = v; ok && *p; p++)
+		ok = *p > ' ' && *p <= '~' && !(no_braces && (*p == '{' || *p == '}'));
+	if (!ok) {
+		r->host->config_error(r->ctx, "prefix", "'%s' is not up to %d printable characters "
+				      "without spaces%s", v, PREFIX_MAX,
+				      no_braces ? ", '{' or '}'" : "");
+		return CONFAB_EINVAL;
+	}
+	if ((*out = strdup(v)) == NULL)
+		return CONFAB_ENOMEM;
+	return 0;
+}
+
 const char *rset_text(const rset *r, const char *key)
 {
 	const char *v = r->host->config_get(r->ctx, key);

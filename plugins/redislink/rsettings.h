@@ -51,6 +51,11 @@ typedef struct rset_common {
 
 /* Read them: 0, or CONFAB_EINVAL once a bad value was reported. */
 int rset_common_read(const rset *r, unsigned backoff_first_ms, rset_common *out);
+/* `prefix`, the start of every key and channel: up to 64 printable
+ * characters without spaces (and, with `no_braces`, without '{' or '}',
+ * which would make a hash tag), "confab:" when absent. *out is malloc'd.
+ * 0, CONFAB_EINVAL (reported) or CONFAB_ENOMEM. */
+int rset_prefix(const rset *r, bool no_braces, char **out);
 /* A key's text, or NULL when it is absent or empty. Never fails. */
 const char *rset_text(const rset *r, const char *key);
 
