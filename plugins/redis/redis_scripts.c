@@ -94,11 +94,6 @@
 	"end\n" \
 	"return seqs\n"
 
-/* KEYS: seq, hist, epoch. ARGV[3..5]: room_ttl, fresh epoch, room (for
- * the node's reply handler). A join: returns the room's epoch, creating
- * the record when there is none. */
-#define EPOCH_LUA RSCRIPT_EPOCH
-
 /* Joins, leaves, onlines and offlines of one node at once
  * (redis_batch.c). ARGV[3..4]: node, its link's generation (nothing is
  * done when it is not the current one: returns 0); then op, room, user for each, op one of
@@ -136,32 +131,6 @@
 	"end\n" \
 	"return reached\n"
 
-/* ARGV[3..6]: node, generation, room, user. Each returns 0 (and does
- * nothing) when the generation is stale, else 1. */
-#define IF_CURRENT RSCRIPT_IF_CURRENT
-#define JOIN_LUA PRELUDE IF_CURRENT "join(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
-#define LEAVE_LUA PRELUDE IF_CURRENT "leave(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
-/* ARGV[3..5]: node, generation, user. */
-#define ONLINE_LUA PRELUDE IF_CURRENT "online(ARGV[3], ARGV[5])\nreturn 1\n"
-#define OFFLINE_LUA PRELUDE IF_CURRENT "offline(ARGV[3], ARGV[5])\nreturn 1\n"
-
-/* ARGV[3..5]: node, generation, presence_ttl in ms. Records this node's
- * heartbeat and forgets every other node silent for longer than the ttl
- * (its members leave, with events). Returns {1 if this node was not
- * registered (it had been forgotten itself, or its generation is not the
- * current one: then nothing of it is recorded), forgotten nodes...}. */
-#define HEARTBEAT_LUA RSCRIPT_HEARTBEAT(PRELUDE)
-
-/* ARGV[3]: node; ARGV[4]: the generation of its link; ARGV[5]: n; then n
- * "R<TAB>U" entries, then users. Makes Redis's record of the node equal to
- * the lists, with member events for what changed (join and online are
- * idempotent, so entries Redis already has change nothing), and makes the
- * generation the node's current one. Returns 1; or, when Redis knows a
- * newer generation of the node (an old link's reconcile replayed late,
- * or a clock that went back across a restart), does nothing and returns
- * that generation as a string (redis_ops.c then tries again above it). */
-#define RECONCILE_LUA RSCRIPT_RECONCILE(PRELUDE)
-
 /* KEYS: seq, hist, epoch. ARGV[3..9]: has_since ("1"/"0"), since, limit,
  * history_size, the epoch the client knows ("" for none), room_ttl, fresh
  * epoch. Returns {truncated (1/0), epoch, messages oldest first...}: the
@@ -173,24 +142,20 @@
 	"local last = real\n" \
 	RSCRIPT_HISTORY_SERVE
 
-/* ARGV[3..4]: node, generation. A clean shutdown: its members leave now
- * rather than after presence_ttl. */
-#define GOODBYE_LUA PRELUDE IF_CURRENT "forget(ARGV[3])\nreturn 1\n"
-
 const char *const redis_script_text[SCRIPT_COUNT] = {
 	[SCRIPT_PUBLISH] = PUBLISH_LUA,
 	[SCRIPT_DIRECT] = DIRECT_LUA,
-	[SCRIPT_JOIN] = JOIN_LUA,
-	[SCRIPT_LEAVE] = LEAVE_LUA,
-	[SCRIPT_ONLINE] = ONLINE_LUA,
-	[SCRIPT_OFFLINE] = OFFLINE_LUA,
-	[SCRIPT_HEARTBEAT] = HEARTBEAT_LUA,
-	[SCRIPT_RECONCILE] = RECONCILE_LUA,
+	[SCRIPT_JOIN] = RSCRIPT_JOIN(PRELUDE),
+	[SCRIPT_LEAVE] = RSCRIPT_LEAVE(PRELUDE),
+	[SCRIPT_ONLINE] = RSCRIPT_ONLINE(PRELUDE),
+	[SCRIPT_OFFLINE] = RSCRIPT_OFFLINE(PRELUDE),
+	[SCRIPT_HEARTBEAT] = RSCRIPT_HEARTBEAT(PRELUDE),
+	[SCRIPT_RECONCILE] = RSCRIPT_RECONCILE(PRELUDE),
 	[SCRIPT_HISTORY] = HISTORY_LUA,
-	[SCRIPT_GOODBYE] = GOODBYE_LUA,
+	[SCRIPT_GOODBYE] = RSCRIPT_GOODBYE(PRELUDE),
 	[SCRIPT_PUBLISH_BATCH] = PUBLISH_BATCH_LUA,
 	[SCRIPT_PRESENCE_BATCH] = PRESENCE_BATCH_LUA,
-	[SCRIPT_EPOCH] = EPOCH_LUA,
+	[SCRIPT_EPOCH] = RSCRIPT_EPOCH,
 };
 
 const char *const redis_script_name[SCRIPT_COUNT] = {

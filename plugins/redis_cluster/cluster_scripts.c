@@ -114,9 +114,6 @@
 	"end\n" \
 	"return seqs\n"
 
-/* KEYS: seq, hist, epoch. ARGV[3..5]: room_ttl, fresh epoch, room. */
-#define EPOCH_LUA RSCRIPT_EPOCH
-
 /* KEYS[1]: P nodes (the user's partition). ARGV[3..5]: user, message,
  * presence_ttl in ms; [6..9] the idem key, window, id, ts. One SPUBLISH
  * to the user's partition channel when some live node has the user: the
@@ -135,20 +132,6 @@
 	"  redis.call('SET', ik, '0 ' .. ARGV[8] .. ' ' .. ARGV[9], 'EX', ARGV[7])\n" \
 	"end\n" \
 	"return reached\n"
-
-/* KEYS[1]: P nodes. ARGV[3..6]: node, generation, room, user. */
-#define IF_CURRENT RSCRIPT_IF_CURRENT
-#define JOIN_LUA PRELUDE IF_CURRENT "join(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
-#define LEAVE_LUA PRELUDE IF_CURRENT "leave(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
-#define ONLINE_LUA PRELUDE IF_CURRENT "online(ARGV[3], ARGV[5])\nreturn 1\n"
-#define OFFLINE_LUA PRELUDE IF_CURRENT "offline(ARGV[3], ARGV[5])\nreturn 1\n"
-
-/* KEYS[1]: P nodes. ARGV[3..5]: node, generation, presence_ttl ms. */
-#define HEARTBEAT_LUA RSCRIPT_HEARTBEAT(PRELUDE)
-
-/* KEYS[1]: P nodes. ARGV[3..5]: node, generation, n; then n "R<TAB>U"
- * entries of the partition's rooms, then the partition's users. */
-#define RECONCILE_LUA RSCRIPT_RECONCILE(PRELUDE)
 
 /* KEYS: seq, hist, epoch, pub. ARGV: as redis's HISTORY_LUA (P, C,
  * has_since, since, limit, history_size, known epoch, room_ttl, fresh
@@ -169,9 +152,6 @@
 	"  end\n" \
 	"end\n" \
 	RSCRIPT_HISTORY_SERVE
-
-/* KEYS[1]: P nodes. ARGV[3..4]: node, generation. */
-#define GOODBYE_LUA PRELUDE IF_CURRENT "forget(ARGV[3])\nreturn 1\n"
 
 /* KEYS[1]: the config record. ARGV[1]: this node's layout. Sets it when
  * absent; returns the record. */
@@ -206,7 +186,7 @@
 	MULTI_BODY("publish", PUBLISH_LUA) \
 	MULTI_BODY("publish_batch", PUBLISH_BATCH_LUA) \
 	MULTI_BODY("flush", FLUSH_LUA) \
-	MULTI_BODY("heartbeat", HEARTBEAT_LUA) \
+	MULTI_BODY("heartbeat", RSCRIPT_HEARTBEAT(PRELUDE)) \
 	"local n = tonumber(ARGV[1])\n" \
 	"local segs, pos = {}, 2 + 3 * n\n" \
 	"for i = 1, n do\n" \
@@ -237,18 +217,21 @@
 	"end\n" \
 	"return out\n"
 
+/* The presence scripts (join, leave, online, offline, heartbeat,
+ * reconcile, goodbye: ../redislink/rscript.h) declare KEYS[1] = P nodes,
+ * their partition's, so that Redis routes them; their ARGV are redis's. */
 const char *const cl_script_text[CS_COUNT] = {
 	[CS_PUBLISH] = PUBLISH_LUA,
 	[CS_DIRECT] = DIRECT_LUA,
-	[CS_JOIN] = JOIN_LUA,
-	[CS_LEAVE] = LEAVE_LUA,
-	[CS_ONLINE] = ONLINE_LUA,
-	[CS_OFFLINE] = OFFLINE_LUA,
-	[CS_HEARTBEAT] = HEARTBEAT_LUA,
-	[CS_RECONCILE] = RECONCILE_LUA,
+	[CS_JOIN] = RSCRIPT_JOIN(PRELUDE),
+	[CS_LEAVE] = RSCRIPT_LEAVE(PRELUDE),
+	[CS_ONLINE] = RSCRIPT_ONLINE(PRELUDE),
+	[CS_OFFLINE] = RSCRIPT_OFFLINE(PRELUDE),
+	[CS_HEARTBEAT] = RSCRIPT_HEARTBEAT(PRELUDE),
+	[CS_RECONCILE] = RSCRIPT_RECONCILE(PRELUDE),
 	[CS_HISTORY] = HISTORY_LUA,
-	[CS_GOODBYE] = GOODBYE_LUA,
-	[CS_EPOCH] = EPOCH_LUA,
+	[CS_GOODBYE] = RSCRIPT_GOODBYE(PRELUDE),
+	[CS_EPOCH] = RSCRIPT_EPOCH,
 	[CS_CONFIG] = CONFIG_LUA,
 	[CS_FLUSH] = FLUSH_LUA,
 	[CS_PUBLISH_BATCH] = PUBLISH_BATCH_LUA,

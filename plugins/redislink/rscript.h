@@ -172,6 +172,18 @@
  * returns 0, doing nothing, when the generation is not the current one. */
 #define RSCRIPT_IF_CURRENT "if not current(ARGV[3], ARGV[4]) then return 0 end\n"
 
+/* One presence change, with the node and its generation (then 1), each
+ * after the backplane's prelude. ARGV[5..6]: room, user (join, leave);
+ * ARGV[5]: user (online, offline). Goodbye: a clean shutdown, the node's
+ * members leave now rather than after presence_ttl. */
+#define RSCRIPT_JOIN(prelude) \
+	prelude RSCRIPT_IF_CURRENT "join(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
+#define RSCRIPT_LEAVE(prelude) \
+	prelude RSCRIPT_IF_CURRENT "leave(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
+#define RSCRIPT_ONLINE(prelude) prelude RSCRIPT_IF_CURRENT "online(ARGV[3], ARGV[5])\nreturn 1\n"
+#define RSCRIPT_OFFLINE(prelude) prelude RSCRIPT_IF_CURRENT "offline(ARGV[3], ARGV[5])\nreturn 1\n"
+#define RSCRIPT_GOODBYE(prelude) prelude RSCRIPT_IF_CURRENT "forget(ARGV[3])\nreturn 1\n"
+
 /* ARGV[3..5]: node, generation, presence_ttl in ms. Records this node's
  * heartbeat and forgets every other node silent for longer than the ttl
  * (its members leave, with events). Returns {1 if this node was not
