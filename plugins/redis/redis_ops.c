@@ -416,20 +416,6 @@ static void publish_reply(redis_state *s, rq *q, const rlink *ac, redisReply *re
 		ops_publish_answer(s, q, ops_reply_status(s, "publish", reply), 0, NULL);
 }
 
-/* The idem key's name for `env` (malloc'd; "" when it has none), scoped
- * as backplane.h says: (room, sender) or (sender, recipient). */
-static char *idem_key_name(const redis_state *s, const confab_envelope *env)
-{
-	bool direct = env->kind == CONFAB_ENV_DIRECT;
-	char *out;
-
-	if (!CONFAB_HAS(env, idem) || env->idem == NULL)
-		return strdup("");
-	if (asprintf(&out, "%sidem:%c:%s/%s/%s", s->prefix, direct ? 'd' : 'm',
-		     direct ? env->from : env->room, direct ? env->to : env->from, env->idem) < 0)
-		return NULL;
-	return out;
-}
 
 /* publish (`pdone`) or publish_idem (`sdone`): one of them is NULL. */
 static int publish_request(redis_state *s, const confab_envelope *env, confab_publish_done pdone,
@@ -454,9 +440,8 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 	     rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
 	     rargs_adds(&q->args, refresh_due(s, r) ? "1" : "0");
 	if (rc == 0 && send_cb)
-		rc = (ik = idem_key_name(s, env)) == NULL || rargs_adds(&q->args, ik) ||
-		     rargs_addf(&q->args, "%lu", s->common.idem_window) || rargs_adds(&q->args, env->id) ||
-		     rargs_addf(&q->args, "%lld", (long long)env->ts);
+		rc = (ik = rops_idem_key(s->prefix, env)) == NULL ||
+		     rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
 	free(ik);
 	free(head_a);
 	free(head_b);
@@ -505,21 +490,9 @@ static int ops_publish_idem(void *state, const confab_envelope *env, confab_send
 
 static void direct_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
-	int status;
-
 	(void)ac;
-	if (reply == NULL)
-		status = ops_lost_status(q);
-	else if (reply->type == REDIS_REPLY_INTEGER)
-		status = reply->integer > 0 ? 0 : CONFAB_EOFFLINE;
-	else if (reply->type == REDIS_REPLY_STRING && q->send_cb)
-		status = 1;   /* an idempotent repeat */
-	else
-		status = ops_reply_status(s, "direct", reply);
-	if (q->send_cb)
-		rops_send_answer(q->done.send, q->arg, &q->args, status == 1 ? 0 : status, 0, status == 1 ? reply->str : NULL);
-	else
-		q->done.status(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status);
+	rops_direct_answer(s->host, s->ctx, false, reply, ops_lost_status(q),
+			   q->send_cb ? q->done.send : NULL, q->done.status, q->arg, &q->args);
 }
 
 /* direct (`pdone`) or direct_idem (`sdone`): one of them is NULL. */
@@ -540,9 +513,8 @@ static int direct_request(redis_state *s, const confab_envelope *env, confab_sta
 	rc = q == NULL || prefixes(s, q) || rargs_adds(&q->args, env->to) || rargs_add(&q->args, text, len) ||
 	     rargs_addf(&q->args, "%u", s->common.presence_ttl_ms);
 	if (rc == 0 && send_cb)
-		rc = (ik = idem_key_name(s, env)) == NULL || rargs_adds(&q->args, ik) ||
-		     rargs_addf(&q->args, "%lu", s->common.idem_window) || rargs_adds(&q->args, env->id) ||
-		     rargs_addf(&q->args, "%lld", (long long)env->ts);
+		rc = (ik = rops_idem_key(s->prefix, env)) == NULL ||
+		     rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
 	free(ik);
 	free(text);
 	if (rc != 0) {

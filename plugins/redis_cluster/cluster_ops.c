@@ -541,20 +541,6 @@ void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t
 	cq_defer(s, q);   /* with the other partitions of its master */
 }
 
-/* idem key: (room, sender) in the room's partition, (sender, recipient)
- * in the recipient's: where the script that checks it runs. */
-static char *idem_key_name(const cl_state *s, unsigned k, const confab_envelope *env)
-{
-	bool direct = env->kind == CONFAB_ENV_DIRECT;
-	char *out;
-
-	if (!CONFAB_HAS(env, idem) || env->idem == NULL)
-		return strdup("");
-	if (asprintf(&out, "%sidem:%c:%s/%s/%s", s->part[k].prefix, direct ? 'd' : 'm',
-		     direct ? env->from : env->room, direct ? env->to : env->from, env->idem) < 0)
-		return NULL;
-	return out;
-}
 
 static int publish_request(cl_state *s, const confab_envelope *env, confab_publish_done pdone,
 			   confab_send_done sdone, void *arg)
@@ -573,7 +559,7 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 	rops_fresh_epoch(fresh);
 	r = confab_dict_get(s->rooms, env->room);
 	q = cq_new(s, ops_publish_reply, CS_PUBLISH, (int)k);
-	if (send_cb && (ik = idem_key_name(s, k, env)) == NULL) {
+	if (send_cb && (ik = rops_idem_key(s->part[k].prefix, env)) == NULL) {
 		cq_free(q);
 		q = NULL;
 	}
@@ -583,8 +569,7 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 	     rargs_add(&q->args, env->body, env->body_len) || rargs_addf(&q->args, "%zu", s->common.history_size) ||
 	     rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
 	     rargs_adds(&q->args, refresh_due(s, r) ? "1" : "0") || rargs_adds(&q->args, s->ack_replicas ? "1" : "0") ||
-	     rargs_adds(&q->args, ik != NULL ? ik : "") || rargs_addf(&q->args, "%lu", s->common.idem_window) ||
-	     rargs_adds(&q->args, env->id) || rargs_addf(&q->args, "%lld", (long long)env->ts);
+	     rops_idem_args(&q->args, ik != NULL ? ik : "", s->common.idem_window, env) != 0;
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 4 : 3;
 	free(ik);
@@ -632,20 +617,8 @@ static int ops_publish_idem(void *state, const confab_envelope *env, confab_send
 
 static bool direct_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	int status;
-
-	if (reply == NULL)
-		status = lost_status(q);
-	else if (reply->type == REDIS_REPLY_INTEGER)
-		status = reply->integer > 0 ? 0 : CONFAB_EOFFLINE;
-	else if (reply->type == REDIS_REPLY_STRING && q->send_cb)
-		status = 1;   /* an idempotent repeat */
-	else
-		status = ops_reply_status(s, "direct", reply);
-	if (q->send_cb)
-		rops_send_answer(q->done.send, q->arg, &q->args, status == 1 ? 0 : status, 0, status == 1 ? reply->str : NULL);
-	else
-		q->done.status(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status);
+	rops_direct_answer(s->host, s->ctx, true, reply, lost_status(q),
+			   q->send_cb ? q->done.send : NULL, q->done.status, q->arg, &q->args);
 	return true;
 }
 
@@ -664,7 +637,7 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 	if ((text = wire_direct(env, &len)) == NULL)
 		return CONFAB_ENOMEM;
 	q = cq_new(s, direct_reply, CS_DIRECT, (int)k);
-	if (send_cb && (ik = idem_key_name(s, k, env)) == NULL) {
+	if (send_cb && (ik = rops_idem_key(s->part[k].prefix, env)) == NULL) {
 		cq_free(q);
 		q = NULL;
 	}
@@ -673,8 +646,7 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 	     (ik != NULL && ik[0] != '\0' && rargs_adds(&q->args, ik)) || ops_prefixes(s, q) ||
 	     rargs_adds(&q->args, env->to) || rargs_add(&q->args, text, len) || rargs_addf(&q->args, "%u", s->common.presence_ttl_ms);
 	if (rc == 0 && send_cb)
-		rc = rargs_adds(&q->args, ik) || rargs_addf(&q->args, "%lu", s->common.idem_window) || rargs_adds(&q->args, env->id) ||
-		     rargs_addf(&q->args, "%lld", (long long)env->ts);
+		rc = rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 3 : 2;
 	free(ik);

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "rops.h"
+#include "rreply.h"
 
 int rwait_push(rwait **list, confab_status_done done, void *arg, uint64_t since)
 {
@@ -155,4 +156,45 @@ void rops_send_answer(confab_send_done done, void *arg, const rargs *args, int s
 	}
 	done(arg, 0, first_seq, first_id, ts);
 	free(first_id);
+}
+
+char *rops_idem_key(const char *prefix, const confab_envelope *env)
+{
+	bool direct = env->kind == CONFAB_ENV_DIRECT;
+	char *out;
+
+	if (!CONFAB_HAS(env, idem) || env->idem == NULL)
+		return strdup("");
+	if (asprintf(&out, "%sidem:%c:%s/%s/%s", prefix, direct ? 'd' : 'm',
+		     direct ? env->from : env->room, direct ? env->to : env->from, env->idem) < 0)
+		return NULL;
+	return out;
+}
+
+int rops_idem_args(rargs *a, const char *ik, unsigned long window, const confab_envelope *env)
+{
+	return rargs_adds(a, ik) || rargs_addf(a, "%lu", window) || rargs_adds(a, env->id) ||
+	       rargs_addf(a, "%lld", (long long)env->ts) ? CONFAB_ENOMEM : 0;
+}
+
+void rops_direct_answer(const confab_host *host, confab_ctx *ctx, bool redirects,
+			const redisReply *reply, int lost, confab_send_done sdone,
+			confab_status_done done, void *arg, const rargs *args)
+{
+	const char *repeat = NULL;
+	int status;
+
+	if (reply == NULL)
+		status = lost;
+	else if (reply->type == REDIS_REPLY_INTEGER)
+		status = reply->integer > 0 ? 0 : CONFAB_EOFFLINE;
+	else if (reply->type == REDIS_REPLY_STRING && sdone != NULL) {
+		status = 0;          /* an idempotent repeat */
+		repeat = reply->str;
+	} else
+		status = rreply_status(host, ctx, "direct", reply, redirects);
+	if (sdone != NULL)
+		rops_send_answer(sdone, arg, args, status, 0, repeat);
+	else
+		done(arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status);
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <hiredis/hiredis.h>
 #include <confab/dict.h>
 #include <confab/plugin.h>
 
@@ -70,5 +71,25 @@ int rops_presence_args(rargs *a, const confab_dict *rooms, const confab_dict *us
  * the scripts store it) come in `repeat` (NULL for a new message). */
 void rops_send_answer(confab_send_done done, void *arg, const rargs *args, int status,
 		      uint64_t seq, const char *repeat);
+
+/* The idempotency key of a send (publish_idem, direct_idem) in Redis,
+ * malloc'd: PREFIX "idem:m:R/U/K" for U's message to room R with key K,
+ * PREFIX "idem:d:U/T/K" for U's direct message to T; "" when the envelope
+ * has no key. NULL when out of memory. */
+char *rops_idem_key(const char *prefix, const confab_envelope *env);
+/* The last four arguments of a send with an idempotency key: the key
+ * (`ik`, rops_idem_key's), the window in seconds, the message's id and
+ * ts (rops_send_answer reads those two back). 0 or CONFAB_ENOMEM. */
+int rops_idem_args(rargs *a, const char *ik, unsigned long window, const confab_envelope *env);
+
+/* Answer a direct request from the direct script's reply: the number of
+ * nodes that took it (0: CONFAB_EOFFLINE), an idempotent repeat's text,
+ * NULL when lost (then `lost` is the status), or an error (logged, with
+ * rreply_status's `redirects`). `sdone` (direct_idem, with the request's
+ * arguments `args`) when it is not NULL, else `done`, which never gets
+ * CONFAB_EUNKNOWN (direct has no such answer: unavailable). */
+void rops_direct_answer(const confab_host *host, confab_ctx *ctx, bool redirects,
+			const redisReply *reply, int lost, confab_send_done sdone,
+			confab_status_done done, void *arg, const rargs *args);
 
 #endif /* CONFAB_ROPS_H */
