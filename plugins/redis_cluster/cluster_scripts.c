@@ -223,15 +223,8 @@
 const char *const cl_script_text[CS_COUNT] = {
 	[CS_PUBLISH] = PUBLISH_LUA,
 	[CS_DIRECT] = DIRECT_LUA,
-	[CS_JOIN] = RSCRIPT_JOIN(PRELUDE),
-	[CS_LEAVE] = RSCRIPT_LEAVE(PRELUDE),
-	[CS_ONLINE] = RSCRIPT_ONLINE(PRELUDE),
-	[CS_OFFLINE] = RSCRIPT_OFFLINE(PRELUDE),
-	[CS_HEARTBEAT] = RSCRIPT_HEARTBEAT(PRELUDE),
-	[CS_RECONCILE] = RSCRIPT_RECONCILE(PRELUDE),
+	RSCRIPT_SHARED_TEXTS(CS_, PRELUDE),
 	[CS_HISTORY] = HISTORY_LUA,
-	[CS_GOODBYE] = RSCRIPT_GOODBYE(PRELUDE),
-	[CS_EPOCH] = RSCRIPT_EPOCH,
 	[CS_CONFIG] = CONFIG_LUA,
 	[CS_FLUSH] = FLUSH_LUA,
 	[CS_PUBLISH_BATCH] = PUBLISH_BATCH_LUA,
@@ -239,19 +232,8 @@ const char *const cl_script_text[CS_COUNT] = {
 };
 
 const char *const cl_script_name[CS_COUNT] = {
-	[CS_PUBLISH] = "publish",
-	[CS_DIRECT] = "direct",
-	[CS_JOIN] = "join",
-	[CS_LEAVE] = "leave",
-	[CS_ONLINE] = "online",
-	[CS_OFFLINE] = "offline",
-	[CS_HEARTBEAT] = "heartbeat",
-	[CS_RECONCILE] = "reconcile",
-	[CS_HISTORY] = "history",
-	[CS_GOODBYE] = "goodbye",
-	[CS_EPOCH] = "epoch",
+	RSCRIPT_NAMES(CS_),
 	[CS_CONFIG] = "config",
 	[CS_FLUSH] = "flush",
-	[CS_PUBLISH_BATCH] = "publish_batch",
 	[CS_MULTI] = "multi",
 };

@@ -285,4 +285,31 @@
 	"end\n" \
 	"return out\n"
 
+/* The entries both backplanes' script tables share, for enums whose
+ * names are P followed by JOIN, LEAVE, ...: the texts of the presence
+ * scripts (after `prelude`) and of the epoch script, and the names (for
+ * logs) of every script both have. */
+#define RSCRIPT_SHARED_TEXTS(P, prelude) \
+	[P##JOIN] = RSCRIPT_JOIN(prelude), \
+	[P##LEAVE] = RSCRIPT_LEAVE(prelude), \
+	[P##ONLINE] = RSCRIPT_ONLINE(prelude), \
+	[P##OFFLINE] = RSCRIPT_OFFLINE(prelude), \
+	[P##HEARTBEAT] = RSCRIPT_HEARTBEAT(prelude), \
+	[P##RECONCILE] = RSCRIPT_RECONCILE(prelude), \
+	[P##GOODBYE] = RSCRIPT_GOODBYE(prelude), \
+	[P##EPOCH] = RSCRIPT_EPOCH
+#define RSCRIPT_NAMES(P) \
+	[P##PUBLISH] = "publish", \
+	[P##DIRECT] = "direct", \
+	[P##JOIN] = "join", \
+	[P##LEAVE] = "leave", \
+	[P##ONLINE] = "online", \
+	[P##OFFLINE] = "offline", \
+	[P##HEARTBEAT] = "heartbeat", \
+	[P##RECONCILE] = "reconcile", \
+	[P##HISTORY] = "history", \
+	[P##GOODBYE] = "goodbye", \
+	[P##EPOCH] = "epoch", \
+	[P##PUBLISH_BATCH] = "publish_batch"
+
 #endif /* CONFAB_RSCRIPT_H */
