@@ -101,15 +101,7 @@ struct rq {
 	char *repeat;                /* ... or an idempotent repeat's "SEQ ID TS" */
 	unsigned nkeys;              /* scripts: how many leading args are KEYS */
 	rargs args;                  /* the command's (../redislink/rargs.h) */
-	union {
-		confab_publish_done publish;
-		confab_status_done status;
-		confab_presence_done presence;
-		confab_history_done history;
-		confab_history_epoch_done history_epoch;
-		confab_epoch_done epoch;
-		confab_send_done send;
-	} done;
+	rops_done done;              /* the core's callback, by slot */
 	void *arg;
 };
 

@@ -785,17 +785,14 @@ static int ops_history_epoch(void *state, const char *room, const char *epoch, b
 
 static void epoch_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
+	int status;
+	const char *epoch = rops_epoch_read(s->host, s->ctx, false, reply, &status);
+
 	(void)ac;
-	if (reply == NULL) {
-		q->done.epoch(q->arg, CONFAB_EUNAVAILABLE, NULL);
-	} else if (reply->type == REDIS_REPLY_STRING) {
-		/* the epoch script's last argument is the room */
-		remember_epoch(s, q->args.argv[q->args.argc - 1], reply->str);
-		q->done.epoch(q->arg, 0, reply->str);
-	}
-	else {
-		q->done.epoch(q->arg, ops_reply_status(s, "epoch", reply), NULL);
-	}
+	/* the epoch script's last argument is the room */
+	if (epoch != NULL)
+		remember_epoch(s, q->args.argv[q->args.argc - 1], epoch);
+	q->done.epoch(q->arg, status, epoch);
 }
 
 static int ops_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg)

@@ -128,15 +128,7 @@ struct cq {
 	uint64_t seq;                /* publish: the seq the script gave */
 	char *repeat;                /* publish_idem: "SEQ ID TS" of a repeat */
 	rargs args;                  /* the command's (../redislink/rargs.h) */
-	union {
-		confab_publish_done publish;
-		confab_status_done status;
-		confab_presence_done presence;
-		confab_history_done history;
-		confab_history_epoch_done history_epoch;
-		confab_epoch_done epoch;
-		confab_send_done send;
-	} done;
+	rops_done done;              /* the core's callback, by slot */
 	void *arg;
 };
 

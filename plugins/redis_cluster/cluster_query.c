@@ -139,14 +139,13 @@ int query_history_epoch(void *state, const char *room, const char *epoch, bool h
 
 static bool epoch_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	if (reply == NULL) {
-		q->done.epoch(q->arg, CONFAB_EUNAVAILABLE, NULL);
-	} else if (reply->type == REDIS_REPLY_STRING) {
-		remember_epoch(s, q->args.argv[q->args.argc - 1], reply->str);
-		q->done.epoch(q->arg, 0, reply->str);
-	} else {
-		q->done.epoch(q->arg, ops_reply_status(s, "epoch", reply), NULL);
-	}
+	int status;
+	const char *epoch = rops_epoch_read(s->host, s->ctx, true, reply, &status);
+
+	/* the epoch script's last argument is the room */
+	if (epoch != NULL)
+		remember_epoch(s, q->args.argv[q->args.argc - 1], epoch);
+	q->done.epoch(q->arg, status, epoch);
 	return true;
 }
 

@@ -198,3 +198,16 @@ void rops_direct_answer(const confab_host *host, confab_ctx *ctx, bool redirects
 	else
 		done(arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status);
 }
+
+const char *rops_epoch_read(const confab_host *host, confab_ctx *ctx, bool redirects,
+			    const redisReply *reply, int *status)
+{
+	*status = 0;
+	if (reply == NULL)
+		*status = CONFAB_EUNAVAILABLE;
+	else if (reply->type == REDIS_REPLY_STRING)
+		return reply->str;
+	else
+		*status = rreply_status(host, ctx, "epoch", reply, redirects);
+	return NULL;
+}

@@ -17,6 +17,17 @@
 
 #include "rargs.h"
 
+/* The core's callback of a request, by the slot it came through. */
+typedef union rops_done {
+	confab_publish_done publish;
+	confab_status_done status;
+	confab_presence_done presence;
+	confab_history_done history;
+	confab_history_epoch_done history_epoch;
+	confab_epoch_done epoch;
+	confab_send_done send;
+} rops_done;
+
 /* A join waiting for its room (room_ready): a list, newest first. */
 typedef struct rwait {
 	struct rwait *next;
@@ -91,5 +102,12 @@ int rops_idem_args(rargs *a, const char *ik, unsigned long window, const confab_
 void rops_direct_answer(const confab_host *host, confab_ctx *ctx, bool redirects,
 			const redisReply *reply, int lost, confab_send_done sdone,
 			confab_status_done done, void *arg, const rargs *args);
+
+/* The epoch script's reply read: the room's epoch (valid while `reply`
+ * is) with *status 0, or NULL with *status CONFAB_EUNAVAILABLE (lost:
+ * `reply` NULL) or the status of an error (logged, as rreply_status with
+ * `redirects`). */
+const char *rops_epoch_read(const confab_host *host, confab_ctx *ctx, bool redirects,
+			    const redisReply *reply, int *status);
 
 #endif /* CONFAB_ROPS_H */
