@@ -126,10 +126,7 @@
 	"    reached = reached + 1\n" \
 	"  end\n" \
 	"end\n" \
-	"if ik and reached > 0 then\n" \
-	"  redis.call('SET', ik, '0 ' .. ARGV[8] .. ' ' .. ARGV[9], 'EX', ARGV[7])\n" \
-	"end\n" \
-	"return reached\n"
+	RSCRIPT_DIRECT_DONE
 
 /* KEYS: seq, hist, epoch. ARGV[3..9]: has_since ("1"/"0"), since, limit,
  * history_size, the epoch the client knows ("" for none), room_ttl, fresh
@@ -139,7 +136,6 @@
  * known epoch other than the room's asks for everything kept, truncated. */
 #define HISTORY_LUA \
 	RSCRIPT_HISTORY_HEAD \
-	"local last = real\n" \
 	RSCRIPT_HISTORY_SERVE
 
 const char *const redis_script_text[SCRIPT_COUNT] = {

@@ -128,10 +128,7 @@
 	"  if seen and tonumber(seen) >= alive then reached = reached + 1 end\n" \
 	"end\n" \
 	"if reached > 0 and redis.call('SPUBLISH', C, ARGV[4]) == 0 then reached = 0 end\n" \
-	"if ik and reached > 0 then\n" \
-	"  redis.call('SET', ik, '0 ' .. ARGV[8] .. ' ' .. ARGV[9], 'EX', ARGV[7])\n" \
-	"end\n" \
-	"return reached\n"
+	RSCRIPT_DIRECT_DONE
 
 /* KEYS: seq, hist, epoch, pub. ARGV: as redis's HISTORY_LUA (P, C,
  * has_since, since, limit, history_size, known epoch, room_ttl, fresh
@@ -142,7 +139,6 @@
  * failover loses was never seen under its seq. */
 #define HISTORY_LUA \
 	RSCRIPT_HISTORY_HEAD \
-	"local last = real\n" \
 	"if ARGV[10] == '1' then\n" \
 	"  local pub = tonumber(redis.call('GET', KEYS[4]) or '-1')\n" \
 	"  if pub >= 0 and pub <= real then\n" \

@@ -150,6 +150,15 @@
 	"  end\n" \
 	RSCRIPT_RECORD_DUE(kseq, khist, kepoch, "ttl")
 
+/* The direct script's end: `reached` nodes took the message; when some
+ * did, its idempotency key (ARGV[6..9]: key, window, id, ts) is set to
+ * "0 ID TS". */
+#define RSCRIPT_DIRECT_DONE \
+	"if ik and reached > 0 then\n" \
+	"  redis.call('SET', ik, '0 ' .. ARGV[8] .. ' ' .. ARGV[9], 'EX', ARGV[7])\n" \
+	"end\n" \
+	"return reached\n"
+
 /* An idempotent send's first step: `ik`, the idem key's name from
  * ARGV[n] ("" for none); when it exists the call is a repeat and returns
  * its value ("SEQ ID TS") before doing anything. */
@@ -246,7 +255,8 @@
  * knows ("" for none), room_ttl, fresh epoch. The head gives e (the
  * room's epoch), other (the client knows another one: it gets everything
  * kept, truncated), real (the room's seq), list_first and first_kept
- * (the seqs of the list's first message and of the first one served).
+ * (the seqs of the list's first message and of the first one served),
+ * and last (the last seq served: real, unless the backplane lowers it).
  * The rest returns {truncated (1/0), epoch, messages oldest first...}:
  * the embedded backplane's answer. */
 #define RSCRIPT_HISTORY_HEAD RSCRIPT_RECORD \
@@ -258,6 +268,7 @@
 	"local list_first = real - stored + 1\n" \
 	"local kept = math.min(stored, tonumber(ARGV[6]))\n" \
 	"local first_kept = real - kept + 1\n" \
+	"local last = real\n" \
 
 #define RSCRIPT_HISTORY_SERVE \
 	"local limit = tonumber(ARGV[5])\n" \
