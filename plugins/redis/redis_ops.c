@@ -451,10 +451,7 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 	}
 	q->nkeys = 3;
 	q->send_cb = send_cb;
-	if (send_cb)
-		q->done.send = sdone;
-	else
-		q->done.publish = pdone;
+	q->done = send_cb ? (rops_done){ .send = sdone } : (rops_done){ .publish = pdone };
 	own(s, q, arg);
 
 	if (r != NULL && r->subs_pending > 0) {
@@ -472,18 +469,6 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 	}
 	batch_send(s, q);
 	return 0;
-}
-
-static int ops_publish(void *state, const confab_envelope *env, confab_publish_done done,
-		       void *arg)
-{
-	return publish_request(state, env, done, NULL, arg);
-}
-
-static int ops_publish_idem(void *state, const confab_envelope *env, confab_send_done done,
-			    void *arg)
-{
-	return publish_request(state, env, NULL, done, arg);
 }
 
 /* ---- direct ---- */
@@ -522,25 +507,13 @@ static int direct_request(redis_state *s, const confab_envelope *env, confab_sta
 		return CONFAB_ENOMEM;
 	}
 	q->send_cb = send_cb;
-	if (send_cb)
-		q->done.send = sdone;
-	else
-		q->done.status = pdone;
+	q->done = send_cb ? (rops_done){ .send = sdone } : (rops_done){ .status = pdone };
 	own(s, q, arg);
 	return rq_send_or_free(s, s->cmd, q);
 }
 
-static int ops_direct(void *state, const confab_envelope *env, confab_status_done done,
-		      void *arg)
-{
-	return direct_request(state, env, done, NULL, arg);
-}
-
-static int ops_direct_idem(void *state, const confab_envelope *env, confab_send_done done,
-			   void *arg)
-{
-	return direct_request(state, env, NULL, done, arg);
-}
+/* The slots publish, publish_idem, direct and direct_idem (rops.h). */
+ROPS_SEND_SLOTS(publish_request, direct_request)
 
 /* ---- membership ---- */
 

@@ -580,10 +580,7 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 		return CONFAB_ENOMEM;
 	}
 	q->send_cb = send_cb;
-	if (send_cb)
-		q->done.send = sdone;
-	else
-		q->done.publish = pdone;
+	q->done = send_cb ? (rops_done){ .send = sdone } : (rops_done){ .publish = pdone };
 	if (r != NULL && confab_dict_count(r->users) > 0 && s->part[k].sub != SUB_OK) {
 		/* Members here would miss it: wait for the subscription. */
 		if (s->part[k].n_held >= CL_MAX_HELD) {
@@ -599,18 +596,6 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 	else
 		batch_add(s, q);
 	return 0;
-}
-
-static int ops_publish(void *state, const confab_envelope *env, confab_publish_done done,
-		       void *arg)
-{
-	return publish_request(state, env, done, NULL, arg);
-}
-
-static int ops_publish_idem(void *state, const confab_envelope *env, confab_send_done done,
-			    void *arg)
-{
-	return publish_request(state, env, NULL, done, arg);
 }
 
 /* ---- direct ---- */
@@ -656,26 +641,14 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 		return CONFAB_ENOMEM;
 	}
 	q->send_cb = send_cb;
-	if (send_cb)
-		q->done.send = sdone;
-	else
-		q->done.status = pdone;
+	q->done = send_cb ? (rops_done){ .send = sdone } : (rops_done){ .status = pdone };
 	ops_own(s, q, arg);
 	cq_submit(s, q);
 	return 0;
 }
 
-static int ops_direct(void *state, const confab_envelope *env, confab_status_done done,
-		      void *arg)
-{
-	return direct_request(state, env, done, NULL, arg);
-}
-
-static int ops_direct_idem(void *state, const confab_envelope *env, confab_send_done done,
-			   void *arg)
-{
-	return direct_request(state, env, NULL, done, arg);
-}
+/* The slots publish, publish_idem, direct and direct_idem (rops.h). */
+ROPS_SEND_SLOTS(publish_request, direct_request)
 
 /* ---- membership ---- */
 

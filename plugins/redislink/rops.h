@@ -110,4 +110,31 @@ void rops_direct_answer(const confab_host *host, confab_ctx *ctx, bool redirects
 const char *rops_epoch_read(const confab_host *host, confab_ctx *ctx, bool redirects,
 			    const redisReply *reply, int *status);
 
+/* Defines a backplane's four send slots as static functions, ops_publish,
+ * ops_publish_idem, ops_direct and ops_direct_idem, over its two request
+ * makers: publish_request(state, env, publish_done, send_done, arg) and
+ * direct_request(state, env, status_done, send_done, arg), each given
+ * one callback and NULL for the other (send_done: the _idem slot). */
+#define ROPS_SEND_SLOTS(publish_request, direct_request) \
+	static int ops_publish(void *state, const confab_envelope *env, \
+			       confab_publish_done done, void *arg) \
+	{ \
+		return publish_request(state, env, done, NULL, arg); \
+	} \
+	static int ops_publish_idem(void *state, const confab_envelope *env, \
+				    confab_send_done done, void *arg) \
+	{ \
+		return publish_request(state, env, NULL, done, arg); \
+	} \
+	static int ops_direct(void *state, const confab_envelope *env, \
+			      confab_status_done done, void *arg) \
+	{ \
+		return direct_request(state, env, done, NULL, arg); \
+	} \
+	static int ops_direct_idem(void *state, const confab_envelope *env, \
+				   confab_send_done done, void *arg) \
+	{ \
+		return direct_request(state, env, NULL, done, arg); \
+	}
+
 #endif /* CONFAB_ROPS_H */
