@@ -35,13 +35,12 @@
 
 /* ---- bookkeeping ---- */
 
-static lroom *lroom_new(void)
+static void *lroom_new(void *ctx)
 {
 	lroom *r = calloc(1, sizeof(*r));
 
-	if (r == NULL)
-		return NULL;
-	if ((r->users = confab_dict_new()) == NULL) {
+	(void)ctx;
+	if (r != NULL && (r->users = confab_dict_new()) == NULL) {
 		free(r);
 		return NULL;
 	}
@@ -61,6 +60,15 @@ void ops_lroom_free(void *p)
 	confab_dict_free(r->users, NULL);
 	free(r);
 }
+
+static confab_dict *lroom_users(void *value)
+{
+	return ((lroom *)value)->users;
+}
+
+static const rops_room_kind lroom_kind = {
+	.make = lroom_new, .drop = ops_lroom_free, .users_of = lroom_users
+};
 
 /* Take a room's held publishes (oldest first) out of it. */
 static rq *take_held(lroom *r)
@@ -305,18 +313,9 @@ static bool send_presence(redis_state *s, int script, const char *room, const ch
 	return true;
 }
 
-/* Every reconcile starts a generation: a link's scripts are carried out
- * in order, so those sent on the same link before it are done before
- * (with the generation they carry, the current one then), and those of
- * an older link that arrive after it are refused. */
-static const confab_dict *room_users(const void *room_value)
-{
-	return ((const lroom *)room_value)->users;
-}
-
 rq *ops_reconcile_request(redis_state *s)
 {
-	static const rops_filter all = { .users_of = room_users };
+	static const rops_filter all = { .kind = &lroom_kind };
 	rq *q = rq_new(s, change_reply, SCRIPT_RECONCILE);
 
 	if (q == NULL)
@@ -535,27 +534,14 @@ static int ops_room_join(void *state, const char *room, const char *user)
 {
 	redis_state *s = state;
 	lroom *r;
-	bool created = false;
+	int rc;
 
 	/* Refused while down: the core then undoes its own membership, so
 	 * nothing is recorded here either. */
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
-	r = confab_dict_get(s->rooms, room);
-	if (r == NULL) {
-		if ((r = lroom_new()) == NULL || confab_dict_set(s->rooms, room, r) != 0) {
-			ops_lroom_free(r);
-			return CONFAB_ENOMEM;
-		}
-		created = true;
-	}
-	if (confab_dict_has(r->users, user))
-		return 0;
-	if (confab_dict_set(r->users, user, NULL) != 0) {
-		if (created)
-			ops_lroom_free(confab_dict_remove(s->rooms, room));
-		return CONFAB_ENOMEM;
-	}
+	if ((rc = rops_room_add(s->rooms, room, user, &lroom_kind, NULL, (void **)&r)) <= 0)
+		return rc;
 	if (confab_dict_count(r->users) == 1)
 		conn_subscribe(s, room, r);
 	/* `joined` waits for the script too (room_ready): by then Redis has

@@ -30,17 +30,17 @@
 
 /* ---- bookkeeping ---- */
 
-static lroom *lroom_new(unsigned part)
+/* A room of partition *(unsigned *)part. */
+static void *lroom_new(void *part)
 {
 	lroom *r = calloc(1, sizeof(*r));
 
-	if (r == NULL)
-		return NULL;
-	if ((r->users = confab_dict_new()) == NULL) {
+	if (r != NULL && (r->users = confab_dict_new()) == NULL) {
 		free(r);
 		return NULL;
 	}
-	r->part = part;
+	if (r != NULL)
+		r->part = *(unsigned *)part;
 	return r;
 }
 
@@ -55,6 +55,15 @@ static void lroom_free(void *p)
 	confab_dict_free(r->users, NULL);
 	free(r);
 }
+
+static confab_dict *lroom_users(void *value)
+{
+	return ((lroom *)value)->users;
+}
+
+static const rops_room_kind lroom_kind = {
+	.make = lroom_new, .drop = lroom_free, .users_of = lroom_users
+};
 
 static void need_add(cl_state *s, unsigned k)
 {
@@ -338,11 +347,6 @@ typedef struct part_filter {
 	unsigned k;
 } part_filter;
 
-static const confab_dict *room_users(const void *room_value)
-{
-	return ((const lroom *)room_value)->users;
-}
-
 static bool room_in_part(const void *room_value, void *ctx)
 {
 	return ((const lroom *)room_value)->part == ((part_filter *)ctx)->k;
@@ -358,7 +362,7 @@ static bool user_in_part(const char *user, void *ctx)
 cq *ops_reconcile_request(cl_state *s, unsigned k)
 {
 	part_filter pf = { s, k };
-	rops_filter f = { .users_of = room_users, .keep_room = room_in_part,
+	rops_filter f = { .kind = &lroom_kind, .keep_room = room_in_part,
 			  .keep_user = user_in_part, .ctx = &pf };
 	cq *q = cq_new(s, change_reply, CS_RECONCILE, (int)k);
 
@@ -672,25 +676,12 @@ static int ops_room_join(void *state, const char *room, const char *user)
 	cl_state *s = state;
 	unsigned k = part_of(s, room);
 	lroom *r;
-	bool created = false;
+	int rc;
 
 	if (!topo_served(s, k))
 		return CONFAB_EUNAVAILABLE;
-	r = confab_dict_get(s->rooms, room);
-	if (r == NULL) {
-		if ((r = lroom_new(k)) == NULL || confab_dict_set(s->rooms, room, r) != 0) {
-			lroom_free(r);
-			return CONFAB_ENOMEM;
-		}
-		created = true;
-	}
-	if (confab_dict_has(r->users, user))
-		return 0;
-	if (confab_dict_set(r->users, user, NULL) != 0) {
-		if (created)
-			lroom_free(confab_dict_remove(s->rooms, room));
-		return CONFAB_ENOMEM;
-	}
+	if ((rc = rops_room_add(s->rooms, room, user, &lroom_kind, &k, (void **)&r)) <= 0)
+		return rc;
 	if (confab_dict_count(r->users) == 1)
 		need_add(s, k);
 	if (send_presence(s, CS_JOIN, room, user))

@@ -106,6 +106,30 @@ uint64_t rops_next_gen(uint64_t last)
 	return now > last ? now : last + 1;
 }
 
+int rops_room_add(confab_dict *rooms, const char *room, const char *user,
+		  const rops_room_kind *kind, void *make_ctx, void **value)
+{
+	void *r = confab_dict_get(rooms, room);
+	bool created = false;
+
+	if (r == NULL) {
+		if ((r = kind->make(make_ctx)) == NULL || confab_dict_set(rooms, room, r) != 0) {
+			kind->drop(r);
+			return CONFAB_ENOMEM;
+		}
+		created = true;
+	}
+	*value = r;
+	if (confab_dict_has(kind->users_of(r), user))
+		return 0;
+	if (confab_dict_set(kind->users_of(r), user, NULL) != 0) {
+		if (created)
+			kind->drop(confab_dict_remove(rooms, room));
+		return CONFAB_ENOMEM;
+	}
+	return 1;
+}
+
 int rops_presence_args(rargs *a, const confab_dict *rooms, const confab_dict *users,
 		       const rops_filter *f)
 {
@@ -118,13 +142,13 @@ int rops_presence_args(rargs *a, const confab_dict *rooms, const confab_dict *us
 	confab_dict_iter_init(&it, rooms);
 	while (confab_dict_iter_next(&it, NULL, &value))
 		if (f->keep_room == NULL || f->keep_room(value, f->ctx))
-			entries += confab_dict_count(f->users_of(value));
+			entries += confab_dict_count(f->kind->users_of(value));
 	rc = rargs_addf(a, "%zu", entries);
 	confab_dict_iter_init(&it, rooms);
 	while (rc == 0 && confab_dict_iter_next(&it, &room, &value)) {
 		if (f->keep_room != NULL && !f->keep_room(value, f->ctx))
 			continue;
-		confab_dict_iter_init(&uit, f->users_of(value));
+		confab_dict_iter_init(&uit, f->kind->users_of(value));
 		while (rc == 0 && confab_dict_iter_next(&uit, &user, NULL))
 			rc = rargs_addf(a, "%s\t%s", room, user);
 	}

@@ -63,13 +63,27 @@ void rops_fresh_epoch(char out[17]);
  * when the clock is not past it (a restart keeps going up). */
 uint64_t rops_next_gen(uint64_t last);
 
+/* How a backplane's room values (its lroom) are made, freed, and where
+ * their table of this node's users in the room is. */
+typedef struct rops_room_kind {
+	void *(*make)(void *ctx);    /* a new one, NULL when out of memory */
+	void (*drop)(void *value);
+	confab_dict *(*users_of)(void *value);
+} rops_room_kind;
+
+/* `user` of this node joins `room` of `rooms`, whose value is made (with
+ * `make_ctx`) when there is none; *value is the room's. 1 when the user
+ * is new in the room, 0 when already in it, CONFAB_ENOMEM when out of
+ * memory (then nothing changed). */
+int rops_room_add(confab_dict *rooms, const char *room, const char *user,
+		  const rops_room_kind *kind, void *make_ctx, void **value);
+
 /* The reconcile's lists, appended to `a`: how many "ROOM<TAB>USER"
- * entries, the entries, then the users. `rooms` maps a room to a value
- * whose user table `users_of` gives; only the rooms and users that
+ * entries, the entries, then the users. Only the rooms and users that
  * `keep_room` and `keep_user` accept are listed (NULL: all). 0 or
  * CONFAB_ENOMEM. */
 typedef struct rops_filter {
-	const confab_dict *(*users_of)(const void *room_value);
+	const rops_room_kind *kind;
 	bool (*keep_room)(const void *room_value, void *ctx);
 	bool (*keep_user)(const char *user, void *ctx);
 	void *ctx;
