@@ -161,7 +161,8 @@ static int send_presence_batch(redis_state *s, rq *list)
 				 q->script == SCRIPT_ONLINE ? "o" : "f";
 
 		rc = rargs_adds(&b->args, op) ||
-		     (has_room ? rargs_add(&b->args, q->args.argv[PRES_ROOM], q->args.argvlen[PRES_ROOM])
+		     (has_room ? rargs_add(&b->args, q->args.argv[PRES_ROOM],
+					   q->args.argvlen[PRES_ROOM])
 			       : rargs_adds(&b->args, "")) ||
 		     rargs_add(&b->args, q->args.argv[has_room ? PRES_ROOM + 1 : PRES_ROOM],
 			    q->args.argvlen[has_room ? PRES_ROOM + 1 : PRES_ROOM]);
@@ -181,7 +182,8 @@ static int send_batch(redis_state *s, rq *list, size_t n)
 			rc = rargs_add(&b->args, q->args.argv[k], q->args.argvlen[k]);
 	rc = rc || rargs_add(&b->args, list->args.argv[PUB_P], list->args.argvlen[PUB_P]) ||
 	     rargs_add(&b->args, list->args.argv[PUB_C], list->args.argvlen[PUB_C]) ||
-	     rargs_add(&b->args, list->args.argv[PUB_HISTORY_SIZE], list->args.argvlen[PUB_HISTORY_SIZE]) ||
+	     rargs_add(&b->args, list->args.argv[PUB_HISTORY_SIZE],
+		       list->args.argvlen[PUB_HISTORY_SIZE]) ||
 	     rargs_add(&b->args, list->args.argv[PUB_ROOM_TTL], list->args.argvlen[PUB_ROOM_TTL]) ||
 	     rargs_add(&b->args, list->args.argv[PUB_FRESH], list->args.argvlen[PUB_FRESH]);
 	for (rq *q = list; rc == 0 && q != NULL; q = q->held_next)

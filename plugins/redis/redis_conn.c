@@ -126,7 +126,8 @@ static void link_up(redis_state *s)
 	s->last_reason[0] = '\0';
 	if (s->was_up)
 		redis_log(s, CONFAB_LOG_INFO, "Redis is back after %llu ms; resubscribed to %zu rooms",
-			  (unsigned long long)(now(s) - s->down_since), confab_dict_count(s->rooms));
+			  (unsigned long long)(now(s) - s->down_since),
+			  confab_dict_count(s->rooms));
 	else if (s->n_sentinels > 0)
 		redis_log(s, CONFAB_LOG_INFO, "connected to master '%s' at %s:%d (db %ld, "
 			  "prefix '%s')", s->master_name, s->addr, s->port, s->db, s->prefix);
@@ -287,7 +288,8 @@ int conn_setup_command_link(redis_state *s)
 		return CONFAB_ERR;
 	for (int i = 0; i < SCRIPT_COUNT; i++) {
 		q = rq_new(s, script_load_reply, -1);
-		if (q == NULL || rargs_adds(&q->args, "SCRIPT") != 0 || rargs_adds(&q->args, "LOAD") != 0 ||
+		if (q == NULL || rargs_adds(&q->args, "SCRIPT") != 0 ||
+		    rargs_adds(&q->args, "LOAD") != 0 ||
 		    rargs_adds(&q->args, redis_script_text[i]) != 0) {
 			rq_free(q);
 			return CONFAB_ENOMEM;
@@ -661,8 +663,10 @@ static void on_heartbeat_tick(uv_timer_t *t)
 	if (s->destroying || s->cmd == NULL || !s->cmd_ready)
 		return;
 	q = rq_new(s, heartbeat_reply, SCRIPT_HEARTBEAT);
-	if (q == NULL || rargs_adds(&q->args, s->prefix) != 0 || rargs_adds(&q->args, s->chan_prefix) != 0 ||
-	    rargs_adds(&q->args, s->node_id) != 0 || rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) != 0 ||
+	if (q == NULL || rargs_adds(&q->args, s->prefix) != 0 ||
+	    rargs_adds(&q->args, s->chan_prefix) != 0 ||
+	    rargs_adds(&q->args, s->node_id) != 0 ||
+	    rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) != 0 ||
 	    rargs_addf(&q->args, "%u", s->common.presence_ttl_ms) != 0) {
 		rq_free(q);
 		return;
@@ -721,10 +725,12 @@ int conn_start(redis_state *s)
 	s->backoff_ms = REDIS_BACKOFF_FIRST_MS;
 	/* The tick is finer than the interval so that a timeout is seen
 	 * within REDIS_TICK_MS of expiring. */
-	tick = s->common.probe_interval_ms < REDIS_TICK_MS ? s->common.probe_interval_ms : REDIS_TICK_MS;
+	tick = s->common.probe_interval_ms < REDIS_TICK_MS ? s->common.probe_interval_ms
+							   : REDIS_TICK_MS;
 	s->tick_ms = tick;
 	uv_timer_start(&s->probe_timer, on_probe_tick, tick, tick);
-	uv_timer_start(&s->heartbeat_timer, on_heartbeat_tick, s->common.heartbeat_ms, s->common.heartbeat_ms);
+	uv_timer_start(&s->heartbeat_timer, on_heartbeat_tick, s->common.heartbeat_ms,
+		       s->common.heartbeat_ms);
 	sentinel_watch(s);
 	conn_connect(s);
 	return 0;
@@ -791,7 +797,8 @@ void conn_destroy(redis_state *s)
 		 * the linger timer bounds the wait. */
 		rq *q = rq_new(s, goodbye_reply, SCRIPT_GOODBYE);
 
-		if (q == NULL || rargs_adds(&q->args, s->prefix) != 0 || rargs_adds(&q->args, s->chan_prefix) != 0 ||
+		if (q == NULL || rargs_adds(&q->args, s->prefix) != 0 ||
+		    rargs_adds(&q->args, s->chan_prefix) != 0 ||
 		    rargs_adds(&q->args, s->node_id) != 0 ||
 		    rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) != 0 ||
 		    rq_send(s, s->cmd, q) != 0) {

@@ -224,7 +224,8 @@ static int record_keys(const redis_state *s, rq *q, const char *room)
 /* P and C, the first two arguments of every script. */
 static int prefixes(const redis_state *s, rq *q)
 {
-	return rargs_adds(&q->args, s->prefix) != 0 || rargs_adds(&q->args, s->chan_prefix) != 0 ? CONFAB_ENOMEM : 0;
+	return rargs_adds(&q->args, s->prefix) != 0 ||
+	       rargs_adds(&q->args, s->chan_prefix) != 0 ? CONFAB_ENOMEM : 0;
 }
 
 /* Whether a presence script (join, leave, online, offline, or the
@@ -305,7 +306,8 @@ static bool send_presence(redis_state *s, int script, const char *room, const ch
 		return false;
 	q = rq_new(s, script == SCRIPT_JOIN ? join_reply : change_reply, script);
 	if (q == NULL || prefixes(s, q) != 0 || rargs_adds(&q->args, s->node_id) != 0 ||
-	    rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) != 0 || (room != NULL && rargs_adds(&q->args, room) != 0) || rargs_adds(&q->args, user) != 0) {
+	    rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) != 0 ||
+	    (room != NULL && rargs_adds(&q->args, room) != 0) || rargs_adds(&q->args, user) != 0) {
 		rq_free(q);
 		return false;  /* the next reconcile corrects it */
 	}
@@ -386,7 +388,8 @@ int ops_lost_status(const rq *q)
 
 bool ops_has_idem(const rq *q)
 {
-	return q->script == SCRIPT_PUBLISH && q->args.argc > PUB_IDEM && q->args.argvlen[PUB_IDEM] > 0;
+	return q->script == SCRIPT_PUBLISH && q->args.argc > PUB_IDEM &&
+	       q->args.argvlen[PUB_IDEM] > 0;
 }
 
 void ops_publish_answer(redis_state *s, rq *q, int status, uint64_t seq, const char *repeat)
@@ -434,8 +437,10 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 	r = confab_dict_get(s->rooms, env->room);
 	q = rq_new(s, publish_reply, SCRIPT_PUBLISH);
 	rc = q == NULL || record_keys(s, q, env->room) ||
-	     prefixes(s, q) || rargs_adds(&q->args, env->room) || rargs_adds(&q->args, head_a) || rargs_adds(&q->args, head_b) ||
-	     rargs_add(&q->args, env->body, env->body_len) || rargs_addf(&q->args, "%zu", s->common.history_size) ||
+	     prefixes(s, q) || rargs_adds(&q->args, env->room) || rargs_adds(&q->args, head_a) ||
+	     rargs_adds(&q->args, head_b) ||
+	     rargs_add(&q->args, env->body, env->body_len) ||
+	     rargs_addf(&q->args, "%zu", s->common.history_size) ||
 	     rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
 	     rargs_adds(&q->args, refresh_due(s, r) ? "1" : "0");
 	if (rc == 0 && send_cb)
@@ -494,7 +499,8 @@ static int direct_request(redis_state *s, const confab_envelope *env, confab_sta
 	if ((text = wire_direct(env, &len)) == NULL)
 		return CONFAB_ENOMEM;
 	q = rq_new(s, direct_reply, SCRIPT_DIRECT);
-	rc = q == NULL || prefixes(s, q) || rargs_adds(&q->args, env->to) || rargs_add(&q->args, text, len) ||
+	rc = q == NULL || prefixes(s, q) || rargs_adds(&q->args, env->to) ||
+	     rargs_add(&q->args, text, len) ||
 	     rargs_addf(&q->args, "%u", s->common.presence_ttl_ms);
 	if (rc == 0 && send_cb)
 		rc = (ik = rops_idem_key(s->prefix, env)) == NULL ||
@@ -698,9 +704,12 @@ static rq *history_request(redis_state *s, const char *room, const char *known,
 	rops_fresh_epoch(fresh);
 	if (q == NULL || record_keys(s, q, room) ||
 	    prefixes(s, q) || rargs_adds(&q->args, has_since ? "1" : "0") ||
-	    rargs_addf(&q->args, "%" PRIu64, has_since ? since : 0) || rargs_addf(&q->args, "%zu", limit) ||
-	    rargs_addf(&q->args, "%zu", s->common.history_size) || rargs_adds(&q->args, known != NULL ? known : "") ||
-	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) || rargs_adds(&q->args, room)) {
+	    rargs_addf(&q->args, "%" PRIu64, has_since ? since : 0) ||
+	    rargs_addf(&q->args, "%zu", limit) ||
+	    rargs_addf(&q->args, "%zu", s->common.history_size) ||
+	    rargs_adds(&q->args, known != NULL ? known : "") ||
+	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
+	    rargs_adds(&q->args, room)) {
 		rq_free(q);
 		return NULL;
 	}
@@ -766,7 +775,8 @@ static int ops_room_epoch(void *state, const char *room, confab_epoch_done done,
 	rops_fresh_epoch(fresh);
 	q = rq_new(s, epoch_reply, SCRIPT_EPOCH);
 	if (q == NULL || record_keys(s, q, room) || prefixes(s, q) ||
-	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) || rargs_adds(&q->args, room)) {
+	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
+	    rargs_adds(&q->args, room)) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}

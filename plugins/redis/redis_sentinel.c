@@ -380,7 +380,8 @@ static void watch_push(rlink *l, redisReply *reply, void *arg)
 		if (++s->ssub_failures < s->n_sentinels)
 			watch_open(s);
 		else
-			uv_timer_start(&s->ssub_timer, on_watch_tick, s->common.reconnect_max_ms, 0);
+			uv_timer_start(&s->ssub_timer, on_watch_tick,
+				       s->common.reconnect_max_ms, 0);
 		return;
 	}
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||

@@ -102,8 +102,10 @@ static void flush(redis_state *s)
 		return;
 	s->wait_open = s->wait_open_tail = NULL;
 	q = same_link ? rq_new(s, wait_reply, -1) : NULL;
-	if (q == NULL || rargs_adds(&q->args, "WAIT") != 0 || rargs_addf(&q->args, "%u", s->ack_replicas) != 0 ||
-	    rargs_addf(&q->args, "%u", s->wait_short ? SHORT_TIMEOUT_MS : s->common.probe_timeout_ms / 3) != 0) {
+	if (q == NULL || rargs_adds(&q->args, "WAIT") != 0 ||
+	    rargs_addf(&q->args, "%u", s->ack_replicas) != 0 ||
+	    rargs_addf(&q->args, "%u", s->wait_short ? SHORT_TIMEOUT_MS
+						     : s->common.probe_timeout_ms / 3) != 0) {
 		rq_free(q);
 		answer(s, group, false);
 		return;

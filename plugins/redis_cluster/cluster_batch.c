@@ -120,10 +120,12 @@ static void send_batch(cl_state *s, unsigned k, cq *list)
 	unsigned n = 0;
 
 	for (cq *q = list; rc == 0 && q != NULL; q = q->bnext, n++)
-		rc = rargs_add(&b->args, q->args.argv[0], q->args.argvlen[0]) || rargs_add(&b->args, q->args.argv[1], q->args.argvlen[1]) ||
+		rc = rargs_add(&b->args, q->args.argv[0], q->args.argvlen[0]) ||
+		     rargs_add(&b->args, q->args.argv[1], q->args.argvlen[1]) ||
 		     rargs_add(&b->args, q->args.argv[2], q->args.argvlen[2]);
 	rc = rc || ops_prefixes(s, b) || rargs_adds(&b->args, list->args.argv[A_KEEP]) ||
-	     rargs_adds(&b->args, list->args.argv[A_TTL]) || rargs_adds(&b->args, list->args.argv[A_FRESH]) ||
+	     rargs_adds(&b->args, list->args.argv[A_TTL]) ||
+	     rargs_adds(&b->args, list->args.argv[A_FRESH]) ||
 	     rargs_adds(&b->args, list->args.argv[A_DEFER]);
 	for (cq *q = list; rc == 0 && q != NULL; q = q->bnext)
 		rc = rargs_add(&b->args, q->args.argv[A_ROOM], q->args.argvlen[A_ROOM]) ||

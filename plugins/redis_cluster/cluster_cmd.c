@@ -512,7 +512,8 @@ static bool send_multi(cl_state *s, cmaster *m, cq *list)
 		n++;
 	rc = rc || rargs_addf(&mq->args, "%u", n);
 	for (cq *p = list; rc == 0 && p != NULL; p = p->pnext)
-		rc = rargs_adds(&mq->args, cl_script_name[p->script]) || rargs_addf(&mq->args, "%u", p->nkeys) ||
+		rc = rargs_adds(&mq->args, cl_script_name[p->script]) ||
+		     rargs_addf(&mq->args, "%u", p->nkeys) ||
 		     rargs_addf(&mq->args, "%zu", p->args.argc - p->nkeys);
 	for (cq *p = list; rc == 0 && p != NULL; p = p->pnext)
 		for (size_t i = 0; rc == 0 && i < p->args.argc; i++)

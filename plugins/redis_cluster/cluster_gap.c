@@ -194,10 +194,13 @@ static void start_fill(cl_state *s, const char *room, lroom *r)
 
 	rops_fresh_epoch(fresh);
 	if (q == NULL || rargs_addf(&q->args, "%sroom:%s:seq", P, room) ||
-	    rargs_addf(&q->args, "%sroom:%s:hist", P, room) || rargs_addf(&q->args, "%sroom:%s:epoch", P, room) ||
+	    rargs_addf(&q->args, "%sroom:%s:hist", P, room) ||
+	    rargs_addf(&q->args, "%sroom:%s:epoch", P, room) ||
 	    rargs_addf(&q->args, "%sroom:%s:pub", P, room) ||
-	    rargs_adds(&q->args, P) || rargs_adds(&q->args, s->part[r->part].channel) || rargs_adds(&q->args, "1") ||
-	    rargs_addf(&q->args, "%" PRIu64, r->last_seq) || rargs_addf(&q->args, "%zu", s->common.history_size) ||
+	    rargs_adds(&q->args, P) || rargs_adds(&q->args, s->part[r->part].channel) ||
+	    rargs_adds(&q->args, "1") ||
+	    rargs_addf(&q->args, "%" PRIu64, r->last_seq) ||
+	    rargs_addf(&q->args, "%zu", s->common.history_size) ||
 	    rargs_addf(&q->args, "%zu", s->common.history_size) || rargs_adds(&q->args, "") ||
 	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
 	    rargs_adds(&q->args, s->ack_replicas ? "1" : "0") || rargs_adds(&q->args, room)) {
@@ -237,7 +240,8 @@ void gap_resubscribed(cl_state *s, unsigned k)
 	while (confab_dict_iter_next(&it, &room, &value)) {
 		lroom *r = value;
 
-		if (r->part == k && r->last_seq != 0 && !r->filling && confab_dict_count(r->users) > 0)
+		if (r->part == k && r->last_seq != 0 && !r->filling &&
+		    confab_dict_count(r->users) > 0)
 			start_fill(s, room, r);
 	}
 }

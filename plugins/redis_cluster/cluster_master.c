@@ -136,7 +136,8 @@ cmaster *master_get(cl_state *s, const char *host, int port)
 	    !s->destroying) {
 		rlink_opts o = {
 			.host = m->host, .port = m->port, .user = s->user, .password = s->password,
-			.connect_timeout_ms = s->common.probe_timeout_ms, .on_closed = on_aux_closed, .arg = m,
+			.connect_timeout_ms = s->common.probe_timeout_ms, .on_closed = on_aux_closed,
+			.arg = m,
 			.tls = s->tls,
 		};
 
@@ -222,7 +223,8 @@ static void probe_send(cmaster *m)
 	text = wire_probe(token);
 	q = cq_new(s, probe_reply, -1, m->probe_part);
 	if (text == NULL || q == NULL || rargs_adds(&q->args, "SPUBLISH") != 0 ||
-	    rargs_adds(&q->args, s->part[m->probe_part].channel) != 0 || rargs_adds(&q->args, text) != 0) {
+	    rargs_adds(&q->args, s->part[m->probe_part].channel) != 0 ||
+	    rargs_adds(&q->args, text) != 0) {
 		free(text);
 		cq_free(q);
 		return;  /* out of memory: the next tick tries again */
@@ -386,7 +388,8 @@ void master_connect(cmaster *m)
 	cl_state *s = m->s;
 	rlink_opts o = {
 		.host = m->host, .port = m->port, .user = s->user, .password = s->password,
-		.connect_timeout_ms = s->common.probe_timeout_ms, .on_closed = on_link_closed, .arg = m,
+		.connect_timeout_ms = s->common.probe_timeout_ms, .on_closed = on_link_closed,
+		.arg = m,
 		.tls = s->tls,
 	};
 
@@ -474,8 +477,8 @@ void master_fail(cmaster *m, const char *fmt, ...)
 	if (m->owned > 0 && !m->reconnecting) {
 		m->reconnecting = true;
 		uv_timer_start(&m->timer, on_master_timer, m->backoff_ms, 0);
-		m->backoff_ms = m->backoff_ms * 2 > s->common.reconnect_max_ms ? s->common.reconnect_max_ms
-									 : m->backoff_ms * 2;
+		m->backoff_ms = m->backoff_ms * 2 > s->common.reconnect_max_ms
+				? s->common.reconnect_max_ms : m->backoff_ms * 2;
 	}
 }
 

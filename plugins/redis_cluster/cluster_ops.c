@@ -86,7 +86,8 @@ static void room_maybe_free(cl_state *s, const char *room)
 {
 	lroom *r = confab_dict_get(s->rooms, room);
 
-	if (r != NULL && confab_dict_count(r->users) == 0 && r->joins_pending == 0 && r->waiting == NULL)
+	if (r != NULL && confab_dict_count(r->users) == 0 && r->joins_pending == 0 &&
+	    r->waiting == NULL)
 		lroom_free(confab_dict_remove(s->rooms, room));
 }
 
@@ -233,7 +234,8 @@ int ops_record_keys(const cl_state *s, cq *q, const char *room)
 {
 	const char *P = s->part[q->part].prefix;
 
-	return rargs_addf(&q->args, "%sroom:%s:seq", P, room) || rargs_addf(&q->args, "%sroom:%s:hist", P, room) ||
+	return rargs_addf(&q->args, "%sroom:%s:seq", P, room) ||
+	       rargs_addf(&q->args, "%sroom:%s:hist", P, room) ||
 	       rargs_addf(&q->args, "%sroom:%s:epoch", P, room) ? CONFAB_ENOMEM : 0;
 }
 
@@ -254,18 +256,21 @@ static int node_keys(const cl_state *s, cq *q, const char *room, const char *use
 	rc = rargs_addf(&q->args, "%snode:%s:gen", P, N) || rargs_addf(&q->args, "%snodes", P);
 	if (rc == 0 && room != NULL) {
 		q->nkeys += 3;
-		rc = rargs_addf(&q->args, "%spres:%s", P, room) || rargs_addf(&q->args, "%spres:%s/%s", P, room, user) ||
+		rc = rargs_addf(&q->args, "%spres:%s", P, room) ||
+		     rargs_addf(&q->args, "%spres:%s/%s", P, room, user) ||
 		     rargs_addf(&q->args, "%snode:%s:pres", P, N);
 	} else if (rc == 0 && user != NULL) {
 		q->nkeys += 2;
-		rc = rargs_addf(&q->args, "%suser:%s", P, user) || rargs_addf(&q->args, "%snode:%s:users", P, N);
+		rc = rargs_addf(&q->args, "%suser:%s", P, user) ||
+		     rargs_addf(&q->args, "%snode:%s:users", P, N);
 	}
 	return rc ? CONFAB_ENOMEM : 0;
 }
 
 int ops_prefixes(const cl_state *s, cq *q)
 {
-	return rargs_adds(&q->args, s->part[q->part].prefix) || rargs_adds(&q->args, s->part[q->part].channel)
+	return rargs_adds(&q->args, s->part[q->part].prefix) ||
+	       rargs_adds(&q->args, s->part[q->part].channel)
 		       ? CONFAB_ENOMEM : 0;
 }
 
@@ -329,8 +334,10 @@ static bool send_presence(cl_state *s, int script, const char *room, const char 
 	if (s->destroying || m == NULL || m->cmd == NULL)
 		return false;
 	q = cq_new(s, script == CS_JOIN ? join_reply : change_reply, script, (int)k);
-	if (q == NULL || node_keys(s, q, room, user) || ops_prefixes(s, q) || rargs_adds(&q->args, s->node_id) ||
-	    rargs_addf(&q->args, "%" PRIu64, s->part[k].gen) || (room != NULL && rargs_adds(&q->args, room)) ||
+	if (q == NULL || node_keys(s, q, room, user) || ops_prefixes(s, q) ||
+	    rargs_adds(&q->args, s->node_id) ||
+	    rargs_addf(&q->args, "%" PRIu64, s->part[k].gen) ||
+	    (room != NULL && rargs_adds(&q->args, room)) ||
 	    rargs_adds(&q->args, user)) {
 		cq_free(q);
 		s->part[k].dirty = true;
@@ -435,7 +442,8 @@ void ops_publish_answer(cl_state *s, cq *q, int status)
 		}
 	}
 	if (q->send_cb)
-		rops_send_answer(q->done.send, q->arg, &q->args, status, status == 0 ? q->seq : 0, status == 0 ? q->repeat : NULL);
+		rops_send_answer(q->done.send, q->arg, &q->args, status, status == 0 ? q->seq : 0,
+				 status == 0 ? q->repeat : NULL);
 	else
 		q->done.publish(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status,
 				status == 0 ? q->seq : 0);
@@ -505,7 +513,8 @@ static bool flush_reply(cl_state *s, cq *q, redisReply *reply)
 
 		if (again != NULL) {
 			for (size_t i = 0; i < q->args.argc; i++)
-				if (rargs_add(&again->args, q->args.argv[i], q->args.argvlen[i]) != 0) {
+				if (rargs_add(&again->args, q->args.argv[i],
+					      q->args.argvlen[i]) != 0) {
 					cq_free(again);
 					return true;
 				}
@@ -569,10 +578,13 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 	}
 	rc = q == NULL || ops_record_keys(s, q, env->room) ||
 	     (ik != NULL && ik[0] != '\0' && rargs_adds(&q->args, ik)) || ops_prefixes(s, q) ||
-	     rargs_adds(&q->args, env->room) || rargs_adds(&q->args, head_a) || rargs_adds(&q->args, head_b) ||
-	     rargs_add(&q->args, env->body, env->body_len) || rargs_addf(&q->args, "%zu", s->common.history_size) ||
+	     rargs_adds(&q->args, env->room) || rargs_adds(&q->args, head_a) ||
+	     rargs_adds(&q->args, head_b) ||
+	     rargs_add(&q->args, env->body, env->body_len) ||
+	     rargs_addf(&q->args, "%zu", s->common.history_size) ||
 	     rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
-	     rargs_adds(&q->args, refresh_due(s, r) ? "1" : "0") || rargs_adds(&q->args, s->ack_replicas ? "1" : "0") ||
+	     rargs_adds(&q->args, refresh_due(s, r) ? "1" : "0") ||
+	     rargs_adds(&q->args, s->ack_replicas ? "1" : "0") ||
 	     rops_idem_args(&q->args, ik != NULL ? ik : "", s->common.idem_window, env) != 0;
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 4 : 3;
@@ -633,7 +645,8 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 	rc = q == NULL || rargs_addf(&q->args, "%suser:%s", s->part[k].prefix, env->to) ||
 	     rargs_addf(&q->args, "%snodes", s->part[k].prefix) ||
 	     (ik != NULL && ik[0] != '\0' && rargs_adds(&q->args, ik)) || ops_prefixes(s, q) ||
-	     rargs_adds(&q->args, env->to) || rargs_add(&q->args, text, len) || rargs_addf(&q->args, "%u", s->common.presence_ttl_ms);
+	     rargs_adds(&q->args, env->to) || rargs_add(&q->args, text, len) ||
+	     rargs_addf(&q->args, "%u", s->common.presence_ttl_ms);
 	if (rc == 0 && send_cb)
 		rc = rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
 	if (q != NULL)
@@ -764,7 +777,8 @@ static int ops_user_offline(void *state, const char *user)
 
 	if (!confab_dict_has(s->users, user))
 		return 0;
-	if (confab_dict_get(s->users, user) == NULL && s->part[part_of(s, user)].onlines_waiting > 0)
+	if (confab_dict_get(s->users, user) == NULL &&
+	    s->part[part_of(s, user)].onlines_waiting > 0)
 		s->part[part_of(s, user)].onlines_waiting--;
 	confab_dict_remove(s->users, user);
 	need_drop(s, part_of(s, user));

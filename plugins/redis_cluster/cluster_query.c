@@ -91,25 +91,44 @@ static bool history_reply(cl_state *s, cq *q, redisReply *reply)
 	return true;
 }
 
+/* A request of `script` about `room`, admitted, with the room's record
+ * keys and `fresh`, a new epoch for the room should it have none. NULL
+ * with *rc set when refused or out of memory. */
+static cq *room_request(cl_state *s, const char *room, cq_handler handle, int script,
+			char fresh[17], int *rc)
+{
+	unsigned k = part_of(s, room);
+	cq *q;
+
+	if ((*rc = ops_admit(s, k)) != 0)
+		return NULL;
+	rops_fresh_epoch(fresh);
+	if ((q = cq_new(s, handle, script, (int)k)) == NULL || ops_record_keys(s, q, room) != 0) {
+		cq_free(q);
+		*rc = CONFAB_ENOMEM;
+		return NULL;
+	}
+	return q;
+}
+
 static int history_request(cl_state *s, const char *room, const char *known, bool has_since,
 			   uint64_t since, size_t limit, confab_history_done hdone,
 			   confab_history_epoch_done edone, void *arg)
 {
-	unsigned k = part_of(s, room);
 	char fresh[17];
-	cq *q;
-	int rc = ops_admit(s, k);
+	int rc;
+	cq *q = room_request(s, room, history_reply, CS_HISTORY, fresh, &rc);
 
-	if (rc != 0)
+	if (q == NULL)
 		return rc;
-	rops_fresh_epoch(fresh);
-	q = cq_new(s, history_reply, CS_HISTORY, (int)k);
-	if (q == NULL || ops_record_keys(s, q, room) ||
-	    rargs_addf(&q->args, "%sroom:%s:pub", s->part[k].prefix, room) || ops_prefixes(s, q) ||
-	    rargs_adds(&q->args, has_since ? "1" : "0") || rargs_addf(&q->args, "%" PRIu64, has_since ? since : 0) ||
-	    rargs_addf(&q->args, "%zu", limit) || rargs_addf(&q->args, "%zu", s->common.history_size) ||
-	    rargs_adds(&q->args, known != NULL ? known : "") || rargs_addf(&q->args, "%lu", s->common.room_ttl) ||
-	    rargs_adds(&q->args, fresh) || rargs_adds(&q->args, s->ack_replicas ? "1" : "0") || rargs_adds(&q->args, room)) {
+	if (rargs_addf(&q->args, "%sroom:%s:pub", s->part[q->part].prefix, room) ||
+	    ops_prefixes(s, q) || rargs_adds(&q->args, has_since ? "1" : "0") ||
+	    rargs_addf(&q->args, "%" PRIu64, has_since ? since : 0) ||
+	    rargs_addf(&q->args, "%zu", limit) ||
+	    rargs_addf(&q->args, "%zu", s->common.history_size) ||
+	    rargs_adds(&q->args, known != NULL ? known : "") ||
+	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
+	    rargs_adds(&q->args, s->ack_replicas ? "1" : "0") || rargs_adds(&q->args, room)) {
 		cq_free(q);
 		return CONFAB_ENOMEM;
 	}
@@ -152,17 +171,14 @@ static bool epoch_reply(cl_state *s, cq *q, redisReply *reply)
 int query_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg)
 {
 	cl_state *s = state;
-	unsigned k = part_of(s, room);
 	char fresh[17];
-	cq *q;
-	int rc = ops_admit(s, k);
+	int rc;
+	cq *q = room_request(s, room, epoch_reply, CS_EPOCH, fresh, &rc);
 
-	if (rc != 0)
+	if (q == NULL)
 		return rc;
-	rops_fresh_epoch(fresh);
-	q = cq_new(s, epoch_reply, CS_EPOCH, (int)k);
-	if (q == NULL || ops_record_keys(s, q, room) || ops_prefixes(s, q) ||
-	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) || rargs_adds(&q->args, room)) {
+	if (ops_prefixes(s, q) || rargs_addf(&q->args, "%lu", s->common.room_ttl) ||
+	    rargs_adds(&q->args, fresh) || rargs_adds(&q->args, room)) {
 		cq_free(q);
 		return CONFAB_ENOMEM;
 	}

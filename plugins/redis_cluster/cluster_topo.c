@@ -183,7 +183,8 @@ static void config_check(cl_state *s)
 	if (s->config_busy)
 		return;
 	q = cq_new(s, config_reply, CS_CONFIG, -1);
-	if (q == NULL || rargs_adds(&q->args, s->config_key) || rargs_adds(&q->args, s->config_value)) {
+	if (q == NULL || rargs_adds(&q->args, s->config_key) ||
+	    rargs_adds(&q->args, s->config_value)) {
 		cq_free(q);
 		return;
 	}
@@ -335,8 +336,8 @@ static void topo_next(cl_state *s, const char *why)
 			set_problem(s, "no seed answers as a Redis Cluster node (%s); last: %s",
 				    seeds, why);
 	}
-	s->topo_backoff = s->topo_backoff * 2 > s->common.reconnect_max_ms ? s->common.reconnect_max_ms
-								  : s->topo_backoff * 2;
+	s->topo_backoff = s->topo_backoff * 2 > s->common.reconnect_max_ms
+			? s->common.reconnect_max_ms : s->topo_backoff * 2;
 }
 
 static void on_topo_closed(rlink *l, const char *why, void *arg)
@@ -466,7 +467,8 @@ static void topo_ask(cl_state *s)
 			 host, port);
 		rlink_opts o = {
 			.host = s->topo_host, .port = port, .user = s->user, .password = s->password,
-			.connect_timeout_ms = s->common.probe_timeout_ms, .on_closed = on_topo_closed,
+			.connect_timeout_ms = s->common.probe_timeout_ms,
+			.on_closed = on_topo_closed,
 			.arg = s, .tls = s->tls,
 		};
 		if ((s->topo = rlink_open(s->loop, &o)) == NULL)
@@ -587,7 +589,8 @@ static void on_heartbeat(uv_timer_t *t)
 		if (q == NULL || rargs_addf(&q->args, "%snode:%s:gen", p->prefix, s->node_id) ||
 		    rargs_addf(&q->args, "%snodes", p->prefix) || rargs_adds(&q->args, p->prefix) ||
 		    rargs_adds(&q->args, p->channel) || rargs_adds(&q->args, s->node_id) ||
-		    rargs_addf(&q->args, "%" PRIu64, p->gen) || rargs_addf(&q->args, "%u", s->common.presence_ttl_ms)) {
+		    rargs_addf(&q->args, "%" PRIu64, p->gen) ||
+		    rargs_addf(&q->args, "%u", s->common.presence_ttl_ms)) {
 			cq_free(q);
 			continue;
 		}
@@ -624,7 +627,8 @@ int topo_start(cl_state *s)
 	batch_start(s);
 	s->topo_backoff = CL_BACKOFF_FIRST_MS;
 	uv_timer_start(&s->tick, on_tick, CL_TICK_MS, CL_TICK_MS);
-	uv_timer_start(&s->heartbeat_timer, on_heartbeat, s->common.heartbeat_ms, s->common.heartbeat_ms);
+	uv_timer_start(&s->heartbeat_timer, on_heartbeat, s->common.heartbeat_ms,
+		s->common.heartbeat_ms);
 	topo_health(s);
 	topo_ask(s);
 	return 0;
