@@ -211,6 +211,8 @@ static int redis_init(confab_ctx *ctx, const confab_host *host, void **state)
 		redis_state_free(s);
 		return rc;
 	}
+	s->rops = (rops_ctx){ .host = host, .ctx = ctx, .redirects = false, .rooms = s->rooms,
+			      .kind = &ops_lroom_kind };
 	*state = s;
 	return 0;
 }

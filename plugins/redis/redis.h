@@ -239,6 +239,7 @@ struct redis_state {
 
 	/* what the core told us (redis_ops.c) */
 	confab_dict *rooms;                 /* room -> lroom */
+	rops_ctx rops;               /* for the shared answers (../redislink/rops.h) */
 	confab_dict *users;                 /* users with a session here (no values) */
 
 	rq *inflight;                /* requests the links hold, newest first */
@@ -388,5 +389,8 @@ void ops_on_message(redis_state *s, const char *channel, const char *text, size_
 void ops_free(redis_state *s);
 /* Free function for lroom values (confab_dict_free). */
 void ops_lroom_free(void *p);
+
+/* How rops.h makes, frees and reads this plugin's lroom values. */
+extern const rops_room_kind ops_lroom_kind;
 
 #endif /* CONFAB_REDIS_H */

@@ -66,8 +66,14 @@ static confab_dict *lroom_users(void *value)
 	return ((lroom *)value)->users;
 }
 
-static const rops_room_kind lroom_kind = {
-	.make = lroom_new, .drop = ops_lroom_free, .users_of = lroom_users
+static char *lroom_epoch(void *value)
+{
+	return ((lroom *)value)->epoch;
+}
+
+const rops_room_kind ops_lroom_kind = {
+	.make = lroom_new, .drop = ops_lroom_free, .users_of = lroom_users,
+	.epoch_of = lroom_epoch
 };
 
 /* Take a room's held publishes (oldest first) out of it. */
@@ -317,7 +323,7 @@ static bool send_presence(redis_state *s, int script, const char *room, const ch
 
 rq *ops_reconcile_request(redis_state *s)
 {
-	static const rops_filter all = { .kind = &lroom_kind };
+	static const rops_filter all = { .kind = &ops_lroom_kind };
 	rq *q = rq_new(s, change_reply, SCRIPT_RECONCILE);
 
 	if (q == NULL)
@@ -480,7 +486,7 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 static void direct_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)ac;
-	rops_direct_answer(s->host, s->ctx, false, reply, ops_lost_status(q),
+	rops_direct_answer(&s->rops, reply, ops_lost_status(q),
 			   q->send_cb ? q->done.send : NULL, q->done.status, q->arg, &q->args);
 }
 
@@ -546,7 +552,7 @@ static int ops_room_join(void *state, const char *room, const char *user)
 	 * nothing is recorded here either. */
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
-	if ((rc = rops_room_add(s->rooms, room, user, &lroom_kind, NULL, (void **)&r)) <= 0)
+	if ((rc = rops_room_add(s->rooms, room, user, &ops_lroom_kind, NULL, (void **)&r)) <= 0)
 		return rc;
 	if (confab_dict_count(r->users) == 1)
 		conn_subscribe(s, room, r);
@@ -654,21 +660,6 @@ static int ops_presence(void *state, const char *room, confab_presence_done done
 
 /* ---- history and epochs ---- */
 
-/* Only the first message of a room's life carries its epoch (see the
- * publish scripts); this node labels the others with the epoch it heard
- * last for the room: from that message, from a join's epoch script or
- * from a history. That is always the epoch of the messages that follow:
- * they come in seq order on the room's channel, the first of a new life
- * before the rest of it, and a life ends only after room_ttl without a
- * message, so no message of the old life is on its way when it does. */
-static void remember_epoch(redis_state *s, const char *room, const char *epoch)
-{
-	lroom *r = confab_dict_get(s->rooms, room);
-
-	if (r != NULL && epoch != NULL)
-		snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
-}
-
 /* The epoch a room message without one is labelled with, or NULL. */
 static const char *known_epoch(const redis_state *s, const char *room)
 {
@@ -680,17 +671,11 @@ static const char *known_epoch(const redis_state *s, const char *room)
 /* A history request's answer: history's (q->aux 0) or history_epoch's. */
 static void history_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
-	rhistory h;
-	int status = rhistory_read(s->host, s->ctx, reply, &h);
-
 	(void)ac;
-	if (status == CONFAB_EINVAL)
-		status = ops_reply_status(s, "history", reply);
-	if (status == 0)
-		remember_epoch(s, q->args.argv[q->args.argc - 1], h.epoch);
-	rhistory_answer(&h, status, q->aux ? NULL : q->done.history,
-			q->aux ? q->done.history_epoch : NULL, q->arg);
-	rhistory_clear(&h);
+	/* the history script's last argument is the room */
+	rhistory_reply(&s->rops, reply, q->args.argv[q->args.argc - 1],
+		       q->aux ? NULL : q->done.history, q->aux ? q->done.history_epoch : NULL,
+		       q->arg);
 }
 
 /* The history script for either slot; `known` is the client's epoch or
@@ -753,14 +738,9 @@ static int ops_history_epoch(void *state, const char *room, const char *epoch, b
 
 static void epoch_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
-	int status;
-	const char *epoch = rops_epoch_read(s->host, s->ctx, false, reply, &status);
-
 	(void)ac;
 	/* the epoch script's last argument is the room */
-	if (epoch != NULL)
-		remember_epoch(s, q->args.argv[q->args.argc - 1], epoch);
-	q->done.epoch(q->arg, status, epoch);
+	rops_epoch_answer(&s->rops, reply, q->args.argv[q->args.argc - 1], q->done.epoch, q->arg);
 }
 
 static int ops_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg)
@@ -803,7 +783,7 @@ void ops_on_message(redis_state *s, const char *channel, const char *text, size_
 	} else {
 		if (m.kind == 'm') {
 			if (m.env.epoch != NULL)
-				remember_epoch(s, m.env.room, m.env.epoch);
+				rops_remember_epoch(&s->rops, m.env.room, m.env.epoch);
 			else
 				m.env.epoch = known_epoch(s, m.env.room);
 		}

@@ -147,6 +147,9 @@ static int cl_init(confab_ctx *ctx, const confab_host *host, void **state)
 		cl_state_free(s);
 		return rc;
 	}
+	/* a cluster's MOVED and ASK mean "not now": the slot is moving */
+	s->rops = (rops_ctx){ .host = host, .ctx = ctx, .redirects = true, .rooms = s->rooms,
+			      .kind = &ops_lroom_kind };
 	*state = s;
 	return 0;
 }

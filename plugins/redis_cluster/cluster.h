@@ -416,6 +416,7 @@ struct cl_state {
 
 	/* bookkeeping */
 	confab_dict *rooms;                 /* room -> lroom */
+	rops_ctx rops;               /* for the shared answers (../redislink/rops.h) */
 	confab_dict *users;
 	cq *reqs, *reqs_tail;        /* requests a link holds, oldest first */
 	cq *pend, *pend_tail;        /* requests waiting (retry, held), oldest first */
@@ -432,5 +433,8 @@ struct cl_state {
 /* cluster.c */
 void cl_state_free(cl_state *s);
 void cl_release(cl_state *s);
+
+/* How rops.h makes, frees and reads this plugin's lroom values. */
+extern const rops_room_kind ops_lroom_kind;
 
 #endif /* CONFAB_CLUSTER_H */

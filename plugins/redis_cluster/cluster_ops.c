@@ -61,8 +61,14 @@ static confab_dict *lroom_users(void *value)
 	return ((lroom *)value)->users;
 }
 
-static const rops_room_kind lroom_kind = {
-	.make = lroom_new, .drop = lroom_free, .users_of = lroom_users
+static char *lroom_epoch(void *value)
+{
+	return ((lroom *)value)->epoch;
+}
+
+const rops_room_kind ops_lroom_kind = {
+	.make = lroom_new, .drop = lroom_free, .users_of = lroom_users,
+	.epoch_of = lroom_epoch
 };
 
 static void need_add(cl_state *s, unsigned k)
@@ -369,7 +375,7 @@ static bool user_in_part(const char *user, void *ctx)
 cq *ops_reconcile_request(cl_state *s, unsigned k)
 {
 	part_filter pf = { s, k };
-	rops_filter f = { .kind = &lroom_kind, .keep_room = room_in_part,
+	rops_filter f = { .kind = &ops_lroom_kind, .keep_room = room_in_part,
 			  .keep_user = user_in_part, .ctx = &pf };
 	cq *q = cq_new(s, change_reply, CS_RECONCILE, (int)k);
 
@@ -618,7 +624,7 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 
 static bool direct_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	rops_direct_answer(s->host, s->ctx, true, reply, lost_status(q),
+	rops_direct_answer(&s->rops, reply, lost_status(q),
 			   q->send_cb ? q->done.send : NULL, q->done.status, q->arg, &q->args);
 	return true;
 }
@@ -693,7 +699,7 @@ static int ops_room_join(void *state, const char *room, const char *user)
 
 	if (!topo_served(s, k))
 		return CONFAB_EUNAVAILABLE;
-	if ((rc = rops_room_add(s->rooms, room, user, &lroom_kind, &k, (void **)&r)) <= 0)
+	if ((rc = rops_room_add(s->rooms, room, user, &ops_lroom_kind, &k, (void **)&r)) <= 0)
 		return rc;
 	if (confab_dict_count(r->users) == 1)
 		need_add(s, k);

@@ -68,26 +68,12 @@ int query_presence(void *state, const char *room, confab_presence_done done, voi
 
 /* ---- history and epochs ---- */
 
-static void remember_epoch(cl_state *s, const char *room, const char *epoch)
-{
-	lroom *r = confab_dict_get(s->rooms, room);
-
-	if (r != NULL && epoch != NULL)
-		snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
-}
-
 static bool history_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	rhistory h;
-	int status = rhistory_read(s->host, s->ctx, reply, &h);
-
-	if (status == CONFAB_EINVAL)
-		status = ops_reply_status(s, "history", reply);
-	if (status == 0)
-		remember_epoch(s, q->args.argv[q->args.argc - 1], h.epoch);
-	rhistory_answer(&h, status, q->aux ? NULL : q->done.history,
-			q->aux ? q->done.history_epoch : NULL, q->arg);
-	rhistory_clear(&h);
+	/* the history script's last argument is the room */
+	rhistory_reply(&s->rops, reply, q->args.argv[q->args.argc - 1],
+		       q->aux ? NULL : q->done.history, q->aux ? q->done.history_epoch : NULL,
+		       q->arg);
 	return true;
 }
 
@@ -158,13 +144,8 @@ int query_history_epoch(void *state, const char *room, const char *epoch, bool h
 
 static bool epoch_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	int status;
-	const char *epoch = rops_epoch_read(s->host, s->ctx, true, reply, &status);
-
 	/* the epoch script's last argument is the room */
-	if (epoch != NULL)
-		remember_epoch(s, q->args.argv[q->args.argc - 1], epoch);
-	q->done.epoch(q->arg, status, epoch);
+	rops_epoch_answer(&s->rops, reply, q->args.argv[q->args.argc - 1], q->done.epoch, q->arg);
 	return true;
 }
 

@@ -3,12 +3,28 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "rhistory.h"
+#include "rreply.h"
+#include "rwire.h"
 
-int rhistory_read(const confab_host *host, confab_ctx *ctx, const redisReply *reply,
-		  rhistory *h)
+/* What a reply holds. The envelopes point into the reply and into msgs. */
+typedef struct rhistory {
+	wire_msg *msgs;
+	confab_envelope *envs;
+	size_t n;                    /* envelopes */
+	size_t parsed;               /* msgs to clear */
+	bool truncated;
+	const char *epoch;           /* the room's, in the reply */
+} rhistory;
+
+/* Read `reply` into `h`, which is always set. 0; CONFAB_EUNAVAILABLE
+ * for a lost reply; CONFAB_ENOMEM; CONFAB_ERR when a stored message
+ * cannot be read (logged); CONFAB_EINVAL when it is no history answer. */
+static int rhistory_read(const confab_host *host, confab_ctx *ctx, const redisReply *reply,
+			 rhistory *h)
 {
 	size_t n;
 
@@ -47,7 +63,7 @@ int rhistory_read(const confab_host *host, confab_ctx *ctx, const redisReply *re
 	return 0;
 }
 
-void rhistory_answer(const rhistory *h, int status, confab_history_done hdone,
+static void rhistory_answer(const rhistory *h, int status, confab_history_done hdone,
 		     confab_history_epoch_done edone, void *arg)
 {
 	const confab_envelope *envs = status == 0 ? h->envs : NULL;
@@ -60,11 +76,25 @@ void rhistory_answer(const rhistory *h, int status, confab_history_done hdone,
 		hdone(arg, status, envs, n, truncated);
 }
 
-void rhistory_clear(rhistory *h)
+static void rhistory_clear(rhistory *h)
 {
 	for (size_t i = 0; i < h->parsed; i++)
 		wire_msg_clear(&h->msgs[i]);
 	free(h->msgs);
 	free(h->envs);
 	*h = (rhistory){ 0 };
+}
+
+void rhistory_reply(const rops_ctx *rc, const redisReply *reply, const char *room,
+		    confab_history_done hdone, confab_history_epoch_done edone, void *arg)
+{
+	rhistory h;
+	int status = rhistory_read(rc->host, rc->ctx, reply, &h);
+
+	if (status == CONFAB_EINVAL)
+		status = rreply_status(rc->host, rc->ctx, "history", reply, rc->redirects);
+	if (status == 0)
+		rops_remember_epoch(rc, room, h.epoch);
+	rhistory_answer(&h, status, hdone, edone, arg);
+	rhistory_clear(&h);
 }

@@ -201,9 +201,9 @@ int rops_idem_args(rargs *a, const char *ik, unsigned long window, const confab_
 	       rargs_addf(a, "%lld", (long long)env->ts) ? CONFAB_ENOMEM : 0;
 }
 
-void rops_direct_answer(const confab_host *host, confab_ctx *ctx, bool redirects,
-			const redisReply *reply, int lost, confab_send_done sdone,
-			confab_status_done done, void *arg, const rargs *args)
+void rops_direct_answer(const rops_ctx *rc, const redisReply *reply, int lost,
+			confab_send_done sdone, confab_status_done done, void *arg,
+			const rargs *args)
 {
 	const char *repeat = NULL;
 	int status;
@@ -216,22 +216,30 @@ void rops_direct_answer(const confab_host *host, confab_ctx *ctx, bool redirects
 		status = 0;          /* an idempotent repeat */
 		repeat = reply->str;
 	} else
-		status = rreply_status(host, ctx, "direct", reply, redirects);
+		status = rreply_status(rc->host, rc->ctx, "direct", reply, rc->redirects);
 	if (sdone != NULL)
 		rops_send_answer(sdone, arg, args, status, 0, repeat);
 	else
 		done(arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status);
 }
 
-const char *rops_epoch_read(const confab_host *host, confab_ctx *ctx, bool redirects,
-			    const redisReply *reply, int *status)
+void rops_remember_epoch(const rops_ctx *rc, const char *room, const char *epoch)
 {
-	*status = 0;
-	if (reply == NULL)
-		*status = CONFAB_EUNAVAILABLE;
-	else if (reply->type == REDIS_REPLY_STRING)
-		return reply->str;
-	else
-		*status = rreply_status(host, ctx, "epoch", reply, redirects);
-	return NULL;
+	void *r = confab_dict_get(rc->rooms, room);
+
+	if (r != NULL && epoch != NULL)
+		snprintf(rc->kind->epoch_of(r), CONFAB_EPOCH_MAX + 1, "%s", epoch);
+}
+
+void rops_epoch_answer(const rops_ctx *rc, const redisReply *reply, const char *room,
+		       confab_epoch_done done, void *arg)
+{
+	if (reply == NULL) {
+		done(arg, CONFAB_EUNAVAILABLE, NULL);
+	} else if (reply->type == REDIS_REPLY_STRING) {
+		rops_remember_epoch(rc, room, reply->str);
+		done(arg, 0, reply->str);
+	} else {
+		done(arg, rreply_status(rc->host, rc->ctx, "epoch", reply, rc->redirects), NULL);
+	}
 }

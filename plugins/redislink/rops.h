@@ -69,7 +69,23 @@ typedef struct rops_room_kind {
 	void *(*make)(void *ctx);    /* a new one, NULL when out of memory */
 	void (*drop)(void *value);
 	confab_dict *(*users_of)(void *value);
+	char *(*epoch_of)(void *value);  /* the room's epoch as last heard, CONFAB_EPOCH_MAX + 1 bytes */
 } rops_room_kind;
+
+/* What the shared answer helpers need of a backplane instance: how to
+ * log, what errors mean, and its local rooms. */
+typedef struct rops_ctx {
+	const confab_host *host;
+	confab_ctx *ctx;
+	bool redirects;              /* MOVED and ASK mean "not now" (rreply.h) */
+	confab_dict *rooms;
+	const rops_room_kind *kind;
+} rops_ctx;
+
+/* The room's epoch, as a reply named it, kept for labelling the room's
+ * messages that come without one; nothing for a room not kept here or a
+ * NULL epoch. */
+void rops_remember_epoch(const rops_ctx *rc, const char *room, const char *epoch);
 
 /* `user` of this node joins `room` of `rooms`, whose value is made (with
  * `make_ctx`) when there is none; *value is the room's. 1 when the user
@@ -109,20 +125,18 @@ int rops_idem_args(rargs *a, const char *ik, unsigned long window, const confab_
 
 /* Answer a direct request from the direct script's reply: the number of
  * nodes that took it (0: CONFAB_EOFFLINE), an idempotent repeat's text,
- * NULL when lost (then `lost` is the status), or an error (logged, with
- * rreply_status's `redirects`). `sdone` (direct_idem, with the request's
- * arguments `args`) when it is not NULL, else `done`, which never gets
- * CONFAB_EUNKNOWN (direct has no such answer: unavailable). */
-void rops_direct_answer(const confab_host *host, confab_ctx *ctx, bool redirects,
-			const redisReply *reply, int lost, confab_send_done sdone,
-			confab_status_done done, void *arg, const rargs *args);
+ * NULL when lost (then `lost` is the status), or an error (logged).
+ * `sdone` (direct_idem, with the request's arguments `args`) when it is
+ * not NULL, else `done`, which never gets CONFAB_EUNKNOWN (direct has no
+ * such answer: unavailable). */
+void rops_direct_answer(const rops_ctx *rc, const redisReply *reply, int lost,
+			confab_send_done sdone, confab_status_done done, void *arg,
+			const rargs *args);
 
-/* The epoch script's reply read: the room's epoch (valid while `reply`
- * is) with *status 0, or NULL with *status CONFAB_EUNAVAILABLE (lost:
- * `reply` NULL) or the status of an error (logged, as rreply_status with
- * `redirects`). */
-const char *rops_epoch_read(const confab_host *host, confab_ctx *ctx, bool redirects,
-			    const redisReply *reply, int *status);
+/* Answer a room_epoch request from the epoch script's reply (NULL: lost,
+ * unavailable; an error is logged), remembering the epoch of `room`. */
+void rops_epoch_answer(const rops_ctx *rc, const redisReply *reply, const char *room,
+		       confab_epoch_done done, void *arg);
 
 /* Defines a backplane's four send slots as static functions, ops_publish,
  * ops_publish_idem, ops_direct and ops_direct_idem, over its two request
