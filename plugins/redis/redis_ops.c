@@ -24,6 +24,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,19 +62,9 @@ void ops_lroom_free(void *p)
 	free(r);
 }
 
-static confab_dict *lroom_users(void *value)
-{
-	return ((lroom *)value)->users;
-}
-
-static char *lroom_epoch(void *value)
-{
-	return ((lroom *)value)->epoch;
-}
-
 const rops_room_kind ops_lroom_kind = {
-	.make = lroom_new, .drop = ops_lroom_free, .users_of = lroom_users,
-	.epoch_of = lroom_epoch
+	.make = lroom_new, .drop = ops_lroom_free,
+	.users_at = offsetof(lroom, users), .epoch_at = offsetof(lroom, epoch)
 };
 
 /* Take a room's held publishes (oldest first) out of it. */
@@ -687,13 +678,9 @@ static rq *history_request(redis_state *s, const char *room, const char *known,
 	rq *q = rq_new(s, history_reply, SCRIPT_HISTORY);
 
 	rops_fresh_epoch(fresh);
-	if (q == NULL || record_keys(s, q, room) ||
-	    prefixes(s, q) || rargs_adds(&q->args, has_since ? "1" : "0") ||
-	    rargs_addf(&q->args, "%" PRIu64, has_since ? since : 0) ||
-	    rargs_addf(&q->args, "%zu", limit) ||
-	    rargs_addf(&q->args, "%zu", s->common.history_size) ||
-	    rargs_adds(&q->args, known != NULL ? known : "") ||
-	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
+	if (q == NULL || record_keys(s, q, room) || prefixes(s, q) ||
+	    rops_history_args(&q->args, has_since, since, limit, s->common.history_size, known,
+			      s->common.room_ttl, fresh) != 0 ||
 	    rargs_adds(&q->args, room)) {
 		rq_free(q);
 		return NULL;

@@ -19,6 +19,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,19 +57,9 @@ static void lroom_free(void *p)
 	free(r);
 }
 
-static confab_dict *lroom_users(void *value)
-{
-	return ((lroom *)value)->users;
-}
-
-static char *lroom_epoch(void *value)
-{
-	return ((lroom *)value)->epoch;
-}
-
 const rops_room_kind ops_lroom_kind = {
-	.make = lroom_new, .drop = lroom_free, .users_of = lroom_users,
-	.epoch_of = lroom_epoch
+	.make = lroom_new, .drop = lroom_free,
+	.users_at = offsetof(lroom, users), .epoch_at = offsetof(lroom, epoch)
 };
 
 static void need_add(cl_state *s, unsigned k)

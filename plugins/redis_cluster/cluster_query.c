@@ -108,12 +108,9 @@ static int history_request(cl_state *s, const char *room, const char *known, boo
 	if (q == NULL)
 		return rc;
 	if (rargs_addf(&q->args, "%sroom:%s:pub", s->part[q->part].prefix, room) ||
-	    ops_prefixes(s, q) || rargs_adds(&q->args, has_since ? "1" : "0") ||
-	    rargs_addf(&q->args, "%" PRIu64, has_since ? since : 0) ||
-	    rargs_addf(&q->args, "%zu", limit) ||
-	    rargs_addf(&q->args, "%zu", s->common.history_size) ||
-	    rargs_adds(&q->args, known != NULL ? known : "") ||
-	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
+	    ops_prefixes(s, q) ||
+	    rops_history_args(&q->args, has_since, since, limit, s->common.history_size, known,
+			      s->common.room_ttl, fresh) != 0 ||
 	    rargs_adds(&q->args, s->ack_replicas ? "1" : "0") || rargs_adds(&q->args, room)) {
 		cq_free(q);
 		return CONFAB_ENOMEM;

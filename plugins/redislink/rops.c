@@ -13,6 +13,11 @@
 #include "rops.h"
 #include "rreply.h"
 
+static confab_dict *users_of(const rops_room_kind *kind, void *room_value)
+{
+	return *(confab_dict **)((char *)room_value + kind->users_at);
+}
+
 int rwait_push(rwait **list, confab_status_done done, void *arg, uint64_t since)
 {
 	rwait *w = malloc(sizeof(*w));
@@ -120,9 +125,9 @@ int rops_room_add(confab_dict *rooms, const char *room, const char *user,
 		created = true;
 	}
 	*value = r;
-	if (confab_dict_has(kind->users_of(r), user))
+	if (confab_dict_has(users_of(kind, r), user))
 		return 0;
-	if (confab_dict_set(kind->users_of(r), user, NULL) != 0) {
+	if (confab_dict_set(users_of(kind, r), user, NULL) != 0) {
 		if (created)
 			kind->drop(confab_dict_remove(rooms, room));
 		return CONFAB_ENOMEM;
@@ -142,13 +147,13 @@ int rops_presence_args(rargs *a, const confab_dict *rooms, const confab_dict *us
 	confab_dict_iter_init(&it, rooms);
 	while (confab_dict_iter_next(&it, NULL, &value))
 		if (f->keep_room == NULL || f->keep_room(value, f->ctx))
-			entries += confab_dict_count(f->kind->users_of(value));
+			entries += confab_dict_count(users_of(f->kind, value));
 	rc = rargs_addf(a, "%zu", entries);
 	confab_dict_iter_init(&it, rooms);
 	while (rc == 0 && confab_dict_iter_next(&it, &room, &value)) {
 		if (f->keep_room != NULL && !f->keep_room(value, f->ctx))
 			continue;
-		confab_dict_iter_init(&uit, f->kind->users_of(value));
+		confab_dict_iter_init(&uit, users_of(f->kind, value));
 		while (rc == 0 && confab_dict_iter_next(&uit, &user, NULL))
 			rc = rargs_addf(a, "%s\t%s", room, user);
 	}
@@ -228,7 +233,7 @@ void rops_remember_epoch(const rops_ctx *rc, const char *room, const char *epoch
 	void *r = confab_dict_get(rc->rooms, room);
 
 	if (r != NULL && epoch != NULL)
-		snprintf(rc->kind->epoch_of(r), CONFAB_EPOCH_MAX + 1, "%s", epoch);
+		snprintf((char *)r + rc->kind->epoch_at, CONFAB_EPOCH_MAX + 1, "%s", epoch);
 }
 
 void rops_epoch_answer(const rops_ctx *rc, const redisReply *reply, const char *room,
@@ -242,4 +247,14 @@ void rops_epoch_answer(const rops_ctx *rc, const redisReply *reply, const char *
 	} else {
 		done(arg, rreply_status(rc->host, rc->ctx, "epoch", reply, rc->redirects), NULL);
 	}
+}
+
+int rops_history_args(rargs *a, bool has_since, uint64_t since, size_t limit,
+		      size_t history_size, const char *known, unsigned long room_ttl,
+		      const char *fresh)
+{
+	return rargs_adds(a, has_since ? "1" : "0") ||
+	       rargs_addf(a, "%" PRIu64, has_since ? since : 0) || rargs_addf(a, "%zu", limit) ||
+	       rargs_addf(a, "%zu", history_size) || rargs_adds(a, known != NULL ? known : "") ||
+	       rargs_addf(a, "%lu", room_ttl) || rargs_adds(a, fresh) ? CONFAB_ENOMEM : 0;
 }

@@ -9,6 +9,7 @@
 #define CONFAB_ROPS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <hiredis/hiredis.h>
@@ -63,13 +64,14 @@ void rops_fresh_epoch(char out[17]);
  * when the clock is not past it (a restart keeps going up). */
 uint64_t rops_next_gen(uint64_t last);
 
-/* How a backplane's room values (its lroom) are made, freed, and where
- * their table of this node's users in the room is. */
+/* How a backplane's room values (its lroom) are made and freed, and
+ * where in them the fields that rops reads are. */
 typedef struct rops_room_kind {
 	void *(*make)(void *ctx);    /* a new one, NULL when out of memory */
 	void (*drop)(void *value);
-	confab_dict *(*users_of)(void *value);
-	char *(*epoch_of)(void *value);  /* the room's epoch as last heard, CONFAB_EPOCH_MAX + 1 bytes */
+	size_t users_at;             /* offsetof its confab_dict *users: this node's users in it */
+	size_t epoch_at;             /* offsetof its char epoch[CONFAB_EPOCH_MAX + 1]: the
+				      * room's epoch as last heard */
 } rops_room_kind;
 
 /* What the shared answer helpers need of a backplane instance: how to
@@ -138,31 +140,27 @@ void rops_direct_answer(const rops_ctx *rc, const redisReply *reply, int lost,
 void rops_epoch_answer(const rops_ctx *rc, const redisReply *reply, const char *room,
 		       confab_epoch_done done, void *arg);
 
+/* The history script's ARGV[3..9] (rscript.h's RSCRIPT_HISTORY_HEAD):
+ * has_since, since, limit, history_size, the epoch the client knows
+ * (NULL: none), room_ttl, a fresh epoch. 0 or CONFAB_ENOMEM. */
+int rops_history_args(rargs *a, bool has_since, uint64_t since, size_t limit,
+		      size_t history_size, const char *known, unsigned long room_ttl,
+		      const char *fresh);
+
 /* Defines a backplane's four send slots as static functions, ops_publish,
  * ops_publish_idem, ops_direct and ops_direct_idem, over its two request
  * makers: publish_request(state, env, publish_done, send_done, arg) and
  * direct_request(state, env, status_done, send_done, arg), each given
  * one callback and NULL for the other (send_done: the _idem slot). */
 #define ROPS_SEND_SLOTS(publish_request, direct_request) \
-	static int ops_publish(void *state, const confab_envelope *env, \
-			       confab_publish_done done, void *arg) \
+	ROPS_SLOT_(ops_publish, confab_publish_done, publish_request, done, NULL) \
+	ROPS_SLOT_(ops_publish_idem, confab_send_done, publish_request, NULL, done) \
+	ROPS_SLOT_(ops_direct, confab_status_done, direct_request, done, NULL) \
+	ROPS_SLOT_(ops_direct_idem, confab_send_done, direct_request, NULL, done)
+#define ROPS_SLOT_(name, done_type, maker, first, second) \
+	static int name(void *state, const confab_envelope *env, done_type done, void *arg) \
 	{ \
-		return publish_request(state, env, done, NULL, arg); \
-	} \
-	static int ops_publish_idem(void *state, const confab_envelope *env, \
-				    confab_send_done done, void *arg) \
-	{ \
-		return publish_request(state, env, NULL, done, arg); \
-	} \
-	static int ops_direct(void *state, const confab_envelope *env, \
-			      confab_status_done done, void *arg) \
-	{ \
-		return direct_request(state, env, done, NULL, arg); \
-	} \
-	static int ops_direct_idem(void *state, const confab_envelope *env, \
-				   confab_send_done done, void *arg) \
-	{ \
-		return direct_request(state, env, NULL, done, arg); \
+		return maker(state, env, first, second, arg); \
 	}
 
 #endif /* CONFAB_ROPS_H */
