@@ -127,27 +127,56 @@ static void assert_envelope(const confab_envelope *got, const confab_envelope *w
 
 /* ---- round trips ------------------------------------------------------------ */
 
+/* A room message written as the publish script stores it (with `seq`,
+ * and `epoch` when not NULL) comes back as it was, seq and epoch added. */
+static void room_round_trip(const confab_envelope *env, uint64_t seq, const char *epoch)
+{
+	confab_envelope want = *env;
+	size_t len;
+	char *text = room_text(env, seq, epoch, &len);
+	wire_msg m;
+
+	parse_ok(text, len, &m);
+	ck_assert_int_eq(m.kind, 'm');
+	want.seq = seq;
+	want.epoch = epoch;
+	want.idem = NULL;
+	assert_envelope(&m.env, &want);
+	wire_msg_clear(&m);
+	ck_assert_ptr_null(m.hdr);
+	free(text);
+}
+
+/* A direct message's text comes back as it was. */
+static void direct_round_trip(const confab_envelope *env)
+{
+	size_t len = 0;
+	char *text = wire_direct(env, &len);
+	wire_msg m;
+
+	ck_assert_ptr_nonnull(text);
+	/* the body ends the text, byte for byte, after the header's "\n" */
+	ck_assert_uint_gt(len, env->body_len);
+	ck_assert_int_eq(text[len - env->body_len - 1], '\n');
+	ck_assert(env->body_len == 0 ||
+		  memcmp(text + len - env->body_len, env->body, env->body_len) == 0);
+	parse_ok(text, len, &m);
+	ck_assert_int_eq(m.kind, 'd');
+	assert_envelope(&m.env, env);
+	wire_msg_clear(&m);
+	free(text);
+}
+
 START_TEST(room_message_round_trip_with_seq_ts_and_origin)
 {
 	static const char body[] = "{\"text\":\"hi\"}";
 	confab_envelope env = message("lobby", "alice", "m-1", "s-7", 1700000000123LL, body,
 				      sizeof(body) - 1);
-	confab_envelope want = env;
-	size_t len;
-	char *text;
-	wire_msg m;
 
 	/* A publish may carry an idempotency key: it is a script argument,
 	 * never part of the text, and a delivered envelope has none. */
 	env.idem = "key-1";
-	text = room_text(&env, 42, NULL, &len);
-	parse_ok(text, len, &m);
-	ck_assert_int_eq(m.kind, 'm');
-	want.seq = 42;
-	assert_envelope(&m.env, &want);
-	wire_msg_clear(&m);
-	ck_assert_ptr_null(m.hdr);
-	free(text);
+	room_round_trip(&env, 42, NULL);
 }
 END_TEST
 
@@ -156,17 +185,8 @@ START_TEST(first_message_of_a_life_carries_the_epoch)
 	/* No origin (a message from another node's API): none comes back,
 	 * not an empty one. */
 	confab_envelope env = message("r", "u", "i", NULL, 0, "1", 1);
-	confab_envelope want = env;
-	size_t len;
-	char *text = room_text(&env, 1, "0123456789abcdef", &len);
-	wire_msg m;
 
-	parse_ok(text, len, &m);
-	want.seq = 1;
-	want.epoch = "0123456789abcdef";
-	assert_envelope(&m.env, &want);
-	wire_msg_clear(&m);
-	free(text);
+	room_round_trip(&env, 1, "0123456789abcdef");
 }
 END_TEST
 
@@ -174,17 +194,8 @@ START_TEST(direct_message_round_trip)
 {
 	static const char body[] = "[1,2,3]";
 	confab_envelope env = direct("alice", "bob", "d-9", "s-1", 5, body, sizeof(body) - 1);
-	size_t len = 0;
-	char *text = wire_direct(&env, &len);
-	wire_msg m;
 
-	ck_assert_ptr_nonnull(text);
-	ck_assert_uint_eq(len, strlen(text));
-	parse_ok(text, len, &m);
-	ck_assert_int_eq(m.kind, 'd');
-	assert_envelope(&m.env, &env);
-	wire_msg_clear(&m);
-	free(text);
+	direct_round_trip(&env);
 }
 END_TEST
 
@@ -235,32 +246,13 @@ START_TEST(bodies_and_names_that_need_escaping)
 				      sizeof(body) - 1);
 	confab_envelope denv = direct("a\"b", "c\\d", "\xf0\x9f\x98\x80", NULL, 1, body,
 				      sizeof(body) - 1);
-	confab_envelope want = env;
-	size_t len;
-	char *text = room_text(&env, 3, NULL, &len);
-	wire_msg m;
 
-	parse_ok(text, len, &m);
-	want.seq = 3;
-	assert_envelope(&m.env, &want);
-	wire_msg_clear(&m);
-	free(text);
-
-	text = wire_direct(&denv, &len);
-	ck_assert_ptr_nonnull(text);
-	parse_ok(text, len, &m);
-	assert_envelope(&m.env, &denv);
-	wire_msg_clear(&m);
-	free(text);
-
+	room_round_trip(&env, 3, NULL);
+	direct_round_trip(&denv);
 	/* An empty body is still a body: the "\n" is there. */
 	denv.body = "";
 	denv.body_len = 0;
-	text = wire_direct(&denv, &len);
-	parse_ok(text, len, &m);
-	assert_envelope(&m.env, &denv);
-	wire_msg_clear(&m);
-	free(text);
+	direct_round_trip(&denv);
 }
 END_TEST
 
@@ -269,9 +261,8 @@ END_TEST
 START_TEST(maximum_lengths_and_extreme_numbers)
 {
 	char room[CONFAB_ROOM_MAX + 1], user[CONFAB_USER_MAX + 1], epoch[CONFAB_EPOCH_MAX + 1];
-	size_t big = 1 << 20, len;
+	size_t big = 1 << 20;
 	char *body = malloc(big);
-	wire_msg m;
 
 	ck_assert_ptr_nonnull(body);
 	memset(room, 'r', CONFAB_ROOM_MAX);
@@ -284,23 +275,10 @@ START_TEST(maximum_lengths_and_extreme_numbers)
 		body[i] = (char)(i * 7);  /* every byte value, NULs and newlines included */
 
 	confab_envelope env = message(room, user, user, user, INT64_MAX, body, big);
-	confab_envelope want = env;
-	char *text = room_text(&env, (uint64_t)INT64_MAX, epoch, &len);
-
-	parse_ok(text, len, &m);
-	want.seq = (uint64_t)INT64_MAX;
-	want.epoch = epoch;
-	assert_envelope(&m.env, &want);
-	wire_msg_clear(&m);
-	free(text);
-
 	confab_envelope denv = direct(user, user, user, NULL, INT64_MIN, body, big);
-	text = wire_direct(&denv, &len);
-	ck_assert_ptr_nonnull(text);
-	parse_ok(text, len, &m);
-	assert_envelope(&m.env, &denv);
-	wire_msg_clear(&m);
-	free(text);
+
+	room_round_trip(&env, (uint64_t)INT64_MAX, epoch);
+	direct_round_trip(&denv);
 	free(body);
 }
 END_TEST
