@@ -559,12 +559,12 @@ static int ops_room_join(void *state, const char *room, const char *user)
 static int ops_room_leave(void *state, const char *room, const char *user)
 {
 	redis_state *s = state;
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r;
+	int left = rops_room_remove(s->rooms, room, user, &ops_lroom_kind, (void **)&r);
 
-	if (r == NULL || !confab_dict_has(r->users, user))
+	if (left < 0)
 		return 0;
-	confab_dict_remove(r->users, user);
-	if (confab_dict_count(r->users) == 0) {
+	if (left == 0) {
 		conn_unsubscribe(s, room);
 		if (r->subs_pending == 0 && r->n_held == 0 && r->joins_pending == 0 &&
 		    r->waiting == NULL)
@@ -597,37 +597,10 @@ static int ops_user_offline(void *state, const char *user)
 
 /* ---- presence ---- */
 
-static int compare_names(const void *a, const void *b)
+static void presence_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static void presence_reply(redis_state *s, rq *q, const rlink *ac,
-			   redisReply *reply)
-{
-	const char **users;
-	size_t n = 0;
-
 	(void)ac;
-	if (reply == NULL) {
-		q->done.presence(q->arg, CONFAB_EUNAVAILABLE, NULL, 0);
-		return;
-	}
-	if (reply->type != REDIS_REPLY_ARRAY) {
-		q->done.presence(q->arg, ops_reply_status(s, "presence", reply), NULL, 0);
-		return;
-	}
-	users = calloc(reply->elements ? reply->elements : 1, sizeof(*users));
-	if (users == NULL) {
-		q->done.presence(q->arg, CONFAB_ENOMEM, NULL, 0);
-		return;
-	}
-	for (size_t i = 0; i < reply->elements; i++)
-		if (reply->element[i]->type == REDIS_REPLY_STRING)
-			users[n++] = reply->element[i]->str;
-	qsort(users, n, sizeof(*users), compare_names);
-	q->done.presence(q->arg, 0, users, n);
-	free(users);
+	rops_presence_answer(&s->rops, reply, q->done.presence, q->arg);
 }
 
 static int ops_presence(void *state, const char *room, confab_presence_done done, void *arg)

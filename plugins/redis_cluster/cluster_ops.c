@@ -702,12 +702,12 @@ static int ops_room_join(void *state, const char *room, const char *user)
 static int ops_room_leave(void *state, const char *room, const char *user)
 {
 	cl_state *s = state;
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r;
+	int left = rops_room_remove(s->rooms, room, user, &ops_lroom_kind, (void **)&r);
 
-	if (r == NULL || !confab_dict_has(r->users, user))
+	if (left < 0)
 		return 0;
-	confab_dict_remove(r->users, user);
-	if (confab_dict_count(r->users) == 0)
+	if (left == 0)
 		need_drop(s, r->part);
 	room_maybe_free(s, room);
 	send_presence(s, CS_LEAVE, room, user);

@@ -13,35 +13,9 @@
 
 /* ---- presence ---- */
 
-static int compare_names(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static bool presence_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	const char **users;
-	size_t n = 0;
-
-	if (reply == NULL) {
-		q->done.presence(q->arg, CONFAB_EUNAVAILABLE, NULL, 0);
-		return true;
-	}
-	if (reply->type != REDIS_REPLY_ARRAY) {
-		q->done.presence(q->arg, ops_reply_status(s, "presence", reply), NULL, 0);
-		return true;
-	}
-	users = calloc(reply->elements ? reply->elements : 1, sizeof(*users));
-	if (users == NULL) {
-		q->done.presence(q->arg, CONFAB_ENOMEM, NULL, 0);
-		return true;
-	}
-	for (size_t i = 0; i < reply->elements; i++)
-		if (reply->element[i]->type == REDIS_REPLY_STRING)
-			users[n++] = reply->element[i]->str;
-	qsort(users, n, sizeof(*users), compare_names);
-	q->done.presence(q->arg, 0, users, n);
-	free(users);
+	rops_presence_answer(&s->rops, reply, q->done.presence, q->arg);
 	return true;
 }
 

@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,20 @@ int rops_room_add(confab_dict *rooms, const char *room, const char *user,
 	return 1;
 }
 
+int rops_room_remove(confab_dict *rooms, const char *room, const char *user,
+		     const rops_room_kind *kind, void **value)
+{
+	void *r = confab_dict_get(rooms, room);
+	size_t left;
+
+	*value = r;
+	if (r == NULL || !confab_dict_has(users_of(kind, r), user))
+		return -1;
+	confab_dict_remove(users_of(kind, r), user);
+	left = confab_dict_count(users_of(kind, r));
+	return left > INT_MAX ? INT_MAX : (int)left;
+}
+
 int rops_presence_args(rargs *a, const confab_dict *rooms, const confab_dict *users,
 		       const rops_filter *f)
 {
@@ -257,4 +272,37 @@ int rops_history_args(rargs *a, bool has_since, uint64_t since, size_t limit,
 	       rargs_addf(a, "%" PRIu64, has_since ? since : 0) || rargs_addf(a, "%zu", limit) ||
 	       rargs_addf(a, "%zu", history_size) || rargs_adds(a, known != NULL ? known : "") ||
 	       rargs_addf(a, "%lu", room_ttl) || rargs_adds(a, fresh) ? CONFAB_ENOMEM : 0;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void rops_presence_answer(const rops_ctx *rc, const redisReply *reply, confab_presence_done done,
+			  void *arg)
+{
+	const char **users;
+	size_t n = 0;
+
+	if (reply == NULL) {
+		done(arg, CONFAB_EUNAVAILABLE, NULL, 0);
+		return;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY) {
+		done(arg, rreply_status(rc->host, rc->ctx, "presence", reply, rc->redirects), NULL,
+		     0);
+		return;
+	}
+	users = calloc(reply->elements ? reply->elements : 1, sizeof(*users));
+	if (users == NULL) {
+		done(arg, CONFAB_ENOMEM, NULL, 0);
+		return;
+	}
+	for (size_t i = 0; i < reply->elements; i++)
+		if (reply->element[i]->type == REDIS_REPLY_STRING)
+			users[n++] = reply->element[i]->str;
+	qsort(users, n, sizeof(*users), compare_names);
+	done(arg, 0, users, n);
+	free(users);
 }

@@ -96,6 +96,12 @@ void rops_remember_epoch(const rops_ctx *rc, const char *room, const char *epoch
 int rops_room_add(confab_dict *rooms, const char *room, const char *user,
 		  const rops_room_kind *kind, void *make_ctx, void **value);
 
+/* `user` of this node leaves `room` of `rooms`; *value is the room's
+ * (NULL when unknown). -1 when the user was not in it (nothing done),
+ * else how many of this node's users remain in it. */
+int rops_room_remove(confab_dict *rooms, const char *room, const char *user,
+		     const rops_room_kind *kind, void **value);
+
 /* The reconcile's lists, appended to `a`: how many "ROOM<TAB>USER"
  * entries, the entries, then the users. Only the rooms and users that
  * `keep_room` and `keep_user` accept are listed (NULL: all). 0 or
@@ -139,6 +145,12 @@ void rops_direct_answer(const rops_ctx *rc, const redisReply *reply, int lost,
  * unavailable; an error is logged), remembering the epoch of `room`. */
 void rops_epoch_answer(const rops_ctx *rc, const redisReply *reply, const char *room,
 		       confab_epoch_done done, void *arg);
+
+/* Answer a presence request from its reply (SMEMBERS of the room's
+ * presence set; NULL: lost, unavailable; an error is logged): the users,
+ * sorted by name. */
+void rops_presence_answer(const rops_ctx *rc, const redisReply *reply, confab_presence_done done,
+			  void *arg);
 
 /* The history script's ARGV[3..9] (rscript.h's RSCRIPT_HISTORY_HEAD):
  * has_since, since, limit, history_size, the epoch the client knows
