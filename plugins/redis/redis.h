@@ -26,6 +26,7 @@
 
 #include <confab/dict.h>
 
+#include "ranswer.h"
 #include "rargs.h"
 #include "rhistory.h"
 #include "rlink.h"

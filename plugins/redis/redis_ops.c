@@ -394,7 +394,7 @@ void ops_publish_answer(redis_state *s, rq *q, int status, uint64_t seq, const c
 	if (status == 0 && repeat == NULL)
 		ops_published(s, q);
 	if (q->send_cb)
-		rops_send_answer(q->done.send, q->arg, &q->args, status, seq, repeat);
+		ranswer_send(q->done.send, q->arg, &q->args, status, seq, repeat);
 	else
 		q->done.publish(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status,
 				seq);
@@ -477,8 +477,8 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 static void direct_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)ac;
-	rops_direct_answer(&s->rops, reply, ops_lost_status(q),
-			   q->send_cb ? q->done.send : NULL, q->done.status, q->arg, &q->args);
+	ranswer_direct(&s->rops, reply, ops_lost_status(q),
+		       q->send_cb ? q->done.send : NULL, q->done.status, q->arg, &q->args);
 }
 
 /* direct (`pdone`) or direct_idem (`sdone`): one of them is NULL. */
@@ -600,7 +600,7 @@ static int ops_user_offline(void *state, const char *user)
 static void presence_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)ac;
-	rops_presence_answer(&s->rops, reply, q->done.presence, q->arg);
+	ranswer_presence(&s->rops, reply, q->done.presence, q->arg);
 }
 
 static int ops_presence(void *state, const char *room, confab_presence_done done, void *arg)
@@ -700,7 +700,7 @@ static void epoch_reply(redis_state *s, rq *q, const rlink *ac, redisReply *repl
 {
 	(void)ac;
 	/* the epoch script's last argument is the room */
-	rops_epoch_answer(&s->rops, reply, q->args.argv[q->args.argc - 1], q->done.epoch, q->arg);
+	ranswer_epoch(&s->rops, reply, q->args.argv[q->args.argc - 1], q->done.epoch, q->arg);
 }
 
 static int ops_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg)

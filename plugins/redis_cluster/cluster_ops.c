@@ -439,8 +439,8 @@ void ops_publish_answer(cl_state *s, cq *q, int status)
 		}
 	}
 	if (q->send_cb)
-		rops_send_answer(q->done.send, q->arg, &q->args, status, status == 0 ? q->seq : 0,
-				 status == 0 ? q->repeat : NULL);
+		ranswer_send(q->done.send, q->arg, &q->args, status, status == 0 ? q->seq : 0,
+			     status == 0 ? q->repeat : NULL);
 	else
 		q->done.publish(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status,
 				status == 0 ? q->seq : 0);
@@ -615,8 +615,8 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 
 static bool direct_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	rops_direct_answer(&s->rops, reply, lost_status(q),
-			   q->send_cb ? q->done.send : NULL, q->done.status, q->arg, &q->args);
+	ranswer_direct(&s->rops, reply, lost_status(q),
+		       q->send_cb ? q->done.send : NULL, q->done.status, q->arg, &q->args);
 	return true;
 }
 

@@ -15,7 +15,7 @@
 
 static bool presence_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	rops_presence_answer(&s->rops, reply, q->done.presence, q->arg);
+	ranswer_presence(&s->rops, reply, q->done.presence, q->arg);
 	return true;
 }
 
@@ -116,7 +116,7 @@ int query_history_epoch(void *state, const char *room, const char *epoch, bool h
 static bool epoch_reply(cl_state *s, cq *q, redisReply *reply)
 {
 	/* the epoch script's last argument is the room */
-	rops_epoch_answer(&s->rops, reply, q->args.argv[q->args.argc - 1], q->done.epoch, q->arg);
+	ranswer_epoch(&s->rops, reply, q->args.argv[q->args.argc - 1], q->done.epoch, q->arg);
 	return true;
 }
 

@@ -12,7 +12,6 @@
 #include <uv.h>
 
 #include "rops.h"
-#include "rreply.h"
 
 static confab_dict *users_of(const rops_room_kind *kind, void *room_value)
 {
@@ -179,29 +178,6 @@ int rops_presence_args(rargs *a, const confab_dict *rooms, const confab_dict *us
 	return rc != 0 ? CONFAB_ENOMEM : 0;
 }
 
-void rops_send_answer(confab_send_done done, void *arg, const rargs *args, int status,
-		      uint64_t seq, const char *repeat)
-{
-	const char *id = args->argv[args->argc - 2];
-	unsigned long long first_seq;
-	long long ts;
-	int id_at = 0, id_end = 0;
-	char *first_id;
-
-	if (status != 0 || repeat == NULL) {
-		done(arg, status, seq, id, strtoll(args->argv[args->argc - 1], NULL, 10));
-		return;
-	}
-	/* "SEQ ID TS": ids hold no space (the core makes them) */
-	if (sscanf(repeat, "%llu %n%*s%n %lld", &first_seq, &id_at, &id_end, &ts) != 2 ||
-	    (first_id = strndup(repeat + id_at, (size_t)(id_end - id_at))) == NULL) {
-		done(arg, CONFAB_ERR, 0, id, 0);
-		return;
-	}
-	done(arg, 0, first_seq, first_id, ts);
-	free(first_id);
-}
-
 char *rops_idem_key(const char *prefix, const confab_envelope *env)
 {
 	bool direct = env->kind == CONFAB_ENV_DIRECT;
@@ -221,47 +197,12 @@ int rops_idem_args(rargs *a, const char *ik, unsigned long window, const confab_
 	       rargs_addf(a, "%lld", (long long)env->ts) ? CONFAB_ENOMEM : 0;
 }
 
-void rops_direct_answer(const rops_ctx *rc, const redisReply *reply, int lost,
-			confab_send_done sdone, confab_status_done done, void *arg,
-			const rargs *args)
-{
-	const char *repeat = NULL;
-	int status;
-
-	if (reply == NULL)
-		status = lost;
-	else if (reply->type == REDIS_REPLY_INTEGER)
-		status = reply->integer > 0 ? 0 : CONFAB_EOFFLINE;
-	else if (reply->type == REDIS_REPLY_STRING && sdone != NULL) {
-		status = 0;          /* an idempotent repeat */
-		repeat = reply->str;
-	} else
-		status = rreply_status(rc->host, rc->ctx, "direct", reply, rc->redirects);
-	if (sdone != NULL)
-		rops_send_answer(sdone, arg, args, status, 0, repeat);
-	else
-		done(arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status);
-}
-
 void rops_remember_epoch(const rops_ctx *rc, const char *room, const char *epoch)
 {
 	void *r = confab_dict_get(rc->rooms, room);
 
 	if (r != NULL && epoch != NULL)
 		snprintf((char *)r + rc->kind->epoch_at, CONFAB_EPOCH_MAX + 1, "%s", epoch);
-}
-
-void rops_epoch_answer(const rops_ctx *rc, const redisReply *reply, const char *room,
-		       confab_epoch_done done, void *arg)
-{
-	if (reply == NULL) {
-		done(arg, CONFAB_EUNAVAILABLE, NULL);
-	} else if (reply->type == REDIS_REPLY_STRING) {
-		rops_remember_epoch(rc, room, reply->str);
-		done(arg, 0, reply->str);
-	} else {
-		done(arg, rreply_status(rc->host, rc->ctx, "epoch", reply, rc->redirects), NULL);
-	}
 }
 
 int rops_history_args(rargs *a, bool has_since, uint64_t since, size_t limit,
@@ -274,35 +215,3 @@ int rops_history_args(rargs *a, bool has_since, uint64_t since, size_t limit,
 	       rargs_addf(a, "%lu", room_ttl) || rargs_adds(a, fresh) ? CONFAB_ENOMEM : 0;
 }
 
-static int compare_names(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-void rops_presence_answer(const rops_ctx *rc, const redisReply *reply, confab_presence_done done,
-			  void *arg)
-{
-	const char **users;
-	size_t n = 0;
-
-	if (reply == NULL) {
-		done(arg, CONFAB_EUNAVAILABLE, NULL, 0);
-		return;
-	}
-	if (reply->type != REDIS_REPLY_ARRAY) {
-		done(arg, rreply_status(rc->host, rc->ctx, "presence", reply, rc->redirects), NULL,
-		     0);
-		return;
-	}
-	users = calloc(reply->elements ? reply->elements : 1, sizeof(*users));
-	if (users == NULL) {
-		done(arg, CONFAB_ENOMEM, NULL, 0);
-		return;
-	}
-	for (size_t i = 0; i < reply->elements; i++)
-		if (reply->element[i]->type == REDIS_REPLY_STRING)
-			users[n++] = reply->element[i]->str;
-	qsort(users, n, sizeof(*users), compare_names);
-	done(arg, 0, users, n);
-	free(users);
-}

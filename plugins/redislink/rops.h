@@ -1,7 +1,8 @@
-/* The local bookkeeping both Redis backplanes keep alike: the joins that
- * wait for their room, the epochs and link generations they make, the
- * reconcile's lists of what this node has, and the answer to an
- * idempotent send.
+/* The local bookkeeping both Redis backplanes keep alike: this node's
+ * rooms and the joins that wait for them, the epochs and link
+ * generations they make, the arguments they build from it (the
+ * reconcile's lists, idempotency keys, history), and the slots that are
+ * the same code in both.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -12,7 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <hiredis/hiredis.h>
 #include <confab/dict.h>
 #include <confab/plugin.h>
 
@@ -115,12 +115,6 @@ typedef struct rops_filter {
 int rops_presence_args(rargs *a, const confab_dict *rooms, const confab_dict *users,
 		       const rops_filter *f);
 
-/* Answer a send request (done.send): a new message's id and ts are the
- * request's last two arguments; an idempotent repeat's ("SEQ ID TS", as
- * the scripts store it) come in `repeat` (NULL for a new message). */
-void rops_send_answer(confab_send_done done, void *arg, const rargs *args, int status,
-		      uint64_t seq, const char *repeat);
-
 /* The idempotency key of a send (publish_idem, direct_idem) in Redis,
  * malloc'd: PREFIX "idem:m:R/U/K" for U's message to room R with key K,
  * PREFIX "idem:d:U/T/K" for U's direct message to T; "" when the envelope
@@ -128,29 +122,8 @@ void rops_send_answer(confab_send_done done, void *arg, const rargs *args, int s
 char *rops_idem_key(const char *prefix, const confab_envelope *env);
 /* The last four arguments of a send with an idempotency key: the key
  * (`ik`, rops_idem_key's), the window in seconds, the message's id and
- * ts (rops_send_answer reads those two back). 0 or CONFAB_ENOMEM. */
+ * ts (ranswer_send reads those two back). 0 or CONFAB_ENOMEM. */
 int rops_idem_args(rargs *a, const char *ik, unsigned long window, const confab_envelope *env);
-
-/* Answer a direct request from the direct script's reply: the number of
- * nodes that took it (0: CONFAB_EOFFLINE), an idempotent repeat's text,
- * NULL when lost (then `lost` is the status), or an error (logged).
- * `sdone` (direct_idem, with the request's arguments `args`) when it is
- * not NULL, else `done`, which never gets CONFAB_EUNKNOWN (direct has no
- * such answer: unavailable). */
-void rops_direct_answer(const rops_ctx *rc, const redisReply *reply, int lost,
-			confab_send_done sdone, confab_status_done done, void *arg,
-			const rargs *args);
-
-/* Answer a room_epoch request from the epoch script's reply (NULL: lost,
- * unavailable; an error is logged), remembering the epoch of `room`. */
-void rops_epoch_answer(const rops_ctx *rc, const redisReply *reply, const char *room,
-		       confab_epoch_done done, void *arg);
-
-/* Answer a presence request from its reply (SMEMBERS of the room's
- * presence set; NULL: lost, unavailable; an error is logged): the users,
- * sorted by name. */
-void rops_presence_answer(const rops_ctx *rc, const redisReply *reply, confab_presence_done done,
-			  void *arg);
 
 /* The history script's ARGV[3..9] (rscript.h's RSCRIPT_HISTORY_HEAD):
  * has_since, since, limit, history_size, the epoch the client knows
