@@ -3,12 +3,14 @@
  * one order (seq, history and the published stream agree).
  *
  * Every script takes ARGV[1] = the key prefix P and ARGV[2] = the channel
- * prefix C, and all but PUBLISH start with the same prelude of helpers. Keys (see
+ * prefix C, and all but PUBLISH start with the same prelude of helpers.
+ * The pieces that redis_cluster's scripts share are in
+ * ../redislink/rscript.h, which says why each step is there. Keys (see
  * docs/backplane-redis.md):
  *   P room:R:seq      string  the room's last seq (INCR)
  *   P room:R:hist     list    the room's last messages, oldest first: at least
  *                             history_size (when there are as many), at most
- *                             HIST_SLACK more (trimmed in steps; see below)
+ *                             RSCRIPT_HIST_SLACK more (trimmed in steps)
  *   P room:R:epoch    string  the room's epoch: set (SET when absent, with the
  *                             random text the node passes) the first time the
  *                             room is used after it did not exist; only a
@@ -132,7 +134,7 @@
  * history_size, the epoch the client knows ("" for none), room_ttl, fresh
  * epoch. Returns {truncated (1/0), epoch, messages oldest first...}: the
  * same answer as the embedded backplane's history (the list may hold up
- * to HIST_SLACK older ones than history_size: they are not served). A
+ * to RSCRIPT_HIST_SLACK older ones than history_size: they are not served). A
  * known epoch other than the room's asks for everything kept, truncated. */
 #define HISTORY_LUA \
 	RSCRIPT_HISTORY_HEAD \

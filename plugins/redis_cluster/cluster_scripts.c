@@ -1,6 +1,6 @@
 /* The Lua scripts, cluster form. The logic is the `redis` backplane's
- * (plugins/redis/redis_scripts.c says why each step is there); what
- * differs:
+ * (plugins/redis/redis_scripts.c, and ../redislink/rscript.h for the
+ * pieces both share, say why each step is there); what differs:
  *   - ARGV[1] is the partition's key prefix P ("{tag}") and ARGV[2] its
  *     channel C ("{tag}ch"): every key a script touches, and the channel,
  *     share the partition's slot, which Redis Cluster requires of a script;
