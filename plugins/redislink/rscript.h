@@ -1,8 +1,9 @@
 /* The Lua that both Redis backplanes' scripts share, as string literals to
  * splice into them: the prelude of presence helpers (with the command that
  * publishes a member event as the parameter: PUBLISH to the room's channel,
- * or SPUBLISH to the partition's) and the room record's expiry helpers.
- * plugins/redis/redis_scripts.c says why each step is there.
+ * or SPUBLISH to the partition's), the room record's expiry helpers, and
+ * the scripts (or their halves) that are the same in both. The keys are
+ * plugins/redis/redis_scripts.c's (docs/backplane-redis.md).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -16,7 +17,7 @@
 #define RSCRIPT_GEN_KEEP_MS "86400000"
 
 /* A room's history list is trimmed back to history_size only when it has
- * grown HIST_SLACK past it: an LTRIM on every message was a tenth of
+ * grown RSCRIPT_HIST_SLACK past it: an LTRIM on every message was a tenth of
  * Redis's work per message. The history script serves only the last
  * history_size. */
 #define RSCRIPT_HIST_SLACK "64"
@@ -88,9 +89,10 @@
  * never expires, nothing is done). It is due when one of the keys was
  * just made; for a join or a history when the seq key has less than
  * room_ttl left; for a publish when the node says so, which it does at
- * most every room_ttl/32 per room (redis_ops.c, cluster_ops.c). So a room expires between
- * room_ttl and room_ttl + room_ttl/16 after its last use, and most messages
- * cost no Redis command more than before rooms expired.
+ * most every room_ttl/32 per room (redis_ops.c, cluster_ops.c). So a
+ * room expires between room_ttl and room_ttl + room_ttl/16 after its last
+ * use, and most messages cost no Redis command more than before rooms
+ * expired.
  *
  * The publish scripts spell this out inline: helper closures would be
  * built on every call, and they run for every message (Redis's share of
@@ -123,8 +125,9 @@
  * message of a room's life (seq 1) reads the epoch (or makes it) and
  * carries it: the nodes, which receive a room's messages in seq order,
  * remember it from there and from the joins' epoch script, and label the
- * messages that follow with it (redis_ops.c, cluster_gap.c). A GET of the epoch for every
- * message was most of what epochs cost Redis per message. Then builds
+ * messages that follow with it (redis_ops.c, cluster_gap.c). A GET of
+ * the epoch for every message was most of what epochs cost Redis per
+ * message. Then builds
  * `msg`, keeps it in history and refreshes the record when due (or when
  * a key was made). */
 #define RSCRIPT_PUBLISH_ONE(kseq, khist, kepoch, head_a, head_b, body) \
@@ -268,7 +271,7 @@
 	"local list_first = real - stored + 1\n" \
 	"local kept = math.min(stored, tonumber(ARGV[6]))\n" \
 	"local first_kept = real - kept + 1\n" \
-	"local last = real\n" \
+	"local last = real\n"
 
 #define RSCRIPT_HISTORY_SERVE \
 	"local limit = tonumber(ARGV[5])\n" \
