@@ -36,13 +36,6 @@
 
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 6379
-#define DEFAULT_PREFIX "confab:"
-#define DEFAULT_PRESENCE_TTL 15
-#define DEFAULT_PROBE_INTERVAL_MS 1000
-#define DEFAULT_PROBE_TIMEOUT_MS 3000
-#define DEFAULT_RECONNECT_MAX_MS 5000
-#define DEFAULT_HISTORY_SIZE 100
-#define PREFIX_MAX 64
 #define DEFAULT_SENTINEL_PORT 26379
 #define MAX_SENTINELS 16
 
@@ -53,14 +46,6 @@
 static rset settings(const redis_state *s)
 {
 	return (rset){ .host = s->host, .ctx = s->ctx };
-}
-
-static int read_number(redis_state *s, const char *key, long def, long min, long max,
-		       const char *unit, long *out)
-{
-	rset r = settings(s);
-
-	return rset_long(&r, key, def, min, max, unit, out);
 }
 
 static const char *get_nonempty(redis_state *s, const char *key)
@@ -127,35 +112,17 @@ static int read_sentinels(redis_state *s)
 	return 0;
 }
 
-static int read_prefix(redis_state *s)
-{
-	const char *v = s->host->config_get(s->ctx, "prefix");
-
-	if (v == NULL)
-		v = DEFAULT_PREFIX;
-	if (strlen(v) > PREFIX_MAX)
-		goto bad;
-	for (const char *p = v; *p; p++)
-		if (*p <= ' ' || *p > '~')
-			goto bad;
-	if ((s->prefix = strdup(v)) == NULL)
-		return CONFAB_ENOMEM;
-	return 0;
-bad:
-	s->host->config_error(s->ctx, "prefix", "'%s' is not up to %d printable characters "
-			      "without spaces", v, PREFIX_MAX);
-	return -1;
-}
-
 static int read_settings(redis_state *s)
 {
+	rset r = settings(s);
 	const char *v;
-	long n, ttl, interval, timeout, backoff;
+	unsigned u;
+	int n;
 
 	if (s->host->config_get(s->ctx, "sentinels") != NULL) {
 		n = read_sentinels(s);
 		if (n != 0)
-			return (int)n;
+			return n;
 		s->addr[0] = '\0';  /* the sentinels will say */
 	} else {
 		if (get_nonempty(s, "master_name") != NULL ||
@@ -166,54 +133,28 @@ static int read_settings(redis_state *s)
 		}
 		if (read_host(s) != 0)
 			return CONFAB_EINVAL;
-		if (read_number(s, "port", DEFAULT_PORT, 1, 65535, "port number", &n) != 0)
+		if (rset_uint(&r, "port", DEFAULT_PORT, 1, 65535, &u) != 0)
 			return CONFAB_EINVAL;
-		s->port = (int)n;
+		s->port = (int)u;
 	}
 	/* Behind Sentinel the point is to survive a failover: an ack should
 	 * mean a replica has the message (docs/backplane-redis.md). */
-	if (read_number(s, "ack_replicas", s->n_sentinels > 0 ? 1 : 0, 0, 100,
-			"number of replicas", &n) != 0)
+	if (rset_uint(&r, "ack_replicas", s->n_sentinels > 0 ? 1 : 0, 0, 100,
+		      &s->ack_replicas) != 0)
 		return CONFAB_EINVAL;
-	s->ack_replicas = (unsigned)n;
-	{
-		rset r = settings(s);
-
-		n = rset_tls(&r, &s->tls, &s->tls_no_verify);
-		if (n != 0)
-			return (int)n;
-	}
+	n = rset_tls(&r, &s->tls, &s->tls_no_verify);
+	if (n != 0)
+		return n;
 	v = s->host->config_get(s->ctx, "password");
 	if (v != NULL && *v != '\0' && (s->password = strdup(v)) == NULL)
 		return CONFAB_ENOMEM;
-	if (read_number(s, "db", 0, 0, INT_MAX, "database number", &s->db) != 0)
+	if (rset_uint(&r, "db", 0, 0, INT_MAX, &u) != 0)
 		return CONFAB_EINVAL;
-	n = read_prefix(s);
-	if (n != 0)
-		return n == CONFAB_ENOMEM ? CONFAB_ENOMEM : CONFAB_EINVAL;
-	if (read_number(s, "presence_ttl", DEFAULT_PRESENCE_TTL, 2, 86400, "number of seconds",
-			&ttl) != 0 ||
-	    read_number(s, "probe_interval_ms", DEFAULT_PROBE_INTERVAL_MS, 50, 600000,
-			"number of milliseconds", &interval) != 0 ||
-	    read_number(s, "probe_timeout_ms", DEFAULT_PROBE_TIMEOUT_MS, 100, 600000,
-			"number of milliseconds", &timeout) != 0 ||
-	    read_number(s, "reconnect_max_ms", DEFAULT_RECONNECT_MAX_MS, REDIS_BACKOFF_FIRST_MS,
-			600000, "number of milliseconds", &backoff) != 0)
+	s->db = u;
+	if ((n = rset_prefix(&r, false, &s->prefix)) != 0)
+		return n;
+	if (rset_common_read(&r, REDIS_BACKOFF_FIRST_MS, &s->common) != 0)
 		return CONFAB_EINVAL;
-	s->presence_ttl_ms = (unsigned)ttl * 1000;
-	/* Beat often enough that a dead node is forgotten within about
-	 * presence_ttl + 1 s, whatever the ttl. */
-	s->heartbeat_ms = s->presence_ttl_ms / 4 < 1000 ? s->presence_ttl_ms / 4 : 1000;
-	s->probe_interval_ms = (unsigned)interval;
-	s->probe_timeout_ms = (unsigned)timeout;
-	s->reconnect_max_ms = (unsigned)backoff;
-
-	v = s->host->broker_get(s->ctx, "history_size");
-	s->history_size = v != NULL ? strtoul(v, NULL, 10) : DEFAULT_HISTORY_SIZE;
-	v = s->host->broker_get(s->ctx, "room_ttl");
-	s->room_ttl = v != NULL ? strtoul(v, NULL, 10) : 0;
-	v = s->host->broker_get(s->ctx, "idem_window");
-	s->idem_window = v != NULL ? strtoul(v, NULL, 10) : 120;
 	s->node_id = s->host->node_id(s->ctx);
 
 	if (s->db != 0) {
@@ -257,34 +198,21 @@ static int redis_init(confab_ctx *ctx, const confab_host *host, void **state)
 	redis_state *s;
 	int rc;
 
-	if (!CONFAB_HAS(host, backplane) || host->backplane == NULL ||
-	    !CONFAB_HAS(host->backplane, health)) {
-		host->log(ctx, CONFAB_LOG_ERROR, "the broker offers no backplane entry points");
+	if (!rops_host_ok(host, ctx))
 		return CONFAB_EINVAL;
-	}
-	s = calloc(1, sizeof(*s));
-	if (s == NULL)
+	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return CONFAB_ENOMEM;
 	s->ctx = ctx;
 	s->host = host;
 	s->loop = (uv_loop_t *)host->loop(ctx);
-	rc = read_settings(s);
-	if (rc == 0) {
-		s->rooms = dict_new();
-		s->users = dict_new();
-		if (s->rooms == NULL || s->users == NULL)
-			rc = CONFAB_ENOMEM;
-	}
+	rc = rops_init_tables(host, ctx, read_settings(s), &s->rooms, &s->users, s->nonce,
+			      sizeof(s->nonce));
 	if (rc != 0) {
-		if (rc == CONFAB_ENOMEM)
-			host->log(ctx, CONFAB_LOG_ERROR, "out of memory");
 		redis_state_free(s);
 		return rc;
 	}
-	/* In every probe: a probe of another process on our node channel
-	 * means two nodes share a node_id. */
-	snprintf(s->nonce, sizeof(s->nonce), "%x-%" PRIx64, (unsigned)uv_os_getpid(),
-		 uv_hrtime());
+	s->rops = (rops_ctx){ .host = host, .ctx = ctx, .redirects = false, .rooms = s->rooms,
+			      .kind = &ops_lroom_kind };
 	*state = s;
 	return 0;
 }
@@ -296,12 +224,12 @@ static int redis_start(void *state)
 	if (s->n_sentinels > 0)
 		redis_log(s, CONFAB_LOG_INFO, "asking %zu sentinels for master '%s' (db %ld, "
 			  "prefix '%s', presence_ttl %u s, ack_replicas %u%s)", s->n_sentinels,
-			  s->master_name, s->db, s->prefix, s->presence_ttl_ms / 1000,
+			  s->master_name, s->db, s->prefix, s->common.presence_ttl_ms / 1000,
 			  s->ack_replicas, s->tls != NULL ? ", TLS" : "");
 	else
 		redis_log(s, CONFAB_LOG_INFO, "connecting to Redis at %s:%d (db %ld, prefix '%s', "
 			  "presence_ttl %u s, ack_replicas %u%s)", s->addr, s->port, s->db,
-			  s->prefix, s->presence_ttl_ms / 1000, s->ack_replicas,
+			  s->prefix, s->common.presence_ttl_ms / 1000, s->ack_replicas,
 			  s->tls != NULL ? ", TLS" : "");
 	if (s->tls_no_verify)
 		redis_log(s, CONFAB_LOG_WARN, "tls_verify = no: Redis's certificate is not "

@@ -1,25 +1,10 @@
 /* The `redis` backplane: many confabd nodes share rooms through one Redis.
  *
- * Files:
- *   redis.c          the descriptor, [redis] settings, start/stop/destroy.
- *   redis_ops.c      the backplane slots, and this node's bookkeeping of
- *                    what the core told it (users online, users in rooms)
- *                    with the room subscriptions that follow from it.
- *   redis_conn.c     the two links (commands, subscriptions): setup,
- *                    health, reconnect with backoff, the probe that proves
- *                    the subscription delivers, the presence heartbeat.
- *   redis_cmd.c      one request to Redis: its arguments, EVALSHA with the
- *                    EVAL fallback, its reply, failing it exactly once.
- *   redis_scripts.c  the Lua scripts (see docs/backplane-redis.md).
- *   redis_batch.c    the publishes and presence changes of one loop turn,
- *                    sent as one script call.
- *   redis_wait.c     ack_replicas: one WAIT after the publishes of a turn;
- *                    their acks wait for it.
- *   redis_sentinel.c Redis Sentinel: which server is the master, and the
- *                    +switch-master events that say it changed.
- *   ../redislink/    what redis_cluster shares: the text of a message as
- *                    stored and published (rwire), and one connection to
- *                    Redis on the loop (rlink).
+ * Each file's first comment says what it does; the sections below say
+ * which file defines what they declare. What this backplane shares with
+ * redis_cluster (the text of messages, one connection on the loop, the
+ * settings read alike, the Lua prelude, the local bookkeeping) is in
+ * ../redislink.
  *
  * Everything runs on the broker's loop thread. Each connection is an
  * rlink: a libuv stream, hiredis's reply reader and command formatter,
@@ -39,8 +24,14 @@
 #include <uv.h>
 #include <confab/plugin.h>
 
-#include "dict.h"
+#include <confab/dict.h>
+
+#include "ranswer.h"
+#include "rargs.h"
+#include "rhistory.h"
 #include "rlink.h"
+#include "rops.h"
+#include "rreply.h"
 #include "rsettings.h"
 #include "rwire.h"
 
@@ -53,9 +44,6 @@
 
 typedef struct redis_state redis_state;
 typedef struct rq rq;
-
-/* Hash tables: core/dict.h, linked in from core/libconfabdict.la (state-
- * less code, no core symbol: the plugin still exports only its entry). */
 
 /* ---- redis_scripts.c ---- */
 
@@ -113,28 +101,14 @@ struct rq {
 	uint64_t seq;                /* waiting for WAIT (redis_wait.c): its seq, */
 	char *repeat;                /* ... or an idempotent repeat's "SEQ ID TS" */
 	unsigned nkeys;              /* scripts: how many leading args are KEYS */
-	size_t argc, argcap;
-	char **argv;
-	size_t *argvlen;
-	union {
-		confab_publish_done publish;
-		confab_status_done status;
-		confab_presence_done presence;
-		confab_history_done history;
-		confab_history_epoch_done history_epoch;
-		confab_epoch_done epoch;
-		confab_send_done send;
-	} done;
+	rargs args;                  /* the command's (../redislink/rargs.h) */
+	rops_done done;              /* the core's callback, by slot */
 	void *arg;
 };
 
 /* A request for `script` (or -1 and a plain command in the args). */
 rq *rq_new(redis_state *s, rq_handler handle, int script);
 void rq_free(rq *q);
-/* Append one argument (copied). 0 or CONFAB_ENOMEM. */
-int rq_arg(rq *q, const void *data, size_t len);
-int rq_args(rq *q, const char *text);
-int rq_argf(rq *q, const char *fmt, ...) CONFAB_PRINTF(2, 3);
 /* Hand the request to link `l` (queued there even while it connects).
  * 0: the handler will be called exactly once. Otherwise
  * CONFAB_EUNAVAILABLE (no link, or a failed one) or CONFAB_ENOMEM, and
@@ -148,9 +122,6 @@ const rq *rq_oldest(const redis_state *s, const rlink *l);
 /* Answer every core request still waiting with CONFAB_EUNAVAILABLE now
  * (destroy): their replies, if any come, are then dropped. */
 void rq_orphan_all(redis_state *s);
-/* CONFAB_EUNAVAILABLE for errors that say "not now" (LOADING, BUSY,
- * OOM, ...), CONFAB_ERR for the rest. */
-int rq_error_status(const char *err);
 
 /* ---- the instance ---- */
 
@@ -160,20 +131,13 @@ typedef enum link_state {
 	LINK_UP                      /* serving: the probe came back */
 } link_state;
 
-/* One room this node has users in (or had, while a SUBSCRIBE of it is
- * still unconfirmed). */
-/* A join waiting for its room's subscription (room_ready). */
-typedef struct rwait {
-	struct rwait *next;
-	confab_status_done done;
-	void *arg;
-} rwait;
-
 /* One `sentinels` entry: an address or a DNS name, and a port. */
 typedef rset_addr redis_sentinel;
 
+/* One room this node has users in (or had, while a SUBSCRIBE of it is
+ * still unconfirmed). */
 typedef struct lroom {
-	dict *users;                 /* this node's users in the room (no values) */
+	confab_dict *users;                 /* this node's users in the room (no values) */
 	unsigned subs_pending;       /* SUBSCRIBEs sent on the current connection, unconfirmed */
 	rq *held, *held_tail;        /* publishes waiting for that confirmation */
 	size_t n_held;
@@ -211,14 +175,7 @@ struct redis_state {
 				      * (wall-clock ms, or one more), carried by
 				      * every script that writes this node's state
 				      * (redis_scripts.c, node:N:gen) */
-	unsigned presence_ttl_ms;
-	unsigned heartbeat_ms;
-	unsigned probe_interval_ms;
-	unsigned probe_timeout_ms;
-	unsigned reconnect_max_ms;
-	size_t history_size;
-	unsigned long room_ttl;      /* [broker] room_ttl, seconds; 0 = never */
-	unsigned long idem_window;   /* [broker] idem_window, seconds */
+	rset_common common;          /* timings, [broker] limits */
 
 	/* the links (redis_conn.c) */
 	rlink *cmd;                  /* scripts, PUBLISH, queries */
@@ -282,8 +239,9 @@ struct redis_state {
 	bool goodbye_done;           /* destroy: the goodbye's reply came */
 
 	/* what the core told us (redis_ops.c) */
-	dict *rooms;                 /* room -> lroom */
-	dict *users;                 /* users with a session here (no values) */
+	confab_dict *rooms;                 /* room -> lroom */
+	rops_ctx rops;               /* for the shared answers (../redislink/rops.h) */
+	confab_dict *users;                 /* users with a session here (no values) */
 
 	rq *inflight;                /* requests the links hold, newest first */
 	rq *inflight_tail;           /* ... and the oldest */
@@ -413,9 +371,6 @@ bool ops_reconcile_refused(redis_state *s, const rq *q, const redisReply *reply)
  * the next refresh is due room_ttl/32 from now. */
 void ops_published(redis_state *s, const rq *q);
 
-/* 64 random bits as 16 hex digits: the epoch a script gives a room it
- * creates. */
-void ops_fresh_epoch(char out[17]);
 
 extern const confab_backplane_ops redis_backplane_ops;
 /* The reconcile request: make Redis's record of this node equal to the
@@ -433,7 +388,10 @@ void ops_subscriptions_reset(redis_state *s);
 void ops_on_message(redis_state *s, const char *channel, const char *text, size_t len);
 /* Frees the bookkeeping (destroy). */
 void ops_free(redis_state *s);
-/* Free function for lroom values (dict_free). */
+/* Free function for lroom values (confab_dict_free). */
 void ops_lroom_free(void *p);
+
+/* How rops.h makes, frees and reads this plugin's lroom values. */
+extern const rops_room_kind ops_lroom_kind;
 
 #endif /* CONFAB_REDIS_H */

@@ -151,20 +151,21 @@ static int send_presence_batch(redis_state *s, rq *list)
 	rq *b = rq_new(s, presence_batch_reply, SCRIPT_PRESENCE_BATCH);
 	int rc = b == NULL;
 
-	rc = rc || rq_arg(b, list->argv[PRES_P], list->argvlen[PRES_P]) ||
-	     rq_arg(b, list->argv[PRES_C], list->argvlen[PRES_C]) ||
-	     rq_arg(b, list->argv[PRES_NODE], list->argvlen[PRES_NODE]) ||
-	     rq_arg(b, list->argv[PRES_GEN], list->argvlen[PRES_GEN]);
+	rc = rc || rargs_add(&b->args, list->args.argv[PRES_P], list->args.argvlen[PRES_P]) ||
+	     rargs_add(&b->args, list->args.argv[PRES_C], list->args.argvlen[PRES_C]) ||
+	     rargs_add(&b->args, list->args.argv[PRES_NODE], list->args.argvlen[PRES_NODE]) ||
+	     rargs_add(&b->args, list->args.argv[PRES_GEN], list->args.argvlen[PRES_GEN]);
 	for (rq *q = list; rc == 0 && q != NULL; q = q->held_next) {
 		bool has_room = q->script == SCRIPT_JOIN || q->script == SCRIPT_LEAVE;
 		const char *op = q->script == SCRIPT_JOIN ? "j" : q->script == SCRIPT_LEAVE ? "l" :
 				 q->script == SCRIPT_ONLINE ? "o" : "f";
 
-		rc = rq_args(b, op) ||
-		     (has_room ? rq_arg(b, q->argv[PRES_ROOM], q->argvlen[PRES_ROOM])
-			       : rq_args(b, "")) ||
-		     rq_arg(b, q->argv[has_room ? PRES_ROOM + 1 : PRES_ROOM],
-			    q->argvlen[has_room ? PRES_ROOM + 1 : PRES_ROOM]);
+		rc = rargs_adds(&b->args, op) ||
+		     (has_room ? rargs_add(&b->args, q->args.argv[PRES_ROOM],
+					   q->args.argvlen[PRES_ROOM])
+			       : rargs_adds(&b->args, "")) ||
+		     rargs_add(&b->args, q->args.argv[has_room ? PRES_ROOM + 1 : PRES_ROOM],
+			    q->args.argvlen[has_room ? PRES_ROOM + 1 : PRES_ROOM]);
 	}
 	return send_carrying(s, b, rc, list);
 }
@@ -178,16 +179,17 @@ static int send_batch(redis_state *s, rq *list, size_t n)
 
 	for (rq *q = list; rc == 0 && q != NULL; q = q->held_next)
 		for (int k = PUB_SEQ_KEY; rc == 0 && k <= PUB_EPOCH_KEY; k++)
-			rc = rq_arg(b, q->argv[k], q->argvlen[k]);
-	rc = rc || rq_arg(b, list->argv[PUB_P], list->argvlen[PUB_P]) ||
-	     rq_arg(b, list->argv[PUB_C], list->argvlen[PUB_C]) ||
-	     rq_arg(b, list->argv[PUB_HISTORY_SIZE], list->argvlen[PUB_HISTORY_SIZE]) ||
-	     rq_arg(b, list->argv[PUB_ROOM_TTL], list->argvlen[PUB_ROOM_TTL]) ||
-	     rq_arg(b, list->argv[PUB_FRESH], list->argvlen[PUB_FRESH]);
+			rc = rargs_add(&b->args, q->args.argv[k], q->args.argvlen[k]);
+	rc = rc || rargs_add(&b->args, list->args.argv[PUB_P], list->args.argvlen[PUB_P]) ||
+	     rargs_add(&b->args, list->args.argv[PUB_C], list->args.argvlen[PUB_C]) ||
+	     rargs_add(&b->args, list->args.argv[PUB_HISTORY_SIZE],
+		       list->args.argvlen[PUB_HISTORY_SIZE]) ||
+	     rargs_add(&b->args, list->args.argv[PUB_ROOM_TTL], list->args.argvlen[PUB_ROOM_TTL]) ||
+	     rargs_add(&b->args, list->args.argv[PUB_FRESH], list->args.argvlen[PUB_FRESH]);
 	for (rq *q = list; rc == 0 && q != NULL; q = q->held_next)
 		for (int a = PUB_ROOM; rc == 0 && a <= PUB_REFRESH; a++)
 			if (a <= PUB_BODY || a == PUB_REFRESH)
-				rc = rq_arg(b, q->argv[a], q->argvlen[a]);
+				rc = rargs_add(&b->args, q->args.argv[a], q->args.argvlen[a]);
 	if (rc == 0) {
 		b->nkeys = (unsigned)(3 * n);
 		/* Counted like the core's requests, so that destroy answers

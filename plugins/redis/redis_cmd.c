@@ -11,7 +11,6 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,72 +41,9 @@ void rq_free(rq *q)
 		q->subs = sub->held_next;
 		rq_free(sub);
 	}
-	for (size_t i = 0; i < q->argc; i++)
-		free(q->argv[i]);
-	free(q->argv);
-	free(q->argvlen);
+	rargs_clear(&q->args);
 	free(q->repeat);
 	free(q);
-}
-
-int rq_arg(rq *q, const void *data, size_t len)
-{
-	char *copy;
-
-	if (q->argc == q->argcap) {
-		size_t cap = q->argcap ? q->argcap * 2 : 8;
-		char **argv = realloc(q->argv, cap * sizeof(*argv));
-
-		if (argv == NULL)
-			return CONFAB_ENOMEM;
-		q->argv = argv;
-		size_t *lens = realloc(q->argvlen, cap * sizeof(*lens));
-		if (lens == NULL)
-			return CONFAB_ENOMEM;
-		q->argvlen = lens;
-		q->argcap = cap;
-	}
-	copy = malloc(len + 1);
-	if (copy == NULL)
-		return CONFAB_ENOMEM;
-	memcpy(copy, data, len);
-	copy[len] = '\0';
-	q->argv[q->argc] = copy;
-	q->argvlen[q->argc] = len;
-	q->argc++;
-	return 0;
-}
-
-int rq_args(rq *q, const char *text)
-{
-	return rq_arg(q, text, strlen(text));
-}
-
-int rq_argf(rq *q, const char *fmt, ...)
-{
-	va_list ap;
-	char small[256];
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return CONFAB_ERR;
-	if ((size_t)n < sizeof(small))
-		return rq_arg(q, small, (size_t)n);
-
-	char *big = malloc((size_t)n + 1);
-	int rc;
-
-	if (big == NULL)
-		return CONFAB_ENOMEM;
-	va_start(ap, fmt);
-	vsnprintf(big, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	rc = rq_arg(q, big, (size_t)n);
-	free(big);
-	return rc;
 }
 
 static void unlist(redis_state *s, rq *q)
@@ -168,49 +104,16 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 
 int rq_send(redis_state *s, rlink *l, rq *q)
 {
-	size_t extra = q->script >= 0 ? 3 : 0;
-	size_t argc = q->argc + extra;
-	const char *small_argv[16];
-	size_t small_len[16];
-	const char **argv = small_argv;
-	size_t *lens = small_len;
-	char numkeys[16];
+	rargs_script script;
 	int rc;
 
-	if (l == NULL || argc == 0)
-		return CONFAB_EUNAVAILABLE;
-	if (argc > 16) {
-		argv = malloc(argc * sizeof(*argv));
-		lens = malloc(argc * sizeof(*lens));
-		if (argv == NULL || lens == NULL) {
-			free(argv);
-			free(lens);
-			return CONFAB_ENOMEM;
-		}
-	}
 	if (q->script >= 0) {
 		q->by_eval = !s->sha_ok[q->script] || q->retried;
-		if (!q->by_eval) {
-			argv[0] = "EVALSHA";
-			argv[1] = s->sha[q->script];
-		} else {
-			argv[0] = "EVAL";
-			argv[1] = redis_script_text[q->script];
-		}
-		snprintf(numkeys, sizeof(numkeys), "%u", q->nkeys);
-		argv[2] = numkeys;
-		for (size_t i = 0; i < 3; i++)
-			lens[i] = strlen(argv[i]);
+		script = (rargs_script){ .text = redis_script_text[q->script],
+					 .sha = q->by_eval ? NULL : s->sha[q->script],
+					 .nkeys = q->nkeys };
 	}
-	for (size_t i = 0; i < q->argc; i++) {
-		argv[extra + i] = q->argv[i];
-		lens[extra + i] = q->argvlen[i];
-	}
-	rc = rlink_command(l, (int)argc, argv, lens, on_reply, q);
-	if (argv != small_argv) {
-		free(argv);
-		free(lens);
-	}
+	rc = rargs_send(l, &q->args, q->script >= 0 ? &script : NULL, NULL, on_reply, q);
 	if (rc != 0)
 		return rc;
 	/* Queued on the link, maybe before it is connected: from here a lost
@@ -260,18 +163,3 @@ void rq_orphan_all(redis_state *s)
 	}
 }
 
-int rq_error_status(const char *err)
-{
-	static const char *const transient[] = {
-		"LOADING", "BUSY", "OOM", "MASTERDOWN", "READONLY", "NOAUTH",
-		"TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", NULL
-	};
-
-	for (size_t i = 0; err != NULL && transient[i] != NULL; i++) {
-		size_t n = strlen(transient[i]);
-
-		if (strncmp(err, transient[i], n) == 0 && (err[n] == ' ' || err[n] == '\0'))
-			return CONFAB_EUNAVAILABLE;
-	}
-	return CONFAB_ERR;
-}

@@ -126,7 +126,8 @@ static void link_up(redis_state *s)
 	s->last_reason[0] = '\0';
 	if (s->was_up)
 		redis_log(s, CONFAB_LOG_INFO, "Redis is back after %llu ms; resubscribed to %zu rooms",
-			  (unsigned long long)(now(s) - s->down_since), dict_count(s->rooms));
+			  (unsigned long long)(now(s) - s->down_since),
+			  confab_dict_count(s->rooms));
 	else if (s->n_sentinels > 0)
 		redis_log(s, CONFAB_LOG_INFO, "connected to master '%s' at %s:%d (db %ld, "
 			  "prefix '%s')", s->master_name, s->addr, s->port, s->db, s->prefix);
@@ -158,8 +159,8 @@ static void probe_send(redis_state *s)
 	snprintf(token, sizeof(token), "%s.%llu", s->nonce, (unsigned long long)++s->probe_seq);
 	text = wire_probe(token);
 	q = rq_new(s, probe_reply, -1);
-	if (text == NULL || q == NULL || rq_args(q, "PUBLISH") != 0 ||
-	    rq_args(q, s->node_chan) != 0 || rq_args(q, text) != 0) {
+	if (text == NULL || q == NULL || rargs_adds(&q->args, "PUBLISH") != 0 ||
+	    rargs_adds(&q->args, s->node_chan) != 0 || rargs_adds(&q->args, text) != 0) {
 		free(text);
 		rq_free(q);
 		return;  /* out of memory: the next tick tries again */
@@ -204,7 +205,7 @@ static void setup_reply(redis_state *s, rq *q, const rlink *ac, redisReply *repl
 	if (reply == NULL || ac != s->cmd)
 		return;
 	if (reply->type == REDIS_REPLY_ERROR)
-		conn_fail(s, "%s failed: %s", q->argv[0], reply->str);
+		conn_fail(s, "%s failed: %s", q->args.argv[0], reply->str);
 }
 
 static void script_load_reply(redis_state *s, rq *q, const rlink *ac,
@@ -269,7 +270,7 @@ static int setup_cmd(redis_state *s, const char *a, const char *b)
 {
 	rq *q = rq_new(s, setup_reply, -1);
 
-	if (q == NULL || rq_args(q, a) != 0 || rq_args(q, b) != 0) {
+	if (q == NULL || rargs_adds(&q->args, a) != 0 || rargs_adds(&q->args, b) != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}
@@ -287,8 +288,9 @@ int conn_setup_command_link(redis_state *s)
 		return CONFAB_ERR;
 	for (int i = 0; i < SCRIPT_COUNT; i++) {
 		q = rq_new(s, script_load_reply, -1);
-		if (q == NULL || rq_args(q, "SCRIPT") != 0 || rq_args(q, "LOAD") != 0 ||
-		    rq_args(q, redis_script_text[i]) != 0) {
+		if (q == NULL || rargs_adds(&q->args, "SCRIPT") != 0 ||
+		    rargs_adds(&q->args, "LOAD") != 0 ||
+		    rargs_adds(&q->args, redis_script_text[i]) != 0) {
 			rq_free(q);
 			return CONFAB_ENOMEM;
 		}
@@ -371,9 +373,9 @@ static char *room_channel(const redis_state *s, const char *room)
 
 static int setup_subscription_link(redis_state *s)
 {
-	size_t n = dict_count(s->rooms), k = 0;
+	size_t n = confab_dict_count(s->rooms), k = 0;
 	char **channels = calloc(n + 1, sizeof(*channels));
-	dict_iter it;
+	confab_dict_iter it;
 	const char *room;
 	void *value;
 	int rc = CONFAB_ENOMEM;
@@ -382,11 +384,11 @@ static int setup_subscription_link(redis_state *s)
 		return CONFAB_ENOMEM;
 	/* Every room we have users in (ops_subscriptions_reset dropped the
 	 * others), then our node channel: its confirmation comes last. */
-	dict_iter_init(&it, s->rooms);
-	while (dict_iter_next(&it, &room, &value)) {
+	confab_dict_iter_init(&it, s->rooms);
+	while (confab_dict_iter_next(&it, &room, &value)) {
 		lroom *r = value;
 
-		if (dict_count(r->users) == 0)
+		if (confab_dict_count(r->users) == 0)
 			continue;
 		if ((channels[k] = room_channel(s, room)) == NULL)
 			goto out;
@@ -459,7 +461,7 @@ static rlink *open_link(redis_state *s, bool subscriber)
 		.port = s->port,
 		.password = s->password,
 		/* resolve + connect + AUTH: the setup's own bound */
-		.connect_timeout_ms = s->probe_timeout_ms,
+		.connect_timeout_ms = s->common.probe_timeout_ms,
 		.subscriber = subscriber,
 		.on_push = subscriber ? on_push : NULL,
 		.on_closed = on_closed,
@@ -538,7 +540,7 @@ void conn_fail(redis_state *s, const char *fmt, ...)
 	s->host->backplane->health(s->ctx, false, reason);
 	if (!was_up && strcmp(reason, s->last_reason) != 0)
 		redis_log(s, CONFAB_LOG_WARN, "%s; retrying (backoff up to %u ms)", reason,
-			  s->reconnect_max_ms);
+			  s->common.reconnect_max_ms);
 	else
 		redis_log(s, CONFAB_LOG_DEBUG, "%s (attempt %u)", reason, s->attempts + 1);
 	snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason);
@@ -558,7 +560,7 @@ void conn_fail(redis_state *s, const char *fmt, ...)
 	uv_timer_start(&s->reconnect_timer, on_reconnect_tick, s->fail_at_once ? 0 : s->backoff_ms,
 		       0);
 	s->fail_at_once = false;
-	s->backoff_ms = s->backoff_ms * 2 > s->reconnect_max_ms ? s->reconnect_max_ms
+	s->backoff_ms = s->backoff_ms * 2 > s->common.reconnect_max_ms ? s->common.reconnect_max_ms
 								 : s->backoff_ms * 2;
 }
 
@@ -579,7 +581,7 @@ static bool command_overdue(redis_state *s, uint64_t n)
 {
 	const rq *q = s->cmd != NULL ? rq_oldest(s, s->cmd) : NULL;
 
-	return q != NULL && n - q->sent_at >= s->probe_timeout_ms;
+	return q != NULL && n - q->sent_at >= s->common.probe_timeout_ms;
 }
 
 static void on_probe_tick(uv_timer_t *t)
@@ -596,14 +598,14 @@ static void on_probe_tick(uv_timer_t *t)
 		return;
 	/* Asking the sentinels: each has the same bound. */
 	if (s->sq != NULL) {
-		if (n - s->sq_started >= s->probe_timeout_ms)
+		if (n - s->sq_started >= s->common.probe_timeout_ms)
 			sentinel_ask_timeout(s);
 		return;
 	}
 	/* While connecting, the setup's own bound below says it better. */
 	if (s->link == LINK_UP && command_overdue(s, n)) {
 		conn_fail(s, "Redis did not answer a request on the command connection "
-			  "within %u ms", s->probe_timeout_ms);
+			  "within %u ms", s->common.probe_timeout_ms);
 		return;
 	}
 	if (s->probe_out) {
@@ -612,18 +614,18 @@ static void on_probe_tick(uv_timer_t *t)
 		 * Reconnecting then would drop what is queued in the socket,
 		 * acked messages among them. Silence is what proves it dead.
 		 * (The command connection's share is checked above.) */
-		if (n - s->probe_sent >= s->probe_timeout_ms &&
-		    !(s->link == LINK_UP && n - s->sub_heard < s->probe_timeout_ms))
+		if (n - s->probe_sent >= s->common.probe_timeout_ms &&
+		    !(s->link == LINK_UP && n - s->sub_heard < s->common.probe_timeout_ms))
 			conn_fail(s, "the probe did not come back through the subscription "
-				  "within %u ms", s->probe_timeout_ms);
+				  "within %u ms", s->common.probe_timeout_ms);
 		return;
 	}
-	if (s->link == LINK_CONNECTING && n - s->connect_started >= s->probe_timeout_ms) {
+	if (s->link == LINK_CONNECTING && n - s->connect_started >= s->common.probe_timeout_ms) {
 		conn_fail(s, "Redis at %s:%d did not complete the connection setup within %u ms",
-			  s->addr, s->port, s->probe_timeout_ms);
+			  s->addr, s->port, s->common.probe_timeout_ms);
 		return;
 	}
-	if (s->link == LINK_UP && n - s->probe_sent >= s->probe_interval_ms)
+	if (s->link == LINK_UP && n - s->probe_sent >= s->common.probe_interval_ms)
 		probe_send(s);
 }
 
@@ -643,12 +645,12 @@ static void heartbeat_reply(redis_state *s, rq *q, const rlink *ac,
 		if (reply->element[i]->type == REDIS_REPLY_STRING)
 			redis_log(s, CONFAB_LOG_INFO, "node %s was silent for more than %u ms: "
 				  "its sessions are gone from presence", reply->element[i]->str,
-				  s->presence_ttl_ms);
+				  s->common.presence_ttl_ms);
 	if (reply->element[0]->integer == 1) {
 		/* Another node forgot us (this loop stalled, or the heartbeat
 		 * could not get through): register everything again. */
 		redis_log(s, CONFAB_LOG_WARN, "this node had been taken for gone (no heartbeat "
-			  "for %u ms); registering its sessions again", s->presence_ttl_ms);
+			  "for %u ms); registering its sessions again", s->common.presence_ttl_ms);
 		reconcile_again(s);
 	}
 }
@@ -661,9 +663,11 @@ static void on_heartbeat_tick(uv_timer_t *t)
 	if (s->destroying || s->cmd == NULL || !s->cmd_ready)
 		return;
 	q = rq_new(s, heartbeat_reply, SCRIPT_HEARTBEAT);
-	if (q == NULL || rq_args(q, s->prefix) != 0 || rq_args(q, s->chan_prefix) != 0 ||
-	    rq_args(q, s->node_id) != 0 || rq_argf(q, "%llu", (unsigned long long)s->gen) != 0 ||
-	    rq_argf(q, "%u", s->presence_ttl_ms) != 0) {
+	if (q == NULL || rargs_adds(&q->args, s->prefix) != 0 ||
+	    rargs_adds(&q->args, s->chan_prefix) != 0 ||
+	    rargs_adds(&q->args, s->node_id) != 0 ||
+	    rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) != 0 ||
+	    rargs_addf(&q->args, "%u", s->common.presence_ttl_ms) != 0) {
 		rq_free(q);
 		return;
 	}
@@ -721,10 +725,12 @@ int conn_start(redis_state *s)
 	s->backoff_ms = REDIS_BACKOFF_FIRST_MS;
 	/* The tick is finer than the interval so that a timeout is seen
 	 * within REDIS_TICK_MS of expiring. */
-	tick = s->probe_interval_ms < REDIS_TICK_MS ? s->probe_interval_ms : REDIS_TICK_MS;
+	tick = s->common.probe_interval_ms < REDIS_TICK_MS ? s->common.probe_interval_ms
+							   : REDIS_TICK_MS;
 	s->tick_ms = tick;
 	uv_timer_start(&s->probe_timer, on_probe_tick, tick, tick);
-	uv_timer_start(&s->heartbeat_timer, on_heartbeat_tick, s->heartbeat_ms, s->heartbeat_ms);
+	uv_timer_start(&s->heartbeat_timer, on_heartbeat_tick, s->common.heartbeat_ms,
+		       s->common.heartbeat_ms);
 	sentinel_watch(s);
 	conn_connect(s);
 	return 0;
@@ -791,9 +797,10 @@ void conn_destroy(redis_state *s)
 		 * the linger timer bounds the wait. */
 		rq *q = rq_new(s, goodbye_reply, SCRIPT_GOODBYE);
 
-		if (q == NULL || rq_args(q, s->prefix) != 0 || rq_args(q, s->chan_prefix) != 0 ||
-		    rq_args(q, s->node_id) != 0 ||
-		    rq_argf(q, "%llu", (unsigned long long)s->gen) != 0 ||
+		if (q == NULL || rargs_adds(&q->args, s->prefix) != 0 ||
+		    rargs_adds(&q->args, s->chan_prefix) != 0 ||
+		    rargs_adds(&q->args, s->node_id) != 0 ||
+		    rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) != 0 ||
 		    rq_send(s, s->cmd, q) != 0) {
 			rlink *cmd = s->cmd;
 

@@ -24,6 +24,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,13 +36,12 @@
 
 /* ---- bookkeeping ---- */
 
-static lroom *lroom_new(void)
+static void *lroom_new(void *ctx)
 {
 	lroom *r = calloc(1, sizeof(*r));
 
-	if (r == NULL)
-		return NULL;
-	if ((r->users = dict_new()) == NULL) {
+	(void)ctx;
+	if (r != NULL && (r->users = confab_dict_new()) == NULL) {
 		free(r);
 		return NULL;
 	}
@@ -57,38 +57,15 @@ void ops_lroom_free(void *p)
 	/* Joins still waiting were answered by ops_subscriptions_reset,
 	 * which runs before anything frees a room with a subscription in
 	 * flight; this only frees what is left. */
-	while (r->waiting != NULL) {
-		rwait *w = r->waiting;
-
-		r->waiting = w->next;
-		free(w);
-	}
-	dict_free(r->users, NULL);
+	rwait_free_all(&r->waiting);
+	confab_dict_free(r->users, NULL);
 	free(r);
 }
 
-/* Answer the joins waiting for a room's subscription, oldest first. The
- * list is taken from the room first: an answer may change the room. */
-static void answer_waiting(lroom *r, int status)
-{
-	rwait *w = r->waiting, *order = NULL;
-
-	r->waiting = NULL;
-	while (w != NULL) {          /* reverse: newest first -> oldest first */
-		rwait *next = w->next;
-
-		w->next = order;
-		order = w;
-		w = next;
-	}
-	while (order != NULL) {
-		rwait *next = order->next;
-
-		order->done(order->arg, status);
-		free(order);
-		order = next;
-	}
-}
+const rops_room_kind ops_lroom_kind = {
+	.make = lroom_new, .drop = ops_lroom_free,
+	.users_at = offsetof(lroom, users), .epoch_at = offsetof(lroom, epoch)
+};
 
 /* Take a room's held publishes (oldest first) out of it. */
 static rq *take_held(lroom *r)
@@ -116,13 +93,13 @@ static void fail_list(redis_state *s, rq *list)
 void ops_subscriptions_reset(redis_state *s)
 {
 	rq *failed = NULL, *tail = NULL;
-	lroom waits = { .waiting = NULL };  /* every room's waiting joins */
-	dict_iter it;
+	rwait *waits = NULL;         /* every room's waiting joins */
+	confab_dict_iter it;
 	const char *room;
 	void *value;
 
-	dict_iter_init(&it, s->rooms);
-	while (dict_iter_next(&it, &room, &value)) {
+	confab_dict_iter_init(&it, s->rooms);
+	while (confab_dict_iter_next(&it, &room, &value)) {
 		lroom *r = value;
 		rq *held_tail = r->held_tail;
 		rq *list = take_held(r);
@@ -138,17 +115,17 @@ void ops_subscriptions_reset(redis_state *s)
 			rwait *w = r->waiting;
 
 			r->waiting = w->next;
-			w->next = waits.waiting;
-			waits.waiting = w;
+			w->next = waits;
+			waits = w;
 		}
 		r->subs_pending = 0;
-		if (dict_count(r->users) == 0)
-			ops_lroom_free(dict_remove(s->rooms, room));
+		if (confab_dict_count(r->users) == 0)
+			ops_lroom_free(confab_dict_remove(s->rooms, room));
 	}
 	fail_list(s, failed);
 	/* The joins that waited fail too; the core undoes them (which may
 	 * leave rooms here, so not while iterating above). */
-	answer_waiting(&waits, CONFAB_EUNAVAILABLE);
+	rwait_answer_all(&waits, CONFAB_EUNAVAILABLE);
 }
 
 /* When nothing is pending for a room any more (its SUBSCRIBE confirmed,
@@ -158,21 +135,21 @@ void ops_subscriptions_reset(redis_state *s)
  * up again after. */
 static void room_settle(redis_state *s, const char *room)
 {
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
 	if (r == NULL || r->subs_pending > 0 || r->joins_pending > 0)
 		return;
 	if (r->waiting != NULL) {
-		answer_waiting(r, 0);
-		r = dict_get(s->rooms, room);
+		rwait_answer_all(&r->waiting, 0);
+		r = confab_dict_get(s->rooms, room);
 	}
-	if (r != NULL && dict_count(r->users) == 0 && r->n_held == 0 && r->waiting == NULL)
-		ops_lroom_free(dict_remove(s->rooms, room));
+	if (r != NULL && confab_dict_count(r->users) == 0 && r->n_held == 0 && r->waiting == NULL)
+		ops_lroom_free(confab_dict_remove(s->rooms, room));
 }
 
 void ops_room_subscribed(redis_state *s, const char *room)
 {
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 	rq *list;
 
 	if (r == NULL || r->subs_pending == 0 || --r->subs_pending > 0)
@@ -194,8 +171,8 @@ void ops_room_subscribed(redis_state *s, const char *room)
 
 void ops_free(redis_state *s)
 {
-	dict_free(s->rooms, ops_lroom_free);
-	dict_free(s->users, NULL);
+	confab_dict_free(s->rooms, ops_lroom_free);
+	confab_dict_free(s->users, NULL);
 	s->rooms = s->users = NULL;
 }
 
@@ -203,15 +180,7 @@ void ops_free(redis_state *s)
 
 int ops_reply_status(redis_state *s, const char *what, const redisReply *reply)
 {
-	if (reply->type == REDIS_REPLY_ERROR) {
-		int status = rq_error_status(reply->str);
-
-		redis_log(s, status == CONFAB_EUNAVAILABLE ? CONFAB_LOG_WARN : CONFAB_LOG_ERROR,
-			  "%s: Redis answered %s", what, reply->str);
-		return status;
-	}
-	redis_log(s, CONFAB_LOG_ERROR, "%s: unexpected reply of type %d", what, reply->type);
-	return CONFAB_ERR;
+	return rreply_status(s->host, s->ctx, what, reply, false);
 }
 
 /* May the core's request go to Redis now? */
@@ -240,32 +209,20 @@ static void own(redis_state *s, rq *q, void *arg)
 	s->n_core++;
 }
 
-void ops_fresh_epoch(char out[17])
-{
-	static uint64_t made;
-	uint64_t v;
-
-	/* Without randomness, time and a counter still make an epoch differ
-	 * from the room's earlier ones, which is all a client relies on. */
-	made++;
-	if (uv_random(NULL, NULL, &v, sizeof(v), 0, NULL) != 0)
-		v = uv_hrtime() ^ (made * 0x9e3779b97f4a7c15u);
-	snprintf(out, 17, "%016" PRIx64, v);
-}
-
 /* The keys of a room's record, the first arguments of the scripts that
  * use it: seq, hist, epoch. */
 static int record_keys(const redis_state *s, rq *q, const char *room)
 {
-	return rq_argf(q, "%sroom:%s:seq", s->prefix, room) ||
-	       rq_argf(q, "%sroom:%s:hist", s->prefix, room) ||
-	       rq_argf(q, "%sroom:%s:epoch", s->prefix, room) ? CONFAB_ENOMEM : 0;
+	return rargs_addf(&q->args, "%sroom:%s:seq", s->prefix, room) ||
+	       rargs_addf(&q->args, "%sroom:%s:hist", s->prefix, room) ||
+	       rargs_addf(&q->args, "%sroom:%s:epoch", s->prefix, room) ? CONFAB_ENOMEM : 0;
 }
 
 /* P and C, the first two arguments of every script. */
 static int prefixes(const redis_state *s, rq *q)
 {
-	return rq_args(q, s->prefix) != 0 || rq_args(q, s->chan_prefix) != 0 ? CONFAB_ENOMEM : 0;
+	return rargs_adds(&q->args, s->prefix) != 0 ||
+	       rargs_adds(&q->args, s->chan_prefix) != 0 ? CONFAB_ENOMEM : 0;
 }
 
 /* Whether a presence script (join, leave, online, offline, or the
@@ -320,9 +277,9 @@ static void change_reply(redis_state *s, rq *q, const rlink *ac, redisReply *rep
  * that did not work is a user missing from presence. */
 static void join_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
-	const char *room = q->argv[PRES_ROOM];
+	const char *room = q->args.argv[PRES_ROOM];
 	bool ok = change_done(s, q, reply);
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
 	(void)ac;
 	if (r == NULL)
@@ -330,7 +287,7 @@ static void join_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply
 	if (r->joins_pending > 0)
 		r->joins_pending--;
 	if (!ok)
-		answer_waiting(r, CONFAB_EUNAVAILABLE);  /* may free r */
+		rwait_answer_all(&r->waiting, CONFAB_EUNAVAILABLE);  /* may free r */
 	room_settle(s, room);
 }
 
@@ -345,8 +302,9 @@ static bool send_presence(redis_state *s, int script, const char *room, const ch
 	if (s->cmd == NULL || s->destroying)
 		return false;
 	q = rq_new(s, script == SCRIPT_JOIN ? join_reply : change_reply, script);
-	if (q == NULL || prefixes(s, q) != 0 || rq_args(q, s->node_id) != 0 ||
-	    rq_argf(q, "%llu", (unsigned long long)s->gen) != 0 || (room != NULL && rq_args(q, room) != 0) || rq_args(q, user) != 0) {
+	if (q == NULL || prefixes(s, q) != 0 || rargs_adds(&q->args, s->node_id) != 0 ||
+	    rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) != 0 ||
+	    (room != NULL && rargs_adds(&q->args, room) != 0) || rargs_adds(&q->args, user) != 0) {
 		rq_free(q);
 		return false;  /* the next reconcile corrects it */
 	}
@@ -354,50 +312,17 @@ static bool send_presence(redis_state *s, int script, const char *room, const ch
 	return true;
 }
 
-/* A generation above every one this node used: the wall clock's ms, so
- * that a restarted process starts above its predecessor without asking
- * (a clock set back is caught by the reconcile: ops_reconcile_refused). */
-static uint64_t next_gen(uint64_t last)
-{
-	struct timespec ts;
-	uint64_t now = 0;
-
-	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
-		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	return now > last ? now : last + 1;
-}
-
-/* Every reconcile starts a generation: a link's scripts are carried out
- * in order, so those sent on the same link before it are done before
- * (with the generation they carry, the current one then), and those of
- * an older link that arrive after it are refused. */
 rq *ops_reconcile_request(redis_state *s)
 {
+	static const rops_filter all = { .kind = &ops_lroom_kind };
 	rq *q = rq_new(s, change_reply, SCRIPT_RECONCILE);
-	size_t entries = 0;
-	dict_iter it, uit;
-	const char *room, *user;
-	void *value;
-	int rc;
 
 	if (q == NULL)
 		return NULL;
-	dict_iter_init(&it, s->rooms);
-	while (dict_iter_next(&it, NULL, &value))
-		entries += dict_count(((lroom *)value)->users);
-	s->gen = next_gen(s->gen);
-	rc = prefixes(s, q) || rq_args(q, s->node_id) ||
-	     rq_argf(q, "%llu", (unsigned long long)s->gen) || rq_argf(q, "%zu", entries);
-	dict_iter_init(&it, s->rooms);
-	while (rc == 0 && dict_iter_next(&it, &room, &value)) {
-		dict_iter_init(&uit, ((lroom *)value)->users);
-		while (rc == 0 && dict_iter_next(&uit, &user, NULL))
-			rc = rq_argf(q, "%s\t%s", room, user);
-	}
-	dict_iter_init(&it, s->users);
-	while (rc == 0 && dict_iter_next(&it, &user, NULL))
-		rc = rq_args(q, user);
-	if (rc != 0) {
+	s->gen = rops_next_gen(s->gen);
+	if (prefixes(s, q) || rargs_adds(&q->args, s->node_id) ||
+	    rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) ||
+	    rops_presence_args(&q->args, s->rooms, s->users, &all) != 0) {
 		rq_free(q);
 		return NULL;
 	}
@@ -436,18 +361,18 @@ bool ops_reconcile_refused(redis_state *s, const rq *q, const redisReply *reply)
  * whatever the node says. */
 static bool refresh_due(const redis_state *s, const lroom *r)
 {
-	return s->room_ttl != 0 &&
+	return s->common.room_ttl != 0 &&
 	       (r == NULL || !r->refreshed ||
-		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->room_ttl * 1000 / 32);
+		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->common.room_ttl * 1000 / 32);
 }
 
 void ops_published(redis_state *s, const rq *q)
 {
 	lroom *r;
 
-	if (q->argc <= PUB_REFRESH || q->argv[PUB_REFRESH][0] != '1')
+	if (q->args.argc <= PUB_REFRESH || q->args.argv[PUB_REFRESH][0] != '1')
 		return;
-	if ((r = dict_get(s->rooms, q->argv[PUB_ROOM])) != NULL) {
+	if ((r = confab_dict_get(s->rooms, q->args.argv[PUB_ROOM])) != NULL) {
 		r->refreshed = true;
 		r->refreshed_at = uv_now(s->loop);
 	}
@@ -460,31 +385,8 @@ int ops_lost_status(const rq *q)
 
 bool ops_has_idem(const rq *q)
 {
-	return q->script == SCRIPT_PUBLISH && q->argc > PUB_IDEM && q->argvlen[PUB_IDEM] > 0;
-}
-
-/* The answer to a send request (done.send): the message's id and ts are
- * the request's last two arguments; a repeat's come in `repeat`. */
-static void send_answer(rq *q, int status, uint64_t seq, const char *repeat)
-{
-	unsigned long long first_seq;
-	long long ts;
-	int id_at = 0, id_end = 0;
-	char *id;
-
-	if (status != 0 || repeat == NULL) {
-		q->done.send(q->arg, status, seq, q->argv[q->argc - 2],
-			     strtoll(q->argv[q->argc - 1], NULL, 10));
-		return;
-	}
-	/* "SEQ ID TS": ids hold no space (the core makes them) */
-	if (sscanf(repeat, "%llu %n%*s%n %lld", &first_seq, &id_at, &id_end, &ts) != 2 ||
-	    (id = strndup(repeat + id_at, (size_t)(id_end - id_at))) == NULL) {
-		q->done.send(q->arg, CONFAB_ERR, 0, q->argv[q->argc - 2], 0);
-		return;
-	}
-	q->done.send(q->arg, 0, first_seq, id, ts);
-	free(id);
+	return q->script == SCRIPT_PUBLISH && q->args.argc > PUB_IDEM &&
+	       q->args.argvlen[PUB_IDEM] > 0;
 }
 
 void ops_publish_answer(redis_state *s, rq *q, int status, uint64_t seq, const char *repeat)
@@ -492,7 +394,7 @@ void ops_publish_answer(redis_state *s, rq *q, int status, uint64_t seq, const c
 	if (status == 0 && repeat == NULL)
 		ops_published(s, q);
 	if (q->send_cb)
-		send_answer(q, status, seq, repeat);
+		ranswer_send(q->done.send, q->arg, &q->args, status, seq, repeat);
 	else
 		q->done.publish(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status,
 				seq);
@@ -513,20 +415,6 @@ static void publish_reply(redis_state *s, rq *q, const rlink *ac, redisReply *re
 		ops_publish_answer(s, q, ops_reply_status(s, "publish", reply), 0, NULL);
 }
 
-/* The idem key's name for `env` (malloc'd; "" when it has none), scoped
- * as backplane.h says: (room, sender) or (sender, recipient). */
-static char *idem_key_name(const redis_state *s, const confab_envelope *env)
-{
-	bool direct = env->kind == CONFAB_ENV_DIRECT;
-	char *out;
-
-	if (!CONFAB_HAS(env, idem) || env->idem == NULL)
-		return strdup("");
-	if (asprintf(&out, "%sidem:%c:%s/%s/%s", s->prefix, direct ? 'd' : 'm',
-		     direct ? env->from : env->room, direct ? env->to : env->from, env->idem) < 0)
-		return NULL;
-	return out;
-}
 
 /* publish (`pdone`) or publish_idem (`sdone`): one of them is NULL. */
 static int publish_request(redis_state *s, const confab_envelope *env, confab_publish_done pdone,
@@ -542,18 +430,19 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 		return rc;
 	if (wire_message_head(env, &head_a, &head_b) != 0)
 		return CONFAB_ENOMEM;
-	ops_fresh_epoch(fresh);
-	r = dict_get(s->rooms, env->room);
+	rops_fresh_epoch(fresh);
+	r = confab_dict_get(s->rooms, env->room);
 	q = rq_new(s, publish_reply, SCRIPT_PUBLISH);
 	rc = q == NULL || record_keys(s, q, env->room) ||
-	     prefixes(s, q) || rq_args(q, env->room) || rq_args(q, head_a) || rq_args(q, head_b) ||
-	     rq_arg(q, env->body, env->body_len) || rq_argf(q, "%zu", s->history_size) ||
-	     rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh) ||
-	     rq_args(q, refresh_due(s, r) ? "1" : "0");
+	     prefixes(s, q) || rargs_adds(&q->args, env->room) || rargs_adds(&q->args, head_a) ||
+	     rargs_adds(&q->args, head_b) ||
+	     rargs_add(&q->args, env->body, env->body_len) ||
+	     rargs_addf(&q->args, "%zu", s->common.history_size) ||
+	     rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
+	     rargs_adds(&q->args, refresh_due(s, r) ? "1" : "0");
 	if (rc == 0 && send_cb)
-		rc = (ik = idem_key_name(s, env)) == NULL || rq_args(q, ik) ||
-		     rq_argf(q, "%lu", s->idem_window) || rq_args(q, env->id) ||
-		     rq_argf(q, "%lld", (long long)env->ts);
+		rc = (ik = rops_idem_key(s->prefix, env)) == NULL ||
+		     rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
 	free(ik);
 	free(head_a);
 	free(head_b);
@@ -563,10 +452,7 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 	}
 	q->nkeys = 3;
 	q->send_cb = send_cb;
-	if (send_cb)
-		q->done.send = sdone;
-	else
-		q->done.publish = pdone;
+	q->done = send_cb ? (rops_done){ .send = sdone } : (rops_done){ .publish = pdone };
 	own(s, q, arg);
 
 	if (r != NULL && r->subs_pending > 0) {
@@ -586,37 +472,13 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 	return 0;
 }
 
-static int ops_publish(void *state, const confab_envelope *env, confab_publish_done done,
-		       void *arg)
-{
-	return publish_request(state, env, done, NULL, arg);
-}
-
-static int ops_publish_idem(void *state, const confab_envelope *env, confab_send_done done,
-			    void *arg)
-{
-	return publish_request(state, env, NULL, done, arg);
-}
-
 /* ---- direct ---- */
 
 static void direct_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
-	int status;
-
 	(void)ac;
-	if (reply == NULL)
-		status = ops_lost_status(q);
-	else if (reply->type == REDIS_REPLY_INTEGER)
-		status = reply->integer > 0 ? 0 : CONFAB_EOFFLINE;
-	else if (reply->type == REDIS_REPLY_STRING && q->send_cb)
-		status = 1;   /* an idempotent repeat */
-	else
-		status = ops_reply_status(s, "direct", reply);
-	if (q->send_cb)
-		send_answer(q, status == 1 ? 0 : status, 0, status == 1 ? reply->str : NULL);
-	else
-		q->done.status(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status);
+	ranswer_direct(&s->rops, reply, ops_lost_status(q),
+		       q->send_cb ? q->done.send : NULL, q->done.status, q->arg, &q->args);
 }
 
 /* direct (`pdone`) or direct_idem (`sdone`): one of them is NULL. */
@@ -634,12 +496,12 @@ static int direct_request(redis_state *s, const confab_envelope *env, confab_sta
 	if ((text = wire_direct(env, &len)) == NULL)
 		return CONFAB_ENOMEM;
 	q = rq_new(s, direct_reply, SCRIPT_DIRECT);
-	rc = q == NULL || prefixes(s, q) || rq_args(q, env->to) || rq_arg(q, text, len) ||
-	     rq_argf(q, "%u", s->presence_ttl_ms);
+	rc = q == NULL || prefixes(s, q) || rargs_adds(&q->args, env->to) ||
+	     rargs_add(&q->args, text, len) ||
+	     rargs_addf(&q->args, "%u", s->common.presence_ttl_ms);
 	if (rc == 0 && send_cb)
-		rc = (ik = idem_key_name(s, env)) == NULL || rq_args(q, ik) ||
-		     rq_argf(q, "%lu", s->idem_window) || rq_args(q, env->id) ||
-		     rq_argf(q, "%lld", (long long)env->ts);
+		rc = (ik = rops_idem_key(s->prefix, env)) == NULL ||
+		     rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
 	free(ik);
 	free(text);
 	if (rc != 0) {
@@ -647,33 +509,20 @@ static int direct_request(redis_state *s, const confab_envelope *env, confab_sta
 		return CONFAB_ENOMEM;
 	}
 	q->send_cb = send_cb;
-	if (send_cb)
-		q->done.send = sdone;
-	else
-		q->done.status = pdone;
+	q->done = send_cb ? (rops_done){ .send = sdone } : (rops_done){ .status = pdone };
 	own(s, q, arg);
 	return rq_send_or_free(s, s->cmd, q);
 }
 
-static int ops_direct(void *state, const confab_envelope *env, confab_status_done done,
-		      void *arg)
-{
-	return direct_request(state, env, done, NULL, arg);
-}
-
-static int ops_direct_idem(void *state, const confab_envelope *env, confab_send_done done,
-			   void *arg)
-{
-	return direct_request(state, env, NULL, done, arg);
-}
+/* The slots publish, publish_idem, direct and direct_idem (rops.h). */
+ROPS_SEND_SLOTS(publish_request, direct_request)
 
 /* ---- membership ---- */
 
 static int ops_room_ready(void *state, const char *room, confab_status_done done, void *arg)
 {
 	redis_state *s = state;
-	lroom *r = dict_get(s->rooms, room);
-	rwait *w;
+	lroom *r = confab_dict_get(s->rooms, room);
 
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
@@ -681,41 +530,22 @@ static int ops_room_ready(void *state, const char *room, confab_status_done done
 		done(arg, 0);  /* subscribed and recorded already */
 		return 0;
 	}
-	if ((w = malloc(sizeof(*w))) == NULL)
-		return CONFAB_ENOMEM;
-	w->done = done;
-	w->arg = arg;
-	w->next = r->waiting;
-	r->waiting = w;
-	return 0;
+	return rwait_push(&r->waiting, done, arg, uv_now(s->loop));
 }
 
 static int ops_room_join(void *state, const char *room, const char *user)
 {
 	redis_state *s = state;
 	lroom *r;
-	bool created = false;
+	int rc;
 
 	/* Refused while down: the core then undoes its own membership, so
 	 * nothing is recorded here either. */
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
-	r = dict_get(s->rooms, room);
-	if (r == NULL) {
-		if ((r = lroom_new()) == NULL || dict_set(s->rooms, room, r) != 0) {
-			ops_lroom_free(r);
-			return CONFAB_ENOMEM;
-		}
-		created = true;
-	}
-	if (dict_has(r->users, user))
-		return 0;
-	if (dict_set(r->users, user, NULL) != 0) {
-		if (created)
-			ops_lroom_free(dict_remove(s->rooms, room));
-		return CONFAB_ENOMEM;
-	}
-	if (dict_count(r->users) == 1)
+	if ((rc = rops_room_add(s->rooms, room, user, &ops_lroom_kind, NULL, (void **)&r)) <= 0)
+		return rc;
+	if (confab_dict_count(r->users) == 1)
 		conn_subscribe(s, room, r);
 	/* `joined` waits for the script too (room_ready): by then Redis has
 	 * the user in the room's presence and has announced the join. */
@@ -729,16 +559,16 @@ static int ops_room_join(void *state, const char *room, const char *user)
 static int ops_room_leave(void *state, const char *room, const char *user)
 {
 	redis_state *s = state;
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r;
+	int left = rops_room_remove(s->rooms, room, user, &ops_lroom_kind, (void **)&r);
 
-	if (r == NULL || !dict_has(r->users, user))
+	if (left < 0)
 		return 0;
-	dict_remove(r->users, user);
-	if (dict_count(r->users) == 0) {
+	if (left == 0) {
 		conn_unsubscribe(s, room);
 		if (r->subs_pending == 0 && r->n_held == 0 && r->joins_pending == 0 &&
 		    r->waiting == NULL)
-			ops_lroom_free(dict_remove(s->rooms, room));
+			ops_lroom_free(confab_dict_remove(s->rooms, room));
 	}
 	send_presence(s, SCRIPT_LEAVE, room, user);
 	return 0;
@@ -748,7 +578,7 @@ static int ops_user_online(void *state, const char *user)
 {
 	redis_state *s = state;
 
-	if (dict_set(s->users, user, NULL) != 0)
+	if (confab_dict_set(s->users, user, NULL) != 0)
 		return CONFAB_ENOMEM;
 	send_presence(s, SCRIPT_ONLINE, NULL, user);
 	return 0;
@@ -758,46 +588,19 @@ static int ops_user_offline(void *state, const char *user)
 {
 	redis_state *s = state;
 
-	if (!dict_has(s->users, user))
+	if (!confab_dict_has(s->users, user))
 		return 0;
-	dict_remove(s->users, user);
+	confab_dict_remove(s->users, user);
 	send_presence(s, SCRIPT_OFFLINE, NULL, user);
 	return 0;
 }
 
 /* ---- presence ---- */
 
-static int compare_names(const void *a, const void *b)
+static void presence_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static void presence_reply(redis_state *s, rq *q, const rlink *ac,
-			   redisReply *reply)
-{
-	const char **users;
-	size_t n = 0;
-
 	(void)ac;
-	if (reply == NULL) {
-		q->done.presence(q->arg, CONFAB_EUNAVAILABLE, NULL, 0);
-		return;
-	}
-	if (reply->type != REDIS_REPLY_ARRAY) {
-		q->done.presence(q->arg, ops_reply_status(s, "presence", reply), NULL, 0);
-		return;
-	}
-	users = calloc(reply->elements ? reply->elements : 1, sizeof(*users));
-	if (users == NULL) {
-		q->done.presence(q->arg, CONFAB_ENOMEM, NULL, 0);
-		return;
-	}
-	for (size_t i = 0; i < reply->elements; i++)
-		if (reply->element[i]->type == REDIS_REPLY_STRING)
-			users[n++] = reply->element[i]->str;
-	qsort(users, n, sizeof(*users), compare_names);
-	q->done.presence(q->arg, 0, users, n);
-	free(users);
+	ranswer_presence(&s->rops, reply, q->done.presence, q->arg);
 }
 
 static int ops_presence(void *state, const char *room, confab_presence_done done, void *arg)
@@ -809,8 +612,8 @@ static int ops_presence(void *state, const char *room, confab_presence_done done
 	if (rc != 0)
 		return rc;
 	q = rq_new(s, presence_reply, -1);
-	if (q == NULL || rq_args(q, "SMEMBERS") != 0 ||
-	    rq_argf(q, "%spres:%s", s->prefix, room) != 0) {
+	if (q == NULL || rargs_adds(&q->args, "SMEMBERS") != 0 ||
+	    rargs_addf(&q->args, "%spres:%s", s->prefix, room) != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}
@@ -821,94 +624,22 @@ static int ops_presence(void *state, const char *room, confab_presence_done done
 
 /* ---- history and epochs ---- */
 
-/* Only the first message of a room's life carries its epoch (see the
- * publish scripts); this node labels the others with the epoch it heard
- * last for the room: from that message, from a join's epoch script or
- * from a history. That is always the epoch of the messages that follow:
- * they come in seq order on the room's channel, the first of a new life
- * before the rest of it, and a life ends only after room_ttl without a
- * message, so no message of the old life is on its way when it does. */
-static void remember_epoch(redis_state *s, const char *room, const char *epoch)
-{
-	lroom *r = dict_get(s->rooms, room);
-
-	if (r != NULL && epoch != NULL)
-		snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
-}
-
 /* The epoch a room message without one is labelled with, or NULL. */
 static const char *known_epoch(const redis_state *s, const char *room)
 {
-	const lroom *r = dict_get(s->rooms, room);
+	const lroom *r = confab_dict_get(s->rooms, room);
 
 	return r != NULL && r->epoch[0] != '\0' ? r->epoch : NULL;
 }
 
 /* A history request's answer: history's (q->aux 0) or history_epoch's. */
-static void history_answer(rq *q, int status, const confab_envelope *msgs, size_t n,
-			   bool truncated, const char *epoch)
+static void history_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
-	if (q->aux)
-		q->done.history_epoch(q->arg, status, msgs, n, truncated, status == 0 ? epoch : NULL);
-	else
-		q->done.history(q->arg, status, msgs, n, truncated);
-}
-
-static void history_reply(redis_state *s, rq *q, const rlink *ac,
-			  redisReply *reply)
-{
-	wire_msg *msgs;
-	confab_envelope *envs;
-	size_t n, parsed = 0;
-	int status = 0;
-
 	(void)ac;
-	if (reply == NULL) {
-		history_answer(q, CONFAB_EUNAVAILABLE, NULL, 0, false, NULL);
-		return;
-	}
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
-	    reply->element[0]->type != REDIS_REPLY_INTEGER ||
-	    reply->element[1]->type != REDIS_REPLY_STRING) {
-		history_answer(q, ops_reply_status(s, "history", reply), NULL, 0, false, NULL);
-		return;
-	}
-	n = reply->elements - 2;
-	msgs = calloc(n ? n : 1, sizeof(*msgs));
-	envs = calloc(n ? n : 1, sizeof(*envs));
-	if (msgs == NULL || envs == NULL)
-		status = CONFAB_ENOMEM;
-	for (size_t i = 0; status == 0 && i < n; i++) {
-		const redisReply *e = reply->element[i + 2];
-		const char *why = "not a string";
-
-		if (e->type != REDIS_REPLY_STRING ||
-		    wire_parse(e->str, e->len, &msgs[i], &why) != 0 || msgs[i].kind != 'm') {
-			redis_log(s, CONFAB_LOG_ERROR, "history: a stored message cannot be read: %s",
-				  msgs[i].hdr != NULL ? "not a room message" : why);
-			status = CONFAB_ERR;
-			if (msgs[i].hdr != NULL)
-				parsed++;
-			break;
-		}
-		envs[i] = msgs[i].env;
-		/* the list holds the current life's messages only */
-		if (envs[i].epoch == NULL)
-			envs[i].epoch = reply->element[1]->str;
-		parsed++;
-	}
-	if (status == 0) {
-		remember_epoch(s, q->argv[q->argc - 1], reply->element[1]->str);
-		history_answer(q, 0, envs, n, reply->element[0]->integer != 0,
-			       reply->element[1]->str);
-	}
-	else {
-		history_answer(q, status, NULL, 0, false, NULL);
-	}
-	for (size_t i = 0; i < parsed; i++)
-		wire_msg_clear(&msgs[i]);
-	free(msgs);
-	free(envs);
+	/* the history script's last argument is the room */
+	rhistory_reply(&s->rops, reply, q->args.argv[q->args.argc - 1],
+		       q->aux ? NULL : q->done.history, q->aux ? q->done.history_epoch : NULL,
+		       q->arg);
 }
 
 /* The history script for either slot; `known` is the client's epoch or
@@ -919,12 +650,11 @@ static rq *history_request(redis_state *s, const char *room, const char *known,
 	char fresh[17];
 	rq *q = rq_new(s, history_reply, SCRIPT_HISTORY);
 
-	ops_fresh_epoch(fresh);
-	if (q == NULL || record_keys(s, q, room) ||
-	    prefixes(s, q) || rq_args(q, has_since ? "1" : "0") ||
-	    rq_argf(q, "%" PRIu64, has_since ? since : 0) || rq_argf(q, "%zu", limit) ||
-	    rq_argf(q, "%zu", s->history_size) || rq_args(q, known != NULL ? known : "") ||
-	    rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh) || rq_args(q, room)) {
+	rops_fresh_epoch(fresh);
+	if (q == NULL || record_keys(s, q, room) || prefixes(s, q) ||
+	    rops_history_args(&q->args, has_since, since, limit, s->common.history_size, known,
+			      s->common.room_ttl, fresh) != 0 ||
+	    rargs_adds(&q->args, room)) {
 		rq_free(q);
 		return NULL;
 	}
@@ -969,16 +699,8 @@ static int ops_history_epoch(void *state, const char *room, const char *epoch, b
 static void epoch_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)ac;
-	if (reply == NULL) {
-		q->done.epoch(q->arg, CONFAB_EUNAVAILABLE, NULL);
-	} else if (reply->type == REDIS_REPLY_STRING) {
-		/* the epoch script's last argument is the room */
-		remember_epoch(s, q->argv[q->argc - 1], reply->str);
-		q->done.epoch(q->arg, 0, reply->str);
-	}
-	else {
-		q->done.epoch(q->arg, ops_reply_status(s, "epoch", reply), NULL);
-	}
+	/* the epoch script's last argument is the room */
+	ranswer_epoch(&s->rops, reply, q->args.argv[q->args.argc - 1], q->done.epoch, q->arg);
 }
 
 static int ops_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg)
@@ -990,10 +712,11 @@ static int ops_room_epoch(void *state, const char *room, confab_epoch_done done,
 
 	if (rc != 0)
 		return rc;
-	ops_fresh_epoch(fresh);
+	rops_fresh_epoch(fresh);
 	q = rq_new(s, epoch_reply, SCRIPT_EPOCH);
 	if (q == NULL || record_keys(s, q, room) || prefixes(s, q) ||
-	    rq_argf(q, "%lu", s->room_ttl) || rq_args(q, fresh) || rq_args(q, room)) {
+	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
+	    rargs_adds(&q->args, room)) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}
@@ -1020,7 +743,7 @@ void ops_on_message(redis_state *s, const char *channel, const char *text, size_
 	} else {
 		if (m.kind == 'm') {
 			if (m.env.epoch != NULL)
-				remember_epoch(s, m.env.room, m.env.epoch);
+				rops_remember_epoch(&s->rops, m.env.room, m.env.epoch);
 			else
 				m.env.epoch = known_epoch(s, m.env.room);
 		}

@@ -3,12 +3,14 @@
  * one order (seq, history and the published stream agree).
  *
  * Every script takes ARGV[1] = the key prefix P and ARGV[2] = the channel
- * prefix C, and all but PUBLISH start with the same prelude of helpers. Keys (see
+ * prefix C, and all but PUBLISH start with the same prelude of helpers.
+ * The pieces that redis_cluster's scripts share are in
+ * ../redislink/rscript.h, which says why each step is there. Keys (see
  * docs/backplane-redis.md):
  *   P room:R:seq      string  the room's last seq (INCR)
  *   P room:R:hist     list    the room's last messages, oldest first: at least
  *                             history_size (when there are as many), at most
- *                             HIST_SLACK more (trimmed in steps; see below)
+ *                             RSCRIPT_HIST_SLACK more (trimmed in steps)
  *   P room:R:epoch    string  the room's epoch: set (SET when absent, with the
  *                             random text the node passes) the first time the
  *                             room is used after it did not exist; only a
@@ -44,141 +46,10 @@
  * SPDX-License-Identifier: MIT
  */
 #include "redis.h"
+#include "rscript.h"
 
-/* How long a forgotten node's generation key is kept: a script of one of
- * its old links that arrives later than that (TCP gives up retransmitting
- * after about 15 minutes) could act again. A day, so that a node id does
- * not leave a key behind for ever. */
-#define GEN_KEEP_MS "86400000"
-
-/* A room's history list is trimmed back to history_size only when it has
- * grown HIST_SLACK past it: an LTRIM on every message was a tenth of
- * Redis's work per message. The history script serves only the last
- * history_size. */
-#define HIST_SLACK "64"
-
-#define PRELUDE \
-	"local P, C = ARGV[1], ARGV[2]\n" \
-	"local function now_ms()\n" \
-	"  local t = redis.call('TIME')\n" \
-	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
-	"end\n" \
-	"local function member_event(kind, room, user)\n" \
-	"  redis.call('PUBLISH', C .. 'room:' .. room,\n" \
-	"    '{\"k\":\"' .. kind .. '\",\"room\":\"' .. room .. '\",\"from\":\"' .. user .. '\"}')\n" \
-	"end\n" \
-	"local function join(node, room, user)\n" \
-	"  redis.call('SADD', P .. 'pres:' .. room .. '/' .. user, node)\n" \
-	"  redis.call('SADD', P .. 'node:' .. node .. ':pres', room .. '\\t' .. user)\n" \
-	"  if redis.call('SADD', P .. 'pres:' .. room, user) == 1 then\n" \
-	"    member_event('j', room, user)\n" \
-	"  end\n" \
-	"end\n" \
-	"local function leave(node, room, user)\n" \
-	"  local where = P .. 'pres:' .. room .. '/' .. user\n" \
-	"  redis.call('SREM', where, node)\n" \
-	"  redis.call('SREM', P .. 'node:' .. node .. ':pres', room .. '\\t' .. user)\n" \
-	"  if redis.call('SCARD', where) == 0\n" \
-	"     and redis.call('SREM', P .. 'pres:' .. room, user) == 1 then\n" \
-	"    member_event('l', room, user)\n" \
-	"  end\n" \
-	"end\n" \
-	"local function online(node, user)\n" \
-	"  redis.call('SADD', P .. 'user:' .. user, node)\n" \
-	"  redis.call('SADD', P .. 'node:' .. node .. ':users', user)\n" \
-	"end\n" \
-	"local function offline(node, user)\n" \
-	"  redis.call('SREM', P .. 'user:' .. user, node)\n" \
-	"  redis.call('SREM', P .. 'node:' .. node .. ':users', user)\n" \
-	"end\n" \
-	"local function split(entry)\n" \
-	"  local tab = string.find(entry, '\\t', 1, true)\n" \
-	"  return string.sub(entry, 1, tab - 1), string.sub(entry, tab + 1)\n" \
-	"end\n" \
-	"local function current(node, gen)\n" \
-	"  return redis.call('GET', P .. 'node:' .. node .. ':gen') == gen\n" \
-	"end\n" \
-	"local function forget(node)\n" \
-	"  for _, e in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':pres')) do\n" \
-	"    local room, user = split(e)\n" \
-	"    leave(node, room, user)\n" \
-	"  end\n" \
-	"  for _, user in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':users')) do\n" \
-	"    offline(node, user)\n" \
-	"  end\n" \
-	"  redis.call('DEL', P .. 'node:' .. node .. ':pres', P .. 'node:' .. node .. ':users')\n" \
-	"  redis.call('ZREM', P .. 'nodes', node)\n" \
-	"  redis.call('PEXPIRE', P .. 'node:' .. node .. ':gen', " GEN_KEEP_MS ")\n" \
-	"end\n"
-
-/* A room's record is its seq, hist and epoch keys; they always get their
- * expiry together, so that they go at the same instant and a new life of
- * the room never meets the old one's history. A script that uses a room
- * refreshes the record, when due, to room_ttl + room_ttl/16 (ms; 0 =
- * never expires, nothing is done). It is due when one of the keys was
- * just made; for a join or a history when the seq key has less than
- * room_ttl left; for a publish when the node says so, which it does at
- * most every room_ttl/32 per room (redis_ops.c). So a room expires between
- * room_ttl and room_ttl + room_ttl/16 after its last use, and most messages
- * cost no Redis command more than before rooms expired.
- *
- * The publish scripts spell this out inline: helper closures would be
- * built on every call, and they run for every message (Redis's share of
- * a message is what S2 of confab-bench measures). */
-#define RECORD_DUE(kseq, khist, kepoch, ttl) \
-	"  if due and " ttl " > 0 then\n" \
-	"    local t = " ttl " * 1000 + math.floor(" ttl " * 1000 / 16)\n" \
-	"    redis.call('PEXPIRE', " kseq ", t)\n" \
-	"    redis.call('PEXPIRE', " khist ", t)\n" \
-	"    redis.call('PEXPIRE', " kepoch ", t)\n" \
-	"  end\n"
-
-/* The other scripts' helpers. epoch(): the room's epoch, and whether it
- * was just made (`fresh`, random text from the node, when the room had
- * none). refresh(): as above, when `due` or the seq key is aging. */
-#define RECORD \
-	"local function epoch(kepoch, fresh)\n" \
-	"  local e = redis.call('GET', kepoch)\n" \
-	"  if e then return e, false end\n" \
-	"  redis.call('SET', kepoch, fresh)\n" \
-	"  return fresh, true\n" \
-	"end\n" \
-	"local function refresh(kseq, khist, kepoch, ttl, due)\n" \
-	"  due = due or (ttl > 0 and redis.call('PTTL', kseq) < ttl * 1000)\n" \
-	RECORD_DUE("kseq", "khist", "kepoch", "ttl") \
-	"end\n"
-
-/* One message of the publish scripts, written once for both: with `seq`
- * INCR'd and `due` set when the node asks for a refresh. Only the first
- * message of a room's life (seq 1) reads the epoch (or makes it) and
- * carries it: the nodes, which receive a room's messages in seq order,
- * remember it from there and from the joins' epoch script, and label the
- * messages that follow with it (redis_ops.c). A GET of the epoch for every
- * message was most of what epochs cost Redis per message. Then builds
- * `msg`, keeps it in history and refreshes the record when due (or when
- * a key was made). */
-#define PUBLISH_ONE(kseq, khist, kepoch, head_a, head_b, body) \
-	"  local tag = ''\n" \
-	"  if seq == 1 then\n" \
-	"    local e = redis.call('GET', " kepoch ")\n" \
-	"    if not e then\n" \
-	"      e = fresh\n" \
-	"      redis.call('SET', " kepoch ", e)\n" \
-	"    end\n" \
-	"    tag = ',\"epoch\":\"' .. e .. '\"'\n" \
-	"    due = true\n" \
-	"  end\n" \
-	"  local msg = " head_a " .. string.format('%d', seq) .. tag .. " head_b " .. '\\n' .. " body "\n" \
-	"  if keep > 0 then\n" \
-	"    local n = redis.call('RPUSH', " khist ", msg)\n" \
-	"    if n == 1 then due = true end\n" \
-	"    if n > keep + " HIST_SLACK " then\n" \
-	"      redis.call('LTRIM', " khist ", -keep, -1)\n" \
-	"    end\n" \
-	"  else\n" \
-	"    redis.call('DEL', " khist ")\n" \
-	"  end\n" \
-	RECORD_DUE(kseq, khist, kepoch, "ttl")
+/* The prelude's member events go to the room's channel. */
+#define PRELUDE RSCRIPT_PRELUDE("'PUBLISH', C .. 'room:' .. room")
 
 /* KEYS: seq, hist, epoch. ARGV[3..10]: room, head_a, head_b, body,
  * history_size, room_ttl, fresh epoch, refresh ("1": the node asks for
@@ -193,16 +64,11 @@
  * message: two nodes cannot both take it. */
 #define PUBLISH_LUA \
 	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]\n" \
-	"local ik = ARGV[11]\n" \
-	"if ik == '' then ik = nil end\n" \
-	"if ik then\n" \
-	"  local first = redis.call('GET', ik)\n" \
-	"  if first then return first end\n" \
-	"end\n" \
+	RSCRIPT_IDEM_REPEAT("11") \
 	"local seq = redis.call('INCR', KEYS[1])\n" \
 	"local due = ARGV[10] == '1'\n" \
 	"do\n" \
-	PUBLISH_ONE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ARGV[4]", "ARGV[5]", "ARGV[6]") \
+	RSCRIPT_PUBLISH_ONE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ARGV[4]", "ARGV[5]", "ARGV[6]") \
 	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[3], msg)\n" \
 	"end\n" \
 	"if ik then\n" \
@@ -223,20 +89,12 @@
 	"  local a, k = 5 * i + 1, 3 * i - 2\n" \
 	"  local seq = redis.call('INCR', KEYS[k])\n" \
 	"  local due = ARGV[a + 4] == '1'\n" \
-	PUBLISH_ONE("KEYS[k]", "KEYS[k + 1]", "KEYS[k + 2]", "ARGV[a + 1]", "ARGV[a + 2]", \
+	RSCRIPT_PUBLISH_ONE("KEYS[k]", "KEYS[k + 1]", "KEYS[k + 2]", "ARGV[a + 1]", "ARGV[a + 2]", \
 		    "ARGV[a + 3]") \
 	"  redis.call('PUBLISH', C .. 'room:' .. ARGV[a], msg)\n" \
 	"  seqs[i] = seq\n" \
 	"end\n" \
 	"return seqs\n"
-
-/* KEYS: seq, hist, epoch. ARGV[3..5]: room_ttl, fresh epoch, room (for
- * the node's reply handler). A join: returns the room's epoch, creating
- * the record when there is none. */
-#define EPOCH_LUA RECORD \
-	"local e, made = epoch(KEYS[3], ARGV[4])\n" \
-	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[3]), made)\n" \
-	"return e\n"
 
 /* Joins, leaves, onlines and offlines of one node at once
  * (redis_batch.c). ARGV[3..4]: node, its link's generation (nothing is
@@ -260,12 +118,7 @@
  * idem:d:U/T/K), idem_window, the message's id and ts, as for PUBLISH;
  * the key is set only when some node took the message. */
 #define DIRECT_LUA PRELUDE \
-	"local ik = ARGV[6]\n" \
-	"if ik == '' then ik = nil end\n" \
-	"if ik then\n" \
-	"  local first = redis.call('GET', ik)\n" \
-	"  if first then return first end\n" \
-	"end\n" \
+	RSCRIPT_IDEM_REPEAT("6") \
 	"local alive = now_ms() - tonumber(ARGV[5])\n" \
 	"local reached = 0\n" \
 	"for _, node in ipairs(redis.call('SMEMBERS', P .. 'user:' .. ARGV[3])) do\n" \
@@ -275,148 +128,28 @@
 	"    reached = reached + 1\n" \
 	"  end\n" \
 	"end\n" \
-	"if ik and reached > 0 then\n" \
-	"  redis.call('SET', ik, '0 ' .. ARGV[8] .. ' ' .. ARGV[9], 'EX', ARGV[7])\n" \
-	"end\n" \
-	"return reached\n"
-
-/* ARGV[3..6]: node, generation, room, user. Each returns 0 (and does
- * nothing) when the generation is stale, else 1. */
-#define IF_CURRENT "if not current(ARGV[3], ARGV[4]) then return 0 end\n"
-#define JOIN_LUA PRELUDE IF_CURRENT "join(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
-#define LEAVE_LUA PRELUDE IF_CURRENT "leave(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
-/* ARGV[3..5]: node, generation, user. */
-#define ONLINE_LUA PRELUDE IF_CURRENT "online(ARGV[3], ARGV[5])\nreturn 1\n"
-#define OFFLINE_LUA PRELUDE IF_CURRENT "offline(ARGV[3], ARGV[5])\nreturn 1\n"
-
-/* ARGV[3..5]: node, generation, presence_ttl in ms. Records this node's
- * heartbeat and forgets every other node silent for longer than the ttl
- * (its members leave, with events). Returns {1 if this node was not
- * registered (it had been forgotten itself, or its generation is not the
- * current one: then nothing of it is recorded), forgotten nodes...}. */
-#define HEARTBEAT_LUA PRELUDE \
-	"local node = ARGV[3]\n" \
-	"local now = now_ms()\n" \
-	"local out = { 1 }\n" \
-	"if current(node, ARGV[4]) then\n" \
-	"  out[1] = redis.call('ZADD', P .. 'nodes', string.format('%d', now), node)\n" \
-	"end\n" \
-	"local cutoff = '(' .. string.format('%d', now - tonumber(ARGV[5]))\n" \
-	"for _, gone in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', cutoff)) do\n" \
-	"  if gone ~= node then\n" \
-	"    forget(gone)\n" \
-	"    out[#out + 1] = gone\n" \
-	"  end\n" \
-	"end\n" \
-	"return out\n"
-
-/* ARGV[3]: node; ARGV[4]: the generation of its link; ARGV[5]: n; then n
- * "R<TAB>U" entries, then users. Makes Redis's record of the node equal to
- * the lists, with member events for what changed (join and online are
- * idempotent, so entries Redis already has change nothing), and makes the
- * generation the node's current one. Returns 1; or, when Redis knows a
- * newer generation of the node (an old link's reconcile replayed late,
- * or a clock that went back across a restart), does nothing and returns
- * that generation as a string (redis_ops.c then tries again above it). */
-#define RECONCILE_LUA PRELUDE \
-	"local node, gen, np = ARGV[3], ARGV[4], tonumber(ARGV[5])\n" \
-	"local kgen = P .. 'node:' .. node .. ':gen'\n" \
-	"local known = redis.call('GET', kgen)\n" \
-	"if known and tonumber(known) > tonumber(gen) then return known end\n" \
-	"redis.call('SET', kgen, gen)\n" \
-	"local want = {}\n" \
-	"for i = 6, 5 + np do want[ARGV[i]] = true end\n" \
-	"for _, e in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':pres')) do\n" \
-	"  if not want[e] then\n" \
-	"    local room, user = split(e)\n" \
-	"    leave(node, room, user)\n" \
-	"  end\n" \
-	"end\n" \
-	"for i = 6, 5 + np do\n" \
-	"  local room, user = split(ARGV[i])\n" \
-	"  join(node, room, user)\n" \
-	"end\n" \
-	"local users = {}\n" \
-	"for i = 6 + np, #ARGV do users[ARGV[i]] = true end\n" \
-	"for _, user in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':users')) do\n" \
-	"  if not users[user] then offline(node, user) end\n" \
-	"end\n" \
-	"for i = 6 + np, #ARGV do online(node, ARGV[i]) end\n" \
-	"redis.call('ZADD', P .. 'nodes', string.format('%d', now_ms()), node)\n" \
-	"return 1\n"
+	RSCRIPT_DIRECT_DONE
 
 /* KEYS: seq, hist, epoch. ARGV[3..9]: has_since ("1"/"0"), since, limit,
  * history_size, the epoch the client knows ("" for none), room_ttl, fresh
  * epoch. Returns {truncated (1/0), epoch, messages oldest first...}: the
  * same answer as the embedded backplane's history (the list may hold up
- * to HIST_SLACK older ones than history_size: they are not served). A
+ * to RSCRIPT_HIST_SLACK older ones than history_size: they are not served). A
  * known epoch other than the room's asks for everything kept, truncated. */
-#define HISTORY_LUA RECORD \
-	"local e, made = epoch(KEYS[3], ARGV[9])\n" \
-	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]), made)\n" \
-	"local other = ARGV[7] ~= '' and ARGV[7] ~= e\n" \
-	"local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
-	"local stored = redis.call('LLEN', KEYS[2])\n" \
-	"local list_first = last - stored + 1\n" \
-	"local kept = math.min(stored, tonumber(ARGV[6]))\n" \
-	"local first_kept = last - kept + 1\n" \
-	"local limit = tonumber(ARGV[5])\n" \
-	"local want\n" \
-	"if other then\n" \
-	"  want = 1\n" \
-	"elseif ARGV[3] == '1' then\n" \
-	"  want = tonumber(ARGV[4]) + 1\n" \
-	"elseif last >= limit then\n" \
-	"  want = last - limit + 1\n" \
-	"else\n" \
-	"  want = 1\n" \
-	"end\n" \
-	"if limit == 0 or want > last then return { other and 1 or 0, e } end\n" \
-	"local truncated = other or first_kept > want\n" \
-	"local from = want\n" \
-	"if truncated then from = first_kept end\n" \
-	"local n = math.min(last - from + 1, limit)\n" \
-	"local out = { truncated and 1 or 0, e }\n" \
-	"if n > 0 then\n" \
-	"  local i = from - list_first\n" \
-	"  for _, m in ipairs(redis.call('LRANGE', KEYS[2], i, i + n - 1)) do\n" \
-	"    out[#out + 1] = m\n" \
-	"  end\n" \
-	"end\n" \
-	"return out\n"
-
-/* ARGV[3..4]: node, generation. A clean shutdown: its members leave now
- * rather than after presence_ttl. */
-#define GOODBYE_LUA PRELUDE IF_CURRENT "forget(ARGV[3])\nreturn 1\n"
+#define HISTORY_LUA \
+	RSCRIPT_HISTORY_HEAD \
+	RSCRIPT_HISTORY_SERVE
 
 const char *const redis_script_text[SCRIPT_COUNT] = {
 	[SCRIPT_PUBLISH] = PUBLISH_LUA,
 	[SCRIPT_DIRECT] = DIRECT_LUA,
-	[SCRIPT_JOIN] = JOIN_LUA,
-	[SCRIPT_LEAVE] = LEAVE_LUA,
-	[SCRIPT_ONLINE] = ONLINE_LUA,
-	[SCRIPT_OFFLINE] = OFFLINE_LUA,
-	[SCRIPT_HEARTBEAT] = HEARTBEAT_LUA,
-	[SCRIPT_RECONCILE] = RECONCILE_LUA,
+	RSCRIPT_SHARED_TEXTS(SCRIPT_, PRELUDE),
 	[SCRIPT_HISTORY] = HISTORY_LUA,
-	[SCRIPT_GOODBYE] = GOODBYE_LUA,
 	[SCRIPT_PUBLISH_BATCH] = PUBLISH_BATCH_LUA,
 	[SCRIPT_PRESENCE_BATCH] = PRESENCE_BATCH_LUA,
-	[SCRIPT_EPOCH] = EPOCH_LUA,
 };
 
 const char *const redis_script_name[SCRIPT_COUNT] = {
-	[SCRIPT_PUBLISH] = "publish",
-	[SCRIPT_DIRECT] = "direct",
-	[SCRIPT_JOIN] = "join",
-	[SCRIPT_LEAVE] = "leave",
-	[SCRIPT_ONLINE] = "online",
-	[SCRIPT_OFFLINE] = "offline",
-	[SCRIPT_HEARTBEAT] = "heartbeat",
-	[SCRIPT_RECONCILE] = "reconcile",
-	[SCRIPT_HISTORY] = "history",
-	[SCRIPT_GOODBYE] = "goodbye",
-	[SCRIPT_PUBLISH_BATCH] = "publish_batch",
+	RSCRIPT_NAMES(SCRIPT_),
 	[SCRIPT_PRESENCE_BATCH] = "presence_batch",
-	[SCRIPT_EPOCH] = "epoch",
 };

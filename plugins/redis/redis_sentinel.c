@@ -82,7 +82,7 @@ static rlink *sentinel_link(redis_state *s, size_t i, bool subscriber, rlink_pus
 		.host = s->sentinels[i].host,
 		.port = s->sentinels[i].port,
 		.password = s->sentinel_password,
-		.connect_timeout_ms = s->probe_timeout_ms,
+		.connect_timeout_ms = s->common.probe_timeout_ms,
 		.subscriber = subscriber,
 		.on_push = on_push,
 		.on_closed = on_closed,
@@ -240,7 +240,7 @@ void sentinel_ask(redis_state *s)
 
 void sentinel_ask_timeout(redis_state *s)
 {
-	note(s, s->sq_next, "no answer within %u ms", s->probe_timeout_ms);
+	note(s, s->sq_next, "no answer within %u ms", s->common.probe_timeout_ms);
 	asked_in_vain(s);
 }
 
@@ -280,7 +280,7 @@ int sentinel_check_role(redis_state *s)
 {
 	rq *q = rq_new(s, role_reply, -1);
 
-	if (q == NULL || rq_args(q, "ROLE") != 0) {
+	if (q == NULL || rargs_adds(&q->args, "ROLE") != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
 	}
@@ -380,7 +380,8 @@ static void watch_push(rlink *l, redisReply *reply, void *arg)
 		if (++s->ssub_failures < s->n_sentinels)
 			watch_open(s);
 		else
-			uv_timer_start(&s->ssub_timer, on_watch_tick, s->reconnect_max_ms, 0);
+			uv_timer_start(&s->ssub_timer, on_watch_tick,
+				       s->common.reconnect_max_ms, 0);
 		return;
 	}
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
@@ -424,8 +425,8 @@ static void watch_closed(rlink *l, const char *why, void *arg)
 	}
 	/* None of them: try again later rather than spin. */
 	watch_log(s, CONFAB_LOG_WARN, "no sentinel can be subscribed to for failovers (the last, "
-		  "%s: %s); trying again every %u ms", name, why, s->reconnect_max_ms);
-	uv_timer_start(&s->ssub_timer, on_watch_tick, s->reconnect_max_ms, 0);
+		  "%s: %s); trying again every %u ms", name, why, s->common.reconnect_max_ms);
+	uv_timer_start(&s->ssub_timer, on_watch_tick, s->common.reconnect_max_ms, 0);
 }
 
 static void watch_open(redis_state *s)
@@ -436,7 +437,7 @@ static void watch_open(redis_state *s)
 		return;
 	s->ssub = sentinel_link(s, s->ssub_idx, true, watch_push, watch_closed);
 	if (s->ssub == NULL) {
-		uv_timer_start(&s->ssub_timer, on_watch_tick, s->reconnect_max_ms, 0);
+		uv_timer_start(&s->ssub_timer, on_watch_tick, s->common.reconnect_max_ms, 0);
 		return;
 	}
 	/* No reply callback: the confirmation is a push. */

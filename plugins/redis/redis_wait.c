@@ -102,8 +102,10 @@ static void flush(redis_state *s)
 		return;
 	s->wait_open = s->wait_open_tail = NULL;
 	q = same_link ? rq_new(s, wait_reply, -1) : NULL;
-	if (q == NULL || rq_args(q, "WAIT") != 0 || rq_argf(q, "%u", s->ack_replicas) != 0 ||
-	    rq_argf(q, "%u", s->wait_short ? SHORT_TIMEOUT_MS : s->probe_timeout_ms / 3) != 0) {
+	if (q == NULL || rargs_adds(&q->args, "WAIT") != 0 ||
+	    rargs_addf(&q->args, "%u", s->ack_replicas) != 0 ||
+	    rargs_addf(&q->args, "%u", s->wait_short ? SHORT_TIMEOUT_MS
+						     : s->common.probe_timeout_ms / 3) != 0) {
 		rq_free(q);
 		answer(s, group, false);
 		return;
@@ -151,9 +153,9 @@ bool wait_hold(redis_state *s, rq *q, const rlink *l, uint64_t seq, const char *
 	*n = *q;
 	n->prev = n->next = n->held_next = NULL;
 	n->seq = seq;
-	q->argv = NULL;
-	q->argvlen = NULL;
-	q->argc = q->argcap = 0;
+	q->args.argv = NULL;
+	q->args.argvlen = NULL;
+	q->args.argc = q->args.argcap = 0;
 	q->subs = NULL;
 	q->core = false;      /* n counts in n_core now */
 	q->repeat = NULL;

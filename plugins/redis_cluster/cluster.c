@@ -25,9 +25,6 @@
 
 #include "cluster.h"
 
-#define DEFAULT_PREFIX "confab:"
-#define DEFAULT_HISTORY_SIZE 100
-#define PREFIX_MAX 64
 #define SEEDS_MAX 64
 
 /* Numbers, addresses and the TLS keys are read by the rules both Redis
@@ -35,18 +32,6 @@
 static rset settings(const cl_state *s)
 {
 	return (rset){ .host = s->host, .ctx = s->ctx };
-}
-
-static int read_number(cl_state *s, const char *key, long def, long min, long max,
-		       const char *unit, unsigned *out)
-{
-	rset r = settings(s);
-	long n;
-
-	if (rset_long(&r, key, def, min, max, unit, &n) != 0)
-		return -1;
-	*out = (unsigned)n;
-	return 0;
 }
 
 /* `seeds`: host:port entries (names allowed, [v6]:port), the port required. */
@@ -68,35 +53,13 @@ static int read_seeds(cl_state *s)
 	return 0;
 }
 
-static int read_prefix(cl_state *s)
-{
-	const char *v = s->host->config_get(s->ctx, "prefix");
-
-	if (v == NULL)
-		v = DEFAULT_PREFIX;
-	if (strlen(v) > PREFIX_MAX)
-		goto bad;
-	for (const char *p = v; *p; p++)
-		if (*p <= ' ' || *p > '~' || *p == '{' || *p == '}')
-			goto bad;
-	if ((s->prefix = strdup(v)) == NULL)
-		return CONFAB_ENOMEM;
-	return 0;
-bad:
-	s->host->config_error(s->ctx, "prefix", "'%s' is not up to %d printable characters "
-			      "without spaces, '{' or '}'", v, PREFIX_MAX);
-	return CONFAB_EINVAL;
-}
-
 static int read_settings(cl_state *s)
 {
+	rset r = settings(s);
 	const char *v;
-	unsigned ttl;
 	int rc;
 
-	rset r = settings(s);
-
-	if ((rc = read_seeds(s)) != 0 || (rc = read_prefix(s)) != 0 ||
+	if ((rc = read_seeds(s)) != 0 || (rc = rset_prefix(&r, true, &s->prefix)) != 0 ||
 	    (rc = rset_tls(&r, &s->tls, &s->tls_no_verify)) != 0)
 		return rc;
 	v = s->host->config_get(s->ctx, "user");
@@ -105,33 +68,16 @@ static int read_settings(cl_state *s)
 	v = s->host->config_get(s->ctx, "password");
 	if (v != NULL && *v != '\0' && (s->password = strdup(v)) == NULL)
 		return CONFAB_ENOMEM;
-	if (read_number(s, "presence_ttl", 15, 2, 86400, "number of seconds", &ttl) != 0 ||
-	    read_number(s, "partitions", 128, 1, CL_PARTITIONS_MAX, "number", &s->partitions) ||
-	    read_number(s, "ack_replicas", 1, 0, 64, "number of replicas", &s->ack_replicas) ||
-	    read_number(s, "ack_timeout_ms", 1000, 10, 600000, "number of milliseconds",
-			&s->ack_timeout_ms) ||
-	    read_number(s, "probe_interval_ms", 1000, 50, 600000, "number of milliseconds",
-			&s->probe_interval_ms) ||
-	    read_number(s, "probe_timeout_ms", 3000, 100, 600000, "number of milliseconds",
-			&s->probe_timeout_ms) ||
-	    read_number(s, "reconnect_max_ms", 5000, CL_BACKOFF_FIRST_MS, 600000,
-			"number of milliseconds", &s->reconnect_max_ms) ||
-	    read_number(s, "refresh_interval_ms", 5000, 100, 3600000, "number of milliseconds",
-			&s->refresh_interval_ms))
+	if (rset_common_read(&r, CL_BACKOFF_FIRST_MS, &s->common) != 0 ||
+	    rset_uint(&r, "partitions", 128, 1, CL_PARTITIONS_MAX, &s->partitions) != 0 ||
+	    rset_uint(&r, "ack_replicas", 1, 0, 64, &s->ack_replicas) != 0 ||
+	    rset_uint(&r, "ack_timeout_ms", 1000, 10, 600000, &s->ack_timeout_ms) != 0 ||
+	    rset_uint(&r, "refresh_interval_ms", 5000, 100, 3600000, &s->refresh_interval_ms) != 0)
 		return CONFAB_EINVAL;
 	if (s->user != NULL && s->password == NULL) {
 		s->host->config_error(s->ctx, "user", "needs a password");
 		return CONFAB_EINVAL;
 	}
-	s->presence_ttl_ms = ttl * 1000;
-	s->heartbeat_ms = s->presence_ttl_ms / 4 < 1000 ? s->presence_ttl_ms / 4 : 1000;
-
-	v = s->host->broker_get(s->ctx, "history_size");
-	s->history_size = v != NULL ? strtoul(v, NULL, 10) : DEFAULT_HISTORY_SIZE;
-	v = s->host->broker_get(s->ctx, "room_ttl");
-	s->room_ttl = v != NULL ? strtoul(v, NULL, 10) : 0;
-	v = s->host->broker_get(s->ctx, "idem_window");
-	s->idem_window = v != NULL ? strtoul(v, NULL, 10) : 120;
 	s->node_id = s->host->node_id(s->ctx);
 
 	/* The record that every node of a deployment must agree on. */
@@ -186,11 +132,8 @@ static int cl_init(confab_ctx *ctx, const confab_host *host, void **state)
 	cl_state *s;
 	int rc;
 
-	if (!CONFAB_HAS(host, backplane) || host->backplane == NULL ||
-	    !CONFAB_HAS(host->backplane, health)) {
-		host->log(ctx, CONFAB_LOG_ERROR, "the broker offers no backplane entry points");
+	if (!rops_host_ok(host, ctx))
 		return CONFAB_EINVAL;
-	}
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return CONFAB_ENOMEM;
 	s->ctx = ctx;
@@ -199,19 +142,14 @@ static int cl_init(confab_ctx *ctx, const confab_host *host, void **state)
 	rslot_map_init(&s->map);
 	rc = read_settings(s);
 	s->map.tls = s->tls != NULL;  /* the map then names the nodes' TLS ports */
-	if (rc == 0) {
-		s->rooms = dict_new();
-		s->users = dict_new();
-		if (s->rooms == NULL || s->users == NULL)
-			rc = CONFAB_ENOMEM;
-	}
+	rc = rops_init_tables(host, ctx, rc, &s->rooms, &s->users, s->nonce, sizeof(s->nonce));
 	if (rc != 0) {
-		if (rc == CONFAB_ENOMEM)
-			host->log(ctx, CONFAB_LOG_ERROR, "out of memory");
 		cl_state_free(s);
 		return rc;
 	}
-	snprintf(s->nonce, sizeof(s->nonce), "%x-%" PRIx64, (unsigned)uv_os_getpid(), uv_hrtime());
+	/* a cluster's MOVED and ASK mean "not now": the slot is moving */
+	s->rops = (rops_ctx){ .host = host, .ctx = ctx, .redirects = true, .rooms = s->rooms,
+			      .kind = &ops_lroom_kind };
 	*state = s;
 	return 0;
 }
@@ -223,7 +161,7 @@ static int cl_start(void *state)
 	cl_log(s, CONFAB_LOG_INFO, "joining the Redis Cluster through %s:%d%s (prefix '%s', "
 	       "%u partitions, ack_replicas %u, presence_ttl %u s%s)", s->seeds[0].host,
 	       s->seeds[0].port, s->n_seeds > 1 ? " and other seeds" : "", s->prefix,
-	       s->partitions, s->ack_replicas, s->presence_ttl_ms / 1000,
+	       s->partitions, s->ack_replicas, s->common.presence_ttl_ms / 1000,
 	       s->tls != NULL ? ", TLS" : "");
 	if (s->tls_no_verify)
 		cl_log(s, CONFAB_LOG_WARN, "tls_verify = no: the cluster nodes' certificates are "

@@ -29,8 +29,14 @@
 #include <uv.h>
 #include <confab/plugin.h>
 
-#include "dict.h"
+#include <confab/dict.h>
+
+#include "ranswer.h"
+#include "rargs.h"
+#include "rhistory.h"
 #include "rlink.h"
+#include "rops.h"
+#include "rreply.h"
 #include "rsettings.h"
 #include "rslot.h"
 #include "rwire.h"
@@ -122,26 +128,13 @@ struct cq {
 	bool send_cb;
 	uint64_t seq;                /* publish: the seq the script gave */
 	char *repeat;                /* publish_idem: "SEQ ID TS" of a repeat */
-	size_t argc, argcap;
-	char **argv;
-	size_t *argvlen;
-	union {
-		confab_publish_done publish;
-		confab_status_done status;
-		confab_presence_done presence;
-		confab_history_done history;
-		confab_history_epoch_done history_epoch;
-		confab_epoch_done epoch;
-		confab_send_done send;
-	} done;
+	rargs args;                  /* the command's (../redislink/rargs.h) */
+	rops_done done;              /* the core's callback, by slot */
 	void *arg;
 };
 
 cq *cq_new(cl_state *s, cq_handler handle, int script, int part);
 void cq_free(cq *q);
-int cq_arg(cq *q, const void *data, size_t len);
-int cq_args(cq *q, const char *text);
-int cq_argf(cq *q, const char *fmt, ...) CONFAB_PRINTF(2, 3);
 /* Route `q` by its partition and send it. Its handler will be called
  * exactly once (possibly before this returns). Never fails: a request that
  * cannot go now waits for a retry until its deadline. */
@@ -182,8 +175,6 @@ void wait_free_all(cl_state *s);
 void wait_master_gone(cl_state *s, cmaster *m);
 /* Answer every core request still waiting with its lost status (destroy). */
 void cq_orphan_all(cl_state *s);
-/* CONFAB_EUNAVAILABLE for "not now" errors, CONFAB_ERR for the rest. */
-int cq_error_status(const char *err);
 /* The instance is being freed: free whatever requests are left. */
 void cq_free_all(cl_state *s);
 
@@ -282,17 +273,10 @@ void topo_health(cl_state *s);
 
 /* ---- cluster_ops.c ---- */
 
-typedef struct rwait {
-	struct rwait *next;
-	confab_status_done done;
-	void *arg;
-	uint64_t since;
-} rwait;
-
 typedef struct gap_item gap_item;
 
 typedef struct lroom {
-	dict *users;
+	confab_dict *users;
 	unsigned part;
 	uint64_t last_seq;           /* the last message delivered here (0: none yet) */
 	bool filling;                /* missed messages are being read from history */
@@ -348,7 +332,6 @@ void ops_on_message(cl_state *s, unsigned k, const char *text, size_t len);
 void ops_tick(cl_state *s);
 int ops_reply_status(cl_state *s, const char *what, const redisReply *reply);
 void ops_free(cl_state *s);
-void ops_fresh_epoch(char out[17]);
 /* WAIT said the replicas have these rooms' messages (all of partition k)
  * up to `upto`: publish them (the flush script). */
 void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t *upto,
@@ -359,7 +342,7 @@ bool ops_publish_reply(cl_state *s, cq *q, redisReply *reply);
 /* Answer a publish request (done.publish or done.send). */
 void ops_publish_answer(cl_state *s, cq *q, int status);
 /* A publish request's room (its arguments after the keys). */
-#define PUB_ROOM(q) ((q)->argv[(q)->nkeys + 2])
+#define PUB_ROOM(q) ((q)->args.argv[(q)->nkeys + 2])
 
 /* cluster_batch.c: send `q` (a publish without idem key, not held) with
  * the other publishes of its partition in this loop turn, as one script.
@@ -390,11 +373,8 @@ struct cl_state {
 	unsigned ack_replicas;
 	unsigned ack_timeout_ms;
 	const char *node_id;
-	unsigned presence_ttl_ms, heartbeat_ms;
-	unsigned probe_interval_ms, probe_timeout_ms, reconnect_max_ms;
+	rset_common common;          /* timings, [broker] limits */
 	unsigned refresh_interval_ms;
-	size_t history_size;
-	unsigned long room_ttl, idem_window;
 	char *config_key, *config_value;
 
 	partition *part;
@@ -436,8 +416,9 @@ struct cl_state {
 	bool started, destroying;
 
 	/* bookkeeping */
-	dict *rooms;                 /* room -> lroom */
-	dict *users;
+	confab_dict *rooms;                 /* room -> lroom */
+	rops_ctx rops;               /* for the shared answers (../redislink/rops.h) */
+	confab_dict *users;
 	cq *reqs, *reqs_tail;        /* requests a link holds, oldest first */
 	cq *pend, *pend_tail;        /* requests waiting (retry, held), oldest first */
 	size_t n_core;
@@ -453,5 +434,8 @@ struct cl_state {
 /* cluster.c */
 void cl_state_free(cl_state *s);
 void cl_release(cl_state *s);
+
+/* How rops.h makes, frees and reads this plugin's lroom values. */
+extern const rops_room_kind ops_lroom_kind;
 
 #endif /* CONFAB_CLUSTER_H */

@@ -120,17 +120,19 @@ static void send_batch(cl_state *s, unsigned k, cq *list)
 	unsigned n = 0;
 
 	for (cq *q = list; rc == 0 && q != NULL; q = q->bnext, n++)
-		rc = cq_arg(b, q->argv[0], q->argvlen[0]) || cq_arg(b, q->argv[1], q->argvlen[1]) ||
-		     cq_arg(b, q->argv[2], q->argvlen[2]);
-	rc = rc || ops_prefixes(s, b) || cq_args(b, list->argv[A_KEEP]) ||
-	     cq_args(b, list->argv[A_TTL]) || cq_args(b, list->argv[A_FRESH]) ||
-	     cq_args(b, list->argv[A_DEFER]);
+		rc = rargs_add(&b->args, q->args.argv[0], q->args.argvlen[0]) ||
+		     rargs_add(&b->args, q->args.argv[1], q->args.argvlen[1]) ||
+		     rargs_add(&b->args, q->args.argv[2], q->args.argvlen[2]);
+	rc = rc || ops_prefixes(s, b) || rargs_adds(&b->args, list->args.argv[A_KEEP]) ||
+	     rargs_adds(&b->args, list->args.argv[A_TTL]) ||
+	     rargs_adds(&b->args, list->args.argv[A_FRESH]) ||
+	     rargs_adds(&b->args, list->args.argv[A_DEFER]);
 	for (cq *q = list; rc == 0 && q != NULL; q = q->bnext)
-		rc = cq_arg(b, q->argv[A_ROOM], q->argvlen[A_ROOM]) ||
-		     cq_arg(b, q->argv[A_HEAD_A], q->argvlen[A_HEAD_A]) ||
-		     cq_arg(b, q->argv[A_HEAD_B], q->argvlen[A_HEAD_B]) ||
-		     cq_arg(b, q->argv[A_BODY], q->argvlen[A_BODY]) ||
-		     cq_arg(b, q->argv[A_REFRESH], q->argvlen[A_REFRESH]);
+		rc = rargs_add(&b->args, q->args.argv[A_ROOM], q->args.argvlen[A_ROOM]) ||
+		     rargs_add(&b->args, q->args.argv[A_HEAD_A], q->args.argvlen[A_HEAD_A]) ||
+		     rargs_add(&b->args, q->args.argv[A_HEAD_B], q->args.argvlen[A_HEAD_B]) ||
+		     rargs_add(&b->args, q->args.argv[A_BODY], q->args.argvlen[A_BODY]) ||
+		     rargs_add(&b->args, q->args.argv[A_REFRESH], q->args.argvlen[A_REFRESH]);
 	if (rc != 0) {
 		/* Out of memory: each goes alone. */
 		cq_free(b);

@@ -25,7 +25,6 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,71 +67,9 @@ void cq_free(cq *q)
 		q->parts = part->pnext;
 		cq_free(part);
 	}
-	for (size_t i = 0; i < q->argc; i++)
-		free(q->argv[i]);
-	free(q->argv);
-	free(q->argvlen);
+	rargs_clear(&q->args);
 	free(q->repeat);
 	free(q);
-}
-
-int cq_arg(cq *q, const void *data, size_t len)
-{
-	char *copy;
-
-	if (q->argc == q->argcap) {
-		size_t cap = q->argcap ? q->argcap * 2 : 8;
-		char **argv = realloc(q->argv, cap * sizeof(*argv));
-
-		if (argv == NULL)
-			return CONFAB_ENOMEM;
-		q->argv = argv;
-		size_t *lens = realloc(q->argvlen, cap * sizeof(*lens));
-		if (lens == NULL)
-			return CONFAB_ENOMEM;
-		q->argvlen = lens;
-		q->argcap = cap;
-	}
-	if ((copy = malloc(len + 1)) == NULL)
-		return CONFAB_ENOMEM;
-	memcpy(copy, data, len);
-	copy[len] = '\0';
-	q->argv[q->argc] = copy;
-	q->argvlen[q->argc] = len;
-	q->argc++;
-	return 0;
-}
-
-int cq_args(cq *q, const char *text)
-{
-	return cq_arg(q, text, strlen(text));
-}
-
-int cq_argf(cq *q, const char *fmt, ...)
-{
-	va_list ap;
-	char small[256];
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return CONFAB_ERR;
-	if ((size_t)n < sizeof(small))
-		return cq_arg(q, small, (size_t)n);
-
-	char *big = malloc((size_t)n + 1);
-	int rc;
-
-	if (big == NULL)
-		return CONFAB_ENOMEM;
-	va_start(ap, fmt);
-	vsnprintf(big, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	rc = cq_arg(q, big, (size_t)n);
-	free(big);
-	return rc;
 }
 
 /* ---- the two lists ---- */
@@ -180,63 +117,24 @@ static void finish(cl_state *s, cq *q, redisReply *reply)
 
 static void on_reply(rlink *l, redisReply *reply, void *arg);
 
-static void ignore_reply(rlink *l, redisReply *reply, void *arg)
-{
-	(void)l;
-	(void)reply;
-	(void)arg;
-}
-
 /* Hand `q` to `m`'s command link. 0, or CONFAB_EUNAVAILABLE. */
 static int send_to(cl_state *s, cmaster *m, cq *q)
 {
-	size_t extra = q->script >= 0 ? 3 : 0;
-	size_t argc = q->argc + extra;
-	const char *small_argv[20];
-	size_t small_len[20];
-	const char **argv = small_argv;
-	size_t *lens = small_len;
-	char numkeys[16];
+	rargs_script script;
 	int rc;
 
-	if (m == NULL || m->cmd == NULL || argc == 0)
+	if (m == NULL || m->cmd == NULL)
 		return CONFAB_EUNAVAILABLE;
-	if (argc > 20) {
-		argv = malloc(argc * sizeof(*argv));
-		lens = malloc(argc * sizeof(*lens));
-		if (argv == NULL || lens == NULL) {
-			free(argv);
-			free(lens);
-			return CONFAB_ENOMEM;
-		}
-	}
 	if (q->script >= 0) {
 		q->by_eval = !m->sha_ok[q->script] || q->retried_eval;
-		argv[0] = q->by_eval ? "EVAL" : "EVALSHA";
-		argv[1] = q->by_eval ? cl_script_text[q->script] : m->sha[q->script];
-		snprintf(numkeys, sizeof(numkeys), "%u", q->nkeys);
-		argv[2] = numkeys;
-		for (size_t i = 0; i < 3; i++)
-			lens[i] = strlen(argv[i]);
+		script = (rargs_script){ .text = cl_script_text[q->script],
+					 .sha = q->by_eval ? NULL : m->sha[q->script],
+					 .nkeys = q->nkeys };
 	}
-	for (size_t i = 0; i < q->argc; i++) {
-		argv[extra + i] = q->argv[i];
-		lens[extra + i] = q->argvlen[i];
-	}
-	rc = 0;
 	/* ASKING holds for the next command of the connection only: both
 	 * go out back to back, nothing can come between them. */
-	if (q->asking) {
-		static const char *asking[] = { "ASKING" };
-
-		rc = rlink_command(m->cmd, 1, asking, NULL, ignore_reply, NULL);
-	}
-	if (rc == 0)
-		rc = rlink_command(m->cmd, (int)argc, argv, lens, on_reply, q);
-	if (argv != small_argv) {
-		free(argv);
-		free(lens);
-	}
+	rc = rargs_send(m->cmd, &q->args, q->script >= 0 ? &script : NULL,
+			q->asking ? "ASKING" : NULL, on_reply, q);
 	if (rc != 0)
 		return rc;
 	q->sent = true;
@@ -261,7 +159,7 @@ static int send_to(cl_state *s, cmaster *m, cq *q)
 int cq_send_on(cl_state *s, cmaster *m, cq *q)
 {
 	if (q->deadline == 0)
-		q->deadline = uv_now(s->loop) + s->probe_timeout_ms;
+		q->deadline = uv_now(s->loop) + s->common.probe_timeout_ms;
 	return send_to(s, m, q);
 }
 
@@ -306,7 +204,7 @@ static void dispatch(cl_state *s, cq *q)
 void cq_submit(cl_state *s, cq *q)
 {
 	if (q->deadline == 0)
-		q->deadline = uv_now(s->loop) + s->probe_timeout_ms;
+		q->deadline = uv_now(s->loop) + s->common.probe_timeout_ms;
 	if (q->held) {
 		enlist(s, q, true);
 		return;
@@ -484,19 +382,6 @@ void cq_orphan_all(cl_state *s)
 	}
 }
 
-int cq_error_status(const char *err)
-{
-	static const char *const transient[] = {
-		"LOADING", "BUSY", "OOM", "MASTERDOWN", "READONLY", "NOAUTH",
-		"TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MOVED", "ASK", NULL
-	};
-
-	for (size_t i = 0; err != NULL && transient[i] != NULL; i++)
-		if (starts(err, transient[i]))
-			return CONFAB_EUNAVAILABLE;
-	return CONFAB_ERR;
-}
-
 void cq_free_all(cl_state *s)
 {
 	cq *q;
@@ -625,13 +510,14 @@ static bool send_multi(cl_state *s, cmaster *m, cq *list)
 
 	for (cq *p = list; p != NULL; p = p->pnext)
 		n++;
-	rc = rc || cq_argf(mq, "%u", n);
+	rc = rc || rargs_addf(&mq->args, "%u", n);
 	for (cq *p = list; rc == 0 && p != NULL; p = p->pnext)
-		rc = cq_args(mq, cl_script_name[p->script]) || cq_argf(mq, "%u", p->nkeys) ||
-		     cq_argf(mq, "%zu", p->argc - p->nkeys);
+		rc = rargs_adds(&mq->args, cl_script_name[p->script]) ||
+		     rargs_addf(&mq->args, "%u", p->nkeys) ||
+		     rargs_addf(&mq->args, "%zu", p->args.argc - p->nkeys);
 	for (cq *p = list; rc == 0 && p != NULL; p = p->pnext)
-		for (size_t i = 0; rc == 0 && i < p->argc; i++)
-			rc = cq_arg(mq, p->argv[i], p->argvlen[i]);
+		for (size_t i = 0; rc == 0 && i < p->args.argc; i++)
+			rc = rargs_add(&mq->args, p->args.argv[i], p->args.argvlen[i]);
 	if (rc != 0) {
 		cq_free(mq);
 		return false;
@@ -661,7 +547,7 @@ void cq_send_deferred(cl_state *s)
 		list = q->pnext;
 		q->pnext = NULL;
 		if (q->deadline == 0)
-			q->deadline = uv_now(s->loop) + s->probe_timeout_ms;
+			q->deadline = uv_now(s->loop) + s->common.probe_timeout_ms;
 		m = q->held || q->to != NULL ? NULL : route(s, q);
 		if (m == NULL) {
 			cq_submit(s, q);   /* waits for a retry, as always */

@@ -117,7 +117,7 @@ static void drain(cl_state *s, const char *room)
 {
 	lroom *r;
 
-	while ((r = dict_get(s->rooms, room)) != NULL && r->gq != NULL && !r->filling) {
+	while ((r = confab_dict_get(s->rooms, room)) != NULL && r->gq != NULL && !r->filling) {
 		gap_item *i = r->gq;
 		wire_msg m;
 		const char *why;
@@ -139,8 +139,8 @@ static void drain(cl_state *s, const char *room)
 
 static bool fill_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	const char *room = q->argv[q->argc - 1];
-	lroom *r = dict_get(s->rooms, room);
+	const char *room = q->args.argv[q->args.argc - 1];
+	lroom *r = confab_dict_get(s->rooms, room);
 	size_t got = 0;
 
 	if (r == NULL || !r->filling || r->fill_id != q->aux)
@@ -157,7 +157,7 @@ static bool fill_reply(cl_state *s, cq *q, redisReply *reply)
 			wire_msg m;
 			const char *why;
 
-			if ((r = dict_get(s->rooms, room)) == NULL)
+			if ((r = confab_dict_get(s->rooms, room)) == NULL)
 				return true;
 			if (e->type != REDIS_REPLY_STRING || wire_parse(e->str, e->len, &m, &why) != 0)
 				continue;
@@ -173,7 +173,7 @@ static bool fill_reply(cl_state *s, cq *q, redisReply *reply)
 		if (got > 0)
 			cl_log(s, CONFAB_LOG_DEBUG, "room %s: %zu messages published where this node "
 			       "was not subscribed yet came from history", room, got);
-	} else if ((r = dict_get(s->rooms, room)) != NULL) {
+	} else if ((r = confab_dict_get(s->rooms, room)) != NULL) {
 		/* No history now: go on from what comes (the gap stays; its
 		 * members can ask history). */
 		r->last_seq = 0;
@@ -192,15 +192,18 @@ static void start_fill(cl_state *s, const char *room, lroom *r)
 	cq *q = cq_new(s, fill_reply, CS_HISTORY, (int)r->part);
 	const char *P = s->part[r->part].prefix;
 
-	ops_fresh_epoch(fresh);
-	if (q == NULL || cq_argf(q, "%sroom:%s:seq", P, room) ||
-	    cq_argf(q, "%sroom:%s:hist", P, room) || cq_argf(q, "%sroom:%s:epoch", P, room) ||
-	    cq_argf(q, "%sroom:%s:pub", P, room) ||
-	    cq_args(q, P) || cq_args(q, s->part[r->part].channel) || cq_args(q, "1") ||
-	    cq_argf(q, "%" PRIu64, r->last_seq) || cq_argf(q, "%zu", s->history_size) ||
-	    cq_argf(q, "%zu", s->history_size) || cq_args(q, "") ||
-	    cq_argf(q, "%lu", s->room_ttl) || cq_args(q, fresh) ||
-	    cq_args(q, s->ack_replicas ? "1" : "0") || cq_args(q, room)) {
+	rops_fresh_epoch(fresh);
+	if (q == NULL || rargs_addf(&q->args, "%sroom:%s:seq", P, room) ||
+	    rargs_addf(&q->args, "%sroom:%s:hist", P, room) ||
+	    rargs_addf(&q->args, "%sroom:%s:epoch", P, room) ||
+	    rargs_addf(&q->args, "%sroom:%s:pub", P, room) ||
+	    rargs_adds(&q->args, P) || rargs_adds(&q->args, s->part[r->part].channel) ||
+	    rargs_adds(&q->args, "1") ||
+	    rargs_addf(&q->args, "%" PRIu64, r->last_seq) ||
+	    rargs_addf(&q->args, "%zu", s->common.history_size) ||
+	    rargs_addf(&q->args, "%zu", s->common.history_size) || rargs_adds(&q->args, "") ||
+	    rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
+	    rargs_adds(&q->args, s->ack_replicas ? "1" : "0") || rargs_adds(&q->args, room)) {
 		cq_free(q);
 		r->last_seq = 0;   /* cannot ask: go on without */
 		return;
@@ -228,16 +231,17 @@ void gap_envelope(cl_state *s, const char *room, lroom *r, const char *text, siz
 
 void gap_resubscribed(cl_state *s, unsigned k)
 {
-	dict_iter it;
+	confab_dict_iter it;
 	const char *room;
 	void *value;
 
 	/* start_fill changes no table: iterating is safe */
-	dict_iter_init(&it, s->rooms);
-	while (dict_iter_next(&it, &room, &value)) {
+	confab_dict_iter_init(&it, s->rooms);
+	while (confab_dict_iter_next(&it, &room, &value)) {
 		lroom *r = value;
 
-		if (r->part == k && r->last_seq != 0 && !r->filling && dict_count(r->users) > 0)
+		if (r->part == k && r->last_seq != 0 && !r->filling &&
+		    confab_dict_count(r->users) > 0)
 			start_fill(s, room, r);
 	}
 }

@@ -136,7 +136,8 @@ cmaster *master_get(cl_state *s, const char *host, int port)
 	    !s->destroying) {
 		rlink_opts o = {
 			.host = m->host, .port = m->port, .user = s->user, .password = s->password,
-			.connect_timeout_ms = s->probe_timeout_ms, .on_closed = on_aux_closed, .arg = m,
+			.connect_timeout_ms = s->common.probe_timeout_ms, .on_closed = on_aux_closed,
+			.arg = m,
 			.tls = s->tls,
 		};
 
@@ -221,8 +222,9 @@ static void probe_send(cmaster *m)
 	snprintf(token, sizeof(token), "%s.%u.%" PRIu64, s->nonce, m->serial, ++m->probe_seq);
 	text = wire_probe(token);
 	q = cq_new(s, probe_reply, -1, m->probe_part);
-	if (text == NULL || q == NULL || cq_args(q, "SPUBLISH") != 0 ||
-	    cq_args(q, s->part[m->probe_part].channel) != 0 || cq_args(q, text) != 0) {
+	if (text == NULL || q == NULL || rargs_adds(&q->args, "SPUBLISH") != 0 ||
+	    rargs_adds(&q->args, s->part[m->probe_part].channel) != 0 ||
+	    rargs_adds(&q->args, text) != 0) {
 		free(text);
 		cq_free(q);
 		return;  /* out of memory: the next tick tries again */
@@ -386,7 +388,8 @@ void master_connect(cmaster *m)
 	cl_state *s = m->s;
 	rlink_opts o = {
 		.host = m->host, .port = m->port, .user = s->user, .password = s->password,
-		.connect_timeout_ms = s->probe_timeout_ms, .on_closed = on_link_closed, .arg = m,
+		.connect_timeout_ms = s->common.probe_timeout_ms, .on_closed = on_link_closed,
+		.arg = m,
 		.tls = s->tls,
 	};
 
@@ -409,8 +412,8 @@ void master_connect(cmaster *m)
 
 		if (q != NULL)
 			q->aux = i;
-		if (q == NULL || cq_args(q, "SCRIPT") || cq_args(q, "LOAD") ||
-		    cq_args(q, cl_script_text[i]) || cq_send_on(s, m, q) != 0) {
+		if (q == NULL || rargs_adds(&q->args, "SCRIPT") || rargs_adds(&q->args, "LOAD") ||
+		    rargs_adds(&q->args, cl_script_text[i]) || cq_send_on(s, m, q) != 0) {
 			cq_free(q);
 			master_fail(m, "cannot queue the setup of %s (out of memory?)", m->name);
 			return;
@@ -452,7 +455,7 @@ void master_fail(cmaster *m, const char *fmt, ...)
 	va_end(ap);
 	if (was_up || strcmp(reason, m->last_reason) != 0)
 		cl_log(s, CONFAB_LOG_WARN, "%s; retrying (backoff up to %u ms)", reason,
-		       s->reconnect_max_ms);
+		       s->common.reconnect_max_ms);
 	snprintf(m->last_reason, sizeof(m->last_reason), "%s", reason);
 	if (was_up)
 		m->down_since = now(s);
@@ -474,8 +477,8 @@ void master_fail(cmaster *m, const char *fmt, ...)
 	if (m->owned > 0 && !m->reconnecting) {
 		m->reconnecting = true;
 		uv_timer_start(&m->timer, on_master_timer, m->backoff_ms, 0);
-		m->backoff_ms = m->backoff_ms * 2 > s->reconnect_max_ms ? s->reconnect_max_ms
-									 : m->backoff_ms * 2;
+		m->backoff_ms = m->backoff_ms * 2 > s->common.reconnect_max_ms
+				? s->common.reconnect_max_ms : m->backoff_ms * 2;
 	}
 }
 
@@ -547,15 +550,15 @@ static void on_push(rlink *l, redisReply *r, void *arg)
 void master_check(cmaster *m, uint64_t n)
 {
 	cl_state *s = m->s;
-	uint64_t oldest, limit = s->probe_timeout_ms;
+	uint64_t oldest, limit = s->common.probe_timeout_ms;
 
 	if (m->owned == 0 || m->state == M_DOWN)
 		return;
 	if (s->ack_replicas > 0)
 		limit += s->ack_timeout_ms;  /* a WAIT may rightly take that long */
-	if (m->state == M_CONNECTING && n - m->connect_started >= s->probe_timeout_ms) {
+	if (m->state == M_CONNECTING && n - m->connect_started >= s->common.probe_timeout_ms) {
 		master_fail(m, "master %s did not complete the setup within %u ms", m->name,
-				 s->probe_timeout_ms);
+				 s->common.probe_timeout_ms);
 		return;
 	}
 	oldest = m->cmd != NULL ? rlink_oldest(m->cmd) : 0;
@@ -567,12 +570,12 @@ void master_check(cmaster *m, uint64_t n)
 	if (m->probe_out) {
 		/* A subscription still delivering is only behind: silence is
 		 * what proves it dead (as in `redis`). */
-		if (n - m->probe_sent >= s->probe_timeout_ms &&
-		    !(m->state == M_UP && n - m->sub_heard < s->probe_timeout_ms))
+		if (n - m->probe_sent >= s->common.probe_timeout_ms &&
+		    !(m->state == M_UP && n - m->sub_heard < s->common.probe_timeout_ms))
 			master_fail(m, "the probe did not come back from %s within %u ms",
-					 m->name, s->probe_timeout_ms);
+					 m->name, s->common.probe_timeout_ms);
 		return;
 	}
-	if (m->state == M_UP && n - m->probe_sent >= s->probe_interval_ms)
+	if (m->state == M_UP && n - m->probe_sent >= s->common.probe_interval_ms)
 		probe_send(m);
 }

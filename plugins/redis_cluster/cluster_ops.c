@@ -19,6 +19,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,17 +31,17 @@
 
 /* ---- bookkeeping ---- */
 
-static lroom *lroom_new(unsigned part)
+/* A room of partition *(unsigned *)part. */
+static void *lroom_new(void *part)
 {
 	lroom *r = calloc(1, sizeof(*r));
 
-	if (r == NULL)
-		return NULL;
-	if ((r->users = dict_new()) == NULL) {
+	if (r != NULL && (r->users = confab_dict_new()) == NULL) {
 		free(r);
 		return NULL;
 	}
-	r->part = part;
+	if (r != NULL)
+		r->part = *(unsigned *)part;
 	return r;
 }
 
@@ -50,39 +51,16 @@ static void lroom_free(void *p)
 
 	if (r == NULL)
 		return;
-	while (r->waiting != NULL) {
-		rwait *w = r->waiting;
-
-		r->waiting = w->next;
-		free(w);
-	}
+	rwait_free_all(&r->waiting);
 	gap_free(r);
-	dict_free(r->users, NULL);
+	confab_dict_free(r->users, NULL);
 	free(r);
 }
 
-/* Answer a room's waiting joins, oldest first (taken out first: an
- * answer may change the room). */
-static void answer_waiting(lroom *r, int status)
-{
-	rwait *w = r->waiting, *order = NULL;
-
-	r->waiting = NULL;
-	while (w != NULL) {
-		rwait *next = w->next;
-
-		w->next = order;
-		order = w;
-		w = next;
-	}
-	while (order != NULL) {
-		rwait *next = order->next;
-
-		order->done(order->arg, status);
-		free(order);
-		order = next;
-	}
-}
+const rops_room_kind ops_lroom_kind = {
+	.make = lroom_new, .drop = lroom_free,
+	.users_at = offsetof(lroom, users), .epoch_at = offsetof(lroom, epoch)
+};
 
 static void need_add(cl_state *s, unsigned k)
 {
@@ -103,22 +81,23 @@ static void need_drop(cl_state *s, unsigned k)
 
 static void room_maybe_free(cl_state *s, const char *room)
 {
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
-	if (r != NULL && dict_count(r->users) == 0 && r->joins_pending == 0 && r->waiting == NULL)
-		lroom_free(dict_remove(s->rooms, room));
+	if (r != NULL && confab_dict_count(r->users) == 0 && r->joins_pending == 0 &&
+	    r->waiting == NULL)
+		lroom_free(confab_dict_remove(s->rooms, room));
 }
 
 /* Nothing pending for the room any more (its partition subscribed, its
  * join scripts answered): the joins that waited go on. */
 static void room_settle(cl_state *s, const char *room)
 {
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
 	if (r == NULL || r->joins_pending > 0 || s->part[r->part].sub != SUB_OK)
 		return;
 	if (r->waiting != NULL)
-		answer_waiting(r, 0);
+		rwait_answer_all(&r->waiting, 0);
 	room_maybe_free(s, room);
 }
 
@@ -126,15 +105,15 @@ static void room_settle(cl_state *s, const char *room)
  * them), copied: answering them changes the table. */
 static char **waiting_rooms(cl_state *s, int k, size_t *n, uint64_t older_than)
 {
-	dict_iter it;
+	confab_dict_iter it;
 	const char *room;
 	void *value;
 	char **names = NULL;
 	size_t cap = 0;
 
 	*n = 0;
-	dict_iter_init(&it, s->rooms);
-	while (dict_iter_next(&it, &room, &value)) {
+	confab_dict_iter_init(&it, s->rooms);
+	while (confab_dict_iter_next(&it, &room, &value)) {
 		lroom *r = value;
 		bool old = false;
 
@@ -181,10 +160,10 @@ static void fail_waiting(cl_state *s, int k, uint64_t older_than)
 	char **names = waiting_rooms(s, k, &n, older_than);
 
 	for (size_t i = 0; i < n; i++) {
-		lroom *r = dict_get(s->rooms, names[i]);
+		lroom *r = confab_dict_get(s->rooms, names[i]);
 
 		if (r != NULL) {
-			answer_waiting(r, CONFAB_EUNAVAILABLE);
+			rwait_answer_all(&r->waiting, CONFAB_EUNAVAILABLE);
 			room_maybe_free(s, names[i]);
 		}
 		free(names[i]);
@@ -204,16 +183,16 @@ void ops_tick(cl_state *s)
 {
 	uint64_t n = uv_now(s->loop);
 
-	if (n - s->waits_checked < 1000 || n < s->probe_timeout_ms)
+	if (n - s->waits_checked < 1000 || n < s->common.probe_timeout_ms)
 		return;
 	s->waits_checked = n;
-	fail_waiting(s, -1, n - s->probe_timeout_ms);
+	fail_waiting(s, -1, n - s->common.probe_timeout_ms);
 }
 
 void ops_free(cl_state *s)
 {
-	dict_free(s->rooms, lroom_free);
-	dict_free(s->users, NULL);
+	confab_dict_free(s->rooms, lroom_free);
+	confab_dict_free(s->users, NULL);
 	s->rooms = s->users = NULL;
 }
 
@@ -221,15 +200,7 @@ void ops_free(cl_state *s)
 
 int ops_reply_status(cl_state *s, const char *what, const redisReply *reply)
 {
-	if (reply->type == REDIS_REPLY_ERROR) {
-		int status = cq_error_status(reply->str);
-
-		cl_log(s, status == CONFAB_EUNAVAILABLE ? CONFAB_LOG_WARN : CONFAB_LOG_ERROR,
-		       "%s: Redis answered %s", what, reply->str);
-		return status;
-	}
-	cl_log(s, CONFAB_LOG_ERROR, "%s: unexpected reply of type %d", what, reply->type);
-	return CONFAB_ERR;
+	return rreply_status(s->host, s->ctx, what, reply, true);
 }
 
 int ops_admit(cl_state *s, unsigned k)
@@ -256,23 +227,13 @@ void ops_own(cl_state *s, cq *q, void *arg)
 	s->n_core++;
 }
 
-void ops_fresh_epoch(char out[17])
-{
-	static uint64_t made;
-	uint64_t v;
-
-	made++;
-	if (uv_random(NULL, NULL, &v, sizeof(v), 0, NULL) != 0)
-		v = uv_hrtime() ^ (made * 0x9e3779b97f4a7c15u);
-	snprintf(out, 17, "%016" PRIx64, v);
-}
-
 int ops_record_keys(const cl_state *s, cq *q, const char *room)
 {
 	const char *P = s->part[q->part].prefix;
 
-	return cq_argf(q, "%sroom:%s:seq", P, room) || cq_argf(q, "%sroom:%s:hist", P, room) ||
-	       cq_argf(q, "%sroom:%s:epoch", P, room) ? CONFAB_ENOMEM : 0;
+	return rargs_addf(&q->args, "%sroom:%s:seq", P, room) ||
+	       rargs_addf(&q->args, "%sroom:%s:hist", P, room) ||
+	       rargs_addf(&q->args, "%sroom:%s:epoch", P, room) ? CONFAB_ENOMEM : 0;
 }
 
 /* The keys a script declares: every key of its partition that it reads
@@ -289,21 +250,24 @@ static int node_keys(const cl_state *s, cq *q, const char *room, const char *use
 	int rc;
 
 	q->nkeys = 2;
-	rc = cq_argf(q, "%snode:%s:gen", P, N) || cq_argf(q, "%snodes", P);
+	rc = rargs_addf(&q->args, "%snode:%s:gen", P, N) || rargs_addf(&q->args, "%snodes", P);
 	if (rc == 0 && room != NULL) {
 		q->nkeys += 3;
-		rc = cq_argf(q, "%spres:%s", P, room) || cq_argf(q, "%spres:%s/%s", P, room, user) ||
-		     cq_argf(q, "%snode:%s:pres", P, N);
+		rc = rargs_addf(&q->args, "%spres:%s", P, room) ||
+		     rargs_addf(&q->args, "%spres:%s/%s", P, room, user) ||
+		     rargs_addf(&q->args, "%snode:%s:pres", P, N);
 	} else if (rc == 0 && user != NULL) {
 		q->nkeys += 2;
-		rc = cq_argf(q, "%suser:%s", P, user) || cq_argf(q, "%snode:%s:users", P, N);
+		rc = rargs_addf(&q->args, "%suser:%s", P, user) ||
+		     rargs_addf(&q->args, "%snode:%s:users", P, N);
 	}
 	return rc ? CONFAB_ENOMEM : 0;
 }
 
 int ops_prefixes(const cl_state *s, cq *q)
 {
-	return cq_args(q, s->part[q->part].prefix) || cq_args(q, s->part[q->part].channel)
+	return rargs_adds(&q->args, s->part[q->part].prefix) ||
+	       rargs_adds(&q->args, s->part[q->part].channel)
 		       ? CONFAB_ENOMEM : 0;
 }
 
@@ -339,16 +303,16 @@ static bool change_reply(cl_state *s, cq *q, redisReply *reply)
  * still waiting (room_ready cannot say whose). */
 static bool join_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	const char *room = q->argv[q->argc - 2];
+	const char *room = q->args.argv[q->args.argc - 2];
 	bool ok = change_done(s, q, reply);
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->rooms, room);
 
 	if (r == NULL)
 		return true;
 	if (r->joins_pending > 0)
 		r->joins_pending--;
 	if (!ok) {
-		answer_waiting(r, CONFAB_EUNAVAILABLE);
+		rwait_answer_all(&r->waiting, CONFAB_EUNAVAILABLE);
 		room_maybe_free(s, room);
 	}
 	room_settle(s, room);
@@ -367,9 +331,11 @@ static bool send_presence(cl_state *s, int script, const char *room, const char 
 	if (s->destroying || m == NULL || m->cmd == NULL)
 		return false;
 	q = cq_new(s, script == CS_JOIN ? join_reply : change_reply, script, (int)k);
-	if (q == NULL || node_keys(s, q, room, user) || ops_prefixes(s, q) || cq_args(q, s->node_id) ||
-	    cq_argf(q, "%" PRIu64, s->part[k].gen) || (room != NULL && cq_args(q, room)) ||
-	    cq_args(q, user)) {
+	if (q == NULL || node_keys(s, q, room, user) || ops_prefixes(s, q) ||
+	    rargs_adds(&q->args, s->node_id) ||
+	    rargs_addf(&q->args, "%" PRIu64, s->part[k].gen) ||
+	    (room != NULL && rargs_adds(&q->args, room)) ||
+	    rargs_adds(&q->args, user)) {
 		cq_free(q);
 		s->part[k].dirty = true;
 		return false;
@@ -379,47 +345,37 @@ static bool send_presence(cl_state *s, int script, const char *room, const char 
 	return true;
 }
 
-static uint64_t next_gen(uint64_t last)
-{
-	struct timespec ts;
-	uint64_t now = 0;
+/* The reconcile of partition k lists its rooms and users only. */
+typedef struct part_filter {
+	cl_state *s;
+	unsigned k;
+} part_filter;
 
-	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
-		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	return now > last ? now : last + 1;
+static bool room_in_part(const void *room_value, void *ctx)
+{
+	return ((const lroom *)room_value)->part == ((part_filter *)ctx)->k;
+}
+
+static bool user_in_part(const char *user, void *ctx)
+{
+	part_filter *pf = ctx;
+
+	return part_of(pf->s, user) == pf->k;
 }
 
 cq *ops_reconcile_request(cl_state *s, unsigned k)
 {
+	part_filter pf = { s, k };
+	rops_filter f = { .kind = &ops_lroom_kind, .keep_room = room_in_part,
+			  .keep_user = user_in_part, .ctx = &pf };
 	cq *q = cq_new(s, change_reply, CS_RECONCILE, (int)k);
-	size_t entries = 0;
-	dict_iter it, uit;
-	const char *room, *user;
-	void *value;
-	int rc;
 
 	if (q == NULL)
 		return NULL;
-	dict_iter_init(&it, s->rooms);
-	while (dict_iter_next(&it, NULL, &value))
-		if (((lroom *)value)->part == k)
-			entries += dict_count(((lroom *)value)->users);
-	s->part[k].gen = next_gen(s->part[k].gen);
-	rc = node_keys(s, q, NULL, NULL) || ops_prefixes(s, q) || cq_args(q, s->node_id) ||
-	     cq_argf(q, "%" PRIu64, s->part[k].gen) || cq_argf(q, "%zu", entries);
-	dict_iter_init(&it, s->rooms);
-	while (rc == 0 && dict_iter_next(&it, &room, &value)) {
-		if (((lroom *)value)->part != k)
-			continue;
-		dict_iter_init(&uit, ((lroom *)value)->users);
-		while (rc == 0 && dict_iter_next(&uit, &user, NULL))
-			rc = cq_argf(q, "%s\t%s", room, user);
-	}
-	dict_iter_init(&it, s->users);
-	while (rc == 0 && dict_iter_next(&it, &user, NULL))
-		if (part_of(s, user) == k)
-			rc = cq_args(q, user);
-	if (rc != 0) {
+	s->part[k].gen = rops_next_gen(s->part[k].gen);
+	if (node_keys(s, q, NULL, NULL) || ops_prefixes(s, q) || rargs_adds(&q->args, s->node_id) ||
+	    rargs_addf(&q->args, "%" PRIu64, s->part[k].gen) ||
+	    rops_presence_args(&q->args, s->rooms, s->users, &f) != 0) {
 		cq_free(q);
 		return NULL;
 	}
@@ -458,45 +414,24 @@ bool ops_reconcile_refused(cl_state *s, cq *q, const redisReply *reply)
 
 static bool refresh_due(const cl_state *s, const lroom *r)
 {
-	return s->room_ttl != 0 &&
+	return s->common.room_ttl != 0 &&
 	       (r == NULL || !r->refreshed ||
-		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->room_ttl * 1000 / 32);
+		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->common.room_ttl * 1000 / 32);
 }
 
 /* The publish arguments after the three keys: P, C, room, ... */
 /* After the keys (3, or 4 with an idem key). */
-#define PUB_REFRESH(q) ((q)->argv[(q)->nkeys + 9])
+#define PUB_REFRESH(q) ((q)->args.argv[(q)->nkeys + 9])
 
 static int lost_status(const cq *q)
 {
 	return q->sent ? CONFAB_EUNKNOWN : CONFAB_EUNAVAILABLE;
 }
 
-static void send_answer(cq *q, int status, uint64_t seq, const char *repeat)
-{
-	unsigned long long first_seq;
-	long long ts;
-	int id_at = 0, id_end = 0;
-	char *id;
-
-	if (status != 0 || repeat == NULL) {
-		q->done.send(q->arg, status, seq, q->argv[q->argc - 2],
-			     strtoll(q->argv[q->argc - 1], NULL, 10));
-		return;
-	}
-	if (sscanf(repeat, "%llu %n%*s%n %lld", &first_seq, &id_at, &id_end, &ts) != 2 ||
-	    (id = strndup(repeat + id_at, (size_t)(id_end - id_at))) == NULL) {
-		q->done.send(q->arg, CONFAB_ERR, 0, q->argv[q->argc - 2], 0);
-		return;
-	}
-	q->done.send(q->arg, 0, first_seq, id, ts);
-	free(id);
-}
-
 void ops_publish_answer(cl_state *s, cq *q, int status)
 {
 	if (status == 0 && q->repeat == NULL && PUB_REFRESH(q)[0] == '1') {
-		lroom *r = dict_get(s->rooms, PUB_ROOM(q));
+		lroom *r = confab_dict_get(s->rooms, PUB_ROOM(q));
 
 		if (r != NULL) {
 			r->refreshed = true;
@@ -504,7 +439,8 @@ void ops_publish_answer(cl_state *s, cq *q, int status)
 		}
 	}
 	if (q->send_cb)
-		send_answer(q, status, status == 0 ? q->seq : 0, status == 0 ? q->repeat : NULL);
+		ranswer_send(q->done.send, q->arg, &q->args, status, status == 0 ? q->seq : 0,
+			     status == 0 ? q->repeat : NULL);
 	else
 		q->done.publish(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status,
 				status == 0 ? q->seq : 0);
@@ -573,8 +509,9 @@ static bool flush_reply(cl_state *s, cq *q, redisReply *reply)
 		cq *again = cq_new(s, flush_reply, CS_FLUSH, q->part);
 
 		if (again != NULL) {
-			for (size_t i = 0; i < q->argc; i++)
-				if (cq_arg(again, q->argv[i], q->argvlen[i]) != 0) {
+			for (size_t i = 0; i < q->args.argc; i++)
+				if (rargs_add(&again->args, q->args.argv[i],
+					      q->args.argvlen[i]) != 0) {
 					cq_free(again);
 					return true;
 				}
@@ -600,12 +537,12 @@ void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t
 	int rc = q == NULL;
 
 	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = cq_argf(q, "%sroom:%s:seq", P, rooms[i]) ||
-		     cq_argf(q, "%sroom:%s:hist", P, rooms[i]) ||
-		     cq_argf(q, "%sroom:%s:pub", P, rooms[i]);
+		rc = rargs_addf(&q->args, "%sroom:%s:seq", P, rooms[i]) ||
+		     rargs_addf(&q->args, "%sroom:%s:hist", P, rooms[i]) ||
+		     rargs_addf(&q->args, "%sroom:%s:pub", P, rooms[i]);
 	rc = rc || ops_prefixes(s, q);
 	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = cq_argf(q, "%" PRIu64, upto[i]);
+		rc = rargs_addf(&q->args, "%" PRIu64, upto[i]);
 	if (rc != 0) {
 		cq_free(q);
 		return;   /* the next message's flush publishes these too */
@@ -614,20 +551,6 @@ void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t
 	cq_defer(s, q);   /* with the other partitions of its master */
 }
 
-/* idem key: (room, sender) in the room's partition, (sender, recipient)
- * in the recipient's: where the script that checks it runs. */
-static char *idem_key_name(const cl_state *s, unsigned k, const confab_envelope *env)
-{
-	bool direct = env->kind == CONFAB_ENV_DIRECT;
-	char *out;
-
-	if (!CONFAB_HAS(env, idem) || env->idem == NULL)
-		return strdup("");
-	if (asprintf(&out, "%sidem:%c:%s/%s/%s", s->part[k].prefix, direct ? 'd' : 'm',
-		     direct ? env->from : env->room, direct ? env->to : env->from, env->idem) < 0)
-		return NULL;
-	return out;
-}
 
 static int publish_request(cl_state *s, const confab_envelope *env, confab_publish_done pdone,
 			   confab_send_done sdone, void *arg)
@@ -643,21 +566,23 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 		return rc;
 	if (wire_message_head(env, &head_a, &head_b) != 0)
 		return CONFAB_ENOMEM;
-	ops_fresh_epoch(fresh);
-	r = dict_get(s->rooms, env->room);
+	rops_fresh_epoch(fresh);
+	r = confab_dict_get(s->rooms, env->room);
 	q = cq_new(s, ops_publish_reply, CS_PUBLISH, (int)k);
-	if (send_cb && (ik = idem_key_name(s, k, env)) == NULL) {
+	if (send_cb && (ik = rops_idem_key(s->part[k].prefix, env)) == NULL) {
 		cq_free(q);
 		q = NULL;
 	}
 	rc = q == NULL || ops_record_keys(s, q, env->room) ||
-	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || ops_prefixes(s, q) ||
-	     cq_args(q, env->room) || cq_args(q, head_a) || cq_args(q, head_b) ||
-	     cq_arg(q, env->body, env->body_len) || cq_argf(q, "%zu", s->history_size) ||
-	     cq_argf(q, "%lu", s->room_ttl) || cq_args(q, fresh) ||
-	     cq_args(q, refresh_due(s, r) ? "1" : "0") || cq_args(q, s->ack_replicas ? "1" : "0") ||
-	     cq_args(q, ik != NULL ? ik : "") || cq_argf(q, "%lu", s->idem_window) ||
-	     cq_args(q, env->id) || cq_argf(q, "%lld", (long long)env->ts);
+	     (ik != NULL && ik[0] != '\0' && rargs_adds(&q->args, ik)) || ops_prefixes(s, q) ||
+	     rargs_adds(&q->args, env->room) || rargs_adds(&q->args, head_a) ||
+	     rargs_adds(&q->args, head_b) ||
+	     rargs_add(&q->args, env->body, env->body_len) ||
+	     rargs_addf(&q->args, "%zu", s->common.history_size) ||
+	     rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
+	     rargs_adds(&q->args, refresh_due(s, r) ? "1" : "0") ||
+	     rargs_adds(&q->args, s->ack_replicas ? "1" : "0") ||
+	     rops_idem_args(&q->args, ik != NULL ? ik : "", s->common.idem_window, env) != 0;
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 4 : 3;
 	free(ik);
@@ -668,11 +593,8 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 		return CONFAB_ENOMEM;
 	}
 	q->send_cb = send_cb;
-	if (send_cb)
-		q->done.send = sdone;
-	else
-		q->done.publish = pdone;
-	if (r != NULL && dict_count(r->users) > 0 && s->part[k].sub != SUB_OK) {
+	q->done = send_cb ? (rops_done){ .send = sdone } : (rops_done){ .publish = pdone };
+	if (r != NULL && confab_dict_count(r->users) > 0 && s->part[k].sub != SUB_OK) {
 		/* Members here would miss it: wait for the subscription. */
 		if (s->part[k].n_held >= CL_MAX_HELD) {
 			cq_free(q);
@@ -689,36 +611,12 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 	return 0;
 }
 
-static int ops_publish(void *state, const confab_envelope *env, confab_publish_done done,
-		       void *arg)
-{
-	return publish_request(state, env, done, NULL, arg);
-}
-
-static int ops_publish_idem(void *state, const confab_envelope *env, confab_send_done done,
-			    void *arg)
-{
-	return publish_request(state, env, NULL, done, arg);
-}
-
 /* ---- direct ---- */
 
 static bool direct_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	int status;
-
-	if (reply == NULL)
-		status = lost_status(q);
-	else if (reply->type == REDIS_REPLY_INTEGER)
-		status = reply->integer > 0 ? 0 : CONFAB_EOFFLINE;
-	else if (reply->type == REDIS_REPLY_STRING && q->send_cb)
-		status = 1;   /* an idempotent repeat */
-	else
-		status = ops_reply_status(s, "direct", reply);
-	if (q->send_cb)
-		send_answer(q, status == 1 ? 0 : status, 0, status == 1 ? reply->str : NULL);
-	else
-		q->done.status(q->arg, status == CONFAB_EUNKNOWN ? CONFAB_EUNAVAILABLE : status);
+	ranswer_direct(&s->rops, reply, lost_status(q),
+		       q->send_cb ? q->done.send : NULL, q->done.status, q->arg, &q->args);
 	return true;
 }
 
@@ -737,17 +635,17 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 	if ((text = wire_direct(env, &len)) == NULL)
 		return CONFAB_ENOMEM;
 	q = cq_new(s, direct_reply, CS_DIRECT, (int)k);
-	if (send_cb && (ik = idem_key_name(s, k, env)) == NULL) {
+	if (send_cb && (ik = rops_idem_key(s->part[k].prefix, env)) == NULL) {
 		cq_free(q);
 		q = NULL;
 	}
-	rc = q == NULL || cq_argf(q, "%suser:%s", s->part[k].prefix, env->to) ||
-	     cq_argf(q, "%snodes", s->part[k].prefix) ||
-	     (ik != NULL && ik[0] != '\0' && cq_args(q, ik)) || ops_prefixes(s, q) ||
-	     cq_args(q, env->to) || cq_arg(q, text, len) || cq_argf(q, "%u", s->presence_ttl_ms);
+	rc = q == NULL || rargs_addf(&q->args, "%suser:%s", s->part[k].prefix, env->to) ||
+	     rargs_addf(&q->args, "%snodes", s->part[k].prefix) ||
+	     (ik != NULL && ik[0] != '\0' && rargs_adds(&q->args, ik)) || ops_prefixes(s, q) ||
+	     rargs_adds(&q->args, env->to) || rargs_add(&q->args, text, len) ||
+	     rargs_addf(&q->args, "%u", s->common.presence_ttl_ms);
 	if (rc == 0 && send_cb)
-		rc = cq_args(q, ik) || cq_argf(q, "%lu", s->idem_window) || cq_args(q, env->id) ||
-		     cq_argf(q, "%lld", (long long)env->ts);
+		rc = rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 3 : 2;
 	free(ik);
@@ -757,26 +655,14 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 		return CONFAB_ENOMEM;
 	}
 	q->send_cb = send_cb;
-	if (send_cb)
-		q->done.send = sdone;
-	else
-		q->done.status = pdone;
+	q->done = send_cb ? (rops_done){ .send = sdone } : (rops_done){ .status = pdone };
 	ops_own(s, q, arg);
 	cq_submit(s, q);
 	return 0;
 }
 
-static int ops_direct(void *state, const confab_envelope *env, confab_status_done done,
-		      void *arg)
-{
-	return direct_request(state, env, done, NULL, arg);
-}
-
-static int ops_direct_idem(void *state, const confab_envelope *env, confab_send_done done,
-			   void *arg)
-{
-	return direct_request(state, env, NULL, done, arg);
-}
+/* The slots publish, publish_idem, direct and direct_idem (rops.h). */
+ROPS_SEND_SLOTS(publish_request, direct_request)
 
 /* ---- membership ---- */
 
@@ -784,8 +670,7 @@ static int ops_room_ready(void *state, const char *room, confab_status_done done
 {
 	cl_state *s = state;
 	unsigned k = part_of(s, room);
-	lroom *r = dict_get(s->rooms, room);
-	rwait *w;
+	lroom *r = confab_dict_get(s->rooms, room);
 
 	if (!topo_served(s, k))
 		return CONFAB_EUNAVAILABLE;
@@ -793,14 +678,7 @@ static int ops_room_ready(void *state, const char *room, confab_status_done done
 		done(arg, 0);
 		return 0;
 	}
-	if ((w = malloc(sizeof(*w))) == NULL)
-		return CONFAB_ENOMEM;
-	w->done = done;
-	w->arg = arg;
-	w->since = uv_now(s->loop);
-	w->next = r->waiting;
-	r->waiting = w;
-	return 0;
+	return rwait_push(&r->waiting, done, arg, uv_now(s->loop));
 }
 
 static int ops_room_join(void *state, const char *room, const char *user)
@@ -808,26 +686,13 @@ static int ops_room_join(void *state, const char *room, const char *user)
 	cl_state *s = state;
 	unsigned k = part_of(s, room);
 	lroom *r;
-	bool created = false;
+	int rc;
 
 	if (!topo_served(s, k))
 		return CONFAB_EUNAVAILABLE;
-	r = dict_get(s->rooms, room);
-	if (r == NULL) {
-		if ((r = lroom_new(k)) == NULL || dict_set(s->rooms, room, r) != 0) {
-			lroom_free(r);
-			return CONFAB_ENOMEM;
-		}
-		created = true;
-	}
-	if (dict_has(r->users, user))
-		return 0;
-	if (dict_set(r->users, user, NULL) != 0) {
-		if (created)
-			lroom_free(dict_remove(s->rooms, room));
-		return CONFAB_ENOMEM;
-	}
-	if (dict_count(r->users) == 1)
+	if ((rc = rops_room_add(s->rooms, room, user, &ops_lroom_kind, &k, (void **)&r)) <= 0)
+		return rc;
+	if (confab_dict_count(r->users) == 1)
 		need_add(s, k);
 	if (send_presence(s, CS_JOIN, room, user))
 		r->joins_pending++;
@@ -837,12 +702,12 @@ static int ops_room_join(void *state, const char *room, const char *user)
 static int ops_room_leave(void *state, const char *room, const char *user)
 {
 	cl_state *s = state;
-	lroom *r = dict_get(s->rooms, room);
+	lroom *r;
+	int left = rops_room_remove(s->rooms, room, user, &ops_lroom_kind, (void **)&r);
 
-	if (r == NULL || !dict_has(r->users, user))
+	if (left < 0)
 		return 0;
-	dict_remove(r->users, user);
-	if (dict_count(r->users) == 0)
+	if (left == 0)
 		need_drop(s, r->part);
 	room_maybe_free(s, room);
 	send_presence(s, CS_LEAVE, room, user);
@@ -863,13 +728,13 @@ static int ops_user_online(void *state, const char *user)
 	cl_state *s = state;
 	unsigned k = part_of(s, user);
 
-	if (dict_has(s->users, user))
+	if (confab_dict_has(s->users, user))
 		return 0;
-	if (dict_set(s->users, user, NULL) != 0)
+	if (confab_dict_set(s->users, user, NULL) != 0)
 		return CONFAB_ENOMEM;
 	need_add(s, k);
 	if (s->part[k].sub == SUB_OK && send_presence(s, CS_ONLINE, NULL, user))
-		dict_set(s->users, user, ONLINE_SENT);  /* replaces: cannot fail */
+		confab_dict_set(s->users, user, ONLINE_SENT);  /* replaces: cannot fail */
 	else
 		s->part[k].onlines_waiting++;
 	return 0;
@@ -880,7 +745,7 @@ static int ops_user_online(void *state, const char *user)
  * iterated.) */
 static void send_waiting_onlines(cl_state *s, unsigned k)
 {
-	dict_iter it;
+	confab_dict_iter it;
 	const char *user;
 	void *value;
 	char **names;
@@ -888,14 +753,14 @@ static void send_waiting_onlines(cl_state *s, unsigned k)
 
 	if (cap == 0 || (names = calloc(cap, sizeof(*names))) == NULL)
 		return;   /* out of memory: the next reconcile registers them */
-	dict_iter_init(&it, s->users);
-	while (n < cap && dict_iter_next(&it, &user, &value))
+	confab_dict_iter_init(&it, s->users);
+	while (n < cap && confab_dict_iter_next(&it, &user, &value))
 		if (value == NULL && part_of(s, user) == k && (names[n] = strdup(user)) != NULL)
 			n++;
 	s->part[k].onlines_waiting = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (send_presence(s, CS_ONLINE, NULL, names[i]))
-			dict_set(s->users, names[i], ONLINE_SENT);  /* an existing key */
+			confab_dict_set(s->users, names[i], ONLINE_SENT);  /* an existing key */
 		else
 			s->part[k].onlines_waiting++;
 		free(names[i]);
@@ -907,11 +772,12 @@ static int ops_user_offline(void *state, const char *user)
 {
 	cl_state *s = state;
 
-	if (!dict_has(s->users, user))
+	if (!confab_dict_has(s->users, user))
 		return 0;
-	if (dict_get(s->users, user) == NULL && s->part[part_of(s, user)].onlines_waiting > 0)
+	if (confab_dict_get(s->users, user) == NULL &&
+	    s->part[part_of(s, user)].onlines_waiting > 0)
 		s->part[part_of(s, user)].onlines_waiting--;
-	dict_remove(s->users, user);
+	confab_dict_remove(s->users, user);
 	need_drop(s, part_of(s, user));
 	send_presence(s, CS_OFFLINE, NULL, user);
 	return 0;
@@ -935,13 +801,13 @@ void ops_on_message(cl_state *s, unsigned k, const char *text, size_t len)
 		break;
 	case 'd':
 		/* filtering: one channel carries the directs of many users */
-		if (m.env.to != NULL && dict_has(s->users, m.env.to))
+		if (m.env.to != NULL && confab_dict_has(s->users, m.env.to))
 			s->host->backplane->deliver(s->ctx, &m.env);
 		break;
 	default:
 		/* ... and the envelopes of many rooms */
-		r = m.env.room != NULL ? dict_get(s->rooms, m.env.room) : NULL;
-		if (r != NULL && dict_count(r->users) > 0)
+		r = m.env.room != NULL ? confab_dict_get(s->rooms, m.env.room) : NULL;
+		if (r != NULL && confab_dict_count(r->users) > 0)
 			gap_envelope(s, m.env.room, r, text, len, &m);
 		break;
 	}

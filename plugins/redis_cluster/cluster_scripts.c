@@ -1,6 +1,6 @@
 /* The Lua scripts, cluster form. The logic is the `redis` backplane's
- * (plugins/redis/redis_scripts.c says why each step is there); what
- * differs:
+ * (plugins/redis/redis_scripts.c, and ../redislink/rscript.h for the
+ * pieces both share, say why each step is there); what differs:
  *   - ARGV[1] is the partition's key prefix P ("{tag}") and ARGV[2] its
  *     channel C ("{tag}ch"): every key a script touches, and the channel,
  *     share the partition's slot, which Redis Cluster requires of a script;
@@ -17,83 +17,10 @@
  * SPDX-License-Identifier: MIT
  */
 #include "cluster.h"
+#include "rscript.h"
 
-#define GEN_KEEP_MS "86400000"
-#define HIST_SLACK "64"
-
-#define PRELUDE \
-	"local P, C = ARGV[1], ARGV[2]\n" \
-	"local function now_ms()\n" \
-	"  local t = redis.call('TIME')\n" \
-	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
-	"end\n" \
-	"local function member_event(kind, room, user)\n" \
-	"  redis.call('SPUBLISH', C,\n" \
-	"    '{\"k\":\"' .. kind .. '\",\"room\":\"' .. room .. '\",\"from\":\"' .. user .. '\"}')\n" \
-	"end\n" \
-	"local function join(node, room, user)\n" \
-	"  redis.call('SADD', P .. 'pres:' .. room .. '/' .. user, node)\n" \
-	"  redis.call('SADD', P .. 'node:' .. node .. ':pres', room .. '\\t' .. user)\n" \
-	"  if redis.call('SADD', P .. 'pres:' .. room, user) == 1 then\n" \
-	"    member_event('j', room, user)\n" \
-	"  end\n" \
-	"end\n" \
-	"local function leave(node, room, user)\n" \
-	"  local where = P .. 'pres:' .. room .. '/' .. user\n" \
-	"  redis.call('SREM', where, node)\n" \
-	"  redis.call('SREM', P .. 'node:' .. node .. ':pres', room .. '\\t' .. user)\n" \
-	"  if redis.call('SCARD', where) == 0\n" \
-	"     and redis.call('SREM', P .. 'pres:' .. room, user) == 1 then\n" \
-	"    member_event('l', room, user)\n" \
-	"  end\n" \
-	"end\n" \
-	"local function online(node, user)\n" \
-	"  redis.call('SADD', P .. 'user:' .. user, node)\n" \
-	"  redis.call('SADD', P .. 'node:' .. node .. ':users', user)\n" \
-	"end\n" \
-	"local function offline(node, user)\n" \
-	"  redis.call('SREM', P .. 'user:' .. user, node)\n" \
-	"  redis.call('SREM', P .. 'node:' .. node .. ':users', user)\n" \
-	"end\n" \
-	"local function split(entry)\n" \
-	"  local tab = string.find(entry, '\\t', 1, true)\n" \
-	"  return string.sub(entry, 1, tab - 1), string.sub(entry, tab + 1)\n" \
-	"end\n" \
-	"local function current(node, gen)\n" \
-	"  return redis.call('GET', P .. 'node:' .. node .. ':gen') == gen\n" \
-	"end\n" \
-	"local function forget(node)\n" \
-	"  for _, e in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':pres')) do\n" \
-	"    local room, user = split(e)\n" \
-	"    leave(node, room, user)\n" \
-	"  end\n" \
-	"  for _, user in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':users')) do\n" \
-	"    offline(node, user)\n" \
-	"  end\n" \
-	"  redis.call('DEL', P .. 'node:' .. node .. ':pres', P .. 'node:' .. node .. ':users')\n" \
-	"  redis.call('ZREM', P .. 'nodes', node)\n" \
-	"  redis.call('PEXPIRE', P .. 'node:' .. node .. ':gen', " GEN_KEEP_MS ")\n" \
-	"end\n"
-
-#define RECORD_DUE(kseq, khist, kepoch, ttl) \
-	"  if due and " ttl " > 0 then\n" \
-	"    local t = " ttl " * 1000 + math.floor(" ttl " * 1000 / 16)\n" \
-	"    redis.call('PEXPIRE', " kseq ", t)\n" \
-	"    redis.call('PEXPIRE', " khist ", t)\n" \
-	"    redis.call('PEXPIRE', " kepoch ", t)\n" \
-	"  end\n"
-
-#define RECORD \
-	"local function epoch(kepoch, fresh)\n" \
-	"  local e = redis.call('GET', kepoch)\n" \
-	"  if e then return e, false end\n" \
-	"  redis.call('SET', kepoch, fresh)\n" \
-	"  return fresh, true\n" \
-	"end\n" \
-	"local function refresh(kseq, khist, kepoch, ttl, due)\n" \
-	"  due = due or (ttl > 0 and redis.call('PTTL', kseq) < ttl * 1000)\n" \
-	RECORD_DUE("kseq", "khist", "kepoch", "ttl") \
-	"end\n"
+/* The prelude's member events go to the partition's channel, sharded. */
+#define PRELUDE RSCRIPT_PRELUDE("'SPUBLISH', C")
 
 /* KEYS: seq, hist, epoch (in the room's partition), and the idem key
  * when there is one. ARGV: P, C, room, head_a, head_b, body, history_size,
@@ -109,37 +36,14 @@
 #define PUBLISH_LUA \
 	"local C, keep, ttl, fresh = ARGV[2], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]\n" \
 	"local defer = ARGV[11] == '1'\n" \
-	"local ik = ARGV[12]\n" \
-	"if ik == '' then ik = nil end\n" \
-	"if ik then\n" \
-	"  local first = redis.call('GET', ik)\n" \
-	"  if first then return first end\n" \
-	"end\n" \
+	RSCRIPT_IDEM_REPEAT("12") \
 	"if defer and keep < 64 then keep = 64 end\n" \
 	"local seq = redis.call('INCR', KEYS[1])\n" \
 	"local due = ARGV[10] == '1'\n" \
-	"local tag = ''\n" \
-	"if seq == 1 then\n" \
-	"  local e = redis.call('GET', KEYS[3])\n" \
-	"  if not e then\n" \
-	"    e = fresh\n" \
-	"    redis.call('SET', KEYS[3], e)\n" \
-	"  end\n" \
-	"  tag = ',\"epoch\":\"' .. e .. '\"'\n" \
-	"  due = true\n" \
+	"do\n" \
+	RSCRIPT_PUBLISH_ONE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ARGV[4]", "ARGV[5]", "ARGV[6]") \
+	"  if not defer then redis.call('SPUBLISH', C, msg) end\n" \
 	"end\n" \
-	"local msg = ARGV[4] .. string.format('%d', seq) .. tag .. ARGV[5] .. '\\n' .. ARGV[6]\n" \
-	"if keep > 0 then\n" \
-	"  local n = redis.call('RPUSH', KEYS[2], msg)\n" \
-	"  if n == 1 then due = true end\n" \
-	"  if n > keep + " HIST_SLACK " then\n" \
-	"    redis.call('LTRIM', KEYS[2], -keep, -1)\n" \
-	"  end\n" \
-	"else\n" \
-	"  redis.call('DEL', KEYS[2])\n" \
-	"end\n" \
-	RECORD_DUE("KEYS[1]", "KEYS[2]", "KEYS[3]", "ttl") \
-	"if not defer then redis.call('SPUBLISH', C, msg) end\n" \
 	"if ik then\n" \
 	"  redis.call('SET', ik, string.format('%d', seq) .. ' ' .. ARGV[14] .. ' ' .. ARGV[15],\n" \
 	"    'EX', ARGV[13])\n" \
@@ -203,37 +107,12 @@
 	"  local a, k = 5 * i + 2, 3 * i - 2\n" \
 	"  local seq = redis.call('INCR', KEYS[k])\n" \
 	"  local due = ARGV[a + 4] == '1'\n" \
-	"  local tag = ''\n" \
-	"  if seq == 1 then\n" \
-	"    local e = redis.call('GET', KEYS[k + 2])\n" \
-	"    if not e then\n" \
-	"      e = fresh\n" \
-	"      redis.call('SET', KEYS[k + 2], e)\n" \
-	"    end\n" \
-	"    tag = ',\"epoch\":\"' .. e .. '\"'\n" \
-	"    due = true\n" \
-	"  end\n" \
-	"  local msg = ARGV[a + 1] .. string.format('%d', seq) .. tag .. ARGV[a + 2] .. '\\n' .. ARGV[a + 3]\n" \
-	"  if keep > 0 then\n" \
-	"    local n = redis.call('RPUSH', KEYS[k + 1], msg)\n" \
-	"    if n == 1 then due = true end\n" \
-	"    if n > keep + " HIST_SLACK " then\n" \
-	"      redis.call('LTRIM', KEYS[k + 1], -keep, -1)\n" \
-	"    end\n" \
-	"  else\n" \
-	"    redis.call('DEL', KEYS[k + 1])\n" \
-	"  end\n" \
-	RECORD_DUE("KEYS[k]", "KEYS[k + 1]", "KEYS[k + 2]", "ttl") \
+	RSCRIPT_PUBLISH_ONE("KEYS[k]", "KEYS[k + 1]", "KEYS[k + 2]", "ARGV[a + 1]", "ARGV[a + 2]", \
+			    "ARGV[a + 3]") \
 	"  if not defer then redis.call('SPUBLISH', C, msg) end\n" \
 	"  seqs[i] = seq\n" \
 	"end\n" \
 	"return seqs\n"
-
-/* KEYS: seq, hist, epoch. ARGV[3..5]: room_ttl, fresh epoch, room. */
-#define EPOCH_LUA RECORD \
-	"local e, made = epoch(KEYS[3], ARGV[4])\n" \
-	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[3]), made)\n" \
-	"return e\n"
 
 /* KEYS[1]: P nodes (the user's partition). ARGV[3..5]: user, message,
  * presence_ttl in ms; [6..9] the idem key, window, id, ts. One SPUBLISH
@@ -241,12 +120,7 @@
  * nodes subscribed there deliver it to the user's sessions, if they have
  * any (the message's "to"). Returns how many live nodes have the user. */
 #define DIRECT_LUA PRELUDE \
-	"local ik = ARGV[6]\n" \
-	"if ik == '' then ik = nil end\n" \
-	"if ik then\n" \
-	"  local first = redis.call('GET', ik)\n" \
-	"  if first then return first end\n" \
-	"end\n" \
+	RSCRIPT_IDEM_REPEAT("6") \
 	"local alive = now_ms() - tonumber(ARGV[5])\n" \
 	"local reached = 0\n" \
 	"for _, node in ipairs(redis.call('SMEMBERS', P .. 'user:' .. ARGV[3])) do\n" \
@@ -254,63 +128,7 @@
 	"  if seen and tonumber(seen) >= alive then reached = reached + 1 end\n" \
 	"end\n" \
 	"if reached > 0 and redis.call('SPUBLISH', C, ARGV[4]) == 0 then reached = 0 end\n" \
-	"if ik and reached > 0 then\n" \
-	"  redis.call('SET', ik, '0 ' .. ARGV[8] .. ' ' .. ARGV[9], 'EX', ARGV[7])\n" \
-	"end\n" \
-	"return reached\n"
-
-/* KEYS[1]: P nodes. ARGV[3..6]: node, generation, room, user. */
-#define IF_CURRENT "if not current(ARGV[3], ARGV[4]) then return 0 end\n"
-#define JOIN_LUA PRELUDE IF_CURRENT "join(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
-#define LEAVE_LUA PRELUDE IF_CURRENT "leave(ARGV[3], ARGV[5], ARGV[6])\nreturn 1\n"
-#define ONLINE_LUA PRELUDE IF_CURRENT "online(ARGV[3], ARGV[5])\nreturn 1\n"
-#define OFFLINE_LUA PRELUDE IF_CURRENT "offline(ARGV[3], ARGV[5])\nreturn 1\n"
-
-/* KEYS[1]: P nodes. ARGV[3..5]: node, generation, presence_ttl ms. */
-#define HEARTBEAT_LUA PRELUDE \
-	"local node = ARGV[3]\n" \
-	"local now = now_ms()\n" \
-	"local out = { 1 }\n" \
-	"if current(node, ARGV[4]) then\n" \
-	"  out[1] = redis.call('ZADD', P .. 'nodes', string.format('%d', now), node)\n" \
-	"end\n" \
-	"local cutoff = '(' .. string.format('%d', now - tonumber(ARGV[5]))\n" \
-	"for _, gone in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', cutoff)) do\n" \
-	"  if gone ~= node then\n" \
-	"    forget(gone)\n" \
-	"    out[#out + 1] = gone\n" \
-	"  end\n" \
-	"end\n" \
-	"return out\n"
-
-/* KEYS[1]: P nodes. ARGV[3..5]: node, generation, n; then n "R<TAB>U"
- * entries of the partition's rooms, then the partition's users. */
-#define RECONCILE_LUA PRELUDE \
-	"local node, gen, np = ARGV[3], ARGV[4], tonumber(ARGV[5])\n" \
-	"local kgen = P .. 'node:' .. node .. ':gen'\n" \
-	"local known = redis.call('GET', kgen)\n" \
-	"if known and tonumber(known) > tonumber(gen) then return known end\n" \
-	"redis.call('SET', kgen, gen)\n" \
-	"local want = {}\n" \
-	"for i = 6, 5 + np do want[ARGV[i]] = true end\n" \
-	"for _, e in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':pres')) do\n" \
-	"  if not want[e] then\n" \
-	"    local room, user = split(e)\n" \
-	"    leave(node, room, user)\n" \
-	"  end\n" \
-	"end\n" \
-	"for i = 6, 5 + np do\n" \
-	"  local room, user = split(ARGV[i])\n" \
-	"  join(node, room, user)\n" \
-	"end\n" \
-	"local users = {}\n" \
-	"for i = 6 + np, #ARGV do users[ARGV[i]] = true end\n" \
-	"for _, user in ipairs(redis.call('SMEMBERS', P .. 'node:' .. node .. ':users')) do\n" \
-	"  if not users[user] then offline(node, user) end\n" \
-	"end\n" \
-	"for i = 6 + np, #ARGV do online(node, ARGV[i]) end\n" \
-	"redis.call('ZADD', P .. 'nodes', string.format('%d', now_ms()), node)\n" \
-	"return 1\n"
+	RSCRIPT_DIRECT_DONE
 
 /* KEYS: seq, hist, epoch, pub. ARGV: as redis's HISTORY_LUA (P, C,
  * has_since, since, limit, history_size, known epoch, room_ttl, fresh
@@ -319,16 +137,8 @@
  * one published (pub: see FLUSH_LUA) only: a message that WAIT has not
  * confirmed yet is in nobody's view, live or history, so one that a
  * failover loses was never seen under its seq. */
-#define HISTORY_LUA RECORD \
-	"local e, made = epoch(KEYS[3], ARGV[9])\n" \
-	"refresh(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[8]), made)\n" \
-	"local other = ARGV[7] ~= '' and ARGV[7] ~= e\n" \
-	"local real = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
-	"local stored = redis.call('LLEN', KEYS[2])\n" \
-	"local list_first = real - stored + 1\n" \
-	"local kept = math.min(stored, tonumber(ARGV[6]))\n" \
-	"local first_kept = real - kept + 1\n" \
-	"local last = real\n" \
+#define HISTORY_LUA \
+	RSCRIPT_HISTORY_HEAD \
 	"if ARGV[10] == '1' then\n" \
 	"  local pub = tonumber(redis.call('GET', KEYS[4]) or '-1')\n" \
 	"  if pub >= 0 and pub <= real then\n" \
@@ -337,33 +147,7 @@
 	"    last = 0\n" \
 	"  end\n" \
 	"end\n" \
-	"local limit = tonumber(ARGV[5])\n" \
-	"local want\n" \
-	"if other then\n" \
-	"  want = 1\n" \
-	"elseif ARGV[3] == '1' then\n" \
-	"  want = tonumber(ARGV[4]) + 1\n" \
-	"elseif last >= limit then\n" \
-	"  want = last - limit + 1\n" \
-	"else\n" \
-	"  want = 1\n" \
-	"end\n" \
-	"if limit == 0 or want > last then return { other and 1 or 0, e } end\n" \
-	"local truncated = other or first_kept > want\n" \
-	"local from = want\n" \
-	"if truncated then from = first_kept end\n" \
-	"local n = math.min(last - from + 1, limit)\n" \
-	"local out = { truncated and 1 or 0, e }\n" \
-	"if n > 0 then\n" \
-	"  local i = from - list_first\n" \
-	"  for _, m in ipairs(redis.call('LRANGE', KEYS[2], i, i + n - 1)) do\n" \
-	"    out[#out + 1] = m\n" \
-	"  end\n" \
-	"end\n" \
-	"return out\n"
-
-/* KEYS[1]: P nodes. ARGV[3..4]: node, generation. */
-#define GOODBYE_LUA PRELUDE IF_CURRENT "forget(ARGV[3])\nreturn 1\n"
+	RSCRIPT_HISTORY_SERVE
 
 /* KEYS[1]: the config record. ARGV[1]: this node's layout. Sets it when
  * absent; returns the record. */
@@ -398,7 +182,7 @@
 	MULTI_BODY("publish", PUBLISH_LUA) \
 	MULTI_BODY("publish_batch", PUBLISH_BATCH_LUA) \
 	MULTI_BODY("flush", FLUSH_LUA) \
-	MULTI_BODY("heartbeat", HEARTBEAT_LUA) \
+	MULTI_BODY("heartbeat", RSCRIPT_HEARTBEAT(PRELUDE)) \
 	"local n = tonumber(ARGV[1])\n" \
 	"local segs, pos = {}, 2 + 3 * n\n" \
 	"for i = 1, n do\n" \
@@ -429,18 +213,14 @@
 	"end\n" \
 	"return out\n"
 
+/* The presence scripts (join, leave, online, offline, heartbeat,
+ * reconcile, goodbye: ../redislink/rscript.h) declare KEYS[1] = P nodes,
+ * their partition's, so that Redis routes them; their ARGV are redis's. */
 const char *const cl_script_text[CS_COUNT] = {
 	[CS_PUBLISH] = PUBLISH_LUA,
 	[CS_DIRECT] = DIRECT_LUA,
-	[CS_JOIN] = JOIN_LUA,
-	[CS_LEAVE] = LEAVE_LUA,
-	[CS_ONLINE] = ONLINE_LUA,
-	[CS_OFFLINE] = OFFLINE_LUA,
-	[CS_HEARTBEAT] = HEARTBEAT_LUA,
-	[CS_RECONCILE] = RECONCILE_LUA,
+	RSCRIPT_SHARED_TEXTS(CS_, PRELUDE),
 	[CS_HISTORY] = HISTORY_LUA,
-	[CS_GOODBYE] = GOODBYE_LUA,
-	[CS_EPOCH] = EPOCH_LUA,
 	[CS_CONFIG] = CONFIG_LUA,
 	[CS_FLUSH] = FLUSH_LUA,
 	[CS_PUBLISH_BATCH] = PUBLISH_BATCH_LUA,
@@ -448,19 +228,8 @@ const char *const cl_script_text[CS_COUNT] = {
 };
 
 const char *const cl_script_name[CS_COUNT] = {
-	[CS_PUBLISH] = "publish",
-	[CS_DIRECT] = "direct",
-	[CS_JOIN] = "join",
-	[CS_LEAVE] = "leave",
-	[CS_ONLINE] = "online",
-	[CS_OFFLINE] = "offline",
-	[CS_HEARTBEAT] = "heartbeat",
-	[CS_RECONCILE] = "reconcile",
-	[CS_HISTORY] = "history",
-	[CS_GOODBYE] = "goodbye",
-	[CS_EPOCH] = "epoch",
+	RSCRIPT_NAMES(CS_),
 	[CS_CONFIG] = "config",
 	[CS_FLUSH] = "flush",
-	[CS_PUBLISH_BATCH] = "publish_batch",
 	[CS_MULTI] = "multi",
 };

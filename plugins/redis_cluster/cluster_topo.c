@@ -183,7 +183,8 @@ static void config_check(cl_state *s)
 	if (s->config_busy)
 		return;
 	q = cq_new(s, config_reply, CS_CONFIG, -1);
-	if (q == NULL || cq_args(q, s->config_key) || cq_args(q, s->config_value)) {
+	if (q == NULL || rargs_adds(&q->args, s->config_key) ||
+	    rargs_adds(&q->args, s->config_value)) {
 		cq_free(q);
 		return;
 	}
@@ -335,8 +336,8 @@ static void topo_next(cl_state *s, const char *why)
 			set_problem(s, "no seed answers as a Redis Cluster node (%s); last: %s",
 				    seeds, why);
 	}
-	s->topo_backoff = s->topo_backoff * 2 > s->reconnect_max_ms ? s->reconnect_max_ms
-								  : s->topo_backoff * 2;
+	s->topo_backoff = s->topo_backoff * 2 > s->common.reconnect_max_ms
+			? s->common.reconnect_max_ms : s->topo_backoff * 2;
 }
 
 static void on_topo_closed(rlink *l, const char *why, void *arg)
@@ -466,7 +467,8 @@ static void topo_ask(cl_state *s)
 			 host, port);
 		rlink_opts o = {
 			.host = s->topo_host, .port = port, .user = s->user, .password = s->password,
-			.connect_timeout_ms = s->probe_timeout_ms, .on_closed = on_topo_closed,
+			.connect_timeout_ms = s->common.probe_timeout_ms,
+			.on_closed = on_topo_closed,
 			.arg = s, .tls = s->tls,
 		};
 		if ((s->topo = rlink_open(s->loop, &o)) == NULL)
@@ -516,11 +518,11 @@ static void on_tick(uv_timer_t *t)
 		next = m->next;
 		master_check(m, n);
 	}
-	if (s->topo_busy && n - s->topo_last >= s->probe_timeout_ms) {
+	if (s->topo_busy && n - s->topo_last >= s->common.probe_timeout_ms) {
 		char text[700];
 
 		snprintf(text, sizeof(text), "%s did not answer CLUSTER SHARDS within %u ms",
-			 s->topo_name, s->probe_timeout_ms);
+			 s->topo_name, s->common.probe_timeout_ms);
 		topo_next(s, text);
 		return;
 	}
@@ -556,12 +558,12 @@ static bool heartbeat_reply(cl_state *s, cq *q, redisReply *reply)
 		    confab_ratelimit_allow(&forgot_log, now(s), &skipped))
 			cl_log(s, CONFAB_LOG_INFO, "node %s was silent for more than %u ms: its "
 			       "sessions are gone from presence", reply->element[i]->str,
-			       s->presence_ttl_ms);
+			       s->common.presence_ttl_ms);
 	if (reply->element[0]->integer == 1) {
 		if (confab_ratelimit_allow(&taken_log, now(s), &skipped))
 			cl_log(s, CONFAB_LOG_WARN, "this node had been taken for gone in partition %d "
 			       "(no heartbeat for %u ms); registering its sessions again", q->part,
-			       s->presence_ttl_ms);
+			       s->common.presence_ttl_ms);
 		master_reconcile(s, (unsigned)q->part, false);
 	}
 	return true;
@@ -584,10 +586,11 @@ static void on_heartbeat(uv_timer_t *t)
 			continue;
 		}
 		q = cq_new(s, heartbeat_reply, CS_HEARTBEAT, (int)k);
-		if (q == NULL || cq_argf(q, "%snode:%s:gen", p->prefix, s->node_id) ||
-		    cq_argf(q, "%snodes", p->prefix) || cq_args(q, p->prefix) ||
-		    cq_args(q, p->channel) || cq_args(q, s->node_id) ||
-		    cq_argf(q, "%" PRIu64, p->gen) || cq_argf(q, "%u", s->presence_ttl_ms)) {
+		if (q == NULL || rargs_addf(&q->args, "%snode:%s:gen", p->prefix, s->node_id) ||
+		    rargs_addf(&q->args, "%snodes", p->prefix) || rargs_adds(&q->args, p->prefix) ||
+		    rargs_adds(&q->args, p->channel) || rargs_adds(&q->args, s->node_id) ||
+		    rargs_addf(&q->args, "%" PRIu64, p->gen) ||
+		    rargs_addf(&q->args, "%u", s->common.presence_ttl_ms)) {
 			cq_free(q);
 			continue;
 		}
@@ -624,7 +627,8 @@ int topo_start(cl_state *s)
 	batch_start(s);
 	s->topo_backoff = CL_BACKOFF_FIRST_MS;
 	uv_timer_start(&s->tick, on_tick, CL_TICK_MS, CL_TICK_MS);
-	uv_timer_start(&s->heartbeat_timer, on_heartbeat, s->heartbeat_ms, s->heartbeat_ms);
+	uv_timer_start(&s->heartbeat_timer, on_heartbeat, s->common.heartbeat_ms,
+		s->common.heartbeat_ms);
 	topo_health(s);
 	topo_ask(s);
 	return 0;
@@ -687,10 +691,10 @@ void topo_destroy(cl_state *s)
 		q = cq_new(s, goodbye_reply, CS_GOODBYE, (int)k);
 		if (q != NULL)
 			q->nkeys = 2;
-		if (q == NULL || cq_argf(q, "%snode:%s:gen", p->prefix, s->node_id) ||
-		    cq_argf(q, "%snodes", p->prefix) || cq_args(q, p->prefix) ||
-		    cq_args(q, p->channel) || cq_args(q, s->node_id) ||
-		    cq_argf(q, "%" PRIu64, p->gen) || cq_send_on(s, m, q) != 0) {
+		if (q == NULL || rargs_addf(&q->args, "%snode:%s:gen", p->prefix, s->node_id) ||
+		    rargs_addf(&q->args, "%snodes", p->prefix) || rargs_adds(&q->args, p->prefix) ||
+		    rargs_adds(&q->args, p->channel) || rargs_adds(&q->args, s->node_id) ||
+		    rargs_addf(&q->args, "%" PRIu64, p->gen) || cq_send_on(s, m, q) != 0) {
 			cq_free(q);
 			continue;
 		}

@@ -4,63 +4,87 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
+#include <confab/util.h>
 
 #include "rsettings.h"
 
-/* A decimal integer in [min, max]. */
-static int parse_long(const char *v, long min, long max, long *out)
+int rset_uint(const rset *r, const char *key, unsigned def, unsigned min, unsigned max,
+	      unsigned *out)
 {
-	char *end;
-	long n;
+	uint64_t v;
+	int rc = r->host->config_uint(r->ctx, key, def, min, max, &v);
 
-	if (v == NULL || *v < '0' || *v > '9')
-		return -1;
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || *end != '\0' || n < min || n > max)
-		return -1;
-	*out = n;
-	return 0;
-}
-
-int rset_long(const rset *r, const char *key, long def, long min, long max, const char *unit,
-	      long *out)
-{
-	const char *v = r->host->config_get(r->ctx, key);
-
-	*out = def;
-	if (v == NULL)
-		return 0;
-	if (parse_long(v, min, max, out) != 0) {
-		r->host->config_error(r->ctx, key, "'%s' is not a %s from %ld to %ld", v, unit, min,
-				      max);
-		return CONFAB_EINVAL;
-	}
-	return 0;
+	*out = rc == 0 ? (unsigned)v : def;
+	return rc;
 }
 
 int rset_bool(const rset *r, const char *key, bool def, bool *out)
 {
 	const char *v = r->host->config_get(r->ctx, key);
 
-	*out = def;
-	if (v == NULL || *v == '\0')
+	/* An empty value keeps the default, as it always has here ("tls ="
+	 * in a template): the host's slot would refuse it. */
+	if (v != NULL && *v == '\0') {
+		*out = def;
 		return 0;
-	if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") ||
-	    !strcmp(v, "1"))
-		*out = true;
-	else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
-		 !strcmp(v, "0"))
-		*out = false;
-	else {
-		r->host->config_error(r->ctx, key, "'%s' is not yes or no", v);
+	}
+	return r->host->config_bool(r->ctx, key, def, out);
+}
+
+int rset_common_read(const rset *r, unsigned backoff_first_ms, rset_common *out)
+{
+	uint64_t history, ttl, window;
+	unsigned presence_ttl;
+
+	if (rset_uint(r, "presence_ttl", 15, 2, 86400, &presence_ttl) != 0 ||
+	    rset_uint(r, "probe_interval_ms", 1000, 50, 600000, &out->probe_interval_ms) != 0 ||
+	    rset_uint(r, "probe_timeout_ms", 3000, 100, 600000, &out->probe_timeout_ms) != 0 ||
+	    rset_uint(r, "reconnect_max_ms", 5000, backoff_first_ms, 600000,
+		      &out->reconnect_max_ms) != 0)
+		return CONFAB_EINVAL;
+	out->presence_ttl_ms = presence_ttl * 1000;
+	/* Beat often enough that a dead node is forgotten within about
+	 * presence_ttl + 1 s, whatever the ttl. */
+	out->heartbeat_ms = out->presence_ttl_ms / 4 < 1000 ? out->presence_ttl_ms / 4 : 1000;
+	/* The broker's own values, its defaults applied: a key it does not
+	 * know would be this code's mistake, never the operator's. */
+	if (r->host->broker_uint(r->ctx, "history_size", &history) != 0 ||
+	    r->host->broker_uint(r->ctx, "room_ttl", &ttl) != 0 ||
+	    r->host->broker_uint(r->ctx, "idem_window", &window) != 0) {
+		r->host->log(r->ctx, CONFAB_LOG_ERROR, "the broker does not give history_size, "
+			     "room_ttl and idem_window");
 		return CONFAB_EINVAL;
 	}
+	out->history_size = (size_t)history;
+	out->room_ttl = (unsigned long)ttl;
+	out->idem_window = (unsigned long)window;
+	return 0;
+}
+
+int rset_prefix(const rset *r, bool no_braces, char **out)
+{
+	enum { PREFIX_MAX = 64 };
+	const char *v = r->host->config_get(r->ctx, "prefix");
+	bool ok;
+
+	if (v == NULL)
+		v = "confab:";
+	ok = strlen(v) <= PREFIX_MAX;
+	for (const char *p = v; ok && *p; p++)
+		ok = *p > ' ' && *p <= '~' && !(no_braces && (*p == '{' || *p == '}'));
+	if (!ok) {
+		r->host->config_error(r->ctx, "prefix", "'%s' is not up to %d printable characters "
+				      "without spaces%s", v, PREFIX_MAX,
+				      no_braces ? ", '{' or '}'" : "");
+		return CONFAB_EINVAL;
+	}
+	if ((*out = strdup(v)) == NULL)
+		return CONFAB_ENOMEM;
 	return 0;
 }
 
@@ -115,7 +139,7 @@ int rset_parse_addr(const char *text, size_t len, int default_port, rset_addr *o
 {
 	char buf[300];
 	char *host = buf, *colon;
-	long port = default_port;
+	uint64_t port = default_port > 0 ? (uint64_t)default_port : 0;
 
 	if (len == 0 || len >= sizeof(buf))
 		return -1;
@@ -128,14 +152,14 @@ int rset_parse_addr(const char *text, size_t len, int default_port, rset_addr *o
 			return -1;
 		*close = '\0';
 		host = buf + 1;
-		if (close[1] == ':' && parse_long(close + 2, 1, 65535, &port) != 0)
+		if (close[1] == ':' && !confab_parse_uint(close + 2, 1, 65535, &port))
 			return -1;
 	} else if ((colon = strchr(buf, ':')) != NULL && strchr(colon + 1, ':') == NULL) {
 		*colon = '\0';
-		if (parse_long(colon + 1, 1, 65535, &port) != 0)
+		if (!confab_parse_uint(colon + 1, 1, 65535, &port))
 			return -1;
 	} /* else a name, an IPv4 address, or an IPv6 address without a port */
-	if (port <= 0 || !rset_host_ok(host, sizeof(out->host)))
+	if (port == 0 || !rset_host_ok(host, sizeof(out->host)))
 		return -1;
 	memcpy(out->host, host, strlen(host) + 1);  /* rset_host_ok: it fits */
 	out->port = (int)port;

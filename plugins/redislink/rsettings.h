@@ -1,9 +1,9 @@
 /* The settings both Redis backplanes read the same way: numbers, yes/no,
  * addresses ("host:port", "[v6]:port", lists of them), and the TLS keys.
- * Each reader reports a bad value itself, with config_error naming the
- * key (confabd -t then fails with that one line), and returns -1
- * (CONFAB_EINVAL) or CONFAB_ENOMEM; 0 when the value (or the default) is
- * taken.
+ * Each reader reports a bad value itself, naming the key (confabd -t then
+ * fails with that one line), and returns CONFAB_EINVAL or CONFAB_ENOMEM;
+ * 0 when the value (or the default) is taken. Numbers and booleans are
+ * the host's rules (config_uint, config_bool).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -29,12 +29,33 @@ typedef struct rset_addr {
 	int port;
 } rset_addr;
 
-/* A decimal integer in [min, max] (`unit` names it in the error line:
- * "'x' is not a number of seconds from 2 to 86400"); `def` when absent. */
-int rset_long(const rset *r, const char *key, long def, long min, long max, const char *unit,
-	      long *out);
-/* yes/no (true/false, on/off, 1/0 too); `def` when absent or empty. */
+/* A decimal number in [min, max], `def` when absent: host->config_uint,
+ * whose report is "'V' is not a number from MIN to MAX". */
+int rset_uint(const rset *r, const char *key, unsigned def, unsigned min, unsigned max,
+	      unsigned *out);
+/* true/yes/on/1 or false/no/off/0, `def` when absent or empty:
+ * host->config_bool ("'V' is not a boolean (true or false)"). */
 int rset_bool(const rset *r, const char *key, bool def, bool *out);
+/* What both backplanes take alike: the link timings of their section and
+ * the [broker] limits their scripts apply. */
+typedef struct rset_common {
+	unsigned presence_ttl_ms;    /* presence_ttl (s, 2..86400, default 15) */
+	unsigned heartbeat_ms;       /* a quarter of it, at most 1 s */
+	unsigned probe_interval_ms;  /* 50..600000, default 1000 */
+	unsigned probe_timeout_ms;   /* 100..600000, default 3000 */
+	unsigned reconnect_max_ms;   /* backoff_first_ms..600000, default 5000 */
+	size_t history_size;         /* [broker] history_size */
+	unsigned long room_ttl;      /* [broker] room_ttl, seconds; 0 = never */
+	unsigned long idem_window;   /* [broker] idem_window, seconds */
+} rset_common;
+
+/* Read them: 0, or CONFAB_EINVAL once a bad value was reported. */
+int rset_common_read(const rset *r, unsigned backoff_first_ms, rset_common *out);
+/* `prefix`, the start of every key and channel: up to 64 printable
+ * characters without spaces (and, with `no_braces`, without '{' or '}',
+ * which would make a hash tag), "confab:" when absent. *out is malloc'd.
+ * 0, CONFAB_EINVAL (reported) or CONFAB_ENOMEM. */
+int rset_prefix(const rset *r, bool no_braces, char **out);
 /* A key's text, or NULL when it is absent or empty. Never fails. */
 const char *rset_text(const rset *r, const char *key);
 
