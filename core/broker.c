@@ -196,10 +196,10 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 	for (size_t i = 0; i < n; i++)
 		b->run_id[i] = tmp[n - 1 - i];
 
-	b->sessions = dict_new();
-	b->users = dict_new();
+	b->sessions = confab_dict_new();
+	b->users = confab_dict_new();
 	b->rooms = rooms_new();
-	b->addresses = dict_new();
+	b->addresses = confab_dict_new();
 	b->auth_guard = auth_guard_new(&b->cfg.broker);
 	if (!b->sessions || !b->users || !b->rooms || !b->addresses || !b->auth_guard) {
 		log_line(CONFAB_LOG_ERROR, "core", "out of memory");
@@ -262,9 +262,9 @@ static void on_handle_closed(uv_handle_t *h)
 static void finish_stop(broker *b)
 {
 	uv_timer_stop(&b->stop_timer);
-	if (dict_count(b->sessions) > 0)
+	if (confab_dict_count(b->sessions) > 0)
 		log_line(CONFAB_LOG_WARN, "core", "%zu sessions still open after %d ms; closing anyway",
-			 dict_count(b->sessions), STOP_GRACE_MS);
+			 confab_dict_count(b->sessions), STOP_GRACE_MS);
 	destroy_plugins(b);
 	uv_close((uv_handle_t *)&b->stop_timer, on_handle_closed);
 	expiry_close(&b->expiry);
@@ -276,7 +276,7 @@ static void finish_stop(broker *b)
 static void on_stop_tick(uv_timer_t *t)
 {
 	broker *b = t->data;
-	if (dict_count(b->sessions) == 0 || uv_now(&b->loop) >= b->stop_deadline)
+	if (confab_dict_count(b->sessions) == 0 || uv_now(&b->loop) >= b->stop_deadline)
 		finish_stop(b);
 }
 
@@ -382,9 +382,9 @@ void broker_destroy(broker *b)
 	free(b->chain);
 	if (b->embedded)
 		ctx_free(b->embedded);
-	dict_free(b->sessions, NULL);
-	dict_free(b->users, NULL);
-	dict_free(b->addresses, NULL);
+	confab_dict_free(b->sessions, NULL);
+	confab_dict_free(b->users, NULL);
+	confab_dict_free(b->addresses, NULL);
 	expiry_free(&b->expiry);
 	auth_guard_free(b->auth_guard);
 	rooms_free(b->rooms);
