@@ -27,7 +27,7 @@
 #include <confab/common.h>
 #include <confab/ratelimit.h>
 
-#include "dict.h"
+#include <confab/dict.h>
 #include "log.h"
 #include "login_throttle.h"
 #include "protocol.h"
@@ -40,7 +40,7 @@ struct auth_guard {
 	size_t max_pending, max_per_address, max_failing;
 	bool throttling;                /* login_lockout > 0 */
 	size_t pending, pending_failing;
-	dict *pending_by_address;       /* address key -> count (uintptr_t) */
+	confab_dict *pending_by_address;       /* address key -> count (uintptr_t) */
 	login_throttle *addresses, *names;
 	confab_ratelimit locked_log;
 };
@@ -63,7 +63,7 @@ auth_guard *auth_guard_new(const broker_settings *bs)
 	g->max_failing = bs->max_pending_auth_failing;
 	g->throttling = bs->login_lockout > 0;
 	g->locked_log = (confab_ratelimit)CONFAB_RATELIMIT_INIT(1000);
-	if ((g->pending_by_address = dict_new()) == NULL ||
+	if ((g->pending_by_address = confab_dict_new()) == NULL ||
 	    (g->addresses = login_throttle_new(&tc)) == NULL ||
 	    (g->names = login_throttle_new(&tc)) == NULL) {
 		auth_guard_free(g);
@@ -76,7 +76,7 @@ void auth_guard_free(auth_guard *g)
 {
 	if (g == NULL)
 		return;
-	dict_free(g->pending_by_address, NULL);
+	confab_dict_free(g->pending_by_address, NULL);
 	login_throttle_free(g->addresses);
 	login_throttle_free(g->names);
 	free(g);
@@ -89,7 +89,7 @@ static bool failing(auth_guard *g, const char *addr, uint64_t now)
 
 int auth_guard_may_wait(auth_guard *g, const char *addr, uint64_t now, const char **reason)
 {
-	uintptr_t mine = (uintptr_t)dict_get(g->pending_by_address, addr);
+	uintptr_t mine = (uintptr_t)confab_dict_get(g->pending_by_address, addr);
 
 	if (g->max_per_address && mine >= g->max_per_address) {
 		*reason = "a login from this address is already being checked";
@@ -108,11 +108,11 @@ int auth_guard_may_wait(auth_guard *g, const char *addr, uint64_t now, const cha
 
 bool auth_guard_wait(auth_guard *g, const char *addr, uint64_t now)
 {
-	uintptr_t mine = (uintptr_t)dict_get(g->pending_by_address, addr);
+	uintptr_t mine = (uintptr_t)confab_dict_get(g->pending_by_address, addr);
 	bool f = failing(g, addr, now);
 
 	/* Out of memory the address goes uncounted: the global bound holds. */
-	(void)dict_set(g->pending_by_address, addr, (void *)(mine + 1));
+	(void)confab_dict_set(g->pending_by_address, addr, (void *)(mine + 1));
 	g->pending++;
 	g->pending_failing += f;
 	return f;
@@ -120,12 +120,12 @@ bool auth_guard_wait(auth_guard *g, const char *addr, uint64_t now)
 
 void auth_guard_unwait(auth_guard *g, const char *addr, bool was_failing)
 {
-	uintptr_t mine = (uintptr_t)dict_get(g->pending_by_address, addr);
+	uintptr_t mine = (uintptr_t)confab_dict_get(g->pending_by_address, addr);
 
 	if (mine <= 1)
-		dict_remove(g->pending_by_address, addr);
+		confab_dict_remove(g->pending_by_address, addr);
 	else
-		dict_set(g->pending_by_address, addr, (void *)(mine - 1));
+		confab_dict_set(g->pending_by_address, addr, (void *)(mine - 1));
 	if (g->pending > 0)
 		g->pending--;
 	if (was_failing && g->pending_failing > 0)

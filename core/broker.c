@@ -198,10 +198,10 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 	for (size_t i = 0; i < n; i++)
 		b->run_id[i] = tmp[n - 1 - i];
 
-	b->sessions = dict_new();
-	b->users = dict_new();
+	b->sessions = confab_dict_new();
+	b->users = confab_dict_new();
 	b->rooms = rooms_new();
-	b->addresses = dict_new();
+	b->addresses = confab_dict_new();
 	b->auth_guard = auth_guard_new(&b->cfg.broker);
 	if (!b->sessions || !b->users || !b->rooms || !b->addresses || !b->auth_guard) {
 		log_line(CONFAB_LOG_ERROR, "core", "out of memory");
@@ -265,9 +265,9 @@ static void finish_stop(broker *b)
 {
 	uv_timer_stop(&b->stop_timer);
 	drain_close(&b->drain);
-	if (dict_count(b->sessions) > 0)
+	if (confab_dict_count(b->sessions) > 0)
 		log_line(CONFAB_LOG_WARN, "core", "%zu sessions still open after %d ms; closing anyway",
-			 dict_count(b->sessions), STOP_GRACE_MS);
+			 confab_dict_count(b->sessions), STOP_GRACE_MS);
 	destroy_plugins(b);
 	uv_close((uv_handle_t *)&b->stop_timer, on_handle_closed);
 	expiry_close(&b->expiry);
@@ -279,7 +279,7 @@ static void finish_stop(broker *b)
 static void on_stop_tick(uv_timer_t *t)
 {
 	broker *b = t->data;
-	if (dict_count(b->sessions) == 0 || uv_now(&b->loop) >= b->stop_deadline)
+	if (confab_dict_count(b->sessions) == 0 || uv_now(&b->loop) >= b->stop_deadline)
 		finish_stop(b);
 }
 
@@ -318,7 +318,7 @@ void broker_drain(broker *b, const char *why)
 	b->draining = true;
 	log_line(CONFAB_LOG_INFO, "core",
 		 "%s: draining: new clients refused; %zu sessions close over %zu s after %zu s",
-		 why, dict_count(b->sessions), bs->drain_window, bs->drain_grace);
+		 why, confab_dict_count(b->sessions), bs->drain_window, bs->drain_grace);
 	if (drain_start(&b->drain, b, (uint64_t)bs->drain_grace * 1000,
 			(uint64_t)bs->drain_window * 1000, drained) != 0) {
 		log_line(CONFAB_LOG_ERROR, "core", "cannot start the drain's timer; stopping at once");
@@ -416,9 +416,9 @@ void broker_destroy(broker *b)
 	free(b->chain);
 	if (b->embedded)
 		ctx_free(b->embedded);
-	dict_free(b->sessions, NULL);
-	dict_free(b->users, NULL);
-	dict_free(b->addresses, NULL);
+	confab_dict_free(b->sessions, NULL);
+	confab_dict_free(b->users, NULL);
+	confab_dict_free(b->addresses, NULL);
 	expiry_free(&b->expiry);
 	auth_guard_free(b->auth_guard);
 	rooms_free(b->rooms);

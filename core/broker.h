@@ -10,7 +10,7 @@
 #include <confab/plugin.h>
 
 #include "config.h"
-#include "dict.h"
+#include <confab/dict.h>
 #include "drain.h"
 #include "expiry.h"
 #include "loader.h"
@@ -49,10 +49,10 @@ struct broker {
 	bool backplane_degraded;     /* ABI 1.5 degraded(): /readyz 503, requests still served */
 
 	/* this node's sessions */
-	dict *sessions;              /* session id -> confab_session */
-	dict *users;                 /* user -> user_sessions (see session.h) */
+	confab_dict *sessions;              /* session id -> confab_session */
+	confab_dict *users;                 /* user -> user_sessions (see session.h) */
 	rooms *rooms;                /* local membership */
-	dict *addresses;             /* remote address -> open connections (uintptr_t) */
+	confab_dict *addresses;             /* remote address -> open connections (uintptr_t) */
 	expiry expiry;               /* deadlines of the sessions whose credentials expire */
 	struct auth_guard *auth_guard;  /* pending auth decisions, failed logins */
 	size_t headroom;             /* in front of every frame: the most any transport asked */

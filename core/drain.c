@@ -59,16 +59,16 @@ static void on_tick(uv_timer_t *t)
 static void on_grace_over(uv_timer_t *t)
 {
 	drain *d = t->data;
-	const dict *sessions = d->b->sessions;
-	size_t n = dict_count(sessions);
+	const confab_dict *sessions = d->b->sessions;
+	size_t n = confab_dict_count(sessions);
 
 	d->ids = calloc(n ? n : 1, sizeof(*d->ids));
 	if (d->ids) {
-		dict_iter it;
+		confab_dict_iter it;
 		const char *id;
 		void *v;
-		dict_iter_init(&it, sessions);
-		while (d->n_ids < n && dict_iter_next(&it, &id, &v)) {
+		confab_dict_iter_init(&it, sessions);
+		while (d->n_ids < n && confab_dict_iter_next(&it, &id, &v)) {
 			d->ids[d->n_ids] = strdup(id);
 			if (!d->ids[d->n_ids])
 				break;

@@ -22,7 +22,7 @@
 #include <uv.h>
 
 #include "confab-build.h"
-#include "dict.h"
+#include <confab/dict.h>
 #include "idem.h"
 
 #define SWEEP_MS 1000
@@ -48,7 +48,7 @@ typedef struct eroom {
 	char epoch[17];          /* "" while the room has no record */
 	uint64_t active;         /* loop time (ms) of its last activity */
 	struct eroom *prev, *next;  /* in the idle list while it has a record */
-	dict *present;           /* users present (values unused) */
+	confab_dict *present;           /* users present (values unused) */
 } eroom;
 
 typedef struct embedded {
@@ -57,8 +57,8 @@ typedef struct embedded {
 	uv_loop_t *loop;         /* NULL under a host without one (unit tests) */
 	size_t history_size;
 	uint64_t ttl_ms;         /* room_ttl; 0 = records never expire */
-	dict *rooms;             /* name -> eroom */
-	dict *online;            /* users with a session (values unused) */
+	confab_dict *rooms;             /* name -> eroom */
+	confab_dict *online;            /* users with a session (values unused) */
 	eroom *oldest, *newest;  /* rooms with a record, least recently active first */
 	uv_timer_t sweep;
 	bool sweeping;           /* the timer was started (it must be closed) */
@@ -127,7 +127,7 @@ static void eroom_free(eroom *r)
 	if (!r)
 		return;
 	history_clear(r);
-	dict_free(r->present, NULL);
+	confab_dict_free(r->present, NULL);
 	free(r->name);
 	free(r);
 }
@@ -144,8 +144,8 @@ static void record_drop(embedded *e, eroom *r)
 /* Frees the room if nothing is left in it: no record, nobody present. */
 static void room_release(embedded *e, eroom *r)
 {
-	if (r->epoch[0] == '\0' && dict_count(r->present) == 0) {
-		dict_remove(e->rooms, r->name);
+	if (r->epoch[0] == '\0' && confab_dict_count(r->present) == 0) {
+		confab_dict_remove(e->rooms, r->name);
 		eroom_free(r);
 	}
 }
@@ -189,10 +189,10 @@ static void record_touch(embedded *e, eroom *r)
  * now, and freed when nobody is present). */
 static eroom *room_find(embedded *e, const char *name)
 {
-	eroom *r = dict_get(e->rooms, name);
+	eroom *r = confab_dict_get(e->rooms, name);
 	if (r && expired(e, r, now_ms(e))) {
 		record_drop(e, r);
-		if (dict_count(r->present) == 0) {
+		if (confab_dict_count(r->present) == 0) {
 			room_release(e, r);
 			return NULL;
 		}
@@ -208,10 +208,10 @@ static eroom *room_get(embedded *e, const char *name)
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
-	r->present = dict_new();
+	r->present = confab_dict_new();
 	r->name = strdup(name);
-	if (!r->present || !r->name || dict_set(e->rooms, name, r) != 0) {
-		dict_free(r->present, NULL);
+	if (!r->present || !r->name || confab_dict_set(e->rooms, name, r) != 0) {
+		confab_dict_free(r->present, NULL);
 		free(r->name);
 		free(r);
 		return NULL;
@@ -249,12 +249,12 @@ static int embedded_init(confab_ctx *ctx, const confab_host *host, void **state)
 	e->history_size = (size_t)history_size;
 	e->ttl_ms = ttl_s * 1000;
 	e->loop = host->loop ? host->loop(ctx) : NULL;
-	e->rooms = dict_new();
-	e->online = dict_new();
+	e->rooms = confab_dict_new();
+	e->online = confab_dict_new();
 	e->idem = idem_new(window_s * 1000);
 	if (!e->rooms || !e->online || !e->idem) {
-		dict_free(e->rooms, NULL);
-		dict_free(e->online, NULL);
+		confab_dict_free(e->rooms, NULL);
+		confab_dict_free(e->online, NULL);
 		idem_free(e->idem);
 		free(e);
 		return CONFAB_ENOMEM;
@@ -284,13 +284,13 @@ static void free_embedded(uv_handle_t *h)
 static void embedded_destroy(void *state)
 {
 	embedded *e = state;
-	dict_iter it;
+	confab_dict_iter it;
 	void *value;
-	dict_iter_init(&it, e->rooms);
-	while (dict_iter_next(&it, NULL, &value))
+	confab_dict_iter_init(&it, e->rooms);
+	while (confab_dict_iter_next(&it, NULL, &value))
 		eroom_free(value);
-	dict_free(e->rooms, NULL);
-	dict_free(e->online, NULL);
+	confab_dict_free(e->rooms, NULL);
+	confab_dict_free(e->online, NULL);
 	idem_free(e->idem);
 	if (e->sweeping)
 		uv_close((uv_handle_t *)&e->sweep, free_embedded);  /* frees e */
@@ -414,7 +414,7 @@ static int embedded_direct(void *state, const confab_envelope *env, confab_statu
 			   void *arg)
 {
 	embedded *e = state;
-	if (!dict_has(e->online, env->to)) {
+	if (!confab_dict_has(e->online, env->to)) {
 		done(arg, CONFAB_EOFFLINE);
 		return 0;
 	}
@@ -429,7 +429,7 @@ static int embedded_direct_idem(void *state, const confab_envelope *env, confab_
 	embedded *e = state;
 	char *key = idem_key(env);
 	if (!idem_repeat(e, key, done, arg)) {
-		if (!dict_has(e->online, env->to)) {
+		if (!confab_dict_has(e->online, env->to)) {
 			done(arg, CONFAB_EOFFLINE, 0, env->id, env->ts);
 		} else {
 			confab_envelope out = *env;
@@ -457,9 +457,9 @@ static int embedded_room_join(void *state, const char *room, const char *user)
 	eroom *r = room_get(e, room);
 	if (!r)
 		return CONFAB_ENOMEM;
-	if (dict_has(r->present, user))
+	if (confab_dict_has(r->present, user))
 		return 0;
-	if (dict_set(r->present, user, NULL) != 0) {
+	if (confab_dict_set(r->present, user, NULL) != 0) {
 		room_release(e, r);
 		return CONFAB_ENOMEM;
 	}
@@ -471,9 +471,9 @@ static int embedded_room_leave(void *state, const char *room, const char *user)
 {
 	embedded *e = state;
 	eroom *r = room_find(e, room);
-	if (!r || !dict_has(r->present, user))
+	if (!r || !confab_dict_has(r->present, user))
 		return 0;
-	dict_remove(r->present, user);
+	confab_dict_remove(r->present, user);
 	member_event(e, CONFAB_ENV_MEMBER_LEAVE, room, user);
 	room_release(e, r);
 	return 0;
@@ -482,13 +482,13 @@ static int embedded_room_leave(void *state, const char *room, const char *user)
 static int embedded_user_online(void *state, const char *user)
 {
 	embedded *e = state;
-	return dict_set(e->online, user, NULL);
+	return confab_dict_set(e->online, user, NULL);
 }
 
 static int embedded_user_offline(void *state, const char *user)
 {
 	embedded *e = state;
-	dict_remove(e->online, user);
+	confab_dict_remove(e->online, user);
 	return 0;
 }
 
@@ -501,16 +501,16 @@ static int embedded_presence(void *state, const char *room, confab_presence_done
 {
 	embedded *e = state;
 	eroom *r = room_find(e, room);
-	size_t n = r ? dict_count(r->present) : 0;
+	size_t n = r ? confab_dict_count(r->present) : 0;
 	const char **users = calloc(n ? n : 1, sizeof(*users));
 	if (!users)
 		return CONFAB_ENOMEM;
 	size_t i = 0;
 	if (r) {
-		dict_iter it;
+		confab_dict_iter it;
 		const char *user;
-		dict_iter_init(&it, r->present);
-		while (dict_iter_next(&it, &user, NULL))
+		confab_dict_iter_init(&it, r->present);
+		while (confab_dict_iter_next(&it, &user, NULL))
 			users[i++] = user;
 	}
 	qsort(users, n, sizeof(*users), compare_names);

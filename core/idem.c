@@ -11,7 +11,7 @@
 
 #include <confab/common.h>
 
-#include "dict.h"
+#include <confab/dict.h>
 
 typedef struct entry {
 	struct entry *next;          /* in put order */
@@ -23,7 +23,7 @@ typedef struct entry {
 
 struct idem_table {
 	uint64_t window_ms;
-	dict *keys;                  /* key -> entry */
+	confab_dict *keys;                  /* key -> entry */
 	entry *oldest, *newest;
 };
 
@@ -33,7 +33,7 @@ idem_table *idem_new(uint64_t window_ms)
 	if (!t)
 		return NULL;
 	t->window_ms = window_ms;
-	t->keys = dict_new();
+	t->keys = confab_dict_new();
 	if (!t->keys) {
 		free(t);
 		return NULL;
@@ -57,7 +57,7 @@ void idem_free(idem_table *t)
 		t->oldest = e->next;
 		entry_free(e);
 	}
-	dict_free(t->keys, NULL);
+	confab_dict_free(t->keys, NULL);
 	free(t);
 }
 
@@ -68,7 +68,7 @@ static void expire(idem_table *t, uint64_t now)
 		t->oldest = e->next;
 		if (!t->oldest)
 			t->newest = NULL;
-		dict_remove(t->keys, e->key);
+		confab_dict_remove(t->keys, e->key);
 		entry_free(e);
 	}
 }
@@ -76,7 +76,7 @@ static void expire(idem_table *t, uint64_t now)
 const idem_answer *idem_find(idem_table *t, const char *key, uint64_t now)
 {
 	expire(t, now);
-	entry *e = dict_get(t->keys, key);
+	entry *e = confab_dict_get(t->keys, key);
 	return e ? &e->answer : NULL;
 }
 
@@ -89,7 +89,7 @@ int idem_put(idem_table *t, const char *key, uint64_t seq, const char *id, int64
 		return CONFAB_ENOMEM;
 	e->key = strdup(key);
 	e->id = strdup(id);
-	if (!e->key || !e->id || dict_set(t->keys, e->key, e) != 0) {
+	if (!e->key || !e->id || confab_dict_set(t->keys, e->key, e) != 0) {
 		entry_free(e);
 		return CONFAB_ENOMEM;
 	}
@@ -105,5 +105,5 @@ int idem_put(idem_table *t, const char *key, uint64_t seq, const char *id, int64
 
 size_t idem_count(const idem_table *t)
 {
-	return dict_count(t->keys);
+	return confab_dict_count(t->keys);
 }

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <confab/common.h>
 
-#include "dict.h"
+#include <confab/dict.h>
 
 typedef struct entry entry;
 struct entry {
@@ -30,7 +30,7 @@ struct entry {
 
 struct login_throttle {
 	login_throttle_config cfg;
-	dict *by_key;                /* key -> entry */
+	confab_dict *by_key;                /* key -> entry */
 	entry *head, *tail;
 };
 
@@ -40,7 +40,7 @@ login_throttle *login_throttle_new(const login_throttle_config *cfg)
 
 	if (t == NULL)
 		return NULL;
-	if ((t->by_key = dict_new()) == NULL) {
+	if ((t->by_key = confab_dict_new()) == NULL) {
 		free(t);
 		return NULL;
 	}
@@ -58,7 +58,7 @@ void login_throttle_free(login_throttle *t)
 {
 	if (t == NULL)
 		return;
-	dict_free(t->by_key, free);
+	confab_dict_free(t->by_key, free);
 	free(t);
 }
 
@@ -88,7 +88,7 @@ static void push_front(login_throttle *t, entry *e)
 static void forget(login_throttle *t, entry *e)
 {
 	unlink_entry(t, e);
-	dict_remove(t->by_key, e->key);
+	confab_dict_remove(t->by_key, e->key);
 	free(e);
 }
 
@@ -103,7 +103,7 @@ static uint64_t score_at(const login_throttle *t, const entry *e, uint64_t now)
 /* The entry of `key`, or NULL; an entry wholly forgotten is dropped. */
 static entry *find(login_throttle *t, const char *key, uint64_t now)
 {
-	entry *e = dict_get(t->by_key, key);
+	entry *e = confab_dict_get(t->by_key, key);
 
 	if (e != NULL && now >= e->locked_until && score_at(t, e, now) == 0) {
 		forget(t, e);
@@ -118,12 +118,12 @@ int login_throttle_fail(login_throttle *t, const char *key, uint64_t now)
 
 	if (e == NULL) {
 		size_t n = strlen(key);
-		while (dict_count(t->by_key) >= t->cfg.max_entries && t->tail != NULL)
+		while (confab_dict_count(t->by_key) >= t->cfg.max_entries && t->tail != NULL)
 			forget(t, t->tail);
 		if ((e = calloc(1, sizeof(*e) + n + 1)) == NULL)
 			return CONFAB_ENOMEM;
 		memcpy(e->key, key, n + 1);
-		if (dict_set(t->by_key, e->key, e) != 0) {
+		if (confab_dict_set(t->by_key, e->key, e) != 0) {
 			free(e);
 			return CONFAB_ENOMEM;
 		}
@@ -158,7 +158,7 @@ bool login_throttle_failing(login_throttle *t, const char *key, uint64_t now)
 
 size_t login_throttle_count(const login_throttle *t)
 {
-	return dict_count(t->by_key);
+	return confab_dict_count(t->by_key);
 }
 
 void login_throttle_address_key(const char *remote, char *out, size_t len)

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "dict.h"
+#include <confab/dict.h>
 
 typedef struct rooms rooms;
 
@@ -27,7 +27,7 @@ int rooms_leave(rooms *r, const char *name, const char *id, const char *user);
 bool rooms_is_member(const rooms *r, const char *name, const char *id);
 /* The room's members: id -> member pointer; NULL when nobody is in it. The
  * table must not change while it is iterated. */
-const dict *rooms_members(const rooms *r, const char *name);
+const confab_dict *rooms_members(const rooms *r, const char *name);
 /* Number of sessions `user` has in room `name`. */
 size_t rooms_user_sessions(const rooms *r, const char *name, const char *user);
 /* Number of rooms with at least one member. */

@@ -87,8 +87,8 @@ static void leave_room(confab_session *s, const char *room);
  * was a member before) and say why. */
 static void join_failed(confab_session *s, const pending *p, int status)
 {
-	if (p->joining && dict_has(s->rooms, p->room)) {
-		dict_remove(s->rooms, p->room);
+	if (p->joining && confab_dict_has(s->rooms, p->room)) {
+		confab_dict_remove(s->rooms, p->room);
 		leave_room(s, p->room);
 	}
 	reply_backplane_error(s, status, p->ref);
@@ -195,14 +195,14 @@ static void handle_join(confab_session *s, const request *req)
 		reply_error(s, ERR_INTERNAL, "out of memory", req->ref);
 		return;
 	}
-	if (dict_has(s->rooms, req->room)) {
+	if (confab_dict_has(s->rooms, req->room)) {
 		/* A member already, or a join of this session still waiting:
 		 * the same answer as that join's, when it comes. */
 		await_ready(s, p);
 		return;
 	}
 	size_t max_rooms = b->cfg.broker.max_rooms_per_session;
-	if (max_rooms && dict_count(s->rooms) >= max_rooms) {
+	if (max_rooms && confab_dict_count(s->rooms) >= max_rooms) {
 		char msg[80];
 		snprintf(msg, sizeof(msg), "a session may be in at most %zu rooms", max_rooms);
 		reply_error(s, ERR_FORBIDDEN, msg, req->ref);
@@ -215,14 +215,14 @@ static void handle_join(confab_session *s, const request *req)
 		pending_free(p);
 		return;
 	}
-	if (dict_set(s->rooms, req->room, NULL) != 0) {
+	if (confab_dict_set(s->rooms, req->room, NULL) != 0) {
 		reply_error(s, ERR_INTERNAL, "out of memory", req->ref);
 		pending_free(p);
 		return;
 	}
 	int flags = rooms_join(b->rooms, req->room, s->id, s->user, s);
 	if (flags < 0) {
-		dict_remove(s->rooms, req->room);
+		confab_dict_remove(s->rooms, req->room);
 		reply_error(s, ERR_INTERNAL, "out of memory", req->ref);
 		pending_free(p);
 		return;
@@ -232,7 +232,7 @@ static void handle_join(confab_session *s, const request *req)
 					 : CONFAB_EUNAVAILABLE;
 		if (rc != 0) {
 			rooms_leave(b->rooms, req->room, s->id, s->user);
-			dict_remove(s->rooms, req->room);
+			confab_dict_remove(s->rooms, req->room);
 			reply_backplane_error(s, rc, req->ref);
 			pending_free(p);
 			return;
@@ -257,8 +257,8 @@ static void leave_room(confab_session *s, const char *room)
 
 static void handle_leave(confab_session *s, const request *req)
 {
-	if (dict_has(s->rooms, req->room)) {
-		dict_remove(s->rooms, req->room);
+	if (confab_dict_has(s->rooms, req->room)) {
+		confab_dict_remove(s->rooms, req->room);
 		leave_room(s, req->room);
 	}
 	session_send_take(s, protocol_simple(s->broker->headroom, "left", req->room, req->ref));
@@ -266,14 +266,14 @@ static void handle_leave(confab_session *s, const request *req)
 
 void router_leave_all(confab_session *s)
 {
-	dict_iter it;
+	confab_dict_iter it;
 	const char *room;
-	dict_iter_init(&it, s->rooms);
-	while (dict_iter_next(&it, &room, NULL))
+	confab_dict_iter_init(&it, s->rooms);
+	while (confab_dict_iter_next(&it, &room, NULL))
 		leave_room(s, room);
 	/* the names go with the table; the session is about to go too */
-	dict_free(s->rooms, NULL);
-	s->rooms = dict_new();
+	confab_dict_free(s->rooms, NULL);
+	s->rooms = confab_dict_new();
 }
 
 /* ---- send / direct ------------------------------------------------------- */
@@ -351,7 +351,7 @@ static void handle_send(confab_session *s, const request *req)
 						     : "you may not use this room", req->ref);
 		return;
 	}
-	if (!direct && !dict_has(s->rooms, req->room)) {
+	if (!direct && !confab_dict_has(s->rooms, req->room)) {
 		reply_error(s, ERR_NOT_MEMBER, "join the room before sending to it", req->ref);
 		return;
 	}
@@ -470,7 +470,7 @@ static void handle_query(confab_session *s, const request *req)
 		reply_error(s, ERR_FORBIDDEN, "you may not use this room", req->ref);
 		return;
 	}
-	if (!dict_has(s->rooms, req->room)) {
+	if (!confab_dict_has(s->rooms, req->room)) {
 		reply_error(s, ERR_NOT_MEMBER, "join the room first", req->ref);
 		return;
 	}
@@ -615,14 +615,14 @@ void router_recv(confab_session *s, const void *data, size_t len, unsigned flags
 static void to_room(broker *b, const char *room, confab_buf *frame, const char *skip_session,
 		    const char *skip_user)
 {
-	const dict *members = rooms_members(b->rooms, room);
+	const confab_dict *members = rooms_members(b->rooms, room);
 	if (!members)
 		return;
-	dict_iter it;
+	confab_dict_iter it;
 	const char *id;
 	void *member;
-	dict_iter_init(&it, members);
-	while (dict_iter_next(&it, &id, &member)) {
+	confab_dict_iter_init(&it, members);
+	while (confab_dict_iter_next(&it, &id, &member)) {
 		confab_session *s = member;
 		if (skip_session && strcmp(id, skip_session) == 0)
 			continue;
@@ -648,14 +648,14 @@ void router_deliver(broker *b, const confab_envelope *env)
 		to_room(b, env->room, frame, NULL, env->from);
 		break;
 	case CONFAB_ENV_DIRECT: {
-		const dict *sessions = session_of_user(b, env->to);
+		const confab_dict *sessions = session_of_user(b, env->to);
 		if (!sessions)
 			break;
-		dict_iter it;
+		confab_dict_iter it;
 		const char *id;
 		void *value;
-		dict_iter_init(&it, sessions);
-		while (dict_iter_next(&it, &id, &value))
+		confab_dict_iter_init(&it, sessions);
+		while (confab_dict_iter_next(&it, &id, &value))
 			if (!env->origin || strcmp(id, env->origin) != 0)
 				session_send(value, frame);
 		break;

@@ -21,7 +21,7 @@ confab_session *session_new(broker *b, confab_ctx *transport, void *conn,
 	confab_session *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	if (!(s->rooms = dict_new())) {
+	if (!(s->rooms = confab_dict_new())) {
 		free(s);
 		return NULL;
 	}
@@ -41,11 +41,11 @@ confab_session *session_new(broker *b, confab_ctx *transport, void *conn,
 int session_count_address(confab_session *s)
 {
 	broker *b = s->broker;
-	uintptr_t n = (uintptr_t)dict_get(b->addresses, s->remote);
+	uintptr_t n = (uintptr_t)confab_dict_get(b->addresses, s->remote);
 	size_t max = b->cfg.broker.max_connections_per_address;
 	if (max && n >= max)
 		return CONFAB_EFULL;
-	if (dict_set(b->addresses, s->remote, (void *)(n + 1)) != 0)
+	if (confab_dict_set(b->addresses, s->remote, (void *)(n + 1)) != 0)
 		return CONFAB_ENOMEM;
 	s->counted = true;
 	return 0;
@@ -57,11 +57,11 @@ static void address_release(broker *b, confab_session *s)
 	if (!s->counted)
 		return;
 	s->counted = false;
-	uintptr_t n = (uintptr_t)dict_get(b->addresses, s->remote);
+	uintptr_t n = (uintptr_t)confab_dict_get(b->addresses, s->remote);
 	if (n <= 1)
-		dict_remove(b->addresses, s->remote);
+		confab_dict_remove(b->addresses, s->remote);
 	else
-		dict_set(b->addresses, s->remote, (void *)(n - 1));
+		confab_dict_set(b->addresses, s->remote, (void *)(n - 1));
 }
 
 void session_ref(confab_session *s)
@@ -75,13 +75,13 @@ void session_unref(confab_session *s)
 		return;
 	config_free_list(s->room_patterns, s->n_room_patterns);
 	config_free_list(s->direct_patterns, s->n_direct_patterns);
-	dict_free(s->rooms, NULL);
+	confab_dict_free(s->rooms, NULL);
 	free(s);
 }
 
 static void user_sessions_free(user_sessions *us)
 {
-	dict_free(us->sessions, NULL);
+	confab_dict_free(us->sessions, NULL);
 	free(us);
 }
 
@@ -89,21 +89,21 @@ static void user_sessions_free(user_sessions *us)
  * session on this node, 0 otherwise, negative when out of memory. */
 static int add_to_user(broker *b, confab_session *s)
 {
-	user_sessions *us = dict_get(b->users, s->user);
+	user_sessions *us = confab_dict_get(b->users, s->user);
 	int first = 0;
 	if (!us) {
 		us = calloc(1, sizeof(*us));
-		if (!us || !(us->sessions = dict_new()) || dict_set(b->users, s->user, us) != 0) {
+		if (!us || !(us->sessions = confab_dict_new()) || confab_dict_set(b->users, s->user, us) != 0) {
 			if (us)
-				dict_free(us->sessions, NULL);
+				confab_dict_free(us->sessions, NULL);
 			free(us);
 			return CONFAB_ENOMEM;
 		}
 		first = 1;
 	}
-	if (dict_set(us->sessions, s->id, s) != 0) {
+	if (confab_dict_set(us->sessions, s->id, s) != 0) {
 		if (first)
-			user_sessions_free(dict_remove(b->users, s->user));
+			user_sessions_free(confab_dict_remove(b->users, s->user));
 		return CONFAB_ENOMEM;
 	}
 	return first;
@@ -112,13 +112,13 @@ static int add_to_user(broker *b, confab_session *s)
 /* Removes the session from its user's set; true when it was the last. */
 static bool remove_from_user(broker *b, confab_session *s)
 {
-	user_sessions *us = dict_get(b->users, s->user);
+	user_sessions *us = confab_dict_get(b->users, s->user);
 	if (!us)
 		return false;
-	dict_remove(us->sessions, s->id);
-	if (dict_count(us->sessions) > 0)
+	confab_dict_remove(us->sessions, s->id);
+	if (confab_dict_count(us->sessions) > 0)
 		return false;
-	user_sessions_free(dict_remove(b->users, s->user));
+	user_sessions_free(confab_dict_remove(b->users, s->user));
 	return true;
 }
 
@@ -147,8 +147,8 @@ int session_register(confab_session *s, session_grant *grant)
 	broker *b = s->broker;
 	snprintf(s->user, sizeof(s->user), "%s", grant->user);
 	int first = CONFAB_ENOMEM;
-	if (dict_set(b->sessions, s->id, s) == 0 && (first = add_to_user(b, s)) < 0)
-		dict_remove(b->sessions, s->id);
+	if (confab_dict_set(b->sessions, s->id, s) == 0 && (first = add_to_user(b, s)) < 0)
+		confab_dict_remove(b->sessions, s->id);
 	if (first < 0)
 		return first;
 	s->expires_ms = grant->expires_ms;
@@ -170,7 +170,7 @@ bool session_unregister(confab_session *s)
 	if (s->state != SESSION_OPEN)
 		return false;
 	s->state = SESSION_GONE;
-	dict_remove(b->sessions, s->id);
+	confab_dict_remove(b->sessions, s->id);
 	return remove_from_user(b, s);
 }
 
@@ -245,11 +245,11 @@ void session_close(confab_session *s, int code, const char *reason)
 
 confab_session *session_find(broker *b, const char *id)
 {
-	return dict_get(b->sessions, id);
+	return confab_dict_get(b->sessions, id);
 }
 
-const dict *session_of_user(broker *b, const char *user)
+const confab_dict *session_of_user(broker *b, const char *user)
 {
-	user_sessions *us = dict_get(b->users, user);
+	user_sessions *us = confab_dict_get(b->users, user);
 	return us ? us->sessions : NULL;
 }

@@ -10,7 +10,7 @@
 #include <confab/plugin.h>
 
 #include "broker.h"
-#include "dict.h"
+#include <confab/dict.h>
 #include "expiry.h"
 
 typedef enum session_state {
@@ -31,7 +31,7 @@ struct confab_session {
 	char id[96];                 /* "<node>.<run>.s<n>": unique in the cluster */
 	char user[72];
 	char remote[64];
-	dict *rooms;                 /* names of the rooms joined (values unused) */
+	confab_dict *rooms;                 /* names of the rooms joined (values unused) */
 	confab_open_done open_done;
 	void *open_arg;
 
@@ -63,7 +63,7 @@ typedef struct session_grant {
 
 /* A user's sessions on this node (value type of broker->users). */
 typedef struct user_sessions {
-	dict *sessions;              /* session id -> confab_session */
+	confab_dict *sessions;              /* session id -> confab_session */
 } user_sessions;
 
 /* A new pending session for a transport connection (refs = 1). */
@@ -111,7 +111,7 @@ void session_close(confab_session *s, int code, const char *reason);
 
 confab_session *session_find(broker *b, const char *id);
 /* The user's sessions on this node, or NULL. */
-const dict *session_of_user(broker *b, const char *user);
+const confab_dict *session_of_user(broker *b, const char *user);
 
 /* Permission checks against what the auth plugin granted. */
 bool session_may_use_room(const confab_session *s, const char *room);

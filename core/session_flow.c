@@ -25,8 +25,8 @@ static void admit(confab_session *s, session_grant *grant)
 {
 	broker *b = s->broker;
 	size_t max_sessions = b->cfg.broker.max_sessions_per_user;
-	const dict *existing = session_of_user(b, grant->user);
-	if (max_sessions && existing && dict_count(existing) >= max_sessions) {
+	const confab_dict *existing = session_of_user(b, grant->user);
+	if (max_sessions && existing && confab_dict_count(existing) >= max_sessions) {
 		session_deny(s, 429, "too many sessions for this user");
 		return;
 	}

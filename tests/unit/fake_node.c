@@ -201,10 +201,10 @@ void fake_node_init(fake_node *n, const char *broker_keys, bool with_auth)
 	ck_assert_int_eq(uv_loop_init(&b->loop), 0);
 	ck_assert_int_eq(config_load_string(ini, "test.ini", &b->cfg), 0);
 	snprintf(b->run_id, sizeof(b->run_id), "r1");
-	b->sessions = dict_new();
-	b->users = dict_new();
+	b->sessions = confab_dict_new();
+	b->users = confab_dict_new();
 	b->rooms = rooms_new();
-	b->addresses = dict_new();
+	b->addresses = confab_dict_new();
 	b->auth_guard = auth_guard_new(&b->cfg.broker);
 	ck_assert(b->sessions && b->users && b->rooms && b->addresses && b->auth_guard);
 	expiry_init(&b->expiry, &b->loop, session_flow_expired, b);
@@ -240,15 +240,15 @@ void fake_node_free(fake_node *n)
 	for (size_t i = 0; i < n->n_conns; i++)
 		if (n->conns[i].session)
 			fake_closed(n, &n->conns[i]);
-	ck_assert_uint_eq(dict_count(b->sessions), 0);
+	ck_assert_uint_eq(confab_dict_count(b->sessions), 0);
 	ck_assert_uint_eq(b->expiry.n, 0);
 	expiry_close(&b->expiry);
 	uv_run(&b->loop, UV_RUN_DEFAULT);
 	ck_assert_int_eq(uv_loop_close(&b->loop), 0);
 	expiry_free(&b->expiry);
-	dict_free(b->sessions, NULL);
-	dict_free(b->users, NULL);
-	dict_free(b->addresses, NULL);
+	confab_dict_free(b->sessions, NULL);
+	confab_dict_free(b->users, NULL);
+	confab_dict_free(b->addresses, NULL);
 	rooms_free(b->rooms);
 	auth_guard_free(b->auth_guard);
 	config_free(&b->cfg);

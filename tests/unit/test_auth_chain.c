@@ -87,7 +87,7 @@ START_TEST(test_a_plugin_allowing_a_guest_name_is_refused_with_403)
 	ck_assert(c->answered && !c->allowed);
 	ck_assert_int_eq(c->status, 403);
 	ck_assert_str_eq(c->reason, "user id reserved for guests");
-	ck_assert_uint_eq(dict_count(node.b.sessions), 0);
+	ck_assert_uint_eq(confab_dict_count(node.b.sessions), 0);
 }
 END_TEST
 
@@ -110,7 +110,7 @@ START_TEST(test_a_client_that_leaves_before_the_answer_cancels_the_check)
 	ck_assert_ptr_null(node.auth_done);
 	ck_assert(!c->answered);
 	ck_assert_uint_eq(node.n_calls, 0);
-	ck_assert_uint_eq(dict_count(node.b.sessions), 0);
+	ck_assert_uint_eq(confab_dict_count(node.b.sessions), 0);
 }
 END_TEST
 

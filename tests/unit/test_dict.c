@@ -1,5 +1,6 @@
-/* core/dict.c against flooding: names chosen to collide (under the FNV-1a
- * hash it used before issue 14) cost no more than random names. (Its
+/* The SDK's hash table (<confab/dict.h>) against flooding: names chosen
+ * to collide (under the FNV-1a hash it used before issue 14) cost no more
+ * than random names. (Its
  * everyday behaviour is tested with the rooms in test_rooms.c too.)
  *
  * SPDX-License-Identifier: MIT
@@ -11,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "dict.h"
+#include <confab/dict.h>
 
 #define N_NAMES 20000
 #define BLOCKS 15                 /* 2^15 >= N_NAMES names of 15 blocks */
@@ -117,17 +118,17 @@ static double cpu_seconds(void)
 static double cost(char (*names)[NAME_LEN + 1])
 {
 	double t0 = cpu_seconds();
-	dict *d = dict_new();
+	confab_dict *d = confab_dict_new();
 	ck_assert_ptr_nonnull(d);
 	for (size_t i = 0; i < N_NAMES; i++)
-		ck_assert_int_eq(dict_set(d, names[i], names[i]), 0);
+		ck_assert_int_eq(confab_dict_set(d, names[i], names[i]), 0);
 	for (size_t i = 0; i < N_NAMES; i++) {
-		ck_assert_ptr_eq(dict_get(d, names[i]), names[i]);
-		ck_assert(dict_has(d, names[i]));
+		ck_assert_ptr_eq(confab_dict_get(d, names[i]), names[i]);
+		ck_assert(confab_dict_has(d, names[i]));
 	}
 	for (size_t i = 0; i < N_NAMES; i++)
-		ck_assert_ptr_eq(dict_remove(d, names[i]), names[i]);
-	dict_free(d, NULL);
+		ck_assert_ptr_eq(confab_dict_remove(d, names[i]), names[i]);
+	confab_dict_free(d, NULL);
 	return cpu_seconds() - t0;
 }
 
@@ -135,23 +136,23 @@ static double cost(char (*names)[NAME_LEN + 1])
 
 START_TEST(test_set_get_replace_remove)
 {
-	dict *d = dict_new();
+	confab_dict *d = confab_dict_new();
 	int a, b;
 	ck_assert_ptr_nonnull(d);
-	ck_assert_ptr_null(dict_get(d, "lobby"));
-	ck_assert(!dict_has(d, "lobby"));
-	ck_assert_int_eq(dict_set(d, "lobby", &a), 0);
-	ck_assert_int_eq(dict_set(d, "", NULL), 0);   /* empty keys and NULL values are fine */
-	ck_assert_ptr_eq(dict_get(d, "lobby"), &a);
-	ck_assert(dict_has(d, ""));
-	ck_assert_uint_eq(dict_count(d), 2);
-	ck_assert_int_eq(dict_set(d, "lobby", &b), 0);
-	ck_assert_ptr_eq(dict_get(d, "lobby"), &b);
-	ck_assert_uint_eq(dict_count(d), 2);
-	ck_assert_ptr_eq(dict_remove(d, "lobby"), &b);
-	ck_assert_ptr_null(dict_remove(d, "lobby"));
-	ck_assert_uint_eq(dict_count(d), 1);
-	dict_free(d, NULL);
+	ck_assert_ptr_null(confab_dict_get(d, "lobby"));
+	ck_assert(!confab_dict_has(d, "lobby"));
+	ck_assert_int_eq(confab_dict_set(d, "lobby", &a), 0);
+	ck_assert_int_eq(confab_dict_set(d, "", NULL), 0);   /* empty keys and NULL values are fine */
+	ck_assert_ptr_eq(confab_dict_get(d, "lobby"), &a);
+	ck_assert(confab_dict_has(d, ""));
+	ck_assert_uint_eq(confab_dict_count(d), 2);
+	ck_assert_int_eq(confab_dict_set(d, "lobby", &b), 0);
+	ck_assert_ptr_eq(confab_dict_get(d, "lobby"), &b);
+	ck_assert_uint_eq(confab_dict_count(d), 2);
+	ck_assert_ptr_eq(confab_dict_remove(d, "lobby"), &b);
+	ck_assert_ptr_null(confab_dict_remove(d, "lobby"));
+	ck_assert_uint_eq(confab_dict_count(d), 1);
+	confab_dict_free(d, NULL);
 }
 END_TEST
 
@@ -164,22 +165,22 @@ static void count_free(void *v)
 
 START_TEST(test_grows_and_iterates_every_entry_once)
 {
-	dict *d = dict_new();
+	confab_dict *d = confab_dict_new();
 	char key[32];
 	for (int i = 0; i < 5000; i++) {
 		snprintf(key, sizeof(key), "k%d", i);
 		int *v = malloc(sizeof(*v));
 		*v = i;
-		ck_assert_int_eq(dict_set(d, key, v), 0);
+		ck_assert_int_eq(confab_dict_set(d, key, v), 0);
 	}
-	ck_assert_uint_eq(dict_count(d), 5000);
+	ck_assert_uint_eq(confab_dict_count(d), 5000);
 	unsigned char *seen = calloc(5000, 1);
-	dict_iter it;
+	confab_dict_iter it;
 	const char *k;
 	void *v;
 	size_t n = 0;
-	dict_iter_init(&it, d);
-	while (dict_iter_next(&it, &k, &v)) {
+	confab_dict_iter_init(&it, d);
+	while (confab_dict_iter_next(&it, &k, &v)) {
 		int i = *(int *)v;
 		snprintf(key, sizeof(key), "k%d", i);
 		ck_assert_str_eq(k, key);
@@ -190,32 +191,32 @@ START_TEST(test_grows_and_iterates_every_entry_once)
 	ck_assert_uint_eq(n, 5000);
 	free(seen);
 	freed = 0;
-	dict_free(d, count_free);
+	confab_dict_free(d, count_free);
 	ck_assert_int_eq(freed, 5000);
 }
 END_TEST
 
 START_TEST(test_removing_the_entry_just_returned_keeps_iterating)
 {
-	dict *d = dict_new();
+	confab_dict *d = confab_dict_new();
 	char key[32];
 	for (int i = 0; i < 300; i++) {
 		snprintf(key, sizeof(key), "r%d", i);
-		ck_assert_int_eq(dict_set(d, key, NULL), 0);
+		ck_assert_int_eq(confab_dict_set(d, key, NULL), 0);
 	}
-	dict_iter it;
+	confab_dict_iter it;
 	const char *k;
 	size_t n = 0;
-	dict_iter_init(&it, d);
-	while (dict_iter_next(&it, &k, NULL)) {
+	confab_dict_iter_init(&it, d);
+	while (confab_dict_iter_next(&it, &k, NULL)) {
 		char copy[32];
 		snprintf(copy, sizeof(copy), "%s", k);
-		dict_remove(d, copy);
+		confab_dict_remove(d, copy);
 		n++;
 	}
 	ck_assert_uint_eq(n, 300);
-	ck_assert_uint_eq(dict_count(d), 0);
-	dict_free(d, NULL);
+	ck_assert_uint_eq(confab_dict_count(d), 0);
+	confab_dict_free(d, NULL);
 }
 END_TEST
 
@@ -230,16 +231,16 @@ START_TEST(test_names_that_collide_under_fnv1a_spread_over_the_buckets)
 			      "name %zu does not collide", i);
 	ck_assert_str_ne(names[0], names[N_NAMES - 1]);
 
-	dict *d = dict_new();
+	confab_dict *d = confab_dict_new();
 	for (size_t i = 0; i < N_NAMES; i++)
-		ck_assert_int_eq(dict_set(d, names[i], NULL), 0);
-	ck_assert_uint_eq(dict_count(d), N_NAMES);
+		ck_assert_int_eq(confab_dict_set(d, names[i], NULL), 0);
+	ck_assert_uint_eq(confab_dict_count(d), N_NAMES);
 	/* 20 000 keys in 32 768 buckets: a random spread's fullest bucket
 	 * holds about 7; under FNV-1a one bucket held all 20 000. */
-	size_t longest = dict_longest_chain(d);
+	size_t longest = confab_dict_longest_chain(d);
 	printf("20000 names with one FNV-1a hash: longest chain %zu\n", longest);
 	ck_assert_uint_le(longest, 16);
-	dict_free(d, NULL);
+	confab_dict_free(d, NULL);
 	free(names);
 }
 END_TEST

@@ -1,5 +1,6 @@
-/* Unit tests for this node's room bookkeeping (core/rooms.c), the hash table
- * under it (core/dict.c) and the embedded backplane (core/embedded.c),
+/* Unit tests for this node's room bookkeeping (core/rooms.c), the hash
+ * table under it (the SDK's <confab/dict.h>) and the embedded backplane
+ * (core/embedded.c),
  * which keeps rooms, presence and history for a single node.
  *
  * The embedded backplane is driven only through its descriptor, the way
@@ -19,7 +20,7 @@
 
 #include <confab/util.h>
 
-#include "dict.h"
+#include <confab/dict.h>
 #include "embedded.h"
 #include "rooms.h"
 
@@ -114,7 +115,7 @@ START_TEST(test_joining_again_with_the_same_session_changes_nothing)
 	rooms_join(rs, "lobby", "s1", "alice", &member_a);
 	ck_assert_int_eq(rooms_join(rs, "lobby", "s1", "alice", &member_a), 0);
 	ck_assert_uint_eq(rooms_user_sessions(rs, "lobby", "alice"), 1);
-	ck_assert_uint_eq(dict_count(rooms_members(rs, "lobby")), 1);
+	ck_assert_uint_eq(confab_dict_count(rooms_members(rs, "lobby")), 1);
 }
 END_TEST
 
@@ -194,20 +195,20 @@ START_TEST(test_members_maps_each_session_to_its_member_pointer)
 	rooms_join(rs, "lobby", "s3", "bob", &member_c);
 	rooms_join(rs, "other", "s4", "carol", NULL);
 
-	const dict *m = rooms_members(rs, "lobby");
+	const confab_dict *m = rooms_members(rs, "lobby");
 	ck_assert_ptr_nonnull(m);
-	ck_assert_uint_eq(dict_count(m), 3);
-	ck_assert_ptr_eq(dict_get(m, "s1"), &member_a);
-	ck_assert_ptr_eq(dict_get(m, "s2"), &member_b);
-	ck_assert_ptr_eq(dict_get(m, "s3"), &member_c);
-	ck_assert(!dict_has(m, "s4"));
+	ck_assert_uint_eq(confab_dict_count(m), 3);
+	ck_assert_ptr_eq(confab_dict_get(m, "s1"), &member_a);
+	ck_assert_ptr_eq(confab_dict_get(m, "s2"), &member_b);
+	ck_assert_ptr_eq(confab_dict_get(m, "s3"), &member_c);
+	ck_assert(!confab_dict_has(m, "s4"));
 
 	int seen = 0;
-	dict_iter it;
+	confab_dict_iter it;
 	const char *id;
 	void *member;
-	dict_iter_init(&it, m);
-	while (dict_iter_next(&it, &id, &member)) {
+	confab_dict_iter_init(&it, m);
+	while (confab_dict_iter_next(&it, &id, &member)) {
 		seen++;
 		ck_assert(member == &member_a || member == &member_b || member == &member_c);
 	}
@@ -215,8 +216,8 @@ START_TEST(test_members_maps_each_session_to_its_member_pointer)
 
 	rooms_leave(rs, "lobby", "s2", "alice");
 	m = rooms_members(rs, "lobby");
-	ck_assert_uint_eq(dict_count(m), 2);
-	ck_assert(!dict_has(m, "s2"));
+	ck_assert_uint_eq(confab_dict_count(m), 2);
+	ck_assert(!confab_dict_has(m, "s2"));
 }
 END_TEST
 
@@ -257,14 +258,14 @@ START_TEST(test_thousand_sessions_over_hundred_rooms_then_all_leave)
 	ck_assert_uint_eq(rooms_count(rs), 100);
 	for (int r = 0; r < 100; r++) {
 		snprintf(room, sizeof(room), "room-%d", r);
-		ck_assert_uint_eq(dict_count(rooms_members(rs, room)), 10);
+		ck_assert_uint_eq(confab_dict_count(rooms_members(rs, room)), 10);
 		snprintf(user, sizeof(user), "u%d", r);
 		ck_assert_uint_eq(rooms_user_sessions(rs, room, user), 2);
 	}
 	for (int i = 0; i < 1000; i++) {
 		snprintf(room, sizeof(room), "room-%d", i % 100);
 		snprintf(id, sizeof(id), "s%d", i);
-		ck_assert_ptr_eq(dict_get(rooms_members(rs, room), id), (void *)(intptr_t)(i + 1));
+		ck_assert_ptr_eq(confab_dict_get(rooms_members(rs, room), id), (void *)(intptr_t)(i + 1));
 	}
 
 	for (int i = 0; i < 1000; i++) {
@@ -304,100 +305,100 @@ END_TEST
 
 START_TEST(test_dict_set_get_has_count)
 {
-	dict *d = dict_new();
+	confab_dict *d = confab_dict_new();
 	ck_assert_ptr_nonnull(d);
-	ck_assert_uint_eq(dict_count(d), 0);
-	ck_assert_ptr_null(dict_get(d, "a"));
-	ck_assert(!dict_has(d, "a"));
+	ck_assert_uint_eq(confab_dict_count(d), 0);
+	ck_assert_ptr_null(confab_dict_get(d, "a"));
+	ck_assert(!confab_dict_has(d, "a"));
 
-	ck_assert_int_eq(dict_set(d, "a", &member_a), 0);
-	ck_assert_int_eq(dict_set(d, "b", &member_b), 0);
-	ck_assert_uint_eq(dict_count(d), 2);
-	ck_assert_ptr_eq(dict_get(d, "a"), &member_a);
-	ck_assert_ptr_eq(dict_get(d, "b"), &member_b);
-	ck_assert(dict_has(d, "a"));
-	ck_assert(!dict_has(d, "A"));
-	ck_assert(!dict_has(d, ""));
-	dict_free(d, NULL);
+	ck_assert_int_eq(confab_dict_set(d, "a", &member_a), 0);
+	ck_assert_int_eq(confab_dict_set(d, "b", &member_b), 0);
+	ck_assert_uint_eq(confab_dict_count(d), 2);
+	ck_assert_ptr_eq(confab_dict_get(d, "a"), &member_a);
+	ck_assert_ptr_eq(confab_dict_get(d, "b"), &member_b);
+	ck_assert(confab_dict_has(d, "a"));
+	ck_assert(!confab_dict_has(d, "A"));
+	ck_assert(!confab_dict_has(d, ""));
+	confab_dict_free(d, NULL);
 }
 END_TEST
 
 START_TEST(test_dict_null_value_is_still_present)
 {
-	dict *d = dict_new();
-	ck_assert_int_eq(dict_set(d, "k", NULL), 0);
-	ck_assert(dict_has(d, "k"));
-	ck_assert_ptr_null(dict_get(d, "k"));
-	ck_assert_uint_eq(dict_count(d), 1);
-	ck_assert_int_eq(dict_set(d, "", &member_a), 0);
-	ck_assert(dict_has(d, ""));
-	ck_assert_ptr_eq(dict_get(d, ""), &member_a);
-	dict_free(d, NULL);
+	confab_dict *d = confab_dict_new();
+	ck_assert_int_eq(confab_dict_set(d, "k", NULL), 0);
+	ck_assert(confab_dict_has(d, "k"));
+	ck_assert_ptr_null(confab_dict_get(d, "k"));
+	ck_assert_uint_eq(confab_dict_count(d), 1);
+	ck_assert_int_eq(confab_dict_set(d, "", &member_a), 0);
+	ck_assert(confab_dict_has(d, ""));
+	ck_assert_ptr_eq(confab_dict_get(d, ""), &member_a);
+	confab_dict_free(d, NULL);
 }
 END_TEST
 
 START_TEST(test_dict_set_replaces_the_value_of_an_existing_key)
 {
-	dict *d = dict_new();
-	dict_set(d, "k", &member_a);
-	ck_assert_int_eq(dict_set(d, "k", &member_b), 0);
-	ck_assert_uint_eq(dict_count(d), 1);
-	ck_assert_ptr_eq(dict_get(d, "k"), &member_b);
-	dict_free(d, NULL);
+	confab_dict *d = confab_dict_new();
+	confab_dict_set(d, "k", &member_a);
+	ck_assert_int_eq(confab_dict_set(d, "k", &member_b), 0);
+	ck_assert_uint_eq(confab_dict_count(d), 1);
+	ck_assert_ptr_eq(confab_dict_get(d, "k"), &member_b);
+	confab_dict_free(d, NULL);
 }
 END_TEST
 
 START_TEST(test_dict_remove_returns_the_value_and_forgets_the_key)
 {
-	dict *d = dict_new();
-	dict_set(d, "a", &member_a);
-	dict_set(d, "b", &member_b);
-	ck_assert_ptr_eq(dict_remove(d, "a"), &member_a);
-	ck_assert_uint_eq(dict_count(d), 1);
-	ck_assert(!dict_has(d, "a"));
-	ck_assert_ptr_null(dict_remove(d, "a"));
-	ck_assert_ptr_null(dict_remove(d, "never"));
-	ck_assert_uint_eq(dict_count(d), 1);
-	ck_assert_ptr_eq(dict_get(d, "b"), &member_b);
-	dict_free(d, NULL);
+	confab_dict *d = confab_dict_new();
+	confab_dict_set(d, "a", &member_a);
+	confab_dict_set(d, "b", &member_b);
+	ck_assert_ptr_eq(confab_dict_remove(d, "a"), &member_a);
+	ck_assert_uint_eq(confab_dict_count(d), 1);
+	ck_assert(!confab_dict_has(d, "a"));
+	ck_assert_ptr_null(confab_dict_remove(d, "a"));
+	ck_assert_ptr_null(confab_dict_remove(d, "never"));
+	ck_assert_uint_eq(confab_dict_count(d), 1);
+	ck_assert_ptr_eq(confab_dict_get(d, "b"), &member_b);
+	confab_dict_free(d, NULL);
 }
 END_TEST
 
 START_TEST(test_dict_copies_its_keys)
 {
-	dict *d = dict_new();
+	confab_dict *d = confab_dict_new();
 	char key[8] = "abc";
-	dict_set(d, key, &member_a);
+	confab_dict_set(d, key, &member_a);
 	strcpy(key, "xyz");
-	ck_assert(dict_has(d, "abc"));
-	ck_assert(!dict_has(d, "xyz"));
-	dict_free(d, NULL);
+	ck_assert(confab_dict_has(d, "abc"));
+	ck_assert(!confab_dict_has(d, "xyz"));
+	confab_dict_free(d, NULL);
 }
 END_TEST
 
 START_TEST(test_dict_grows_past_ten_thousand_keys)
 {
-	dict *d = dict_new();
+	confab_dict *d = confab_dict_new();
 	char key[32];
 	for (intptr_t i = 0; i < 10000; i++) {
 		snprintf(key, sizeof(key), "key-%ld", (long)i);
-		ck_assert_int_eq(dict_set(d, key, (void *)(i + 1)), 0);
+		ck_assert_int_eq(confab_dict_set(d, key, (void *)(i + 1)), 0);
 	}
-	ck_assert_uint_eq(dict_count(d), 10000);
+	ck_assert_uint_eq(confab_dict_count(d), 10000);
 	for (intptr_t i = 0; i < 10000; i++) {
 		snprintf(key, sizeof(key), "key-%ld", (long)i);
-		ck_assert_ptr_eq(dict_get(d, key), (void *)(i + 1));
+		ck_assert_ptr_eq(confab_dict_get(d, key), (void *)(i + 1));
 	}
 	for (intptr_t i = 0; i < 10000; i += 2) {
 		snprintf(key, sizeof(key), "key-%ld", (long)i);
-		ck_assert_ptr_eq(dict_remove(d, key), (void *)(i + 1));
+		ck_assert_ptr_eq(confab_dict_remove(d, key), (void *)(i + 1));
 	}
-	ck_assert_uint_eq(dict_count(d), 5000);
+	ck_assert_uint_eq(confab_dict_count(d), 5000);
 	for (intptr_t i = 0; i < 10000; i++) {
 		snprintf(key, sizeof(key), "key-%ld", (long)i);
-		ck_assert_msg(dict_has(d, key) == (i % 2 == 1), "key %s", key);
+		ck_assert_msg(confab_dict_has(d, key) == (i % 2 == 1), "key %s", key);
 	}
-	dict_free(d, NULL);
+	confab_dict_free(d, NULL);
 }
 END_TEST
 
@@ -406,18 +407,18 @@ START_TEST(test_dict_iteration_visits_each_key_once)
 	enum { N = 1000 };
 	static char seen[N];
 	memset(seen, 0, sizeof(seen));
-	dict *d = dict_new();
+	confab_dict *d = confab_dict_new();
 	char key[32];
 	for (intptr_t i = 0; i < N; i++) {
 		snprintf(key, sizeof(key), "%ld", (long)i);
-		dict_set(d, key, (void *)i);
+		confab_dict_set(d, key, (void *)i);
 	}
-	dict_iter it;
+	confab_dict_iter it;
 	const char *k;
 	void *v;
 	size_t visited = 0;
-	dict_iter_init(&it, d);
-	while (dict_iter_next(&it, &k, &v)) {
+	confab_dict_iter_init(&it, d);
+	while (confab_dict_iter_next(&it, &k, &v)) {
 		long i = strtol(k, NULL, 10);
 		ck_assert(i >= 0 && i < N);
 		ck_assert_ptr_eq(v, (void *)(intptr_t)i);
@@ -427,29 +428,29 @@ START_TEST(test_dict_iteration_visits_each_key_once)
 	}
 	ck_assert_uint_eq(visited, N);
 	/* a finished iterator stays finished */
-	ck_assert(!dict_iter_next(&it, &k, &v));
+	ck_assert(!confab_dict_iter_next(&it, &k, &v));
 
 	/* keys and values are optional outputs */
 	visited = 0;
-	dict_iter_init(&it, d);
-	while (dict_iter_next(&it, NULL, NULL))
+	confab_dict_iter_init(&it, d);
+	while (confab_dict_iter_next(&it, NULL, NULL))
 		visited++;
 	ck_assert_uint_eq(visited, N);
-	dict_free(d, NULL);
+	confab_dict_free(d, NULL);
 }
 END_TEST
 
 START_TEST(test_dict_iteration_of_an_empty_table_visits_nothing)
 {
-	dict *d = dict_new();
-	dict_iter it;
-	dict_iter_init(&it, d);
-	ck_assert(!dict_iter_next(&it, NULL, NULL));
-	dict_set(d, "x", NULL);
-	dict_remove(d, "x");
-	dict_iter_init(&it, d);
-	ck_assert(!dict_iter_next(&it, NULL, NULL));
-	dict_free(d, NULL);
+	confab_dict *d = confab_dict_new();
+	confab_dict_iter it;
+	confab_dict_iter_init(&it, d);
+	ck_assert(!confab_dict_iter_next(&it, NULL, NULL));
+	confab_dict_set(d, "x", NULL);
+	confab_dict_remove(d, "x");
+	confab_dict_iter_init(&it, d);
+	ck_assert(!confab_dict_iter_next(&it, NULL, NULL));
+	confab_dict_free(d, NULL);
 }
 END_TEST
 
@@ -464,20 +465,20 @@ static void free_counted(void *value)
 START_TEST(test_dict_free_hands_every_value_to_the_free_function)
 {
 	long before = heap_blocks();
-	dict *d = dict_new();
+	confab_dict *d = confab_dict_new();
 	ck_assert_ptr_nonnull(d);
 	char key[32];
 	for (int i = 0; i < 100; i++) {
 		snprintf(key, sizeof(key), "k%d", i);
 		char *value = malloc(8);
 		ck_assert_ptr_nonnull(value);
-		ck_assert_int_eq(dict_set(d, key, value), 0);
+		ck_assert_int_eq(confab_dict_set(d, key, value), 0);
 	}
 	values_freed = 0;
-	dict_free(d, free_counted);
+	confab_dict_free(d, free_counted);
 	ck_assert_int_eq(values_freed, 100);
 	ck_assert_int_eq(heap_blocks(), before);
-	dict_free(NULL, free_counted);
+	confab_dict_free(NULL, free_counted);
 	ck_assert_int_eq(values_freed, 100);
 }
 END_TEST

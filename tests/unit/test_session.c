@@ -45,7 +45,7 @@ START_TEST(test_an_anonymous_client_is_refused_with_401_when_not_allowed)
 	ck_assert_int_eq(c->status, 401);
 	ck_assert_uint_eq(c->n_frames, 0);
 	ck_assert_uint_eq(node.n_calls, 0);
-	ck_assert_uint_eq(dict_count(node.b.sessions), 0);
+	ck_assert_uint_eq(confab_dict_count(node.b.sessions), 0);
 }
 END_TEST
 
@@ -56,16 +56,16 @@ START_TEST(test_a_user_is_online_once_for_all_its_sessions_and_offline_after_the
 	fake_conn *b = open_as("alice", 0);
 	ck_assert_uint_eq(node.n_calls, 1);
 	ck_assert_str_eq(node.calls[0], "user_online alice");
-	ck_assert_uint_eq(dict_count(session_of_user(&node.b, "alice")), 2);
+	ck_assert_uint_eq(confab_dict_count(session_of_user(&node.b, "alice")), 2);
 
 	fake_closed(&node, a);
 	ck_assert_uint_eq(node.n_calls, 1);
-	ck_assert_uint_eq(dict_count(session_of_user(&node.b, "alice")), 1);
+	ck_assert_uint_eq(confab_dict_count(session_of_user(&node.b, "alice")), 1);
 	fake_closed(&node, b);
 	ck_assert_uint_eq(node.n_calls, 2);
 	ck_assert_str_eq(node.calls[1], "user_offline alice");
 	ck_assert_ptr_null(session_of_user(&node.b, "alice"));
-	ck_assert_uint_eq(dict_count(node.b.sessions), 0);
+	ck_assert_uint_eq(confab_dict_count(node.b.sessions), 0);
 }
 END_TEST
 
@@ -98,7 +98,7 @@ START_TEST(test_a_user_over_max_sessions_per_user_is_refused_with_429)
 	fake_conn *c = fake_open(&node, "192.0.2.2");
 	ck_assert(c->answered && !c->allowed);
 	ck_assert_int_eq(c->status, 429);
-	ck_assert_uint_eq(dict_count(session_of_user(&node.b, "alice")), 1);
+	ck_assert_uint_eq(confab_dict_count(session_of_user(&node.b, "alice")), 1);
 }
 END_TEST
 
@@ -114,7 +114,7 @@ START_TEST(test_an_address_over_max_connections_per_address_is_refused_before_au
 	/* the count is given back when the connection ends */
 	fake_closed(&node, c);
 	fake_closed(&node, &node.conns[0]);
-	ck_assert_uint_eq(dict_count(node.b.addresses), 0);
+	ck_assert_uint_eq(confab_dict_count(node.b.addresses), 0);
 }
 END_TEST
 
