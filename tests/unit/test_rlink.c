@@ -29,6 +29,7 @@
 
 #include <confab/common.h>
 
+#include "redis_child.h"
 #include "rlink.h"
 
 #ifndef REDIS_SERVER_DEFAULT
@@ -42,90 +43,6 @@ static int open_port, auth_port;
 static pid_t open_pid, auth_pid;
 
 /* ---- the servers ---------------------------------------------------------------- */
-
-static int free_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (fd < 0)
-		return -1;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-		close(fd);
-		return -1;
-	}
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-static bool accepts(int port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-/* A redis-server on a free port; its PID, or -1. */
-static pid_t start_redis(const char *program, const char *password, int *port)
-{
-	char portbuf[16];
-	pid_t pid;
-
-	*port = free_port();
-	if (*port < 0)
-		return -1;
-	snprintf(portbuf, sizeof(portbuf), "%d", *port);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		const char *argv[20] = {program, "--port", portbuf, "--bind", "127.0.0.1",
-					"--save", "", "--appendonly", "no", "--daemonize", "no",
-					"--logfile", ""};
-		int argc = 13;
-
-		if (password != NULL) {
-			argv[argc++] = "--requirepass";
-			argv[argc++] = password;
-		}
-		argv[argc] = NULL;
-		if (freopen("/dev/null", "w", stdout) == NULL)
-			_exit(127);
-		execv(program, (char *const *)argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 200; i++) {
-		int status;
-		struct timespec ts = {0, 25 * 1000 * 1000};
-
-		if (accepts(*port))
-			return pid;
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			return -1;
-		nanosleep(&ts, NULL);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
-
-static void stop_redis(pid_t pid)
-{
-	if (pid <= 0)
-		return;
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-}
 
 /* ---- what a test sees ----------------------------------------------------------------- */
 
@@ -523,7 +440,7 @@ START_TEST(a_refused_connection_closes_the_link)
 	rlink *l;
 
 	uv_loop_init(&loop);
-	l = open_link(&loop, &s, "127.0.0.1", free_port(), NULL, false);
+	l = open_link(&loop, &s, "127.0.0.1", redis_child_unused_port(), NULL, false);
 	ck_assert_int_eq(cmd(l, &s, "PING", NULL, NULL), 0);
 	ck_assert_int_eq(cmd(l, &s, "PING", NULL, NULL), 0);
 	ck_assert(run_until_logged(&loop, &s, 3, WAIT_MS));
@@ -814,7 +731,7 @@ START_TEST(close_from_inside_on_closed)
 	seen s = {0};
 
 	uv_loop_init(&loop);
-	open_link(&loop, &s, "127.0.0.1", free_port(), NULL, false);
+	open_link(&loop, &s, "127.0.0.1", redis_child_unused_port(), NULL, false);
 	s.close_in_closed = true;
 	ck_assert_int_eq(cmd(s.link, &s, "PING", NULL, NULL), 0);
 	ck_assert(run_until_logged(&loop, &s, 2, WAIT_MS));
@@ -831,7 +748,7 @@ START_TEST(close_from_inside_the_null_replies_of_a_failure)
 	seen s = {0};
 
 	uv_loop_init(&loop);
-	open_link(&loop, &s, "127.0.0.1", free_port(), NULL, false);
+	open_link(&loop, &s, "127.0.0.1", redis_child_unused_port(), NULL, false);
 	s.close_in_reply = true;
 	ck_assert_int_eq(cmd(s.link, &s, "PING", NULL, NULL), 0);
 	ck_assert_int_eq(cmd(s.link, &s, "PING", NULL, NULL), 0);
@@ -988,6 +905,13 @@ static Suite *rlink_suite(void)
 	return s;
 }
 
+/* What both servers run with; the second requires a password. */
+static const char *const common_args[] = {"--bind", "127.0.0.1", "--save", "", "--appendonly",
+					  "no", "--daemonize", "no", "--logfile", "", NULL};
+static const char *const auth_args[] = {"--bind", "127.0.0.1", "--save", "", "--appendonly",
+					"no", "--daemonize", "no", "--logfile", "",
+					"--requirepass", PASSWORD, NULL};
+
 int main(void)
 {
 	const char *program = getenv("REDIS_SERVER");
@@ -1002,19 +926,19 @@ int main(void)
 		return 77;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	open_pid = start_redis(program, NULL, &open_port);
-	auth_pid = start_redis(program, PASSWORD, &auth_port);
+	open_pid = redis_child_start(program, common_args, false, &open_port, NULL);
+	auth_pid = redis_child_start(program, auth_args, false, &auth_port, NULL);
 	if (open_pid < 0 || auth_pid < 0) {
 		fprintf(stderr, "cannot start %s\n", program);
-		stop_redis(open_pid);
-		stop_redis(auth_pid);
+		redis_child_stop(open_pid);
+		redis_child_stop(auth_pid);
 		return EXIT_FAILURE;
 	}
 	sr = srunner_create(rlink_suite());
 	srunner_run_all(sr, CK_VERBOSE);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	stop_redis(open_pid);
-	stop_redis(auth_pid);
+	redis_child_stop(open_pid);
+	redis_child_stop(auth_pid);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

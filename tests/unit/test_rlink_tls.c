@@ -36,6 +36,7 @@
 
 #include <confab/common.h>
 
+#include "redis_child.h"
 #include "rlink.h"
 #include "rtls.h"
 
@@ -106,106 +107,31 @@ static bool make_certificates(const char *openssl)
 	}
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (fd < 0)
-		return -1;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-		close(fd);
-		return -1;
-	}
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-static bool accepts(int port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-/* A TLS redis-server on a free port with certificate NAME.crt (and on a
- * free plain port when `plain` is not NULL); its PID, or -1. */
+/* A TLS redis-server with certificate NAME.crt (and a plain port too when
+ * `plain` is not NULL); its PID, or -1. */
 static pid_t start_redis(const char *program, const char *cert, bool mutual, bool tls12,
 			 int *port, int *plain)
 {
-	char portbuf[16], plainbuf[16] = "0", crt[128], key[128], ca[128];
-	pid_t pid;
+	char crt[128], key[128], ca[128];
+	const char *args[32] = {"--tls-cert-file", crt, "--tls-key-file", key,
+				"--tls-ca-cert-file", ca, "--tls-auth-clients", mutual ? "yes" : "no",
+				"--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+				"--daemonize", "no", "--logfile", ""};
+	int argc = 18;
 
-	*port = free_port();
-	if (*port < 0)
-		return -1;
-	snprintf(portbuf, sizeof(portbuf), "%d", *port);
-	if (plain != NULL) {
-		do
-			*plain = free_port();
-		while (*plain == *port);
-		snprintf(plainbuf, sizeof(plainbuf), "%d", *plain);
-	}
 	snprintf(crt, sizeof(crt), "%s/%s.crt", dir, cert);
 	snprintf(key, sizeof(key), "%s/%s.key", dir, cert);
 	snprintf(ca, sizeof(ca), "%s/ca1.crt", dir);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		const char *argv[32] = {program, "--port", plainbuf, "--tls-port", portbuf,
-					"--tls-cert-file", crt, "--tls-key-file", key,
-					"--tls-ca-cert-file", ca,
-					"--tls-auth-clients", mutual ? "yes" : "no",
-					"--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-					"--daemonize", "no", "--logfile", ""};
-		int argc = 23;
-
-		if (mutual) {
-			argv[argc++] = "--requirepass";
-			argv[argc++] = PASSWORD;
-		}
-		if (tls12) {
-			argv[argc++] = "--tls-protocols";
-			argv[argc++] = "TLSv1.2";
-		}
-		argv[argc] = NULL;
-		if (freopen("/dev/null", "w", stdout) == NULL)
-			_exit(127);
-		execv(program, (char *const *)argv);
-		_exit(127);
+	if (mutual) {
+		args[argc++] = "--requirepass";
+		args[argc++] = PASSWORD;
 	}
-	for (int i = 0; i < 200; i++) {
-		int status;
-		struct timespec ts = {0, 25 * 1000 * 1000};
-
-		if (accepts(*port))
-			return pid;
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			return -1;
-		nanosleep(&ts, NULL);
+	if (tls12) {
+		args[argc++] = "--tls-protocols";
+		args[argc++] = "TLSv1.2";
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
-
-static void stop_redis(pid_t pid)
-{
-	if (pid <= 0)
-		return;
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
+	args[argc] = NULL;
+	return redis_child_start(program, args, true, port, plain);
 }
 
 static const char *file(const char *name)
@@ -758,10 +684,10 @@ int main(void)
 		failed = srunner_ntests_failed(sr);
 		srunner_free(sr);
 	}
-	stop_redis(good_pid);
-	stop_redis(expired_pid);
-	stop_redis(mutual_pid);
-	stop_redis(mutual12_pid);
+	redis_child_stop(good_pid);
+	redis_child_stop(expired_pid);
+	redis_child_stop(mutual_pid);
+	redis_child_stop(mutual12_pid);
 	if (system(rm) != 0)
 		fprintf(stderr, "cannot remove %s\n", dir);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
