@@ -57,6 +57,10 @@ static inline void metrics_inc(metrics *m, int series)
 {
 	m->series[series].value++;
 }
+static inline void metrics_add(metrics *m, int series, int64_t delta)
+{
+	m->series[series].value += delta;
+}
 static inline void metrics_set(metrics *m, int series, int64_t v)
 {
 	m->series[series].value = v;

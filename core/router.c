@@ -639,6 +639,7 @@ static void to_room(broker *b, const char *room, confab_buf *frame, const char *
 		    const char *skip_user, int counter)
 {
 	const dict *members = rooms_members(b->rooms, room);
+	int64_t sent = 0;
 	if (!members)
 		return;
 	dict_iter it;
@@ -651,9 +652,9 @@ static void to_room(broker *b, const char *room, confab_buf *frame, const char *
 			continue;
 		if (skip_user && strcmp(s->user, skip_user) == 0)
 			continue;
-		if (session_send(s, frame) == 0)
-			metrics_inc(&b->metrics, counter);
+		sent += session_send(s, frame) == 0;
 	}
+	metrics_add(&b->metrics, counter, sent);
 }
 
 void router_deliver(broker *b, const confab_envelope *env)

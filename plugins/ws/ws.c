@@ -257,7 +257,7 @@ static int read_metrics(ws_state *s)
 		s->metrics_addr.ipv6 = scratch->ipv6;
 		free(scratch);
 	}
-	return ws_metrics_init(s) == 0 ? 0 : CONFAB_ENOMEM;
+	return ws_metrics_init(s);
 }
 
 static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)

@@ -76,11 +76,16 @@ typedef struct ws_conn ws_conn;
 typedef struct ws_park ws_park;
 typedef struct scrape_conn scrape_conn;
 
-/* The transport's series handles (ws_metrics.c); -1: not registered (a
- * core without the metrics slot), and then nothing is counted. */
+/* The transport's counts, plain integers of the loop thread, and their
+ * series (ws_metrics.c), which get them only when /metrics is rendered:
+ * a frame costs an add here, not a call into the core. Handles are -1
+ * when not registered (a core without the metrics slot). */
 #define WS_METRICS_STATUSES 9
 typedef struct ws_metrics {
-	int conns, conns_total, bytes_in, bytes_out, queued;
+	uint64_t conns_total, bytes_in, bytes_out;
+	int64_t queued;              /* every connection's ring.queued, summed */
+	uint64_t published[3];       /* conns_total, bytes_in, bytes_out as last published */
+	int h_conns, h_conns_total, h_bytes_in, h_bytes_out, h_queued;
 	int refused_family;
 	int refused[WS_METRICS_STATUSES];  /* the statuses ws_metrics.c names */
 } ws_metrics;
@@ -424,10 +429,9 @@ void ws_mask_discard(ws_conn *c);
 int ws_tcp_received(int fd, uint64_t *bytes, int *fin);
 
 /* ws_metrics.c */
-/* Registers the transport's series (init). 0 or a negative error. */
+/* Registers the transport's series (init). Always 0: when they cannot be
+ * registered (logged), nothing is counted and the rest works. */
 int ws_metrics_init(ws_state *s);
-/* Counter or gauge `series_id` += delta (nothing when not registered). */
-void ws_metrics_add(ws_state *s, int series_id, int64_t delta);
 /* A request was refused with `status`. */
 void ws_metrics_refused(ws_state *s, unsigned status);
 /* GET/HEAD /metrics on the main listener. Returns what the HTTP callback

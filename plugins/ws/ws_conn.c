@@ -65,8 +65,7 @@ static ws_conn *conn_new(ws_state *s, const ws_addr *addr)
 		s->conns->prev = c;
 	s->conns = c;
 	s->n_conns++;
-	ws_metrics_add(s, s->m.conns, 1);
-	ws_metrics_add(s, s->m.conns_total, 1);
+	s->m.conns_total++;
 	ws_deadline_join(c);
 	return c;
 }
@@ -89,7 +88,7 @@ static void conn_free(ws_conn *c)
 	ws_park_free(s, c->park);
 	ws_head_free(c);
 	ws_out_clear(c);
-	ws_metrics_add(s, s->m.queued, -(int64_t)c->ring.queued);  /* lws's copy goes too */
+	s->m.queued -= (int64_t)c->ring.queued;  /* lws's copy goes too */
 	rx_release(c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
@@ -100,7 +99,6 @@ static void conn_free(ws_conn *c)
 	ws_deadline_leave(c);
 	ws_addr_remove(s, &c->addr);
 	s->n_conns--;
-	ws_metrics_add(s, s->m.conns, -1);
 	ws_listen_freed(s);
 	if (s->accepting == c)
 		s->accepting = NULL;  /* lws failed it inside the adoption */
@@ -575,7 +573,7 @@ int ws_conn_receive(struct lws *wsi, const void *in, size_t len)
 		return -1;
 	/* Anything from the peer shows it is there (ws_idle.c). */
 	ws_idle_alive(c);
-	ws_metrics_add(c->s, c->s->m.bytes_in, (int64_t)len);
+	c->s->m.bytes_in += len;
 	max = c->s->max_message_bytes;
 	if (!c->rx_busy) {
 		c->rx_busy = true;

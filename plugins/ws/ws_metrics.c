@@ -49,52 +49,72 @@ int ws_metrics_init(ws_state *s)
 {
 	ws_metrics *m = &s->m;
 
-	m->conns = m->conns_total = m->bytes_in = m->bytes_out = m->queued = -1;
+	m->h_conns = m->h_conns_total = m->h_bytes_in = m->h_bytes_out = m->h_queued = -1;
 	m->refused_family = -1;
 	for (size_t i = 0; i < WS_METRICS_STATUSES; i++)
 		m->refused[i] = -1;
 	if (!CONFAB_HAS(s->host, metrics))
 		return 0;  /* a core without metrics: nothing to count into */
-	m->conns = series(s, family(s, CONFAB_METRIC_GAUGE, "confab_connections",
+	m->h_conns = series(s, family(s, CONFAB_METRIC_GAUGE, "confab_connections",
 		"TCP connections open on the WebSocket listener (before and after the upgrade)",
 		NULL));
-	m->conns_total = series(s, family(s, CONFAB_METRIC_COUNTER, "confab_connections_total",
+	m->h_conns_total = series(s, family(s, CONFAB_METRIC_COUNTER, "confab_connections_total",
 		"TCP connections accepted on the WebSocket listener", NULL));
-	m->bytes_in = series(s, family(s, CONFAB_METRIC_COUNTER, "confab_bytes_received_total",
+	m->h_bytes_in = series(s, family(s, CONFAB_METRIC_COUNTER, "confab_bytes_received_total",
 		"WebSocket message payload bytes received from clients", NULL));
-	m->bytes_out = series(s, family(s, CONFAB_METRIC_COUNTER, "confab_bytes_sent_total",
+	m->h_bytes_out = series(s, family(s, CONFAB_METRIC_COUNTER, "confab_bytes_sent_total",
 		"WebSocket message payload bytes written to clients", NULL));
-	m->queued = series(s, family(s, CONFAB_METRIC_GAUGE, "confab_send_queue_bytes",
+	m->h_queued = series(s, family(s, CONFAB_METRIC_GAUGE, "confab_send_queue_bytes",
 		"Bytes the outbound queues of every connection hold, as counted against "
 		"send_queue_max", NULL));
 	m->refused_family = family(s, CONFAB_METRIC_COUNTER, "confab_handshakes_refused_total",
 		"Requests refused with an HTTP error instead of a WebSocket upgrade, by status",
 		"status");
-	if (m->conns < 0 || m->conns_total < 0 || m->bytes_in < 0 || m->bytes_out < 0 ||
-	    m->queued < 0 || m->refused_family < 0)
-		return CONFAB_ENOMEM;
-	for (size_t i = 0; i < WS_METRICS_STATUSES; i++)
-		if ((m->refused[i] = status_series(s, known_statuses[i])) < 0)
-			return m->refused[i];
+	bool ok = m->h_conns >= 0 && m->h_conns_total >= 0 && m->h_bytes_in >= 0 &&
+		  m->h_bytes_out >= 0 && m->h_queued >= 0 && m->refused_family >= 0;
+	for (size_t i = 0; ok && i < WS_METRICS_STATUSES; i++)
+		ok = (m->refused[i] = status_series(s, known_statuses[i])) >= 0;
+	if (ok)
+		return 0;
+	/* A second transport instance finds the names taken: it serves
+	 * without series of its own rather than refuse a chain that ran. */
+	ws_log(s, CONFAB_LOG_WARN, "this instance's connection metrics are not counted");
+	m->h_conns = m->h_conns_total = m->h_bytes_in = m->h_bytes_out = m->h_queued = -1;
+	m->refused_family = -1;
 	return 0;
 }
 
-void ws_metrics_add(ws_state *s, int series_id, int64_t delta)
-{
-	if (series_id >= 0)
-		s->host->metrics->add(s->ctx, series_id, delta);
-}
-
+/* Refusals are rare: counted straight into their series. */
 void ws_metrics_refused(ws_state *s, unsigned status)
 {
 	if (s->m.refused_family < 0)
 		return;
+	int h = -1;
 	for (size_t i = 0; i < WS_METRICS_STATUSES; i++)
-		if (known_statuses[i] == status) {
-			ws_metrics_add(s, s->m.refused[i], 1);
-			return;
-		}
-	ws_metrics_add(s, status_series(s, status), 1);  /* rare: registered once */
+		if (known_statuses[i] == status)
+			h = s->m.refused[i];
+	if (h < 0)
+		h = status_series(s, status);  /* another status: registered once */
+	if (h >= 0)
+		s->host->metrics->add(s->ctx, h, 1);
+}
+
+/* The counts into their series, before a render. */
+static void publish(ws_state *s)
+{
+	ws_metrics *m = &s->m;
+	const confab_host_metrics *hm = s->host->metrics;
+	const int handles[3] = { m->h_conns_total, m->h_bytes_in, m->h_bytes_out };
+	const uint64_t now[3] = { m->conns_total, m->bytes_in, m->bytes_out };
+
+	if (m->h_conns < 0)
+		return;
+	for (size_t i = 0; i < 3; i++) {
+		hm->add(s->ctx, handles[i], (int64_t)(now[i] - m->published[i]));
+		m->published[i] = now[i];
+	}
+	hm->set(s->ctx, m->h_conns, (int64_t)s->n_conns);
+	hm->set(s->ctx, m->h_queued, m->queued);
 }
 
 /* ---- the text ---- */
@@ -119,8 +139,10 @@ static void take_copy(void *arg, const char *text, size_t len)
 static char *scrape(ws_state *s, size_t *len)
 {
 	copy c = { 0 };
-	if (!CONFAB_HAS(s->host, metrics) || !CONFAB_HAS(s->host->metrics, scrape) ||
-	    s->host->metrics->scrape(s->ctx, take_copy, &c) != 0)
+	if (!CONFAB_HAS(s->host, metrics) || !CONFAB_HAS(s->host->metrics, scrape))
+		return NULL;
+	publish(s);
+	if (s->host->metrics->scrape(s->ctx, take_copy, &c) != 0)
 		return NULL;
 	*len = c.len;
 	return c.text;

@@ -171,7 +171,7 @@ static size_t put_header(confab_buf *b)
  * queue follows (confab_send_queue_bytes). */
 static void queued_moved(ws_conn *c, size_t before)
 {
-	ws_metrics_add(c->s, c->s->m.queued, (int64_t)c->ring.queued - (int64_t)before);
+	c->s->m.queued += (int64_t)c->ring.queued - (int64_t)before;
 }
 
 /* Write what the socket takes of the queue: 0, or -1 when the connection
@@ -227,7 +227,7 @@ static int write_queue(ws_conn *c)
 		c->armed = true;
 		break;
 	}
-	ws_metrics_add(c->s, c->s->m.bytes_out, (int64_t)payload);
+	c->s->m.bytes_out += payload;
 	queued_moved(c, before);
 	return rc;
 }
