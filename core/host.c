@@ -197,8 +197,8 @@ static void host_metric_observe(confab_ctx *ctx, int series, double v)
 	metrics_observe_checked(&ctx->broker->metrics, ctx, series, v);
 }
 
-static int host_metrics_scrape(confab_ctx *ctx, void (*take)(void *arg, const char *text, size_t len),
-			       void *arg)
+static int host_metrics_scrape(confab_ctx *ctx,
+			       void (*take)(void *arg, const char *text, size_t len), void *arg)
 {
 	broker *b = ctx->broker;
 	size_t len;

@@ -299,8 +299,10 @@ static void publish_done(void *arg, int status, uint64_t seq)
 	pending *p = arg;
 	confab_session *s = pending_session(p);
 	counters_since(p->broker, p->broker->counters.publish_seconds, p->call_ns);
+	if (s && status == 0)
+		acked(p);
 	if (s) {
-		if (status == 0 && (acked(p), true))
+		if (status == 0)
 			session_send_take(s, protocol_ack_room(s->broker->headroom, p->room, seq,
 							       p->id, p->ts, p->ref));
 		else
@@ -314,8 +316,10 @@ static void direct_done(void *arg, int status)
 	pending *p = arg;
 	confab_session *s = pending_session(p);
 	counters_since(p->broker, p->broker->counters.publish_seconds, p->call_ns);
+	if (s && status == 0)
+		acked(p);
 	if (s) {
-		if (status == 0 && (acked(p), true))
+		if (status == 0)
 			session_send_take(s, protocol_ack_direct(s->broker->headroom, p->id, p->ts,
 								 p->ref));
 		else
@@ -340,11 +344,13 @@ static void send_done(void *arg, int status, uint64_t seq, const char *id, int64
 							       id, ts, p->ref));
 		else if (status == 0)
 			session_send_take(s, protocol_ack_direct(s->broker->headroom, id, ts, p->ref));
-		else if (status == CONFAB_EUNKNOWN && (counters_error(s->broker, ERR_UNAVAILABLE), true))
+		else if (status == CONFAB_EUNKNOWN) {
+			counters_error(s->broker, ERR_UNAVAILABLE);
 			session_send_take(s, protocol_error_unknown(s->broker->headroom,
 				"the backplane's link broke before it answered: the message may "
 				"have been stored under this id; check history or send again with "
 				"the same idem", p->id, p->ref));
+		}
 		else
 			reply_backplane_error(s, status, p->ref);
 	}
@@ -574,9 +580,8 @@ void router_recv(confab_session *s, const void *data, size_t len, unsigned flags
 	uint64_t recv_ns = uv_hrtime();
 	if (s->state != SESSION_OPEN || s->close_requested)
 		return;
-	if ((flags & (CONFAB_FRAME_TOO_LARGE | CONFAB_FRAME_BINARY)) || len > b->cfg.broker.max_message_bytes)
-		metrics_inc(&b->metrics, b->counters.received + COUNTERS_REQ_INVALID);
 	if ((flags & CONFAB_FRAME_TOO_LARGE) || len > b->cfg.broker.max_message_bytes) {
+		metrics_inc(&b->metrics, b->counters.received + COUNTERS_REQ_INVALID);
 		if (rate_limited(s, NULL))
 			return;
 		char msg[96];
@@ -586,6 +591,7 @@ void router_recv(confab_session *s, const void *data, size_t len, unsigned flags
 		return;
 	}
 	if (flags & CONFAB_FRAME_BINARY) {
+		metrics_inc(&b->metrics, b->counters.received + COUNTERS_REQ_INVALID);
 		if (!rate_limited(s, NULL))
 			reply_error(s, ERR_BAD_REQUEST, "binary frames are not part of the protocol",
 				    NULL);
@@ -601,7 +607,8 @@ void router_recv(confab_session *s, const void *data, size_t len, unsigned flags
 	protocol_error err;
 	/* parsed before the rate check so that a refusal can echo the ref */
 	int rc = protocol_parse(data, len, b->cfg.broker.max_json_depth, &req, &err);
-	metrics_inc(&b->metrics, b->counters.received + (rc == 0 ? (int)req.type : COUNTERS_REQ_INVALID));
+	metrics_inc(&b->metrics,
+		    b->counters.received + (rc == 0 ? (int)req.type : COUNTERS_REQ_INVALID));
 	if (rate_limited(s, req.ref)) {
 		request_free(&req);
 		return;
@@ -634,9 +641,9 @@ void router_recv(confab_session *s, const void *data, size_t len, unsigned flags
 }
 
 /* Sends one frame to every member of a room except `skip_session` and the
- * sessions of `skip_user` (either may be NULL). */
+ * sessions of `skip_user` (either may be NULL), counting into `delivered`. */
 static void to_room(broker *b, const char *room, confab_buf *frame, const char *skip_session,
-		    const char *skip_user, int counter)
+		    const char *skip_user, int delivered)
 {
 	const dict *members = rooms_members(b->rooms, room);
 	int64_t sent = 0;
@@ -654,25 +661,25 @@ static void to_room(broker *b, const char *room, confab_buf *frame, const char *
 			continue;
 		sent += session_send(s, frame) == 0;
 	}
-	metrics_add(&b->metrics, counter, sent);
+	metrics_add(&b->metrics, delivered, sent);
 }
 
 void router_deliver(broker *b, const confab_envelope *env)
 {
 	confab_buf *frame = protocol_envelope(b->headroom, env);
 	/* used only by the known kinds below, each of which has its series */
-	int counter = b->counters.delivered + (int)env->kind - CONFAB_ENV_MESSAGE;
+	int delivered = b->counters.delivered + (int)env->kind - CONFAB_ENV_MESSAGE;
 	if (!frame) {
 		log_line(CONFAB_LOG_ERROR, "router", "out of memory: an envelope was not delivered");
 		return;
 	}
 	switch (env->kind) {
 	case CONFAB_ENV_MESSAGE:
-		to_room(b, env->room, frame, env->origin, NULL, counter);
+		to_room(b, env->room, frame, env->origin, NULL, delivered);
 		break;
 	case CONFAB_ENV_MEMBER_JOIN:
 	case CONFAB_ENV_MEMBER_LEAVE:
-		to_room(b, env->room, frame, NULL, env->from, counter);
+		to_room(b, env->room, frame, NULL, env->from, delivered);
 		break;
 	case CONFAB_ENV_DIRECT: {
 		const dict *sessions = session_of_user(b, env->to);
@@ -685,7 +692,7 @@ void router_deliver(broker *b, const confab_envelope *env)
 		while (dict_iter_next(&it, &id, &value))
 			if ((!env->origin || strcmp(id, env->origin) != 0) &&
 			    session_send(value, frame) == 0)
-				metrics_inc(&b->metrics, counter);
+				metrics_inc(&b->metrics, delivered);
 		break;
 	}
 	}

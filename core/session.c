@@ -207,7 +207,8 @@ int session_send(confab_session *s, confab_buf *frame)
 	if (rc == CONFAB_EFULL) {
 		log_line(CONFAB_LOG_WARN, "session", "%s (%s): outbound queue full, closing",
 			 s->id, s->user);
-		metrics_inc(&s->broker->metrics, s->broker->counters.closes + COUNTERS_CLOSE_SLOW_CONSUMER);
+		metrics_inc(&s->broker->metrics,
+			    s->broker->counters.closes + COUNTERS_CLOSE_SLOW_CONSUMER);
 		session_close(s, 1008, "outbound queue full");
 	} else if (rc != 0) {
 		session_close(s, 1011, "send failed");
