@@ -109,6 +109,17 @@ static char *escaped(const char *s, bool quote)
 	return out;
 }
 
+/* The shortest decimal text that reads back as `v`: le="0.1", not
+ * le="0.10000000000000001" (both parse the same; people read the first). */
+static void format_double(char *out, size_t n, double v)
+{
+	for (int digits = 1; digits <= 17; digits++) {
+		snprintf(out, n, "%.*g", digits, v);
+		if (strtod(out, NULL) == v)
+			return;
+	}
+}
+
 /* ---- registration ------------------------------------------------------------ */
 
 static int check_family(const metrics *m, const confab_metric_family *f, char *err, size_t errlen)
@@ -212,7 +223,7 @@ static int family_fill(metric_family_ *nf, const void *owner, const confab_metri
 		return CONFAB_ENOMEM;
 	for (; nf->n_bounds < n; nf->n_bounds++) {
 		char t[40];
-		snprintf(t, sizeof(t), "%.17g", b[nf->n_bounds]);
+		format_double(t, sizeof(t), b[nf->n_bounds]);
 		nf->bounds[nf->n_bounds] = b[nf->n_bounds];
 		if (!(nf->bound_text[nf->n_bounds] = strdup(t)))
 			return CONFAB_ENOMEM;
@@ -464,7 +475,7 @@ static void render_histogram(out *o, const metric_family_ *f, const metric_serie
 		put(o, "\n", 1);
 	}
 	char sum[40];
-	snprintf(sum, sizeof(sum), "%.17g", s->sum);
+	format_double(sum, sizeof(sum), s->sum);
 	put_key(o, f->name, "_sum", s->labels, NULL, NULL);
 	puts_(o, sum);
 	put(o, "\n", 1);

@@ -165,6 +165,9 @@ START_TEST(test_gauges_render_negative_values_and_labels_with_histograms)
 	ck_assert(strstr(text, "h_seconds_bucket{shard=\"3\",le=\"0.0001\"} 1\n") != NULL);
 	ck_assert(strstr(text, "h_seconds_bucket{shard=\"3\",le=\"+Inf\"} 1\n") != NULL);
 	ck_assert(strstr(text, "h_seconds_count{shard=\"3\"} 1\n") != NULL);
+	/* bounds as written, not as binary floating point spells them */
+	ck_assert(strstr(text, "le=\"0.1\"} 1\n") != NULL);
+	ck_assert(strstr(text, "le=\"0.00025\"} 1\n") != NULL);
 	metrics_free(&m);
 }
 END_TEST
