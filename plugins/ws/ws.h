@@ -170,6 +170,7 @@ typedef struct ws_state {
 	} metrics_addr;
 	uv_tcp_t *metrics_server;
 	scrape_conn *scrapes;        /* its open connections */
+	size_t n_scrapes;
 } ws_state;
 
 /* Log through the host with the instance in the line. */

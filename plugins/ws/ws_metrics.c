@@ -15,6 +15,9 @@
 /* A scrape's request must come whole within this many ms and bytes. */
 #define WS_METRICS_DEADLINE_MS 10000
 #define WS_METRICS_HEAD_MAX 4096
+/* Scrapes served at once on metrics_listen; more are closed at accept, so
+ * that the listener cannot take the node's descriptors. */
+#define WS_METRICS_CONNS_MAX 16
 
 /* The statuses refusals use, registered at start so their series show
  * from the first scrape; another status gets its series when first seen. */
@@ -187,6 +190,7 @@ static void conn_end(scrape_conn *c)
 {
 	if (c->closing)
 		return;
+	c->s->n_scrapes--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -291,6 +295,7 @@ static void on_connection(uv_stream_t *server, int status)
 	if (status != 0 || (c = calloc(1, sizeof(*c))) == NULL)
 		return;
 	c->s = s;
+	s->n_scrapes++;
 	c->next = s->scrapes;
 	if (c->next)
 		c->next->prev = c;
@@ -298,7 +303,7 @@ static void on_connection(uv_stream_t *server, int status)
 	c->tcp.data = c->timer.data = c;
 	uv_tcp_init(s->loop, &c->tcp);
 	uv_timer_init(s->loop, &c->timer);
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || s->n_scrapes > WS_METRICS_CONNS_MAX ||
 	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0 ||
 	    uv_timer_start(&c->timer, on_deadline, WS_METRICS_DEADLINE_MS, 0) != 0)
 		conn_end(c);

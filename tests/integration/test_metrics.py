@@ -14,6 +14,7 @@ import re
 import socket
 
 import tempfile
+import time
 
 from confabtest import (Suite, Client, TestFailure, check, note, http_get, fixture, free_port,
                         run_confabd, write_config, WS_SO, RECV_TIMEOUT, VERSION)
@@ -369,12 +370,16 @@ def metrics_off_is_404():
     answers(port, "/healthz", 200, "with metrics = off")
 
 
+apart = {}  # the metrics_listen broker's metrics port, for the next test
+
+
 @suite.test
 def metrics_listen_serves_there_and_not_on_the_main_listener():
     """[ws] metrics_listen = 127.0.0.1:P: /metrics answers on P (GET, and
     404 for other paths; scrapers may hang up early) and 404 on the main
     listener."""
     mport = free_port()
+    apart["port"] = mport
     b = suite.broker("apart", broker={"plugins": [WS_SO, fixture("fx_metrics")]},
                      sections={"ws": {"metrics_listen": "127.0.0.1:%d" % mport},
                                "fx_metrics": {"series": 10000}})
@@ -384,6 +389,36 @@ def metrics_listen_serves_there_and_not_on_the_main_listener():
     check("confab_sessions" in fams, "no core family on metrics_listen")
     answers(port, "/metrics", 404, "on the main listener")
     answers(mport, "/other", 404, "on metrics_listen")
+
+
+@suite.test
+def metrics_listen_holds_at_most_16_connections():
+    """20 idle connections to metrics_listen: 16 are held (until their 10 s),
+    4 are closed at once; once the idle ones go, scrapes are served again."""
+    check("port" in apart, "the metrics_listen broker did not start")
+    mport = apart["port"]
+    idle = [socket.create_connection(("127.0.0.1", mport), timeout=RECV_TIMEOUT)
+            for _ in range(20)]
+    closed = 0
+    try:
+        for s in idle:
+            s.settimeout(0.3)
+            try:
+                closed += s.recv(16) == b""
+            except socket.timeout:
+                pass
+    finally:
+        for s in idle:
+            s.close()
+    check(closed == 4, "%d of 20 idle connections closed at once, want 4" % closed)
+    deadline = time.monotonic() + RECV_TIMEOUT
+    while True:
+        try:
+            check("confab_sessions" in scrape(mport), "no core family")
+            break
+        except (OSError, TestFailure):
+            check(time.monotonic() < deadline, "no scrape served after the idle ones left")
+            time.sleep(0.05)
 
 
 @suite.test
