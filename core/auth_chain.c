@@ -16,6 +16,7 @@
 #include "auth_guard.h"
 #include "broker.h"
 #include "config.h"
+#include "counters.h"
 #include "identity.h"
 #include "log.h"
 #include "login_throttle.h"
@@ -224,6 +225,7 @@ static void answered(void *arg, const confab_auth_result *r)
 			snprintf(run->reason, sizeof(run->reason), "broker out of memory");
 		}
 	}
+	counters_auth(run->session->broker, run->asked, run->decision);
 	if (run->in_call)
 		return;          /* step() goes on from the call site */
 	if (run->decision == CONFAB_AUTH_IGNORE)
@@ -260,6 +262,7 @@ static void step(chain_run *run)
 		int rc = ctx->plugin.desc->auth->authenticate(ctx->state, &run->req, answered, run);
 		run->in_call = false;
 		if (rc != 0) {
+			counters_auth_failed(b, ctx);
 			log_line(CONFAB_LOG_ERROR, "auth", "plugin %s failed (%d)", ctx->name, rc);
 			run->decision = CONFAB_AUTH_DENY;
 			run->http_status = 503;

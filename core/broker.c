@@ -198,6 +198,7 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 	for (size_t i = 0; i < n; i++)
 		b->run_id[i] = tmp[n - 1 - i];
 
+	metrics_init(&b->metrics);
 	b->sessions = confab_dict_new();
 	b->users = confab_dict_new();
 	b->rooms = rooms_new();
@@ -213,6 +214,10 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 		log_line(CONFAB_LOG_ERROR, "core", "out of memory loading plugins");
 	if (rc != 0)
 		return 1;
+	if (counters_init(b) != 0) {
+		log_line(CONFAB_LOG_ERROR, "core", "cannot register the core's metrics");
+		return 1;
+	}
 
 	/* Sections that no chain entry reads are most likely a typo or a
 	 * plugin left out of the chain: say so, but they harm nothing. */
@@ -421,6 +426,7 @@ void broker_destroy(broker *b)
 	confab_dict_free(b->addresses, NULL);
 	expiry_free(&b->expiry);
 	auth_guard_free(b->auth_guard);
+	metrics_free(&b->metrics);
 	rooms_free(b->rooms);
 	config_free(&b->cfg);
 }

@@ -11,9 +11,11 @@
 
 #include "config.h"
 #include <confab/dict.h>
+#include "counters.h"
 #include "drain.h"
 #include "expiry.h"
 #include "loader.h"
+#include "metrics.h"
 #include "rooms.h"
 
 typedef struct broker broker;
@@ -29,6 +31,7 @@ struct confab_ctx {
 	bool inited;
 	bool started;
 	bool reported;               /* the plugin reported a config error */
+	int metric_auth;             /* auth plugins: the first of its results' series */
 };
 
 struct broker {
@@ -58,6 +61,8 @@ struct broker {
 	size_t headroom;             /* in front of every frame: the most any transport asked */
 	uint64_t next_session;
 	uint64_t next_message;
+	metrics metrics;             /* every Prometheus series, the core's and the plugins' */
+	counters counters;           /* the core's own series ids */
 	char run_id[24];             /* start time in base 36: makes ids unique across restarts */
 
 	uv_signal_t sigint, sigterm, sighup;

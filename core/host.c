@@ -11,6 +11,7 @@
 #include "broker.h"
 #include "confab-build.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "session_flow.h"
 #include "settings.h"
@@ -115,6 +116,7 @@ static void host_health(confab_ctx *ctx, bool up, const char *reason)
 	if (b->backplane_up == up)
 		return;
 	b->backplane_up = up;
+	counters_backplane(b, up);
 	if (up)
 		log_line(CONFAB_LOG_INFO, ctx->name, "backplane up");
 	else
@@ -151,6 +153,66 @@ static const confab_host_auth auth_entries = {
 	.login_begin = auth_chain_login_begin,
 };
 
+/* ---- metrics (every kind) ------------------------------------------------- */
+
+/* A plugin's series are owned by its ctx, so that one instance cannot
+ * update another's by a wrong handle. */
+static int host_metric_family(confab_ctx *ctx, const confab_metric_family *f)
+{
+	char err[192];
+	int rc = metrics_family(&ctx->broker->metrics, ctx, f, err, sizeof(err));
+	if (rc < 0)
+		log_line(CONFAB_LOG_ERROR, ctx->name, "metric family refused: %s", err);
+	return rc;
+}
+
+static int host_metric_series(confab_ctx *ctx, int family, const char *const *values)
+{
+	return metrics_series(&ctx->broker->metrics, ctx, family, values);
+}
+
+static void host_metric_add(confab_ctx *ctx, int series, int64_t delta)
+{
+	metrics_add_checked(&ctx->broker->metrics, ctx, series, delta);
+}
+
+static void host_metric_set(confab_ctx *ctx, int series, int64_t v)
+{
+	metrics_set_checked(&ctx->broker->metrics, ctx, series, v);
+}
+
+static void host_metric_observe(confab_ctx *ctx, int series, double v)
+{
+	metrics_observe_checked(&ctx->broker->metrics, ctx, series, v);
+}
+
+static int host_metrics_scrape(confab_ctx *ctx,
+			       void (*take)(void *arg, const char *text, size_t len), void *arg)
+{
+	broker *b = ctx->broker;
+	size_t len;
+	uint64_t t0 = uv_hrtime();
+	counters_collect(b);
+	const char *text = metrics_render(&b->metrics, &len);
+	if (!text)
+		return CONFAB_ENOMEM;
+	take(arg, text, len);
+	/* what a scrape holds the loop for (docs/performance.md measures it) */
+	log_line(CONFAB_LOG_DEBUG, "metrics", "scrape: %zu series, %zu bytes in %.3f ms",
+		 b->metrics.n_series, len, (double)(uv_hrtime() - t0) / 1e6);
+	return 0;
+}
+
+static const confab_host_metrics metrics_entries = {
+	.size = sizeof(confab_host_metrics),
+	.family = host_metric_family,
+	.series = host_metric_series,
+	.add = host_metric_add,
+	.set = host_metric_set,
+	.observe = host_metric_observe,
+	.scrape = host_metrics_scrape,
+};
+
 /* ---- the tables ---------------------------------------------------------- */
 
 #define COMMON_SLOTS                                   \
@@ -170,7 +232,8 @@ static const confab_host_auth auth_entries = {
 	.buf_unref = buf_unref,                        \
 	.config_uint = settings_config_uint,           \
 	.config_bool = settings_config_bool,           \
-	.broker_uint = settings_broker_uint
+	.broker_uint = settings_broker_uint,           \
+	.metrics = &metrics_entries
 
 static const confab_host transport_host = { COMMON_SLOTS, .transport = &transport_entries };
 static const confab_host backplane_host = { COMMON_SLOTS, .backplane = &backplane_entries };

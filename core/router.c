@@ -11,6 +11,7 @@
 #include <confab/ratelimit.h>
 
 #include "buf.h"
+#include "counters.h"
 #include "log.h"
 #include "protocol.h"
 #include "rooms.h"
@@ -26,6 +27,8 @@ typedef struct pending {
 	char after[PROTOCOL_NAME_MAX + 1];  /* presence: "" or the last user of the previous page */
 	char id[96];
 	int64_t ts;
+	uint64_t recv_ns;            /* send, direct: when the frame came (uv_hrtime) */
+	uint64_t call_ns;            /* ... and when the backplane was asked */
 	bool joining;                /* a join that made the session a member */
 } pending;
 
@@ -36,6 +39,7 @@ static const confab_backplane_ops *bp_ops(broker *b)
 
 static void reply_error(confab_session *s, const char *code, const char *message, json_t *ref)
 {
+	counters_error(s->broker, code);
 	session_send_take(s, protocol_error_frame(s->broker->headroom, code, message, ref));
 }
 
@@ -283,10 +287,20 @@ static void make_id(broker *b, char *out, size_t len)
 	snprintf(out, len, "%s.%s.m%" PRIu64, b->cfg.broker.node_id, b->run_id, ++b->next_message);
 }
 
+/* An ack goes out for `p` (to a session still here): count it and time it. */
+static void acked(const pending *p)
+{
+	metrics_inc(&p->broker->metrics, p->broker->counters.acks);
+	counters_since(p->broker, p->broker->counters.send_ack_seconds, p->recv_ns);
+}
+
 static void publish_done(void *arg, int status, uint64_t seq)
 {
 	pending *p = arg;
 	confab_session *s = pending_session(p);
+	counters_since(p->broker, p->broker->counters.publish_seconds, p->call_ns);
+	if (s && status == 0)
+		acked(p);
 	if (s) {
 		if (status == 0)
 			session_send_take(s, protocol_ack_room(s->broker->headroom, p->room, seq,
@@ -301,6 +315,9 @@ static void direct_done(void *arg, int status)
 {
 	pending *p = arg;
 	confab_session *s = pending_session(p);
+	counters_since(p->broker, p->broker->counters.publish_seconds, p->call_ns);
+	if (s && status == 0)
+		acked(p);
 	if (s) {
 		if (status == 0)
 			session_send_take(s, protocol_ack_direct(s->broker->headroom, p->id, p->ts,
@@ -318,17 +335,22 @@ static void send_done(void *arg, int status, uint64_t seq, const char *id, int64
 {
 	pending *p = arg;
 	confab_session *s = pending_session(p);
+	counters_since(p->broker, p->broker->counters.publish_seconds, p->call_ns);
+	if (s && status == 0)
+		acked(p);
 	if (s) {
 		if (status == 0 && p->room[0])
 			session_send_take(s, protocol_ack_room(s->broker->headroom, p->room, seq,
 							       id, ts, p->ref));
 		else if (status == 0)
 			session_send_take(s, protocol_ack_direct(s->broker->headroom, id, ts, p->ref));
-		else if (status == CONFAB_EUNKNOWN)
+		else if (status == CONFAB_EUNKNOWN) {
+			counters_error(s->broker, ERR_UNAVAILABLE);
 			session_send_take(s, protocol_error_unknown(s->broker->headroom,
 				"the backplane's link broke before it answered: the message may "
 				"have been stored under this id; check history or send again with "
 				"the same idem", p->id, p->ref));
+		}
 		else
 			reply_backplane_error(s, status, p->ref);
 	}
@@ -342,7 +364,7 @@ static bool has_idem(const confab_backplane_ops *ops)
 	       ops->direct_idem != NULL;
 }
 
-static void handle_send(confab_session *s, const request *req)
+static void handle_send(confab_session *s, const request *req, uint64_t recv_ns)
 {
 	broker *b = s->broker;
 	bool direct = req->type == REQ_DIRECT;
@@ -366,6 +388,8 @@ static void handle_send(confab_session *s, const request *req)
 	}
 	make_id(b, p->id, sizeof(p->id));
 	p->ts = broker_now_ms();
+	p->recv_ns = recv_ns;
+	p->call_ns = uv_hrtime();
 
 	confab_envelope env = {
 		.size = sizeof(env),
@@ -533,6 +557,7 @@ static bool take_token(confab_session *s)
 	if (bs->flood_close && ++s->refused >= bs->flood_close) {
 		log_line(CONFAB_LOG_WARN, "router", "%s (%s from %s) keeps flooding: closing",
 			 s->id, s->user, s->remote);
+		metrics_inc(&s->broker->metrics, s->broker->counters.closes + COUNTERS_CLOSE_FLOOD);
 		session_close(s, 1008, "rate limit exceeded");
 	}
 	return false;
@@ -552,9 +577,11 @@ static bool rate_limited(confab_session *s, json_t *ref)
 void router_recv(confab_session *s, const void *data, size_t len, unsigned flags)
 {
 	broker *b = s->broker;
+	uint64_t recv_ns = uv_hrtime();
 	if (s->state != SESSION_OPEN || s->close_requested)
 		return;
 	if ((flags & CONFAB_FRAME_TOO_LARGE) || len > b->cfg.broker.max_message_bytes) {
+		metrics_inc(&b->metrics, b->counters.received + COUNTERS_REQ_INVALID);
 		if (rate_limited(s, NULL))
 			return;
 		char msg[96];
@@ -564,6 +591,7 @@ void router_recv(confab_session *s, const void *data, size_t len, unsigned flags
 		return;
 	}
 	if (flags & CONFAB_FRAME_BINARY) {
+		metrics_inc(&b->metrics, b->counters.received + COUNTERS_REQ_INVALID);
 		if (!rate_limited(s, NULL))
 			reply_error(s, ERR_BAD_REQUEST, "binary frames are not part of the protocol",
 				    NULL);
@@ -579,6 +607,8 @@ void router_recv(confab_session *s, const void *data, size_t len, unsigned flags
 	protocol_error err;
 	/* parsed before the rate check so that a refusal can echo the ref */
 	int rc = protocol_parse(data, len, b->cfg.broker.max_json_depth, &req, &err);
+	metrics_inc(&b->metrics,
+		    b->counters.received + (rc == 0 ? (int)req.type : COUNTERS_REQ_INVALID));
 	if (rate_limited(s, req.ref)) {
 		request_free(&req);
 		return;
@@ -597,7 +627,7 @@ void router_recv(confab_session *s, const void *data, size_t len, unsigned flags
 		break;
 	case REQ_SEND:
 	case REQ_DIRECT:
-		handle_send(s, &req);
+		handle_send(s, &req, recv_ns);
 		break;
 	case REQ_PRESENCE:
 	case REQ_HISTORY:
@@ -611,11 +641,12 @@ void router_recv(confab_session *s, const void *data, size_t len, unsigned flags
 }
 
 /* Sends one frame to every member of a room except `skip_session` and the
- * sessions of `skip_user` (either may be NULL). */
+ * sessions of `skip_user` (either may be NULL), counting into `delivered`. */
 static void to_room(broker *b, const char *room, confab_buf *frame, const char *skip_session,
-		    const char *skip_user)
+		    const char *skip_user, int delivered)
 {
 	const confab_dict *members = rooms_members(b->rooms, room);
+	int64_t sent = 0;
 	if (!members)
 		return;
 	confab_dict_iter it;
@@ -628,24 +659,27 @@ static void to_room(broker *b, const char *room, confab_buf *frame, const char *
 			continue;
 		if (skip_user && strcmp(s->user, skip_user) == 0)
 			continue;
-		session_send(s, frame);
+		sent += session_send(s, frame) == 0;
 	}
+	metrics_add(&b->metrics, delivered, sent);
 }
 
 void router_deliver(broker *b, const confab_envelope *env)
 {
 	confab_buf *frame = protocol_envelope(b->headroom, env);
+	/* used only by the known kinds below, each of which has its series */
+	int delivered = b->counters.delivered + (int)env->kind - CONFAB_ENV_MESSAGE;
 	if (!frame) {
 		log_line(CONFAB_LOG_ERROR, "router", "out of memory: an envelope was not delivered");
 		return;
 	}
 	switch (env->kind) {
 	case CONFAB_ENV_MESSAGE:
-		to_room(b, env->room, frame, env->origin, NULL);
+		to_room(b, env->room, frame, env->origin, NULL, delivered);
 		break;
 	case CONFAB_ENV_MEMBER_JOIN:
 	case CONFAB_ENV_MEMBER_LEAVE:
-		to_room(b, env->room, frame, NULL, env->from);
+		to_room(b, env->room, frame, NULL, env->from, delivered);
 		break;
 	case CONFAB_ENV_DIRECT: {
 		const confab_dict *sessions = session_of_user(b, env->to);
@@ -656,8 +690,9 @@ void router_deliver(broker *b, const confab_envelope *env)
 		void *value;
 		confab_dict_iter_init(&it, sessions);
 		while (confab_dict_iter_next(&it, &id, &value))
-			if (!env->origin || strcmp(id, env->origin) != 0)
-				session_send(value, frame);
+			if ((!env->origin || strcmp(id, env->origin) != 0) &&
+			    session_send(value, frame) == 0)
+				metrics_inc(&b->metrics, delivered);
 		break;
 	}
 	}

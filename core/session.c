@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "counters.h"
 #include "log.h"
 
 confab_session *session_new(broker *b, confab_ctx *transport, void *conn,
@@ -197,19 +198,22 @@ void session_end(confab_session *s)
 	session_unref(s);
 }
 
-void session_send(confab_session *s, confab_buf *frame)
+int session_send(confab_session *s, confab_buf *frame)
 {
 	if (!frame || s->state != SESSION_OPEN || s->close_requested)
-		return;
+		return CONFAB_ESTATE;
 	const confab_transport_ops *ops = s->transport->plugin.desc->transport;
 	int rc = ops->send(s->transport->state, s->conn, frame);
 	if (rc == CONFAB_EFULL) {
 		log_line(CONFAB_LOG_WARN, "session", "%s (%s): outbound queue full, closing",
 			 s->id, s->user);
+		metrics_inc(&s->broker->metrics,
+			    s->broker->counters.closes + COUNTERS_CLOSE_SLOW_CONSUMER);
 		session_close(s, 1008, "outbound queue full");
 	} else if (rc != 0) {
 		session_close(s, 1011, "send failed");
 	}
+	return rc;
 }
 
 void session_send_take(confab_session *s, confab_buf *frame)

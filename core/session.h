@@ -92,8 +92,9 @@ void session_ref(confab_session *s);
 void session_unref(confab_session *s);
 
 /* Queues a frame (borrowed) for the client. A full queue closes the
- * session with 1008. No-op unless the session is open. */
-void session_send(confab_session *s, confab_buf *frame);
+ * session with 1008. No-op unless the session is open. 0 when queued,
+ * else negative (the transport's error, or CONFAB_ESTATE: not open). */
+int session_send(confab_session *s, confab_buf *frame);
 /* Sends and drops the caller's reference: the common case for replies. */
 void session_send_take(confab_session *s, confab_buf *frame);
 /* How many bytes one reply to the session may take, so that what the

@@ -40,6 +40,7 @@ static void admit(confab_session *s, session_grant *grant)
 		session_deny(s, 503, "broker out of memory");
 		return;
 	}
+	metrics_inc(&b->metrics, b->counters.sessions_total);
 	if (first)
 		router_user_online(b, s->user);
 	log_line(CONFAB_LOG_DEBUG, "session", "%s open: user %s from %s", s->id, s->user, s->remote);
@@ -102,5 +103,7 @@ void session_flow_closed(confab_session *s)
 void session_flow_expired(void *arg, expiry_entry *e)
 {
 	(void)arg;
-	session_close(session_of_entry(e), 4001, "token expired");
+	confab_session *s = session_of_entry(e);
+	metrics_inc(&s->broker->metrics, s->broker->counters.closes + COUNTERS_CLOSE_EXPIRED);
+	session_close(s, 4001, "token expired");
 }

@@ -230,6 +230,40 @@ static int read_limits(ws_state *s)
 	return 0;
 }
 
+/* [ws] metrics and metrics_listen. The address is read by the same rule
+ * as `listen` (parse_listen, into a scratch state). */
+static int read_metrics(ws_state *s)
+{
+	const confab_host *host = s->host;
+	const char *v;
+
+	if (host->config_bool(s->ctx, "metrics", true, &s->metrics_on) != 0)
+		return CONFAB_EINVAL;
+	v = host->config_get(s->ctx, "metrics_listen");
+	if (v != NULL && s->metrics_on) {
+		ws_state *scratch = calloc(1, sizeof(*scratch));
+
+		if (scratch == NULL)
+			return CONFAB_ENOMEM;
+		if (parse_listen(scratch, v) != 0) {
+			free(scratch);
+			host->config_error(s->ctx, "metrics_listen",
+					   "'%s' is not HOST:PORT or [IPv6]:PORT (an IP "
+					   "address or localhost, and a port from 1 to "
+					   "65535)", v);
+			return CONFAB_EINVAL;
+		}
+		s->metrics_separate = true;
+		snprintf(s->metrics_addr.text, sizeof(s->metrics_addr.text), "%s", v);
+		snprintf(s->metrics_addr.iface, sizeof(s->metrics_addr.iface), "%s",
+			 scratch->iface);
+		s->metrics_addr.port = scratch->port;
+		s->metrics_addr.ipv6 = scratch->ipv6;
+		free(scratch);
+	}
+	return ws_metrics_init(s);
+}
+
 static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 {
 	ws_state *s;
@@ -278,6 +312,11 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 	if (read_limits(s) != 0) {
 		free(s);
 		return CONFAB_EINVAL;
+	}
+	int rc = read_metrics(s);
+	if (rc != 0) {
+		free(s);
+		return rc;
 	}
 
 	*state = s;
@@ -338,6 +377,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_CLOSED:
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_WSI_DESTROY:
+		if (reason == LWS_CALLBACK_CLOSED_HTTP)
+			ws_http_done(user);  /* a body not written to the end */
 		/* Whichever comes first for a wsi that carries a ws_conn:
 		 * CLOSED for a WebSocket, the others when an upgrade we had
 		 * admitted failed before it completed. */
@@ -469,6 +510,16 @@ static int ws_start(void *state)
 	ws_log(s, CONFAB_LOG_INFO,
 	       "listening on http://%s%s%s:%d/ (WebSocket at " WS_PATH ")",
 	       s->ipv6 ? "[" : "", s->iface, s->ipv6 ? "]" : "", s->port);
+	if (s->metrics_separate) {
+		if (ws_metrics_listen(s, &err) != 0) {
+			s->host->config_error(s->ctx, "metrics_listen",
+					      "cannot listen on %s: %s",
+					      s->metrics_addr.text, strerror(err));
+			return CONFAB_ERR;
+		}
+		ws_log(s, CONFAB_LOG_INFO, "metrics on http://%s/metrics",
+		       s->metrics_addr.text);
+	}
 	return CONFAB_OK;
 }
 
@@ -480,6 +531,7 @@ static void ws_stop(void *state)
 		return;
 	s->shutting_down = true;
 	ws_listen_stop(s);
+	ws_metrics_stop(s);
 	ws_log(s, CONFAB_LOG_DEBUG, "closing every WebSocket");
 	ws_conn_close_all(s, 1001, "server shutting down");
 }
@@ -569,6 +621,7 @@ static void ws_destroy(void *state)
 		s->vhost = NULL;
 	}
 	ws_listen_stop(s);
+	ws_metrics_stop(s);
 	ws_conn_free_all(s);
 	ws_addr_end(s);
 	ws_deadline_end(s);

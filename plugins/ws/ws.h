@@ -22,6 +22,8 @@
  *   ws_frames.c   the frame-header walker ws_mask.c feeds (ws_frames.h).
  *                 Pure.
  *   ws_tcp.c      TCP_INFO's count of bytes received, for ws_mask.c.
+ *   ws_metrics.c  the transport's series (host->metrics), GET /metrics,
+ *                 and [ws] metrics_listen's own small listener.
  * "Pure": no socket, no lws call; the unit tests drive them alone.
  *
  * Everything runs on the loop thread.
@@ -72,6 +74,21 @@
 
 typedef struct ws_conn ws_conn;
 typedef struct ws_park ws_park;
+typedef struct scrape_conn scrape_conn;
+
+/* The transport's counts, plain integers of the loop thread, and their
+ * series (ws_metrics.c), which get them only when /metrics is rendered:
+ * a frame costs an add here, not a call into the core. Handles are -1
+ * when not registered (a core without the metrics slot). */
+#define WS_METRICS_STATUSES 9
+typedef struct ws_metrics {
+	uint64_t conns_total, bytes_in, bytes_out;
+	int64_t queued;              /* every connection's ring.queued, summed */
+	uint64_t published[3];       /* conns_total, bytes_in, bytes_out as last published */
+	int h_conns, h_conns_total, h_bytes_in, h_bytes_out, h_queued;
+	int refused_family;
+	int refused[WS_METRICS_STATUSES];  /* the statuses ws_metrics.c names */
+} ws_metrics;
 
 /* A remote address, as a key (ws_addr.c). */
 typedef struct ws_addr {
@@ -139,6 +156,21 @@ typedef struct ws_state {
 
 	/* ws_mask.c: what is peeked, WS_SERV_BUF bytes once needed. */
 	unsigned char *mask_buf;
+
+	/* ws_metrics.c. [ws] metrics: GET /metrics served at all; with
+	 * metrics_listen, on that address (metrics_addr) and not on `listen`. */
+	ws_metrics m;
+	bool metrics_on;
+	bool metrics_separate;
+	struct {
+		char text[80];
+		char iface[64];
+		int port;
+		bool ipv6;
+	} metrics_addr;
+	uv_tcp_t *metrics_server;
+	scrape_conn *scrapes;        /* its open connections */
+	size_t n_scrapes;
 } ws_state;
 
 /* Log through the host with the instance in the line. */
@@ -161,6 +193,7 @@ typedef struct ws_http_pss {
 	const char *body;
 	size_t len;
 	size_t off;
+	char *owned;                 /* body, when it is ours to free (/metrics) */
 } ws_http_pss;
 /* LWS_CALLBACK_HTTP: serve `/`, `/healthz`, `/readyz` or 404. Returns what the
  * callback returns. */
@@ -168,6 +201,15 @@ int ws_http_serve(ws_state *s, struct lws *wsi, ws_http_pss *pss,
 		  const char *uri);
 /* LWS_CALLBACK_HTTP_WRITEABLE: write the next piece of the body. */
 int ws_http_writeable(struct lws *wsi, ws_http_pss *pss);
+/* The transaction is over (CLOSED_HTTP, WSI_DESTROY): free an owned body. */
+void ws_http_done(ws_http_pss *pss);
+/* A small text/plain answer (`body` up to 512 bytes). Returns what the
+ * HTTP callback returns. */
+int ws_http_respond(struct lws *wsi, unsigned status, const char *body, bool head_only);
+/* A 200 with `body` of `ctype`, written in chunks from HTTP_WRITEABLE.
+ * Takes `body` (malloc'd): freed when written or the connection ends. */
+int ws_http_body(struct lws *wsi, ws_http_pss *pss, unsigned status, const char *ctype,
+		 char *body, size_t len, bool head_only);
 /* Refuse a request with `status` and `reason` (text/plain, then the
  * connection closes). Returns 0, or -1 when nothing could be written. */
 int ws_http_refuse(struct lws *wsi, unsigned status, const char *reason);
@@ -386,6 +428,20 @@ void ws_mask_discard(ws_conn *c);
 /* ws_tcp.c: TCP_INFO's tcpi_bytes_received of fd, and whether a FIN came
  * (counted in it as one byte). 0, or -1. */
 int ws_tcp_received(int fd, uint64_t *bytes, int *fin);
+
+/* ws_metrics.c */
+/* Registers the transport's series (init). Always 0: when they cannot be
+ * registered (logged), nothing is counted and the rest works. */
+int ws_metrics_init(ws_state *s);
+/* A request was refused with `status`. */
+void ws_metrics_refused(ws_state *s, unsigned status);
+/* GET/HEAD /metrics on the main listener. Returns what the HTTP callback
+ * returns. */
+int ws_metrics_http(ws_state *s, struct lws *wsi, ws_http_pss *pss, bool head_only);
+/* [ws] metrics_listen: listen there (0), or -1 with *err an errno. */
+int ws_metrics_listen(ws_state *s, int *err);
+/* Close the listener and its connections (stop, destroy). */
+void ws_metrics_stop(ws_state *s);
 
 /* ws_addr.c */
 void ws_addr_from(ws_addr *a, const struct sockaddr *sa);

@@ -65,6 +65,7 @@ static ws_conn *conn_new(ws_state *s, const ws_addr *addr)
 		s->conns->prev = c;
 	s->conns = c;
 	s->n_conns++;
+	s->m.conns_total++;
 	ws_deadline_join(c);
 	return c;
 }
@@ -87,6 +88,7 @@ static void conn_free(ws_conn *c)
 	ws_park_free(s, c->park);
 	ws_head_free(c);
 	ws_out_clear(c);
+	s->m.queued -= (int64_t)c->ring.queued;  /* lws's copy goes too */
 	rx_release(c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
@@ -117,6 +119,7 @@ void ws_conn_accept(ws_state *s, int fd, const struct sockaddr *peer)
 		WS_LOG_LIMITED(s, CONFAB_LOG_WARN, "max_connections (%zu) "
 			       "reached: a new connection is refused (503)",
 			       s->max_conns);
+		ws_metrics_refused(s, 503);
 		ws_http_refuse_fd(fd, 503, "server full: too many connections");
 		return;
 	}
@@ -125,6 +128,7 @@ void ws_conn_accept(ws_state *s, int fd, const struct sockaddr *peer)
 		WS_LOG_LIMITED(s, CONFAB_LOG_INFO, "max_connections_per_address "
 			       "(%zu) reached: a new connection is refused "
 			       "(429)", s->max_per_addr);
+		ws_metrics_refused(s, 429);
 		ws_http_refuse_fd(fd, 429, "too many connections from this "
 				  "address");
 		return;
@@ -569,6 +573,7 @@ int ws_conn_receive(struct lws *wsi, const void *in, size_t len)
 		return -1;
 	/* Anything from the peer shows it is there (ws_idle.c). */
 	ws_idle_alive(c);
+	c->s->m.bytes_in += len;
 	max = c->s->max_message_bytes;
 	if (!c->rx_busy) {
 		c->rx_busy = true;

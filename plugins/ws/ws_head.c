@@ -119,6 +119,7 @@ static void head_refuse(ws_conn *c, unsigned status, const char *reason,
 	c->fd = -1;
 	WS_LOG_LIMITED(c->s, CONFAB_LOG_DEBUG, "request refused (%u): %s",
 		       status, reason);
+	ws_metrics_refused(c->s, status);
 	ws_http_refuse_fd_x(fd, status, reason, extra);
 	ws_conn_head_done(c, false);
 }

@@ -1,5 +1,6 @@
 /* Plain HTTP for the `ws` transport: the chat page at `/`, `/healthz`,
- * `/readyz`, 404 for the rest, and the confab_request a WebSocket handshake carries.
+ * `/readyz`, `/metrics` (ws_metrics.c), 404 for the rest, and the
+ * confab_request a WebSocket handshake carries.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -112,6 +113,7 @@ int ws_http_refuse(struct lws *wsi, unsigned status, const char *reason)
 	int n = refusal_text(buf + LWS_PRE, sizeof(buf) - LWS_PRE, status,
 			     reason, "");
 
+	ws_metrics_refused(lws_context_user(lws_get_context(wsi)), status);
 	if (n < 0 || lws_write(wsi, (unsigned char *)buf + LWS_PRE, (size_t)n,
 			       LWS_WRITE_HTTP_HEADERS) < 0)
 		return -1;
@@ -182,6 +184,42 @@ static int serve_page(struct lws *wsi, ws_http_pss *pss, bool head_only)
 	return 0;
 }
 
+int ws_http_respond(struct lws *wsi, unsigned status, const char *body, bool head_only)
+{
+	respond_x(wsi, status, body, NULL, NULL, head_only);
+	return -1;  /* answered: close (ws_http_serve says why) */
+}
+
+int ws_http_body(struct lws *wsi, ws_http_pss *pss, unsigned status, const char *ctype,
+		 char *body, size_t len, bool head_only)
+{
+	unsigned char hbuf[LWS_PRE + 1024];
+	unsigned char *start = hbuf + LWS_PRE, *p = start;
+	unsigned char *end = hbuf + sizeof(hbuf) - 1;
+
+	if (begin_headers(wsi, status, ctype, len, "no-store", NULL, NULL, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end) || head_only || len == 0) {
+		free(body);
+		return -1;
+	}
+	ws_http_done(pss);
+	pss->owned = body;
+	pss->body = body;
+	pss->len = len;
+	pss->off = 0;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+void ws_http_done(ws_http_pss *pss)
+{
+	if (pss == NULL)
+		return;
+	free(pss->owned);
+	pss->owned = NULL;
+	pss->body = NULL;
+}
+
 int ws_http_writeable(struct lws *wsi, ws_http_pss *pss)
 {
 	unsigned char buf[LWS_PRE + WS_HTTP_CHUNK];
@@ -203,7 +241,7 @@ int ws_http_writeable(struct lws *wsi, ws_http_pss *pss)
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
-	pss->body = NULL;
+	ws_http_done(pss);
 	return -1;  /* answered: lws writes what it holds, then closes */
 }
 
@@ -234,6 +272,8 @@ int ws_http_serve(ws_state *s, struct lws *wsi, ws_http_pss *pss,
 
 		rc = respond_x(wsi, ok ? 200 : 503, ok ? "ok" : "unavailable",
 			       NULL, NULL, head);
+	} else if (strcmp(uri, "/metrics") == 0 && s->metrics_on && !s->metrics_separate) {
+		return ws_metrics_http(s, wsi, pss, head);
 	} else if (strcmp(uri, WS_PATH) == 0) {
 		rc = respond_x(wsi, 426, "this is the WebSocket endpoint: "
 			       "connect with a WebSocket client\n", "upgrade:",

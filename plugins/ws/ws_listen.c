@@ -73,8 +73,10 @@ static void out_of_descriptors(ws_state *s, int err, bool shed)
 		close(s->reserve_fd);
 		s->reserve_fd = -1;
 		fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0)
+		if (fd >= 0) {
 			ws_http_refuse_fd(fd, 503, "server out of file descriptors");
+			ws_metrics_refused(s, 503);
+		}
 		reserve_open(s);
 	}
 	if (confab_ratelimit_allow(&emfile_log, uv_now(s->loop), &skipped))

@@ -167,6 +167,13 @@ static size_t put_header(confab_buf *b)
 	return n;
 }
 
+/* The connection's queue changed from `before` bytes: the gauge of every
+ * queue follows (confab_send_queue_bytes). */
+static void queued_moved(ws_conn *c, size_t before)
+{
+	c->s->m.queued += (int64_t)c->ring.queued - (int64_t)before;
+}
+
 /* Write what the socket takes of the queue: 0, or -1 when the connection
  * is broken. The caller knows lws holds nothing back. A frame written in
  * part goes to lws for the rest (and lws asks for a writeable callback). */
@@ -177,6 +184,8 @@ static int write_queue(ws_conn *c)
 	uint32_t n = 0;
 	ssize_t w;
 	int fd = (int)lws_get_socket_fd(c->wsi);
+	size_t before = c->ring.queued, payload = 0;
+	int rc = 0;
 
 	while (n < c->ring.len && n < WS_IOV_FRAMES &&
 	       (n == 0 || total < WS_IOV_BYTES)) {
@@ -196,6 +205,7 @@ static int write_queue(ws_conn *c)
 	if (w < 0)
 		return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
 	for (uint32_t i = 0; i < n && w > 0; i++) {
+		payload += ws_ring_at(&c->ring, 0)->len;
 		if ((size_t)w >= iov[i].iov_len) {
 			w -= (ssize_t)iov[i].iov_len;
 			ws_ring_pop(&c->ring, c->s->host);
@@ -207,14 +217,19 @@ static int write_queue(ws_conn *c)
 		unsigned char *rest = (unsigned char *)iov[i].iov_base + w;
 		size_t left = iov[i].iov_len - (size_t)w;
 
-		if (lws_write(c->wsi, rest, left, LWS_WRITE_RAW) < 0)
-			return -1;
+		if (lws_write(c->wsi, rest, left, LWS_WRITE_RAW) < 0) {
+			payload -= ws_ring_at(&c->ring, 0)->len;
+			rc = -1;
+			break;
+		}
 		ws_ring_pop(&c->ring, c->s->host);
 		ws_ring_hold(&c->ring, left);
 		c->armed = true;
 		break;
 	}
-	return 0;
+	c->s->m.bytes_out += payload;
+	queued_moved(c, before);
+	return rc;
 }
 
 /* Outside lws's callbacks, at the end of a turn. */
@@ -222,8 +237,11 @@ static void flush_conn(ws_conn *c)
 {
 	if (c->armed || !c->established || c->wsi == NULL)
 		return;  /* the writeable callback will do it */
-	if (c->ring.held > 0 && !lws_partial_buffered(c->wsi))
+	if (c->ring.held > 0 && !lws_partial_buffered(c->wsi)) {
+		size_t before = c->ring.queued;
 		ws_ring_drained(&c->ring);
+		queued_moved(c, before);
+	}
 	if (c->ring.len == 0) {
 		if ((c->closing && !c->close_sent) || c->unmasked)
 			arm(c);
@@ -347,8 +365,10 @@ void ws_out_ping(ws_conn *c)
 
 void ws_out_clear(ws_conn *c)
 {
+	size_t before = c->ring.queued;
 	out_unlink(c);
 	ws_ring_clear(&c->ring, c->s->host);
+	queued_moved(c, before);
 }
 
 void ws_out_end(ws_state *s)
@@ -383,8 +403,10 @@ int ws_conn_send(void *state, void *conn, confab_buf *frame)
 		c->overflowed = true;
 		return CONFAB_EFULL;
 	}
+	size_t before = c->ring.queued;
 	if (!ws_ring_push(&c->ring, s->host, frame))
 		return CONFAB_ENOMEM;
+	queued_moved(c, before);
 	if (s->write_delay_ms > 0)
 		note_arrival(c, loop_ms(s));
 	ws_out_want(c);
@@ -408,7 +430,9 @@ int ws_conn_writeable(struct lws *wsi)
 	if (c == NULL)
 		return -1;
 	c->armed = false;
+	size_t before = c->ring.queued;
 	ws_ring_drained(&c->ring);  /* lws calls this only once its own buffer is empty */
+	queued_moved(c, before);
 	if (c->write_failed)
 		return -1;
 	if (c->ping_due) {

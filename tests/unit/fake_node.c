@@ -10,6 +10,7 @@
 
 #include "auth_guard.h"
 #include "config.h"
+#include "counters.h"
 #include "host.h"
 #include "session_flow.h"
 
@@ -231,6 +232,8 @@ void fake_node_init(fake_node *n, const char *broker_keys, bool with_auth)
 	b->chain = n->chain;
 	b->backplane = &n->backplane;
 	b->serving = b->backplane_up = true;
+	metrics_init(&b->metrics);
+	ck_assert_int_eq(counters_init(b), 0);
 	fake_auth_ignore(n);
 }
 
@@ -251,6 +254,7 @@ void fake_node_free(fake_node *n)
 	confab_dict_free(b->addresses, NULL);
 	rooms_free(b->rooms);
 	auth_guard_free(b->auth_guard);
+	metrics_free(&b->metrics);
 	config_free(&b->cfg);
 }
 

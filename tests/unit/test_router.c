@@ -7,6 +7,7 @@
 
 #include "fake_node.h"
 #include "host.h"
+#include "protocol.h"
 #include "session.h"
 
 static fake_node node;
@@ -73,6 +74,12 @@ START_TEST(test_a_send_is_published_and_acknowledged_with_its_seq)
 	ck_assert_ptr_nonnull(strstr(fake_last_frame(alice), "\"type\":\"ack\""));
 	ck_assert_ptr_nonnull(strstr(fake_last_frame(alice), "\"seq\":1"));
 	ck_assert_ptr_nonnull(strstr(fake_last_frame(alice), "\"ref\":7"));
+	/* counted: one send received, one ack, one publish and send->ack timed */
+	broker *b = &node.b;
+	ck_assert_int_eq(b->metrics.series[b->counters.received + REQ_SEND].value, 1);
+	ck_assert_int_eq(b->metrics.series[b->counters.acks].value, 1);
+	ck_assert_uint_eq(b->metrics.series[b->counters.publish_seconds].count, 1);
+	ck_assert_uint_eq(b->metrics.series[b->counters.send_ack_seconds].count, 1);
 }
 END_TEST
 
@@ -81,6 +88,9 @@ START_TEST(test_a_send_to_a_room_not_joined_is_refused_without_the_backplane)
 	fake_recv(&node, alice, "{\"type\":\"send\",\"room\":\"lobby\",\"body\":1}");
 	ck_assert_uint_eq(node.n_calls, 0);
 	ck_assert_ptr_nonnull(strstr(fake_last_frame(alice), "\"code\":\"not_member\""));
+	broker *b = &node.b;
+	ck_assert_int_eq(b->metrics.series[b->counters.errors + 1].value, 1);  /* not_member */
+	ck_assert_int_eq(b->metrics.series[b->counters.acks].value, 0);
 }
 END_TEST
 
@@ -105,6 +115,8 @@ START_TEST(test_a_delivered_message_reaches_every_member_but_its_sender)
 	ck_assert_uint_eq(alice->n_frames, alice_frames);
 	ck_assert_ptr_nonnull(strstr(fake_last_frame(bob), "\"type\":\"message\""));
 	ck_assert_ptr_nonnull(strstr(fake_last_frame(bob), "\"body\":\"hello\""));
+	/* one delivery: bob's; the sender's own session is skipped */
+	ck_assert_int_eq(node.b.metrics.series[node.b.counters.delivered].value, 1);
 }
 END_TEST
 

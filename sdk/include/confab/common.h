@@ -48,9 +48,11 @@ extern "C" {
  *      structs become fixed-width integers of the same size (kind,
  *      decision), CONFAB_HAS also checks that the slot is set, and
  *      CONFAB_HAS_FIELD checks a field's presence alone. Nothing moved:
- *      a plugin built against any 1.x still loads. */
+ *      a plugin built against any 1.x still loads.
+ * 1.7: confab_host gains metrics (confab_host_metrics, <confab/metrics.h>):
+ *      a plugin's own Prometheus series, and the text of /metrics. */
 #define CONFAB_ABI_MAJOR 1
-#define CONFAB_ABI_MINOR 6
+#define CONFAB_ABI_MINOR 7
 
 /* Reading a table that may come from an older build (`t` starts with a
  * uint32_t size and may be NULL; both macros evaluate `t` several times):

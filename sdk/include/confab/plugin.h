@@ -45,6 +45,7 @@
 #include <confab/transport.h>
 #include <confab/backplane.h>
 #include <confab/auth.h>
+#include <confab/metrics.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -178,6 +179,13 @@ struct confab_host {
 	 * CONFAB_EINVAL for a key that is not a numeric [broker] setting
 	 * (nothing is reported: that is the plugin's mistake). */
 	int (*broker_uint)(confab_ctx *ctx, const char *key, uint64_t *out);
+
+	/* ---- ABI 1.7 ---- */
+
+	/* The plugin's own Prometheus series, and the rendering of every
+	 * series for /metrics (<confab/metrics.h>). Every kind has it. Read
+	 * it only when CONFAB_HAS(host, metrics). */
+	const confab_host_metrics *metrics;
 };
 
 /* The signature of the exported entry point. */
