@@ -27,6 +27,7 @@
 #include <confab/dict.h>
 
 #include "ranswer.h"
+#include "rbase.h"
 #include "rargs.h"
 #include "rhistory.h"
 #include "rlink.h"
@@ -149,9 +150,7 @@ typedef struct lroom {
 } lroom;
 
 struct redis_state {
-	confab_ctx *ctx;
-	const confab_host *host;
-	uv_loop_t *loop;
+	rbase base;                  /* first: ctx, host, loop, rooms, users, nonce, rops */
 
 	/* settings */
 	char addr[256];              /* [redis] host: an address or a DNS name;
@@ -222,7 +221,6 @@ struct redis_state {
 	uv_check_t wait_check;       /* sends the WAIT at the end of the turn */
 
 	/* the probe */
-	char nonce[32];              /* this process's, in every probe token */
 	uint64_t probe_seq;
 	bool probe_out;              /* a probe is on its way */
 	uint64_t probe_sent;         /* uv_now when it was sent */
@@ -239,9 +237,6 @@ struct redis_state {
 	bool goodbye_done;           /* destroy: the goodbye's reply came */
 
 	/* what the core told us (redis_ops.c) */
-	confab_dict *rooms;                 /* room -> lroom */
-	rops_ctx rops;               /* for the shared answers (../redislink/rops.h) */
-	confab_dict *users;                 /* users with a session here (no values) */
 
 	rq *inflight;                /* requests the links hold, newest first */
 	rq *inflight_tail;           /* ... and the oldest */
@@ -253,8 +248,10 @@ struct redis_state {
 	size_t n_core;               /* core requests not answered yet */
 	uint64_t full_warned;        /* uv_now of the last "too many requests" line */
 };
+/* rbase_new allocates the state through its base */
+_Static_assert(offsetof(redis_state, base) == 0, "rbase first");
 
-#define redis_log(s, level, ...) ((s)->host->log((s)->ctx, (level), __VA_ARGS__))
+#define redis_log(s, level, ...) ((s)->base.host->log((s)->base.ctx, (level), __VA_ARGS__))
 
 /* ---- redis.c ---- */
 

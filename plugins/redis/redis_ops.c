@@ -98,8 +98,7 @@ void ops_subscriptions_reset(redis_state *s)
 	const char *room;
 	void *value;
 
-	confab_dict_iter_init(&it, s->rooms);
-	while (confab_dict_iter_next(&it, &room, &value)) {
+	RBASE_EACH(it, s->base.rooms, room, value) {
 		lroom *r = value;
 		rq *held_tail = r->held_tail;
 		rq *list = take_held(r);
@@ -120,7 +119,7 @@ void ops_subscriptions_reset(redis_state *s)
 		}
 		r->subs_pending = 0;
 		if (confab_dict_count(r->users) == 0)
-			ops_lroom_free(confab_dict_remove(s->rooms, room));
+			ops_lroom_free(confab_dict_remove(s->base.rooms, room));
 	}
 	fail_list(s, failed);
 	/* The joins that waited fail too; the core undoes them (which may
@@ -135,21 +134,21 @@ void ops_subscriptions_reset(redis_state *s)
  * up again after. */
 static void room_settle(redis_state *s, const char *room)
 {
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->base.rooms, room);
 
 	if (r == NULL || r->subs_pending > 0 || r->joins_pending > 0)
 		return;
 	if (r->waiting != NULL) {
 		rwait_answer_all(&r->waiting, 0);
-		r = confab_dict_get(s->rooms, room);
+		r = confab_dict_get(s->base.rooms, room);
 	}
 	if (r != NULL && confab_dict_count(r->users) == 0 && r->n_held == 0 && r->waiting == NULL)
-		ops_lroom_free(confab_dict_remove(s->rooms, room));
+		ops_lroom_free(confab_dict_remove(s->base.rooms, room));
 }
 
 void ops_room_subscribed(redis_state *s, const char *room)
 {
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->base.rooms, room);
 	rq *list;
 
 	if (r == NULL || r->subs_pending == 0 || --r->subs_pending > 0)
@@ -171,16 +170,14 @@ void ops_room_subscribed(redis_state *s, const char *room)
 
 void ops_free(redis_state *s)
 {
-	confab_dict_free(s->rooms, ops_lroom_free);
-	confab_dict_free(s->users, NULL);
-	s->rooms = s->users = NULL;
+	rbase_free_tables(&s->base);
 }
 
 /* ---- requests ---- */
 
 int ops_reply_status(redis_state *s, const char *what, const redisReply *reply)
 {
-	return rreply_status(s->host, s->ctx, what, reply, false);
+	return rreply_status(s->base.host, s->base.ctx, what, reply, false);
 }
 
 /* May the core's request go to Redis now? */
@@ -189,7 +186,7 @@ static int admit(redis_state *s)
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
 	if (s->n_core >= REDIS_MAX_INFLIGHT) {
-		uint64_t t = uv_now(s->loop);
+		uint64_t t = uv_now(s->base.loop);
 
 		if (s->full_warned == 0 || t - s->full_warned >= 1000) {
 			redis_log(s, CONFAB_LOG_WARN, "%d requests are waiting for Redis; "
@@ -251,7 +248,7 @@ static bool change_done(redis_state *s, const rq *q, const redisReply *reply)
 	s->presence_dirty = true;
 	/* Every join of every client fails so while Redis is out of memory:
 	 * one line a second, not one per join. */
-	if (!q->aux && confab_ratelimit_allow(&script_failed_log, uv_now(s->loop), &skipped))
+	if (!q->aux && confab_ratelimit_allow(&script_failed_log, uv_now(s->base.loop), &skipped))
 		redis_log(s, CONFAB_LOG_WARN, "the %s script failed: %s (registered again at the "
 			  "next heartbeat; %" PRIu64 " more since the last such line)",
 			  redis_script_name[q->script],
@@ -279,7 +276,7 @@ static void join_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply
 {
 	const char *room = q->args.argv[PRES_ROOM];
 	bool ok = change_done(s, q, reply);
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->base.rooms, room);
 
 	(void)ac;
 	if (r == NULL)
@@ -322,7 +319,7 @@ rq *ops_reconcile_request(redis_state *s)
 	s->gen = rops_next_gen(s->gen);
 	if (prefixes(s, q) || rargs_adds(&q->args, s->node_id) ||
 	    rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) ||
-	    rops_presence_args(&q->args, s->rooms, s->users, &all) != 0) {
+	    rops_presence_args(&q->args, s->base.rooms, s->base.users, &all) != 0) {
 		rq_free(q);
 		return NULL;
 	}
@@ -363,7 +360,7 @@ static bool refresh_due(const redis_state *s, const lroom *r)
 {
 	return s->common.room_ttl != 0 &&
 	       (r == NULL || !r->refreshed ||
-		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->common.room_ttl * 1000 / 32);
+		uv_now(s->base.loop) - r->refreshed_at >= (uint64_t)s->common.room_ttl * 1000 / 32);
 }
 
 void ops_published(redis_state *s, const rq *q)
@@ -372,9 +369,9 @@ void ops_published(redis_state *s, const rq *q)
 
 	if (q->args.argc <= PUB_REFRESH || q->args.argv[PUB_REFRESH][0] != '1')
 		return;
-	if ((r = confab_dict_get(s->rooms, q->args.argv[PUB_ROOM])) != NULL) {
+	if ((r = confab_dict_get(s->base.rooms, q->args.argv[PUB_ROOM])) != NULL) {
 		r->refreshed = true;
-		r->refreshed_at = uv_now(s->loop);
+		r->refreshed_at = uv_now(s->base.loop);
 	}
 }
 
@@ -431,7 +428,7 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 	if (wire_message_head(env, &head_a, &head_b) != 0)
 		return CONFAB_ENOMEM;
 	rops_fresh_epoch(fresh);
-	r = confab_dict_get(s->rooms, env->room);
+	r = confab_dict_get(s->base.rooms, env->room);
 	q = rq_new(s, publish_reply, SCRIPT_PUBLISH);
 	rc = q == NULL || record_keys(s, q, env->room) ||
 	     prefixes(s, q) || rargs_adds(&q->args, env->room) || rargs_adds(&q->args, head_a) ||
@@ -477,7 +474,7 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 static void direct_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)ac;
-	ranswer_direct(&s->rops, reply, ops_lost_status(q),
+	ranswer_direct(&s->base.rops, reply, ops_lost_status(q),
 		       q->send_cb ? q->done.send : NULL, q->done.status, q->arg, &q->args);
 }
 
@@ -522,7 +519,7 @@ ROPS_SEND_SLOTS(publish_request, direct_request)
 static int ops_room_ready(void *state, const char *room, confab_status_done done, void *arg)
 {
 	redis_state *s = state;
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->base.rooms, room);
 
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
@@ -530,7 +527,7 @@ static int ops_room_ready(void *state, const char *room, confab_status_done done
 		done(arg, 0);  /* subscribed and recorded already */
 		return 0;
 	}
-	return rwait_push(&r->waiting, done, arg, uv_now(s->loop));
+	return rwait_push(&r->waiting, done, arg, uv_now(s->base.loop));
 }
 
 static int ops_room_join(void *state, const char *room, const char *user)
@@ -543,7 +540,8 @@ static int ops_room_join(void *state, const char *room, const char *user)
 	 * nothing is recorded here either. */
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
-	if ((rc = rops_room_add(s->rooms, room, user, &ops_lroom_kind, NULL, (void **)&r)) <= 0)
+	rc = rops_room_add(s->base.rooms, room, user, &ops_lroom_kind, NULL, (void **)&r);
+	if (rc <= 0)
 		return rc;
 	if (confab_dict_count(r->users) == 1)
 		conn_subscribe(s, room, r);
@@ -560,7 +558,7 @@ static int ops_room_leave(void *state, const char *room, const char *user)
 {
 	redis_state *s = state;
 	lroom *r;
-	int left = rops_room_remove(s->rooms, room, user, &ops_lroom_kind, (void **)&r);
+	int left = rops_room_remove(s->base.rooms, room, user, &ops_lroom_kind, (void **)&r);
 
 	if (left < 0)
 		return 0;
@@ -568,7 +566,7 @@ static int ops_room_leave(void *state, const char *room, const char *user)
 		conn_unsubscribe(s, room);
 		if (r->subs_pending == 0 && r->n_held == 0 && r->joins_pending == 0 &&
 		    r->waiting == NULL)
-			ops_lroom_free(confab_dict_remove(s->rooms, room));
+			ops_lroom_free(confab_dict_remove(s->base.rooms, room));
 	}
 	send_presence(s, SCRIPT_LEAVE, room, user);
 	return 0;
@@ -578,7 +576,7 @@ static int ops_user_online(void *state, const char *user)
 {
 	redis_state *s = state;
 
-	if (confab_dict_set(s->users, user, NULL) != 0)
+	if (confab_dict_set(s->base.users, user, NULL) != 0)
 		return CONFAB_ENOMEM;
 	send_presence(s, SCRIPT_ONLINE, NULL, user);
 	return 0;
@@ -588,9 +586,9 @@ static int ops_user_offline(void *state, const char *user)
 {
 	redis_state *s = state;
 
-	if (!confab_dict_has(s->users, user))
+	if (!confab_dict_has(s->base.users, user))
 		return 0;
-	confab_dict_remove(s->users, user);
+	confab_dict_remove(s->base.users, user);
 	send_presence(s, SCRIPT_OFFLINE, NULL, user);
 	return 0;
 }
@@ -600,7 +598,7 @@ static int ops_user_offline(void *state, const char *user)
 static void presence_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)ac;
-	ranswer_presence(&s->rops, reply, q->done.presence, q->arg);
+	ranswer_presence(&s->base.rops, reply, q->done.presence, q->arg);
 }
 
 static int ops_presence(void *state, const char *room, confab_presence_done done, void *arg)
@@ -627,7 +625,7 @@ static int ops_presence(void *state, const char *room, confab_presence_done done
 /* The epoch a room message without one is labelled with, or NULL. */
 static const char *known_epoch(const redis_state *s, const char *room)
 {
-	const lroom *r = confab_dict_get(s->rooms, room);
+	const lroom *r = confab_dict_get(s->base.rooms, room);
 
 	return r != NULL && r->epoch[0] != '\0' ? r->epoch : NULL;
 }
@@ -637,7 +635,7 @@ static void history_reply(redis_state *s, rq *q, const rlink *ac, redisReply *re
 {
 	(void)ac;
 	/* the history script's last argument is the room */
-	rhistory_reply(&s->rops, reply, q->args.argv[q->args.argc - 1],
+	rhistory_reply(&s->base.rops, reply, q->args.argv[q->args.argc - 1],
 		       q->aux ? NULL : q->done.history, q->aux ? q->done.history_epoch : NULL,
 		       q->arg);
 }
@@ -700,7 +698,7 @@ static void epoch_reply(redis_state *s, rq *q, const rlink *ac, redisReply *repl
 {
 	(void)ac;
 	/* the epoch script's last argument is the room */
-	ranswer_epoch(&s->rops, reply, q->args.argv[q->args.argc - 1], q->done.epoch, q->arg);
+	ranswer_epoch(&s->base.rops, reply, q->args.argv[q->args.argc - 1], q->done.epoch, q->arg);
 }
 
 static int ops_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg)
@@ -743,11 +741,11 @@ void ops_on_message(redis_state *s, const char *channel, const char *text, size_
 	} else {
 		if (m.kind == 'm') {
 			if (m.env.epoch != NULL)
-				rops_remember_epoch(&s->rops, m.env.room, m.env.epoch);
+				rops_remember_epoch(&s->base.rops, m.env.room, m.env.epoch);
 			else
 				m.env.epoch = known_epoch(s, m.env.room);
 		}
-		s->host->backplane->deliver(s->ctx, &m.env);
+		s->base.host->backplane->deliver(s->base.ctx, &m.env);
 	}
 	wire_msg_clear(&m);
 }

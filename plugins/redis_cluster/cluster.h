@@ -32,6 +32,7 @@
 #include <confab/dict.h>
 
 #include "ranswer.h"
+#include "rbase.h"
 #include "rargs.h"
 #include "rhistory.h"
 #include "rlink.h"
@@ -358,9 +359,7 @@ void batch_fail_all(cl_state *s);
 /* ---- the instance ---- */
 
 struct cl_state {
-	confab_ctx *ctx;
-	const confab_host *host;
-	uv_loop_t *loop;
+	rbase base;                  /* first: ctx, host, loop, rooms, users, nonce, rops */
 
 	/* settings */
 	rset_addr *seeds;            /* [redis_cluster] seeds */
@@ -379,7 +378,6 @@ struct cl_state {
 
 	partition *part;
 	int16_t *slot_part;          /* slot -> partition, -1 */
-	char nonce[32];
 	unsigned next_serial;
 
 	/* topology */
@@ -416,9 +414,6 @@ struct cl_state {
 	bool started, destroying;
 
 	/* bookkeeping */
-	confab_dict *rooms;                 /* room -> lroom */
-	rops_ctx rops;               /* for the shared answers (../redislink/rops.h) */
-	confab_dict *users;
 	cq *reqs, *reqs_tail;        /* requests a link holds, oldest first */
 	cq *pend, *pend_tail;        /* requests waiting (retry, held), oldest first */
 	size_t n_core;
@@ -428,8 +423,10 @@ struct cl_state {
 	unsigned long n_multi;       /* multi calls sent */
 	unsigned long n_split;       /* ... refused as a whole and sent per partition */
 };
+/* rbase_new allocates the state through its base */
+_Static_assert(offsetof(cl_state, base) == 0, "rbase first");
 
-#define cl_log(s, level, ...) ((s)->host->log((s)->ctx, (level), __VA_ARGS__))
+#define cl_log(s, level, ...) ((s)->base.host->log((s)->base.ctx, (level), __VA_ARGS__))
 
 /* cluster.c */
 void cl_state_free(cl_state *s);

@@ -186,7 +186,7 @@ void batch_wake(cl_state *s)
 
 void batch_start(cl_state *s)
 {
-	uv_check_init(s->loop, &s->batch_check);
+	uv_check_init(s->base.loop, &s->batch_check);
 	s->batch_check.data = s;
 	s->handles++;
 }

@@ -63,31 +63,6 @@ void rwait_free_all(rwait **list)
 	}
 }
 
-bool rops_host_ok(const confab_host *host, confab_ctx *ctx)
-{
-	if (!CONFAB_HAS(host, backplane) || !CONFAB_HAS(host->backplane, health)) {
-		host->log(ctx, CONFAB_LOG_ERROR, "the broker offers no backplane entry points");
-		return false;
-	}
-	return true;
-}
-
-int rops_init_tables(const confab_host *host, confab_ctx *ctx, int rc, confab_dict **rooms,
-		     confab_dict **users, char *nonce, size_t nonce_size)
-{
-	if (rc == 0) {
-		*rooms = confab_dict_new();
-		*users = confab_dict_new();
-		if (*rooms == NULL || *users == NULL)
-			rc = CONFAB_ENOMEM;
-	}
-	if (rc == CONFAB_ENOMEM)
-		host->log(ctx, CONFAB_LOG_ERROR, "out of memory");
-	if (rc == 0)
-		snprintf(nonce, nonce_size, "%x-%" PRIx64, (unsigned)uv_os_getpid(), uv_hrtime());
-	return rc;
-}
-
 void rops_fresh_epoch(char out[17])
 {
 	static uint64_t made;

@@ -46,17 +46,6 @@ void rwait_answer_all(rwait **list, int status);
 /* Free the waiters without answering (they were answered already). */
 void rwait_free_all(rwait **list);
 
-/* The start of a backplane's init: false (logged) when the broker offers
- * no backplane entry points (host->backplane with health). */
-bool rops_host_ok(const confab_host *host, confab_ctx *ctx);
-/* The end of it, once the settings are read with result `rc`: the tables
- * of local rooms and users, and the nonce that this process puts in its
- * probes (a probe with another one on this node's channel means two
- * nodes share a node_id). 0, or rc or CONFAB_ENOMEM (then logged): the
- * caller frees its state and returns that. */
-int rops_init_tables(const confab_host *host, confab_ctx *ctx, int rc, confab_dict **rooms,
-		     confab_dict **users, char *nonce, size_t nonce_size);
-
 /* 64 random bits as 16 hex digits: the epoch a script gives a room it
  * creates. */
 void rops_fresh_epoch(char out[17]);
