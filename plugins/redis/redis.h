@@ -245,8 +245,6 @@ struct redis_state {
 	uv_check_t batch_check;      /* sends them at the end of the turn */
 	uv_timer_t batch_timer;      /* ... or when the batch window ends */
 	uint64_t batch_sent_at;      /* uv_now of the last send */
-	size_t n_core;               /* core requests not answered yet */
-	uint64_t full_warned;        /* uv_now of the last "too many requests" line */
 };
 /* rbase_new allocates the state through its base */
 _Static_assert(offsetof(redis_state, base) == 0, "rbase first");

@@ -195,7 +195,7 @@ static int send_batch(redis_state *s, rq *list, size_t n)
 		/* Counted like the core's requests, so that destroy answers
 		 * its members (rq_orphan_all) if Redis has not. */
 		b->core = true;
-		s->n_core++;
+		s->base.n_core++;
 	}
 	return send_carrying(s, b, rc, list);
 }

@@ -34,7 +34,7 @@ void rq_free(rq *q)
 	if (q == NULL)
 		return;
 	if (q->core)
-		q->s->n_core--;
+		q->s->base.n_core--;
 	while (q->subs != NULL) {
 		rq *sub = q->subs;
 

@@ -30,8 +30,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <confab/ratelimit.h>
-
 #include "redis.h"
 
 /* ---- bookkeeping ---- */
@@ -185,25 +183,14 @@ static int admit(redis_state *s)
 {
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
-	if (s->n_core >= REDIS_MAX_INFLIGHT) {
-		uint64_t t = uv_now(s->base.loop);
-
-		if (s->full_warned == 0 || t - s->full_warned >= 1000) {
-			redis_log(s, CONFAB_LOG_WARN, "%d requests are waiting for Redis; "
-				  "refusing more until it catches up", REDIS_MAX_INFLIGHT);
-			s->full_warned = t;
-		}
-		return CONFAB_EUNAVAILABLE;
-	}
-	return 0;
+	return rbase_admit(&s->base, REDIS_MAX_INFLIGHT, "Redis");
 }
 
-/* The request counts as the core's from now on. */
 static void own(redis_state *s, rq *q, void *arg)
 {
 	q->core = true;
 	q->arg = arg;
-	s->n_core++;
+	s->base.n_core++;
 }
 
 /* The keys of a room's record, the first arguments of the scripts that
@@ -228,32 +215,13 @@ static int prefixes(const redis_state *s, rq *q)
  * record of this node wrong while the link stays up: the next heartbeat
  * reconciles it (presence_dirty), so presence is exact again soon after
  * Redis recovers. A request carried by a presence_batch (q->aux) was
- * logged once for the whole batch. */
-static confab_ratelimit script_failed_log = CONFAB_RATELIMIT_INIT(1000);
-
+ * logged once for the whole batch. (0 means that Redis knows a newer
+ * generation of this node's link than the one the script carried, so it
+ * did nothing.) */
 static bool change_done(redis_state *s, const rq *q, const redisReply *reply)
 {
-	uint64_t skipped;
-
-	if (reply == NULL)
-		return false;
-	if (reply->type == REDIS_REPLY_INTEGER && reply->integer != 0)
-		return true;
-	/* 0: Redis knows a newer generation of this node's link than the
-	 * one the script carried (redis_scripts.c), so it did nothing. */
-	if (reply->type == REDIS_REPLY_INTEGER) {
-		s->presence_dirty = true;
-		return false;
-	}
-	s->presence_dirty = true;
-	/* Every join of every client fails so while Redis is out of memory:
-	 * one line a second, not one per join. */
-	if (!q->aux && confab_ratelimit_allow(&script_failed_log, uv_now(s->base.loop), &skipped))
-		redis_log(s, CONFAB_LOG_WARN, "the %s script failed: %s (registered again at the "
-			  "next heartbeat; %" PRIu64 " more since the last such line)",
-			  redis_script_name[q->script],
-			  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply", skipped);
-	return false;
+	return rbase_change_done(&s->base, reply, redis_script_name[q->script], !q->aux,
+				 &s->presence_dirty);
 }
 
 static void change_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
@@ -750,19 +718,5 @@ void ops_on_message(redis_state *s, const char *channel, const char *text, size_
 	wire_msg_clear(&m);
 }
 
-const confab_backplane_ops redis_backplane_ops = {
-	.size = sizeof(confab_backplane_ops),
-	.publish = ops_publish,
-	.direct = ops_direct,
-	.room_join = ops_room_join,
-	.room_leave = ops_room_leave,
-	.user_online = ops_user_online,
-	.user_offline = ops_user_offline,
-	.presence = ops_presence,
-	.history = ops_history,
-	.room_ready = ops_room_ready,
-	.room_epoch = ops_room_epoch,
-	.history_epoch = ops_history_epoch,
-	.publish_idem = ops_publish_idem,
-	.direct_idem = ops_direct_idem,
-};
+const confab_backplane_ops redis_backplane_ops =
+	ROPS_SLOT_TABLE(ops_presence, ops_history, ops_room_epoch, ops_history_epoch);

@@ -416,8 +416,6 @@ struct cl_state {
 	/* bookkeeping */
 	cq *reqs, *reqs_tail;        /* requests a link holds, oldest first */
 	cq *pend, *pend_tail;        /* requests waiting (retry, held), oldest first */
-	size_t n_core;
-	uint64_t full_warned;
 	uint64_t waits_checked;      /* uv_now when waiting joins were last timed out */
 	cq *deferred, *deferred_tail; /* cq_defer: for the end of the turn, oldest first */
 	unsigned long n_multi;       /* multi calls sent */

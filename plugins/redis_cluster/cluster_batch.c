@@ -150,7 +150,7 @@ static void send_batch(cl_state *s, unsigned k, cq *list)
 	/* It stands for core requests: destroy answers it (its handler
 	 * answers each of them). */
 	b->core = true;
-	s->n_core++;
+	s->base.n_core++;
 	/* The oldest publish's deadline is the batch's. */
 	cq_defer(s, b);
 }

@@ -51,7 +51,7 @@ void cq_free(cq *q)
 	if (q == NULL)
 		return;
 	if (q->core)
-		q->s->n_core--;
+		q->s->base.n_core--;
 	if (q->held && q->part >= 0)
 		q->s->part[q->part].n_held--;
 	wait_ungroup(q);
@@ -527,7 +527,7 @@ static bool send_multi(cl_state *s, cmaster *m, cq *list)
 	/* It stands for core requests (publishes): destroy answers it, and
 	 * its handler answers each of them. */
 	mq->core = true;
-	s->n_core++;
+	s->base.n_core++;
 	if (cq_send_on(s, m, mq) != 0) {
 		mq->parts = NULL;
 		cq_free(mq);

@@ -204,24 +204,14 @@ int ops_admit(cl_state *s, unsigned k)
 {
 	if (!topo_served(s, k))
 		return CONFAB_EUNAVAILABLE;
-	if (s->n_core >= CL_MAX_INFLIGHT) {
-		uint64_t t = uv_now(s->base.loop);
-
-		if (s->full_warned == 0 || t - s->full_warned >= 1000) {
-			cl_log(s, CONFAB_LOG_WARN, "%d requests are waiting for the cluster; refusing "
-			       "more until it catches up", CL_MAX_INFLIGHT);
-			s->full_warned = t;
-		}
-		return CONFAB_EUNAVAILABLE;
-	}
-	return 0;
+	return rbase_admit(&s->base, CL_MAX_INFLIGHT, "the cluster");
 }
 
 void ops_own(cl_state *s, cq *q, void *arg)
 {
 	q->core = true;
 	q->arg = arg;
-	s->n_core++;
+	s->base.n_core++;
 }
 
 int ops_record_keys(const cl_state *s, cq *q, const char *room)
@@ -270,24 +260,12 @@ int ops_prefixes(const cl_state *s, cq *q)
 
 /* ---- presence changes ---- */
 
-static confab_ratelimit script_failed_log = CONFAB_RATELIMIT_INIT(1000);
-
+/* A failed script leaves its partition's record to the next heartbeat's
+ * reconcile. */
 static bool change_done(cl_state *s, const cq *q, const redisReply *reply)
 {
-	uint64_t skipped;
-
-	if (reply == NULL)
-		return false;
-	if (reply->type == REDIS_REPLY_INTEGER && reply->integer != 0)
-		return true;
-	s->part[q->part].dirty = true;  /* the next heartbeat reconciles */
-	if (reply->type != REDIS_REPLY_INTEGER &&
-	    confab_ratelimit_allow(&script_failed_log, uv_now(s->base.loop), &skipped))
-		cl_log(s, CONFAB_LOG_WARN, "the %s script failed: %s (registered again at the "
-		       "next heartbeat; %" PRIu64 " more since the last such line)",
-		       cl_script_name[q->script],
-		       reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply", skipped);
-	return false;
+	return rbase_change_done(&s->base, reply, cl_script_name[q->script], true,
+				 &s->part[q->part].dirty);
 }
 
 static bool change_reply(cl_state *s, cq *q, redisReply *reply)
@@ -811,19 +789,5 @@ void ops_on_message(cl_state *s, unsigned k, const char *text, size_t len)
 	wire_msg_clear(&m);
 }
 
-const confab_backplane_ops cluster_backplane_ops = {
-	.size = sizeof(confab_backplane_ops),
-	.publish = ops_publish,
-	.direct = ops_direct,
-	.room_join = ops_room_join,
-	.room_leave = ops_room_leave,
-	.user_online = ops_user_online,
-	.user_offline = ops_user_offline,
-	.presence = query_presence,
-	.history = query_history,
-	.room_ready = ops_room_ready,
-	.room_epoch = query_room_epoch,
-	.history_epoch = query_history_epoch,
-	.publish_idem = ops_publish_idem,
-	.direct_idem = ops_direct_idem,
-};
+const confab_backplane_ops cluster_backplane_ops =
+	ROPS_SLOT_TABLE(query_presence, query_history, query_room_epoch, query_history_epoch);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <confab/ratelimit.h>
+
 #include "rbase.h"
 
 void *rbase_new(confab_ctx *ctx, const confab_host *host, size_t size, int *rc)
@@ -52,4 +54,42 @@ void rbase_free_tables(rbase *b)
 	confab_dict_free(b->rooms, b->rops.kind != NULL ? b->rops.kind->drop : NULL);
 	confab_dict_free(b->users, NULL);
 	b->rooms = b->users = NULL;
+}
+
+int rbase_admit(rbase *b, unsigned max, const char *server)
+{
+	uint64_t t;
+
+	if (b->n_core < max)
+		return 0;
+	t = uv_now(b->loop);
+	if (b->full_warned == 0 || t - b->full_warned >= 1000) {
+		b->host->log(b->ctx, CONFAB_LOG_WARN, "%u requests are waiting for %s; refusing "
+			     "more until it catches up", max, server);
+		b->full_warned = t;
+	}
+	return CONFAB_EUNAVAILABLE;
+}
+
+/* Every join of every client fails so while Redis is out of memory: one
+ * line a second, not one per join. */
+static confab_ratelimit script_failed_log = CONFAB_RATELIMIT_INIT(1000);
+
+bool rbase_change_done(rbase *b, const redisReply *reply, const char *name, bool log,
+		       bool *dirty)
+{
+	uint64_t skipped;
+
+	if (reply == NULL)
+		return false;
+	if (reply->type == REDIS_REPLY_INTEGER && reply->integer != 0)
+		return true;
+	*dirty = true;
+	if (reply->type != REDIS_REPLY_INTEGER && log &&
+	    confab_ratelimit_allow(&script_failed_log, uv_now(b->loop), &skipped))
+		b->host->log(b->ctx, CONFAB_LOG_WARN, "the %s script failed: %s (registered again "
+			     "at the next heartbeat; %" PRIu64 " more since the last such line)",
+			     name, reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply",
+			     skipped);
+	return false;
 }

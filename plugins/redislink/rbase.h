@@ -9,7 +9,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include <hiredis/hiredis.h>
 #include <uv.h>
 #include <confab/dict.h>
 #include <confab/plugin.h>
@@ -26,6 +28,8 @@ typedef struct rbase {
 	confab_dict *users;          /* users with a session here */
 	char nonce[32];              /* this process's, in every probe token */
 	rops_ctx rops;               /* for the shared answers */
+	size_t n_core;               /* core requests not answered yet */
+	uint64_t full_warned;        /* uv_now of the last "too many requests" line */
 } rbase;
 
 /* The start of a backplane's init: a zeroed state of `size` bytes whose
@@ -43,6 +47,21 @@ int rbase_tables(rbase *b, int rc, bool redirects, const rops_room_kind *kind);
 
 /* Frees the tables (each room with its kind's drop); they are NULL after. */
 void rbase_free_tables(rbase *b);
+
+/* Whether a core request may go out while n_core wait for `server`
+ * ("Redis", "the cluster"): 0, or CONFAB_EUNAVAILABLE when `max` already
+ * wait (logged at most once a second). */
+int rbase_admit(rbase *b, unsigned max, const char *server);
+
+/* What a presence script's reply says: true when it made its change (a
+ * non-zero integer). Otherwise false, and unless the reply is missing
+ * (NULL: the request was lost) *dirty is set: the next heartbeat
+ * reconciles the node's record. A reply that is not an integer (0 means
+ * Redis knows a newer generation of the link: not a failure) is the
+ * failure of the script called `name`, logged when `log`, one line a
+ * second at most for all scripts. */
+bool rbase_change_done(rbase *b, const redisReply *reply, const char *name, bool log,
+		       bool *dirty);
 
 /* Iterates `dict` of `it`, a confab_dict_iter: each turn sets `key`
  * (const char *) and `value` (void *). The table may not change meanwhile

@@ -137,4 +137,26 @@ int rops_history_args(rargs *a, bool has_since, uint64_t since, size_t limit,
 		return maker(state, env, first, second, arg); \
 	}
 
+/* A backplane's slot table (a confab_backplane_ops initialiser): the
+ * four send slots of ROPS_SEND_SLOTS; the membership slots, which each
+ * backplane names ops_room_join, ops_room_leave, ops_user_online,
+ * ops_user_offline and ops_room_ready; and its queries, named here. */
+#define ROPS_SLOT_TABLE(presence_, history_, room_epoch_, history_epoch_) \
+	{ \
+		.size = sizeof(confab_backplane_ops), \
+		.publish = ops_publish, \
+		.direct = ops_direct, \
+		.publish_idem = ops_publish_idem, \
+		.direct_idem = ops_direct_idem, \
+		.room_join = ops_room_join, \
+		.room_leave = ops_room_leave, \
+		.user_online = ops_user_online, \
+		.user_offline = ops_user_offline, \
+		.room_ready = ops_room_ready, \
+		.presence = presence_, \
+		.history = history_, \
+		.room_epoch = room_epoch_, \
+		.history_epoch = history_epoch_, \
+	}
+
 #endif /* CONFAB_ROPS_H */
