@@ -386,31 +386,21 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 			   confab_send_done sdone, void *arg)
 {
 	bool send_cb = sdone != NULL;
-	char *head_a, *head_b, fresh[17], *ik = NULL;
-	lroom *r;
+	char *ik = NULL;
+	lroom *r = confab_dict_get(s->base.rooms, env->room);
 	rq *q;
 	int rc = admit(s);
 
 	if (rc != 0)
 		return rc;
-	if (wire_message_head(env, &head_a, &head_b) != 0)
-		return CONFAB_ENOMEM;
-	rops_fresh_epoch(fresh);
-	r = confab_dict_get(s->base.rooms, env->room);
 	q = rq_new(s, publish_reply, SCRIPT_PUBLISH);
-	rc = q == NULL || record_keys(s, q, env->room) ||
-	     prefixes(s, q) || rargs_adds(&q->args, env->room) || rargs_adds(&q->args, head_a) ||
-	     rargs_adds(&q->args, head_b) ||
-	     rargs_add(&q->args, env->body, env->body_len) ||
-	     rargs_addf(&q->args, "%zu", s->common.history_size) ||
-	     rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
-	     rargs_adds(&q->args, refresh_due(s, r) ? "1" : "0");
+	rc = q == NULL || record_keys(s, q, env->room) || prefixes(s, q) ||
+	     rops_publish_args(&q->args, env, s->common.history_size, s->common.room_ttl,
+			       refresh_due(s, r)) != 0;
 	if (rc == 0 && send_cb)
 		rc = (ik = rops_idem_key(s->prefix, env)) == NULL ||
 		     rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
 	free(ik);
-	free(head_a);
-	free(head_b);
 	if (rc != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
@@ -451,24 +441,19 @@ static int direct_request(redis_state *s, const confab_envelope *env, confab_sta
 			  confab_send_done sdone, void *arg)
 {
 	bool send_cb = sdone != NULL;
-	size_t len = 0;
-	char *text, *ik = NULL;
+	char *ik = NULL;
 	rq *q;
 	int rc = admit(s);
 
 	if (rc != 0)
 		return rc;
-	if ((text = wire_direct(env, &len)) == NULL)
-		return CONFAB_ENOMEM;
 	q = rq_new(s, direct_reply, SCRIPT_DIRECT);
-	rc = q == NULL || prefixes(s, q) || rargs_adds(&q->args, env->to) ||
-	     rargs_add(&q->args, text, len) ||
-	     rargs_addf(&q->args, "%u", s->common.presence_ttl_ms);
+	rc = q == NULL || prefixes(s, q) ||
+	     rops_direct_args(&q->args, env, s->common.presence_ttl_ms) != 0;
 	if (rc == 0 && send_cb)
 		rc = (ik = rops_idem_key(s->prefix, env)) == NULL ||
 		     rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
 	free(ik);
-	free(text);
 	if (rc != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
@@ -520,25 +505,20 @@ static int ops_room_join(void *state, const char *room, const char *user)
 	return 0;
 }
 
+/* After a leave: the room's last user here unsubscribes it, and it is
+ * forgotten unless a subscription, a publish or a join is still pending. */
+static void room_left(redis_state *s, const char *room, lroom *r, int left)
+{
+	if (left > 0)
+		return;
+	conn_unsubscribe(s, room);
+	if (r->subs_pending == 0 && r->n_held == 0 && r->joins_pending == 0 && r->waiting == NULL)
+		ops_lroom_free(confab_dict_remove(s->base.rooms, room));
+}
+
 /* Leaves and offlines are recorded even while down (the core does not
  * undo them) and reach Redis now or with the next reconcile. */
-static int ops_room_leave(void *state, const char *room, const char *user)
-{
-	redis_state *s = state;
-	lroom *r;
-	int left = rops_room_remove(s->base.rooms, room, user, &ops_lroom_kind, (void **)&r);
-
-	if (left < 0)
-		return 0;
-	if (left == 0) {
-		conn_unsubscribe(s, room);
-		if (r->subs_pending == 0 && r->n_held == 0 && r->joins_pending == 0 &&
-		    r->waiting == NULL)
-			ops_lroom_free(confab_dict_remove(s->base.rooms, room));
-	}
-	send_presence(s, SCRIPT_LEAVE, room, user);
-	return 0;
-}
+ROPS_LEAVE_SLOT(redis_state, room_left, SCRIPT_LEAVE)
 
 static int ops_user_online(void *state, const char *user)
 {

@@ -532,17 +532,13 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 {
 	unsigned k = part_of(s, env->room);
 	bool send_cb = sdone != NULL;
-	char *head_a, *head_b, fresh[17], *ik = NULL;
-	lroom *r;
+	char *ik = NULL;
+	lroom *r = confab_dict_get(s->base.rooms, env->room);
 	cq *q;
 	int rc = ops_admit(s, k);
 
 	if (rc != 0)
 		return rc;
-	if (wire_message_head(env, &head_a, &head_b) != 0)
-		return CONFAB_ENOMEM;
-	rops_fresh_epoch(fresh);
-	r = confab_dict_get(s->base.rooms, env->room);
 	q = cq_new(s, ops_publish_reply, CS_PUBLISH, (int)k);
 	if (send_cb && (ik = rops_idem_key(s->part[k].prefix, env)) == NULL) {
 		cq_free(q);
@@ -550,19 +546,13 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 	}
 	rc = q == NULL || ops_record_keys(s, q, env->room) ||
 	     (ik != NULL && ik[0] != '\0' && rargs_adds(&q->args, ik)) || ops_prefixes(s, q) ||
-	     rargs_adds(&q->args, env->room) || rargs_adds(&q->args, head_a) ||
-	     rargs_adds(&q->args, head_b) ||
-	     rargs_add(&q->args, env->body, env->body_len) ||
-	     rargs_addf(&q->args, "%zu", s->common.history_size) ||
-	     rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
-	     rargs_adds(&q->args, refresh_due(s, r) ? "1" : "0") ||
+	     rops_publish_args(&q->args, env, s->common.history_size, s->common.room_ttl,
+			       refresh_due(s, r)) != 0 ||
 	     rargs_adds(&q->args, s->ack_replicas ? "1" : "0") ||
 	     rops_idem_args(&q->args, ik != NULL ? ik : "", s->common.idem_window, env) != 0;
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 4 : 3;
 	free(ik);
-	free(head_a);
-	free(head_b);
 	if (rc != 0) {
 		cq_free(q);
 		return CONFAB_ENOMEM;
@@ -600,15 +590,12 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 {
 	unsigned k = part_of(s, env->to);
 	bool send_cb = sdone != NULL;
-	size_t len = 0;
-	char *text, *ik = NULL;
+	char *ik = NULL;
 	cq *q;
 	int rc = ops_admit(s, k);
 
 	if (rc != 0)
 		return rc;
-	if ((text = wire_direct(env, &len)) == NULL)
-		return CONFAB_ENOMEM;
 	q = cq_new(s, direct_reply, CS_DIRECT, (int)k);
 	if (send_cb && (ik = rops_idem_key(s->part[k].prefix, env)) == NULL) {
 		cq_free(q);
@@ -617,14 +604,12 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 	rc = q == NULL || rargs_addf(&q->args, "%suser:%s", s->part[k].prefix, env->to) ||
 	     rargs_addf(&q->args, "%snodes", s->part[k].prefix) ||
 	     (ik != NULL && ik[0] != '\0' && rargs_adds(&q->args, ik)) || ops_prefixes(s, q) ||
-	     rargs_adds(&q->args, env->to) || rargs_add(&q->args, text, len) ||
-	     rargs_addf(&q->args, "%u", s->common.presence_ttl_ms);
+	     rops_direct_args(&q->args, env, s->common.presence_ttl_ms) != 0;
 	if (rc == 0 && send_cb)
 		rc = rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 3 : 2;
 	free(ik);
-	free(text);
 	if (rc != 0) {
 		cq_free(q);
 		return CONFAB_ENOMEM;
@@ -674,20 +659,16 @@ static int ops_room_join(void *state, const char *room, const char *user)
 	return 0;
 }
 
-static int ops_room_leave(void *state, const char *room, const char *user)
+/* After a leave: the partition may no longer be needed, and the room is
+ * forgotten when nothing waits for it. */
+static void room_left(cl_state *s, const char *room, lroom *r, int left)
 {
-	cl_state *s = state;
-	lroom *r;
-	int left = rops_room_remove(s->base.rooms, room, user, &ops_lroom_kind, (void **)&r);
-
-	if (left < 0)
-		return 0;
 	if (left == 0)
 		need_drop(s, r->part);
 	room_maybe_free(s, room);
-	send_presence(s, CS_LEAVE, room, user);
-	return 0;
 }
+
+ROPS_LEAVE_SLOT(cl_state, room_left, CS_LEAVE)
 
 /* A user's entry in s->users: whether its online script was sent. */
 #define ONLINE_SENT ((void *)1)

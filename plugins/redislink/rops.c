@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "rops.h"
+#include "rwire.h"
 
 static confab_dict *users_of(const rops_room_kind *kind, void *room_value)
 {
@@ -190,3 +191,35 @@ int rops_history_args(rargs *a, bool has_since, uint64_t since, size_t limit,
 	       rargs_addf(a, "%lu", room_ttl) || rargs_adds(a, fresh) ? CONFAB_ENOMEM : 0;
 }
 
+
+int rops_publish_args(rargs *a, const confab_envelope *env, size_t history_size,
+		      unsigned long room_ttl, bool refresh)
+{
+	char *head_a, *head_b, fresh[17];
+	int rc;
+
+	if (wire_message_head(env, &head_a, &head_b) != 0)
+		return CONFAB_ENOMEM;
+	rops_fresh_epoch(fresh);
+	rc = rargs_adds(a, env->room) || rargs_adds(a, head_a) || rargs_adds(a, head_b) ||
+	     rargs_add(a, env->body, env->body_len) || rargs_addf(a, "%zu", history_size) ||
+	     rargs_addf(a, "%lu", room_ttl) || rargs_adds(a, fresh) ||
+	     rargs_adds(a, refresh ? "1" : "0");
+	free(head_a);
+	free(head_b);
+	return rc ? CONFAB_ENOMEM : 0;
+}
+
+int rops_direct_args(rargs *a, const confab_envelope *env, unsigned presence_ttl_ms)
+{
+	size_t len = 0;
+	char *text = wire_direct(env, &len);
+	int rc;
+
+	if (text == NULL)
+		return CONFAB_ENOMEM;
+	rc = rargs_adds(a, env->to) || rargs_add(a, text, len) ||
+	     rargs_addf(a, "%u", presence_ttl_ms);
+	free(text);
+	return rc ? CONFAB_ENOMEM : 0;
+}

@@ -114,6 +114,17 @@ char *rops_idem_key(const char *prefix, const confab_envelope *env);
  * ts (ranswer_send reads those two back). 0 or CONFAB_ENOMEM. */
 int rops_idem_args(rargs *a, const char *ik, unsigned long window, const confab_envelope *env);
 
+/* The publish script's ARGV[3..10], the same in both backplanes: the
+ * room, the message's two head halves and body (rwire.h), history_size,
+ * room_ttl, a fresh epoch, and "1" when the node asks for the room's
+ * record to be refreshed (`refresh`). 0 or CONFAB_ENOMEM. */
+int rops_publish_args(rargs *a, const confab_envelope *env, size_t history_size,
+		      unsigned long room_ttl, bool refresh);
+
+/* The direct script's ARGV[3..5]: the user, the message's text (rwire.h),
+ * presence_ttl in ms. 0 or CONFAB_ENOMEM. */
+int rops_direct_args(rargs *a, const confab_envelope *env, unsigned presence_ttl_ms);
+
 /* The history script's ARGV[3..9] (rscript.h's RSCRIPT_HISTORY_HEAD):
  * has_since, since, limit, history_size, the epoch the client knows
  * (NULL: none), room_ttl, a fresh epoch. 0 or CONFAB_ENOMEM. */
@@ -135,6 +146,27 @@ int rops_history_args(rargs *a, bool has_since, uint64_t since, size_t limit,
 	static int name(void *state, const confab_envelope *env, done_type done, void *arg) \
 	{ \
 		return maker(state, env, first, second, arg); \
+	}
+
+/* Defines a backplane's room_leave slot as the static function
+ * ops_room_leave, over its state type `state_type` (whose base holds the
+ * rooms, of type lroom and kind ops_lroom_kind) and two functions of its
+ * own: room_left(state, room, value, left) after the user is taken out
+ * (left: how many of this node's users remain in the room) and
+ * send_presence(state, leave_script, room, user). Nothing is done when
+ * the user was not in the room. */
+#define ROPS_LEAVE_SLOT(state_type, room_left, leave_script) \
+	static int ops_room_leave(void *state, const char *room, const char *user) \
+	{ \
+		state_type *s = state; \
+		lroom *r; \
+		int left = rops_room_remove(s->base.rooms, room, user, &ops_lroom_kind, \
+					    (void **)&r); \
+		if (left < 0) \
+			return 0; \
+		room_left(s, room, r, left); \
+		send_presence(s, leave_script, room, user); \
+		return 0; \
 	}
 
 /* A backplane's slot table (a confab_backplane_ops initialiser): the
