@@ -231,23 +231,13 @@ static int redis_start(void *state)
 		redis_log(s, CONFAB_LOG_WARN, "tls_verify = no: Redis's certificate is not "
 			  "verified; anyone in the path can read and change the traffic (for "
 			  "tests only)");
-	s->started = true;
+	s->base.started = true;
 	/* Redis down is no reason not to start: /healthz says 503 until it
 	 * is reachable, and requests get `unavailable`. */
 	return conn_start(s);
 }
 
-static void redis_destroy(void *state)
-{
-	redis_state *s = state;
-
-	if (s == NULL)
-		return;
-	if (!s->started)
-		redis_state_free(s);  /* confabd -t, or a start that never came */
-	else
-		conn_destroy(s);      /* frees s when its handles are closed */
-}
+RBASE_DESTROY_SLOT(redis_destroy, redis_state, redis_state_free, conn_destroy)
 
 static const confab_plugin redis_plugin = {
 	CONFAB_PLUGIN_HEADER(CONFAB_KIND_BACKPLANE, "redis", "0.1.0"),

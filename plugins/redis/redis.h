@@ -233,7 +233,7 @@ struct redis_state {
 	uv_timer_t reconnect_timer, probe_timer, heartbeat_timer, linger_timer;
 	int handles;                 /* open timers, links, and destroy itself */
 
-	bool started, destroying;
+	bool destroying;
 	bool goodbye_done;           /* destroy: the goodbye's reply came */
 
 	/* what the core told us (redis_ops.c) */

@@ -159,23 +159,13 @@ static int cl_start(void *state)
 	if (s->tls_no_verify)
 		cl_log(s, CONFAB_LOG_WARN, "tls_verify = no: the cluster nodes' certificates are "
 		       "not verified; anyone on the path can read and change the traffic");
-	s->started = true;
+	s->base.started = true;
 	/* A cluster down is no reason not to start: /healthz says 503 until
 	 * it is usable, and requests get `unavailable`. */
 	return topo_start(s);
 }
 
-static void cl_destroy(void *state)
-{
-	cl_state *s = state;
-
-	if (s == NULL)
-		return;
-	if (!s->started)
-		cl_state_free(s);
-	else
-		topo_destroy(s);
-}
+RBASE_DESTROY_SLOT(cl_destroy, cl_state, cl_state_free, topo_destroy)
 
 static const confab_plugin cluster_plugin = {
 	CONFAB_PLUGIN_HEADER(CONFAB_KIND_BACKPLANE, "redis_cluster", "0.1.0"),

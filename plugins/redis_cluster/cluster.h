@@ -411,7 +411,7 @@ struct cl_state {
 	int handles;
 	uint64_t last_tick;
 	unsigned goodbyes;           /* destroy: goodbyes not answered */
-	bool started, destroying;
+	bool destroying;
 
 	/* bookkeeping */
 	cq *reqs, *reqs_tail;        /* requests a link holds, oldest first */

@@ -30,6 +30,7 @@ typedef struct rbase {
 	rops_ctx rops;               /* for the shared answers */
 	size_t n_core;               /* core requests not answered yet */
 	uint64_t full_warned;        /* uv_now of the last "too many requests" line */
+	bool started;                /* start was called: handles may be open */
 } rbase;
 
 /* The start of a backplane's init: a zeroed state of `size` bytes whose
@@ -62,6 +63,23 @@ int rbase_admit(rbase *b, unsigned max, const char *server);
  * second at most for all scripts. */
 bool rbase_change_done(rbase *b, const redisReply *reply, const char *name, bool log,
 		       bool *dirty);
+
+/* Defines a backplane's destroy slot as the static function `name` over
+ * its state type and two functions of its own: free_state(s), for a
+ * state that never started (confabd -t, or a start that never came),
+ * and close(s), which closes a started one's handles and frees it once
+ * they are closed. */
+#define RBASE_DESTROY_SLOT(name, state_type, free_state, close) \
+	static void name(void *state) \
+	{ \
+		state_type *s = state; \
+		if (s == NULL) \
+			return; \
+		if (!s->base.started) \
+			free_state(s); \
+		else \
+			close(s); \
+	}
 
 /* Iterates `dict` of `it`, a confab_dict_iter: each turn sets `key`
  * (const char *) and `value` (void *). The table may not change meanwhile
