@@ -381,12 +381,22 @@ static void publish_reply(redis_state *s, rq *q, const rlink *ac, redisReply *re
 }
 
 
+/* The last arguments of an _idem slot's send: its idempotency key's
+ * (rops_idem_args). 0 or CONFAB_ENOMEM. */
+static int idem_args(const redis_state *s, rq *q, const confab_envelope *env)
+{
+	char *ik = rops_idem_key(s->prefix, env);
+	int rc = ik == NULL || rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
+
+	free(ik);
+	return rc ? CONFAB_ENOMEM : 0;
+}
+
 /* publish (`pdone`) or publish_idem (`sdone`): one of them is NULL. */
 static int publish_request(redis_state *s, const confab_envelope *env, confab_publish_done pdone,
 			   confab_send_done sdone, void *arg)
 {
 	bool send_cb = sdone != NULL;
-	char *ik = NULL;
 	lroom *r = confab_dict_get(s->base.rooms, env->room);
 	rq *q;
 	int rc = admit(s);
@@ -396,11 +406,8 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 	q = rq_new(s, publish_reply, SCRIPT_PUBLISH);
 	rc = q == NULL || record_keys(s, q, env->room) || prefixes(s, q) ||
 	     rops_publish_args(&q->args, env, s->common.history_size, s->common.room_ttl,
-			       refresh_due(s, r)) != 0;
-	if (rc == 0 && send_cb)
-		rc = (ik = rops_idem_key(s->prefix, env)) == NULL ||
-		     rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
-	free(ik);
+			       refresh_due(s, r)) != 0 ||
+	     (send_cb && idem_args(s, q, env) != 0);
 	if (rc != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
@@ -441,7 +448,6 @@ static int direct_request(redis_state *s, const confab_envelope *env, confab_sta
 			  confab_send_done sdone, void *arg)
 {
 	bool send_cb = sdone != NULL;
-	char *ik = NULL;
 	rq *q;
 	int rc = admit(s);
 
@@ -449,11 +455,8 @@ static int direct_request(redis_state *s, const confab_envelope *env, confab_sta
 		return rc;
 	q = rq_new(s, direct_reply, SCRIPT_DIRECT);
 	rc = q == NULL || prefixes(s, q) ||
-	     rops_direct_args(&q->args, env, s->common.presence_ttl_ms) != 0;
-	if (rc == 0 && send_cb)
-		rc = (ik = rops_idem_key(s->prefix, env)) == NULL ||
-		     rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
-	free(ik);
+	     rops_direct_args(&q->args, env, s->common.presence_ttl_ms) != 0 ||
+	     (send_cb && idem_args(s, q, env) != 0);
 	if (rc != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
@@ -608,38 +611,36 @@ static rq *history_request(redis_state *s, const char *room, const char *known,
 	return q;
 }
 
-static int ops_history(void *state, const char *room, bool has_since, uint64_t since,
-		       size_t limit, confab_history_done done, void *arg)
+/* history (`aux` 0) or history_epoch (1, with its callback in `done`). */
+static int history_slot(redis_state *s, int aux, const char *room, const char *known,
+			bool has_since, uint64_t since, size_t limit, rops_done done, void *arg)
 {
-	redis_state *s = state;
 	rq *q;
 	int rc = admit(s);
 
 	if (rc != 0)
 		return rc;
-	if ((q = history_request(s, room, NULL, has_since, since, limit)) == NULL)
+	if ((q = history_request(s, room, known, has_since, since, limit)) == NULL)
 		return CONFAB_ENOMEM;
-	q->done.history = done;
+	q->aux = aux;
+	q->done = done;
 	own(s, q, arg);
 	return rq_send_or_free(s, s->cmd, q);
+}
+
+static int ops_history(void *state, const char *room, bool has_since, uint64_t since,
+		       size_t limit, confab_history_done done, void *arg)
+{
+	return history_slot(state, 0, room, NULL, has_since, since, limit,
+			    (rops_done){ .history = done }, arg);
 }
 
 static int ops_history_epoch(void *state, const char *room, const char *epoch, bool has_since,
 			     uint64_t since, size_t limit, confab_history_epoch_done done,
 			     void *arg)
 {
-	redis_state *s = state;
-	rq *q;
-	int rc = admit(s);
-
-	if (rc != 0)
-		return rc;
-	if ((q = history_request(s, room, epoch, has_since, since, limit)) == NULL)
-		return CONFAB_ENOMEM;
-	q->aux = 1;
-	q->done.history_epoch = done;
-	own(s, q, arg);
-	return rq_send_or_free(s, s->cmd, q);
+	return history_slot(state, 1, room, epoch, has_since, since, limit,
+			    (rops_done){ .history_epoch = done }, arg);
 }
 
 static void epoch_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
