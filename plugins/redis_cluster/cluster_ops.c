@@ -670,7 +670,7 @@ static void room_left(cl_state *s, const char *room, lroom *r, int left)
 
 ROPS_LEAVE_SLOT(cl_state, room_left, CS_LEAVE)
 
-/* A user's entry in s->users: whether its online script was sent. */
+/* A user's entry in s->base.users: whether its online script was sent. */
 #define ONLINE_SENT ((void *)1)
 
 /* A direct to a user is published once, on the user's partition channel:
