@@ -27,8 +27,8 @@
 #include <confab/dict.h>
 
 #include "ranswer.h"
-#include "rbase.h"
 #include "rargs.h"
+#include "rbase.h"
 #include "rhistory.h"
 #include "rlink.h"
 #include "rops.h"
@@ -150,7 +150,8 @@ typedef struct lroom {
 } lroom;
 
 struct redis_state {
-	rbase base;                  /* first: ctx, host, loop, rooms, users, nonce, rops */
+	rbase base;                  /* first: the host, the loop, what the core told us
+				      * (rooms, users), the probes' nonce (rbase.h) */
 
 	/* settings */
 	char addr[256];              /* [redis] host: an address or a DNS name;
@@ -236,8 +237,7 @@ struct redis_state {
 	bool destroying;
 	bool goodbye_done;           /* destroy: the goodbye's reply came */
 
-	/* what the core told us (redis_ops.c) */
-
+	/* the core's requests (redis_ops.c) */
 	rq *inflight;                /* requests the links hold, newest first */
 	rq *inflight_tail;           /* ... and the oldest */
 	bool presence_dirty;         /* a presence script failed: reconcile at the next heartbeat */

@@ -32,8 +32,8 @@
 #include <confab/dict.h>
 
 #include "ranswer.h"
-#include "rbase.h"
 #include "rargs.h"
+#include "rbase.h"
 #include "rhistory.h"
 #include "rlink.h"
 #include "rops.h"
@@ -359,7 +359,8 @@ void batch_fail_all(cl_state *s);
 /* ---- the instance ---- */
 
 struct cl_state {
-	rbase base;                  /* first: ctx, host, loop, rooms, users, nonce, rops */
+	rbase base;                  /* first: the host, the loop, what the core told us
+				      * (rooms, users), the probes' nonce (rbase.h) */
 
 	/* settings */
 	rset_addr *seeds;            /* [redis_cluster] seeds */
