@@ -45,7 +45,7 @@
  * Redis backplanes share (../redislink/rsettings.h). */
 static rset settings(const redis_state *s)
 {
-	return (rset){ .host = s->host, .ctx = s->ctx };
+	return (rset){ .host = s->base.host, .ctx = s->base.ctx };
 }
 
 static const char *get_nonempty(redis_state *s, const char *key)
@@ -57,12 +57,13 @@ static const char *get_nonempty(redis_state *s, const char *key)
 
 static int read_host(redis_state *s)
 {
-	const char *v = s->host->config_get(s->ctx, "host");
+	const char *v = s->base.host->config_get(s->base.ctx, "host");
 
 	if (v == NULL)
 		v = DEFAULT_HOST;
 	if (!rset_host_ok(v, sizeof(s->addr))) {
-		s->host->config_error(s->ctx, "host", "'%s' is not an IP address or a host name", v);
+		s->base.host->config_error(s->base.ctx,
+					   "host", "'%s' is not an IP address or a host name", v);
 		return -1;
 	}
 	snprintf(s->addr, sizeof(s->addr), "%s", v);
@@ -73,16 +74,17 @@ static int read_host(redis_state *s)
 static int read_sentinels(redis_state *s)
 {
 	rset r = settings(s);
-	const char *host = s->host->config_get(s->ctx, "host"),
-		   *port = s->host->config_get(s->ctx, "port"), *name;
+	const char *host = s->base.host->config_get(s->base.ctx, "host"),
+		   *port = s->base.host->config_get(s->base.ctx, "port"), *name;
 	int rc;
 
 	if (host != NULL || port != NULL) {
 		/* Which one would win is anybody's guess: refuse both. */
-		s->host->config_error(s->ctx, "sentinels", "'sentinels' and '%s' cannot be used "
-				      "together: with 'sentinels' the node asks the sentinels for "
-				      "the master's address (remove 'host' and 'port')",
-				      host != NULL ? "host" : "port");
+		s->base.host->config_error(s->base.ctx,
+					   "sentinels", "'sentinels' and '%s' cannot be used "
+					   "together: with 'sentinels' the node asks the sentinels for "
+					   "the master's address (remove 'host' and 'port')",
+					   host != NULL ? "host" : "port");
 		return CONFAB_EINVAL;
 	}
 	rc = rset_addrs(&r, "sentinels", DEFAULT_SENTINEL_PORT, s->sentinels, MAX_SENTINELS,
@@ -90,18 +92,20 @@ static int read_sentinels(redis_state *s)
 	if (rc != 0)
 		return rc;
 	if (s->n_sentinels == 0) {
-		s->host->config_error(s->ctx, "sentinels", "no sentinel address given");
+		s->base.host->config_error(s->base.ctx, "sentinels", "no sentinel address given");
 		return CONFAB_EINVAL;
 	}
 	name = get_nonempty(s, "master_name");
 	if (name == NULL) {
-		s->host->config_error(s->ctx, "master_name", "is required with 'sentinels': the "
-				      "name the sentinels monitor the master under");
+		s->base.host->config_error(s->base.ctx,
+					   "master_name", "is required with 'sentinels': the "
+					   "name the sentinels monitor the master under");
 		return CONFAB_EINVAL;
 	}
 	if (strlen(name) > 200 || strpbrk(name, " \t\r\n") != NULL) {
-		s->host->config_error(s->ctx, "master_name", "'%s' is not a sentinel master name",
-				      name);
+		s->base.host->config_error(s->base.ctx,
+					   "master_name", "'%s' is not a sentinel master name",
+					   name);
 		return CONFAB_EINVAL;
 	}
 	if ((s->master_name = strdup(name)) == NULL)
@@ -119,7 +123,7 @@ static int read_settings(redis_state *s)
 	unsigned u;
 	int n;
 
-	if (s->host->config_get(s->ctx, "sentinels") != NULL) {
+	if (s->base.host->config_get(s->base.ctx, "sentinels") != NULL) {
 		n = read_sentinels(s);
 		if (n != 0)
 			return n;
@@ -127,8 +131,9 @@ static int read_settings(redis_state *s)
 	} else {
 		if (get_nonempty(s, "master_name") != NULL ||
 		    get_nonempty(s, "sentinel_password") != NULL) {
-			s->host->config_error(s->ctx, get_nonempty(s, "master_name") ? "master_name" :
-					      "sentinel_password", "is used only with 'sentinels'");
+			s->base.host->config_error(s->base.ctx,
+						   get_nonempty(s, "master_name") ? "master_name" :
+						   "sentinel_password", "is used only with 'sentinels'");
 			return CONFAB_EINVAL;
 		}
 		if (read_host(s) != 0)
@@ -145,7 +150,7 @@ static int read_settings(redis_state *s)
 	n = rset_tls(&r, &s->tls, &s->tls_no_verify);
 	if (n != 0)
 		return n;
-	v = s->host->config_get(s->ctx, "password");
+	v = s->base.host->config_get(s->base.ctx, "password");
 	if (v != NULL && *v != '\0' && (s->password = strdup(v)) == NULL)
 		return CONFAB_ENOMEM;
 	if (rset_uint(&r, "db", 0, 0, INT_MAX, &u) != 0)
@@ -155,7 +160,7 @@ static int read_settings(redis_state *s)
 		return n;
 	if (rset_common_read(&r, REDIS_BACKOFF_FIRST_MS, &s->common) != 0)
 		return CONFAB_EINVAL;
-	s->node_id = s->host->node_id(s->ctx);
+	s->node_id = s->base.host->node_id(s->base.ctx);
 
 	if (s->db != 0) {
 		/* Keys are per database, channels are not: keep deployments
@@ -195,24 +200,15 @@ void redis_state_free(redis_state *s)
 
 static int redis_init(confab_ctx *ctx, const confab_host *host, void **state)
 {
-	redis_state *s;
 	int rc;
+	redis_state *s = rbase_new(ctx, host, sizeof(*s), &rc);
 
-	if (!rops_host_ok(host, ctx))
-		return CONFAB_EINVAL;
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return CONFAB_ENOMEM;
-	s->ctx = ctx;
-	s->host = host;
-	s->loop = (uv_loop_t *)host->loop(ctx);
-	rc = rops_init_tables(host, ctx, read_settings(s), &s->rooms, &s->users, s->nonce,
-			      sizeof(s->nonce));
-	if (rc != 0) {
+	if (s == NULL)
+		return rc;
+	if ((rc = rbase_tables(&s->base, read_settings(s), false, &ops_lroom_kind)) != 0) {
 		redis_state_free(s);
 		return rc;
 	}
-	s->rops = (rops_ctx){ .host = host, .ctx = ctx, .redirects = false, .rooms = s->rooms,
-			      .kind = &ops_lroom_kind };
 	*state = s;
 	return 0;
 }
@@ -235,23 +231,13 @@ static int redis_start(void *state)
 		redis_log(s, CONFAB_LOG_WARN, "tls_verify = no: Redis's certificate is not "
 			  "verified; anyone in the path can read and change the traffic (for "
 			  "tests only)");
-	s->started = true;
+	s->base.started = true;
 	/* Redis down is no reason not to start: /healthz says 503 until it
 	 * is reachable, and requests get `unavailable`. */
 	return conn_start(s);
 }
 
-static void redis_destroy(void *state)
-{
-	redis_state *s = state;
-
-	if (s == NULL)
-		return;
-	if (!s->started)
-		redis_state_free(s);  /* confabd -t, or a start that never came */
-	else
-		conn_destroy(s);      /* frees s when its handles are closed */
-}
+RBASE_DESTROY_SLOT(redis_destroy, redis_state, redis_state_free, conn_destroy)
 
 static const confab_plugin redis_plugin = {
 	CONFAB_PLUGIN_HEADER(CONFAB_KIND_BACKPLANE, "redis", "0.1.0"),

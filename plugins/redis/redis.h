@@ -28,6 +28,7 @@
 
 #include "ranswer.h"
 #include "rargs.h"
+#include "rbase.h"
 #include "rhistory.h"
 #include "rlink.h"
 #include "rops.h"
@@ -149,9 +150,8 @@ typedef struct lroom {
 } lroom;
 
 struct redis_state {
-	confab_ctx *ctx;
-	const confab_host *host;
-	uv_loop_t *loop;
+	rbase base;                  /* first: the host, the loop, what the core told us
+				      * (rooms, users), the probes' nonce (rbase.h) */
 
 	/* settings */
 	char addr[256];              /* [redis] host: an address or a DNS name;
@@ -222,7 +222,6 @@ struct redis_state {
 	uv_check_t wait_check;       /* sends the WAIT at the end of the turn */
 
 	/* the probe */
-	char nonce[32];              /* this process's, in every probe token */
 	uint64_t probe_seq;
 	bool probe_out;              /* a probe is on its way */
 	uint64_t probe_sent;         /* uv_now when it was sent */
@@ -235,14 +234,10 @@ struct redis_state {
 	uv_timer_t reconnect_timer, probe_timer, heartbeat_timer, linger_timer;
 	int handles;                 /* open timers, links, and destroy itself */
 
-	bool started, destroying;
+	bool destroying;
 	bool goodbye_done;           /* destroy: the goodbye's reply came */
 
-	/* what the core told us (redis_ops.c) */
-	confab_dict *rooms;                 /* room -> lroom */
-	rops_ctx rops;               /* for the shared answers (../redislink/rops.h) */
-	confab_dict *users;                 /* users with a session here (no values) */
-
+	/* the core's requests (redis_ops.c) */
 	rq *inflight;                /* requests the links hold, newest first */
 	rq *inflight_tail;           /* ... and the oldest */
 	bool presence_dirty;         /* a presence script failed: reconcile at the next heartbeat */
@@ -250,11 +245,11 @@ struct redis_state {
 	uv_check_t batch_check;      /* sends them at the end of the turn */
 	uv_timer_t batch_timer;      /* ... or when the batch window ends */
 	uint64_t batch_sent_at;      /* uv_now of the last send */
-	size_t n_core;               /* core requests not answered yet */
-	uint64_t full_warned;        /* uv_now of the last "too many requests" line */
 };
+/* rbase_new allocates the state through its base */
+_Static_assert(offsetof(redis_state, base) == 0, "rbase first");
 
-#define redis_log(s, level, ...) ((s)->host->log((s)->ctx, (level), __VA_ARGS__))
+#define redis_log(s, level, ...) ((s)->base.host->log((s)->base.ctx, (level), __VA_ARGS__))
 
 /* ---- redis.c ---- */
 

@@ -195,7 +195,7 @@ static int send_batch(redis_state *s, rq *list, size_t n)
 		/* Counted like the core's requests, so that destroy answers
 		 * its members (rq_orphan_all) if Redis has not. */
 		b->core = true;
-		s->n_core++;
+		s->base.n_core++;
 	}
 	return send_carrying(s, b, rc, list);
 }
@@ -204,7 +204,7 @@ static void flush(redis_state *s)
 {
 	uv_check_stop(&s->batch_check);
 	uv_timer_stop(&s->batch_timer);
-	s->batch_sent_at = uv_now(s->loop);
+	s->batch_sent_at = uv_now(s->base.loop);
 	while (s->batch != NULL) {
 		rq *list = s->batch, *last = list;
 		bool pub = is_publish(list);
@@ -245,7 +245,7 @@ static void on_timer(uv_timer_t *timer)
 
 void batch_send(redis_state *s, rq *q)
 {
-	uint64_t since = uv_now(s->loop) - s->batch_sent_at;
+	uint64_t since = uv_now(s->base.loop) - s->batch_sent_at;
 
 	q->held_next = NULL;
 	if (s->batch_tail != NULL)

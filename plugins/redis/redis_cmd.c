@@ -34,7 +34,7 @@ void rq_free(rq *q)
 	if (q == NULL)
 		return;
 	if (q->core)
-		q->s->n_core--;
+		q->s->base.n_core--;
 	while (q->subs != NULL) {
 		rq *sub = q->subs;
 
@@ -120,7 +120,7 @@ int rq_send(redis_state *s, rlink *l, rq *q)
 	 * reply leaves the outcome unknown, as it may have been written. */
 	q->sent = true;
 	q->link = l;
-	q->sent_at = uv_now(s->loop);
+	q->sent_at = uv_now(s->base.loop);
 	q->prev = NULL;
 	q->next = s->inflight;
 	if (s->inflight != NULL)

@@ -44,18 +44,18 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "redis.h"
+#include "rfail.h"
 
 static void conn_connect(redis_state *s);
 
 static uint64_t now(const redis_state *s)
 {
-	return uv_now(s->loop);
+	return uv_now(s->base.loop);
 }
 
 bool conn_serving(const redis_state *s)
@@ -109,7 +109,7 @@ void conn_link_drop(redis_state *s, rlink *l)
 
 rlink *conn_link_open(redis_state *s, const rlink_opts *o)
 {
-	rlink *l = rlink_open(s->loop, o);
+	rlink *l = rlink_open(s->base.loop, o);
 
 	if (l != NULL)
 		s->handles++;
@@ -127,7 +127,7 @@ static void link_up(redis_state *s)
 	if (s->was_up)
 		redis_log(s, CONFAB_LOG_INFO, "Redis is back after %llu ms; resubscribed to %zu rooms",
 			  (unsigned long long)(now(s) - s->down_since),
-			  confab_dict_count(s->rooms));
+			  confab_dict_count(s->base.rooms));
 	else if (s->n_sentinels > 0)
 		redis_log(s, CONFAB_LOG_INFO, "connected to master '%s' at %s:%d (db %ld, "
 			  "prefix '%s')", s->master_name, s->addr, s->port, s->db, s->prefix);
@@ -135,7 +135,7 @@ static void link_up(redis_state *s)
 		redis_log(s, CONFAB_LOG_INFO, "connected to Redis at %s:%d (db %ld, prefix '%s')",
 			  s->addr, s->port, s->db, s->prefix);
 	s->was_up = true;
-	s->host->backplane->health(s->ctx, true, NULL);
+	s->base.host->backplane->health(s->base.ctx, true, NULL);
 }
 
 static void probe_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
@@ -156,7 +156,8 @@ static void probe_send(redis_state *s)
 	char *text;
 	rq *q;
 
-	snprintf(token, sizeof(token), "%s.%llu", s->nonce, (unsigned long long)++s->probe_seq);
+	snprintf(token, sizeof(token), "%s.%llu", s->base.nonce,
+		 (unsigned long long)++s->probe_seq);
 	text = wire_probe(token);
 	q = rq_new(s, probe_reply, -1);
 	if (text == NULL || q == NULL || rargs_adds(&q->args, "PUBLISH") != 0 ||
@@ -181,9 +182,9 @@ static void maybe_probe(redis_state *s)
 
 void conn_probe_seen(redis_state *s, const char *token)
 {
-	size_t n = strlen(s->nonce);
+	size_t n = strlen(s->base.nonce);
 
-	if (strncmp(token, s->nonce, n) != 0 || token[n] != '.') {
+	if (strncmp(token, s->base.nonce, n) != 0 || token[n] != '.') {
 		if (!s->foreign_probe_warned)
 			redis_log(s, CONFAB_LOG_WARN, "a probe of another process arrived on %s: "
 				  "does another node use node_id '%s' with this Redis and prefix?",
@@ -373,7 +374,7 @@ static char *room_channel(const redis_state *s, const char *room)
 
 static int setup_subscription_link(redis_state *s)
 {
-	size_t n = confab_dict_count(s->rooms), k = 0;
+	size_t n = confab_dict_count(s->base.rooms), k = 0;
 	char **channels = calloc(n + 1, sizeof(*channels));
 	confab_dict_iter it;
 	const char *room;
@@ -384,8 +385,7 @@ static int setup_subscription_link(redis_state *s)
 		return CONFAB_ENOMEM;
 	/* Every room we have users in (ops_subscriptions_reset dropped the
 	 * others), then our node channel: its confirmation comes last. */
-	confab_dict_iter_init(&it, s->rooms);
-	while (confab_dict_iter_next(&it, &room, &value)) {
+	RBASE_EACH(it, s->base.rooms, room, value) {
 		lroom *r = value;
 
 		if (confab_dict_count(r->users) == 0)
@@ -521,13 +521,10 @@ void conn_fail(redis_state *s, const char *fmt, ...)
 	char reason[sizeof(s->last_reason)];
 	rlink *cmd = s->cmd, *sub = s->sub;
 	bool was_up = s->link == LINK_UP;
-	va_list ap;
 
 	if (s->destroying)
 		return;
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
+	RFAIL_FORMAT(reason, fmt);
 
 	s->cmd = s->sub = NULL;
 	s->link = LINK_DOWN;
@@ -537,7 +534,7 @@ void conn_fail(redis_state *s, const char *fmt, ...)
 		s->down_since = now(s);
 	/* First, so that whatever the core does meanwhile sees us down. The
 	 * core logs the change from up to down with the reason. */
-	s->host->backplane->health(s->ctx, false, reason);
+	s->base.host->backplane->health(s->base.ctx, false, reason);
 	if (!was_up && strcmp(reason, s->last_reason) != 0)
 		redis_log(s, CONFAB_LOG_WARN, "%s; retrying (backoff up to %u ms)", reason,
 			  s->common.reconnect_max_ms);
@@ -701,7 +698,7 @@ static void on_linger_tick(uv_timer_t *t)
 
 static void init_timer(redis_state *s, uv_timer_t *t)
 {
-	uv_timer_init(s->loop, t);
+	uv_timer_init(s->base.loop, t);
 	t->data = s;
 	s->handles++;
 }
@@ -714,11 +711,11 @@ int conn_start(redis_state *s)
 	init_timer(s, &s->probe_timer);
 	init_timer(s, &s->heartbeat_timer);
 	init_timer(s, &s->linger_timer);
-	uv_check_init(s->loop, &s->batch_check);
+	uv_check_init(s->base.loop, &s->batch_check);
 	s->batch_check.data = s;
 	s->handles++;
 	init_timer(s, &s->batch_timer);
-	uv_check_init(s->loop, &s->wait_check);
+	uv_check_init(s->base.loop, &s->wait_check);
 	s->wait_check.data = s;
 	s->handles++;
 	init_timer(s, &s->ssub_timer);

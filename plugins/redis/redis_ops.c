@@ -30,8 +30,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <confab/ratelimit.h>
-
 #include "redis.h"
 
 /* ---- bookkeeping ---- */
@@ -98,8 +96,7 @@ void ops_subscriptions_reset(redis_state *s)
 	const char *room;
 	void *value;
 
-	confab_dict_iter_init(&it, s->rooms);
-	while (confab_dict_iter_next(&it, &room, &value)) {
+	RBASE_EACH(it, s->base.rooms, room, value) {
 		lroom *r = value;
 		rq *held_tail = r->held_tail;
 		rq *list = take_held(r);
@@ -120,7 +117,7 @@ void ops_subscriptions_reset(redis_state *s)
 		}
 		r->subs_pending = 0;
 		if (confab_dict_count(r->users) == 0)
-			ops_lroom_free(confab_dict_remove(s->rooms, room));
+			ops_lroom_free(confab_dict_remove(s->base.rooms, room));
 	}
 	fail_list(s, failed);
 	/* The joins that waited fail too; the core undoes them (which may
@@ -135,21 +132,21 @@ void ops_subscriptions_reset(redis_state *s)
  * up again after. */
 static void room_settle(redis_state *s, const char *room)
 {
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->base.rooms, room);
 
 	if (r == NULL || r->subs_pending > 0 || r->joins_pending > 0)
 		return;
 	if (r->waiting != NULL) {
 		rwait_answer_all(&r->waiting, 0);
-		r = confab_dict_get(s->rooms, room);
+		r = confab_dict_get(s->base.rooms, room);
 	}
 	if (r != NULL && confab_dict_count(r->users) == 0 && r->n_held == 0 && r->waiting == NULL)
-		ops_lroom_free(confab_dict_remove(s->rooms, room));
+		ops_lroom_free(confab_dict_remove(s->base.rooms, room));
 }
 
 void ops_room_subscribed(redis_state *s, const char *room)
 {
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->base.rooms, room);
 	rq *list;
 
 	if (r == NULL || r->subs_pending == 0 || --r->subs_pending > 0)
@@ -171,16 +168,14 @@ void ops_room_subscribed(redis_state *s, const char *room)
 
 void ops_free(redis_state *s)
 {
-	confab_dict_free(s->rooms, ops_lroom_free);
-	confab_dict_free(s->users, NULL);
-	s->rooms = s->users = NULL;
+	rbase_free_tables(&s->base);
 }
 
 /* ---- requests ---- */
 
 int ops_reply_status(redis_state *s, const char *what, const redisReply *reply)
 {
-	return rreply_status(s->host, s->ctx, what, reply, false);
+	return rreply_status(s->base.host, s->base.ctx, what, reply, false);
 }
 
 /* May the core's request go to Redis now? */
@@ -188,25 +183,14 @@ static int admit(redis_state *s)
 {
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
-	if (s->n_core >= REDIS_MAX_INFLIGHT) {
-		uint64_t t = uv_now(s->loop);
-
-		if (s->full_warned == 0 || t - s->full_warned >= 1000) {
-			redis_log(s, CONFAB_LOG_WARN, "%d requests are waiting for Redis; "
-				  "refusing more until it catches up", REDIS_MAX_INFLIGHT);
-			s->full_warned = t;
-		}
-		return CONFAB_EUNAVAILABLE;
-	}
-	return 0;
+	return rbase_admit(&s->base, REDIS_MAX_INFLIGHT, "Redis");
 }
 
-/* The request counts as the core's from now on. */
 static void own(redis_state *s, rq *q, void *arg)
 {
 	q->core = true;
 	q->arg = arg;
-	s->n_core++;
+	s->base.n_core++;
 }
 
 /* The keys of a room's record, the first arguments of the scripts that
@@ -231,32 +215,13 @@ static int prefixes(const redis_state *s, rq *q)
  * record of this node wrong while the link stays up: the next heartbeat
  * reconciles it (presence_dirty), so presence is exact again soon after
  * Redis recovers. A request carried by a presence_batch (q->aux) was
- * logged once for the whole batch. */
-static confab_ratelimit script_failed_log = CONFAB_RATELIMIT_INIT(1000);
-
+ * logged once for the whole batch. (0 means that Redis knows a newer
+ * generation of this node's link than the one the script carried, so it
+ * did nothing.) */
 static bool change_done(redis_state *s, const rq *q, const redisReply *reply)
 {
-	uint64_t skipped;
-
-	if (reply == NULL)
-		return false;
-	if (reply->type == REDIS_REPLY_INTEGER && reply->integer != 0)
-		return true;
-	/* 0: Redis knows a newer generation of this node's link than the
-	 * one the script carried (redis_scripts.c), so it did nothing. */
-	if (reply->type == REDIS_REPLY_INTEGER) {
-		s->presence_dirty = true;
-		return false;
-	}
-	s->presence_dirty = true;
-	/* Every join of every client fails so while Redis is out of memory:
-	 * one line a second, not one per join. */
-	if (!q->aux && confab_ratelimit_allow(&script_failed_log, uv_now(s->loop), &skipped))
-		redis_log(s, CONFAB_LOG_WARN, "the %s script failed: %s (registered again at the "
-			  "next heartbeat; %" PRIu64 " more since the last such line)",
-			  redis_script_name[q->script],
-			  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply", skipped);
-	return false;
+	return rbase_change_done(&s->base, reply, redis_script_name[q->script], !q->aux,
+				 &s->presence_dirty);
 }
 
 static void change_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
@@ -279,7 +244,7 @@ static void join_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply
 {
 	const char *room = q->args.argv[PRES_ROOM];
 	bool ok = change_done(s, q, reply);
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->base.rooms, room);
 
 	(void)ac;
 	if (r == NULL)
@@ -322,7 +287,7 @@ rq *ops_reconcile_request(redis_state *s)
 	s->gen = rops_next_gen(s->gen);
 	if (prefixes(s, q) || rargs_adds(&q->args, s->node_id) ||
 	    rargs_addf(&q->args, "%llu", (unsigned long long)s->gen) ||
-	    rops_presence_args(&q->args, s->rooms, s->users, &all) != 0) {
+	    rops_presence_args(&q->args, s->base.rooms, s->base.users, &all) != 0) {
 		rq_free(q);
 		return NULL;
 	}
@@ -363,7 +328,7 @@ static bool refresh_due(const redis_state *s, const lroom *r)
 {
 	return s->common.room_ttl != 0 &&
 	       (r == NULL || !r->refreshed ||
-		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->common.room_ttl * 1000 / 32);
+		uv_now(s->base.loop) - r->refreshed_at >= (uint64_t)s->common.room_ttl * 1000 / 32);
 }
 
 void ops_published(redis_state *s, const rq *q)
@@ -372,9 +337,9 @@ void ops_published(redis_state *s, const rq *q)
 
 	if (q->args.argc <= PUB_REFRESH || q->args.argv[PUB_REFRESH][0] != '1')
 		return;
-	if ((r = confab_dict_get(s->rooms, q->args.argv[PUB_ROOM])) != NULL) {
+	if ((r = confab_dict_get(s->base.rooms, q->args.argv[PUB_ROOM])) != NULL) {
 		r->refreshed = true;
-		r->refreshed_at = uv_now(s->loop);
+		r->refreshed_at = uv_now(s->base.loop);
 	}
 }
 
@@ -416,36 +381,33 @@ static void publish_reply(redis_state *s, rq *q, const rlink *ac, redisReply *re
 }
 
 
+/* The last arguments of an _idem slot's send: its idempotency key's
+ * (rops_idem_args). 0 or CONFAB_ENOMEM. */
+static int idem_args(const redis_state *s, rq *q, const confab_envelope *env)
+{
+	char *ik = rops_idem_key(s->prefix, env);
+	int rc = ik == NULL || rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
+
+	free(ik);
+	return rc ? CONFAB_ENOMEM : 0;
+}
+
 /* publish (`pdone`) or publish_idem (`sdone`): one of them is NULL. */
 static int publish_request(redis_state *s, const confab_envelope *env, confab_publish_done pdone,
 			   confab_send_done sdone, void *arg)
 {
 	bool send_cb = sdone != NULL;
-	char *head_a, *head_b, fresh[17], *ik = NULL;
-	lroom *r;
+	lroom *r = confab_dict_get(s->base.rooms, env->room);
 	rq *q;
 	int rc = admit(s);
 
 	if (rc != 0)
 		return rc;
-	if (wire_message_head(env, &head_a, &head_b) != 0)
-		return CONFAB_ENOMEM;
-	rops_fresh_epoch(fresh);
-	r = confab_dict_get(s->rooms, env->room);
 	q = rq_new(s, publish_reply, SCRIPT_PUBLISH);
-	rc = q == NULL || record_keys(s, q, env->room) ||
-	     prefixes(s, q) || rargs_adds(&q->args, env->room) || rargs_adds(&q->args, head_a) ||
-	     rargs_adds(&q->args, head_b) ||
-	     rargs_add(&q->args, env->body, env->body_len) ||
-	     rargs_addf(&q->args, "%zu", s->common.history_size) ||
-	     rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
-	     rargs_adds(&q->args, refresh_due(s, r) ? "1" : "0");
-	if (rc == 0 && send_cb)
-		rc = (ik = rops_idem_key(s->prefix, env)) == NULL ||
-		     rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
-	free(ik);
-	free(head_a);
-	free(head_b);
+	rc = q == NULL || record_keys(s, q, env->room) || prefixes(s, q) ||
+	     rops_publish_args(&q->args, env, s->common.history_size, s->common.room_ttl,
+			       refresh_due(s, r)) != 0 ||
+	     (send_cb && idem_args(s, q, env) != 0);
 	if (rc != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
@@ -477,7 +439,7 @@ static int publish_request(redis_state *s, const confab_envelope *env, confab_pu
 static void direct_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)ac;
-	ranswer_direct(&s->rops, reply, ops_lost_status(q),
+	ranswer_direct(&s->base.rops, reply, ops_lost_status(q),
 		       q->send_cb ? q->done.send : NULL, q->done.status, q->arg, &q->args);
 }
 
@@ -486,24 +448,15 @@ static int direct_request(redis_state *s, const confab_envelope *env, confab_sta
 			  confab_send_done sdone, void *arg)
 {
 	bool send_cb = sdone != NULL;
-	size_t len = 0;
-	char *text, *ik = NULL;
 	rq *q;
 	int rc = admit(s);
 
 	if (rc != 0)
 		return rc;
-	if ((text = wire_direct(env, &len)) == NULL)
-		return CONFAB_ENOMEM;
 	q = rq_new(s, direct_reply, SCRIPT_DIRECT);
-	rc = q == NULL || prefixes(s, q) || rargs_adds(&q->args, env->to) ||
-	     rargs_add(&q->args, text, len) ||
-	     rargs_addf(&q->args, "%u", s->common.presence_ttl_ms);
-	if (rc == 0 && send_cb)
-		rc = (ik = rops_idem_key(s->prefix, env)) == NULL ||
-		     rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
-	free(ik);
-	free(text);
+	rc = q == NULL || prefixes(s, q) ||
+	     rops_direct_args(&q->args, env, s->common.presence_ttl_ms) != 0 ||
+	     (send_cb && idem_args(s, q, env) != 0);
 	if (rc != 0) {
 		rq_free(q);
 		return CONFAB_ENOMEM;
@@ -522,7 +475,7 @@ ROPS_SEND_SLOTS(publish_request, direct_request)
 static int ops_room_ready(void *state, const char *room, confab_status_done done, void *arg)
 {
 	redis_state *s = state;
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->base.rooms, room);
 
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
@@ -530,7 +483,7 @@ static int ops_room_ready(void *state, const char *room, confab_status_done done
 		done(arg, 0);  /* subscribed and recorded already */
 		return 0;
 	}
-	return rwait_push(&r->waiting, done, arg, uv_now(s->loop));
+	return rwait_push(&r->waiting, done, arg, uv_now(s->base.loop));
 }
 
 static int ops_room_join(void *state, const char *room, const char *user)
@@ -543,7 +496,8 @@ static int ops_room_join(void *state, const char *room, const char *user)
 	 * nothing is recorded here either. */
 	if (!conn_serving(s))
 		return CONFAB_EUNAVAILABLE;
-	if ((rc = rops_room_add(s->rooms, room, user, &ops_lroom_kind, NULL, (void **)&r)) <= 0)
+	rc = rops_room_add(s->base.rooms, room, user, &ops_lroom_kind, NULL, (void **)&r);
+	if (rc <= 0)
 		return rc;
 	if (confab_dict_count(r->users) == 1)
 		conn_subscribe(s, room, r);
@@ -554,31 +508,26 @@ static int ops_room_join(void *state, const char *room, const char *user)
 	return 0;
 }
 
+/* After a leave: the room's last user here unsubscribes it, and it is
+ * forgotten unless a subscription, a publish or a join is still pending. */
+static void room_left(redis_state *s, const char *room, lroom *r, int left)
+{
+	if (left > 0)
+		return;
+	conn_unsubscribe(s, room);
+	if (r->subs_pending == 0 && r->n_held == 0 && r->joins_pending == 0 && r->waiting == NULL)
+		ops_lroom_free(confab_dict_remove(s->base.rooms, room));
+}
+
 /* Leaves and offlines are recorded even while down (the core does not
  * undo them) and reach Redis now or with the next reconcile. */
-static int ops_room_leave(void *state, const char *room, const char *user)
-{
-	redis_state *s = state;
-	lroom *r;
-	int left = rops_room_remove(s->rooms, room, user, &ops_lroom_kind, (void **)&r);
-
-	if (left < 0)
-		return 0;
-	if (left == 0) {
-		conn_unsubscribe(s, room);
-		if (r->subs_pending == 0 && r->n_held == 0 && r->joins_pending == 0 &&
-		    r->waiting == NULL)
-			ops_lroom_free(confab_dict_remove(s->rooms, room));
-	}
-	send_presence(s, SCRIPT_LEAVE, room, user);
-	return 0;
-}
+ROPS_LEAVE_SLOT(redis_state, room_left, SCRIPT_LEAVE)
 
 static int ops_user_online(void *state, const char *user)
 {
 	redis_state *s = state;
 
-	if (confab_dict_set(s->users, user, NULL) != 0)
+	if (confab_dict_set(s->base.users, user, NULL) != 0)
 		return CONFAB_ENOMEM;
 	send_presence(s, SCRIPT_ONLINE, NULL, user);
 	return 0;
@@ -588,9 +537,9 @@ static int ops_user_offline(void *state, const char *user)
 {
 	redis_state *s = state;
 
-	if (!confab_dict_has(s->users, user))
+	if (!confab_dict_has(s->base.users, user))
 		return 0;
-	confab_dict_remove(s->users, user);
+	confab_dict_remove(s->base.users, user);
 	send_presence(s, SCRIPT_OFFLINE, NULL, user);
 	return 0;
 }
@@ -600,7 +549,7 @@ static int ops_user_offline(void *state, const char *user)
 static void presence_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)ac;
-	ranswer_presence(&s->rops, reply, q->done.presence, q->arg);
+	ranswer_presence(&s->base.rops, reply, q->done.presence, q->arg);
 }
 
 static int ops_presence(void *state, const char *room, confab_presence_done done, void *arg)
@@ -627,7 +576,7 @@ static int ops_presence(void *state, const char *room, confab_presence_done done
 /* The epoch a room message without one is labelled with, or NULL. */
 static const char *known_epoch(const redis_state *s, const char *room)
 {
-	const lroom *r = confab_dict_get(s->rooms, room);
+	const lroom *r = confab_dict_get(s->base.rooms, room);
 
 	return r != NULL && r->epoch[0] != '\0' ? r->epoch : NULL;
 }
@@ -637,7 +586,7 @@ static void history_reply(redis_state *s, rq *q, const rlink *ac, redisReply *re
 {
 	(void)ac;
 	/* the history script's last argument is the room */
-	rhistory_reply(&s->rops, reply, q->args.argv[q->args.argc - 1],
+	rhistory_reply(&s->base.rops, reply, q->args.argv[q->args.argc - 1],
 		       q->aux ? NULL : q->done.history, q->aux ? q->done.history_epoch : NULL,
 		       q->arg);
 }
@@ -662,45 +611,43 @@ static rq *history_request(redis_state *s, const char *room, const char *known,
 	return q;
 }
 
-static int ops_history(void *state, const char *room, bool has_since, uint64_t since,
-		       size_t limit, confab_history_done done, void *arg)
+/* history (`aux` 0) or history_epoch (1, with its callback in `done`). */
+static int history_slot(redis_state *s, int aux, const char *room, const char *known,
+			bool has_since, uint64_t since, size_t limit, rops_done done, void *arg)
 {
-	redis_state *s = state;
 	rq *q;
 	int rc = admit(s);
 
 	if (rc != 0)
 		return rc;
-	if ((q = history_request(s, room, NULL, has_since, since, limit)) == NULL)
+	if ((q = history_request(s, room, known, has_since, since, limit)) == NULL)
 		return CONFAB_ENOMEM;
-	q->done.history = done;
+	q->aux = aux;
+	q->done = done;
 	own(s, q, arg);
 	return rq_send_or_free(s, s->cmd, q);
+}
+
+static int ops_history(void *state, const char *room, bool has_since, uint64_t since,
+		       size_t limit, confab_history_done done, void *arg)
+{
+	return history_slot(state, 0, room, NULL, has_since, since, limit,
+			    (rops_done){ .history = done }, arg);
 }
 
 static int ops_history_epoch(void *state, const char *room, const char *epoch, bool has_since,
 			     uint64_t since, size_t limit, confab_history_epoch_done done,
 			     void *arg)
 {
-	redis_state *s = state;
-	rq *q;
-	int rc = admit(s);
-
-	if (rc != 0)
-		return rc;
-	if ((q = history_request(s, room, epoch, has_since, since, limit)) == NULL)
-		return CONFAB_ENOMEM;
-	q->aux = 1;
-	q->done.history_epoch = done;
-	own(s, q, arg);
-	return rq_send_or_free(s, s->cmd, q);
+	return history_slot(state, 1, room, epoch, has_since, since, limit,
+			    (rops_done){ .history_epoch = done }, arg);
 }
 
 static void epoch_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
 {
 	(void)ac;
 	/* the epoch script's last argument is the room */
-	ranswer_epoch(&s->rops, reply, q->args.argv[q->args.argc - 1], q->done.epoch, q->arg);
+	ranswer_epoch(&s->base.rops, reply, q->args.argv[q->args.argc - 1], q->done.epoch, q->arg);
 }
 
 static int ops_room_epoch(void *state, const char *room, confab_epoch_done done, void *arg)
@@ -743,28 +690,14 @@ void ops_on_message(redis_state *s, const char *channel, const char *text, size_
 	} else {
 		if (m.kind == 'm') {
 			if (m.env.epoch != NULL)
-				rops_remember_epoch(&s->rops, m.env.room, m.env.epoch);
+				rops_remember_epoch(&s->base.rops, m.env.room, m.env.epoch);
 			else
 				m.env.epoch = known_epoch(s, m.env.room);
 		}
-		s->host->backplane->deliver(s->ctx, &m.env);
+		s->base.host->backplane->deliver(s->base.ctx, &m.env);
 	}
 	wire_msg_clear(&m);
 }
 
-const confab_backplane_ops redis_backplane_ops = {
-	.size = sizeof(confab_backplane_ops),
-	.publish = ops_publish,
-	.direct = ops_direct,
-	.room_join = ops_room_join,
-	.room_leave = ops_room_leave,
-	.user_online = ops_user_online,
-	.user_offline = ops_user_offline,
-	.presence = ops_presence,
-	.history = ops_history,
-	.room_ready = ops_room_ready,
-	.room_epoch = ops_room_epoch,
-	.history_epoch = ops_history_epoch,
-	.publish_idem = ops_publish_idem,
-	.direct_idem = ops_direct_idem,
-};
+const confab_backplane_ops redis_backplane_ops =
+	ROPS_SLOT_TABLE(ops_presence, ops_history, ops_room_epoch, ops_history_epoch);

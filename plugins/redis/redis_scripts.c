@@ -118,11 +118,7 @@
  * idem:d:U/T/K), idem_window, the message's id and ts, as for PUBLISH;
  * the key is set only when some node took the message. */
 #define DIRECT_LUA PRELUDE \
-	RSCRIPT_IDEM_REPEAT("6") \
-	"local alive = now_ms() - tonumber(ARGV[5])\n" \
-	"local reached = 0\n" \
-	"for _, node in ipairs(redis.call('SMEMBERS', P .. 'user:' .. ARGV[3])) do\n" \
-	"  local seen = redis.call('ZSCORE', P .. 'nodes', node)\n" \
+	RSCRIPT_DIRECT_HEAD \
 	"  if seen and tonumber(seen) >= alive\n" \
 	"     and redis.call('PUBLISH', C .. 'node:' .. node, ARGV[4]) > 0 then\n" \
 	"    reached = reached + 1\n" \
@@ -141,11 +137,7 @@
 	RSCRIPT_HISTORY_SERVE
 
 const char *const redis_script_text[SCRIPT_COUNT] = {
-	[SCRIPT_PUBLISH] = PUBLISH_LUA,
-	[SCRIPT_DIRECT] = DIRECT_LUA,
-	RSCRIPT_SHARED_TEXTS(SCRIPT_, PRELUDE),
-	[SCRIPT_HISTORY] = HISTORY_LUA,
-	[SCRIPT_PUBLISH_BATCH] = PUBLISH_BATCH_LUA,
+	RSCRIPT_TEXTS(SCRIPT_, PRELUDE, PUBLISH_LUA, DIRECT_LUA, HISTORY_LUA, PUBLISH_BATCH_LUA),
 	[SCRIPT_PRESENCE_BATCH] = PRESENCE_BATCH_LUA,
 };
 

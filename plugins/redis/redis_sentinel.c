@@ -63,7 +63,7 @@ static void ask_next(redis_state *s);
 static bool found_down(const redis_state *s, const char *host, int port)
 {
 	return s->odown_host[0] != '\0' && strcmp(s->odown_host, host) == 0 &&
-	       s->odown_port == port && uv_now(s->loop) - s->odown_at < ODOWN_HOLD_MS;
+	       s->odown_port == port && uv_now(s->base.loop) - s->odown_at < ODOWN_HOLD_MS;
 }
 
 static const char *sentinel_name(const redis_state *s, size_t i, char *buf, size_t len)
@@ -218,7 +218,7 @@ static void ask_next(redis_state *s)
 		return;
 	}
 	s->sq_asked++;
-	s->sq_started = uv_now(s->loop);
+	s->sq_started = uv_now(s->base.loop);
 	s->sq = sentinel_link(s, s->sq_next, false, NULL, query_closed);
 	if (s->sq == NULL) {
 		conn_fail(s, "cannot ask the sentinels: out of memory");
@@ -357,7 +357,7 @@ static void odown(redis_state *s, const char *text, bool down)
 	}
 	snprintf(s->odown_host, sizeof(s->odown_host), "%s", host);
 	s->odown_port = port;
-	s->odown_at = uv_now(s->loop);
+	s->odown_at = uv_now(s->base.loop);
 	if (s->link != LINK_DOWN && strcmp(host, s->addr) == 0 && port == s->port)
 		conn_fail(s, "the sentinels found master '%s' at %s:%d down (+odown): not "
 			  "writing there while they fail over", s->master_name, host, port);

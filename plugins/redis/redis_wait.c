@@ -114,7 +114,7 @@ static void flush(redis_state *s)
 	/* Counted as the core's: destroy answers it (rq_orphan_all), and
 	 * with it the group. */
 	q->core = true;
-	s->n_core++;
+	s->base.n_core++;
 	if (rq_send(s, s->cmd, q) != 0) {
 		q->subs = NULL;
 		rq_free(q);

@@ -31,7 +31,7 @@
  * backplanes share (../redislink/rsettings.h). */
 static rset settings(const cl_state *s)
 {
-	return (rset){ .host = s->host, .ctx = s->ctx };
+	return (rset){ .host = s->base.host, .ctx = s->base.ctx };
 }
 
 /* `seeds`: host:port entries (names allowed, [v6]:port), the port required. */
@@ -46,8 +46,9 @@ static int read_seeds(cl_state *s)
 	if (rc != 0)
 		return rc;
 	if (s->n_seeds == 0) {
-		s->host->config_error(s->ctx, "seeds", "is required: host:port of one or more "
-				      "nodes of the cluster, comma separated");
+		s->base.host->config_error(s->base.ctx,
+					   "seeds", "is required: host:port of one or more "
+					   "nodes of the cluster, comma separated");
 		return CONFAB_EINVAL;
 	}
 	return 0;
@@ -62,10 +63,10 @@ static int read_settings(cl_state *s)
 	if ((rc = read_seeds(s)) != 0 || (rc = rset_prefix(&r, true, &s->prefix)) != 0 ||
 	    (rc = rset_tls(&r, &s->tls, &s->tls_no_verify)) != 0)
 		return rc;
-	v = s->host->config_get(s->ctx, "user");
+	v = s->base.host->config_get(s->base.ctx, "user");
 	if (v != NULL && *v != '\0' && (s->user = strdup(v)) == NULL)
 		return CONFAB_ENOMEM;
-	v = s->host->config_get(s->ctx, "password");
+	v = s->base.host->config_get(s->base.ctx, "password");
 	if (v != NULL && *v != '\0' && (s->password = strdup(v)) == NULL)
 		return CONFAB_ENOMEM;
 	if (rset_common_read(&r, CL_BACKOFF_FIRST_MS, &s->common) != 0 ||
@@ -75,10 +76,10 @@ static int read_settings(cl_state *s)
 	    rset_uint(&r, "refresh_interval_ms", 5000, 100, 3600000, &s->refresh_interval_ms) != 0)
 		return CONFAB_EINVAL;
 	if (s->user != NULL && s->password == NULL) {
-		s->host->config_error(s->ctx, "user", "needs a password");
+		s->base.host->config_error(s->base.ctx, "user", "needs a password");
 		return CONFAB_EINVAL;
 	}
-	s->node_id = s->host->node_id(s->ctx);
+	s->node_id = s->base.host->node_id(s->base.ctx);
 
 	/* The record that every node of a deployment must agree on. */
 	if (asprintf(&s->config_key, "{%sconfig}", s->prefix) < 0) {
@@ -129,27 +130,19 @@ void cl_release(cl_state *s)
 
 static int cl_init(confab_ctx *ctx, const confab_host *host, void **state)
 {
-	cl_state *s;
 	int rc;
+	cl_state *s = rbase_new(ctx, host, sizeof(*s), &rc);
 
-	if (!rops_host_ok(host, ctx))
-		return CONFAB_EINVAL;
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return CONFAB_ENOMEM;
-	s->ctx = ctx;
-	s->host = host;
-	s->loop = (uv_loop_t *)host->loop(ctx);
+	if (s == NULL)
+		return rc;
 	rslot_map_init(&s->map);
 	rc = read_settings(s);
 	s->map.tls = s->tls != NULL;  /* the map then names the nodes' TLS ports */
-	rc = rops_init_tables(host, ctx, rc, &s->rooms, &s->users, s->nonce, sizeof(s->nonce));
-	if (rc != 0) {
+	/* a cluster's MOVED and ASK mean "not now": the slot is moving */
+	if ((rc = rbase_tables(&s->base, rc, true, &ops_lroom_kind)) != 0) {
 		cl_state_free(s);
 		return rc;
 	}
-	/* a cluster's MOVED and ASK mean "not now": the slot is moving */
-	s->rops = (rops_ctx){ .host = host, .ctx = ctx, .redirects = true, .rooms = s->rooms,
-			      .kind = &ops_lroom_kind };
 	*state = s;
 	return 0;
 }
@@ -166,23 +159,13 @@ static int cl_start(void *state)
 	if (s->tls_no_verify)
 		cl_log(s, CONFAB_LOG_WARN, "tls_verify = no: the cluster nodes' certificates are "
 		       "not verified; anyone on the path can read and change the traffic");
-	s->started = true;
+	s->base.started = true;
 	/* A cluster down is no reason not to start: /healthz says 503 until
 	 * it is usable, and requests get `unavailable`. */
 	return topo_start(s);
 }
 
-static void cl_destroy(void *state)
-{
-	cl_state *s = state;
-
-	if (s == NULL)
-		return;
-	if (!s->started)
-		cl_state_free(s);
-	else
-		topo_destroy(s);
-}
+RBASE_DESTROY_SLOT(cl_destroy, cl_state, cl_state_free, topo_destroy)
 
 static const confab_plugin cluster_plugin = {
 	CONFAB_PLUGIN_HEADER(CONFAB_KIND_BACKPLANE, "redis_cluster", "0.1.0"),

@@ -33,6 +33,7 @@
 
 #include "ranswer.h"
 #include "rargs.h"
+#include "rbase.h"
 #include "rhistory.h"
 #include "rlink.h"
 #include "rops.h"
@@ -358,9 +359,8 @@ void batch_fail_all(cl_state *s);
 /* ---- the instance ---- */
 
 struct cl_state {
-	confab_ctx *ctx;
-	const confab_host *host;
-	uv_loop_t *loop;
+	rbase base;                  /* first: the host, the loop, what the core told us
+				      * (rooms, users), the probes' nonce (rbase.h) */
 
 	/* settings */
 	rset_addr *seeds;            /* [redis_cluster] seeds */
@@ -379,7 +379,6 @@ struct cl_state {
 
 	partition *part;
 	int16_t *slot_part;          /* slot -> partition, -1 */
-	char nonce[32];
 	unsigned next_serial;
 
 	/* topology */
@@ -413,23 +412,20 @@ struct cl_state {
 	int handles;
 	uint64_t last_tick;
 	unsigned goodbyes;           /* destroy: goodbyes not answered */
-	bool started, destroying;
+	bool destroying;
 
 	/* bookkeeping */
-	confab_dict *rooms;                 /* room -> lroom */
-	rops_ctx rops;               /* for the shared answers (../redislink/rops.h) */
-	confab_dict *users;
 	cq *reqs, *reqs_tail;        /* requests a link holds, oldest first */
 	cq *pend, *pend_tail;        /* requests waiting (retry, held), oldest first */
-	size_t n_core;
-	uint64_t full_warned;
 	uint64_t waits_checked;      /* uv_now when waiting joins were last timed out */
 	cq *deferred, *deferred_tail; /* cq_defer: for the end of the turn, oldest first */
 	unsigned long n_multi;       /* multi calls sent */
 	unsigned long n_split;       /* ... refused as a whole and sent per partition */
 };
+/* rbase_new allocates the state through its base */
+_Static_assert(offsetof(cl_state, base) == 0, "rbase first");
 
-#define cl_log(s, level, ...) ((s)->host->log((s)->ctx, (level), __VA_ARGS__))
+#define cl_log(s, level, ...) ((s)->base.host->log((s)->base.ctx, (level), __VA_ARGS__))
 
 /* cluster.c */
 void cl_state_free(cl_state *s);

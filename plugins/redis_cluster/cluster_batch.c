@@ -150,7 +150,7 @@ static void send_batch(cl_state *s, unsigned k, cq *list)
 	/* It stands for core requests: destroy answers it (its handler
 	 * answers each of them). */
 	b->core = true;
-	s->n_core++;
+	s->base.n_core++;
 	/* The oldest publish's deadline is the batch's. */
 	cq_defer(s, b);
 }
@@ -186,7 +186,7 @@ void batch_wake(cl_state *s)
 
 void batch_start(cl_state *s)
 {
-	uv_check_init(s->loop, &s->batch_check);
+	uv_check_init(s->base.loop, &s->batch_check);
 	s->batch_check.data = s;
 	s->handles++;
 }

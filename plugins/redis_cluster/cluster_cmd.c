@@ -51,7 +51,7 @@ void cq_free(cq *q)
 	if (q == NULL)
 		return;
 	if (q->core)
-		q->s->n_core--;
+		q->s->base.n_core--;
 	if (q->held && q->part >= 0)
 		q->s->part[q->part].n_held--;
 	wait_ungroup(q);
@@ -159,7 +159,7 @@ static int send_to(cl_state *s, cmaster *m, cq *q)
 int cq_send_on(cl_state *s, cmaster *m, cq *q)
 {
 	if (q->deadline == 0)
-		q->deadline = uv_now(s->loop) + s->common.probe_timeout_ms;
+		q->deadline = uv_now(s->base.loop) + s->common.probe_timeout_ms;
 	return send_to(s, m, q);
 }
 
@@ -197,14 +197,14 @@ static void dispatch(cl_state *s, cq *q)
 		return;
 	q->to = NULL;
 	q->asking = false;
-	q->retry_at = uv_now(s->loop) + CL_RETRY_MS;
+	q->retry_at = uv_now(s->base.loop) + CL_RETRY_MS;
 	enlist(s, q, true);
 }
 
 void cq_submit(cl_state *s, cq *q)
 {
 	if (q->deadline == 0)
-		q->deadline = uv_now(s->loop) + s->common.probe_timeout_ms;
+		q->deadline = uv_now(s->base.loop) + s->common.probe_timeout_ms;
 	if (q->held) {
 		enlist(s, q, true);
 		return;
@@ -281,7 +281,7 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 			q->asking = false;
 			if (kind == 1)
 				topo_refresh(s);
-			if (uv_now(s->loop) >= q->deadline) {
+			if (uv_now(s->base.loop) >= q->deadline) {
 				finish(s, q, NULL);
 				return;
 			}
@@ -293,7 +293,7 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 				dispatch(s, q);
 				return;
 			}
-			q->retry_at = uv_now(s->loop) + CL_RETRY_MS;
+			q->retry_at = uv_now(s->base.loop) + CL_RETRY_MS;
 			enlist(s, q, true);
 			return;
 		}
@@ -305,7 +305,7 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 
 void cq_tick(cl_state *s)
 {
-	uint64_t now = uv_now(s->loop);
+	uint64_t now = uv_now(s->base.loop);
 	cq *list = s->pend, *q;
 
 	/* Take the waiting list out: what is resent or waits again goes to
@@ -527,7 +527,7 @@ static bool send_multi(cl_state *s, cmaster *m, cq *list)
 	/* It stands for core requests (publishes): destroy answers it, and
 	 * its handler answers each of them. */
 	mq->core = true;
-	s->n_core++;
+	s->base.n_core++;
 	if (cq_send_on(s, m, mq) != 0) {
 		mq->parts = NULL;
 		cq_free(mq);
@@ -547,7 +547,7 @@ void cq_send_deferred(cl_state *s)
 		list = q->pnext;
 		q->pnext = NULL;
 		if (q->deadline == 0)
-			q->deadline = uv_now(s->loop) + s->common.probe_timeout_ms;
+			q->deadline = uv_now(s->base.loop) + s->common.probe_timeout_ms;
 		m = q->held || q->to != NULL ? NULL : route(s, q);
 		if (m == NULL) {
 			cq_submit(s, q);   /* waits for a retry, as always */

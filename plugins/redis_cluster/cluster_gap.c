@@ -107,7 +107,7 @@ static bool deliver(cl_state *s, const char *room, lroom *r, wire_msg *m)
 			return false;
 		r->last_seq = seq;
 	}
-	s->host->backplane->deliver(s->ctx, &m->env);
+	s->base.host->backplane->deliver(s->base.ctx, &m->env);
 	return true;
 }
 
@@ -117,7 +117,7 @@ static void drain(cl_state *s, const char *room)
 {
 	lroom *r;
 
-	while ((r = confab_dict_get(s->rooms, room)) != NULL && r->gq != NULL && !r->filling) {
+	while ((r = confab_dict_get(s->base.rooms, room)) != NULL && r->gq != NULL && !r->filling) {
 		gap_item *i = r->gq;
 		wire_msg m;
 		const char *why;
@@ -140,7 +140,7 @@ static void drain(cl_state *s, const char *room)
 static bool fill_reply(cl_state *s, cq *q, redisReply *reply)
 {
 	const char *room = q->args.argv[q->args.argc - 1];
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->base.rooms, room);
 	size_t got = 0;
 
 	if (r == NULL || !r->filling || r->fill_id != q->aux)
@@ -157,7 +157,7 @@ static bool fill_reply(cl_state *s, cq *q, redisReply *reply)
 			wire_msg m;
 			const char *why;
 
-			if ((r = confab_dict_get(s->rooms, room)) == NULL)
+			if ((r = confab_dict_get(s->base.rooms, room)) == NULL)
 				return true;
 			if (e->type != REDIS_REPLY_STRING || wire_parse(e->str, e->len, &m, &why) != 0)
 				continue;
@@ -165,7 +165,7 @@ static bool fill_reply(cl_state *s, cq *q, redisReply *reply)
 				if (m.env.epoch == NULL)
 					m.env.epoch = r->epoch;
 				r->last_seq = m.env.seq;
-				s->host->backplane->deliver(s->ctx, &m.env);
+				s->base.host->backplane->deliver(s->base.ctx, &m.env);
 				got++;
 			}
 			wire_msg_clear(&m);
@@ -173,7 +173,7 @@ static bool fill_reply(cl_state *s, cq *q, redisReply *reply)
 		if (got > 0)
 			cl_log(s, CONFAB_LOG_DEBUG, "room %s: %zu messages published where this node "
 			       "was not subscribed yet came from history", room, got);
-	} else if ((r = confab_dict_get(s->rooms, room)) != NULL) {
+	} else if ((r = confab_dict_get(s->base.rooms, room)) != NULL) {
 		/* No history now: go on from what comes (the gap stays; its
 		 * members can ask history). */
 		r->last_seq = 0;
@@ -236,8 +236,7 @@ void gap_resubscribed(cl_state *s, unsigned k)
 	void *value;
 
 	/* start_fill changes no table: iterating is safe */
-	confab_dict_iter_init(&it, s->rooms);
-	while (confab_dict_iter_next(&it, &room, &value)) {
+	RBASE_EACH(it, s->base.rooms, room, value) {
 		lroom *r = value;
 
 		if (r->part == k && r->last_seq != 0 && !r->filling &&

@@ -22,17 +22,17 @@
  * SPDX-License-Identifier: MIT
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "cluster.h"
+#include "rfail.h"
 
 static uint64_t now(const cl_state *s)
 {
-	return uv_now(s->loop);
+	return uv_now(s->base.loop);
 }
 
 /* ---- masters ---- */
@@ -77,7 +77,7 @@ cmaster *master_new(cl_state *s, const char *host, int port)
 	m->serial = ++s->next_serial;
 	m->probe_part = -1;
 	m->backoff_ms = CL_BACKOFF_FIRST_MS;
-	uv_timer_init(s->loop, &m->timer);
+	uv_timer_init(s->base.loop, &m->timer);
 	m->timer.data = m;
 	s->handles++;
 	m->next = s->masters;
@@ -141,7 +141,7 @@ cmaster *master_get(cl_state *s, const char *host, int port)
 			.tls = s->tls,
 		};
 
-		m->cmd = rlink_open(s->loop, &o);
+		m->cmd = rlink_open(s->base.loop, &o);
 	}
 	return m;
 }
@@ -219,7 +219,7 @@ static void probe_send(cmaster *m)
 
 	if (m->probe_part < 0 || m->cmd == NULL)
 		return;
-	snprintf(token, sizeof(token), "%s.%u.%" PRIu64, s->nonce, m->serial, ++m->probe_seq);
+	snprintf(token, sizeof(token), "%s.%u.%" PRIu64, s->base.nonce, m->serial, ++m->probe_seq);
 	text = wire_probe(token);
 	q = cq_new(s, probe_reply, -1, m->probe_part);
 	if (text == NULL || q == NULL || rargs_adds(&q->args, "SPUBLISH") != 0 ||
@@ -269,13 +269,13 @@ static void master_up(cmaster *m)
 
 void master_probe_seen(cl_state *s, const char *token)
 {
-	size_t n = strlen(s->nonce);
+	size_t n = strlen(s->base.nonce);
 	unsigned serial;
 	uint64_t seq;
 	cmaster *m;
 
 	/* Every node subscribed to a partition sees every node's probes. */
-	if (strncmp(token, s->nonce, n) != 0 || token[n] != '.' ||
+	if (strncmp(token, s->base.nonce, n) != 0 || token[n] != '.' ||
 	    sscanf(token + n + 1, "%u.%" SCNu64, &serial, &seq) != 2)
 		return;
 	if ((m = master_by_serial(s, serial)) == NULL || !m->probe_out || seq != m->probe_seq)
@@ -398,10 +398,10 @@ void master_connect(cmaster *m)
 	m->probe_out = false;
 	m->setup_pending = 0;
 	m->connect_started = now(s);
-	m->cmd = rlink_open(s->loop, &o);
+	m->cmd = rlink_open(s->base.loop, &o);
 	o.subscriber = true;
 	o.on_push = on_push;
-	m->sub = rlink_open(s->loop, &o);
+	m->sub = rlink_open(s->base.loop, &o);
 	if (m->cmd == NULL || m->sub == NULL) {
 		master_fail(m, "cannot open links to %s: out of memory", m->name);
 		return;
@@ -446,13 +446,10 @@ void master_fail(cmaster *m, const char *fmt, ...)
 	cl_state *s = m->s;
 	char reason[sizeof(m->last_reason)];
 	bool was_up = m->state == M_UP;
-	va_list ap;
 
 	if (s->destroying)
 		return;
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
+	RFAIL_FORMAT(reason, fmt);
 	if (was_up || strcmp(reason, m->last_reason) != 0)
 		cl_log(s, CONFAB_LOG_WARN, "%s; retrying (backoff up to %u ms)", reason,
 		       s->common.reconnect_max_ms);

@@ -81,18 +81,18 @@ static void need_drop(cl_state *s, unsigned k)
 
 static void room_maybe_free(cl_state *s, const char *room)
 {
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->base.rooms, room);
 
 	if (r != NULL && confab_dict_count(r->users) == 0 && r->joins_pending == 0 &&
 	    r->waiting == NULL)
-		lroom_free(confab_dict_remove(s->rooms, room));
+		lroom_free(confab_dict_remove(s->base.rooms, room));
 }
 
 /* Nothing pending for the room any more (its partition subscribed, its
  * join scripts answered): the joins that waited go on. */
 static void room_settle(cl_state *s, const char *room)
 {
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->base.rooms, room);
 
 	if (r == NULL || r->joins_pending > 0 || s->part[r->part].sub != SUB_OK)
 		return;
@@ -112,8 +112,7 @@ static char **waiting_rooms(cl_state *s, int k, size_t *n, uint64_t older_than)
 	size_t cap = 0;
 
 	*n = 0;
-	confab_dict_iter_init(&it, s->rooms);
-	while (confab_dict_iter_next(&it, &room, &value)) {
+	RBASE_EACH(it, s->base.rooms, room, value) {
 		lroom *r = value;
 		bool old = false;
 
@@ -160,7 +159,7 @@ static void fail_waiting(cl_state *s, int k, uint64_t older_than)
 	char **names = waiting_rooms(s, k, &n, older_than);
 
 	for (size_t i = 0; i < n; i++) {
-		lroom *r = confab_dict_get(s->rooms, names[i]);
+		lroom *r = confab_dict_get(s->base.rooms, names[i]);
 
 		if (r != NULL) {
 			rwait_answer_all(&r->waiting, CONFAB_EUNAVAILABLE);
@@ -181,7 +180,7 @@ void ops_part_reset(cl_state *s, unsigned k, bool fail)
 
 void ops_tick(cl_state *s)
 {
-	uint64_t n = uv_now(s->loop);
+	uint64_t n = uv_now(s->base.loop);
 
 	if (n - s->waits_checked < 1000 || n < s->common.probe_timeout_ms)
 		return;
@@ -191,40 +190,28 @@ void ops_tick(cl_state *s)
 
 void ops_free(cl_state *s)
 {
-	confab_dict_free(s->rooms, lroom_free);
-	confab_dict_free(s->users, NULL);
-	s->rooms = s->users = NULL;
+	rbase_free_tables(&s->base);
 }
 
 /* ---- requests ---- */
 
 int ops_reply_status(cl_state *s, const char *what, const redisReply *reply)
 {
-	return rreply_status(s->host, s->ctx, what, reply, true);
+	return rreply_status(s->base.host, s->base.ctx, what, reply, true);
 }
 
 int ops_admit(cl_state *s, unsigned k)
 {
 	if (!topo_served(s, k))
 		return CONFAB_EUNAVAILABLE;
-	if (s->n_core >= CL_MAX_INFLIGHT) {
-		uint64_t t = uv_now(s->loop);
-
-		if (s->full_warned == 0 || t - s->full_warned >= 1000) {
-			cl_log(s, CONFAB_LOG_WARN, "%d requests are waiting for the cluster; refusing "
-			       "more until it catches up", CL_MAX_INFLIGHT);
-			s->full_warned = t;
-		}
-		return CONFAB_EUNAVAILABLE;
-	}
-	return 0;
+	return rbase_admit(&s->base, CL_MAX_INFLIGHT, "the cluster");
 }
 
 void ops_own(cl_state *s, cq *q, void *arg)
 {
 	q->core = true;
 	q->arg = arg;
-	s->n_core++;
+	s->base.n_core++;
 }
 
 int ops_record_keys(const cl_state *s, cq *q, const char *room)
@@ -273,24 +260,12 @@ int ops_prefixes(const cl_state *s, cq *q)
 
 /* ---- presence changes ---- */
 
-static confab_ratelimit script_failed_log = CONFAB_RATELIMIT_INIT(1000);
-
+/* A failed script leaves its partition's record to the next heartbeat's
+ * reconcile. */
 static bool change_done(cl_state *s, const cq *q, const redisReply *reply)
 {
-	uint64_t skipped;
-
-	if (reply == NULL)
-		return false;
-	if (reply->type == REDIS_REPLY_INTEGER && reply->integer != 0)
-		return true;
-	s->part[q->part].dirty = true;  /* the next heartbeat reconciles */
-	if (reply->type != REDIS_REPLY_INTEGER &&
-	    confab_ratelimit_allow(&script_failed_log, uv_now(s->loop), &skipped))
-		cl_log(s, CONFAB_LOG_WARN, "the %s script failed: %s (registered again at the "
-		       "next heartbeat; %" PRIu64 " more since the last such line)",
-		       cl_script_name[q->script],
-		       reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply", skipped);
-	return false;
+	return rbase_change_done(&s->base, reply, cl_script_name[q->script], true,
+				 &s->part[q->part].dirty);
 }
 
 static bool change_reply(cl_state *s, cq *q, redisReply *reply)
@@ -305,7 +280,7 @@ static bool join_reply(cl_state *s, cq *q, redisReply *reply)
 {
 	const char *room = q->args.argv[q->args.argc - 2];
 	bool ok = change_done(s, q, reply);
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->base.rooms, room);
 
 	if (r == NULL)
 		return true;
@@ -375,7 +350,7 @@ cq *ops_reconcile_request(cl_state *s, unsigned k)
 	s->part[k].gen = rops_next_gen(s->part[k].gen);
 	if (node_keys(s, q, NULL, NULL) || ops_prefixes(s, q) || rargs_adds(&q->args, s->node_id) ||
 	    rargs_addf(&q->args, "%" PRIu64, s->part[k].gen) ||
-	    rops_presence_args(&q->args, s->rooms, s->users, &f) != 0) {
+	    rops_presence_args(&q->args, s->base.rooms, s->base.users, &f) != 0) {
 		cq_free(q);
 		return NULL;
 	}
@@ -416,7 +391,7 @@ static bool refresh_due(const cl_state *s, const lroom *r)
 {
 	return s->common.room_ttl != 0 &&
 	       (r == NULL || !r->refreshed ||
-		uv_now(s->loop) - r->refreshed_at >= (uint64_t)s->common.room_ttl * 1000 / 32);
+		uv_now(s->base.loop) - r->refreshed_at >= (uint64_t)s->common.room_ttl * 1000 / 32);
 }
 
 /* The publish arguments after the three keys: P, C, room, ... */
@@ -431,11 +406,11 @@ static int lost_status(const cq *q)
 void ops_publish_answer(cl_state *s, cq *q, int status)
 {
 	if (status == 0 && q->repeat == NULL && PUB_REFRESH(q)[0] == '1') {
-		lroom *r = confab_dict_get(s->rooms, PUB_ROOM(q));
+		lroom *r = confab_dict_get(s->base.rooms, PUB_ROOM(q));
 
 		if (r != NULL) {
 			r->refreshed = true;
-			r->refreshed_at = uv_now(s->loop);
+			r->refreshed_at = uv_now(s->base.loop);
 		}
 	}
 	if (q->send_cb)
@@ -461,7 +436,7 @@ bool ops_publish_reply(cl_state *s, cq *q, redisReply *reply)
 			ops_publish_answer(s, q, 0);
 			return true;
 		}
-		if (confab_ratelimit_allow(&wait_short_log, uv_now(s->loop), &skipped))
+		if (confab_ratelimit_allow(&wait_short_log, uv_now(s->base.loop), &skipped))
 			cl_log(s, CONFAB_LOG_WARN, "WAIT after a publish to room %s: %s of the %u "
 			       "replicas wanted confirmed it; answering that the outcome is unknown "
 			       "(%" PRIu64 " more since the last such line)", PUB_ROOM(q),
@@ -503,7 +478,7 @@ static bool flush_reply(cl_state *s, cq *q, redisReply *reply)
 	static confab_ratelimit flush_log = CONFAB_RATELIMIT_INIT(1000);
 	uint64_t skipped;
 
-	if (reply == NULL && !s->destroying && uv_now(s->loop) < q->deadline) {
+	if (reply == NULL && !s->destroying && uv_now(s->base.loop) < q->deadline) {
 		/* Lost with its link (a failover): the flush is idempotent,
 		 * so it goes again, to whoever owns the room now. */
 		cq *again = cq_new(s, flush_reply, CS_FLUSH, q->part);
@@ -522,7 +497,7 @@ static bool flush_reply(cl_state *s, cq *q, redisReply *reply)
 		return true;
 	}
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
-	    confab_ratelimit_allow(&flush_log, uv_now(s->loop), &skipped))
+	    confab_ratelimit_allow(&flush_log, uv_now(s->base.loop), &skipped))
 		cl_log(s, CONFAB_LOG_WARN, "publishing the replicated messages of a room failed: "
 		       "%s (its members' nodes read them from history at the next message; %" PRIu64
 		       " more since the last such line)", reply->str, skipped);
@@ -557,17 +532,13 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 {
 	unsigned k = part_of(s, env->room);
 	bool send_cb = sdone != NULL;
-	char *head_a, *head_b, fresh[17], *ik = NULL;
-	lroom *r;
+	char *ik = NULL;
+	lroom *r = confab_dict_get(s->base.rooms, env->room);
 	cq *q;
 	int rc = ops_admit(s, k);
 
 	if (rc != 0)
 		return rc;
-	if (wire_message_head(env, &head_a, &head_b) != 0)
-		return CONFAB_ENOMEM;
-	rops_fresh_epoch(fresh);
-	r = confab_dict_get(s->rooms, env->room);
 	q = cq_new(s, ops_publish_reply, CS_PUBLISH, (int)k);
 	if (send_cb && (ik = rops_idem_key(s->part[k].prefix, env)) == NULL) {
 		cq_free(q);
@@ -575,19 +546,13 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 	}
 	rc = q == NULL || ops_record_keys(s, q, env->room) ||
 	     (ik != NULL && ik[0] != '\0' && rargs_adds(&q->args, ik)) || ops_prefixes(s, q) ||
-	     rargs_adds(&q->args, env->room) || rargs_adds(&q->args, head_a) ||
-	     rargs_adds(&q->args, head_b) ||
-	     rargs_add(&q->args, env->body, env->body_len) ||
-	     rargs_addf(&q->args, "%zu", s->common.history_size) ||
-	     rargs_addf(&q->args, "%lu", s->common.room_ttl) || rargs_adds(&q->args, fresh) ||
-	     rargs_adds(&q->args, refresh_due(s, r) ? "1" : "0") ||
+	     rops_publish_args(&q->args, env, s->common.history_size, s->common.room_ttl,
+			       refresh_due(s, r)) != 0 ||
 	     rargs_adds(&q->args, s->ack_replicas ? "1" : "0") ||
 	     rops_idem_args(&q->args, ik != NULL ? ik : "", s->common.idem_window, env) != 0;
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 4 : 3;
 	free(ik);
-	free(head_a);
-	free(head_b);
 	if (rc != 0) {
 		cq_free(q);
 		return CONFAB_ENOMEM;
@@ -615,7 +580,7 @@ static int publish_request(cl_state *s, const confab_envelope *env, confab_publi
 
 static bool direct_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	ranswer_direct(&s->rops, reply, lost_status(q),
+	ranswer_direct(&s->base.rops, reply, lost_status(q),
 		       q->send_cb ? q->done.send : NULL, q->done.status, q->arg, &q->args);
 	return true;
 }
@@ -625,15 +590,12 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 {
 	unsigned k = part_of(s, env->to);
 	bool send_cb = sdone != NULL;
-	size_t len = 0;
-	char *text, *ik = NULL;
+	char *ik = NULL;
 	cq *q;
 	int rc = ops_admit(s, k);
 
 	if (rc != 0)
 		return rc;
-	if ((text = wire_direct(env, &len)) == NULL)
-		return CONFAB_ENOMEM;
 	q = cq_new(s, direct_reply, CS_DIRECT, (int)k);
 	if (send_cb && (ik = rops_idem_key(s->part[k].prefix, env)) == NULL) {
 		cq_free(q);
@@ -642,14 +604,12 @@ static int direct_request(cl_state *s, const confab_envelope *env, confab_status
 	rc = q == NULL || rargs_addf(&q->args, "%suser:%s", s->part[k].prefix, env->to) ||
 	     rargs_addf(&q->args, "%snodes", s->part[k].prefix) ||
 	     (ik != NULL && ik[0] != '\0' && rargs_adds(&q->args, ik)) || ops_prefixes(s, q) ||
-	     rargs_adds(&q->args, env->to) || rargs_add(&q->args, text, len) ||
-	     rargs_addf(&q->args, "%u", s->common.presence_ttl_ms);
+	     rops_direct_args(&q->args, env, s->common.presence_ttl_ms) != 0;
 	if (rc == 0 && send_cb)
 		rc = rops_idem_args(&q->args, ik, s->common.idem_window, env) != 0;
 	if (q != NULL)
 		q->nkeys = ik != NULL && ik[0] != '\0' ? 3 : 2;
 	free(ik);
-	free(text);
 	if (rc != 0) {
 		cq_free(q);
 		return CONFAB_ENOMEM;
@@ -670,7 +630,7 @@ static int ops_room_ready(void *state, const char *room, confab_status_done done
 {
 	cl_state *s = state;
 	unsigned k = part_of(s, room);
-	lroom *r = confab_dict_get(s->rooms, room);
+	lroom *r = confab_dict_get(s->base.rooms, room);
 
 	if (!topo_served(s, k))
 		return CONFAB_EUNAVAILABLE;
@@ -678,7 +638,7 @@ static int ops_room_ready(void *state, const char *room, confab_status_done done
 		done(arg, 0);
 		return 0;
 	}
-	return rwait_push(&r->waiting, done, arg, uv_now(s->loop));
+	return rwait_push(&r->waiting, done, arg, uv_now(s->base.loop));
 }
 
 static int ops_room_join(void *state, const char *room, const char *user)
@@ -690,7 +650,7 @@ static int ops_room_join(void *state, const char *room, const char *user)
 
 	if (!topo_served(s, k))
 		return CONFAB_EUNAVAILABLE;
-	if ((rc = rops_room_add(s->rooms, room, user, &ops_lroom_kind, &k, (void **)&r)) <= 0)
+	if ((rc = rops_room_add(s->base.rooms, room, user, &ops_lroom_kind, &k, (void **)&r)) <= 0)
 		return rc;
 	if (confab_dict_count(r->users) == 1)
 		need_add(s, k);
@@ -699,22 +659,18 @@ static int ops_room_join(void *state, const char *room, const char *user)
 	return 0;
 }
 
-static int ops_room_leave(void *state, const char *room, const char *user)
+/* After a leave: the partition may no longer be needed, and the room is
+ * forgotten when nothing waits for it. */
+static void room_left(cl_state *s, const char *room, lroom *r, int left)
 {
-	cl_state *s = state;
-	lroom *r;
-	int left = rops_room_remove(s->rooms, room, user, &ops_lroom_kind, (void **)&r);
-
-	if (left < 0)
-		return 0;
 	if (left == 0)
 		need_drop(s, r->part);
 	room_maybe_free(s, room);
-	send_presence(s, CS_LEAVE, room, user);
-	return 0;
 }
 
-/* A user's entry in s->users: whether its online script was sent. */
+ROPS_LEAVE_SLOT(cl_state, room_left, CS_LEAVE)
+
+/* A user's entry in s->base.users: whether its online script was sent. */
 #define ONLINE_SENT ((void *)1)
 
 /* A direct to a user is published once, on the user's partition channel:
@@ -728,13 +684,13 @@ static int ops_user_online(void *state, const char *user)
 	cl_state *s = state;
 	unsigned k = part_of(s, user);
 
-	if (confab_dict_has(s->users, user))
+	if (confab_dict_has(s->base.users, user))
 		return 0;
-	if (confab_dict_set(s->users, user, NULL) != 0)
+	if (confab_dict_set(s->base.users, user, NULL) != 0)
 		return CONFAB_ENOMEM;
 	need_add(s, k);
 	if (s->part[k].sub == SUB_OK && send_presence(s, CS_ONLINE, NULL, user))
-		confab_dict_set(s->users, user, ONLINE_SENT);  /* replaces: cannot fail */
+		confab_dict_set(s->base.users, user, ONLINE_SENT);  /* replaces: cannot fail */
 	else
 		s->part[k].onlines_waiting++;
 	return 0;
@@ -753,16 +709,16 @@ static void send_waiting_onlines(cl_state *s, unsigned k)
 
 	if (cap == 0 || (names = calloc(cap, sizeof(*names))) == NULL)
 		return;   /* out of memory: the next reconcile registers them */
-	confab_dict_iter_init(&it, s->users);
+	confab_dict_iter_init(&it, s->base.users);
 	while (n < cap && confab_dict_iter_next(&it, &user, &value))
 		if (value == NULL && part_of(s, user) == k && (names[n] = strdup(user)) != NULL)
 			n++;
 	s->part[k].onlines_waiting = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (send_presence(s, CS_ONLINE, NULL, names[i]))
-			confab_dict_set(s->users, names[i], ONLINE_SENT);  /* an existing key */
-		else
+		if (!send_presence(s, CS_ONLINE, NULL, names[i]))
 			s->part[k].onlines_waiting++;
+		else  /* an existing key: cannot fail */
+			confab_dict_set(s->base.users, names[i], ONLINE_SENT);
 		free(names[i]);
 	}
 	free(names);
@@ -772,12 +728,12 @@ static int ops_user_offline(void *state, const char *user)
 {
 	cl_state *s = state;
 
-	if (!confab_dict_has(s->users, user))
+	if (!confab_dict_has(s->base.users, user))
 		return 0;
-	if (confab_dict_get(s->users, user) == NULL &&
+	if (confab_dict_get(s->base.users, user) == NULL &&
 	    s->part[part_of(s, user)].onlines_waiting > 0)
 		s->part[part_of(s, user)].onlines_waiting--;
-	confab_dict_remove(s->users, user);
+	confab_dict_remove(s->base.users, user);
 	need_drop(s, part_of(s, user));
 	send_presence(s, CS_OFFLINE, NULL, user);
 	return 0;
@@ -801,12 +757,12 @@ void ops_on_message(cl_state *s, unsigned k, const char *text, size_t len)
 		break;
 	case 'd':
 		/* filtering: one channel carries the directs of many users */
-		if (m.env.to != NULL && confab_dict_has(s->users, m.env.to))
-			s->host->backplane->deliver(s->ctx, &m.env);
+		if (m.env.to != NULL && confab_dict_has(s->base.users, m.env.to))
+			s->base.host->backplane->deliver(s->base.ctx, &m.env);
 		break;
 	default:
 		/* ... and the envelopes of many rooms */
-		r = m.env.room != NULL ? confab_dict_get(s->rooms, m.env.room) : NULL;
+		r = m.env.room != NULL ? confab_dict_get(s->base.rooms, m.env.room) : NULL;
 		if (r != NULL && confab_dict_count(r->users) > 0)
 			gap_envelope(s, m.env.room, r, text, len, &m);
 		break;
@@ -814,19 +770,5 @@ void ops_on_message(cl_state *s, unsigned k, const char *text, size_t len)
 	wire_msg_clear(&m);
 }
 
-const confab_backplane_ops cluster_backplane_ops = {
-	.size = sizeof(confab_backplane_ops),
-	.publish = ops_publish,
-	.direct = ops_direct,
-	.room_join = ops_room_join,
-	.room_leave = ops_room_leave,
-	.user_online = ops_user_online,
-	.user_offline = ops_user_offline,
-	.presence = query_presence,
-	.history = query_history,
-	.room_ready = ops_room_ready,
-	.room_epoch = query_room_epoch,
-	.history_epoch = query_history_epoch,
-	.publish_idem = ops_publish_idem,
-	.direct_idem = ops_direct_idem,
-};
+const confab_backplane_ops cluster_backplane_ops =
+	ROPS_SLOT_TABLE(query_presence, query_history, query_room_epoch, query_history_epoch);

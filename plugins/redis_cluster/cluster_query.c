@@ -15,7 +15,7 @@
 
 static bool presence_reply(cl_state *s, cq *q, redisReply *reply)
 {
-	ranswer_presence(&s->rops, reply, q->done.presence, q->arg);
+	ranswer_presence(&s->base.rops, reply, q->done.presence, q->arg);
 	return true;
 }
 
@@ -45,7 +45,7 @@ int query_presence(void *state, const char *room, confab_presence_done done, voi
 static bool history_reply(cl_state *s, cq *q, redisReply *reply)
 {
 	/* the history script's last argument is the room */
-	rhistory_reply(&s->rops, reply, q->args.argv[q->args.argc - 1],
+	rhistory_reply(&s->base.rops, reply, q->args.argv[q->args.argc - 1],
 		       q->aux ? NULL : q->done.history, q->aux ? q->done.history_epoch : NULL,
 		       q->arg);
 	return true;
@@ -116,7 +116,7 @@ int query_history_epoch(void *state, const char *room, const char *epoch, bool h
 static bool epoch_reply(cl_state *s, cq *q, redisReply *reply)
 {
 	/* the epoch script's last argument is the room */
-	ranswer_epoch(&s->rops, reply, q->args.argv[q->args.argc - 1], q->done.epoch, q->arg);
+	ranswer_epoch(&s->base.rops, reply, q->args.argv[q->args.argc - 1], q->done.epoch, q->arg);
 	return true;
 }
 

@@ -120,11 +120,7 @@
  * nodes subscribed there deliver it to the user's sessions, if they have
  * any (the message's "to"). Returns how many live nodes have the user. */
 #define DIRECT_LUA PRELUDE \
-	RSCRIPT_IDEM_REPEAT("6") \
-	"local alive = now_ms() - tonumber(ARGV[5])\n" \
-	"local reached = 0\n" \
-	"for _, node in ipairs(redis.call('SMEMBERS', P .. 'user:' .. ARGV[3])) do\n" \
-	"  local seen = redis.call('ZSCORE', P .. 'nodes', node)\n" \
+	RSCRIPT_DIRECT_HEAD \
 	"  if seen and tonumber(seen) >= alive then reached = reached + 1 end\n" \
 	"end\n" \
 	"if reached > 0 and redis.call('SPUBLISH', C, ARGV[4]) == 0 then reached = 0 end\n" \
@@ -217,13 +213,9 @@
  * reconcile, goodbye: ../redislink/rscript.h) declare KEYS[1] = P nodes,
  * their partition's, so that Redis routes them; their ARGV are redis's. */
 const char *const cl_script_text[CS_COUNT] = {
-	[CS_PUBLISH] = PUBLISH_LUA,
-	[CS_DIRECT] = DIRECT_LUA,
-	RSCRIPT_SHARED_TEXTS(CS_, PRELUDE),
-	[CS_HISTORY] = HISTORY_LUA,
+	RSCRIPT_TEXTS(CS_, PRELUDE, PUBLISH_LUA, DIRECT_LUA, HISTORY_LUA, PUBLISH_BATCH_LUA),
 	[CS_CONFIG] = CONFIG_LUA,
 	[CS_FLUSH] = FLUSH_LUA,
-	[CS_PUBLISH_BATCH] = PUBLISH_BATCH_LUA,
 	[CS_MULTI] = MULTI_LUA,
 };
 

@@ -29,7 +29,7 @@ static void connect_masters(cl_state *s);
 
 static uint64_t now(const cl_state *s)
 {
-	return uv_now(s->loop);
+	return uv_now(s->base.loop);
 }
 
 bool topo_served(const cl_state *s, unsigned k)
@@ -54,8 +54,8 @@ void topo_health(cl_state *s)
 	char reason[sizeof(s->health_reason)] = "", part_reason[sizeof(s->health_reason)] = "";
 	unsigned unserved = 0;
 	const cmaster *down = NULL;
-	bool up, degraded, can_degrade = CONFAB_HAS(s->host->backplane, degraded) &&
-					 s->host->backplane->degraded != NULL;
+	bool up, degraded, can_degrade = CONFAB_HAS(s->base.host->backplane, degraded) &&
+					 s->base.host->backplane->degraded != NULL;
 
 	if (s->destroying)
 		return;
@@ -105,7 +105,7 @@ void topo_health(cl_state *s)
 	if (up != s->health_up || (!up && strcmp(reason, s->health_reason) != 0)) {
 		s->health_up = up;
 		snprintf(s->health_reason, sizeof(s->health_reason), "%s", reason);
-		s->host->backplane->health(s->ctx, up, up ? NULL : reason);
+		s->base.host->backplane->health(s->base.ctx, up, up ? NULL : reason);
 		if (!up)
 			s->health_degraded = false;  /* down overrides it */
 	}
@@ -114,7 +114,8 @@ void topo_health(cl_state *s)
 	     (degraded && strcmp(part_reason, s->degraded_reason) != 0))) {
 		s->health_degraded = degraded;
 		snprintf(s->degraded_reason, sizeof(s->degraded_reason), "%s", part_reason);
-		s->host->backplane->degraded(s->ctx, degraded, degraded ? part_reason : NULL);
+		s->base.host->backplane->degraded(s->base.ctx, degraded,
+						  degraded ? part_reason : NULL);
 	}
 }
 
@@ -471,7 +472,7 @@ static void topo_ask(cl_state *s)
 			.on_closed = on_topo_closed,
 			.arg = s, .tls = s->tls,
 		};
-		if ((s->topo = rlink_open(s->loop, &o)) == NULL)
+		if ((s->topo = rlink_open(s->base.loop, &o)) == NULL)
 			return;  /* out of memory: the tick tries again */
 	}
 	if (rlink_command(s->topo, 2, s->topo_slots ? slots : shards, NULL, topo_reply, s) != 0 ||
@@ -611,7 +612,7 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void init_timer(cl_state *s, uv_timer_t *t)
 {
-	uv_timer_init(s->loop, t);
+	uv_timer_init(s->base.loop, t);
 	t->data = s;
 	s->handles++;
 }
@@ -621,7 +622,7 @@ int topo_start(cl_state *s)
 	init_timer(s, &s->tick);
 	init_timer(s, &s->heartbeat_timer);
 	init_timer(s, &s->linger_timer);
-	uv_check_init(s->loop, &s->wait_check);
+	uv_check_init(s->base.loop, &s->wait_check);
 	s->wait_check.data = s;
 	s->handles++;
 	batch_start(s);

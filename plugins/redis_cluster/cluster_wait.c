@@ -214,11 +214,11 @@ static void flush(cl_state *s, cmaster *m)
 	wgroup *g = m->open;
 	char n[16], t[16];
 	const char *argv[3] = { "WAIT", n, t };
-	bool full = !m->wait_short || uv_now(s->loop) - m->full_wait_at >= SHORT_RETRY_MS;
+	bool full = !m->wait_short || uv_now(s->base.loop) - m->full_wait_at >= SHORT_RETRY_MS;
 
 	m->open = NULL;
 	if (full)
-		m->full_wait_at = uv_now(s->loop);
+		m->full_wait_at = uv_now(s->base.loop);
 	snprintf(n, sizeof(n), "%u", s->ack_replicas);
 	snprintf(t, sizeof(t), "%u", full ? s->ack_timeout_ms : SHORT_TIMEOUT_MS);
 	if (!s->destroying && m->cmd != NULL &&

@@ -15,13 +15,13 @@
  * SPDX-License-Identifier: MIT
  */
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <confab/common.h>
 
+#include "rfail.h"
 #include "rlink.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 3000u
@@ -151,11 +151,8 @@ __attribute__((format(printf, 2, 3)))
 static void dief(rlink *l, const char *fmt, ...)
 {
 	char why[300];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
+	RFAIL_FORMAT(why, fmt);
 	die(l, why);
 }
 

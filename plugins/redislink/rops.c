@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "rops.h"
+#include "rwire.h"
 
 static confab_dict *users_of(const rops_room_kind *kind, void *room_value)
 {
@@ -61,31 +62,6 @@ void rwait_free_all(rwait **list)
 		*list = w->next;
 		free(w);
 	}
-}
-
-bool rops_host_ok(const confab_host *host, confab_ctx *ctx)
-{
-	if (!CONFAB_HAS(host, backplane) || !CONFAB_HAS(host->backplane, health)) {
-		host->log(ctx, CONFAB_LOG_ERROR, "the broker offers no backplane entry points");
-		return false;
-	}
-	return true;
-}
-
-int rops_init_tables(const confab_host *host, confab_ctx *ctx, int rc, confab_dict **rooms,
-		     confab_dict **users, char *nonce, size_t nonce_size)
-{
-	if (rc == 0) {
-		*rooms = confab_dict_new();
-		*users = confab_dict_new();
-		if (*rooms == NULL || *users == NULL)
-			rc = CONFAB_ENOMEM;
-	}
-	if (rc == CONFAB_ENOMEM)
-		host->log(ctx, CONFAB_LOG_ERROR, "out of memory");
-	if (rc == 0)
-		snprintf(nonce, nonce_size, "%x-%" PRIx64, (unsigned)uv_os_getpid(), uv_hrtime());
-	return rc;
 }
 
 void rops_fresh_epoch(char out[17])
@@ -215,3 +191,35 @@ int rops_history_args(rargs *a, bool has_since, uint64_t since, size_t limit,
 	       rargs_addf(a, "%lu", room_ttl) || rargs_adds(a, fresh) ? CONFAB_ENOMEM : 0;
 }
 
+
+int rops_publish_args(rargs *a, const confab_envelope *env, size_t history_size,
+		      unsigned long room_ttl, bool refresh)
+{
+	char *head_a, *head_b, fresh[17];
+	int rc;
+
+	if (wire_message_head(env, &head_a, &head_b) != 0)
+		return CONFAB_ENOMEM;
+	rops_fresh_epoch(fresh);
+	rc = rargs_adds(a, env->room) || rargs_adds(a, head_a) || rargs_adds(a, head_b) ||
+	     rargs_add(a, env->body, env->body_len) || rargs_addf(a, "%zu", history_size) ||
+	     rargs_addf(a, "%lu", room_ttl) || rargs_adds(a, fresh) ||
+	     rargs_adds(a, refresh ? "1" : "0");
+	free(head_a);
+	free(head_b);
+	return rc ? CONFAB_ENOMEM : 0;
+}
+
+int rops_direct_args(rargs *a, const confab_envelope *env, unsigned presence_ttl_ms)
+{
+	size_t len = 0;
+	char *text = wire_direct(env, &len);
+	int rc;
+
+	if (text == NULL)
+		return CONFAB_ENOMEM;
+	rc = rargs_adds(a, env->to) || rargs_add(a, text, len) ||
+	     rargs_addf(a, "%u", presence_ttl_ms);
+	free(text);
+	return rc ? CONFAB_ENOMEM : 0;
+}

@@ -46,17 +46,6 @@ void rwait_answer_all(rwait **list, int status);
 /* Free the waiters without answering (they were answered already). */
 void rwait_free_all(rwait **list);
 
-/* The start of a backplane's init: false (logged) when the broker offers
- * no backplane entry points (host->backplane with health). */
-bool rops_host_ok(const confab_host *host, confab_ctx *ctx);
-/* The end of it, once the settings are read with result `rc`: the tables
- * of local rooms and users, and the nonce that this process puts in its
- * probes (a probe with another one on this node's channel means two
- * nodes share a node_id). 0, or rc or CONFAB_ENOMEM (then logged): the
- * caller frees its state and returns that. */
-int rops_init_tables(const confab_host *host, confab_ctx *ctx, int rc, confab_dict **rooms,
-		     confab_dict **users, char *nonce, size_t nonce_size);
-
 /* 64 random bits as 16 hex digits: the epoch a script gives a room it
  * creates. */
 void rops_fresh_epoch(char out[17]);
@@ -125,6 +114,17 @@ char *rops_idem_key(const char *prefix, const confab_envelope *env);
  * ts (ranswer_send reads those two back). 0 or CONFAB_ENOMEM. */
 int rops_idem_args(rargs *a, const char *ik, unsigned long window, const confab_envelope *env);
 
+/* The publish script's ARGV[3..10], the same in both backplanes: the
+ * room, the message's two head halves and body (rwire.h), history_size,
+ * room_ttl, a fresh epoch, and "1" when the node asks for the room's
+ * record to be refreshed (`refresh`). 0 or CONFAB_ENOMEM. */
+int rops_publish_args(rargs *a, const confab_envelope *env, size_t history_size,
+		      unsigned long room_ttl, bool refresh);
+
+/* The direct script's ARGV[3..5]: the user, the message's text (rwire.h),
+ * presence_ttl in ms. 0 or CONFAB_ENOMEM. */
+int rops_direct_args(rargs *a, const confab_envelope *env, unsigned presence_ttl_ms);
+
 /* The history script's ARGV[3..9] (rscript.h's RSCRIPT_HISTORY_HEAD):
  * has_since, since, limit, history_size, the epoch the client knows
  * (NULL: none), room_ttl, a fresh epoch. 0 or CONFAB_ENOMEM. */
@@ -146,6 +146,49 @@ int rops_history_args(rargs *a, bool has_since, uint64_t since, size_t limit,
 	static int name(void *state, const confab_envelope *env, done_type done, void *arg) \
 	{ \
 		return maker(state, env, first, second, arg); \
+	}
+
+/* Defines a backplane's room_leave slot as the static function
+ * ops_room_leave, over its state type `state_type` (whose base holds the
+ * rooms, of type lroom and kind ops_lroom_kind) and two functions of its
+ * own: room_left(state, room, value, left) after the user is taken out
+ * (left: how many of this node's users remain in the room) and
+ * send_presence(state, leave_script, room, user). Nothing is done when
+ * the user was not in the room. */
+#define ROPS_LEAVE_SLOT(state_type, room_left, leave_script) \
+	static int ops_room_leave(void *state, const char *room, const char *user) \
+	{ \
+		state_type *s = state; \
+		lroom *r; \
+		int left = rops_room_remove(s->base.rooms, room, user, &ops_lroom_kind, \
+					    (void **)&r); \
+		if (left < 0) \
+			return 0; \
+		room_left(s, room, r, left); \
+		send_presence(s, leave_script, room, user); \
+		return 0; \
+	}
+
+/* A backplane's slot table (a confab_backplane_ops initialiser): the
+ * four send slots of ROPS_SEND_SLOTS; the membership slots, which each
+ * backplane names ops_room_join, ops_room_leave, ops_user_online,
+ * ops_user_offline and ops_room_ready; and its queries, named here. */
+#define ROPS_SLOT_TABLE(presence_, history_, room_epoch_, history_epoch_) \
+	{ \
+		.size = sizeof(confab_backplane_ops), \
+		.publish = ops_publish, \
+		.direct = ops_direct, \
+		.publish_idem = ops_publish_idem, \
+		.direct_idem = ops_direct_idem, \
+		.room_join = ops_room_join, \
+		.room_leave = ops_room_leave, \
+		.user_online = ops_user_online, \
+		.user_offline = ops_user_offline, \
+		.room_ready = ops_room_ready, \
+		.presence = presence_, \
+		.history = history_, \
+		.room_epoch = room_epoch_, \
+		.history_epoch = history_epoch_, \
 	}
 
 #endif /* CONFAB_ROPS_H */

@@ -153,6 +153,19 @@
 	"  end\n" \
 	RSCRIPT_RECORD_DUE(kseq, khist, kepoch, "ttl")
 
+/* The direct script's start (ARGV[3..9]: user, message, presence_ttl in
+ * ms, then the idem key, window, id, ts): a repeat returns at once; then
+ * `alive` (the oldest heartbeat of a live node), `reached` = 0, and a
+ * loop over the nodes that have the user, with `seen`, the node's last
+ * heartbeat (nil when forgotten). The backplane's body follows and closes
+ * the loop ("end"). */
+#define RSCRIPT_DIRECT_HEAD \
+	RSCRIPT_IDEM_REPEAT("6") \
+	"local alive = now_ms() - tonumber(ARGV[5])\n" \
+	"local reached = 0\n" \
+	"for _, node in ipairs(redis.call('SMEMBERS', P .. 'user:' .. ARGV[3])) do\n" \
+	"  local seen = redis.call('ZSCORE', P .. 'nodes', node)\n"
+
 /* The direct script's end: `reached` nodes took the message; when some
  * did, its idempotency key (ARGV[6..9]: key, window, id, ts) is set to
  * "0 ID TS". */
@@ -300,10 +313,14 @@
 	"return out\n"
 
 /* The entries both backplanes' script tables share, for enums whose
- * names are P followed by JOIN, LEAVE, ...: the texts of the presence
- * scripts (after `prelude`) and of the epoch script, and the names (for
- * logs) of every script both have. */
-#define RSCRIPT_SHARED_TEXTS(P, prelude) \
+ * names are P followed by PUBLISH, DIRECT, JOIN, ...: the texts of the
+ * presence scripts (after `prelude`) and of the epoch script, the
+ * backplane's own texts of the scripts both have (`publish`, `direct`,
+ * `history`, `publish_batch`), and the names (for logs) of every script
+ * both have. */
+#define RSCRIPT_TEXTS(P, prelude, publish, direct, history, publish_batch) \
+	[P##PUBLISH] = publish, \
+	[P##DIRECT] = direct, \
 	[P##JOIN] = RSCRIPT_JOIN(prelude), \
 	[P##LEAVE] = RSCRIPT_LEAVE(prelude), \
 	[P##ONLINE] = RSCRIPT_ONLINE(prelude), \
@@ -311,7 +328,9 @@
 	[P##HEARTBEAT] = RSCRIPT_HEARTBEAT(prelude), \
 	[P##RECONCILE] = RSCRIPT_RECONCILE(prelude), \
 	[P##GOODBYE] = RSCRIPT_GOODBYE(prelude), \
-	[P##EPOCH] = RSCRIPT_EPOCH
+	[P##EPOCH] = RSCRIPT_EPOCH, \
+	[P##HISTORY] = history, \
+	[P##PUBLISH_BATCH] = publish_batch
 #define RSCRIPT_NAMES(P) \
 	[P##PUBLISH] = "publish", \
 	[P##DIRECT] = "direct", \

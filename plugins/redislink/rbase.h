@@ -1,0 +1,90 @@
+/* The state both Redis backplanes begin with, and its one init and free:
+ * the instance's host, the loop, this node's rooms and users, the nonce
+ * of its probes, and the context the shared answers read (rops.h).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CONFAB_RBASE_H
+#define CONFAB_RBASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <uv.h>
+#include <confab/dict.h>
+#include <confab/plugin.h>
+
+#include "rops.h"
+
+/* The first member of a backplane's state (rbase_new allocates the
+ * whole state through it). */
+typedef struct rbase {
+	confab_ctx *ctx;
+	const confab_host *host;
+	uv_loop_t *loop;
+	confab_dict *rooms;          /* room -> the backplane's lroom (rops_room_kind) */
+	confab_dict *users;          /* users with a session here */
+	char nonce[32];              /* this process's, in every probe token */
+	rops_ctx rops;               /* for the shared answers */
+	size_t n_core;               /* core requests not answered yet */
+	uint64_t full_warned;        /* uv_now of the last "too many requests" line */
+	bool started;                /* start was called: handles may be open */
+} rbase;
+
+/* The start of a backplane's init: a zeroed state of `size` bytes whose
+ * first member is an rbase, with ctx, host and loop set. NULL (*rc set,
+ * logged when the broker offers no backplane entry points) when the host
+ * lacks host->backplane with health, or out of memory. */
+void *rbase_new(confab_ctx *ctx, const confab_host *host, size_t size, int *rc);
+
+/* The end of it, once the settings are read with result `rc`: the tables
+ * of local rooms (their values of `kind`) and users, the nonce, and the
+ * shared answers' context (`redirects`: MOVED and ASK mean "not now").
+ * 0, or rc or CONFAB_ENOMEM (then logged): the caller frees its state
+ * and returns that. */
+int rbase_tables(rbase *b, int rc, bool redirects, const rops_room_kind *kind);
+
+/* Frees the tables (each room with its kind's drop); they are NULL after. */
+void rbase_free_tables(rbase *b);
+
+/* Whether a core request may go out while n_core wait for `server`
+ * ("Redis", "the cluster"): 0, or CONFAB_EUNAVAILABLE when `max` already
+ * wait (logged at most once a second). */
+int rbase_admit(rbase *b, unsigned max, const char *server);
+
+/* What a presence script's reply says: true when it made its change (a
+ * non-zero integer). Otherwise false, and unless the reply is missing
+ * (NULL: the request was lost) *dirty is set: the next heartbeat
+ * reconciles the node's record. A reply that is not an integer (0 means
+ * Redis knows a newer generation of the link: not a failure) is the
+ * failure of the script called `name`, logged when `log`, one line a
+ * second at most for all scripts. */
+bool rbase_change_done(rbase *b, const redisReply *reply, const char *name, bool log,
+		       bool *dirty);
+
+/* Defines a backplane's destroy slot as the static function `name` over
+ * its state type and two functions of its own: free_state(s), for a
+ * state that never started (confabd -t, or a start that never came),
+ * and close(s), which closes a started one's handles and frees it once
+ * they are closed. */
+#define RBASE_DESTROY_SLOT(name, state_type, free_state, close) \
+	static void name(void *state) \
+	{ \
+		state_type *s = state; \
+		if (s == NULL) \
+			return; \
+		if (!s->base.started) \
+			free_state(s); \
+		else \
+			close(s); \
+	}
+
+/* Iterates `dict` of `it`, a confab_dict_iter: each turn sets `key`
+ * (const char *) and `value` (void *). The table may not change meanwhile
+ * (confab_dict_iter_next). */
+#define RBASE_EACH(it, dict, key, value) \
+	for (confab_dict_iter_init(&(it), (dict)); confab_dict_iter_next(&(it), &(key), &(value));)
+
+#endif /* CONFAB_RBASE_H */
