@@ -115,6 +115,23 @@ def systemd_analyze_verifies_the_shipped_unit():
     note("systemd-analyze verify: exit 0; %s" % m.group(0))
 
 
+@suite.test
+def both_units_give_the_drain_time_to_finish():
+    """etc/confabd.service and the Debian package's unit: TimeoutStopSec
+    covers drain_grace 5 s + drain_window 10 s + 3 s of closing, with margin
+    (else systemd kills a draining node)."""
+    top = os.path.dirname(os.path.dirname(etc("confabd.service")))
+    units = [etc("confabd.service"), os.path.join(top, "debian", "confab.confabd.service")]
+    if not os.path.exists(units[1]):
+        units.pop()  # the release tarball has no debian/ (distcheck)
+    for path in units:
+        with open(path) as f:
+            m = re.search(r"(?m)^TimeoutStopSec=(\d+)s$", f.read())
+        check(m and int(m.group(1)) >= 5 + 10 + 3 + 5, "%s: %s" % (
+            os.path.relpath(path, top), m.group(0) if m else "no TimeoutStopSec"))
+    note("%s wait long enough" % " and ".join(os.path.relpath(p, top) for p in units))
+
+
 if __name__ == "__main__":
     if not (HAPROXY or KEEPALIVED or SYSTEMD_ANALYZE):
         print("SKIP: none of haproxy, keepalived, systemd-analyze is installed "
