@@ -186,6 +186,7 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 	if (config_load(config_path, &b->cfg) != 0)
 		return 1;
 	log_set_level(b->cfg.broker.log_level);
+	log_set_format(b->cfg.broker.log_format);
 
 	/* the start time in base 36 keeps ids unique across restarts */
 	uint64_t t = (uint64_t)broker_now_ms();

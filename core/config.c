@@ -30,7 +30,7 @@
 #endif
 
 static const char *const broker_keys[] = {
-	"node_id", "plugin_dir", "plugins", "allow_anonymous", "log_level",
+	"node_id", "plugin_dir", "plugins", "allow_anonymous", "log_level", "log_format",
 	"max_message_bytes", "history_size", "allowed_origins", NULL
 };
 
@@ -496,6 +496,13 @@ static int check_broker(config *cfg)
 		return CONFAB_EINVAL;
 	}
 
+	b->log_format = LOG_FORMAT_TEXT;
+	if ((e = config_section_get(s, "log_format")) &&
+	    !log_parse_format(e->value, &b->log_format)) {
+		config_report(cfg, "broker", "log_format", "'%s' is not one of text, json", e->value);
+		return CONFAB_EINVAL;
+	}
+
 	b->max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES;
 	if ((e = config_section_get(s, "max_message_bytes")) &&
 	    !parse_size(e->value, 64, MAX_MESSAGE_BYTES_LIMIT, &b->max_message_bytes)) {
@@ -669,6 +676,8 @@ const char *config_broker_text(const config *cfg, const char *key)
 		return b->allow_anonymous ? "true" : "false";
 	if (strcmp(key, "log_level") == 0)
 		return log_level_name(b->log_level);
+	if (strcmp(key, "log_format") == 0)
+		return log_format_name(b->log_format);
 	if (strcmp(key, "max_message_bytes") == 0)
 		return b->max_message_bytes_text;
 	if (strcmp(key, "history_size") == 0)

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <confab/common.h>
 
+#include "log.h"
+
 typedef struct config_entry {
 	char *key;
 	char *value;
@@ -31,6 +33,7 @@ typedef struct broker_settings {
 	size_t n_plugins;
 	bool allow_anonymous;
 	confab_log_level log_level;
+	log_format log_format;
 	size_t max_message_bytes;
 	size_t history_size;
 	/* the numbers as text, for plugins (host->broker_get) */

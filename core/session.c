@@ -244,6 +244,8 @@ void session_close(confab_session *s, int code, const char *reason)
 	if (s->state != SESSION_OPEN || s->close_requested)
 		return;
 	s->close_requested = true;
+	s->close_code = code;
+	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason ? reason : "");
 	s->transport->plugin.desc->transport->close(s->transport->state, s->conn, code, reason);
 }
 

@@ -26,6 +26,10 @@ struct confab_session {
 	session_state state;
 	unsigned refs;               /* the registry/transport's one + pending work */
 	bool close_requested;        /* close() already asked of the transport */
+	int close_code;              /* ... with this code and reason (for the */
+	char close_reason[64];       /* disconnect line: the transport's own
+				      * close code is not told to the core) */
+	uint64_t admitted_ms;        /* loop time (ms) of admission */
 	bool counted;                /* counted in broker->addresses */
 	void *auth_run;              /* the auth chain's run while it decides */
 	char id[96];                 /* "<node>.<run>.s<n>": unique in the cluster */

@@ -6,6 +6,7 @@
 #include "session_flow.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "auth_chain.h"
 #include "log.h"
@@ -43,7 +44,11 @@ static void admit(confab_session *s, session_grant *grant)
 	metrics_inc(&b->metrics, b->counters.sessions_total);
 	if (first)
 		router_user_online(b, s->user);
-	log_line(CONFAB_LOG_DEBUG, "session", "%s open: user %s from %s", s->id, s->user, s->remote);
+	s->admitted_ms = uv_now(&b->loop);
+	log_field fields[] = { LOG_TEXT("event", "connect"), LOG_TEXT("session", s->id),
+			       LOG_TEXT("user", s->user), LOG_TEXT("addr", s->remote) };
+	log_event(CONFAB_LOG_INFO, "session", fields, sizeof(fields) / sizeof(fields[0]),
+		  "%s open: user %s from %s", s->id, s->user, s->remote);
 
 	s->open_done(s->open_arg, true, 0, NULL);
 	if (s->state == SESSION_OPEN)
@@ -86,6 +91,34 @@ confab_session *session_flow_open(confab_ctx *transport, const confab_request *r
 	return s;
 }
 
+/* The disconnect line. The transport does not tell the core the close
+ * code, so the line has the one the core asked for: its own close
+ * (session_close), or 1001 when the broker is stopping (stop() has each
+ * transport close its WebSockets with 1001); otherwise the client or the
+ * transport ended the session, and the line says "client". */
+static void log_closed(const confab_session *s)
+{
+	long long duration_ms = (long long)(uv_now(&s->broker->loop) - s->admitted_ms);
+	bool by_core = s->close_requested || s->broker->stopping;
+	int code = s->close_requested ? s->close_code : 1001;
+	const char *reason = s->close_requested ? s->close_reason : "server shutting down";
+	log_field fields[] = {
+		LOG_TEXT("event", "disconnect"), LOG_TEXT("session", s->id),
+		LOG_TEXT("user", s->user), LOG_TEXT("addr", s->remote),
+		by_core ? LOG_INT("code", code) : LOG_NULL("code"),
+		LOG_TEXT("reason", by_core ? reason : "client"),
+		LOG_INT("duration_ms", duration_ms),
+	};
+	char how[96];
+	if (by_core)
+		snprintf(how, sizeof(how), "code %d (%s)", code, reason);
+	else
+		snprintf(how, sizeof(how), "by the client");
+	log_event(CONFAB_LOG_INFO, "session", fields, sizeof(fields) / sizeof(fields[0]),
+		  "%s closed: user %s from %s, %s, after %lld ms", s->id, s->user, s->remote, how,
+		  duration_ms);
+}
+
 void session_flow_closed(confab_session *s)
 {
 	broker *b = s->broker;
@@ -95,7 +128,7 @@ void session_flow_closed(confab_session *s)
 		expiry_remove(&b->expiry, &s->expiry);
 		if (session_unregister(s))
 			router_user_offline(b, s->user);
-		log_line(CONFAB_LOG_DEBUG, "session", "%s closed", s->id);
+		log_closed(s);
 	}
 	session_end(s);
 }

@@ -322,8 +322,10 @@ def write_text(dir, name, text):
 
 # ---- a running broker ----------------------------------------------------
 
-# ws's info line once it listens: "[ws] listening on http://127.0.0.1:PORT/ ...".
-_LISTENING = re.compile(r"\[ws\] listening on http://(?:\[[^\]]*\]|[^/:\s]+):(\d+)/")
+# ws's info line once it listens: "[ws] listening on http://127.0.0.1:PORT/ ...",
+# or with log_format = json: ..."who":"ws","msg":"listening on http://...".
+_LISTENING = re.compile(r'(?:\[ws\] |"who":"ws","msg":")listening on '
+                        r"http://(?:\[[^\]]*\]|[^/:\s]+):(\d+)/")
 
 
 def _bound_port(log):
