@@ -237,8 +237,11 @@ async def bad_requests_get_errors_and_the_node_keeps_serving():
     extra = socket.socket(socket.AF_UNIX)
     extra.settimeout(RECV_TIMEOUT)
     extra.connect(path)
-    extra.sendall(b"status\n")
-    got = read_to_close(extra)
+    try:
+        extra.sendall(b"status\n")
+        got = read_to_close(extra)
+    except (BrokenPipeError, ConnectionResetError):
+        got = b""                  # closed before the request went out: unanswered too
     extra.close()
     check(got == b"", "a fifth connection at once was answered: %r" % got)
     for s in idle:
