@@ -13,6 +13,7 @@
 
 #include "auth_guard.h"
 #include "confab-build.h"
+#include "control.h"
 #include "embedded.h"
 #include "host.h"
 #include "log.h"
@@ -183,7 +184,7 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 		log_line(CONFAB_LOG_ERROR, "core", "cannot create the event loop: %s", uv_strerror(rc));
 		return 1;
 	}
-	if (config_load(config_path, &b->cfg) != 0)
+	if (config_load(config_path, &b->cfg) != 0 || control_check(&b->cfg) != 0)
 		return 1;
 	log_set_level(b->cfg.broker.log_level);
 	log_set_format(b->cfg.broker.log_format);
@@ -274,6 +275,7 @@ static void finish_stop(broker *b)
 	if (confab_dict_count(b->sessions) > 0)
 		log_line(CONFAB_LOG_WARN, "core", "%zu sessions still open after %d ms; closing anyway",
 			 confab_dict_count(b->sessions), STOP_GRACE_MS);
+	control_close(b);
 	destroy_plugins(b);
 	uv_close((uv_handle_t *)&b->stop_timer, on_handle_closed);
 	expiry_close(&b->expiry);
@@ -348,6 +350,20 @@ static void on_signal(uv_signal_t *sig, int signum)
 		begin_stop(b, signum == SIGINT ? "SIGINT" : "SIGTERM again");
 }
 
+/* Starting failed after order[0..started) started: stops those, closes
+ * everything, returns broker_run's status (1). */
+static int fail_start(broker *b, confab_ctx **order, size_t started)
+{
+	b->exit_code = 1;
+	b->stopping = true;
+	while (started-- > 0)
+		if (order[started]->plugin.desc->stop)
+			order[started]->plugin.desc->stop(order[started]->state);
+	finish_stop(b);
+	uv_run(&b->loop, UV_RUN_DEFAULT);
+	return b->exit_code;
+}
+
 int broker_run(broker *b)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -362,22 +378,19 @@ int broker_run(broker *b)
 	b->stop_timer.data = b;
 	expiry_init(&b->expiry, &b->loop, session_flow_expired, b);
 
+	/* before any plugin starts: a node whose socket another process
+	 * answers on opens no port */
 	confab_ctx *order[b->n_chain + 1];
 	size_t n = start_order(b, order);
+	if (control_open(b) != 0)
+		return fail_start(b, order, 0);
 	for (size_t i = 0; i < n; i++) {
 		confab_ctx *ctx = order[i];
 		int rc = ctx->plugin.desc->start ? ctx->plugin.desc->start(ctx->state) : 0;
 		if (rc != 0) {
 			log_line(CONFAB_LOG_ERROR, "core", "plugin %s (%s) failed to start (error %d)",
 				 ctx->name, ctx->plugin.path ? ctx->plugin.path : "built in", rc);
-			b->exit_code = 1;
-			b->stopping = true;
-			for (size_t j = i; j-- > 0;)
-				if (order[j]->plugin.desc->stop)
-					order[j]->plugin.desc->stop(order[j]->state);
-			finish_stop(b);
-			uv_run(&b->loop, UV_RUN_DEFAULT);
-			return b->exit_code;
+			return fail_start(b, order, i);
 		}
 		ctx->started = true;
 	}

@@ -68,6 +68,7 @@ struct broker {
 	uv_signal_t sigint, sigterm, sighup;
 	uv_timer_t stop_timer;
 	drain drain;                 /* SIGTERM's graceful drain (broker_drain) */
+	struct control *control;     /* confabctl's socket (control.c); NULL = none */
 	uint64_t stop_deadline;
 	int exit_code;
 };
@@ -82,10 +83,10 @@ int broker_run(broker *b);
  * closes the loop. Safe after a failed init. */
 void broker_destroy(broker *b);
 
-/* Takes the node out of service gracefully (SIGTERM; a control command
- * later): new clients are refused at once (/readyz 503), and after
+/* Takes the node out of service gracefully: new clients are refused at once (/readyz 503), and after
  * drain_grace seconds the sessions are closed with 1001, spread over
  * drain_window seconds; then the broker stops and broker_run returns 0.
+ * SIGTERM and `confabctl drain` call it.
  * `why` names the cause in the log. Does nothing while draining or
  * stopping already. */
 void broker_drain(broker *b, const char *why);

@@ -31,7 +31,7 @@
 
 static const char *const broker_keys[] = {
 	"node_id", "plugin_dir", "plugins", "allow_anonymous", "log_level", "log_format",
-	"max_message_bytes", "history_size", "allowed_origins", NULL
+	"max_message_bytes", "history_size", "allowed_origins", "control_socket", NULL
 };
 
 /* The numeric limits of [broker]: name, default, range, and where the
@@ -544,6 +544,11 @@ static int check_broker(config *cfg)
 	    config_split_list(e->value, &b->allowed_origins, &b->n_allowed_origins) != 0)
 		return CONFAB_ENOMEM;
 
+	/* the control socket (control.c checks the path): absent or empty = off */
+	if ((e = config_section_get(s, "control_socket")) && *e->value &&
+	    !(b->control_socket = strdup(e->value)))
+		return CONFAB_ENOMEM;
+
 	snprintf(b->max_message_bytes_text, sizeof(b->max_message_bytes_text), "%zu",
 		 b->max_message_bytes);
 	snprintf(b->history_size_text, sizeof(b->history_size_text), "%zu", b->history_size);
@@ -641,6 +646,7 @@ void config_free(config *cfg)
 	free(cfg->path);
 	free(cfg->broker.node_id);
 	free(cfg->broker.plugin_dir);
+	free(cfg->broker.control_socket);
 	config_free_list(cfg->broker.plugins, cfg->broker.n_plugins);
 	config_free_list(cfg->broker.allowed_origins, cfg->broker.n_allowed_origins);
 	memset(cfg, 0, sizeof(*cfg));

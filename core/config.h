@@ -55,6 +55,7 @@ typedef struct broker_settings {
 	 * RLIMIT_NOFILE less headroom (config_default_max_connections). */
 	size_t max_connections;
 	size_t nofile;                   /* RLIMIT_NOFILE (soft) when read */
+	char *control_socket;            /* confabctl's Unix socket; NULL = none */
 	char **allowed_origins;          /* browser origins allowed; none = any */
 	size_t n_allowed_origins;
 	/* Authentication under attack (docs/security.md#authentication). */

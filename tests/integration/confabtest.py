@@ -4,7 +4,7 @@ Every test script starts real confabd processes on free loopback ports and
 talks to them the way a user would: HTTP for / and /healthz, WebSocket with
 protocol v1 (docs/protocol.md) for chat. This module holds what they share:
 
-  paths      CONFABD, WS_SO, fixture(), config writing (write_config)
+  paths      CONFABD, CONFABCTL, WS_SO, fixture(), config writing (write_config)
   processes  Broker (one running confabd), run_confabd (a short-lived one);
              every process is registered and stopped by PID at the end
   network    reserve_port(), listening(), http_get(), Client (async WebSocket)
@@ -55,6 +55,7 @@ def _env(name, default):
 
 
 CONFABD = _env("CONFABD", os.path.join(_TOP, "core", "confabd"))
+CONFABCTL = _env("CONFABCTL", os.path.join(_TOP, "ctl", "confabctl"))
 PLUGIN_BUILD_DIR = _env("CONFAB_PLUGIN_BUILD_DIR", os.path.join(_TOP, "plugins"))
 FIXTURE_DIR = _env("CONFAB_FIXTURE_DIR", os.path.join(_TOP, "tests", "fixtures", ".libs"))
 TOP_SRCDIR = _env("CONFAB_TOP_SRCDIR", _TOP)
