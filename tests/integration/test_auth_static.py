@@ -148,9 +148,11 @@ def wait_log(b, pattern, since=0, timeout=RECV_TIMEOUT):
     while True:
         text = b.stderr()[since:]
         m = re.search(pattern, text)
-        if m:
+        # only a whole line: the log may be read while it is being written
+        end = text.find("\n", m.start()) if m else -1
+        if end >= 0:
             start = text.rfind("\n", 0, m.start()) + 1
-            return text[start:text.find("\n", m.start())]
+            return text[start:end]
         check(time.monotonic() < deadline, "%s: no log line matching %r within %.0fs:\n%s"
               % (b.name, pattern, timeout, confabtest.tail(b.stderr())))
         time.sleep(0.05)

@@ -116,21 +116,22 @@ async def status_counts_sessions_and_rooms():
 
 @suite.test
 async def log_level_debug_shows_debug_lines():
-    """log-level debug: a new session's debug line appears; log-level info hides them again."""
+    """log-level debug: a scrape of /metrics logs its debug line; log-level
+    info hides such lines again."""
     node = control_node("loglevel").start()
     c = await Client.connect(node.port, name="before")
     await c.ping()
+    http_get(node.port, "/metrics")
     check(" debug " not in node.stderr(), "debug lines at log level info:\n%s" % tail(node.stderr()))
     code, out, err = ctl("-s", sock_path(node.name), "log-level", "debug")
     check(code == 0 and fields(out).get("log_level") == "debug" and fields(out).get("was") == "info",
           "log-level debug: %d %r %r" % (code, out, err))
-    c2 = await Client.connect(node.port, name="after")
-    await c2.ping()
+    http_get(node.port, "/metrics")
     deadline = time.monotonic() + RECV_TIMEOUT
-    while "debug [session]" not in node.stderr() and time.monotonic() < deadline:
+    while "debug [metrics]" not in node.stderr() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    check("debug [session]" in node.stderr(),
-          "no session debug line after log-level debug:\n%s" % tail(node.stderr()))
+    check("debug [metrics]" in node.stderr(),
+          "no debug line after log-level debug:\n%s" % tail(node.stderr()))
     check(status(node).get("log_level") == "debug", "status does not say log_level debug")
     code, out, err = ctl("-s", sock_path(node.name), "log-level", "loud")
     check(code == 1 and "error, warn, info, debug" in err,
@@ -138,6 +139,7 @@ async def log_level_debug_shows_debug_lines():
     code, _, _ = ctl("-s", sock_path(node.name), "log-level", "info")
     check(code == 0, "log-level info exited %d" % code)
     n = node.stderr().count(" debug ")
+    http_get(node.port, "/metrics")
     c3 = await Client.connect(node.port, name="quiet")
     await c3.ping()
     await asyncio.sleep(0.2)
