@@ -334,8 +334,8 @@ void ops_tick(cl_state *s);
 int ops_reply_status(cl_state *s, const char *what, const redisReply *reply);
 void ops_free(cl_state *s);
 /* WAIT said the replicas have these rooms' messages (all of partition k)
- * up to `upto`: publish them (the flush script). */
-void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t *upto,
+ * up to `up_to`: publish them (the flush script). */
+void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t *up_to,
 	       size_t n);
 /* The publish request's handler: the script's reply, then (q->waiting)
  * WAIT's. Answers the core and returns true, or false while it waits. */

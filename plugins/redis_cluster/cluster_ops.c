@@ -504,7 +504,7 @@ static bool flush_reply(cl_state *s, cq *q, redisReply *reply)
 	return true;
 }
 
-void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t *upto,
+void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t *up_to,
 	       size_t n)
 {
 	const char *P = s->part[k].prefix;
@@ -517,7 +517,7 @@ void ops_flush(cl_state *s, unsigned k, const char *const *rooms, const uint64_t
 		     rargs_addf(&q->args, "%sroom:%s:pub", P, rooms[i]);
 	rc = rc || ops_prefixes(s, q);
 	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = rargs_addf(&q->args, "%" PRIu64, upto[i]);
+		rc = rargs_addf(&q->args, "%" PRIu64, up_to[i]);
 	if (rc != 0) {
 		cq_free(q);
 		return;   /* the next message's flush publishes these too */

@@ -51,42 +51,42 @@
 	"return seq\n"
 
 /* KEYS: seq, hist, pub (room:R:pub: the last seq published) of each
- * room, all in one partition. ARGV: P, C, then each room's `upto`.
+ * room, all in one partition. ARGV: P, C, then each room's `up_to`.
  * Publishes, in seq order, each room's stored messages after pub up to
- * its `upto` (a seq the replicas are known to have: so are all before
+ * its `up_to` (a seq the replicas are known to have: so are all before
  * it), and moves pub there. Any node's flush publishes what other nodes
  * wait for, once: a room's messages go out in seq order, and none twice
  * except when a pub write itself is lost in a failover (the nodes drop a
  * seq they delivered already). pub expires with the room's seq key; a pub
  * that is missing or above the room's seq (an earlier life's) starts at 1
  * when the list still holds the life's first message (a new room), else
- * at `upto`: the nodes read any gap from history. Returns how many. */
+ * at `up_to`: the nodes read any gap from history. Returns how many. */
 #define FLUSH_LUA \
 	"local out = 0\n" \
 	"for i = 1, #KEYS / 3 do\n" \
 	"  local kseq, khist, kpub = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]\n" \
 	"  local last = tonumber(redis.call('GET', kseq) or '0')\n" \
-	"  local upto = math.min(tonumber(ARGV[2 + i]), last)\n" \
+	"  local up_to = math.min(tonumber(ARGV[2 + i]), last)\n" \
 	"  local pub = tonumber(redis.call('GET', kpub) or '-1')\n" \
 	"  local n = redis.call('LLEN', khist)\n" \
 	"  local first = last - n + 1\n" \
 	"  local from = pub + 1\n" \
 	"  if pub < 0 or pub > last then\n" \
-	"    if first <= 1 then from = 1 else from = upto end\n" \
+	"    if first <= 1 then from = 1 else from = up_to end\n" \
 	"  end\n" \
-	"  if from <= upto and upto >= 1 then\n" \
+	"  if from <= up_to and up_to >= 1 then\n" \
 	"    if from < first then from = first end\n" \
-	"    if from <= upto then\n" \
-	"      for _, m in ipairs(redis.call('LRANGE', khist, from - first, upto - first)) do\n" \
+	"    if from <= up_to then\n" \
+	"      for _, m in ipairs(redis.call('LRANGE', khist, from - first, up_to - first)) do\n" \
 	"        redis.call('SPUBLISH', ARGV[2], m)\n" \
 	"        out = out + 1\n" \
 	"      end\n" \
 	"    end\n" \
 	"    local ttl = redis.call('PTTL', kseq)\n" \
 	"    if ttl > 0 then\n" \
-	"      redis.call('SET', kpub, upto, 'PX', ttl)\n" \
+	"      redis.call('SET', kpub, up_to, 'PX', ttl)\n" \
 	"    else\n" \
-	"      redis.call('SET', kpub, upto)\n" \
+	"      redis.call('SET', kpub, up_to)\n" \
 	"    end\n" \
 	"  end\n" \
 	"end\n" \

@@ -114,7 +114,7 @@ static void flush_rooms(cl_state *s, wgroup *g)
 	size_t n = 0, i, j;
 	room_seq *v;
 	const char **rooms;
-	uint64_t *upto;
+	uint64_t *up_to;
 
 	for (cq *q = g->waiters; q != NULL; q = q->next) {
 		n++;
@@ -123,8 +123,8 @@ static void flush_rooms(cl_state *s, wgroup *g)
 	}
 	v = malloc((n ? n : 1) * sizeof(*v));
 	rooms = malloc((n ? n : 1) * sizeof(*rooms));
-	upto = malloc((n ? n : 1) * sizeof(*upto));
-	if (v == NULL || rooms == NULL || upto == NULL)
+	up_to = malloc((n ? n : 1) * sizeof(*up_to));
+	if (v == NULL || rooms == NULL || up_to == NULL)
 		goto out;   /* the next message's flush publishes these too */
 	n = 0;
 	for (cq *q = g->waiters; q != NULL; q = q->next) {
@@ -141,19 +141,19 @@ static void flush_rooms(cl_state *s, wgroup *g)
 		/* partition v[i].part: its rooms, each with its highest seq */
 		for (j = i; j < n && v[j].part == v[i].part; j++) {
 			if (m > 0 && strcmp(rooms[m - 1], v[j].room) == 0) {
-				if (v[j].seq > upto[m - 1])
-					upto[m - 1] = v[j].seq;
+				if (v[j].seq > up_to[m - 1])
+					up_to[m - 1] = v[j].seq;
 				continue;
 			}
 			rooms[m] = v[j].room;
-			upto[m++] = v[j].seq;
+			up_to[m++] = v[j].seq;
 		}
-		ops_flush(s, v[i].part, rooms, upto, m);
+		ops_flush(s, v[i].part, rooms, up_to, m);
 	}
 out:
 	free(v);
 	free(rooms);
-	free(upto);
+	free(up_to);
 }
 
 /* Answer a group's waiters with WAIT's reply (NULL: lost). */
