@@ -17,6 +17,7 @@
 #include "embedded.h"
 #include "host.h"
 #include "log.h"
+#include "notify.h"
 #include "session_flow.h"
 
 /* How long shutdown waits for clients to take their close frames. */
@@ -276,6 +277,7 @@ static void finish_stop(broker *b)
 		log_line(CONFAB_LOG_WARN, "core", "%zu sessions still open after %d ms; closing anyway",
 			 confab_dict_count(b->sessions), STOP_GRACE_MS);
 	control_close(b);
+	notify_close();
 	destroy_plugins(b);
 	uv_close((uv_handle_t *)&b->stop_timer, on_handle_closed);
 	expiry_close(&b->expiry);
@@ -298,6 +300,9 @@ static void begin_stop(broker *b, const char *why)
 	b->stopping = true;
 	drain_close(&b->drain);
 	log_line(CONFAB_LOG_INFO, "core", "%s: shutting down", why);
+	char status[128];
+	snprintf(status, sizeof status, "%s: shutting down", why);
+	notify_stopping(status);
 	confab_ctx *order[b->n_chain + 1];
 	size_t n = start_order(b, order);
 	while (n-- > 0) {
@@ -327,6 +332,10 @@ void broker_drain(broker *b, const char *why)
 	log_line(CONFAB_LOG_INFO, "core",
 		 "%s: draining: new clients refused; %zu sessions close over %zu s after %zu s",
 		 why, confab_dict_count(b->sessions), bs->drain_window, bs->drain_grace);
+	char status[128];
+	snprintf(status, sizeof status, "%s: draining %zu sessions", why,
+		 confab_dict_count(b->sessions));
+	notify_stopping(status);
 	if (drain_start(&b->drain, b, (uint64_t)bs->drain_grace * 1000,
 			(uint64_t)bs->drain_window * 1000, drained) != 0) {
 		log_line(CONFAB_LOG_ERROR, "core", "cannot start the drain's timer; stopping at once");
@@ -397,6 +406,9 @@ int broker_run(broker *b)
 	b->serving = true;
 	log_line(CONFAB_LOG_INFO, "core", "confabd %s serving as node %s (%zu plugins, backplane %s)",
 		 PACKAGE_VERSION, b->cfg.broker.node_id, b->n_chain, b->backplane->name);
+	char status[160];
+	snprintf(status, sizeof status, "serving as node %s", b->cfg.broker.node_id);
+	notify_ready(&b->loop, status);
 
 	if (b->cfg.broker.max_connections == 0)
 		log_line(CONFAB_LOG_INFO, "core", "max_connections: no limit (RLIMIT_NOFILE %zu)",
