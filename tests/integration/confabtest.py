@@ -351,9 +351,10 @@ class Broker:
     port it had, and treat "in use" as a failure, since its clients and
     peers could not find it elsewhere either."""
 
-    def __init__(self, tmp, name="broker", broker=None, sections=None, nofile=None):
+    def __init__(self, tmp, name="broker", broker=None, sections=None, nofile=None, env=None):
         self.name = name
         self.nofile = nofile      # RLIMIT_NOFILE for this confabd only
+        self.env = env            # variables added to this confabd's environment
         self.port = None          # the port confabd bound, once start() has read it
         self.dir = tempfile.mkdtemp(prefix=name + "-", dir=tmp)
         b = {"node_id": name, "plugins": WS_SO}
@@ -395,8 +396,9 @@ class Broker:
                 import resource
                 n = self.nofile
                 preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+            env = dict(os.environ, **self.env) if self.env else None
             self.proc = spawn([CONFABD, "-c", self.config], stdin=subprocess.DEVNULL,
-                              stdout=err, stderr=err, preexec_fn=preexec)
+                              stdout=err, stderr=err, preexec_fn=preexec, env=env)
         finally:
             err.close()
         deadline = time.monotonic() + timeout
@@ -698,8 +700,8 @@ class Suite:
         self.tests.append(fn)
         return fn
 
-    def broker(self, name="broker", broker=None, sections=None, nofile=None):
-        b = Broker(self.tmp, name, broker, sections, nofile)
+    def broker(self, name="broker", broker=None, sections=None, nofile=None, env=None):
+        b = Broker(self.tmp, name, broker, sections, nofile, env)
         self.brokers.append(b)
         return b
 
