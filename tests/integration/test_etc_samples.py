@@ -115,21 +115,45 @@ def systemd_analyze_verifies_the_shipped_unit():
     note("systemd-analyze verify: exit 0; %s" % m.group(0))
 
 
+def shipped_units():
+    """The source tree's top and the units it ships: etc/confabd.service and
+    the Debian package's, when there is a debian/."""
+    top = os.path.dirname(os.path.dirname(etc("confabd.service")))
+    units = [etc("confabd.service"), os.path.join(top, "debian", "confab.confabd.service")]
+    if not os.path.exists(units[1]):
+        units.pop()  # the release tarball has no debian/ (distcheck)
+    return top, units
+
+
 @suite.test
 def both_units_give_the_drain_time_to_finish():
     """etc/confabd.service and the Debian package's unit: TimeoutStopSec
     covers drain_grace 5 s + drain_window 10 s + 3 s of closing, with margin
     (else systemd kills a draining node)."""
-    top = os.path.dirname(os.path.dirname(etc("confabd.service")))
-    units = [etc("confabd.service"), os.path.join(top, "debian", "confab.confabd.service")]
-    if not os.path.exists(units[1]):
-        units.pop()  # the release tarball has no debian/ (distcheck)
+    top, units = shipped_units()
     for path in units:
         with open(path) as f:
             m = re.search(r"(?m)^TimeoutStopSec=(\d+)s$", f.read())
         check(m and int(m.group(1)) >= 5 + 10 + 3 + 5, "%s: %s" % (
             os.path.relpath(path, top), m.group(0) if m else "no TimeoutStopSec"))
     note("%s wait long enough" % " and ".join(os.path.relpath(p, top) for p in units))
+
+
+@suite.test
+def both_units_wait_for_ready_and_watch_the_loop():
+    """etc/confabd.service and the Debian package's unit: Type=notify with
+    NotifyAccess=main and a WatchdogSec (confabd pings from its loop), and
+    no ExecReload (reload on SIGHUP is not built yet)."""
+    top, units = shipped_units()
+    for path in units:
+        with open(path) as f:
+            text = f.read()
+        name = os.path.relpath(path, top)
+        for line in ("Type=notify", "NotifyAccess=main", "WatchdogSec=30s"):
+            check(re.search(r"(?m)^%s$" % line, text), "%s: no %s line" % (name, line))
+        check(not re.search(r"(?m)^ExecReload=", text),
+              "%s: ExecReload, but confabd does not reload on SIGHUP yet" % name)
+    note("%s: Type=notify, WatchdogSec=30s" % " and ".join(os.path.relpath(p, top) for p in units))
 
 
 if __name__ == "__main__":
