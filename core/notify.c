@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "confab-build.h"
 #include "log.h"
@@ -26,7 +27,7 @@ static void send_state(const char *state)
 	int rc = sd_notify(0, state);
 	if (rc < 0 && !reported) {
 		reported = true;
-		log_line(CONFAB_LOG_WARN, "core", "sd_notify: cannot tell systemd (error %d)", rc);
+		log_line(CONFAB_LOG_WARN, "core", "sd_notify: cannot tell systemd: %s", strerror(-rc));
 	}
 }
 
