@@ -205,7 +205,9 @@ static int redis_init(confab_ctx *ctx, const confab_host *host, void **state)
 
 	if (s == NULL)
 		return rc;
-	if ((rc = rbase_tables(&s->base, read_settings(s), false, &ops_lroom_kind)) != 0) {
+	if ((rc = rbase_tables(&s->base, read_settings(s), false, &ops_lroom_kind)) != 0 ||
+	    (rc = rbase_metrics_register(&s->base, redis_script_name, SCRIPT_COUNT,
+					 s->n_sentinels > 0)) != 0) {
 		redis_state_free(s);
 		return rc;
 	}

@@ -86,6 +86,7 @@ struct rq {
 	rq *prev, *next;             /* in s->inflight while a link holds it, newest first */
 	const rlink *link;           /* the link it was sent on */
 	uint64_t sent_at;            /* uv_now when it was handed to the link */
+	uint64_t sent_ns;            /* ... and uv_hrtime: its script's latency */
 	rq *held_next;               /* in a room's held list, or s->batch */
 	rq *subs;                    /* a batch: the publishes it carries */
 	rq_handler handle;
@@ -207,6 +208,7 @@ struct redis_state {
 	rlink *ssub;                 /* subscribed to +switch-master on a sentinel */
 	size_t ssub_idx;
 	unsigned ssub_failures;      /* sentinels lost in a row without a subscribe */
+	bool ssub_up, ssub_was_up;   /* the watch is subscribed; has been (metrics) */
 	char ssub_last[300];         /* the last line about it: log changes only */
 	uv_timer_t ssub_timer;       /* subscribes again after a whole round failed */
 	char odown_host[256];        /* the master the sentinels found down (+odown), */
@@ -248,6 +250,7 @@ struct redis_state {
 };
 /* rbase_new allocates the state through its base */
 _Static_assert(offsetof(redis_state, base) == 0, "rbase first");
+_Static_assert(SCRIPT_COUNT <= RBASE_SCRIPTS_MAX, "a script_seconds series per script");
 
 #define redis_log(s, level, ...) ((s)->base.host->log((s)->base.ctx, (level), __VA_ARGS__))
 

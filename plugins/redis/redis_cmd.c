@@ -71,6 +71,8 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 	redis_state *s = q->s;
 
 	unlist(s, q);
+	if (reply != NULL && q->script >= 0)
+		rbase_script_replied(&s->base, q->script, q->sent_ns);
 	if (q->orphan) {
 		rq_free(q);
 		conn_reply_done(s);  /* last: it may close the link (destroy) */
@@ -121,6 +123,7 @@ int rq_send(redis_state *s, rlink *l, rq *q)
 	q->sent = true;
 	q->link = l;
 	q->sent_at = uv_now(s->base.loop);
+	q->sent_ns = uv_hrtime();
 	q->prev = NULL;
 	q->next = s->inflight;
 	if (s->inflight != NULL)

@@ -134,6 +134,11 @@ static void link_up(redis_state *s)
 	else
 		redis_log(s, CONFAB_LOG_INFO, "connected to Redis at %s:%d (db %ld, prefix '%s')",
 			  s->addr, s->port, s->db, s->prefix);
+	for (enum rbase_link k = RBASE_LINK_COMMAND; k <= RBASE_LINK_SUBSCRIBE; k++) {
+		if (s->was_up)
+			rbase_reconnected(&s->base, k);
+		rbase_link_up(&s->base, k, 1);
+	}
 	s->was_up = true;
 	s->base.host->backplane->health(s->base.ctx, true, NULL);
 }
@@ -334,7 +339,12 @@ static void on_push(rlink *l, redisReply *reply, void *arg)
 		s->sub_heard = now(s);
 		if (reply->element[2]->type == REDIS_REPLY_STRING)
 			ops_on_message(s, channel, reply->element[2]->str, reply->element[2]->len);
-	} else if (strcmp(type, "subscribe") == 0) {
+	} else if (strcmp(type, "subscribe") == 0 || strcmp(type, "unsubscribe") == 0) {
+		/* The third element is how many channels the link has now. */
+		if (reply->element[2]->type == REDIS_REPLY_INTEGER)
+			rbase_subscriptions(&s->base, reply->element[2]->integer);
+	}
+	if (strcmp(type, "subscribe") == 0) {
 		if (strcmp(channel, s->node_chan) == 0) {
 			if (!s->sub_ready) {
 				s->sub_ready = true;
@@ -528,6 +538,9 @@ void conn_fail(redis_state *s, const char *fmt, ...)
 
 	s->cmd = s->sub = NULL;
 	s->link = LINK_DOWN;
+	rbase_link_up(&s->base, RBASE_LINK_COMMAND, 0);
+	rbase_link_up(&s->base, RBASE_LINK_SUBSCRIBE, 0);
+	rbase_subscriptions(&s->base, 0);
 	s->cmd_ready = s->sub_ready = s->probe_out = false;
 	sentinel_stop_asking(s);
 	if (was_up)

@@ -363,6 +363,13 @@ static void odown(redis_state *s, const char *text, bool down)
 			  "writing there while they fail over", s->master_name, host, port);
 }
 
+/* The watch's link is lost or refused: confab_redis_link_up{link="sentinel"} 0. */
+static void watch_down(redis_state *s)
+{
+	s->ssub_up = false;
+	rbase_link_up(&s->base, RBASE_LINK_SENTINEL, 0);
+}
+
 static void watch_push(rlink *l, redisReply *reply, void *arg)
 {
 	redis_state *s = arg;
@@ -374,6 +381,7 @@ static void watch_push(rlink *l, redisReply *reply, void *arg)
 		/* A SUBSCRIBE refused: another sentinel may take it. */
 		watch_log(s, CONFAB_LOG_WARN, "sentinel %s refused SUBSCRIBE +switch-master: %s",
 			  sentinel_name(s, s->ssub_idx, name, sizeof(name)), reply->str);
+		watch_down(s);
 		s->ssub = NULL;
 		conn_link_drop(s, l);  /* no on_closed for it: move on here */
 		s->ssub_idx = (s->ssub_idx + 1) % s->n_sentinels;
@@ -389,6 +397,12 @@ static void watch_push(rlink *l, redisReply *reply, void *arg)
 		return;
 	if (strcmp(reply->element[0]->str, "subscribe") == 0) {
 		s->ssub_failures = 0;
+		if (!s->ssub_up) {
+			if (s->ssub_was_up)
+				rbase_reconnected(&s->base, RBASE_LINK_SENTINEL);
+			s->ssub_up = s->ssub_was_up = true;
+			rbase_link_up(&s->base, RBASE_LINK_SENTINEL, 1);
+		}
 		watch_log(s, CONFAB_LOG_DEBUG, "watching for failovers on sentinel %s",
 			  sentinel_name(s, s->ssub_idx, name, sizeof(name)));
 	} else if (strcmp(reply->element[0]->str, "message") == 0 &&
@@ -410,6 +424,7 @@ static void watch_closed(rlink *l, const char *why, void *arg)
 
 	if (l != s->ssub)
 		return;
+	watch_down(s);
 	s->ssub = NULL;
 	conn_link_drop(s, l);
 	if (s->destroying)

@@ -139,7 +139,8 @@ static int cl_init(confab_ctx *ctx, const confab_host *host, void **state)
 	rc = read_settings(s);
 	s->map.tls = s->tls != NULL;  /* the map then names the nodes' TLS ports */
 	/* a cluster's MOVED and ASK mean "not now": the slot is moving */
-	if ((rc = rbase_tables(&s->base, rc, true, &ops_lroom_kind)) != 0) {
+	if ((rc = rbase_tables(&s->base, rc, true, &ops_lroom_kind)) != 0 ||
+	    (rc = rbase_metrics_register(&s->base, cl_script_name, CS_COUNT, false)) != 0) {
 		cl_state_free(s);
 		return rc;
 	}

@@ -111,6 +111,7 @@ struct cq {
 	int aux;                     /* the handler's own use */
 	unsigned nkeys;
 	uint64_t deadline;           /* uv_now after which it fails */
+	uint64_t sent_ns;            /* uv_hrtime when last handed to a link */
 	uint64_t retry_at;           /* waiting to be resent (0: not waiting) */
 	cmaster *on;                 /* the master whose link has it, or NULL */
 	rlink *link;                 /* ... and that link (valid in the handler) */
@@ -247,6 +248,10 @@ cmaster *master_by_serial(cl_state *s, unsigned serial);
 void master_connect(cmaster *m);
 /* Close its links (their requests are lost) and free it. */
 void master_free(cmaster *m);
+/* Sets confab_redis_link_up{link} to how many masters of the slot map
+ * are up with that link, and confab_redis_subscriptions to how many
+ * partitions are subscribed (each tick: bounded whatever the topology). */
+void master_metrics(cl_state *s);
 /* A link failed: close both, fail what depends on it, reconnect. */
 void master_fail(cmaster *m, const char *fmt, ...) CONFAB_PRINTF(2, 3);
 /* The tick: setup, request and probe deadlines; the periodic probe. */
@@ -424,6 +429,7 @@ struct cl_state {
 };
 /* rbase_new allocates the state through its base */
 _Static_assert(offsetof(cl_state, base) == 0, "rbase first");
+_Static_assert(CS_COUNT <= RBASE_SCRIPTS_MAX, "a script_seconds series per script");
 
 #define cl_log(s, level, ...) ((s)->base.host->log((s)->base.ctx, (level), __VA_ARGS__))
 

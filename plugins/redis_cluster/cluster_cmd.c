@@ -138,6 +138,7 @@ static int send_to(cl_state *s, cmaster *m, cq *q)
 	if (rc != 0)
 		return rc;
 	q->sent = true;
+	q->sent_ns = uv_hrtime();
 	q->on = m;
 	q->link = m->cmd;
 	enlist(s, q, false);
@@ -228,6 +229,8 @@ static void on_reply(rlink *l, redisReply *reply, void *arg)
 
 	unlist(s, q);
 	q->on = NULL;
+	if (reply != NULL && q->script >= 0)
+		rbase_script_replied(&s->base, q->script, q->sent_ns);
 	if (q->orphan) {
 		cq_free(q);
 		return;

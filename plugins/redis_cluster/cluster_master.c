@@ -257,11 +257,14 @@ static void master_up(cmaster *m)
 
 	m->state = M_UP;
 	m->backoff_ms = CL_BACKOFF_FIRST_MS;
-	if (m->was_up)
+	if (m->was_up) {
+		rbase_reconnected(&s->base, RBASE_LINK_COMMAND);
+		rbase_reconnected(&s->base, RBASE_LINK_SUBSCRIBE);
 		cl_log(s, CONFAB_LOG_INFO, "master %s is back after %" PRIu64 " ms", m->name,
 		       now(s) - m->down_since);
-	else
+	} else {
 		cl_log(s, CONFAB_LOG_INFO, "master %s is up (%u partitions)", m->name, m->owned);
+	}
 	m->was_up = true;
 	m->last_reason[0] = '\0';
 	topo_health(s);
@@ -540,6 +543,25 @@ static void on_push(rlink *l, redisReply *r, void *arg)
 			topo_refresh(s);
 		}
 	}
+}
+
+/* ---- metrics ---- */
+
+void master_metrics(cl_state *s)
+{
+	int64_t cmd = 0, sub = 0, subs = 0;
+
+	for (const cmaster *m = s->masters; m != NULL; m = m->next) {
+		if (m->owned == 0 || m->state != M_UP)
+			continue;
+		cmd += m->cmd != NULL;
+		sub += m->sub != NULL;
+	}
+	for (unsigned k = 0; k < s->partitions; k++)
+		subs += s->part[k].sub == SUB_OK;
+	rbase_link_up(&s->base, RBASE_LINK_COMMAND, cmd);
+	rbase_link_up(&s->base, RBASE_LINK_SUBSCRIBE, sub);
+	rbase_subscriptions(&s->base, subs);
 }
 
 /* ---- deadlines ---- */

@@ -519,6 +519,7 @@ static void on_tick(uv_timer_t *t)
 		next = m->next;
 		master_check(m, n);
 	}
+	master_metrics(s);
 	if (s->topo_busy && n - s->topo_last >= s->common.probe_timeout_ms) {
 		char text[700];
 

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <confab/ratelimit.h>
 
@@ -26,6 +27,7 @@ void *rbase_new(confab_ctx *ctx, const confab_host *host, size_t size, int *rc)
 	b->ctx = ctx;
 	b->host = host;
 	b->loop = (uv_loop_t *)host->loop(ctx);
+	memset(&b->metrics, 0xff, sizeof(b->metrics));  /* every handle -1 */
 	*rc = 0;
 	return b;
 }
@@ -92,4 +94,97 @@ bool rbase_change_done(rbase *b, const redisReply *reply, const char *name, bool
 			     name, reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply",
 			     skipped);
 	return false;
+}
+
+/* ---- metrics (docs/metrics.md) ---- */
+
+static const char *const link_names[RBASE_LINKS] = {
+	[RBASE_LINK_COMMAND] = "command",
+	[RBASE_LINK_SUBSCRIBE] = "subscribe",
+	[RBASE_LINK_SENTINEL] = "sentinel",
+};
+
+/* A family of `type` with at most one label; its id, or a negative code. */
+static int family(rbase *b, uint32_t type, const char *name, const char *help, const char *label)
+{
+	const char *const labels[1] = { label };
+	const confab_metric_family f = {
+		.size = sizeof(f),
+		.type = type,
+		.name = name,
+		.help = help,
+		.labels = label != NULL ? labels : NULL,
+		.n_labels = label != NULL ? 1 : 0,
+	};
+
+	return b->host->metrics->family(b->ctx, &f);
+}
+
+/* The series of family `fam` (an id, or a negative code passed on) with
+ * the label value `value` (NULL: no label): a handle, or a negative code. */
+static int series(rbase *b, int fam, const char *value)
+{
+	const char *const values[1] = { value };
+
+	if (fam < 0)
+		return fam;
+	return b->host->metrics->series(b->ctx, fam, value != NULL ? values : NULL);
+}
+
+int rbase_metrics_register(rbase *b, const char *const *scripts, size_t n, bool sentinel)
+{
+	const confab_host_metrics *m = CONFAB_HAS(b->host, metrics) ? b->host->metrics : NULL;
+	int up, rec, sec, subs;
+	size_t links = sentinel ? RBASE_LINKS : RBASE_LINK_SENTINEL;
+
+	if (m == NULL || !CONFAB_HAS(m, observe))
+		return 0;
+	if (n > RBASE_SCRIPTS_MAX)
+		return CONFAB_EINVAL;
+	up = family(b, CONFAB_METRIC_GAUGE, "confab_redis_link_up",
+		    "Whether each Redis link is up (redis_cluster: how many masters' links are)",
+		    "link");
+	rec = family(b, CONFAB_METRIC_COUNTER, "confab_redis_reconnects_total",
+		     "Times each Redis link came back after it was lost", "link");
+	sec = family(b, CONFAB_METRIC_HISTOGRAM, "confab_redis_script_seconds",
+		     "Time from sending each Lua script call to its reply, in seconds", "script");
+	subs = family(b, CONFAB_METRIC_GAUGE, "confab_redis_subscriptions",
+		      "Channels (redis_cluster: shard channels) this node is subscribed to", NULL);
+	for (size_t i = 0; i < links; i++) {
+		b->metrics.link_up[i] = series(b, up, link_names[i]);
+		b->metrics.reconnects[i] = series(b, rec, link_names[i]);
+		if (b->metrics.link_up[i] < 0 || b->metrics.reconnects[i] < 0)
+			return b->metrics.link_up[i] < 0 ? b->metrics.link_up[i]
+							 : b->metrics.reconnects[i];
+	}
+	for (size_t i = 0; i < n; i++)
+		if (scripts[i] != NULL && (b->metrics.script[i] = series(b, sec, scripts[i])) < 0)
+			return b->metrics.script[i];
+	b->metrics.subscriptions = series(b, subs, NULL);
+	return b->metrics.subscriptions < 0 ? b->metrics.subscriptions : 0;
+}
+
+void rbase_link_up(rbase *b, enum rbase_link link, int64_t v)
+{
+	if (b->metrics.link_up[link] >= 0)
+		b->host->metrics->set(b->ctx, b->metrics.link_up[link], v);
+}
+
+void rbase_reconnected(rbase *b, enum rbase_link link)
+{
+	if (b->metrics.reconnects[link] >= 0)
+		b->host->metrics->add(b->ctx, b->metrics.reconnects[link], 1);
+}
+
+void rbase_subscriptions(rbase *b, int64_t n)
+{
+	if (b->metrics.subscriptions >= 0)
+		b->host->metrics->set(b->ctx, b->metrics.subscriptions, n);
+}
+
+void rbase_script_replied(rbase *b, int script, uint64_t sent_ns)
+{
+	if (script >= 0 && script < RBASE_SCRIPTS_MAX && b->metrics.script[script] >= 0)
+		b->host->metrics->observe(b->ctx, b->metrics.script[script],
+					  (double)(uv_hrtime() - sent_ns) / 1e9);
 }

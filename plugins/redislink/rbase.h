@@ -18,6 +18,22 @@
 
 #include "rops.h"
 
+/* The links the Redis families have a series of: the `link` label. */
+enum rbase_link { RBASE_LINK_COMMAND, RBASE_LINK_SUBSCRIBE, RBASE_LINK_SENTINEL, RBASE_LINKS };
+
+/* The most scripts a backplane has (one confab_redis_script_seconds
+ * series each). */
+#define RBASE_SCRIPTS_MAX 16
+
+/* The handles of the backplane's series (docs/metrics.md); -1: none (the
+ * broker has no host->metrics, or that series is not registered). */
+typedef struct rbase_metrics {
+	int link_up[RBASE_LINKS];
+	int reconnects[RBASE_LINKS];
+	int script[RBASE_SCRIPTS_MAX];
+	int subscriptions;
+} rbase_metrics;
+
 /* The first member of a backplane's state (rbase_new allocates the
  * whole state through it). */
 typedef struct rbase {
@@ -31,6 +47,7 @@ typedef struct rbase {
 	size_t n_core;               /* core requests not answered yet */
 	uint64_t full_warned;        /* uv_now of the last "too many requests" line */
 	bool started;                /* start was called: handles may be open */
+	rbase_metrics metrics;       /* rbase_metrics_register's handles */
 } rbase;
 
 /* The start of a backplane's init: a zeroed state of `size` bytes whose
@@ -63,6 +80,27 @@ int rbase_admit(rbase *b, unsigned max, const char *server);
  * second at most for all scripts. */
 bool rbase_change_done(rbase *b, const redisReply *reply, const char *name, bool log,
 		       bool *dirty);
+
+/* Registers the families confab_redis_link_up{link},
+ * confab_redis_reconnects_total{link}, confab_redis_script_seconds{script}
+ * and confab_redis_subscriptions, and their series: the command and
+ * subscribe links (and the sentinel one when `sentinel`), and one per
+ * name of `scripts` (n of them, at most RBASE_SCRIPTS_MAX; a NULL name is
+ * skipped). Without host->metrics nothing is registered and every update
+ * below does nothing. 0, or a negative code (logged by the host). */
+int rbase_metrics_register(rbase *b, const char *const *scripts, size_t n, bool sentinel);
+
+/* confab_redis_link_up{link} = v (1/0, or a count of masters). */
+void rbase_link_up(rbase *b, enum rbase_link link, int64_t v);
+/* confab_redis_reconnects_total{link} += 1: the link is back after it was
+ * lost. */
+void rbase_reconnected(rbase *b, enum rbase_link link);
+/* confab_redis_subscriptions = n. */
+void rbase_subscriptions(rbase *b, int64_t n);
+/* A reply of script `script` came: its latency since `sent_ns`
+ * (uv_hrtime when it was handed to the link) into
+ * confab_redis_script_seconds. */
+void rbase_script_replied(rbase *b, int script, uint64_t sent_ns);
 
 /* Defines a backplane's destroy slot as the static function `name` over
  * its state type and two functions of its own: free_state(s), for a

@@ -18,6 +18,7 @@ import signal
 import time
 
 from confabtest import Client, SANITIZERS, SCALE, check, note
+from promtext import scrape, value
 from redistest import history_all, seq_problems
 from clustertest import (PRESENCE_TTL, ClusterNodes, ClusterSuite, RedisCluster, call,
                          collect_rooms, node_shard_subscriptions)
@@ -34,6 +35,26 @@ nodes = ClusterNodes(suite, rc, guests=("a", "b", "c"), alices=("d",), partition
                      broker_keys={"rate_limit": 0, "max_rooms_per_session": MANY_ROOMS + 100})
 layout = nodes.layout
 _bases = itertools.count(1)
+
+
+def script_calls(port):
+    """How many script replies node `port`'s /metrics has timed, in all."""
+    fams = scrape(port)
+    return sum(v for name, _, v in fams["confab_redis_script_seconds"]["samples"]
+               if name == "confab_redis_script_seconds_count")
+
+
+async def link_metrics(port, masters):
+    """/metrics of a node once both its links to each of `masters` masters
+    count as up (refreshed every 100 ms tick; 3 s at most): (link_up by
+    link, subscriptions)."""
+    deadline = time.monotonic() + 3.0
+    while True:
+        fams = scrape(port)
+        up = {k: value(fams, "confab_redis_link_up", link=k) for k in ("command", "subscribe")}
+        if up == {"command": masters, "subscribe": masters} or time.monotonic() > deadline:
+            return up, value(fams, "confab_redis_subscriptions")
+        await asyncio.sleep(0.1)
 
 
 def dumps(x):
@@ -82,6 +103,7 @@ async def a_message_in_a_room_on_each_master_reaches_the_members_on_every_node()
     copy. The room's seq lives on that master, under the partition's key
     prefix ({T_k}room:R:seq)."""
     sender, gb, gc, alice = await connect("sender@a", "gb@b", "gc@c", "alice@d")
+    calls = script_calls(nodes["a"].port)
     for m, (r,) in rooms_per_master("each"):
         for c in (sender, gb, gc, alice):
             await c.join(r)
@@ -102,6 +124,16 @@ async def a_message_in_a_room_on_each_master_reaches_the_members_on_every_node()
              % (r, layout.part(r), layout.room_slot(r), m, key))
     for c in (sender, gb, gc, alice):
         await c.expect_nothing(0.3, type="message")
+    up, subs = await link_metrics(nodes["a"].port, len(rc.masters()))
+    check(up == {"command": 3, "subscribe": 3}, "/metrics of a: link_up %s, want both links "
+          "of the 3 masters" % up)
+    check(subs >= 3, "/metrics of a: %g subscriptions, want the partitions of the 3 rooms' at "
+          "least" % subs)
+    now_calls = script_calls(nodes["a"].port)
+    check(now_calls >= calls + 6, "/metrics of a: %g script calls timed before 3 joins and 3 "
+          "sends, %g after" % (calls, now_calls))
+    note("/metrics of a: link_up %s, %g subscriptions, script calls %g -> %g"
+         % (up, subs, calls, now_calls))
 
 
 @suite.test

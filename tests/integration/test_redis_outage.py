@@ -8,7 +8,9 @@ the truth:
     `unavailable`, connections stay, no acked message is lost; after Redis
     restarts on the same port, /readyz 200 and delivery work again;
   - Redis down when confabd starts: it starts anyway (503, `unavailable`)
-    and turns 200 once Redis is there.
+    and turns 200 once Redis is there;
+  - /metrics (the strict parser of promtext.py) follows it: the links up,
+    the subscriptions, the scripts' latencies, and the reconnect counted.
 
 Two redis-servers: one for nodes a, b, c (with an append-only file, so that
 what it acknowledged survives its restart) and, through a proxy that can
@@ -25,6 +27,7 @@ import os
 import time
 
 from confabtest import Client, RECV_TIMEOUT, TestFailure, check, http_get, note
+from promtext import scrape, value
 from redistest import (DETECT_TIMEOUT, POLL, RECOVER_TIMEOUT, Cluster, RedisProxy, RedisServer,
                        RedisSuite, drain, readyz, history_all, log_count, seq_problems,
                        wait_health)
@@ -158,6 +161,26 @@ async def a_subscription_that_goes_silent_turns_readyz_503_and_the_node_repairs_
 
 # ---- (b) Redis stopped mid-traffic, then restarted -----------------------
 
+class LinkMetrics:
+    """What GET /metrics of a redis node says of its links."""
+
+    def __init__(self, node):
+        fams = scrape(node.port)
+        self.up = {k: value(fams, "confab_redis_link_up", link=k) for k in ("command", "subscribe")}
+        self.reconnects = {k: value(fams, "confab_redis_reconnects_total", link=k)
+                           for k in ("command", "subscribe")}
+        self.subscriptions = value(fams, "confab_redis_subscriptions")
+        self.script_calls = sum(v for name, _, v in fams["confab_redis_script_seconds"]["samples"]
+                                if name == "confab_redis_script_seconds_count")
+        # every script has its series from the start (a scrape without it fails)
+        value(fams, "confab_redis_script_seconds", "confab_redis_script_seconds_count",
+              script="publish")
+
+    def __str__(self):
+        return "link_up %s, reconnects %s, subscriptions %g, script calls %g" % (
+            self.up, self.reconnects, self.subscriptions, self.script_calls)
+
+
 class Sender:
     """Sends a message to room `r` every 50 ms and waits for each reply:
     acks and `unavailable` errors are recorded, anything else (or no reply)
@@ -225,6 +248,13 @@ async def redis_stopped_mid_traffic_unavailable_meanwhile_then_200_and_no_acked_
     sender.start()
     await sender.wait_for(lambda: len(sender.acks) >= 10, "10 acks before the outage", RECV_TIMEOUT)
     note("sending every 50 ms from node a: %d acked" % len(sender.acks))
+    before = LinkMetrics(main.nodes["a"])
+    check(before.up == {"command": 1, "subscribe": 1}, "/metrics before the outage: %s" % before)
+    check(before.subscriptions >= 2, "/metrics: %g subscriptions, want the node's channel and "
+          "room %s's at least" % (before.subscriptions, r))
+    check(before.script_calls >= 10, "/metrics: %g script calls after 10 acked sends"
+          % before.script_calls)
+    note("/metrics of a: %s" % before)
 
     loop = asyncio.get_running_loop()
     stopped_at = time.monotonic()
@@ -234,6 +264,9 @@ async def redis_stopped_mid_traffic_unavailable_meanwhile_then_200_and_no_acked_
     note("/readyz 503 on every node (%s)" % ", ".join(
         "%s after %.2fs" % (k, v) for k, v in sorted(took.items())))
     acked_when_down = len(sender.acks)
+    down = LinkMetrics(main.nodes["a"])
+    check(down.up == {"command": 0, "subscribe": 0} and down.subscriptions == 0,
+          "/metrics while Redis is down: %s" % down)
     await sender.wait_for(lambda: sender.unavailable >= 5, "5 sends answered unavailable",
                           RECV_TIMEOUT)
     check(len(sender.acks) == acked_when_down,
@@ -263,6 +296,15 @@ async def redis_stopped_mid_traffic_unavailable_meanwhile_then_200_and_no_acked_
     await sender.stop()
     note("sends are acked again: %d acked, %d unavailable in all, %.1fs after the restart"
          % (len(sender.acks), sender.unavailable, time.monotonic() - restarted_at))
+    after = LinkMetrics(main.nodes["a"])
+    check(after.up == {"command": 1, "subscribe": 1} and after.subscriptions >= 2,
+          "/metrics after Redis came back: %s" % after)
+    check(all(after.reconnects[k] >= before.reconnects[k] + 1 for k in after.reconnects),
+          "/metrics: reconnects %s before the outage, %s after" % (before.reconnects,
+                                                               after.reconnects))
+    check(after.script_calls >= before.script_calls + 5, "/metrics: script calls %g before, "
+          "%g after 5 more acks" % (before.script_calls, after.script_calls))
+    note("/metrics of a after the restart: %s" % after)
 
     for c in (s, lb, mc):
         await c.ping()

@@ -43,6 +43,7 @@ from confabtest import (WS_SO, Client, SANITIZERS, SCALE, TestFailure, check, no
                         tail, write_config)
 from redistest import REDIS_SO, RedisSuite, readyz, history_all
 from sentineltest import CONVERT_TIMEOUT, SentinelCluster, SentinelGroup
+from promtext import scrape, value
 
 ROUNDS = 5
 RESUME_WITHIN = 10.0 * (2 if SANITIZERS else 1)   # the bound, doubled under the sanitizers
@@ -149,6 +150,17 @@ async def nodes_find_the_master_through_the_sentinels_and_chat_across():
     check(not writes, "writes sent to a replica: %s" % writes[:5])
     note("chat a <-> b through master %d (%d script calls there), none on a replica"
          % (group.master_port(), scripts))
+    deadline = time.monotonic() + 5.0
+    while True:
+        fams = scrape(cluster["a"].port)
+        up = {k: value(fams, "confab_redis_link_up", link=k)
+              for k in ("command", "subscribe", "sentinel")}
+        if up == {"command": 1, "subscribe": 1, "sentinel": 1} or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    check(up == {"command": 1, "subscribe": 1, "sentinel": 1},
+          "/metrics of a: link_up %s, want the command, subscribe and sentinel links up" % up)
+    note("/metrics of a: link_up %s" % up)
 
 
 # ---- failover ----------------------------------------------------------------
