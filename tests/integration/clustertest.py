@@ -47,7 +47,7 @@ from confabtest import (PLUGIN_BUILD_DIR, SANITIZERS, SCALE, START_TIMEOUT, STOP
                         WS_SO, TestFailure, check, fixture, listening, skip, spawn, tail, _procs,
                         _ephemeral_range)
 import redistest
-from redistest import REDIS_CLI, REDIS_SERVER, RedisSuite, ReservedPort, _program
+from redistest import REDIS_CLI, REDIS_SERVER, RedisProcess, RedisSuite, _program
 
 REDIS_CLUSTER_SO = os.path.join(PLUGIN_BUILD_DIR, "redis_cluster", ".libs", "redis_cluster.so")
 
@@ -309,14 +309,16 @@ def cluster_port():
 
 # ---- one redis-server of the cluster ---------------------------------------
 
-class ClusterServer(ReservedPort):
+class ClusterServer(RedisProcess):
     """One redis-server --cluster-enabled yes on 127.0.0.1:PORT (bus PORT+10000).
     Its first start moves to another port pair when its own is in use
-    (redistest.ReservedPort); the directory keeps the first port's name."""
+    (redistest.ReservedPort, through RedisProcess); the directory keeps the
+    first port's name."""
 
     def __init__(self, tmp, index, cluster_enabled=True, extra_args=()):
         self._port, self._reservation = cluster_port()
         self.index = index
+        self.name = "cluster node %d" % index
         self.dir = os.path.join(tmp, str(self._port))
         os.makedirs(self.dir, exist_ok=True)
         self.log_path = os.path.join(self.dir, "redis.log")
@@ -346,46 +348,8 @@ class ClusterServer(ReservedPort):
     def pid(self):
         return self.proc.pid if self.proc else None
 
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
     def _reserve(self):
         return cluster_port()
-
-    def start(self, timeout=START_TIMEOUT):
-        if self.running():
-            return self
-        return self._start_moving(lambda: self._start_once(timeout))
-
-    def _start_once(self, timeout):
-        out = open(self.log_path, "ab")
-        try:
-            self.proc = spawn(self.argv(), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        finally:
-            out.close()
-        self.starts += 1
-        deadline = time.monotonic() + timeout
-        last = "nothing listening"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise TestFailure("redis-server on port %d exited %s at start\n%s"
-                                  % (self.port, self.proc.returncode, tail(self.log())))
-            try:
-                last = call(self.port, "PING", timeout=1.0)
-                if last == "PONG":
-                    return self
-            except (OSError, RespError) as e:
-                last = str(e)
-            time.sleep(POLL)
-        raise TestFailure("redis-server on port %d does not answer PING within %.0fs (%s)\n%s"
-                          % (self.port, timeout, last, tail(self.log())))
 
     def kill(self, sig=signal.SIGKILL):
         """Send `sig` by PID and wait for the exit (SIGKILL after STOP_TIMEOUT)."""

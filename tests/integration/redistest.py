@@ -125,30 +125,13 @@ class ReservedPort:
             self._port_pinned = False
 
 
-# ---- redis-server --------------------------------------------------------
+# ---- a redis-server process -----------------------------------------------
 
-class RedisServer(ReservedPort):
-    """One redis-server on 127.0.0.1:PORT with its own directory.
-
-    persist=True keeps the data across stop/restart (append-only file,
-    fsync on every write), so that what Redis acknowledged before a stop is
-    still there after the restart; otherwise nothing is written to disk."""
-
-    def __init__(self, tmp, name="redis", persist=False):
-        self.name = name
-        self._port, self._reservation = redis_port()   # held for the whole script
-        self.dir = tempfile.mkdtemp(prefix=name + "-", dir=tmp)
-        self.log_path = os.path.join(self.dir, "redis.log")
-        self.persist = persist
-        self.proc = None
-        self.starts = 0
-
-    def argv(self):
-        return [_program(REDIS_SERVER) or REDIS_SERVER,
-                "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "yes" if self.persist else "no",
-                "--appendfsync", "always", "--daemonize", "no", "--dir", self.dir,
-                "--logfile", ""]
+class RedisProcess(ReservedPort):
+    """What every redis-server of the tests shares (plain, cluster node):
+    a subclass sets name, proc, starts, log_path and argv(); this starts it
+    by PID, moving its first start to a new port when its own is in use
+    (ReservedPort), and waits until PING answers PONG."""
 
     def log(self):
         try:
@@ -197,6 +180,32 @@ class RedisServer(ReservedPort):
                 return data[1:] if data.startswith("+") else (data or "no answer")
         except OSError as e:
             return str(e)
+
+
+# ---- redis-server --------------------------------------------------------
+
+class RedisServer(RedisProcess):
+    """One redis-server on 127.0.0.1:PORT with its own directory.
+
+    persist=True keeps the data across stop/restart (append-only file,
+    fsync on every write), so that what Redis acknowledged before a stop is
+    still there after the restart; otherwise nothing is written to disk."""
+
+    def __init__(self, tmp, name="redis", persist=False):
+        self.name = name
+        self._port, self._reservation = redis_port()   # held for the whole script
+        self.dir = tempfile.mkdtemp(prefix=name + "-", dir=tmp)
+        self.log_path = os.path.join(self.dir, "redis.log")
+        self.persist = persist
+        self.proc = None
+        self.starts = 0
+
+    def argv(self):
+        return [_program(REDIS_SERVER) or REDIS_SERVER,
+                "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "yes" if self.persist else "no",
+                "--appendfsync", "always", "--daemonize", "no", "--dir", self.dir,
+                "--logfile", ""]
 
     def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
         """Stop by PID: `sig` (SIGTERM), then SIGKILL after `timeout`. Returns the exit status."""
