@@ -75,6 +75,13 @@ typedef struct confab_host_metrics {
 	 * CONFAB_ENOMEM. The series shows in /metrics from now on, at 0. */
 	int (*series)(confab_ctx *ctx, int family, const char *const *values);
 
+	/* The updates below never fail and never allocate. A handle that is
+	 * not this instance's, or whose family's type does not take that
+	 * update (set on a counter, say), is ignored, as a handle < 0 is: a
+	 * plugin may keep -1 for a series it could not register. Handles stay
+	 * valid until the instance's destroy returns; call these on the loop
+	 * thread, from init on. */
+
 	/* Counters and gauges: value += delta (a counter ignores delta < 0). */
 	void (*add)(confab_ctx *ctx, int series, int64_t delta);
 	/* Gauges: value = v. */
