@@ -65,6 +65,17 @@ MAKE = _env("MAKE", "make")
 WS_SO = os.path.join(PLUGIN_BUILD_DIR, "ws", ".libs", "ws.so")
 VERSION = "0.1.0"
 
+
+def _abi_version():
+    """(major, minor) of the SDK in this tree: what build info reports."""
+    with open(os.path.join(TOP_SRCDIR, "sdk", "include", "confab", "common.h")) as f:
+        text = f.read()
+    return tuple(int(re.search(r"#define CONFAB_ABI_%s (\d+)" % part, text).group(1))
+                 for part in ("MAJOR", "MINOR"))
+
+
+ABI = _abi_version()
+
 # The sanitizer build is several times slower: every bound scales with it.
 SCALE = 4 if SANITIZERS else 1
 RECV_TIMEOUT = 5.0 * SCALE       # one expected frame

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from confabtest import (Suite, Client, TestFailure, check, note, http_get, fixture, reserve_port,
-                        run_confabd, write_config, WS_SO, RECV_TIMEOUT, VERSION)
+                        run_confabd, write_config, WS_SO, RECV_TIMEOUT, VERSION, ABI)
 from promtext import scrape, value
 
 suite = Suite("test_metrics", watchdog=240)
@@ -75,7 +75,7 @@ plugged = suite.broker("plugged", broker={"plugins": [WS_SO, fixture("fx_metrics
 def exposition_parses_strictly_with_every_core_family():
     """GET /metrics -> 200, Content-Type 0.0.4, a text the strict parser
     takes whole, with the core's and the transport's families and
-    confab_build_info{version,abi="1.7"} 1."""
+    confab_build_info{version,abi="MAJOR.MINOR"} 1."""
     fams = scrape(main.start().port)
     for name in ("confab_sessions", "confab_sessions_total", "confab_rooms",
                  "confab_messages_received_total", "confab_messages_delivered_total",
@@ -86,7 +86,7 @@ def exposition_parses_strictly_with_every_core_family():
                  "confab_bytes_received_total", "confab_bytes_sent_total",
                  "confab_send_queue_bytes", "confab_handshakes_refused_total"):
         check(name in fams, "family %s missing" % name)
-    check(value(fams, "confab_build_info", version=VERSION, abi="1.7") == 1, "build info")
+    check(value(fams, "confab_build_info", version=VERSION, abi="%d.%d" % ABI) == 1, "build info")
     check(value(fams, "confab_backplane_up") == 1, "backplane not up")
     note("%d families" % len(fams))
 

@@ -50,9 +50,11 @@ extern "C" {
  *      CONFAB_HAS_FIELD checks a field's presence alone. Nothing moved:
  *      a plugin built against any 1.x still loads.
  * 1.7: confab_host gains metrics (confab_host_metrics, <confab/metrics.h>):
- *      a plugin's own Prometheus series, and the text of /metrics. */
+ *      a plugin's own Prometheus series, and the text of /metrics.
+ * 1.8: confab_plugin gains reload and reload_finish: settings read again
+ *      on SIGHUP or `confabctl reload`, all instances or none. */
 #define CONFAB_ABI_MAJOR 1
-#define CONFAB_ABI_MINOR 7
+#define CONFAB_ABI_MINOR 8
 
 /* Reading a table that may come from an older build (`t` starts with a
  * uint32_t size and may be NULL; both macros evaluate `t` several times):

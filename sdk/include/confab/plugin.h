@@ -26,6 +26,9 @@
  *      sessions to close. During the drain before it (drain_grace, then
  *      drain_window seconds) the core refuses new sessions and closes the
  *      open ones itself, a few at a time, with the transport's close().
+ *   5a. reload(state, &pending) then reload_finish(state, pending, apply)
+ *      on SIGHUP or `confabctl reload` while serving (ABI 1.8, optional):
+ *      see the slots below.
  *   6. destroy(state), in the reverse order (the backplane last, since
  *      closing sessions still talk to it): release everything; libuv
  *      handles are closed with uv_close and the core runs the loop until
@@ -98,6 +101,34 @@ typedef struct confab_plugin {
 	const confab_transport_ops *transport;
 	const confab_backplane_ops *backplane;
 	const confab_auth_ops *auth;
+
+	/* ---- ABI 1.8: reload (SIGHUP, `confabctl reload`) ----
+	 * Both optional, and set together. A reload is all or nothing: the
+	 * core reads broker.ini again, asks every instance to prepare, and
+	 * only when every one succeeded tells each to apply what it prepared
+	 * (else to drop it). Sessions, connections and rooms are untouched.
+	 * An instance without these slots keeps what init read; if its
+	 * section changed the core logs that the change needs a restart. */
+
+	/* Read the section again: config_get and the typed slots answer from
+	 * the new file, broker_get and broker_uint from its [broker], and
+	 * config_error reports against it. Check it as init would, build what
+	 * is new (a users table, a key, a certificate) without using it yet,
+	 * and return 0 with *pending set (NULL when nothing is to apply). On a
+	 * bad setting call config_error and return CONFAB_EINVAL: the reload
+	 * is refused whole and the node keeps the configuration it runs.
+	 * Read every key of the section: keys not read are reported as
+	 * unknown and refuse the reload, as at init. A setting that cannot
+	 * change while serving (a listen address, a server to connect to) is
+	 * logged once as needing a restart, and the running value kept; that
+	 * does not refuse the reload. The strings config_get returns live
+	 * until destroy, as at init. */
+	int (*reload)(void *state, void **pending);
+	/* Called once for every reload() that returned 0, after every
+	 * instance prepared: apply = true to start using `pending` (for new
+	 * connections and requests; what is in flight may finish with the old
+	 * one), false to free it. Cannot fail; runs on the loop. */
+	void (*reload_finish)(void *state, void *pending, bool apply);
 } confab_plugin;
 
 /* The table the core hands to each plugin instance at init. Borrowed:
