@@ -9,8 +9,10 @@
  * ?user=NAME&password=PW. A client without credentials is ignored (the next
  * plugin decides); right ones are allowed, with the user's room patterns;
  * wrong ones (or an unknown name) are denied with 401 "invalid credentials".
- * Passwords are checked on libuv's thread pool; the file is read again on
- * SIGHUP. docs/auth-static.md is the user's side of this.
+ * Passwords are checked on libuv's thread pool. The file is read again on
+ * SIGHUP or `confabctl reload`, with the rest of broker.ini (the core's
+ * reload, ABI 1.8): a file that does not read refuses the whole reload.
+ * docs/auth-static.md is the user's side of this.
  *
  * Checks are what an attacker would use against the node, so before one
  * is queued the core is asked (host->auth->login_begin, ABI 1.3) whether
@@ -27,7 +29,6 @@
  * SPDX-License-Identifier: MIT
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "static.h"
 
@@ -35,61 +36,74 @@ void static_release(struct static_auth *st)
 {
 	if (--st->holds > 0)
 		return;
-	free(st->path);
 	free(st);
 }
 
-static int static_init(confab_ctx *ctx, const confab_host *host, void **state)
+/* [static] read into a new users table: the one reading of init and
+ * reload, so that a reload refuses a file with the very line `confabd -t`
+ * prints for it. 0 with *out set, or CONFAB_EINVAL (reported). */
+static int read_section(confab_ctx *ctx, const confab_host *host, struct user_table **out)
 {
 	const char *path = host->config_get(ctx, "users_file");
-	struct static_auth *st;
 	struct users_error err;
 
 	if (path == NULL || *path == '\0') {
 		host->config_error(ctx, "users_file", "must be set (e.g. users_file = /etc/confab/users)");
 		return CONFAB_EINVAL;
 	}
-	if ((st = calloc(1, sizeof(*st))) == NULL || (st->path = strdup(path)) == NULL) {
-		free(st);
-		return CONFAB_ENOMEM;
-	}
-	if ((st->table = static_users_load(path, &err)) == NULL) {
+	if ((*out = static_users_load(path, &err)) == NULL) {
 		host->config_error(ctx, "users_file", "%s", err.text);
-		free(st->path);
-		free(st);
 		return CONFAB_EINVAL;
+	}
+	return 0;
+}
+
+/* What the instance now admits; `how` says when ("" at init). */
+static void log_users(confab_ctx *ctx, const confab_host *host, const struct user_table *t,
+		      const char *how)
+{
+	if (t->n == 0)
+		host->log(ctx, CONFAB_LOG_WARN, "%s%s lists no users: every password is refused",
+			  how, t->path);
+	else
+		host->log(ctx, CONFAB_LOG_INFO, "%s%zu users from %s", how, t->n, t->path);
+}
+
+static int static_init(confab_ctx *ctx, const confab_host *host, void **state)
+{
+	struct static_auth *st;
+	struct user_table *t;
+	int rc = read_section(ctx, host, &t);
+
+	if (rc != 0)
+		return rc;
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		static_users_unref(t);
+		return CONFAB_ENOMEM;
 	}
 	st->ctx = ctx;
 	st->host = host;
+	st->table = t;
 	st->holds = 1;
 	st->denied_log = (confab_ratelimit)CONFAB_RATELIMIT_INIT(1000);
 	st->malformed_log = (confab_ratelimit)CONFAB_RATELIMIT_INIT(1000);
-	if (st->table->n == 0)
-		host->log(ctx, CONFAB_LOG_WARN, "%s lists no users: every password is refused", path);
-	else
-		host->log(ctx, CONFAB_LOG_INFO, "%zu users from %s", st->table->n, path);
+	log_users(ctx, host, t, "");
 	*state = st;
 	return 0;
 }
 
-static int static_start(void *state)
-{
-	return static_reload_start(state);
-}
-
-/* Answers every check in flight with 503 now and stops watching SIGHUP. */
+/* Answers every check in flight with 503 now. */
 static void static_stop(void *state)
 {
 	struct static_auth *st = state;
 
 	st->stopping = true;
-	static_reload_stop(st);
 	static_check_stop(st);
 }
 
-/* The state outlives destroy while pool work or the SIGHUP handle's close
- * is pending: the core runs the loop until they are done, before it
- * unloads the file, and the last one to finish frees it. */
+/* The state outlives destroy while pool work is pending: the core runs
+ * the loop until it is done, before it unloads the file, and the last
+ * job to finish frees it. */
 static void static_destroy(void *state)
 {
 	struct static_auth *st = state;
@@ -100,14 +114,44 @@ static void static_destroy(void *state)
 	static_release(st);
 }
 
+/* The file read again (users_file may name another one now), as init
+ * reads it; the new table waits in *pending for reload_finish. */
+static int static_reload(void *state, void **pending)
+{
+	struct static_auth *st = state;
+	struct user_table *t;
+	int rc = read_section(st->ctx, st->host, &t);
+
+	if (rc == 0)
+		*pending = t;
+	return rc;
+}
+
+/* New checks use the new table; those in flight keep a reference to the
+ * one they started with (static_check.c), which goes with the last. */
+static void static_reload_finish(void *state, void *pending, bool apply)
+{
+	struct static_auth *st = state;
+	struct user_table *t = pending;
+
+	if (!apply) {
+		static_users_unref(t);
+		return;
+	}
+	static_users_unref(st->table);
+	st->table = t;
+	log_users(st->ctx, st->host, t, "reloaded ");
+}
+
 /* The auth slots are static_check.c's: answering a client is its job. */
 static const confab_plugin static_plugin = {
 	CONFAB_PLUGIN_HEADER(CONFAB_KIND_AUTH, "static", "0.1.0"),
-	.description = "users and crypt(3) password hashes from a file, reloaded on SIGHUP",
+	.description = "users and crypt(3) password hashes from a file, read again on reload",
 	.init = static_init,
-	.start = static_start,
 	.stop = static_stop,
 	.destroy = static_destroy,
+	.reload = static_reload,
+	.reload_finish = static_reload_finish,
 	.auth = &(const confab_auth_ops){ .size = sizeof(confab_auth_ops),
 					  .authenticate = static_check_authenticate,
 					  .cancel = static_check_cancel },

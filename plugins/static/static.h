@@ -28,16 +28,13 @@ struct job;
 struct static_auth {
 	confab_ctx *ctx;
 	const confab_host *host;
-	char *path;               /* users_file */
-	struct user_table *table;
-	uv_signal_t sighup;
-	bool sighup_open;
+	struct user_table *table; /* what new checks use; a reload swaps it */
 	bool stopping;
 	struct job *jobs;         /* checks in flight, answered or not */
 	/* lines a client can cause, at most one a second each */
 	confab_ratelimit denied_log, malformed_log;
-	unsigned holds;           /* the instance, each job, the open sighup
-				   * handle: the state is freed at zero */
+	unsigned holds;           /* the instance and each job: the state is
+				   * freed at zero */
 };
 
 /* Drops one hold on the instance; the last frees it. */
@@ -64,10 +61,5 @@ int static_check_authenticate(void *state, const confab_request *req, confab_aut
 void static_check_cancel(void *state, void *arg);
 /* Answers every check in flight with 503 now (st->stopping is set). */
 void static_check_stop(struct static_auth *st);
-
-/* ---- reloading on SIGHUP (static_reload.c) ---- */
-
-int static_reload_start(struct static_auth *st);
-void static_reload_stop(struct static_auth *st);
 
 #endif /* CONFAB_STATIC_H */

@@ -52,6 +52,7 @@ void static_users_unref(struct user_table *t)
 	for (size_t i = 0; i < t->n; i++)
 		user_free(&t->users[i]);
 	free(t->users);
+	free(t->path);
 	free(t);
 }
 
@@ -170,6 +171,10 @@ struct user_table *static_users_load(const char *path, struct users_error *err)
 		return NULL;
 	}
 	t->refs = 1;
+	if ((t->path = strdup(path)) == NULL) {
+		snprintf(err->text, sizeof(err->text), "out of memory");
+		goto fail;
+	}
 	if ((f = fopen(path, "r")) == NULL)
 		goto unreadable;
 	for (int n = 1; getline(&line, &cap, f) >= 0; n++) {

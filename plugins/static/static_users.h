@@ -21,6 +21,7 @@ struct user {
  * a reload swaps in a new table while checks in flight keep the old one. */
 struct user_table {
 	unsigned refs;
+	char *path;               /* the file it was read from, for messages */
 	size_t n;
 	struct user *users;
 };

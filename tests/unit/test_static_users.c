@@ -254,6 +254,39 @@ START_TEST(an_unknown_name_gets_a_real_users_hash_the_same_each_time)
 }
 END_TEST
 
+/* A reload swaps the instance's table for a new reading; a check in
+ * flight holds a reference to the old one, which must outlive the swap
+ * (ASan sees a use after free otherwise) and go with that reference. */
+START_TEST(a_table_held_by_a_check_outlives_the_swap_to_a_new_reading)
+{
+	struct user_table *running = load("alice:" SHA512 "\nbob:" YESCRYPT "\n");
+	char old_path[sizeof(path)];
+	struct user_table *held, *next;
+	const struct user *bob;
+
+	ck_assert_ptr_nonnull(running);
+	ck_assert_str_eq(running->path, path);
+	snprintf(old_path, sizeof(old_path), "%s", path);
+	held = running;
+	held->refs++;                       /* a check begins with bob */
+	bob = static_users_find(held, "bob");
+	ck_assert_ptr_nonnull(bob);
+
+	next = load("alice:" SHA512 "\ncarol:" SHA512 "\n");
+	ck_assert_ptr_nonnull(next);
+	static_users_unref(running);        /* reload_finish(apply) */
+	running = next;
+
+	ck_assert_ptr_null(static_users_find(running, "bob"));
+	ck_assert_ptr_nonnull(static_users_find(running, "carol"));
+	ck_assert_str_eq(bob->name, "bob");  /* the check's user is still whole */
+	ck_assert_str_eq(bob->hash, YESCRYPT);
+	ck_assert_str_eq(held->path, old_path);
+	static_users_unref(held);           /* the check ends: the old table goes */
+	static_users_unref(running);        /* destroy */
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *const tests[] = {
@@ -267,6 +300,7 @@ int main(void)
 		empty_or_spaced_room_patterns_are_refused,
 		a_file_that_cannot_be_read_is_refused_as_a_whole,
 		an_unknown_name_gets_a_real_users_hash_the_same_each_time,
+		a_table_held_by_a_check_outlives_the_swap_to_a_new_reading,
 	};
 
 	return unit_main("static_users", tests, sizeof(tests) / sizeof(*tests), 0);
