@@ -16,289 +16,126 @@
  * allow_anonymous decides). A token that fails any check: deny 401 with a
  * short reason. Verification is synchronous (an HMAC or one public-key
  * verification), so every answer is given before authenticate() returns.
+ * The section (keys included) is read again on SIGHUP or `confabctl
+ * reload`, with the rest of broker.ini (the core's reload, ABI 1.8).
  * docs/auth-jwt.md has the details.
  *
  * SPDX-License-Identifier: MIT
  */
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
-#include <openssl/pem.h>
 
 #include <confab/query.h>
 #include <confab/util.h>
 
 #include "jwt.h"
 
-#define SECRET_FILE_MAX 4096   /* bytes read from secret_file */
-#define DEFAULT_LEEWAY 30
-#define LEEWAY_MAX 86400
-
-/* One instance: where it logs, and the rules read once by init. */
+/* One instance: where it logs, and the rules read by init or the last
+ * reload. */
 struct jwt {
 	confab_ctx *ctx;
 	const confab_host *host;
-	struct jwt_rules rules;
+	struct jwt_rules *rules;
 };
 
-/* ---- configuration ---- */
-
-/* The HMAC key of secret_file: the file's bytes, without one trailing
- * newline (LF or CRLF), as `echo` or an editor leaves. */
-static int read_secret_file(struct jwt *j, const char *path)
+/* The rules in the log: what the instance now accepts. `how` says when
+ * ("" at init). */
+static void log_rules(struct jwt *j, const char *how)
 {
-	unsigned char buf[SECRET_FILE_MAX + 1];
-	FILE *f = fopen(path, "rb");
-	size_t n;
+	const struct jwt_rules *rules = j->rules;
+	char list[64] = "";
 
-	if (f == NULL) {
-		j->host->config_error(j->ctx, "secret_file", "cannot read %s: %s", path,
-				      strerror(errno));
-		return CONFAB_EINVAL;
-	}
-	n = fread(buf, 1, sizeof(buf), f);
-	if (ferror(f)) {
-		j->host->config_error(j->ctx, "secret_file", "cannot read %s: %s", path,
-				      strerror(errno));
-		fclose(f);
-		return CONFAB_EINVAL;
-	}
-	fclose(f);
-	if (n > SECRET_FILE_MAX) {
-		j->host->config_error(j->ctx, "secret_file", "%s is longer than %d bytes",
-				      path, SECRET_FILE_MAX);
-		OPENSSL_cleanse(buf, sizeof(buf));
-		return CONFAB_EINVAL;
-	}
-	if (n > 0 && buf[n - 1] == '\n')
-		n--;
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	if (n == 0) {
-		j->host->config_error(j->ctx, "secret_file", "%s holds no secret", path);
-		return CONFAB_EINVAL;
-	}
-	if ((j->rules.secret = malloc(n)) == NULL) {
-		OPENSSL_cleanse(buf, sizeof(buf));
-		return CONFAB_ENOMEM;
-	}
-	memcpy(j->rules.secret, buf, n);
-	j->rules.secret_len = n;
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return 0;
+	for (int a = 0; a < N_ALGS; a++)
+		if (rules->algs & ALG_BIT(a))
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 list[0] ? ", " : "", jwt_alg_names[a]);
+	j->host->log(j->ctx, CONFAB_LOG_INFO, "%saccepting %s tokens (leeway %lds%s%s%s%s)", how,
+		     list, rules->leeway, rules->issuer ? ", issuer " : "",
+		     rules->issuer ? rules->issuer : "", rules->audience ? ", audience " : "",
+		     rules->audience ? rules->audience : "");
 }
 
-/* Load a PEM public key (SubjectPublicKeyInfo, "BEGIN PUBLIC KEY"): RSA
- * for RS256, EC on P-256 for ES256. */
-static int read_public_key(struct jwt *j, const char *path)
+/* [jwt] read into new rules (NULL when it does not read: reported). */
+static int read_rules(confab_ctx *ctx, const confab_host *host, struct jwt_rules **out)
 {
-	FILE *f = fopen(path, "r");
-	char group[64];
-	size_t glen = 0;
-
-	if (f == NULL) {
-		j->host->config_error(j->ctx, "public_key_file", "cannot read %s: %s", path,
-				      strerror(errno));
-		return CONFAB_EINVAL;
-	}
-	j->rules.pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
-	fclose(f);
-	if (j->rules.pkey == NULL) {
-		j->host->config_error(j->ctx, "public_key_file",
-				      "%s holds no PEM public key (-----BEGIN PUBLIC KEY-----)",
-				      path);
-		return CONFAB_EINVAL;
-	}
-	if (EVP_PKEY_is_a(j->rules.pkey, "RSA")) {
-		if (EVP_PKEY_get_bits(j->rules.pkey) < 2048) {
-			j->host->config_error(j->ctx, "public_key_file",
-					      "%s: an RSA key of %d bits is too weak (2048 at least)",
-					      path, EVP_PKEY_get_bits(j->rules.pkey));
-			return CONFAB_EINVAL;
-		}
-		j->rules.key_alg = RS256;
-		return 0;
-	}
-	if (EVP_PKEY_is_a(j->rules.pkey, "EC") &&
-	    EVP_PKEY_get_group_name(j->rules.pkey, group, sizeof(group), &glen) == 1 &&
-	    (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0)) {
-		j->rules.key_alg = ES256;
-		return 0;
-	}
-	j->host->config_error(j->ctx, "public_key_file",
-			      "%s is neither an RSA key (RS256) nor an EC P-256 key (ES256)",
-			      path);
-	return CONFAB_EINVAL;
-}
-
-/* `algorithms`: a comma or space separated list of names. */
-static int parse_algorithms(struct jwt *j, const char *v, unsigned *out)
-{
-	char name[16];
-	unsigned algs = 0;
-
-	while (*v != '\0') {
-		size_t n = strcspn(v, ", \t");
-		if (n > 0) {
-			int a;
-			if (n >= sizeof(name)) {
-				j->host->config_error(j->ctx, "algorithms",
-						      "'%.*s' is not one of HS256, HS384, HS512, RS256, ES256",
-						      (int)(n > 32 ? 32 : n), v);
-				return CONFAB_EINVAL;
-			}
-			memcpy(name, v, n);
-			name[n] = '\0';
-			if ((a = jwt_alg_lookup(name)) < 0) {
-				j->host->config_error(j->ctx, "algorithms",
-						      "'%s' is not one of HS256, HS384, HS512, RS256, ES256%s",
-						      name, strcasecmp(name, "none") == 0 ?
-						      " (unsigned tokens are never accepted)" : "");
-				return CONFAB_EINVAL;
-			}
-			algs |= ALG_BIT(a);
-		}
-		v += n;
-		v += strspn(v, ", \t");
-	}
-	if (algs == 0) {
-		j->host->config_error(j->ctx, "algorithms", "lists no algorithm");
-		return CONFAB_EINVAL;
-	}
-	*out = algs;
-	return 0;
-}
-
-/* Everything but the keys: every key of the section is read here (those
- * not read are reported as unknown). */
-static int jwt_configure(struct jwt *j)
-{
-	const confab_host *host = j->host;
-	confab_ctx *ctx = j->ctx;
-	const char *secret = host->config_get(ctx, "secret");
-	const char *secret_file = host->config_get(ctx, "secret_file");
-	const char *key_file = host->config_get(ctx, "public_key_file");
-	const char *algorithms = host->config_get(ctx, "algorithms");
-	uint64_t leeway;
+	struct jwt_rules *rules = malloc(sizeof(*rules));
 	int rc;
 
-	j->rules.issuer = host->config_get(ctx, "issuer");
-	j->rules.audience = host->config_get(ctx, "audience");
-	if ((rc = host->config_uint(ctx, "leeway", DEFAULT_LEEWAY, 0, LEEWAY_MAX, &leeway)) != 0)
-		return rc;
-	j->rules.leeway = (long)leeway;
-	if (j->rules.issuer != NULL && *j->rules.issuer == '\0') {
-		host->config_error(ctx, "issuer", "must not be empty (leave it out to accept any)");
-		return CONFAB_EINVAL;
-	}
-	if (j->rules.audience != NULL && *j->rules.audience == '\0') {
-		host->config_error(ctx, "audience", "must not be empty (leave it out to accept any)");
-		return CONFAB_EINVAL;
-	}
-
-	/* The keys. */
-	if (secret != NULL && secret_file != NULL) {
-		host->config_error(ctx, "secret_file", "set either secret or secret_file, not both");
-		return CONFAB_EINVAL;
-	}
-	if (secret != NULL) {
-		if (*secret == '\0') {
-			host->config_error(ctx, "secret", "must not be empty");
-			return CONFAB_EINVAL;
-		}
-		j->rules.secret_len = strlen(secret);
-		if ((j->rules.secret = malloc(j->rules.secret_len)) == NULL)
-			return CONFAB_ENOMEM;
-		memcpy(j->rules.secret, secret, j->rules.secret_len);
-	} else if (secret_file != NULL && (rc = read_secret_file(j, secret_file)) != 0) {
+	if (rules == NULL)
+		return CONFAB_ENOMEM;
+	if ((rc = jwt_config_read(ctx, host, rules)) != 0) {
+		free(rules);
 		return rc;
 	}
-	if (key_file != NULL && (rc = read_public_key(j, key_file)) != 0)
-		return rc;
-	if (j->rules.secret == NULL && j->rules.pkey == NULL) {
-		host->config_error(ctx, "secret",
-				   "no key: set secret or secret_file (HS256/384/512) or "
-				   "public_key_file (RS256/ES256)");
-		return CONFAB_EINVAL;
-	}
-
-	/* The algorithms, checked against the keys. */
-	if (algorithms == NULL) {
-		j->rules.algs = (j->rules.secret ? ALG_BIT(HS256) : 0) |
-				(j->rules.pkey ? ALG_BIT(j->rules.key_alg) : 0);
-		return 0;
-	}
-	if ((rc = parse_algorithms(j, algorithms, &j->rules.algs)) != 0)
-		return rc;
-	if ((j->rules.algs & HS_ALGS) && j->rules.secret == NULL) {
-		host->config_error(ctx, "algorithms",
-				   "HS256/HS384/HS512 need secret or secret_file");
-		return CONFAB_EINVAL;
-	}
-	for (int a = RS256; a <= ES256; a++) {
-		if (!(j->rules.algs & ALG_BIT(a)))
-			continue;
-		if (j->rules.pkey == NULL) {
-			host->config_error(ctx, "algorithms", "%s needs public_key_file",
-					   jwt_alg_names[a]);
-			return CONFAB_EINVAL;
-		}
-		if ((enum alg)a != j->rules.key_alg) {
-			host->config_error(ctx, "algorithms",
-					   "%s needs %s public key; public_key_file holds %s key",
-					   jwt_alg_names[a], a == RS256 ? "an RSA" : "an EC P-256",
-					   j->rules.key_alg == RS256 ? "an RSA" : "an EC P-256");
-			return CONFAB_EINVAL;
-		}
-	}
+	*out = rules;
 	return 0;
 }
 
-static void jwt_free(struct jwt *j)
+static void free_rules(struct jwt_rules *rules)
 {
-	if (j->rules.secret != NULL) {
-		OPENSSL_cleanse(j->rules.secret, j->rules.secret_len);
-		free(j->rules.secret);
-	}
-	EVP_PKEY_free(j->rules.pkey);
-	free(j);
+	if (rules != NULL)
+		jwt_config_clear(rules);
+	free(rules);
 }
 
 static int jwt_init(confab_ctx *ctx, const confab_host *host, void **state)
 {
 	struct jwt *j = calloc(1, sizeof(*j));
-	char list[64] = "";
 	int rc;
 
 	if (j == NULL)
 		return CONFAB_ENOMEM;
 	j->ctx = ctx;
 	j->host = host;
-	if ((rc = jwt_configure(j)) != 0) {
-		jwt_free(j);
+	if ((rc = read_rules(ctx, host, &j->rules)) != 0) {
+		free(j);
 		return rc;
 	}
-	for (int a = 0; a < N_ALGS; a++)
-		if (j->rules.algs & ALG_BIT(a))
-			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
-				 list[0] ? ", " : "", jwt_alg_names[a]);
-	host->log(ctx, CONFAB_LOG_INFO, "accepting %s tokens (leeway %lds%s%s%s%s)", list,
-		  j->rules.leeway, j->rules.issuer ? ", issuer " : "",
-		  j->rules.issuer ? j->rules.issuer : "", j->rules.audience ? ", audience " : "",
-		  j->rules.audience ? j->rules.audience : "");
+	log_rules(j, "");
 	*state = j;
 	return 0;
 }
 
 static void jwt_destroy(void *state)
 {
-	jwt_free(state);
+	struct jwt *j = state;
+
+	free_rules(j->rules);
+	free(j);
+}
+
+/* The section read again, as init reads it (a key file or secret_file
+ * read anew even when its name is the same); the new rules wait in
+ * *pending for reload_finish. */
+static int jwt_reload(void *state, void **pending)
+{
+	struct jwt *j = state;
+	struct jwt_rules *rules;
+	int rc = read_rules(j->ctx, j->host, &rules);
+
+	if (rc == 0)
+		*pending = rules;
+	return rc;
+}
+
+/* Every token is checked within authenticate(), so nothing holds the old
+ * rules: they go at once. Sessions admitted before keep their expiry. */
+static void jwt_reload_finish(void *state, void *pending, bool apply)
+{
+	struct jwt *j = state;
+
+	if (!apply) {
+		free_rules(pending);
+		return;
+	}
+	free_rules(j->rules);
+	j->rules = pending;
+	log_rules(j, "reloaded: ");
 }
 
 /* ---- finding the token ---- */
@@ -355,7 +192,7 @@ static int jwt_authenticate(void *state, const confab_request *req,
 		r.http_status = 401;
 		r.reason = "invalid token: too long or badly percent-encoded";
 	} else if (found > 0) {
-		rc = jwt_verify_token(&j->rules, tok, len, now_seconds(), &r, &grant);
+		rc = jwt_verify_token(j->rules, tok, len, now_seconds(), &r, &grant);
 	}
 	OPENSSL_cleanse(buf, JWT_TOKEN_MAX + 1);
 	free(buf);
@@ -378,6 +215,8 @@ static const confab_plugin jwt_plugin = {
 	.description = "admits clients with a valid JSON Web Token (HS256/384/512, RS256, ES256)",
 	.init = jwt_init,
 	.destroy = jwt_destroy,
+	.reload = jwt_reload,
+	.reload_finish = jwt_reload_finish,
 	.auth = &(const confab_auth_ops){ .size = sizeof(confab_auth_ops),
 					  .authenticate = jwt_authenticate },
 };

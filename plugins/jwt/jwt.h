@@ -1,5 +1,5 @@
-/* jwt: what the plugin's two files share (not part of the SDK): the rules a
- * token is checked against, and the check itself (jwt_verify.c).
+/* jwt: what the plugin's files share (not part of the SDK): the rules a
+ * token is checked against, how they are read, and the check itself.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -21,8 +21,8 @@ enum alg { HS256, HS384, HS512, RS256, ES256, N_ALGS };
 
 extern const char *const jwt_alg_names[N_ALGS];
 
-/* What a token must satisfy: the keys and the claims' options, read once
- * by init. The check needs nothing else of the instance. */
+/* What a token must satisfy: the keys and the claims' options, read by
+ * init and by each reload. The check needs nothing else of the instance. */
 struct jwt_rules {
 	unsigned algs;             /* ALG_BITs accepted */
 	unsigned char *secret;     /* HMAC key, or NULL */
@@ -30,9 +30,23 @@ struct jwt_rules {
 	EVP_PKEY *pkey;            /* public key, or NULL */
 	enum alg key_alg;          /* RS256 or ES256: what pkey can verify */
 	long leeway;               /* seconds */
+	/* config_get's strings: they live until the instance's destroy */
 	const char *issuer;        /* `iss` must equal it, or NULL */
 	const char *audience;      /* `aud` must hold it, or NULL */
 };
+
+/* ---- reading [jwt] (jwt_config.c) ---- */
+
+/* Reads the instance's section through `host` into *rules, keys and
+ * files included, checked as docs/auth-jwt.md says. 0, or CONFAB_EINVAL
+ * (one config_error line written) or CONFAB_ENOMEM, with *rules holding
+ * nothing. Every key of the section is read (none is reported unknown). */
+int jwt_config_read(confab_ctx *ctx, const confab_host *host, struct jwt_rules *rules);
+
+/* Frees what jwt_config_read put in *rules (the secret wiped) and zeroes it. */
+void jwt_config_clear(struct jwt_rules *rules);
+
+/* ---- checking a token (jwt_verify.c) ---- */
 
 /* What an ALLOW's strings point into; freed by jwt_grant_free after done(). */
 struct jwt_grant {
