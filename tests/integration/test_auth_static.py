@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The `static` auth plugin admits the users of its users_file by HTTP Basic
-or ?user=&password=, with their room patterns, reloads the file on SIGHUP,
-and never shows a password.
+or ?user=&password=, with their room patterns, and never shows a password.
+Reading the file again on a reload is test_reload_auth.py's subject.
 
 Hashes are made at test time with `mkpasswd` (SHA-512 and yescrypt). The
 plugin checks passwords on libuv's thread pool and answers later; `ws`
@@ -17,84 +17,27 @@ import base64
 import os
 import re
 import signal
-import subprocess
 import time
 import urllib.parse
 
-import websockets
 import websockets.exceptions
 
 import confabtest
-from confabtest import (Suite, Client, WS_SO, PLUGIN_BUILD_DIR, RECV_TIMEOUT, SCALE,
+from confabtest import (Suite, WS_SO, PLUGIN_BUILD_DIR, RECV_TIMEOUT, SCALE,
                         check, fixture, note, run_confabd, write_config, write_text)
+from statictest import (HASHES, PW, admitted, basic, hash_of, mkpasswd, open_ws,
+                        refused_http, users_text)
 
 suite = Suite("test_auth_static", watchdog=300, needs=[("mkpasswd", "whois")])
 STATIC_SO = os.path.join(PLUGIN_BUILD_DIR, "static", ".libs", "static.so")
 
-# Distinctive passwords: none of them may ever appear in a broker's stderr.
-PW = {
-    "alice": "correct horse #1",      # SHA-512
-    "bob": "b0b&yes=crypt%",          # yescrypt; needs percent-encoding in a query
-    "tina": "team-only pw",           # SHA-512, limited to team-*
-    "carol": "carol-new-pw",          # added by a reload
-}
 WRONG = "not-the-password-42"
 ALL_SECRETS = list(PW.values()) + [WRONG]
-
-
-def mkpasswd(method, password):
-    out = subprocess.run(["mkpasswd", "-m", method, password], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-    check(out.returncode == 0, "mkpasswd -m %s failed: %s" % (method, out.stderr.decode()))
-    return out.stdout.decode().strip()
-
-
-HASHES = {}
-
-
-def hash_of(user):
-    if user not in HASHES:
-        HASHES[user] = mkpasswd("yescrypt" if user == "bob" else "sha-512", PW[user])
-    return HASHES[user]
-
-
-def users_text(*users):
-    lines = ["# users of the test broker", ""]
-    for u in users:
-        line = "%s:%s" % (u, hash_of(u))
-        if u == "tina":
-            line += ":team-*, staff"
-        lines.append(line)
-    return "\n".join(lines) + "\n"
-
-
-def basic(user, password):
-    token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
-    return {"Authorization": "Basic " + token}
 
 
 def query(user, password):
     return "user=%s&password=%s" % (urllib.parse.quote(user, safe=""),
                                     urllib.parse.quote(password, safe=""))
-
-
-async def open_ws(port, query="", headers=None):
-    uri = "ws://127.0.0.1:%d/ws" % port + ("?" + query if query else "")
-    return await asyncio.wait_for(
-        websockets.connect(uri, extra_headers=headers, subprotocols=["confab.v1"],
-                           ping_interval=None, compression=None,
-                           open_timeout=RECV_TIMEOUT, close_timeout=RECV_TIMEOUT),
-        RECV_TIMEOUT + 1)
-
-
-async def admitted(port, name, query="", headers=None):
-    """Connect and read the welcome; returns the Client."""
-    c = Client(await open_ws(port, query, headers), name)
-    confabtest._open_clients.append(c)  # closed by the suite after each test
-    first = await c.recv()
-    check(first.get("type") == "welcome", "%s: first frame is not a welcome: %r" % (name, first))
-    c.welcome, c.user = first, first.get("user")
-    return c
 
 
 async def raw_handshake(port, query="", headers=None):
@@ -131,17 +74,6 @@ async def refused_401_before_upgrade(port, what, query="", headers=None):
     note("%s: %s, 'invalid credentials'" % (what, status))
 
 
-async def refused_http(port, what, want, query="", headers=None):
-    try:
-        ws = await open_ws(port, query, headers)
-    except websockets.exceptions.InvalidStatusCode as e:
-        check(e.status_code == want, "%s: refused with HTTP %d, want %d" % (what, e.status_code, want))
-        note("%s: HTTP %d" % (what, e.status_code))
-        return
-    await ws.close()
-    check(False, "%s: the handshake succeeded; want HTTP %d" % (what, want))
-
-
 def wait_log(b, pattern, since=0, timeout=RECV_TIMEOUT):
     """The first stderr line after offset `since` matching `pattern`."""
     deadline = time.monotonic() + timeout
@@ -168,7 +100,6 @@ def static_broker(name, users, chain=None, extra=None):
                                    "allow_anonymous": False, "log_level": "debug",
                                    "login_failures": 1000},
                      sections=sections)
-    b.users_file = path
     return b
 
 
@@ -251,45 +182,6 @@ async def room_patterns_limit_the_user():
     alice = await admitted(main.port, "alice", headers=basic("alice", PW["alice"]))
     await alice.join("lobby")
     note("tina: team-a and staff joined, lobby forbidden; alice: lobby joined")
-
-
-@suite.test
-async def sighup_reload_admits_a_new_user():
-    """carol is added to users_file; after SIGHUP ("reloaded 4 users") she can log in."""
-    main.start()
-    await refused_401_before_upgrade(main.port, "carol before the reload",
-                                     headers=basic("carol", PW["carol"]))
-    since = len(main.stderr())
-    write_text(suite.tmp, "main-users", users_text("alice", "bob", "tina", "carol"))
-    main.send_signal(signal.SIGHUP)
-    note("logged: " + wait_log(main, r"reloaded 4 users", since).strip())
-    c = await admitted(main.port, "carol", headers=basic("carol", PW["carol"]))
-    check(c.user == "carol", "welcome names %r, want carol" % c.user)
-
-
-@suite.test
-async def broken_file_on_reload_keeps_the_old_users():
-    """A malformed line on reload logs an error with its line number; the users loaded before still log in."""
-    main.start()
-    since = len(main.stderr())
-    text = "alice:%s\nthis line is broken\n" % hash_of("alice")
-    write_text(suite.tmp, "main-users", text)
-    main.send_signal(signal.SIGHUP)
-    line = wait_log(main, r"cannot reload users_file", since)
-    note("logged: " + line.strip())
-    check(" error " in line and "main-users:2" in line and "keeping the 4 users" in line,
-          "the reload error line does not name the file's line 2 and the kept users: %r" % line)
-    for user in ("carol", "bob"):
-        c = await admitted(main.port, user, headers=basic(user, PW[user]))
-        check(c.user == user, "welcome names %r, want %r" % (c.user, user))
-    note("carol and bob (not in the broken file) still log in")
-    # a missing file is refused the same way
-    os.rename(main.users_file, main.users_file + ".away")
-    since = len(main.stderr())
-    main.send_signal(signal.SIGHUP)
-    note("logged: " + wait_log(main, r"cannot reload users_file", since).strip())
-    await admitted(main.port, "alice", headers=basic("alice", PW["alice"]))
-    os.rename(main.users_file + ".away", main.users_file)
 
 
 chain = static_broker("chain", users_text("alice"),
