@@ -14,7 +14,7 @@ import time
 
 import statictest
 from confabtest import (CONFABCTL, QUICK_EXIT, RECV_TIMEOUT, Suite, WS_SO, PLUGIN_BUILD_DIR,
-                        check, note, tail, write_config, write_text)
+                        check, note, run_confabd, tail, write_config, write_text)
 from jwttest import KeyPair, token
 from statictest import PW, basic, hash_of, refused_http, users_text
 
@@ -150,6 +150,10 @@ async def static_a_broken_users_file_on_sighup_refuses_the_reload_with_one_error
     path = write_text(suite.tmp, "st-users", "alice:%s\nthis line is broken\n" % hash_of("alice"))
     _, text = st.sighup(r"reload refused")
     one_error_naming(st, text, path + ":2:", "[static] users_file")
+    dash_t = run_confabd(["-t", "-c", st.b.config])
+    check(dash_t.code == 1 and [l.split(" error ", 1)[1] for l in error_lines(dash_t.stderr)]
+          == [error_lines(text)[0].split(" error ", 1)[1]],
+          "confabd -t does not give the reload's error line:\n%s\n%s" % (dash_t.describe(), text))
     again = await admitted(st, "carol", headers=basic("carol", PW["carol"]))  # not in the bad file
     await still_chats(carol, again, "lobby")
     users_file("st", "alice", "carol")
@@ -159,14 +163,14 @@ async def static_a_broken_users_file_on_sighup_refuses_the_reload_with_one_error
 async def static_confabctl_reload_applies_a_good_file_and_prints_the_error_of_a_bad_one():
     """`confabctl reload`: a bad file exits 1 printing FILE:LINE, nothing changes; a good one exits 0 and applies."""
     st.start()
-    path = write_text(suite.tmp, "st-users", users_text("alice", "bob") + "carol\n")
+    path = write_text(suite.tmp, "st-users", users_text("alice", "bob") + "carol\n")  # line 5
     since = len(st.b.stderr())
     code, out = st.ctl_reload()
-    check(code == 1 and path + ":4:" in out,
-          "confabctl reload of a bad file: exit %d, want 1 and %s:4: in %r" % (code, path, out))
+    check(code == 1 and path + ":5:" in out,
+          "confabctl reload of a bad file: exit %d, want 1 and %s:5: in %r" % (code, path, out))
     note("confabctl: " + out.strip())
     _, text = st.wait_log(r"reload refused", since)
-    one_error_naming(st, text, path + ":4:")
+    one_error_naming(st, text, path + ":5:")
     await refused_401(st, "bob (in the refused file)", headers=basic("bob", PW["bob"]))
 
     users_file("st", "alice", "bob")
