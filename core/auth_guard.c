@@ -45,23 +45,34 @@ struct auth_guard {
 	confab_ratelimit locked_log;
 };
 
-auth_guard *auth_guard_new(const broker_settings *bs)
+/* The throttles' settings from [broker]. */
+static login_throttle_config throttle_config(const broker_settings *bs)
 {
-	auth_guard *g = calloc(1, sizeof(*g));
-	login_throttle_config tc = {
+	return (login_throttle_config){
 		.allowed = bs->login_failures,
 		.lockout_ms = (uint64_t)bs->login_lockout * 1000,
 		.lockout_max_ms = (uint64_t)bs->login_lockout_max * 1000,
 		.decay_ms = FAILURE_DECAY_MS,
 		.max_entries = bs->login_throttle_entries,
 	};
+}
 
-	if (g == NULL)
-		return NULL;
+static void take_bounds(auth_guard *g, const broker_settings *bs)
+{
 	g->max_pending = bs->max_pending_auth;
 	g->max_per_address = bs->max_pending_auth_per_address;
 	g->max_failing = bs->max_pending_auth_failing;
 	g->throttling = bs->login_lockout > 0;
+}
+
+auth_guard *auth_guard_new(const broker_settings *bs)
+{
+	auth_guard *g = calloc(1, sizeof(*g));
+	login_throttle_config tc = throttle_config(bs);
+
+	if (g == NULL)
+		return NULL;
+	take_bounds(g, bs);
 	g->locked_log = (confab_ratelimit)CONFAB_RATELIMIT_INIT(1000);
 	if ((g->pending_by_address = confab_dict_new()) == NULL ||
 	    (g->addresses = login_throttle_new(&tc)) == NULL ||
@@ -70,6 +81,15 @@ auth_guard *auth_guard_new(const broker_settings *bs)
 		return NULL;
 	}
 	return g;
+}
+
+void auth_guard_configure(auth_guard *g, const broker_settings *bs)
+{
+	login_throttle_config tc = throttle_config(bs);
+
+	take_bounds(g, bs);
+	login_throttle_configure(g->addresses, &tc);
+	login_throttle_configure(g->names, &tc);
 }
 
 void auth_guard_free(auth_guard *g)

@@ -17,6 +17,9 @@ typedef struct auth_guard auth_guard;
 /* NULL when out of memory. */
 auth_guard *auth_guard_new(const broker_settings *bs);
 void auth_guard_free(auth_guard *g);
+/* The bounds and throttle settings of a reloaded [broker]; decisions
+ * awaited and failures counted so far are kept. */
+void auth_guard_configure(auth_guard *g, const broker_settings *bs);
 
 /* May one more decision be awaited for a client at `addr` (an address
  * key, login_throttle_address_key)? 0, or the HTTP status to refuse it

@@ -1,7 +1,7 @@
 /* The broker's life: read broker.ini, load the chain, init every plugin
- * (all of it before any port opens), start, serve until a signal (SIGTERM
- * drains first: drain.c), stop, destroy while the loop still turns so that
- * handles close, close the loop. */
+ * (all of it before any port opens), start, serve until a signal (SIGHUP
+ * reloads: reload.c; SIGTERM drains first: drain.c), stop, destroy while
+ * the loop still turns so that handles close, close the loop. */
 #include "broker.h"
 
 #include <inttypes.h>
@@ -18,6 +18,7 @@
 #include "host.h"
 #include "log.h"
 #include "notify.h"
+#include "reload.h"
 #include "session_flow.h"
 
 /* How long shutdown waits for clients to take their close frames. */
@@ -138,6 +139,23 @@ static int load_chain(broker *b)
 	return 0;
 }
 
+config *broker_config(broker *b)
+{
+	return b->reading ? b->reading : &b->cfg;
+}
+
+int broker_unknown_keys(const config *cfg, const confab_ctx *ctx)
+{
+	for (size_t i = 0; ctx->section && i < ctx->section->n_entries; i++) {
+		if (!ctx->section->entries[i].used) {
+			config_report(cfg, ctx->name, ctx->section->entries[i].key,
+				      "unknown key (plugin %s does not read it)", ctx->plugin.desc->name);
+			return CONFAB_EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int init_plugin(broker *b, confab_ctx *ctx)
 {
 	const confab_plugin *d = ctx->plugin.desc;
@@ -150,19 +168,10 @@ static int init_plugin(broker *b, confab_ctx *ctx)
 		return rc;
 	}
 	ctx->inited = true;
-	for (size_t i = 0; ctx->section && i < ctx->section->n_entries; i++) {
-		if (!ctx->section->entries[i].used) {
-			config_report(&b->cfg, ctx->name, ctx->section->entries[i].key,
-				      "unknown key (plugin %s does not read it)", d->name);
-			return CONFAB_EINVAL;
-		}
-	}
-	return 0;
+	return broker_unknown_keys(&b->cfg, ctx);
 }
 
-/* The order to start in; stop and destroy go the other way: the backplane
- * first, then auth, then transports, so that clients arrive last. */
-static size_t start_order(broker *b, confab_ctx **out)
+size_t broker_start_order(broker *b, confab_ctx **out)
 {
 	static const confab_kind kinds[] = { CONFAB_KIND_BACKPLANE, CONFAB_KIND_AUTH,
 					     CONFAB_KIND_TRANSPORT };
@@ -174,6 +183,21 @@ static size_t start_order(broker *b, confab_ctx **out)
 			if (b->chain[i]->plugin.desc && b->chain[i]->plugin.desc->kind == kinds[k])
 				out[n++] = b->chain[i];
 	return n;
+}
+
+/* Sections that no chain entry reads are most likely a typo or a plugin
+ * left out of the chain: say so, but they harm nothing. */
+void broker_warn_unknown_sections(const broker *b, const config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_sections; i++) {
+		const char *name = cfg->sections[i].name;
+		bool known = strcmp(name, "broker") == 0;
+		for (size_t j = 0; !known && j < b->n_chain; j++)
+			known = strcmp(b->chain[j]->name, name) == 0;
+		if (!known)
+			log_line(CONFAB_LOG_WARN, "config", "%s:%d: [%s]: no plugin in the chain is named '%s'; section ignored",
+				 cfg->path, cfg->sections[i].line, name, name);
+	}
 }
 
 int broker_init(broker *b, const char *config_path, bool check_only)
@@ -222,17 +246,7 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 		return 1;
 	}
 
-	/* Sections that no chain entry reads are most likely a typo or a
-	 * plugin left out of the chain: say so, but they harm nothing. */
-	for (size_t i = 0; i < b->cfg.n_sections; i++) {
-		const char *name = b->cfg.sections[i].name;
-		bool known = strcmp(name, "broker") == 0;
-		for (size_t j = 0; !known && j < b->n_chain; j++)
-			known = strcmp(b->chain[j]->name, name) == 0;
-		if (!known)
-			log_line(CONFAB_LOG_WARN, "config", "%s:%d: [%s]: no plugin in the chain is named '%s'; section ignored",
-				 b->cfg.path, b->cfg.sections[i].line, name, name);
-	}
+	broker_warn_unknown_sections(b, &b->cfg);
 
 	for (size_t i = 0; i < b->n_chain; i++) {
 		const confab_plugin *d = b->chain[i]->plugin.desc;
@@ -252,7 +266,7 @@ int broker_init(broker *b, const char *config_path, bool check_only)
 static void destroy_plugins(broker *b)
 {
 	confab_ctx *order[b->n_chain + 1];
-	size_t n = start_order(b, order);
+	size_t n = broker_start_order(b, order);
 	while (n-- > 0) {
 		confab_ctx *ctx = order[n];
 		if (!ctx->inited)
@@ -304,7 +318,7 @@ static void begin_stop(broker *b, const char *why)
 	snprintf(status, sizeof status, "%s: shutting down", why);
 	notify_stopping(status);
 	confab_ctx *order[b->n_chain + 1];
-	size_t n = start_order(b, order);
+	size_t n = broker_start_order(b, order);
 	while (n-- > 0) {
 		confab_ctx *ctx = order[n];
 		if (ctx->started && ctx->plugin.desc->stop)
@@ -349,8 +363,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 {
 	broker *b = sig->data;
 	if (signum == SIGHUP) {
-		/* plugins that reload on SIGHUP watch it themselves */
-		log_line(CONFAB_LOG_INFO, "core", "SIGHUP");
+		broker_reload(b, "SIGHUP");
 		return;
 	}
 	if (signum == SIGTERM && !b->draining)
@@ -390,7 +403,7 @@ int broker_run(broker *b)
 	/* before any plugin starts: a node whose socket another process
 	 * answers on opens no port */
 	confab_ctx *order[b->n_chain + 1];
-	size_t n = start_order(b, order);
+	size_t n = broker_start_order(b, order);
 	if (control_open(b) != 0)
 		return fail_start(b, order, 0);
 	for (size_t i = 0; i < n; i++) {
@@ -455,4 +468,7 @@ void broker_destroy(broker *b)
 	metrics_free(&b->metrics);
 	rooms_free(b->rooms);
 	config_free(&b->cfg);
+	for (size_t i = 0; i < b->n_retired; i++)
+		config_free(&b->retired[i]);
+	free(b->retired);
 }

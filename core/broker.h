@@ -36,6 +36,13 @@ struct confab_ctx {
 
 struct broker {
 	config cfg;
+	/* While a reload asks the plugins to prepare (reload.c): the new file,
+	 * which the settings slots answer from. NULL otherwise. */
+	config *reading;
+	/* The configurations reloads replaced: kept until broker_destroy,
+	 * because the strings config_get handed out live until destroy. */
+	config *retired;
+	size_t n_retired;
 	uv_loop_t loop;
 	bool check_only;             /* confabd -t: init, no start */
 
@@ -82,6 +89,21 @@ int broker_run(broker *b);
 /* Destroys the plugins (loop still running to close their handles), then
  * closes the loop. Safe after a failed init. */
 void broker_destroy(broker *b);
+
+/* The configuration the settings slots read: the file a reload is
+ * reading, else the one in use. */
+config *broker_config(broker *b);
+
+/* The instances in start order (the backplane, auth, transports); stop
+ * and destroy go the other way. `out` holds n_chain + 1. */
+size_t broker_start_order(broker *b, confab_ctx **out);
+
+/* After init or reload() read a section: its keys the plugin did not
+ * read, reported (against `cfg`) as unknown: CONFAB_EINVAL. */
+int broker_unknown_keys(const config *cfg, const confab_ctx *ctx);
+
+/* Warns once for each section of `cfg` no chain entry is named after. */
+void broker_warn_unknown_sections(const broker *b, const config *cfg);
 
 /* Takes the node out of service gracefully: new clients are refused at once (/readyz 503), and after
  * drain_grace seconds the sessions are closed with 1001, spread over

@@ -703,3 +703,69 @@ const char *config_broker_text(const config *cfg, const char *key)
 	}
 	return NULL;
 }
+
+/* The [broker] settings a running node keeps until it restarts: who it is
+ * and what it loaded, and what its backplane sized its stored rooms by. */
+static const char *const restart_only_keys[] = {
+	"node_id", "plugin_dir", "plugins", "control_socket", "history_size", "room_ttl",
+	"idem_window", NULL
+};
+
+static const char *restart_only_text(const config *cfg, const char *key)
+{
+	if (strcmp(key, "control_socket") == 0)
+		return cfg->broker.control_socket ? cfg->broker.control_socket : "";
+	const char *v = config_broker_text(cfg, key);
+	return v ? v : "";
+}
+
+static void swap_text(char **a, char **b)
+{
+	char *t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* Puts running's value of the restart-only `key` into next (and next's
+ * into running, so that each is freed with its config). */
+static void take_running(config *running, config *next, const char *key)
+{
+	broker_settings *r = &running->broker, *n = &next->broker;
+	if (strcmp(key, "node_id") == 0) {
+		swap_text(&r->node_id, &n->node_id);
+	} else if (strcmp(key, "plugin_dir") == 0) {
+		swap_text(&r->plugin_dir, &n->plugin_dir);
+	} else if (strcmp(key, "control_socket") == 0) {
+		swap_text(&r->control_socket, &n->control_socket);
+	} else if (strcmp(key, "plugins") == 0) {
+		char **list = r->plugins;
+		size_t count = r->n_plugins;
+		r->plugins = n->plugins;
+		r->n_plugins = n->n_plugins;
+		n->plugins = list;
+		n->n_plugins = count;
+	} else if (strcmp(key, "history_size") == 0) {
+		n->history_size = r->history_size;
+		memcpy(n->history_size_text, r->history_size_text, sizeof(n->history_size_text));
+	} else {
+		for (size_t k = 0; k < N_LIMIT_KEYS; k++) {
+			if (strcmp(key, limit_keys[k].name) != 0)
+				continue;
+			*(size_t *)((char *)n + limit_keys[k].offset) =
+				*(const size_t *)((const char *)r + limit_keys[k].offset);
+			memcpy(n->limit_text[k], r->limit_text[k], sizeof(n->limit_text[k]));
+		}
+	}
+}
+
+void config_keep_restart_only(config *running, config *next, config_changed_fn changed)
+{
+	for (int k = 0; restart_only_keys[k]; k++) {
+		const char *key = restart_only_keys[k];
+		const char *was = restart_only_text(running, key), *now = restart_only_text(next, key);
+		if (strcmp(was, now) == 0)
+			continue;
+		changed(key, now, was);
+		take_running(running, next, key);
+	}
+}

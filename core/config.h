@@ -112,6 +112,14 @@ void config_report(const config *cfg, const char *section, const char *key,
 void config_vreport(const config *cfg, const char *section, const char *key,
 		    const char *fmt, va_list ap) CONFAB_PRINTF(4, 0);
 
+/* A reload (reload.c): for each [broker] setting a running node keeps
+ * until it restarts (node_id, plugin_dir, plugins, control_socket,
+ * history_size, room_ttl, idem_window) whose value in `next` differs,
+ * calls changed(key, new text, running text) and puts the running value
+ * into `next`. The two configs swap what they own, so each frees its own. */
+typedef void (*config_changed_fn)(const char *key, const char *now, const char *was);
+void config_keep_restart_only(config *running, config *next, config_changed_fn changed);
+
 /* max_connections when broker.ini does not set it: the descriptors this
  * process may open (RLIMIT_NOFILE, `nofile`) less headroom for what is not
  * a client connection. */

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,6 +18,7 @@
 #include "broker.h"
 #include "confab-build.h"
 #include "log.h"
+#include "reload.h"
 
 typedef struct control control;
 
@@ -135,6 +137,24 @@ static json_t *log_level_answer(const char *arg)
 			 "was", was);
 }
 
+/* The reload's answer carries the error line the log got, if any. */
+static json_t *reload_answer(control *ctl)
+{
+	char error[512];
+	log_capture_errors(error, sizeof error);
+	int rc = broker_reload(ctl->b, "confabctl reload");
+	log_capture_errors(NULL, 0);
+	if (rc == 0)
+		return json_pack("{s:b, s:s}", "ok", 1, "reloaded", ctl->b->cfg.path);
+	if (rc == CONFAB_ESTATE)
+		return error_answer(ctl->b->serving ? "the node is draining: not reloaded"
+						    : "the node is not serving yet: not reloaded");
+	char answer[600];
+	snprintf(answer, sizeof answer, "reload refused, configuration kept: %s",
+		 error[0] ? error : "see the log");
+	return error_answer(answer);
+}
+
 /* The answer to one request line (without its newline). */
 static json_t *answer_for(control *ctl, const char *line)
 {
@@ -145,7 +165,7 @@ static json_t *answer_for(control *ctl, const char *line)
 	if (strncmp(line, "log-level ", 10) == 0)
 		return log_level_answer(line + 10);
 	if (strcmp(line, "reload") == 0)
-		return error_answer("reload is not supported by this node yet (issue #12)");
+		return reload_answer(ctl);
 	return error_answer("unknown request (status, drain, log-level LEVEL, reload)");
 }
 

@@ -49,7 +49,7 @@ static const char *host_config_get(confab_ctx *ctx, const char *key)
 
 static const char *host_broker_get(confab_ctx *ctx, const char *key)
 {
-	return config_broker_text(&ctx->broker->cfg, key);
+	return config_broker_text(broker_config(ctx->broker), key);
 }
 
 static bool host_healthy(confab_ctx *ctx)

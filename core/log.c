@@ -13,6 +13,10 @@
 static confab_log_level current_level = CONFAB_LOG_INFO;
 static log_format current_format = LOG_FORMAT_TEXT;
 
+/* log_capture_errors: where the first error line's message goes, if set */
+static char *capture_buf;
+static size_t capture_cap;
+
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 static const char *const format_names[] = { "text", "json" };
 
@@ -177,6 +181,13 @@ static void log_write_line(confab_log_level level, const char *who, const log_fi
 	char msg[2048];
 	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
 		return;
+	if (level == CONFAB_LOG_ERROR && capture_buf != NULL && capture_buf[0] == '\0') {
+		size_t n = log_escape(capture_buf, capture_cap, who, LOG_FORMAT_TEXT);
+		if (n + 2 < capture_cap) {
+			memcpy(capture_buf + n, ": ", 3);
+			log_escape(capture_buf + n + 2, capture_cap - n - 2, msg, LOG_FORMAT_TEXT);
+		}
+	}
 
 	/* Build the whole line first so that it reaches stderr in one write.
 	 * The room suffices for what the escaped parts can hold (4 KiB of
@@ -199,6 +210,14 @@ static void log_write_line(confab_log_level level, const char *who, const log_fi
 	}
 	line[len++] = '\n';
 	fwrite(line, 1, len, stderr);
+}
+
+void log_capture_errors(char *buf, size_t cap)
+{
+	capture_buf = cap > 0 ? buf : NULL;
+	capture_cap = cap;
+	if (capture_buf != NULL)
+		capture_buf[0] = '\0';
 }
 
 void log_vline(confab_log_level level, const char *who, const char *fmt, va_list ap)

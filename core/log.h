@@ -34,6 +34,11 @@ const char *log_format_name(log_format format);
  * escaped and each invalid byte replaced by \ufffd. cap must be >= 1. */
 size_t log_escape(char *out, size_t cap, const char *in, log_format format);
 
+/* From now on, the first error line's "who: message" (escaped as in
+ * text) is also copied into buf[0..cap) (emptied here), until called
+ * again with NULL: what confabctl is answered when a reload is refused. */
+void log_capture_errors(char *buf, size_t cap);
+
 /* A structured field of a line, written in JSON format only: the text
  * format has the message alone. */
 typedef enum log_field_kind { LOG_FIELD_TEXT, LOG_FIELD_INT, LOG_FIELD_NULL } log_field_kind;

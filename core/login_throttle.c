@@ -44,6 +44,12 @@ login_throttle *login_throttle_new(const login_throttle_config *cfg)
 		free(t);
 		return NULL;
 	}
+	login_throttle_configure(t, cfg);
+	return t;
+}
+
+void login_throttle_configure(login_throttle *t, const login_throttle_config *cfg)
+{
 	t->cfg = *cfg;
 	if (t->cfg.max_entries == 0)
 		t->cfg.max_entries = 1;
@@ -51,7 +57,6 @@ login_throttle *login_throttle_new(const login_throttle_config *cfg)
 		t->cfg.allowed = 1;
 	if (t->cfg.decay_ms == 0)
 		t->cfg.decay_ms = 1;
-	return t;
 }
 
 void login_throttle_free(login_throttle *t)

@@ -24,6 +24,9 @@ typedef struct login_throttle_config {
 
 login_throttle *login_throttle_new(const login_throttle_config *cfg);
 void login_throttle_free(login_throttle *t);
+/* New settings (a reload): locks already set keep their end; a smaller
+ * max_entries evicts the oldest entries as new ones come. */
+void login_throttle_configure(login_throttle *t, const login_throttle_config *cfg);
 
 /* Records a failure of `key` at `now`. 0, or CONFAB_ENOMEM (the failure
  * is then not recorded). */

@@ -23,7 +23,7 @@ void settings_config_error(confab_ctx *ctx, const char *key, const char *fmt, ..
 	va_list ap;
 	va_start(ap, fmt);
 	ctx->reported = true;
-	config_vreport(&ctx->broker->cfg, ctx->name, key, fmt, ap);
+	config_vreport(broker_config(ctx->broker), ctx->name, key, fmt, ap);
 	va_end(ap);
 }
 
@@ -53,5 +53,5 @@ int settings_config_bool(confab_ctx *ctx, const char *key, bool def, bool *out)
 
 int settings_broker_uint(confab_ctx *ctx, const char *key, uint64_t *out)
 {
-	return config_broker_uint(&ctx->broker->cfg, key, out);
+	return config_broker_uint(broker_config(ctx->broker), key, out);
 }

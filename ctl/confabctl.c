@@ -34,7 +34,7 @@ static void usage(FILE *out)
 		"  status            version, uptime, sessions, rooms, backplane state\n"
 		"  drain             take the node out of service as SIGTERM does\n"
 		"  log-level LEVEL   error, warn, info or debug, until the node stops\n"
-		"  reload            not supported by confabd yet\n"
+		"  reload            read broker.ini again, as SIGHUP does (all of it or none)\n"
 		"\n"
 		"  -s SOCKET  the node's control socket\n"
 		"  -c FILE    read [broker] control_socket from FILE (default %s)\n"

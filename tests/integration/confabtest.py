@@ -373,12 +373,7 @@ class Broker:
         self.env = env            # variables added to this confabd's environment
         self.port = None          # the port confabd bound, once start() has read it
         self.dir = tempfile.mkdtemp(prefix=name + "-", dir=tmp)
-        b = {"node_id": name, "plugins": WS_SO}
-        b.update(broker or {})
-        secs = {"ws": {"listen": "127.0.0.1:0"}}
-        for sec, kv in (sections or {}).items():
-            secs.setdefault(sec, {}).update(kv)
-        self.config = write_config(self.dir, b, secs)
+        self.config = self.rewrite(broker, sections)
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.proc = None
         self.code = None          # exit status once stopped
@@ -386,6 +381,17 @@ class Broker:
         self.start_error = None
         self.healthz_status = None  # what /readyz answered when start() returned
         self.ssl_context = None   # set for a [ws] with tls_cert: start() asks over https
+
+    def rewrite(self, broker=None, sections=None):
+        """(Re)writes this node's broker.ini from the defaults and the given
+        [broker] keys and sections, as the constructor does: a test then sends
+        SIGHUP (or confabctl reload) to have a running node read it."""
+        b = {"node_id": self.name, "plugins": WS_SO}
+        b.update(broker or {})
+        secs = {"ws": {"listen": "127.0.0.1:0"}}
+        for sec, kv in (sections or {}).items():
+            secs.setdefault(sec, {}).update(kv)
+        return write_config(self.dir, b, secs)
 
     @property
     def pid(self):

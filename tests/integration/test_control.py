@@ -10,7 +10,7 @@
     keeps serving throughout;
   - a stale socket file is replaced; one a process answers on stops the
     start with one clear line;
-  - reload answers "not supported yet" and exits 1;
+  - (reload: test_reload.py);
   - confabd -t refuses a control_socket in a directory that does not exist.
 
 SPDX-License-Identifier: MIT
@@ -262,18 +262,6 @@ def raw_request_half_closed(path, data):
         if not data.endswith(b"\n"):
             s.shutdown(socket.SHUT_WR)
         return read_to_close(s)
-
-
-@suite.test
-def reload_is_not_supported_yet():
-    """reload: the node answers that it is not supported (issue #12); exit 1."""
-    node = control_node("reloader").start()
-    code, out, err = ctl("-s", sock_path(node.name), "reload")
-    check(code == 1 and "reload is not supported by this node yet (issue #12)" in err,
-          "reload: %d %r %r" % (code, out, err))
-    got = raw_request(sock_path(node.name), b"reload\n")
-    check(b'"ok":false' in got, "reload's JSON answer: %r" % got)
-    check(status(node).get("state") == "serving", "the node after reload")
 
 
 @suite.test
