@@ -342,9 +342,9 @@ static void restart_needed(ws_state *s, const char *key, const char *now,
 	       "keeping '%s'", s->host->name(s->ctx), key, now, kept);
 }
 
-static const char *metrics_text(const ws_state *s)
+static const char *metrics_listen_text(const ws_state *s)
 {
-	return !s->metrics_on ? "false" : s->metrics_separate ? s->metrics_addr.text : "";
+	return s->metrics_separate ? s->metrics_addr.text : "";
 }
 
 /* Read [ws] again into a scratch state (read_config, as init), with a new
@@ -369,10 +369,12 @@ static int ws_reload(void *state, void **pending)
 	}
 	if (strcmp(n->listen, s->listen) != 0)
 		restart_needed(s, "listen", n->listen, s->listen);
-	if (n->metrics_on != s->metrics_on || n->metrics_separate != s->metrics_separate ||
-	    strcmp(metrics_text(n), metrics_text(s)) != 0)
-		restart_needed(s, n->metrics_on != s->metrics_on ? "metrics"
-			       : "metrics_listen", metrics_text(n), metrics_text(s));
+	if (n->metrics_on != s->metrics_on)
+		restart_needed(s, "metrics", n->metrics_on ? "true" : "false",
+			       s->metrics_on ? "true" : "false");
+	else if (strcmp(metrics_listen_text(n), metrics_listen_text(s)) != 0)
+		restart_needed(s, "metrics_listen", metrics_listen_text(n),
+			       metrics_listen_text(s));
 	if ((n->tls_ctx == NULL) != (s->tls_ctx == NULL)) {
 		restart_needed(s, "tls_cert", n->tls_ctx != NULL ? "set" : "unset",
 			       s->tls_ctx != NULL ? "set" : "unset");
@@ -604,6 +606,7 @@ static int ws_start(void *state)
 	       "listening on %s://%s%s%s:%d/ (WebSocket at " WS_PATH ")",
 	       s->tls_ctx != NULL ? "https" : "http",
 	       s->ipv6 ? "[" : "", s->iface, s->ipv6 ? "]" : "", s->port);
+	ws_tls_check_budget(s);
 	if (s->metrics_separate) {
 		if (ws_metrics_listen(s, &err) != 0) {
 			s->host->config_error(s->ctx, "metrics_listen",

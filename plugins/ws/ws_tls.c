@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <openssl/err.h>
@@ -178,6 +179,25 @@ fail:
 	return CONFAB_EINVAL;
 }
 
+void ws_tls_check_budget(ws_state *s)
+{
+	struct rlimit rl;
+
+	/* Three descriptors a client (its socket and the pair): the default
+	 * max_connections, an eighth below RLIMIT_NOFILE, counts one. */
+	if (s->tls_ctx == NULL || getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+	    rl.rlim_cur == RLIM_INFINITY)
+		return;
+	if (s->max_conns == 0 || s->max_conns > rl.rlim_cur / 3)
+		ws_log(s, CONFAB_LOG_WARN, "TLS takes 3 descriptors a client: "
+		       "max_connections %zu%s allows more clients than "
+		       "RLIMIT_NOFILE %llu holds; set it to %llu or less, or "
+		       "raise the limit", s->max_conns,
+		       s->max_conns == 0 ? " (no limit)" : "",
+		       (unsigned long long)rl.rlim_cur,
+		       (unsigned long long)rl.rlim_cur / 3);
+}
+
 void ws_tls_ctx_free(struct ssl_ctx_st *ctx)
 {
 	SSL_CTX_free(ctx);
@@ -249,19 +269,9 @@ static void pair_ready(uv_poll_t *p, int status, int events);
 /* Each returns 1 when it moved something, 0 when it must wait, -1 when
  * the connection is over. */
 
-static int from_tls(ws_tls *t)
+/* SSL_read or SSL_write returned n <= 0: what it waits for, or the end. */
+static int ssl_failed(ws_tls *t, int n)
 {
-	int n;
-
-	if (t->in == NULL && (t->in = malloc(WS_TLS_BUF)) == NULL)
-		return -1;
-	ERR_clear_error();
-	n = SSL_read(t->ssl, t->in, WS_TLS_BUF);
-	if (n > 0) {
-		t->in_len = (size_t)n;
-		t->in_off = 0;
-		return 1;
-	}
 	switch (SSL_get_error(t->ssl, n)) {
 	case SSL_ERROR_WANT_READ:
 		t->want_r = true;
@@ -275,6 +285,22 @@ static int from_tls(ws_tls *t)
 	default:
 		return -1;
 	}
+}
+
+static int from_tls(ws_tls *t)
+{
+	int n;
+
+	if (t->in == NULL && (t->in = malloc(WS_TLS_BUF)) == NULL)
+		return -1;
+	ERR_clear_error();
+	n = SSL_read(t->ssl, t->in, WS_TLS_BUF);
+	if (n > 0) {
+		t->in_len = (size_t)n;
+		t->in_off = 0;
+		return 1;
+	}
+	return ssl_failed(t, n);
 }
 
 static int to_pair(ws_tls *t)
@@ -328,16 +354,7 @@ static int to_tls(ws_tls *t)
 			t->out_len = t->out_off = 0;
 		return 1;
 	}
-	switch (SSL_get_error(t->ssl, n)) {
-	case SSL_ERROR_WANT_READ:
-		t->want_r = true;
-		return 0;
-	case SSL_ERROR_WANT_WRITE:
-		t->want_w = true;
-		return 0;
-	default:
-		return -1;
-	}
+	return ssl_failed(t, n);
 }
 
 static void linger_over(uv_timer_t *timer)

@@ -457,6 +457,20 @@ class Broker:
     def send_signal(self, sig):
         self.proc.send_signal(sig)
 
+    def reload(self, expect, timeout=RECV_TIMEOUT):
+        """SIGHUP (the configuration is read again); the log written since,
+        once it holds `expect` (e.g. "reloaded ", "reload refused")."""
+        start = len(self.stderr())
+        self.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while True:
+            new = self.stderr()[start:]
+            if expect in new:
+                return new
+            check(time.monotonic() < deadline, "%s: no %r in the log within %.0f s of SIGHUP; "
+                  "it has:\n%s" % (self.name, expect, timeout, new[-3000:]))
+            time.sleep(0.05)
+
     def wait(self, timeout=STOP_TIMEOUT):
         """Wait for exit; SIGKILL after `timeout`. Returns the exit status
         (None when it had to be killed)."""

@@ -10,28 +10,11 @@ The TLS certificate's reload is in test_tls_listener.py.
 
 SPDX-License-Identifier: MIT
 """
-import signal
-import time
-
 import websockets
 
-from confabtest import RECV_TIMEOUT, Client, Suite, check, http_get, note, reserve_port
+from confabtest import Client, Suite, check, http_get, note, reserve_port
 
 suite = Suite("test_reload_ws", watchdog=180)
-
-
-def sighup(node, expect):
-    """SIGHUP; the log lines it caused, once `expect` is among them."""
-    start = len(node.stderr())
-    node.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + RECV_TIMEOUT
-    while True:
-        new = node.stderr()[start:]
-        if expect in new:
-            return new
-        check(time.monotonic() < deadline, "%s: no %r in the log after SIGHUP; it has:\n%s"
-              % (node.name, expect, new[-3000:]))
-        time.sleep(0.05)
 
 
 async def refused_with(port, status, name):
@@ -57,11 +40,11 @@ async def max_connections_per_address_changes_who_is_admitted_and_drops_nobody()
     await refused_with(port, 429, "c-before")
 
     node.rewrite({"max_connections_per_address": 3})
-    sighup(node, "reloaded ")
+    node.reload("reloaded ")
     c = await Client.connect(port, name="c")
 
     node.rewrite({"max_connections_per_address": 1})
-    sighup(node, "reloaded ")
+    node.reload("reloaded ")
     await refused_with(port, 429, "d")
     for x in (a, b, c):
         await x.join("kept")
@@ -82,7 +65,7 @@ def a_changed_listen_needs_a_restart_and_the_old_port_keeps_serving():
     held.close()
     node.rewrite({"max_connections_per_address": 2},
                  {"ws": {"listen": "127.0.0.1:%d" % other}})
-    log = sighup(node, "reloaded ")
+    log = node.reload("reloaded ")
     want = "[ws] listen changed to '127.0.0.1:%d': needs a restart; keeping '127.0.0.1:0'" % other
     check(log.count(want) == 1, "want one line %r; the log has:\n%s" % (want, log))
     status, _, _ = http_get(port, "/healthz")
@@ -95,7 +78,7 @@ async def a_bad_ws_setting_refuses_the_reload_with_inits_error():
     refused with the error init gives, and limits stay as they were."""
     port = node.start().port
     node.rewrite({"max_connections_per_address": 5}, {"ws": {"send_queue_max": 1000}})
-    log = sighup(node, "reload refused")
+    log = node.reload("reload refused")
     check("[ws] send_queue_max: 1000 is less than [broker] max_message_bytes" in log,
           "no send_queue_max error line:\n%s" % log)
     # max_connections_per_address is still 2 (from the last good reload)
