@@ -232,7 +232,7 @@ static int read_limits(ws_state *s)
 
 /* [ws] metrics and metrics_listen. The address is read by the same rule
  * as `listen` (parse_listen, into a scratch state). */
-static int read_metrics(ws_state *s)
+static int read_metrics_keys(ws_state *s)
 {
 	const confab_host *host = s->host;
 	const char *v;
@@ -261,13 +261,39 @@ static int read_metrics(ws_state *s)
 		s->metrics_addr.ipv6 = scratch->ipv6;
 		free(scratch);
 	}
-	return ws_metrics_init(s);
+	return 0;
+}
+
+/* Every key of [ws], and what ws takes from [broker], checked and read
+ * into s (its ctx and host set): what init reads, and what reload reads
+ * into a scratch state. Opens nothing but the TLS files (s->tls_ctx,
+ * NULL without tls_cert; the caller frees it). */
+static int read_config(ws_state *s)
+{
+	const confab_host *host = s->host;
+	const char *v;
+	int rc;
+
+	/* Read every key first: keys not read are reported as unknown. */
+	v = host->config_get(s->ctx, "listen");
+	if (v == NULL)
+		v = WS_DEFAULT_LISTEN;
+	if (parse_listen(s, v) != 0) {
+		host->config_error(s->ctx, "listen",
+				   "'%s' is not HOST:PORT or [IPv6]:PORT (an IP "
+				   "address or localhost, and a port from 0 to "
+				   "65535)", v);
+		return CONFAB_EINVAL;
+	}
+	if ((rc = read_limits(s)) != 0 || (rc = read_metrics_keys(s)) != 0)
+		return rc;
+	return ws_tls_config(s, &s->tls_ctx);
 }
 
 static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 {
 	ws_state *s;
-	const char *v;
+	int rc, err = 0;
 
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -286,41 +312,110 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 		return CONFAB_EINVAL;
 	}
 
-	/* Read every key first: keys not read are reported as unknown. */
-	v = host->config_get(ctx, "listen");
-	if (v == NULL)
-		v = WS_DEFAULT_LISTEN;
-	if (parse_listen(s, v) != 0) {
-		host->config_error(ctx, "listen",
-				   "'%s' is not HOST:PORT or [IPv6]:PORT (an IP "
-				   "address or localhost, and a port from 0 to "
-				   "65535)", v);
-		free(s);
-		return CONFAB_EINVAL;
-	}
-
+	rc = read_config(s);
 	/* A port in use is a configuration error that `confabd -t` must see
 	 * too: bind (without listening, so no port opens) and let go. */
-	int err = 0;
-	if (probe_bind(s, &err) != 0) {
+	if (rc == 0 && probe_bind(s, &err) != 0) {
 		host->config_error(ctx, "listen", "cannot listen on %s: %s", s->listen,
 				   strerror(err));
-		free(s);
-		return CONFAB_EINVAL;
+		rc = CONFAB_EINVAL;
 	}
-
-	if (read_limits(s) != 0) {
-		free(s);
-		return CONFAB_EINVAL;
-	}
-	int rc = read_metrics(s);
+	if (rc == 0)
+		rc = ws_metrics_init(s);
 	if (rc != 0) {
+		ws_tls_ctx_free(s->tls_ctx);
 		free(s);
 		return rc;
 	}
 
 	*state = s;
 	return CONFAB_OK;
+}
+
+/* ---- reload ---- */
+
+/* A setting that needs a restart changed: say so, keep the old one. */
+static void restart_needed(ws_state *s, const char *key, const char *now,
+			   const char *kept)
+{
+	ws_log(s, CONFAB_LOG_WARN, "[%s] %s changed to '%s': needs a restart; "
+	       "keeping '%s'", s->host->name(s->ctx), key, now, kept);
+}
+
+static const char *metrics_listen_text(const ws_state *s)
+{
+	return s->metrics_separate ? s->metrics_addr.text : "";
+}
+
+/* Read [ws] again into a scratch state (read_config, as init), with a new
+ * TLS context; what needs a restart is logged and not applied. */
+static int ws_reload(void *state, void **pending)
+{
+	ws_state *s = state;
+	ws_state *n = calloc(1, sizeof(*n));
+	int rc;
+
+	*pending = NULL;
+	if (n == NULL)
+		return CONFAB_ENOMEM;
+	n->ctx = s->ctx;
+	n->host = s->host;
+	n->loop = s->loop;
+	rc = read_config(n);
+	if (rc != 0) {
+		ws_tls_ctx_free(n->tls_ctx);
+		free(n);
+		return rc;
+	}
+	if (strcmp(n->listen, s->listen) != 0)
+		restart_needed(s, "listen", n->listen, s->listen);
+	if (n->metrics_on != s->metrics_on)
+		restart_needed(s, "metrics", n->metrics_on ? "true" : "false",
+			       s->metrics_on ? "true" : "false");
+	else if (strcmp(metrics_listen_text(n), metrics_listen_text(s)) != 0)
+		restart_needed(s, "metrics_listen", metrics_listen_text(n),
+			       metrics_listen_text(s));
+	if ((n->tls_ctx == NULL) != (s->tls_ctx == NULL)) {
+		restart_needed(s, "tls_cert", n->tls_ctx != NULL ? "set" : "unset",
+			       s->tls_ctx != NULL ? "set" : "unset");
+		ws_tls_ctx_free(n->tls_ctx);
+		n->tls_ctx = NULL;
+	}
+	*pending = n;
+	return 0;
+}
+
+/* Numbers apply from now on (to new connections, and to every check made
+ * later on open ones); the TLS context to new handshakes. */
+static void ws_reload_finish(void *state, void *pending, bool apply)
+{
+	ws_state *s = state, *n = pending;
+
+	if (n == NULL)
+		return;
+	if (apply) {
+		bool idle_changed = n->idle_ms != s->idle_ms;
+
+		s->send_queue_max = n->send_queue_max;
+		s->write_delay_ms = n->write_delay_ms;
+		s->max_message_bytes = n->max_message_bytes;
+		s->idle_ms = n->idle_ms;
+		s->max_conns = n->max_conns;
+		s->max_per_addr = n->max_per_addr;
+		if (idle_changed && s->lws != NULL && !s->shutting_down) {
+			/* Its sweep reads idle_ms; 0 must stop it. */
+			ws_idle_end(s);
+			if (ws_idle_start(s) != 0)
+				ws_log(s, CONFAB_LOG_ERROR, "out of memory: "
+				       "idle_timeout not applied");
+		}
+		if (n->tls_ctx != NULL) {
+			ws_tls_swap(s, n->tls_ctx);
+			n->tls_ctx = NULL;
+		}
+	}
+	ws_tls_ctx_free(n->tls_ctx);
+	free(n);
 }
 
 /* ---- the lws protocol callback ---- */
@@ -508,8 +603,10 @@ static int ws_start(void *state)
 		return CONFAB_ERR;
 	}
 	ws_log(s, CONFAB_LOG_INFO,
-	       "listening on http://%s%s%s:%d/ (WebSocket at " WS_PATH ")",
+	       "listening on %s://%s%s%s:%d/ (WebSocket at " WS_PATH ")",
+	       s->tls_ctx != NULL ? "https" : "http",
 	       s->ipv6 ? "[" : "", s->iface, s->ipv6 ? "]" : "", s->port);
+	ws_tls_check_budget(s);
 	if (s->metrics_separate) {
 		if (ws_metrics_listen(s, &err) != 0) {
 			s->host->config_error(s->ctx, "metrics_listen",
@@ -532,6 +629,7 @@ static void ws_stop(void *state)
 	s->shutting_down = true;
 	ws_listen_stop(s);
 	ws_metrics_stop(s);
+	ws_tls_stop(s);
 	ws_log(s, CONFAB_LOG_DEBUG, "closing every WebSocket");
 	ws_conn_close_all(s, 1001, "server shutting down");
 }
@@ -623,6 +721,7 @@ static void ws_destroy(void *state)
 	ws_listen_stop(s);
 	ws_metrics_stop(s);
 	ws_conn_free_all(s);
+	ws_tls_end(s);
 	ws_addr_end(s);
 	ws_deadline_end(s);
 	ws_park_end(s);
@@ -652,6 +751,8 @@ static const confab_plugin ws_plugin = {
 	.start = ws_start,
 	.stop = ws_stop,
 	.destroy = ws_destroy,
+	.reload = ws_reload,
+	.reload_finish = ws_reload_finish,
 	.transport = &ws_transport_ops,
 };
 

@@ -24,6 +24,7 @@
  *   ws_tcp.c      TCP_INFO's count of bytes received, for ws_mask.c.
  *   ws_metrics.c  the transport's series (host->metrics), GET /metrics,
  *                 and [ws] metrics_listen's own small listener.
+ *   ws_tls.c      TLS on the listener: a terminator in front of ws_conn.
  * "Pure": no socket, no lws call; the unit tests drive them alone.
  *
  * Everything runs on the loop thread.
@@ -75,6 +76,8 @@
 typedef struct ws_conn ws_conn;
 typedef struct ws_park ws_park;
 typedef struct scrape_conn scrape_conn;
+typedef struct ws_tls ws_tls;
+struct ssl_ctx_st;             /* OpenSSL's SSL_CTX */
 
 /* The transport's counts, plain integers of the loop thread, and their
  * series (ws_metrics.c), which get them only when /metrics is rendered:
@@ -130,6 +133,11 @@ typedef struct ws_state {
 	int reserve_fd;              /* /dev/null, given up at EMFILE */
 	uv_timer_t *backoff_timer;
 	uint64_t emfile_count;
+
+	/* ws_tls.c: [ws] tls_cert, tls_key and tls_ca, as a context (NULL:
+	 * plain HTTP), and the TLS clients, handshaking or relayed. */
+	struct ssl_ctx_st *tls_ctx;
+	ws_tls *tlss;
 
 	/* ws_deadline.c: connections not yet sessions, in accept order. */
 	ws_conn *young, *young_tail;
@@ -227,7 +235,10 @@ typedef struct ws_request {
 	confab_header *headers;
 	char *strings;               /* one allocation for every string */
 } ws_request;
-int ws_request_build(ws_request *r, struct lws *wsi, const char *transport);
+/* `peer`: the client's address as text, or NULL to ask lws (which knows
+ * only the socket it has: over TLS, a socket pair). */
+int ws_request_build(ws_request *r, struct lws *wsi, const char *transport,
+		     const char *peer);
 void ws_request_free(ws_request *r);
 
 /* ---- a connection (ws_conn.c: admission and input; ws_out.c: output) */
@@ -255,6 +266,12 @@ struct ws_conn {
 	size_t head_len, head_cap;
 	size_t head_end;             /* where the request head ends in it */
 	ws_addr addr;                /* counted in s->addrs */
+	/* Over TLS (ws_tls.c): fd is our end of a socket pair; `tls` relays
+	 * it to the client, while both live; tls_in counts the bytes it wrote
+	 * into the pair (ws_mask.c's stream offset). */
+	bool via_tls;
+	ws_tls *tls;
+	uint64_t tls_in;
 
 	/* ws_deadline.c: in s->young until a session, or parked. */
 	bool young;
@@ -308,10 +325,15 @@ struct ws_conn {
 };
 
 /* ws_conn.c */
-/* A socket accepted on the listener (ws_listen.c): refused at once over
- * max_connections (503) or max_connections_per_address (429), else
- * counted and handed to lws. Takes fd. */
-void ws_conn_accept(ws_state *s, int fd, const struct sockaddr *peer);
+/* Whether one more connection from `addr` is over max_connections (503)
+ * or max_connections_per_address (429), logged: that status, else 0. */
+unsigned ws_conn_limit(ws_state *s, const ws_addr *addr);
+/* A socket accepted on the listener (ws_listen.c), or the plain end of a
+ * TLS client's pair (ws_tls.c: via_tls): refused at once over the limits
+ * (ws_conn_limit), else counted and handed to lws. Takes fd. The
+ * connection, or NULL when it was refused or could not be made. */
+ws_conn *ws_conn_accept(ws_state *s, int fd, const struct sockaddr *peer,
+			bool via_tls);
 /* Reception is over (ws_head.c): hand c to lws (ok), or forget it (its
  * socket is closed or answered). */
 void ws_conn_head_done(ws_conn *c, bool ok);
@@ -399,6 +421,9 @@ int ws_listen_addr(const ws_state *s, struct sockaddr_storage *ss,
 /* Listen on [ws] listen: 0, or -1 with *err set. */
 int ws_listen_start(ws_state *s, int *err);
 void ws_listen_stop(ws_state *s);
+/* No descriptor for a connection being accepted (err): pause accepting,
+ * log, count, as when accept() itself fails so. */
+void ws_listen_exhausted(ws_state *s, int err);
 /* One of our connections closed: if accepting is paused for want of
  * descriptors, try again now. */
 void ws_listen_freed(ws_state *s);
@@ -445,6 +470,8 @@ void ws_metrics_stop(ws_state *s);
 
 /* ws_addr.c */
 void ws_addr_from(ws_addr *a, const struct sockaddr *sa);
+/* `a` as text ("127.0.0.1", "::1"): buf, or "" for another family. */
+const char *ws_addr_text(const ws_addr *a, char *buf, size_t len);
 size_t ws_addr_count_of(ws_state *s, const ws_addr *a);
 int ws_addr_add(ws_state *s, const ws_addr *a);
 void ws_addr_remove(ws_state *s, const ws_addr *a);
@@ -457,6 +484,29 @@ void ws_deadline_join(ws_conn *c);
 /* c is a session (or parked, or gone): no deadline any more. */
 void ws_deadline_leave(ws_conn *c);
 void ws_deadline_end(ws_state *s);
+
+/* ws_tls.c */
+/* [ws] tls_cert, tls_key, tls_ca: a new TLS context in *out (NULL when
+ * tls_cert is not set), its files read and checked (config_error names
+ * the key). 0, or CONFAB_EINVAL / CONFAB_ENOMEM. */
+int ws_tls_config(ws_state *s, struct ssl_ctx_st **out);
+void ws_tls_ctx_free(struct ssl_ctx_st *ctx);
+/* With TLS on: warn when max_connections clients would need more
+ * descriptors than RLIMIT_NOFILE allows (start). */
+void ws_tls_check_budget(ws_state *s);
+/* New handshakes use ctx (taken) from now on; the old one is released
+ * (connections made with it keep it until they end). */
+void ws_tls_swap(ws_state *s, struct ssl_ctx_st *ctx);
+/* A socket accepted on the listener with TLS on: the handshake, then
+ * ws_conn_accept on a socket pair. Takes fd. */
+void ws_tls_accept(ws_state *s, int fd, const struct sockaddr *peer,
+		   socklen_t peer_len);
+/* c's connection is freed: its relay stops writing its count. */
+void ws_tls_detach(ws_tls *t);
+/* stop(): handshakes in progress are closed. */
+void ws_tls_stop(ws_state *s);
+/* destroy(): every relay closed, the context freed. */
+void ws_tls_end(ws_state *s);
 
 /* ws_idle.c */
 int ws_idle_start(ws_state *s);

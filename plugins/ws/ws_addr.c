@@ -13,6 +13,7 @@
 #include <search.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -41,6 +42,16 @@ void ws_addr_from(ws_addr *a, const struct sockaddr *sa)
 
 		memcpy(a->bytes, &in->sin_addr, 4);
 	}
+}
+
+const char *ws_addr_text(const ws_addr *a, char *buf, size_t len)
+{
+	if ((a->family != AF_INET && a->family != AF_INET6) ||
+	    inet_ntop(a->family, a->bytes, buf, (socklen_t)len) == NULL) {
+		if (len > 0)
+			buf[0] = '\0';
+	}
+	return buf;
 }
 
 size_t ws_addr_count_of(ws_state *s, const ws_addr *a)

@@ -85,6 +85,7 @@ static void conn_free(ws_conn *c)
 	if (c->wsi != NULL)
 		lws_set_opaque_user_data(c->wsi, NULL);
 	ws_mask_unhook(c);
+	ws_tls_detach(c->tls);
 	ws_park_free(s, c->park);
 	ws_head_free(c);
 	ws_out_clear(c);
@@ -107,42 +108,56 @@ static void conn_free(ws_conn *c)
 
 /* ---- accept ---- */
 
-void ws_conn_accept(ws_state *s, int fd, const struct sockaddr *peer)
+unsigned ws_conn_limit(ws_state *s, const ws_addr *addr)
 {
-	ws_addr addr;
-	ws_conn *c;
-
-	ws_addr_from(&addr, peer);
-	/* Answered before anything is read: the descriptor is what is
-	 * bounded, so it is given back at once. */
 	if (s->max_conns != 0 && s->n_conns >= s->max_conns) {
 		WS_LOG_LIMITED(s, CONFAB_LOG_WARN, "max_connections (%zu) "
 			       "reached: a new connection is refused (503)",
 			       s->max_conns);
 		ws_metrics_refused(s, 503);
-		ws_http_refuse_fd(fd, 503, "server full: too many connections");
-		return;
+		return 503;
 	}
 	if (s->max_per_addr != 0 &&
-	    ws_addr_count_of(s, &addr) >= s->max_per_addr) {
+	    ws_addr_count_of(s, addr) >= s->max_per_addr) {
 		WS_LOG_LIMITED(s, CONFAB_LOG_INFO, "max_connections_per_address "
 			       "(%zu) reached: a new connection is refused "
 			       "(429)", s->max_per_addr);
 		ws_metrics_refused(s, 429);
-		ws_http_refuse_fd(fd, 429, "too many connections from this "
-				  "address");
-		return;
+		return 429;
+	}
+	return 0;
+}
+
+ws_conn *ws_conn_accept(ws_state *s, int fd, const struct sockaddr *peer,
+			bool via_tls)
+{
+	ws_addr addr;
+	ws_conn *c;
+	unsigned status;
+
+	ws_addr_from(&addr, peer);
+	/* Answered before anything is read: the descriptor is what is
+	 * bounded, so it is given back at once. */
+	status = ws_conn_limit(s, &addr);
+	if (status != 0) {
+		ws_http_refuse_fd(fd, status, status == 503
+				  ? "server full: too many connections"
+				  : "too many connections from this address");
+		return NULL;
 	}
 	c = conn_new(s, &addr);
 	if (c == NULL) {
 		ws_http_refuse_fd(fd, 503, "out of memory");
-		return;
+		return NULL;
 	}
+	c->via_tls = via_tls;
 	if (ws_head_start(c, fd) != 0) {
 		ws_http_refuse_fd(fd, 503, "out of memory");
 		c->fd = -1;
 		conn_free(c);
+		return NULL;
 	}
+	return c;
 }
 
 void ws_conn_head_done(ws_conn *c, bool ok)
@@ -389,6 +404,7 @@ int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
 {
 	char path[sizeof(WS_PATH) + 1];
 	char offer[256];
+	char peer[64];
 	ws_request r;
 	ws_conn *c;
 	int rc;
@@ -428,7 +444,9 @@ int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
 		return refuse(wsi, 400, "unsupported subprotocol: this endpoint "
 			      "speaks " WS_SUBPROTOCOL);
 
-	if (ws_request_build(&r, wsi, s->host->name(s->ctx)) != CONFAB_OK)
+	if (ws_request_build(&r, wsi, s->host->name(s->ctx), c->via_tls
+			     ? ws_addr_text(&c->addr, peer, sizeof(peer))
+			     : NULL) != CONFAB_OK)
 		return refuse(wsi, 503, "out of memory");
 	c->admit = WS_OPENING;
 	c->session = s->host->transport->session_open(s->ctx, &r.req, c,

@@ -345,7 +345,8 @@ static char *query_encode(char *w, const char *frag)
 	return w;
 }
 
-int ws_request_build(ws_request *r, struct lws *wsi, const char *transport)
+int ws_request_build(ws_request *r, struct lws *wsi, const char *transport,
+		     const char *peer_given)
 {
 	char peer[64];
 	const char *peer_s;
@@ -354,7 +355,8 @@ int ws_request_build(ws_request *r, struct lws *wsi, const char *transport)
 	char *w;
 
 	memset(r, 0, sizeof(*r));
-	peer_s = lws_get_peer_simple(wsi, peer, sizeof(peer));
+	peer_s = peer_given != NULL ? peer_given
+				    : lws_get_peer_simple(wsi, peer, sizeof(peer));
 	if (peer_s == NULL)
 		peer_s = "";
 	plen = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI);

@@ -7,7 +7,7 @@
  * about 10 MB of log a second until a descriptor frees up.
  *
  * So `ws` listens itself, on a libuv poll handle, and hands each accepted
- * socket to lws (ws_conn_accept). Out of descriptors (EMFILE, ENFILE, or
+ * socket to lws (ws_conn_accept; with TLS on, to ws_tls.c first). Out of descriptors (EMFILE, ENFILE, or
  * the kernel out of memory for one), it
  *   - closes its reserve descriptor (/dev/null, opened at start), accepts
  *     the connection at the head of the queue with it, answers 503 and
@@ -116,7 +116,10 @@ static void listen_readable(uv_poll_t *p, int status, int events)
 			 * for an ACK would delay small frames by up to 40 ms. */
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 				   sizeof(one));
-			ws_conn_accept(s, fd, (struct sockaddr *)&ss);
+			if (s->tls_ctx != NULL)
+				ws_tls_accept(s, fd, (struct sockaddr *)&ss, sl);
+			else
+				ws_conn_accept(s, fd, (struct sockaddr *)&ss, false);
 			continue;
 		}
 		switch (errno) {
@@ -143,6 +146,12 @@ static void listen_readable(uv_poll_t *p, int status, int events)
 			return;
 		}
 	}
+}
+
+void ws_listen_exhausted(ws_state *s, int err)
+{
+	if (s->listen_poll != NULL && !s->shutting_down)
+		out_of_descriptors(s, err, false);
 }
 
 void ws_listen_freed(ws_state *s)

@@ -208,6 +208,20 @@ void ws_mask_end(ws_state *s)
 	}
 }
 
+/* The count of bytes that came in on c's socket, and whether a FIN came
+ * (counted in it): TCP_INFO's; over TLS the relay's count of what it wrote
+ * into the socket pair (it runs on this thread: nothing comes in between
+ * two readings), where a FIN takes no place in the stream. */
+static int received(const ws_conn *c, int fd, uint64_t *bytes, int *fin)
+{
+	if (c->via_tls) {
+		*bytes = c->tls_in;
+		*fin = 0;
+		return 0;
+	}
+	return ws_tcp_received(fd, bytes, fin);
+}
+
 /* The stream offset of the receive queue's head, and what it holds (up to
  * `cap` bytes, in s->mask_buf): 1; 0 when nothing is queued (or an error
  * lws will see); -1 when the offsets cannot be had; -2 when bytes kept
@@ -220,7 +234,7 @@ static int peek(ws_conn *c, int fd, size_t cap, uint64_t *off, size_t *got)
 		size_t queued;
 		int inq, fin;
 
-		if (ws_tcp_received(fd, &b0, &fin) != 0)
+		if (received(c, fd, &b0, &fin) != 0)
 			return -1;
 		n = recv(fd, c->s->mask_buf, cap, MSG_PEEK | MSG_DONTWAIT);
 		if (n <= 0)
@@ -231,7 +245,7 @@ static int peek(ws_conn *c, int fd, size_t cap, uint64_t *off, size_t *got)
 				return -1;
 			queued = (size_t)inq;
 		}
-		if (ws_tcp_received(fd, &b1, &fin) != 0)
+		if (received(c, fd, &b1, &fin) != 0)
 			return -1;
 		if (b0 != b1)
 			continue;

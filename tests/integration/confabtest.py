@@ -262,11 +262,15 @@ def listening(port):
         s.close()
 
 
-def http_get(port, path, timeout=RECV_TIMEOUT):
-    """GET http://127.0.0.1:port/path -> (status, headers with lower-case names, body bytes).
+def http_get(port, path, timeout=RECV_TIMEOUT, context=None):
+    """GET http://127.0.0.1:port/path -> (status, headers with lower-case names, body bytes);
+    https:// with `context` (an ssl.SSLContext).
 
     Raises OSError when nothing answers."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    if context is not None:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path)
         r = conn.getresponse()
@@ -335,9 +339,10 @@ def write_text(dir, name, text):
 # ---- a running broker ----------------------------------------------------
 
 # ws's info line once it listens: "[ws] listening on http://127.0.0.1:PORT/ ...",
-# or with log_format = json: ..."who":"ws","msg":"listening on http://...".
+# or with log_format = json: ..."who":"ws","msg":"listening on http://...";
+# https:// with [ws] tls_cert.
 _LISTENING = re.compile(r'(?:\[ws\] |"who":"ws","msg":")listening on '
-                        r"http://(?:\[[^\]]*\]|[^/:\s]+):(\d+)/")
+                        r"https?://(?:\[[^\]]*\]|[^/:\s]+):(\d+)/")
 
 
 def _bound_port(log):
@@ -375,6 +380,7 @@ class Broker:
         self.killed = False       # had to be SIGKILLed
         self.start_error = None
         self.healthz_status = None  # what /readyz answered when start() returned
+        self.ssl_context = None   # set for a [ws] with tls_cert: start() asks over https
 
     def rewrite(self, broker=None, sections=None):
         """(Re)writes this node's broker.ini from the defaults and the given
@@ -432,7 +438,8 @@ class Broker:
                     time.sleep(0.05)
                     continue
             try:
-                status, _, body = http_get(self.port, "/readyz", timeout=1.0)
+                status, _, body = http_get(self.port, "/readyz", timeout=1.0,
+                                           context=self.ssl_context)
                 if want_status is None or status == want_status:
                     self.healthz_status = status
                     return self
@@ -449,6 +456,20 @@ class Broker:
 
     def send_signal(self, sig):
         self.proc.send_signal(sig)
+
+    def reload(self, expect, timeout=RECV_TIMEOUT):
+        """SIGHUP (the configuration is read again); the log written since,
+        once it holds `expect` (e.g. "reloaded ", "reload refused")."""
+        start = len(self.stderr())
+        self.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while True:
+            new = self.stderr()[start:]
+            if expect in new:
+                return new
+            check(time.monotonic() < deadline, "%s: no %r in the log within %.0f s of SIGHUP; "
+                  "it has:\n%s" % (self.name, expect, timeout, new[-3000:]))
+            time.sleep(0.05)
 
     def wait(self, timeout=STOP_TIMEOUT):
         """Wait for exit; SIGKILL after `timeout`. Returns the exit status
@@ -508,15 +529,18 @@ class Client:
 
     @classmethod
     async def connect(cls, port, name="client", query="", subprotocols=("confab.v1",),
-                      path="/ws", timeout=RECV_TIMEOUT, welcome=True):
-        """Open ws://127.0.0.1:PORT/ws[?query] and read the welcome frame.
+                      path="/ws", timeout=RECV_TIMEOUT, welcome=True, ssl_context=None):
+        """Open ws://127.0.0.1:PORT/ws[?query] (wss:// with `ssl_context`)
+        and read the welcome frame.
 
         Raises websockets' InvalidStatusCode when the handshake is refused."""
-        uri = "ws://127.0.0.1:%d%s" % (port, path)
+        uri = "%s://127.0.0.1:%d%s" % ("wss" if ssl_context else "ws", port, path)
         if query:
             uri += "?" + query
         kw = dict(max_size=1 << 24, max_queue=None, ping_interval=None, compression=None,
                   open_timeout=timeout, close_timeout=timeout)
+        if ssl_context is not None:
+            kw["ssl"] = ssl_context
         if subprotocols is not None:
             kw["subprotocols"] = list(subprotocols)
         ws = await asyncio.wait_for(websockets.connect(uri, **kw), timeout + 1)
