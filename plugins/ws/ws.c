@@ -401,6 +401,7 @@ static void ws_reload_finish(void *state, void *pending, bool apply)
 		s->max_message_bytes = n->max_message_bytes;
 		s->idle_ms = n->idle_ms;
 		s->max_conns = n->max_conns;
+		ws_tls_cap_clients(s);
 		s->max_per_addr = n->max_per_addr;
 		if (idle_changed && s->lws != NULL && !s->shutting_down) {
 			/* Its sweep reads idle_ms; 0 must stop it. */
@@ -606,7 +607,7 @@ static int ws_start(void *state)
 	       "listening on %s://%s%s%s:%d/ (WebSocket at " WS_PATH ")",
 	       s->tls_ctx != NULL ? "https" : "http",
 	       s->ipv6 ? "[" : "", s->iface, s->ipv6 ? "]" : "", s->port);
-	ws_tls_check_budget(s);
+	ws_tls_cap_clients(s);
 	if (s->metrics_separate) {
 		if (ws_metrics_listen(s, &err) != 0) {
 			s->host->config_error(s->ctx, "metrics_listen",

@@ -491,9 +491,10 @@ void ws_deadline_end(ws_state *s);
  * the key). 0, or CONFAB_EINVAL / CONFAB_ENOMEM. */
 int ws_tls_config(ws_state *s, struct ssl_ctx_st **out);
 void ws_tls_ctx_free(struct ssl_ctx_st *ctx);
-/* With TLS on: warn when max_connections clients would need more
- * descriptors than RLIMIT_NOFILE allows (start). */
-void ws_tls_check_budget(ws_state *s);
+/* With TLS on: lowers max_conns to the clients RLIMIT_NOFILE holds at
+ * three descriptors each (with the broker's headroom), saying so at info
+ * (start, and each reload that sets it). */
+void ws_tls_cap_clients(ws_state *s);
 /* New handshakes use ctx (taken) from now on; the old one is released
  * (connections made with it keep it until they end). */
 void ws_tls_swap(ws_state *s, struct ssl_ctx_st *ctx);

@@ -179,23 +179,26 @@ fail:
 	return CONFAB_EINVAL;
 }
 
-void ws_tls_check_budget(ws_state *s)
+void ws_tls_cap_clients(ws_state *s)
 {
 	struct rlimit rl;
+	size_t nofile, headroom, cap;
 
-	/* Three descriptors a client (its socket and the pair): the default
-	 * max_connections, an eighth below RLIMIT_NOFILE, counts one. */
+	/* Three descriptors a client (its socket and the pair), less the
+	 * headroom the broker keeps for everything else (an eighth of the
+	 * limit, at least 32: config_default_max_connections). */
 	if (s->tls_ctx == NULL || getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
-	    rl.rlim_cur == RLIM_INFINITY)
+	    rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > SIZE_MAX)
 		return;
-	if (s->max_conns == 0 || s->max_conns > rl.rlim_cur / 3)
-		ws_log(s, CONFAB_LOG_WARN, "TLS takes 3 descriptors a client: "
-		       "max_connections %zu%s allows more clients than "
-		       "RLIMIT_NOFILE %llu holds; set it to %llu or less, or "
-		       "raise the limit", s->max_conns,
-		       s->max_conns == 0 ? " (no limit)" : "",
-		       (unsigned long long)rl.rlim_cur,
-		       (unsigned long long)rl.rlim_cur / 3);
+	nofile = (size_t)rl.rlim_cur;
+	headroom = nofile / 8 < 32 ? 32 : nofile / 8;
+	cap = nofile > headroom + 3 ? (nofile - headroom) / 3 : 1;
+	if (s->max_conns != 0 && s->max_conns <= cap)
+		return;
+	ws_log(s, CONFAB_LOG_INFO, "TLS takes 3 descriptors a client: at most %zu "
+	       "clients (max_connections %zu%s, RLIMIT_NOFILE %zu)", cap, s->max_conns,
+	       s->max_conns == 0 ? ": no limit" : "", nofile);
+	s->max_conns = cap;
 }
 
 void ws_tls_ctx_free(struct ssl_ctx_st *ctx)

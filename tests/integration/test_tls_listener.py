@@ -186,6 +186,47 @@ def handshakes_count_against_max_connections_per_address():
             time.sleep(0.1)
 
 
+def tls_node_with_nofile(name, nofile):
+    d = os.path.join(suite.tmp, name + "-tls")
+    cert, key = server_files(d)
+    node = suite.broker(name, broker={"max_connections_per_address": 0}, nofile=nofile,
+                        sections={"ws": {"tls_cert": cert, "tls_key": key}})
+    node.ssl_context = certs.context()
+    return node
+
+
+few_descriptors = tls_node_with_nofile("tls-nofile", 110)
+
+
+@suite.test
+def tls_clients_are_capped_at_what_the_descriptor_limit_holds():
+    """RLIMIT_NOFILE 110: (110 - 32 headroom) / 3 = 26 TLS clients, said at
+    start; 26 connections are held, the 27th is closed, and the node still
+    serves once they go."""
+    port = few_descriptors.start().port
+    check("at most 26 clients" in few_descriptors.stderr(),
+          "no line capping TLS clients at 26:\n%s" % tail(few_descriptors.stderr()))
+    held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(26)]
+    try:
+        time.sleep(0.5)
+        try:
+            peer_cert(port, few_descriptors.ssl_context)
+            check(False, "a 27th TLS client got through with RLIMIT_NOFILE 110")
+        except (ssl.SSLError, OSError):
+            pass
+    finally:
+        for s in held:
+            s.close()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            peer_cert(port, few_descriptors.ssl_context)
+            break
+        except (ssl.SSLError, OSError) as e:
+            check(time.monotonic() < deadline, "no TLS client admitted after the others left: %s" % e)
+            time.sleep(0.1)
+
+
 def ws_frame(payload, opcode=1, masked=True):
     """One client frame (payloads under 64 KB), masked unless told otherwise."""
     n = len(payload)
