@@ -457,19 +457,24 @@ class Broker:
     def send_signal(self, sig):
         self.proc.send_signal(sig)
 
-    def reload(self, expect, timeout=RECV_TIMEOUT):
-        """SIGHUP (the configuration is read again); the log written since,
-        once it holds `expect` (e.g. "reloaded ", "reload refused")."""
-        start = len(self.stderr())
-        self.send_signal(signal.SIGHUP)
+    def log_since(self, start, expect, timeout=RECV_TIMEOUT, after="since then"):
+        """The log written after offset `start` (len(stderr()) taken before
+        the action), once it holds `expect`."""
         deadline = time.monotonic() + timeout
         while True:
             new = self.stderr()[start:]
             if expect in new:
                 return new
-            check(time.monotonic() < deadline, "%s: no %r in the log within %.0f s of SIGHUP; "
-                  "it has:\n%s" % (self.name, expect, timeout, new[-3000:]))
+            check(time.monotonic() < deadline, "%s: no %r in the log within %.0f s %s; "
+                  "it has:\n%s" % (self.name, expect, timeout, after, new[-3000:]))
             time.sleep(0.05)
+
+    def reload(self, expect, timeout=RECV_TIMEOUT):
+        """SIGHUP (the configuration is read again); the log written since,
+        once it holds `expect` (e.g. "reloaded ", "reload refused")."""
+        start = len(self.stderr())
+        self.send_signal(signal.SIGHUP)
+        return self.log_since(start, expect, timeout, "of SIGHUP")
 
     def wait(self, timeout=STOP_TIMEOUT):
         """Wait for exit; SIGKILL after `timeout`. Returns the exit status

@@ -44,25 +44,6 @@ def ctl(node, *args):
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
-def wait_log(node, start, needle, timeout=RECV_TIMEOUT):
-    """The log written after offset `start` once it holds `needle`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        new = node.stderr()[start:]
-        if needle in new:
-            return new
-        check(time.monotonic() < deadline, "%s: no %r in the log within %.0f s; it has:\n%s"
-              % (node.name, needle, timeout, new[-3000:]))
-        time.sleep(0.05)
-
-
-def sighup(node, expect):
-    """SIGHUP; the log lines it caused, once `expect` is among them."""
-    start = len(node.stderr())
-    node.send_signal(signal.SIGHUP)
-    return wait_log(node, start, expect)
-
-
 def check_t(node):
     """What `confabd -t` says of the node's file now: (status, output)."""
     p = subprocess.run([CONFABD, "-t", "-c", node.config], stdin=subprocess.DEVNULL,
@@ -95,7 +76,7 @@ async def a_changed_limit_applies_to_open_sessions_without_dropping_them():
     await b.join("r3")
 
     limits.rewrite(node_with("limits", max_rooms_per_session=3))
-    log = sighup(limits, "reloaded ")
+    log = limits.reload("reloaded ")
     check(not ERROR_LINE.search(log), "a good reload logged an error:\n%s" % log)
     await a.join("r3")
     await a.error({"type": "join", "room": "r4"}, "forbidden")
@@ -117,7 +98,7 @@ async def a_broken_file_is_refused_whole_with_one_error_line():
     check(code == 1, "confabd -t passed a broken file: %s" % out)
     t_line = [l for l in out.splitlines() if " error " in l][0].split("] ", 1)[1]
 
-    log = sighup(limits, "reload refused")
+    log = limits.reload("reload refused")
     errors = ERROR_LINE.findall(log)
     check(len(errors) == 1, "want exactly one error line, got %d:\n%s" % (len(errors), log))
     check(t_line in log, "the reload's error is not confabd -t's line %r:\n%s" % (t_line, log))
@@ -141,10 +122,10 @@ async def log_level_and_allowed_origins_take_effect():
     a = await Client.connect(limits.port, name="a3")
     limits.rewrite(node_with("limits", max_rooms_per_session=3, log_level="debug",
                              allowed_origins="https://ok.example"))
-    sighup(limits, "reloaded ")
+    limits.reload("reloaded ")
     start = len(limits.stderr())
     http_get(limits.port, "/metrics")
-    wait_log(limits, start, " debug ")
+    limits.log_since(start, " debug ")
     try:
         ws = await websockets.connect("ws://127.0.0.1:%d/ws" % limits.port,
                                       subprotocols=["confab.v1"], origin="https://evil.example",
@@ -155,7 +136,7 @@ async def log_level_and_allowed_origins_take_effect():
         check(e.status_code == 403, "Origin https://evil.example: %d, want 403" % e.status_code)
     await a.ping()
     limits.rewrite(node_with("limits", max_rooms_per_session=3))
-    sighup(limits, "reloaded ")
+    limits.reload("reloaded ")
 
 
 @suite.test
@@ -166,7 +147,7 @@ async def restart_only_settings_keep_their_running_value():
     a = await Client.connect(limits.port, name="a4")
     limits.rewrite(node_with("limits", node_id="renamed", max_rooms_per_session=1,
                              plugins=[WS_SO, fixture("fx_good_auth")]))
-    log = sighup(limits, "reloaded ")
+    log = limits.reload("reloaded ")
     for key in ("node_id", "plugins"):
         check(re.search(r"warn .*\[broker\] %s changed to .*: needs a restart; keeping" % key, log),
               "no needs-a-restart line for %s:\n%s" % (key, log))
@@ -179,7 +160,7 @@ async def restart_only_settings_keep_their_running_value():
     await b.error({"type": "join", "room": "second"}, "forbidden")
     await a.ping()
     limits.rewrite(node_with("limits", max_rooms_per_session=3))
-    sighup(limits, "reloaded ")
+    limits.reload("reloaded ")
 
 
 @suite.test
@@ -211,7 +192,7 @@ async def a_plugin_without_the_reload_slot_keeps_its_settings():
     older.rewrite(node_with("older", plugins=[WS_SO, fixture("fx_older_minor")],
                             allow_anonymous=False, max_rooms_per_session=1),
                   sections={"fx_older_minor": {"user": "bob"}})
-    log = sighup(older, "reloaded ")
+    log = older.reload("reloaded ")
     check(re.search(r"\[fx_older_minor\] changed, but plugin \S+ \(ABI 1\.0\) does not reload", log),
           "no warning for the plugin that does not reload:\n%s" % log)
     b = await Client.connect(older.port, name="alice2")
@@ -232,8 +213,8 @@ async def a_reload_while_draining_is_ignored():
     c = await Client.connect(draining.port, name="d")
     start = len(draining.stderr())
     draining.send_signal(signal.SIGTERM)
-    wait_log(draining, start, "draining")
-    log = sighup(draining, "reload ignored")
+    draining.log_since(start, "draining")
+    log = draining.reload("reload ignored")
     check("the node is draining" in log, "why the reload was ignored:\n%s" % log)
     code, out, err = ctl(draining, "reload")
     check(code == 1 and "draining" in err, "confabctl reload while draining: %d %r" % (code, err))
