@@ -58,7 +58,7 @@ def make_renewed():
         check(p.returncode == 0, "openssl failed:\n%s" % tail(p.stdout.decode("utf-8", "replace")))
 
 
-def tls_broker(name, ws=None, broker=None):
+def tls_broker(name, ws=None, broker=None, nofile=None):
     """A broker whose [ws] serves TLS with a copy of the server certificate
     (node.tls_files: its paths); `ws` adds [ws] keys."""
     d = os.path.join(suite.tmp, name + "-tls")
@@ -66,7 +66,7 @@ def tls_broker(name, ws=None, broker=None):
     keys = {"tls_cert": cert, "tls_key": key}
     keys.update(ws or {})
     node = suite.broker(name, broker=dict({"log_level": "debug"}, **(broker or {})),
-                        sections={"ws": keys})
+                        sections={"ws": keys}, nofile=nofile)
     node.ssl_context = certs.context()
     node.tls_files = (cert, key)
     return node
@@ -157,12 +157,25 @@ def a_handshake_that_never_ends_is_closed_by_the_deadline():
     note("closed after %.1f s" % took)
 
 
-def admitted_within_5s(port, ctx=None):
-    """A TLS client gets through within 5 s (others that held the room left)."""
+def no_room_while_held(port, n, what):
+    """While `n` TCP connections to the port are held (in their TLS
+    handshake), a TLS client is refused; once they go, one gets through
+    within 5 s."""
+    held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(n)]
+    try:
+        time.sleep(0.5)
+        try:
+            peer_cert(port)
+            check(False, "a TLS client got through past %s" % what)
+        except (ssl.SSLError, OSError):
+            pass
+    finally:
+        for s in held:
+            s.close()
     deadline = time.monotonic() + 5
     while True:
         try:
-            peer_cert(port, ctx)
+            peer_cert(port)
             return
         except (ssl.SSLError, OSError) as e:
             check(time.monotonic() < deadline, "no TLS client admitted after the others left: %s" % e)
@@ -176,31 +189,10 @@ limited = tls_broker("tls-limited", broker={"max_connections_per_address": 2})
 def handshakes_count_against_max_connections_per_address():
     """With max_connections_per_address = 2, two TCP connections still in
     their TLS handshake leave no room for a third client, until they go."""
-    port = limited.start().port
-    held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
-    try:
-        time.sleep(0.3)
-        try:
-            peer_cert(port)
-            check(False, "a third TLS client got through past two handshakes in progress")
-        except (ssl.SSLError, OSError):
-            pass
-    finally:
-        for s in held:
-            s.close()
-    admitted_within_5s(port)
+    no_room_while_held(limited.start().port, 2, "two handshakes in progress")
 
 
-def tls_node_with_nofile(name, nofile):
-    d = os.path.join(suite.tmp, name + "-tls")
-    cert, key = server_files(d)
-    node = suite.broker(name, broker={"max_connections_per_address": 0}, nofile=nofile,
-                        sections={"ws": {"tls_cert": cert, "tls_key": key}})
-    node.ssl_context = certs.context()
-    return node
-
-
-few_descriptors = tls_node_with_nofile("tls-nofile", 110)
+few_descriptors = tls_broker("tls-nofile", broker={"max_connections_per_address": 0}, nofile=110)
 
 
 @suite.test
@@ -211,18 +203,7 @@ def tls_clients_are_capped_at_what_the_descriptor_limit_holds():
     port = few_descriptors.start().port
     check("at most 26 clients" in few_descriptors.stderr(),
           "no line capping TLS clients at 26:\n%s" % tail(few_descriptors.stderr()))
-    held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(26)]
-    try:
-        time.sleep(0.5)
-        try:
-            peer_cert(port, few_descriptors.ssl_context)
-            check(False, "a 27th TLS client got through with RLIMIT_NOFILE 110")
-        except (ssl.SSLError, OSError):
-            pass
-    finally:
-        for s in held:
-            s.close()
-    admitted_within_5s(port, few_descriptors.ssl_context)
+    no_room_while_held(port, 26, "26 clients with RLIMIT_NOFILE 110")
 
 
 def ws_frame(payload, opcode=1, masked=True):
