@@ -25,12 +25,11 @@ import time
 
 import websockets
 
-from confabtest import (CONFABCTL, CONFABD, QUICK_EXIT, RECV_TIMEOUT, Client, Suite, WS_SO,
-                        check, fixture, http_get, note)
+from confabtest import (CONFABCTL, QUICK_EXIT, RECV_TIMEOUT, Client, Suite, WS_SO, check,
+                        fixture, http_get, note)
+from reloadtest import ERROR_LINE, sighup, t_error, wait_log
 
 suite = Suite("test_reload", watchdog=240)
-
-ERROR_LINE = re.compile(r"^\S+ error ", re.M)
 
 
 def sock_path(name):
@@ -42,32 +41,6 @@ def ctl(node, *args):
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=QUICK_EXIT)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
-
-
-def wait_log(node, start, needle, timeout=RECV_TIMEOUT):
-    """The log written after offset `start` once it holds `needle`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        new = node.stderr()[start:]
-        if needle in new:
-            return new
-        check(time.monotonic() < deadline, "%s: no %r in the log within %.0f s; it has:\n%s"
-              % (node.name, needle, timeout, new[-3000:]))
-        time.sleep(0.05)
-
-
-def sighup(node, expect):
-    """SIGHUP; the log lines it caused, once `expect` is among them."""
-    start = len(node.stderr())
-    node.send_signal(signal.SIGHUP)
-    return wait_log(node, start, expect)
-
-
-def check_t(node):
-    """What `confabd -t` says of the node's file now: (status, output)."""
-    p = subprocess.run([CONFABD, "-t", "-c", node.config], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=QUICK_EXIT)
-    return p.returncode, p.stdout.decode("utf-8", "replace")
 
 
 BASE = {"max_rooms_per_session": 2}
@@ -113,9 +86,7 @@ async def a_broken_file_is_refused_whole_with_one_error_line():
     for room in ("x1", "x2", "x3"):
         await a.join(room)
     limits.rewrite(node_with("limits", max_rooms_per_session="lots", log_level="debug"))
-    code, out = check_t(limits)
-    check(code == 1, "confabd -t passed a broken file: %s" % out)
-    t_line = [l for l in out.splitlines() if " error " in l][0].split("] ", 1)[1]
+    t_line = t_error(limits)
 
     log = sighup(limits, "reload refused")
     errors = ERROR_LINE.findall(log)

@@ -1,0 +1,181 @@
+#!/usr/bin/python3
+"""Reloading broker.ini (issue 12), the redis backplane's part: every key of
+[redis] is read again and checked, and none applies while the node runs.
+
+One node on a real redis-server that asks for a password; two clients chat
+through it. Checked:
+  - [redis] port changed (and probe_interval_ms written out at its default)
+    by SIGHUP: one warning, naming port with the new and the old value; the
+    reload goes through; the node keeps its Redis, even when its links are
+    killed and it connects again; the clients go on chatting;
+  - a bad value (presence_ttl = soon) by SIGHUP: exactly one error line,
+    the one `confabd -t -c FILE` prints for that file, then "reload
+    refused"; a [broker] change in the same file (max_rooms_per_session)
+    does not apply;
+  - a changed password: one warning that names the key and neither
+    password; the node reconnects with the running one.
+test_reload_redis_cluster.py does the same for [redis_cluster].
+
+SPDX-License-Identifier: MIT
+"""
+import asyncio
+import re
+import socket
+
+from confabtest import Client, check, note
+from redistest import RECOVER_TIMEOUT, Cluster, RedisServer, RedisSuite, wait_health
+from reloadtest import ERROR_LINE, sighup, t_error, wait_log
+
+suite = RedisSuite("test_reload_redis", watchdog=240)
+
+PASSWORD = "running-pw-5d1e"     # Redis's requirepass, and the node's password
+redis = RedisServer(suite.tmp)
+cluster = Cluster(suite, guests=("rl",), redis=redis, redis_keys={"password": PASSWORD},
+                  broker_keys={"max_rooms_per_session": 2})
+RESTART = re.compile(r"^\S+ warn +\[redis\] .*needs a restart.*$", re.M)
+
+
+def node():
+    return cluster["rl"]
+
+
+def rewrite(redis_keys=None, broker_keys=None):
+    """The node's broker.ini as it started, with these keys changed."""
+    spec = [s for s in cluster.specs if s[0] == "rl"][0]
+    b = dict(spec[1], **(broker_keys or {}))
+    secs = {k: dict(v) for k, v in spec[2].items()}
+    secs["redis"].update(redis_keys or {})
+    node().rewrite(broker=b, sections=secs)
+
+
+def reload_clean(what):
+    """The file as the node started, read again: no change, no warning."""
+    rewrite()
+    log = sighup(node(), "reloaded ")
+    check(not RESTART.search(log) and not ERROR_LINE.search(log),
+          "%s: reloading the file the node started with logged:\n%s" % (what, log))
+
+
+def start():
+    if not redis.running():
+        redis.start()
+        redis.cli("CONFIG", "SET", "requirepass", PASSWORD)
+    cluster.start()
+
+
+def kill_links():
+    """Closes every connection the node has to Redis (the test's own
+    survives), so that it must connect again with what it runs."""
+    with socket.create_connection(("127.0.0.1", redis.port), timeout=5.0) as s:
+        s.sendall(b"AUTH %s\r\nCLIENT KILL TYPE normal\r\nCLIENT KILL TYPE pubsub\r\n"
+                  % PASSWORD.encode())
+        got = b""
+        while got.count(b"\r\n") < 3:
+            chunk = s.recv(256)
+            check(chunk, "Redis closed the connection after %r" % got)
+            got += chunk
+    replies = got.decode().split("\r\n")[:3]
+    check(replies[0] == "+OK" and all(r.startswith(":") for r in replies[1:]),
+          "AUTH and CLIENT KILL answered %r" % replies)
+    killed = sum(int(r[1:]) for r in replies[1:])
+    check(killed >= 2, "CLIENT KILL closed %d connections: the node had not both links" % killed)
+    note("CLIENT KILL closed %d connections of the node" % killed)
+
+
+async def chat(a, b, room, what):
+    """a and b, both in `room`, each say something the other hears."""
+    await a.say(room, "from a " + what)
+    await b.expect("message", room=room, body="from a " + what)
+    await b.say(room, "from b " + what)
+    await a.expect("message", room=room, body="from b " + what)
+
+
+async def chatting(room):
+    a = await Client.connect(node().port, name="a-" + room)
+    b = await Client.connect(node().port, name="b-" + room)
+    await a.join(room)
+    await b.join(room)
+    await chat(a, b, room, "before the reload")
+    return a, b
+
+
+async def reconnects_with_what_it_runs(a, b, room, what):
+    """The node's links killed: it connects again (to the Redis, with the
+    password, it started with) and the clients chat as before."""
+    start = len(node().stderr())
+    kill_links()
+    log = await asyncio.get_running_loop().run_in_executor(
+        None, wait_log, node(), start, "Redis is back", RECOVER_TIMEOUT)
+    check("to Redis at 127.0.0.1:%d:" % redis.port in log,
+          "the node lost its links to another Redis than 127.0.0.1:%d:\n%s" % (redis.port, log))
+    await wait_health([node()], 200, RECOVER_TIMEOUT, "after CLIENT KILL (%s)" % what)
+    await chat(a, b, room, "after the links came back")
+
+
+@suite.test
+async def a_changed_port_is_logged_as_needing_a_restart_and_the_node_keeps_its_redis():
+    """port -> another, probe_interval_ms = 1000 (its default) written out:
+    one warning `port changed to 'NEW': needs a restart; keeping 'OLD'`,
+    none for probe_interval_ms; reloaded; /readyz 200; the clients chat,
+    also after the node's links to Redis are killed."""
+    start()
+    a, b = await chatting("port")
+    other = redis.port + 1 if redis.port < 65535 else redis.port - 1
+    rewrite({"port": other, "probe_interval_ms": 1000})
+    log = sighup(node(), "reloaded ")
+    warned = RESTART.findall(log)
+    check(len(warned) == 1, "want one needs-a-restart line, got %d:\n%s" % (len(warned), log))
+    want = "[redis] port changed to '%d': needs a restart; keeping '%d'" % (other, redis.port)
+    check(want in warned[0], "the warning is %r, want %r" % (warned[0], want))
+    check(not ERROR_LINE.search(log), "the reload logged an error:\n%s" % log)
+    await wait_health([node()], 200, RECOVER_TIMEOUT, "after the reload")
+    await chat(a, b, "port", "after the reload")
+    await reconnects_with_what_it_runs(a, b, "port", "port changed")
+    reload_clean("after the port test")
+
+
+@suite.test
+async def a_bad_value_refuses_the_reload_with_confabd_t_s_line():
+    """presence_ttl = soon, and max_rooms_per_session 2 -> 1 beside it:
+    exactly one error line, the one `confabd -t` prints for the file, then
+    "reload refused"; a session may still join a second room; the clients
+    chat."""
+    start()
+    a, b = await chatting("bad")
+    rewrite({"presence_ttl": "soon"}, {"max_rooms_per_session": 1})
+    t_line = t_error(node())
+    check("[redis] presence_ttl: 'soon'" in t_line, "confabd -t said %r" % t_line)
+    log = sighup(node(), "reload refused")
+    errors = ERROR_LINE.findall(log)
+    check(len(errors) == 1, "want exactly one error line, got %d:\n%s" % (len(errors), log))
+    check(t_line in log, "the reload's error is not confabd -t's line %r:\n%s" % (t_line, log))
+    check("reloaded" not in log, "a refused reload says reloaded:\n%s" % log)
+    await a.join("second")     # max_rooms_per_session is still 2
+    await a.error({"type": "join", "room": "third"}, "forbidden")
+    await chat(a, b, "bad", "after the refused reload")
+    reload_clean("after the bad value")
+
+
+@suite.test
+async def a_changed_password_is_logged_without_either_password():
+    """password -> another: one warning `password changed: needs a restart`;
+    neither password anywhere in the node's log; the node connects again
+    with the running password."""
+    start()
+    a, b = await chatting("pw")
+    new = "new-pw-c4a9"
+    rewrite({"password": new})
+    log = sighup(node(), "reloaded ")
+    warned = RESTART.findall(log)
+    check(len(warned) == 1 and "[redis] password changed: needs a restart" in warned[0],
+          "want one warning for password, got:\n%s" % log)
+    await reconnects_with_what_it_runs(a, b, "pw", "password changed")
+    whole = node().stderr()
+    for pw in (PASSWORD, new):
+        check(pw not in whole, "the node's log shows a password:\n%s"
+              % "\n".join(l for l in whole.splitlines() if pw in l))
+    reload_clean("after the password test")
+
+
+if __name__ == "__main__":
+    suite.main()
