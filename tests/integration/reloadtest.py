@@ -1,6 +1,8 @@
 """What the reload tests share (issue 12): SIGHUP a running node and read
-the log lines it caused, and ask `confabd -t` what it says of the node's
-file, whose error line a refused reload must log word for word.
+the log lines it caused, ask `confabd -t` what it says of the node's file
+(whose error line a refused reload must log word for word), write a
+backplane node's file again with some keys changed, and two clients that
+chat through a node.
 
 SPDX-License-Identifier: MIT
 """
@@ -9,7 +11,7 @@ import signal
 import subprocess
 import time
 
-from confabtest import CONFABD, QUICK_EXIT, RECV_TIMEOUT, check
+from confabtest import CONFABD, QUICK_EXIT, RECV_TIMEOUT, Client, check
 
 ERROR_LINE = re.compile(r"^\S+ error ", re.M)
 
@@ -48,3 +50,44 @@ def t_error(node):
     lines = [l for l in out.splitlines() if " error " in l]
     check(len(lines) == 1, "confabd -t printed %d error lines:\n%s" % (len(lines), out))
     return lines[0].split("] ", 1)[1]
+
+
+def restarts(log, who):
+    """The lines of `log` where plugin `who` warns that a change needs a restart."""
+    return re.findall(r"^\S+ warn +\[%s\] .*needs a restart.*$" % re.escape(who), log, re.M)
+
+
+def rewrite(nodes, name, section, keys=None, broker_keys=None):
+    """Node `name` of `nodes` (a redistest.Cluster or clustertest.ClusterNodes):
+    its broker.ini as it started, with these keys of [section] and [broker]
+    changed."""
+    spec = [s for s in nodes.specs if s[0] == name][0]
+    secs = {k: dict(v) for k, v in spec[2].items()}
+    secs[section].update(keys or {})
+    nodes[name].rewrite(broker=dict(spec[1], **(broker_keys or {})), sections=secs)
+
+
+def reload_clean(nodes, name, section, what):
+    """The file node `name` started with, read again: no warning, no error."""
+    rewrite(nodes, name, section)
+    log = sighup(nodes[name], "reloaded ")
+    check(not restarts(log, section) and not ERROR_LINE.search(log),
+          "%s: reloading the file the node started with logged:\n%s" % (what, log))
+
+
+async def chat(a, b, room, what):
+    """a and b, both in `room`, each say something the other hears."""
+    await a.say(room, "from a " + what)
+    await b.expect("message", room=room, body="from a " + what)
+    await b.say(room, "from b " + what)
+    await a.expect("message", room=room, body="from b " + what)
+
+
+async def chatting(node, room):
+    """Two clients of `node` in `room`, which have chatted once."""
+    a = await Client.connect(node.port, name="a-" + room)
+    b = await Client.connect(node.port, name="b-" + room)
+    await a.join(room)
+    await b.join(room)
+    await chat(a, b, room, "before the reload")
+    return a, b

@@ -19,12 +19,13 @@ test_reload_redis_cluster.py does the same for [redis_cluster].
 SPDX-License-Identifier: MIT
 """
 import asyncio
-import re
 import socket
 
-from confabtest import Client, check, note
+from confabtest import check, note
 from redistest import RECOVER_TIMEOUT, Cluster, RedisServer, RedisSuite, wait_health
-from reloadtest import ERROR_LINE, sighup, t_error, wait_log
+import reloadtest
+from reloadtest import (ERROR_LINE, chat, chatting, reload_clean, restarts, sighup, t_error,
+                        wait_log)
 
 suite = RedisSuite("test_reload_redis", watchdog=240)
 
@@ -32,7 +33,6 @@ PASSWORD = "running-pw-5d1e"     # Redis's requirepass, and the node's password
 redis = RedisServer(suite.tmp)
 cluster = Cluster(suite, guests=("rl",), redis=redis, redis_keys={"password": PASSWORD},
                   broker_keys={"max_rooms_per_session": 2})
-RESTART = re.compile(r"^\S+ warn +\[redis\] .*needs a restart.*$", re.M)
 
 
 def node():
@@ -40,20 +40,7 @@ def node():
 
 
 def rewrite(redis_keys=None, broker_keys=None):
-    """The node's broker.ini as it started, with these keys changed."""
-    spec = [s for s in cluster.specs if s[0] == "rl"][0]
-    b = dict(spec[1], **(broker_keys or {}))
-    secs = {k: dict(v) for k, v in spec[2].items()}
-    secs["redis"].update(redis_keys or {})
-    node().rewrite(broker=b, sections=secs)
-
-
-def reload_clean(what):
-    """The file as the node started, read again: no change, no warning."""
-    rewrite()
-    log = sighup(node(), "reloaded ")
-    check(not RESTART.search(log) and not ERROR_LINE.search(log),
-          "%s: reloading the file the node started with logged:\n%s" % (what, log))
+    reloadtest.rewrite(cluster, "rl", "redis", redis_keys, broker_keys)
 
 
 def start():
@@ -82,30 +69,13 @@ def kill_links():
     note("CLIENT KILL closed %d connections of the node" % killed)
 
 
-async def chat(a, b, room, what):
-    """a and b, both in `room`, each say something the other hears."""
-    await a.say(room, "from a " + what)
-    await b.expect("message", room=room, body="from a " + what)
-    await b.say(room, "from b " + what)
-    await a.expect("message", room=room, body="from b " + what)
-
-
-async def chatting(room):
-    a = await Client.connect(node().port, name="a-" + room)
-    b = await Client.connect(node().port, name="b-" + room)
-    await a.join(room)
-    await b.join(room)
-    await chat(a, b, room, "before the reload")
-    return a, b
-
-
 async def reconnects_with_what_it_runs(a, b, room, what):
     """The node's links killed: it connects again (to the Redis, with the
     password, it started with) and the clients chat as before."""
-    start = len(node().stderr())
+    since = len(node().stderr())
     kill_links()
     log = await asyncio.get_running_loop().run_in_executor(
-        None, wait_log, node(), start, "Redis is back", RECOVER_TIMEOUT)
+        None, wait_log, node(), since, "Redis is back", RECOVER_TIMEOUT)
     check("to Redis at 127.0.0.1:%d:" % redis.port in log,
           "the node lost its links to another Redis than 127.0.0.1:%d:\n%s" % (redis.port, log))
     await wait_health([node()], 200, RECOVER_TIMEOUT, "after CLIENT KILL (%s)" % what)
@@ -119,11 +89,11 @@ async def a_changed_port_is_logged_as_needing_a_restart_and_the_node_keeps_its_r
     none for probe_interval_ms; reloaded; /readyz 200; the clients chat,
     also after the node's links to Redis are killed."""
     start()
-    a, b = await chatting("port")
+    a, b = await chatting(node(), "port")
     other = redis.port + 1 if redis.port < 65535 else redis.port - 1
     rewrite({"port": other, "probe_interval_ms": 1000})
     log = sighup(node(), "reloaded ")
-    warned = RESTART.findall(log)
+    warned = restarts(log, "redis")
     check(len(warned) == 1, "want one needs-a-restart line, got %d:\n%s" % (len(warned), log))
     want = "[redis] port changed to '%d': needs a restart; keeping '%d'" % (other, redis.port)
     check(want in warned[0], "the warning is %r, want %r" % (warned[0], want))
@@ -131,7 +101,7 @@ async def a_changed_port_is_logged_as_needing_a_restart_and_the_node_keeps_its_r
     await wait_health([node()], 200, RECOVER_TIMEOUT, "after the reload")
     await chat(a, b, "port", "after the reload")
     await reconnects_with_what_it_runs(a, b, "port", "port changed")
-    reload_clean("after the port test")
+    reload_clean(cluster, "rl", "redis", "after the port test")
 
 
 @suite.test
@@ -141,7 +111,7 @@ async def a_bad_value_refuses_the_reload_with_confabd_t_s_line():
     "reload refused"; a session may still join a second room; the clients
     chat."""
     start()
-    a, b = await chatting("bad")
+    a, b = await chatting(node(), "bad")
     rewrite({"presence_ttl": "soon"}, {"max_rooms_per_session": 1})
     t_line = t_error(node())
     check("[redis] presence_ttl: 'soon'" in t_line, "confabd -t said %r" % t_line)
@@ -153,7 +123,7 @@ async def a_bad_value_refuses_the_reload_with_confabd_t_s_line():
     await a.join("second")     # max_rooms_per_session is still 2
     await a.error({"type": "join", "room": "third"}, "forbidden")
     await chat(a, b, "bad", "after the refused reload")
-    reload_clean("after the bad value")
+    reload_clean(cluster, "rl", "redis", "after the bad value")
 
 
 @suite.test
@@ -162,11 +132,11 @@ async def a_changed_password_is_logged_without_either_password():
     neither password anywhere in the node's log; the node connects again
     with the running password."""
     start()
-    a, b = await chatting("pw")
+    a, b = await chatting(node(), "pw")
     new = "new-pw-c4a9"
     rewrite({"password": new})
     log = sighup(node(), "reloaded ")
-    warned = RESTART.findall(log)
+    warned = restarts(log, "redis")
     check(len(warned) == 1 and "[redis] password changed: needs a restart" in warned[0],
           "want one warning for password, got:\n%s" % log)
     await reconnects_with_what_it_runs(a, b, "pw", "password changed")
@@ -174,7 +144,7 @@ async def a_changed_password_is_logged_without_either_password():
     for pw in (PASSWORD, new):
         check(pw not in whole, "the node's log shows a password:\n%s"
               % "\n".join(l for l in whole.splitlines() if pw in l))
-    reload_clean("after the password test")
+    reload_clean(cluster, "rl", "redis", "after the password test")
 
 
 if __name__ == "__main__":
