@@ -91,3 +91,25 @@ async def chatting(node, room):
     await b.join(room)
     await chat(a, b, room, "before the reload")
     return a, b
+
+
+async def refused_whole(nodes, name, section, key, bad):
+    """Node `name` of `nodes` (max_rooms_per_session 2) gets `key` = `bad`
+    in [section], and max_rooms_per_session = 1 beside it, by SIGHUP:
+    exactly one error line, the one `confabd -t` prints for the file, then
+    "reload refused"; a session may still join a second room, not a third;
+    two clients chat on. Then the file it started with is reloaded."""
+    node = nodes[name]
+    a, b = await chatting(node, "bad")
+    rewrite(nodes, name, section, {key: bad}, {"max_rooms_per_session": 1})
+    t_line = t_error(node)
+    check("[%s] %s: '%s'" % (section, key, bad) in t_line, "confabd -t said %r" % t_line)
+    log = sighup(node, "reload refused")
+    errors = ERROR_LINE.findall(log)
+    check(len(errors) == 1, "want exactly one error line, got %d:\n%s" % (len(errors), log))
+    check(t_line in log, "the reload's error is not confabd -t's line %r:\n%s" % (t_line, log))
+    check("reloaded" not in log, "a refused reload says reloaded:\n%s" % log)
+    await a.join("second")     # max_rooms_per_session is still 2
+    await a.error({"type": "join", "room": "third"}, "forbidden")
+    await chat(a, b, "bad", "after the refused reload")
+    reload_clean(nodes, name, section, "after the bad value")

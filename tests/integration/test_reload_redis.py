@@ -24,7 +24,7 @@ import socket
 from confabtest import check, note
 from redistest import RECOVER_TIMEOUT, Cluster, RedisServer, RedisSuite, wait_health
 import reloadtest
-from reloadtest import (ERROR_LINE, chat, chatting, reload_clean, restarts, sighup, t_error,
+from reloadtest import (ERROR_LINE, chat, chatting, refused_whole, reload_clean, restarts, sighup,
                         wait_log)
 
 suite = RedisSuite("test_reload_redis", watchdog=240)
@@ -111,19 +111,7 @@ async def a_bad_value_refuses_the_reload_with_confabd_t_s_line():
     "reload refused"; a session may still join a second room; the clients
     chat."""
     start()
-    a, b = await chatting(node(), "bad")
-    rewrite({"presence_ttl": "soon"}, {"max_rooms_per_session": 1})
-    t_line = t_error(node())
-    check("[redis] presence_ttl: 'soon'" in t_line, "confabd -t said %r" % t_line)
-    log = sighup(node(), "reload refused")
-    errors = ERROR_LINE.findall(log)
-    check(len(errors) == 1, "want exactly one error line, got %d:\n%s" % (len(errors), log))
-    check(t_line in log, "the reload's error is not confabd -t's line %r:\n%s" % (t_line, log))
-    check("reloaded" not in log, "a refused reload says reloaded:\n%s" % log)
-    await a.join("second")     # max_rooms_per_session is still 2
-    await a.error({"type": "join", "room": "third"}, "forbidden")
-    await chat(a, b, "bad", "after the refused reload")
-    reload_clean(cluster, "rl", "redis", "after the bad value")
+    await refused_whole(cluster, "rl", "redis", "presence_ttl", "soon")
 
 
 @suite.test

@@ -20,7 +20,7 @@ from confabtest import check
 from redistest import RECOVER_TIMEOUT, wait_health
 from clustertest import ClusterNodes, ClusterSuite, RedisCluster
 import reloadtest
-from reloadtest import ERROR_LINE, chat, chatting, reload_clean, restarts, sighup, t_error
+from reloadtest import ERROR_LINE, chat, chatting, refused_whole, reload_clean, restarts, sighup
 
 suite = ClusterSuite("test_reload_redis_cluster", watchdog=240)
 
@@ -69,19 +69,7 @@ async def a_bad_value_refuses_the_reload_with_confabd_t_s_line():
     exactly one error line, confabd -t's, then "reload refused"; a session
     may still join a second room; the clients chat."""
     nodes.start()
-    a, b = await chatting(node(), "bad")
-    rewrite({"partitions": "lots"}, {"max_rooms_per_session": 1})
-    t_line = t_error(node())
-    check("[redis_cluster] partitions: 'lots'" in t_line, "confabd -t said %r" % t_line)
-    log = sighup(node(), "reload refused")
-    errors = ERROR_LINE.findall(log)
-    check(len(errors) == 1, "want exactly one error line, got %d:\n%s" % (len(errors), log))
-    check(t_line in log, "the reload's error is not confabd -t's line %r:\n%s" % (t_line, log))
-    check("reloaded" not in log, "a refused reload says reloaded:\n%s" % log)
-    await a.join("second")     # max_rooms_per_session is still 2
-    await a.error({"type": "join", "room": "third"}, "forbidden")
-    await chat(a, b, "bad", "after the refused reload")
-    reload_clean(nodes, "cr", "redis_cluster", "after the bad value")
+    await refused_whole(nodes, "cr", "redis_cluster", "partitions", "lots")
 
 
 if __name__ == "__main__":
