@@ -13,22 +13,28 @@ through it. Checked:
     refused"; a [broker] change in the same file (max_rooms_per_session)
     does not apply;
   - a changed password: one warning that names the key and neither
-    password; the node reconnects with the running one.
+    password; the node reconnects with the running one;
+  - tls switched on: a CA file that is no certificate refuses the reload
+    (confabd -t's line), a good one is logged as needing a restart.
 test_reload_redis_cluster.py does the same for [redis_cluster].
 
 SPDX-License-Identifier: MIT
 """
 import asyncio
+import os
+import shutil
 import socket
 
 from confabtest import check, note
-from redistest import RECOVER_TIMEOUT, Cluster, RedisServer, RedisSuite, wait_health
+from redistest import (RECOVER_TIMEOUT, Cluster, RedisServer, RedisSuite, _setting,
+                       wait_health)
 import reloadtest
 from reloadtest import (ERROR_LINE, chat, chatting, refused_whole, reload_clean, restarts, sighup,
-                        wait_log)
+                        t_error, wait_log)
 
 suite = RedisSuite("test_reload_redis", watchdog=240)
 
+OPENSSL = _setting("OPENSSL", "openssl")   # as tlstest.py finds it
 PASSWORD = "running-pw-5d1e"     # Redis's requirepass, and the node's password
 redis = RedisServer(suite.tmp)
 cluster = Cluster(suite, guests=("rl",), redis=redis, redis_keys={"password": PASSWORD},
@@ -133,6 +139,38 @@ async def a_changed_password_is_logged_without_either_password():
         check(pw not in whole, "the node's log shows a password:\n%s"
               % "\n".join(l for l in whole.splitlines() if pw in l))
     reload_clean(cluster, "rl", "redis", "after the password test")
+
+
+@suite.test
+async def tls_switched_on_is_checked_then_logged_as_needing_a_restart():
+    """tls = yes with a tls_ca_file that is no certificate: refused with
+    confabd -t's line; with the test CA: reloaded, two warnings (tls,
+    tls_ca_file), the node still plain and serving. The certificate
+    context the reload built to check the file is freed (no leak under
+    the sanitizers)."""
+    start()
+    a, b = await chatting(node(), "tls")
+    junk = os.path.join(suite.tmp, "not-a-ca.crt")
+    with open(junk, "w") as f:
+        f.write("not a certificate\n")
+    rewrite({"tls": "yes", "tls_ca_file": junk})
+    t_line = t_error(node())
+    check("[redis] tls_ca_file: " in t_line, "confabd -t said %r" % t_line)
+    log = sighup(node(), "reload refused")
+    check(t_line in log and len(ERROR_LINE.findall(log)) == 1,
+          "the refused reload's lines are not confabd -t's %r:\n%s" % (t_line, log))
+    if shutil.which(OPENSSL) is None:
+        note("no %s: the reload with a good CA file is not tried" % OPENSSL)
+    else:
+        from tlstest import Certificates
+        ca = Certificates(suite.tmp).make().crt("ca1")
+        rewrite({"tls": "yes", "tls_ca_file": ca})
+        warned = restarts(sighup(node(), "reloaded "), "redis")
+        check(len(warned) == 2 and "[redis] tls changed to 'yes': needs a restart; keeping 'no'"
+              in warned[0] and "[redis] tls_ca_file changed to '%s'" % ca in warned[1],
+              "want the warnings for tls and tls_ca_file, got:\n%s" % "\n".join(warned))
+    await chat(a, b, "tls", "after the reloads")
+    reload_clean(cluster, "rl", "redis", "after the TLS test")
 
 
 if __name__ == "__main__":
