@@ -90,7 +90,7 @@ static int read_settings(cl_state *s)
 		s->config_value = NULL;
 		return CONFAB_ENOMEM;
 	}
-	return part_init(s);
+	return 0;
 }
 
 void cl_state_free(cl_state *s)
@@ -137,6 +137,10 @@ static int cl_init(confab_ctx *ctx, const confab_host *host, void **state)
 		return rc;
 	rslot_map_init(&s->map);
 	rc = read_settings(s);
+	/* Not in read_settings, which a reload calls too: the partitions'
+	 * tags take up to tens of ms to find (1024 of them), on the loop. */
+	if (rc == 0)
+		rc = part_init(s);
 	s->map.tls = s->tls != NULL;  /* the map then names the nodes' TLS ports */
 	/* a cluster's MOVED and ASK mean "not now": the slot is moving */
 	if ((rc = rbase_tables(&s->base, rc, true, &ops_lroom_kind)) != 0 ||

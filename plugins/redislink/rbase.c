@@ -1,4 +1,5 @@
-/* The state both Redis backplanes begin with: its init and free (rbase.h).
+/* The state both Redis backplanes begin with: its init, free and reload
+ * (rbase.h).
  *
  * SPDX-License-Identifier: MIT
  */

@@ -1,6 +1,7 @@
-/* The state both Redis backplanes begin with, and its one init and free:
- * the instance's host, the loop, this node's rooms and users, the nonce
- * of its probes, and the context the shared answers read (rops.h).
+/* The state both Redis backplanes begin with, and its one init, free and
+ * reload: the instance's host, the loop, this node's rooms and users, the
+ * nonce of its probes, the context the shared answers read (rops.h), and
+ * what init read of the section, which a reload compares with.
  *
  * SPDX-License-Identifier: MIT
  */

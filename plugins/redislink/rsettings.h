@@ -18,7 +18,8 @@
 
 #include "rtls.h"
 
-/* The most keys one reading of a section takes (redis reads 19). */
+/* The most keys one reading of a section takes (each backplane reads 18
+ * at most today). */
 #define RSET_SEEN_MAX 32
 
 /* One key as a reading took it: its effective value as text, the default
