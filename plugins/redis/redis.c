@@ -43,9 +43,9 @@
 
 /* Numbers, yes/no, addresses and the TLS keys are read by the rules both
  * Redis backplanes share (../redislink/rsettings.h). */
-static rset settings(const redis_state *s)
+static rset settings(redis_state *s)
 {
-	return (rset){ .host = s->base.host, .ctx = s->base.ctx };
+	return (rset){ .host = s->base.host, .ctx = s->base.ctx, .seen = &s->base.seen };
 }
 
 static const char *get_nonempty(redis_state *s, const char *key)
@@ -57,10 +57,9 @@ static const char *get_nonempty(redis_state *s, const char *key)
 
 static int read_host(redis_state *s)
 {
-	const char *v = s->base.host->config_get(s->base.ctx, "host");
+	rset r = settings(s);
+	const char *v = rset_get(&r, "host", DEFAULT_HOST);
 
-	if (v == NULL)
-		v = DEFAULT_HOST;
 	if (!rset_host_ok(v, sizeof(s->addr))) {
 		s->base.host->config_error(s->base.ctx,
 					   "host", "'%s' is not an IP address or a host name", v);
@@ -110,7 +109,7 @@ static int read_sentinels(redis_state *s)
 	}
 	if ((s->master_name = strdup(name)) == NULL)
 		return CONFAB_ENOMEM;
-	name = get_nonempty(s, "sentinel_password");
+	name = rset_secret(&r, "sentinel_password");
 	if (name != NULL && (s->sentinel_password = strdup(name)) == NULL)
 		return CONFAB_ENOMEM;
 	return 0;
@@ -130,7 +129,7 @@ static int read_settings(redis_state *s)
 		s->addr[0] = '\0';  /* the sentinels will say */
 	} else {
 		if (get_nonempty(s, "master_name") != NULL ||
-		    get_nonempty(s, "sentinel_password") != NULL) {
+		    rset_secret(&r, "sentinel_password") != NULL) {
 			s->base.host->config_error(s->base.ctx,
 						   get_nonempty(s, "master_name") ? "master_name" :
 						   "sentinel_password", "is used only with 'sentinels'");
@@ -150,8 +149,8 @@ static int read_settings(redis_state *s)
 	n = rset_tls(&r, &s->tls, &s->tls_no_verify);
 	if (n != 0)
 		return n;
-	v = s->base.host->config_get(s->base.ctx, "password");
-	if (v != NULL && *v != '\0' && (s->password = strdup(v)) == NULL)
+	v = rset_secret(&r, "password");
+	if (v != NULL && (s->password = strdup(v)) == NULL)
 		return CONFAB_ENOMEM;
 	if (rset_uint(&r, "db", 0, 0, INT_MAX, &u) != 0)
 		return CONFAB_EINVAL;
@@ -240,6 +239,9 @@ static int redis_start(void *state)
 }
 
 RBASE_DESTROY_SLOT(redis_destroy, redis_state, redis_state_free, conn_destroy)
+/* A reload reads the section with read_settings again: a bad value
+ * refuses it, a changed one is logged as needing a restart. */
+RBASE_RELOAD_SLOT(redis_reload, redis_state, read_settings, redis_state_free)
 
 static const confab_plugin redis_plugin = {
 	CONFAB_PLUGIN_HEADER(CONFAB_KIND_BACKPLANE, "redis", "0.1.0"),
@@ -251,6 +253,8 @@ static const confab_plugin redis_plugin = {
 	 * still leave their rooms through us, and Redis should hear it.
 	 * destroy says goodbye for whatever is left. */
 	.destroy = redis_destroy,
+	.reload = redis_reload,
+	.reload_finish = rbase_reload_finish,
 	.backplane = &redis_backplane_ops,
 };
 

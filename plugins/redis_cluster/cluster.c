@@ -29,9 +29,9 @@
 
 /* Numbers, addresses and the TLS keys are read by the rules both Redis
  * backplanes share (../redislink/rsettings.h). */
-static rset settings(const cl_state *s)
+static rset settings(cl_state *s)
 {
-	return (rset){ .host = s->base.host, .ctx = s->base.ctx };
+	return (rset){ .host = s->base.host, .ctx = s->base.ctx, .seen = &s->base.seen };
 }
 
 /* `seeds`: host:port entries (names allowed, [v6]:port), the port required. */
@@ -63,11 +63,11 @@ static int read_settings(cl_state *s)
 	if ((rc = read_seeds(s)) != 0 || (rc = rset_prefix(&r, true, &s->prefix)) != 0 ||
 	    (rc = rset_tls(&r, &s->tls, &s->tls_no_verify)) != 0)
 		return rc;
-	v = s->base.host->config_get(s->base.ctx, "user");
-	if (v != NULL && *v != '\0' && (s->user = strdup(v)) == NULL)
+	v = rset_text(&r, "user");
+	if (v != NULL && (s->user = strdup(v)) == NULL)
 		return CONFAB_ENOMEM;
-	v = s->base.host->config_get(s->base.ctx, "password");
-	if (v != NULL && *v != '\0' && (s->password = strdup(v)) == NULL)
+	v = rset_secret(&r, "password");
+	if (v != NULL && (s->password = strdup(v)) == NULL)
 		return CONFAB_ENOMEM;
 	if (rset_common_read(&r, CL_BACKOFF_FIRST_MS, &s->common) != 0 ||
 	    rset_uint(&r, "partitions", 128, 1, CL_PARTITIONS_MAX, &s->partitions) != 0 ||
@@ -90,7 +90,7 @@ static int read_settings(cl_state *s)
 		s->config_value = NULL;
 		return CONFAB_ENOMEM;
 	}
-	return part_init(s);
+	return 0;
 }
 
 void cl_state_free(cl_state *s)
@@ -137,6 +137,10 @@ static int cl_init(confab_ctx *ctx, const confab_host *host, void **state)
 		return rc;
 	rslot_map_init(&s->map);
 	rc = read_settings(s);
+	/* Not in read_settings, which a reload calls too: the partitions'
+	 * tags take up to tens of ms to find (1024 of them), on the loop. */
+	if (rc == 0)
+		rc = part_init(s);
 	s->map.tls = s->tls != NULL;  /* the map then names the nodes' TLS ports */
 	/* a cluster's MOVED and ASK mean "not now": the slot is moving */
 	if ((rc = rbase_tables(&s->base, rc, true, &ops_lroom_kind)) != 0 ||
@@ -167,6 +171,9 @@ static int cl_start(void *state)
 }
 
 RBASE_DESTROY_SLOT(cl_destroy, cl_state, cl_state_free, topo_destroy)
+/* A reload reads the section with read_settings again: a bad value
+ * refuses it, a changed one is logged as needing a restart. */
+RBASE_RELOAD_SLOT(cl_reload, cl_state, read_settings, cl_state_free)
 
 static const confab_plugin cluster_plugin = {
 	CONFAB_PLUGIN_HEADER(CONFAB_KIND_BACKPLANE, "redis_cluster", "0.1.0"),
@@ -175,6 +182,8 @@ static const confab_plugin cluster_plugin = {
 	.init = cl_init,
 	.start = cl_start,
 	.destroy = cl_destroy,
+	.reload = cl_reload,
+	.reload_finish = rbase_reload_finish,
 	.backplane = &cluster_backplane_ops,
 };
 

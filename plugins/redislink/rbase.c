@@ -1,4 +1,5 @@
-/* The state both Redis backplanes begin with: its init and free (rbase.h).
+/* The state both Redis backplanes begin with: its init, free and reload
+ * (rbase.h).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -187,4 +188,18 @@ void rbase_script_replied(rbase *b, int script, uint64_t sent_ns)
 	if (script >= 0 && script < RBASE_SCRIPTS_MAX && b->metrics.script[script] >= 0)
 		b->host->metrics->observe(b->ctx, b->metrics.script[script],
 					  (double)(uv_hrtime() - sent_ns) / 1e9);
+}
+
+void rbase_log_changes(const rbase *running, const rbase *next)
+{
+	rset r = { .host = running->host, .ctx = running->ctx };
+
+	rset_log_changes(&r, &running->seen, &next->seen);
+}
+
+void rbase_reload_finish(void *state, void *pending, bool apply)
+{
+	(void)state;
+	(void)pending;
+	(void)apply;
 }

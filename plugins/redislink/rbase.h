@@ -1,6 +1,7 @@
-/* The state both Redis backplanes begin with, and its one init and free:
- * the instance's host, the loop, this node's rooms and users, the nonce
- * of its probes, and the context the shared answers read (rops.h).
+/* The state both Redis backplanes begin with, and its one init, free and
+ * reload: the instance's host, the loop, this node's rooms and users, the
+ * nonce of its probes, the context the shared answers read (rops.h), and
+ * what init read of the section, which a reload compares with.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -17,6 +18,7 @@
 #include <confab/plugin.h>
 
 #include "rops.h"
+#include "rsettings.h"
 
 /* The links the Redis families have a series of: the `link` label. */
 enum rbase_link { RBASE_LINK_COMMAND, RBASE_LINK_SUBSCRIBE, RBASE_LINK_SENTINEL, RBASE_LINKS };
@@ -48,6 +50,7 @@ typedef struct rbase {
 	uint64_t full_warned;        /* uv_now of the last "too many requests" line */
 	bool started;                /* start was called: handles may be open */
 	rbase_metrics metrics;       /* rbase_metrics_register's handles */
+	rset_seen seen;              /* what init read: a reload compares with it */
 } rbase;
 
 /* The start of a backplane's init: a zeroed state of `size` bytes whose
@@ -118,6 +121,40 @@ void rbase_script_replied(rbase *b, int script, uint64_t sent_ns);
 		else \
 			close(s); \
 	}
+
+/* Defines a backplane's reload slot as the static function `name` over
+ * its state type, its settings reader read(s) (init's own, noting what it
+ * takes in s->base.seen) and free_state(s) (as for destroy). The section
+ * is read again into a scratch state, freed before the slot returns: a
+ * bad value is reported by the reader itself, the line `confabd -t`
+ * prints, and refuses the reload (CONFAB_EINVAL). Otherwise every key
+ * whose value changed is logged as needing a restart, and nothing is
+ * prepared (*pending = NULL): a backplane's settings are its connections,
+ * their timers and what other nodes share with it, which only a restart
+ * changes together (docs/backplane-redis.md, "Reload"). */
+#define RBASE_RELOAD_SLOT(name, state_type, read, free_state) \
+	static int name(void *state, void **pending) \
+	{ \
+		state_type *s = state, *next; \
+		int rc; \
+		*pending = NULL; \
+		next = rbase_new(s->base.ctx, s->base.host, sizeof(*next), &rc); \
+		if (next == NULL) \
+			return rc; \
+		rc = read(next); \
+		if (rc == 0) \
+			rbase_log_changes(&s->base, &next->base); \
+		free_state(next); \
+		return rc; \
+	}
+
+/* A reload's warnings: every setting `next` read that differs from what
+ * `running` read at init (rset_log_changes). */
+void rbase_log_changes(const rbase *running, const rbase *next);
+
+/* The reload_finish slot of both backplanes: their reload prepares
+ * nothing, so there is nothing to apply or to free. */
+void rbase_reload_finish(void *state, void *pending, bool apply);
 
 /* Iterates `dict` of `it`, a confab_dict_iter: each turn sets `key`
  * (const char *) and `value` (void *). The table may not change meanwhile

@@ -5,6 +5,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -13,6 +14,103 @@
 
 #include "rsettings.h"
 
+/* ---- what a reading took ---- */
+
+/* The entry of `key` in r->seen, a new one when it has none yet; NULL
+ * when nothing is noted (or the table is full: logged, as it is this
+ * code's mistake, and that key's change would go unreported). */
+static rset_seen_key *seen_entry(const rset *r, const char *key)
+{
+	rset_seen *seen = r->seen;
+	rset_seen_key *k;
+
+	if (seen == NULL)
+		return NULL;
+	for (size_t i = 0; i < seen->n; i++)
+		if (strcmp(seen->keys[i].key, key) == 0)
+			return &seen->keys[i];
+	if (seen->n == RSET_SEEN_MAX) {
+		r->host->log(r->ctx, CONFAB_LOG_ERROR, "more than %d settings read: a change of "
+			     "'%s' would not be reported at a reload", RSET_SEEN_MAX, key);
+		return NULL;
+	}
+	k = &seen->keys[seen->n++];
+	memset(k, 0, sizeof(*k));
+	k->key = key;
+	return k;
+}
+
+static void note_text(const rset *r, const char *key, const char *text, bool secret)
+{
+	rset_seen_key *k = seen_entry(r, key);
+
+	if (k != NULL) {
+		k->text = text != NULL ? text : "";
+		k->secret = secret;
+	}
+}
+
+static void note_uint(const rset *r, const char *key, unsigned v)
+{
+	rset_seen_key *k = seen_entry(r, key);
+
+	if (k != NULL) {
+		snprintf(k->num, sizeof(k->num), "%u", v);
+		k->text = NULL;
+	}
+}
+
+static const char *seen_text(const rset_seen_key *k)
+{
+	return k->text != NULL ? k->text : k->num;
+}
+
+static const rset_seen_key *seen_find(const rset_seen *seen, const char *key)
+{
+	for (size_t i = 0; i < seen->n; i++)
+		if (strcmp(seen->keys[i].key, key) == 0)
+			return &seen->keys[i];
+	return NULL;
+}
+
+/* Warns when `key` differs between the two readings; true when it does. */
+static bool log_change(const rset *r, const char *key, const rset_seen_key *was,
+		       const rset_seen_key *now)
+{
+	const char *a = was != NULL ? seen_text(was) : "", *b = now != NULL ? seen_text(now) : "";
+
+	if (strcmp(a, b) == 0)
+		return false;
+	/* The host prefixes the instance's name, which is the section's:
+	 * "warn [redis] port changed to ...". */
+	if ((was != NULL && was->secret) || (now != NULL && now->secret))
+		r->host->log(r->ctx, CONFAB_LOG_WARN, "%s changed: needs a restart", key);
+	else
+		r->host->log(r->ctx, CONFAB_LOG_WARN, "%s changed to '%s': needs a restart; "
+			     "keeping '%s'", key, b, a);
+	return true;
+}
+
+size_t rset_log_changes(const rset *r, const rset_seen *running, const rset_seen *next)
+{
+	size_t changed = 0;
+
+	for (size_t i = 0; i < running->n; i++) {
+		const char *key = running->keys[i].key;
+
+		changed += log_change(r, key, &running->keys[i], seen_find(next, key));
+	}
+	for (size_t i = 0; i < next->n; i++) {
+		const char *key = next->keys[i].key;
+
+		if (seen_find(running, key) == NULL)
+			changed += log_change(r, key, NULL, &next->keys[i]);
+	}
+	return changed;
+}
+
+/* ---- readers ---- */
+
 int rset_uint(const rset *r, const char *key, unsigned def, unsigned min, unsigned max,
 	      unsigned *out)
 {
@@ -20,20 +118,25 @@ int rset_uint(const rset *r, const char *key, unsigned def, unsigned min, unsign
 	int rc = r->host->config_uint(r->ctx, key, def, min, max, &v);
 
 	*out = rc == 0 ? (unsigned)v : def;
+	if (rc == 0)
+		note_uint(r, key, *out);
 	return rc;
 }
 
 int rset_bool(const rset *r, const char *key, bool def, bool *out)
 {
 	const char *v = r->host->config_get(r->ctx, key);
+	int rc = 0;
 
 	/* An empty value keeps the default, as it always has here ("tls ="
 	 * in a template): the host's slot would refuse it. */
-	if (v != NULL && *v == '\0') {
+	if (v != NULL && *v == '\0')
 		*out = def;
-		return 0;
-	}
-	return r->host->config_bool(r->ctx, key, def, out);
+	else
+		rc = r->host->config_bool(r->ctx, key, def, out);
+	if (rc == 0)
+		note_text(r, key, *out ? "yes" : "no", false);
+	return rc;
 }
 
 int rset_common_read(const rset *r, unsigned backoff_first_ms, rset_common *out)
@@ -85,14 +188,37 @@ int rset_prefix(const rset *r, bool no_braces, char **out)
 	}
 	if ((*out = strdup(v)) == NULL)
 		return CONFAB_ENOMEM;
+	note_text(r, "prefix", v, false);
 	return 0;
+}
+
+/* A key's text, NULL when absent or empty, noted as `secret` says. */
+static const char *nonempty(const rset *r, const char *key, bool secret)
+{
+	const char *v = r->host->config_get(r->ctx, key);
+
+	note_text(r, key, v, secret);
+	return v != NULL && *v != '\0' ? v : NULL;
 }
 
 const char *rset_text(const rset *r, const char *key)
 {
+	return nonempty(r, key, false);
+}
+
+const char *rset_secret(const rset *r, const char *key)
+{
+	return nonempty(r, key, true);
+}
+
+const char *rset_get(const rset *r, const char *key, const char *def)
+{
 	const char *v = r->host->config_get(r->ctx, key);
 
-	return v != NULL && *v != '\0' ? v : NULL;
+	if (v == NULL)
+		v = def;
+	note_text(r, key, v, false);
+	return v;
 }
 
 /* A DNS name as resolvers take it: dot-separated labels of 1 to 63
@@ -172,6 +298,7 @@ int rset_addrs(const rset *r, const char *key, int default_port, rset_addr *out,
 	const char *p = r->host->config_get(r->ctx, key);
 
 	*n = 0;
+	note_text(r, key, p, false);
 	if (p == NULL)
 		return 0;
 	while (*p != '\0') {

@@ -2,8 +2,9 @@
  * addresses ("host:port", "[v6]:port", lists of them), and the TLS keys.
  * Each reader reports a bad value itself, naming the key (confabd -t then
  * fails with that one line), and returns CONFAB_EINVAL or CONFAB_ENOMEM;
- * 0 when the value (or the default) is taken. Numbers and booleans are
- * the host's rules (config_uint, config_bool).
+ * 0 when the value (or the default) is taken, and then notes it in the
+ * rset's `seen` for a reload to compare. Numbers and booleans are the
+ * host's rules (config_uint, config_bool).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -17,10 +18,34 @@
 
 #include "rtls.h"
 
-/* Where settings come from: the plugin's host table and its context. */
+/* The most keys one reading of a section takes (each backplane reads 18
+ * at most today). */
+#define RSET_SEEN_MAX 32
+
+/* One key as a reading took it: its effective value as text, the default
+ * when the key is absent ("" for no value), numbers and booleans written
+ * the one way (so "06379" and an absent port are 6379 alike). */
+typedef struct rset_seen_key {
+	const char *key;     /* the reader's key: a literal */
+	const char *text;    /* the value (the file's, or a literal), or NULL: in num */
+	char num[24];
+	bool secret;         /* compared, never printed */
+} rset_seen_key;
+
+/* What one reading of a section took, key by key: what a reload compares
+ * with what init read (rset_log_changes). Text points into the config
+ * the reading came from (it lives until destroy) or at literals. */
+typedef struct rset_seen {
+	rset_seen_key keys[RSET_SEEN_MAX];
+	size_t n;
+} rset_seen;
+
+/* Where settings come from: the plugin's host table and its context; and
+ * where every reader below notes what it took (NULL: nowhere). */
 typedef struct rset {
 	const confab_host *host;
 	confab_ctx *ctx;
+	rset_seen *seen;
 } rset;
 
 /* One address: an IP address or a DNS name, and a port. */
@@ -58,6 +83,19 @@ int rset_common_read(const rset *r, unsigned backoff_first_ms, rset_common *out)
 int rset_prefix(const rset *r, bool no_braces, char **out);
 /* A key's text, or NULL when it is absent or empty. Never fails. */
 const char *rset_text(const rset *r, const char *key);
+/* The same for a password: its value is compared, never logged. */
+const char *rset_secret(const rset *r, const char *key);
+/* A key's text as it is (an empty value stays empty), or `def` (may be
+ * NULL) when it is absent. Never fails. */
+const char *rset_get(const rset *r, const char *key, const char *def);
+
+/* A reload's verdict on two readings of the section, init's and the new
+ * file's: one warning for every key whose value differs (a key only one
+ * of them took counts as ""), `KEY changed to 'NEW': needs a restart;
+ * keeping 'OLD'` (after the instance's name, "[redis]", which is the
+ * section's), or `KEY changed: needs a restart` for a secret. Returns how
+ * many keys changed. */
+size_t rset_log_changes(const rset *r, const rset_seen *running, const rset_seen *next);
 
 /* True when `v` is an IPv4 or IPv6 address or a DNS name (labels of
  * letters, digits, '-' and '_'), shorter than `size` bytes. */

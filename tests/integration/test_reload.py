@@ -16,7 +16,6 @@ The plugins' own parts (static, jwt, ws) have their own tests.
 
 SPDX-License-Identifier: MIT
 """
-import asyncio
 import os
 import re
 import signal
@@ -25,13 +24,11 @@ import time
 
 import websockets
 
-from confabtest import (CONFABCTL, CONFABD, QUICK_EXIT, RECV_TIMEOUT, Client, Suite, WS_SO,
-                        check, fixture, http_get, note)
+from confabtest import (CONFABCTL, QUICK_EXIT, RECV_TIMEOUT, Client, Suite, WS_SO, check,
+                        fixture, http_get, note)
+from reloadtest import ERROR_LINE, t_error
 
 suite = Suite("test_reload", watchdog=240)
-
-ERROR_LINE = re.compile(r"^\S+ error ", re.M)
-
 
 def sock_path(name):
     return os.path.join(suite.tmp, name + ".sock")
@@ -42,13 +39,6 @@ def ctl(node, *args):
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=QUICK_EXIT)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
-
-
-def check_t(node):
-    """What `confabd -t` says of the node's file now: (status, output)."""
-    p = subprocess.run([CONFABD, "-t", "-c", node.config], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=QUICK_EXIT)
-    return p.returncode, p.stdout.decode("utf-8", "replace")
 
 
 BASE = {"max_rooms_per_session": 2}
@@ -94,9 +84,7 @@ async def a_broken_file_is_refused_whole_with_one_error_line():
     for room in ("x1", "x2", "x3"):
         await a.join(room)
     limits.rewrite(node_with("limits", max_rooms_per_session="lots", log_level="debug"))
-    code, out = check_t(limits)
-    check(code == 1, "confabd -t passed a broken file: %s" % out)
-    t_line = [l for l in out.splitlines() if " error " in l][0].split("] ", 1)[1]
+    t_line = t_error(limits)
 
     log = limits.reload("reload refused")
     errors = ERROR_LINE.findall(log)
