@@ -10,7 +10,6 @@
 
 #include "auth_chain.h"
 #include "log.h"
-#include "protocol.h"
 #include "router.h"
 #include "session.h"
 
@@ -18,13 +17,6 @@
 static confab_session *session_of_entry(expiry_entry *e)
 {
 	return (confab_session *)(void *)((char *)e - offsetof(confab_session, expiry));
-}
-
-static void welcome(confab_session *s)
-{
-	broker *b = s->broker;
-
-	session_send_take(s, protocol_welcome(b->headroom, s->id, s->user, b->cfg.broker.node_id));
 }
 
 /* The backplane's answer to user_ready: the user is online everywhere,
@@ -37,8 +29,7 @@ static void user_ready(void *arg, int status)
 	if (status != 0)
 		log_line(CONFAB_LOG_DEBUG, "session", "%s: the backplane could not confirm %s "
 			 "online everywhere (%d); welcomed anyway", s->id, s->user, status);
-	if (s->state == SESSION_OPEN)
-		welcome(s);
+	session_welcome(s);  /* nothing once closed, or when a frame brought it */
 	session_unref(s);
 }
 
@@ -47,7 +38,7 @@ static void user_ready(void *arg, int status)
  * elsewhere (Redis), that is once its user_online (this session's, or an
  * earlier session's still on its way) is recorded: user_ready. The
  * session is admitted meanwhile: what it asks before its welcome is
- * served. */
+ * served, and the reply brings the welcome first (session_welcome). */
 static void await_user_ready(confab_session *s)
 {
 	broker *b = s->broker;
@@ -55,7 +46,7 @@ static void await_user_ready(confab_session *s)
 	int rc;
 
 	if (!CONFAB_HAS(ops, user_ready)) {
-		welcome(s);
+		session_welcome(s);
 		return;
 	}
 	session_ref(s);

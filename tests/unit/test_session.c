@@ -78,13 +78,25 @@ START_TEST(test_welcome_waits_until_the_backplane_has_the_user_online_everywhere
 	ck_assert_str_eq(node.calls[0], "user_online alice");
 	ck_assert_str_eq(node.calls[1], "user_ready alice");
 	ck_assert_uint_eq(c->n_frames, 0);
-	/* admitted meanwhile: what it asks is served */
-	fake_recv(&node, c, "{\"type\":\"join\",\"room\":\"lobby\",\"ref\":1}");
-	ck_assert(fake_frame_has(c, "\"type\":\"joined\""));
-	ck_assert(!fake_frame_has(c, "\"type\":\"welcome\""));
 	fake_ready_answer(&node, 0, 0);
+	ck_assert_uint_eq(c->n_frames, 1);
 	ck_assert_ptr_nonnull(strstr(fake_last_frame(c), "\"type\":\"welcome\""));
 	ck_assert_ptr_nonnull(strstr(fake_last_frame(c), "\"user\":\"alice\""));
+}
+END_TEST
+
+START_TEST(test_a_request_before_the_welcome_is_served_and_its_reply_brings_the_welcome)
+{
+	fake_node_init(&node, NULL, true);
+	fake_user_ready(&node, 0);
+	fake_conn *c = open_as("alice", 0);
+	ck_assert_uint_eq(c->n_frames, 0);
+	fake_recv(&node, c, "{\"type\":\"join\",\"room\":\"lobby\",\"ref\":1}");
+	ck_assert_uint_eq(c->n_frames, 2);
+	ck_assert_ptr_nonnull(strstr(c->frames[0], "\"type\":\"welcome\""));
+	ck_assert_ptr_nonnull(strstr(c->frames[1], "\"type\":\"joined\""));
+	fake_ready_answer(&node, 0, 0);  /* welcomed once only */
+	ck_assert_uint_eq(c->n_frames, 2);
 }
 END_TEST
 
@@ -299,6 +311,7 @@ int main(void)
 	tcase_add_test(tc, test_an_anonymous_client_is_refused_with_401_when_not_allowed);
 	tcase_add_test(tc, test_a_user_is_online_once_for_all_its_sessions_and_offline_after_the_last);
 	tcase_add_test(tc, test_welcome_waits_until_the_backplane_has_the_user_online_everywhere);
+	tcase_add_test(tc, test_a_request_before_the_welcome_is_served_and_its_reply_brings_the_welcome);
 	tcase_add_test(tc, test_a_second_session_of_a_user_also_waits_for_its_welcome);
 	tcase_add_test(tc, test_a_session_closed_before_the_user_is_ready_is_sent_nothing);
 	tcase_add_test(tc, test_a_session_is_welcomed_anyway_when_the_backplane_cannot_tell);
