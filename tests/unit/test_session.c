@@ -69,10 +69,16 @@ START_TEST(test_a_user_is_online_once_for_all_its_sessions_and_offline_after_the
 }
 END_TEST
 
-START_TEST(test_welcome_waits_until_the_backplane_has_the_user_online_everywhere)
+/* A node whose backplane keeps each user_ready for fake_ready_answer. */
+static void init_with_user_ready(void)
 {
 	fake_node_init(&node, NULL, true);
 	fake_user_ready(&node, 0);
+}
+
+START_TEST(test_welcome_waits_until_the_backplane_has_the_user_online_everywhere)
+{
+	init_with_user_ready();
 	fake_conn *c = open_as("alice", 0);
 	ck_assert_uint_eq(node.n_calls, 2);
 	ck_assert_str_eq(node.calls[0], "user_online alice");
@@ -87,8 +93,7 @@ END_TEST
 
 START_TEST(test_a_request_before_the_welcome_is_served_and_its_reply_brings_the_welcome)
 {
-	fake_node_init(&node, NULL, true);
-	fake_user_ready(&node, 0);
+	init_with_user_ready();
 	fake_conn *c = open_as("alice", 0);
 	ck_assert_uint_eq(c->n_frames, 0);
 	fake_recv(&node, c, "{\"type\":\"join\",\"room\":\"lobby\",\"ref\":1}");
@@ -102,8 +107,7 @@ END_TEST
 
 START_TEST(test_a_second_session_of_a_user_also_waits_for_its_welcome)
 {
-	fake_node_init(&node, NULL, true);
-	fake_user_ready(&node, 0);
+	init_with_user_ready();
 	fake_conn *a = open_as("alice", 0);
 	fake_conn *b = open_as("alice", 0);
 	ck_assert_uint_eq(node.n_calls, 3);
@@ -119,8 +123,7 @@ END_TEST
 
 START_TEST(test_a_session_closed_before_the_user_is_ready_is_sent_nothing)
 {
-	fake_node_init(&node, NULL, true);
-	fake_user_ready(&node, 0);
+	init_with_user_ready();
 	fake_conn *c = open_as("alice", 0);
 	fake_closed(&node, c);
 	ck_assert_uint_eq(confab_dict_count(node.b.sessions), 0);
@@ -131,8 +134,7 @@ END_TEST
 
 START_TEST(test_a_session_is_welcomed_anyway_when_the_backplane_cannot_tell)
 {
-	fake_node_init(&node, NULL, true);
-	fake_user_ready(&node, 0);
+	init_with_user_ready();
 	fake_conn *a = open_as("alice", 0);
 	fake_ready_answer(&node, 0, CONFAB_EUNAVAILABLE);
 	ck_assert(fake_frame_has(a, "\"type\":\"welcome\""));
