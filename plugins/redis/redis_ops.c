@@ -21,6 +21,11 @@
  * for a room whose SUBSCRIBE is not confirmed yet waits for it (at most
  * REDIS_MAX_HELD per room).
  *
+ * A second one: a client told it is in (welcome) is sent a direct from
+ * another node at once, whose script reaches Redis before the user's
+ * online script from here. So the welcome waits for the online scripts
+ * still on their way (user_ready, counted in base.onlines).
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <inttypes.h>
