@@ -15,6 +15,7 @@
 #include "config.h"
 #include "counters.h"
 #include "log.h"
+#include "protocol.h"
 
 confab_session *session_new(broker *b, confab_ctx *transport, void *conn,
 			    const char *remote, confab_open_done done, void *arg)
@@ -198,8 +199,20 @@ void session_end(confab_session *s)
 	session_unref(s);
 }
 
+void session_welcome(confab_session *s)
+{
+	broker *b = s->broker;
+
+	if (s->welcomed || s->state != SESSION_OPEN || s->close_requested)
+		return;
+	s->welcomed = true;
+	session_send_take(s, protocol_welcome(b->headroom, s->id, s->user, b->cfg.broker.node_id));
+}
+
 int session_send(confab_session *s, confab_buf *frame)
 {
+	if (!s->welcomed)
+		session_welcome(s);  /* a frame that would overtake it brings it first */
 	if (!frame || s->state != SESSION_OPEN || s->close_requested)
 		return CONFAB_ESTATE;
 	const confab_transport_ops *ops = s->transport->plugin.desc->transport;

@@ -31,6 +31,7 @@ struct confab_session {
 				      * close code is not told to the core) */
 	uint64_t admitted_ms;        /* loop time (ms) of admission */
 	bool counted;                /* counted in broker->addresses */
+	bool welcomed;               /* `welcome` sent (session_welcome) */
 	void *auth_run;              /* the auth chain's run while it decides */
 	char id[96];                 /* "<node>.<run>.s<n>": unique in the cluster */
 	char user[72];
@@ -95,6 +96,11 @@ void session_end(confab_session *s);
 void session_ref(confab_session *s);
 void session_unref(confab_session *s);
 
+/* Sends the client its `welcome`, once: the first frame of an open
+ * session. session_flow sends it when the backplane has the user online
+ * everywhere; a frame for the session before then (a reply to a request
+ * it did not wait to send, a direct) brings it first. */
+void session_welcome(confab_session *s);
 /* Queues a frame (borrowed) for the client. A full queue closes the
  * session with 1008. No-op unless the session is open. 0 when queued,
  * else negative (the transport's error, or CONFAB_ESTATE: not open). */

@@ -10,7 +10,6 @@
 
 #include "auth_chain.h"
 #include "log.h"
-#include "protocol.h"
 #include "router.h"
 #include "session.h"
 
@@ -18,6 +17,42 @@
 static confab_session *session_of_entry(expiry_entry *e)
 {
 	return (confab_session *)(void *)((char *)e - offsetof(confab_session, expiry));
+}
+
+/* The backplane's answer to user_ready: the user is online everywhere,
+ * or that cannot be known now and the session, which works here, is
+ * welcomed anyway. A session that closed meanwhile is sent nothing. */
+static void user_ready(void *arg, int status)
+{
+	confab_session *s = arg;
+
+	if (status != 0)
+		log_line(CONFAB_LOG_DEBUG, "session", "%s: the backplane could not confirm %s "
+			 "online everywhere (%d); welcomed anyway", s->id, s->user, status);
+	session_welcome(s);  /* nothing once closed, or when a frame brought it */
+	session_unref(s);
+}
+
+/* `welcome` tells the client it is in: a direct sent to it from any node
+ * from then on must find it. With a backplane that records the user
+ * elsewhere (Redis), that is once its user_online (this session's, or an
+ * earlier session's still on its way) is recorded: user_ready. The
+ * session is admitted meanwhile: what it asks before its welcome is
+ * served, and the reply brings the welcome first (session_welcome). */
+static void await_user_ready(confab_session *s)
+{
+	broker *b = s->broker;
+	const confab_backplane_ops *ops = b->backplane->plugin.desc->backplane;
+	int rc;
+
+	if (!CONFAB_HAS(ops, user_ready)) {
+		session_welcome(s);
+		return;
+	}
+	session_ref(s);
+	rc = ops->user_ready(b->backplane->state, s->user, user_ready, s);
+	if (rc != 0)
+		user_ready(s, rc);  /* done is not called: as if it said so */
 }
 
 /* Auth decided "allow": admits the session unless the user has as many
@@ -52,8 +87,7 @@ static void admit(confab_session *s, session_grant *grant)
 
 	s->open_done(s->open_arg, true, 0, NULL);
 	if (s->state == SESSION_OPEN)
-		session_send_take(s, protocol_welcome(b->headroom, s->id, s->user,
-						      b->cfg.broker.node_id));
+		await_user_ready(s);
 }
 
 static void decided(confab_session *s, session_grant *grant, int http_status, const char *reason)

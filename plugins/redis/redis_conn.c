@@ -792,6 +792,9 @@ void conn_destroy(redis_state *s)
 	if (!uv_is_closing((uv_handle_t *)&s->wait_check))
 		uv_close((uv_handle_t *)&s->wait_check, on_timer_closed);
 	rq_orphan_all(s);
+	/* Welcomes still waiting for an online go now; the replies that
+	 * come later change nothing. */
+	ronline_fail(s->base.onlines, NULL, NULL, UINT64_MAX, true);
 	ops_subscriptions_reset(s);
 
 	if (s->sub != NULL) {

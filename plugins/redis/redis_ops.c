@@ -21,6 +21,11 @@
  * for a room whose SUBSCRIBE is not confirmed yet waits for it (at most
  * REDIS_MAX_HELD per room).
  *
+ * A second one: a client told it is in (welcome) is sent a direct from
+ * another node at once, whose script reaches Redis before the user's
+ * online script from here. So the welcome waits for the online scripts
+ * still on their way (user_ready, counted in base.onlines).
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <inttypes.h>
@@ -256,6 +261,16 @@ static void join_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply
 	room_settle(s, room);
 }
 
+/* An online script answered, or was lost with the link (reply NULL): the
+ * welcomes that wait for it go on (user_ready), or, when it was not
+ * carried out, are told that it is not known (the core welcomes them
+ * anyway; the next reconcile registers the user). */
+static void online_reply(redis_state *s, rq *q, const rlink *ac, redisReply *reply)
+{
+	(void)ac;
+	ronline_answered(s->base.onlines, q->args.argv[PRES_ROOM], change_done(s, q, reply));
+}
+
 /* join/leave (room set) or online/offline (room NULL) of `user` here.
  * Sent whenever a command connection exists: the reconcile of its setup
  * went out before, so Redis sees the changes in order. true when the
@@ -273,6 +288,8 @@ static bool send_presence(redis_state *s, int script, const char *room, const ch
 		rq_free(q);
 		return false;  /* the next reconcile corrects it */
 	}
+	if (script == SCRIPT_ONLINE && ronline_sent(s->base.onlines, user) == 0)
+		q->handle = online_reply;  /* called exactly once from here on */
 	batch_send(s, q);
 	return true;
 }
@@ -531,6 +548,17 @@ static int ops_user_online(void *state, const char *user)
 		return CONFAB_ENOMEM;
 	send_presence(s, SCRIPT_ONLINE, NULL, user);
 	return 0;
+}
+
+/* A welcome waits for the user's online scripts still on their way: once
+ * they are carried out, a direct from any node finds this node. */
+static int ops_user_ready(void *state, const char *user, confab_status_done done, void *arg)
+{
+	redis_state *s = state;
+
+	if (!conn_serving(s))
+		return CONFAB_EUNAVAILABLE;
+	return ronline_wait(s->base.onlines, user, done, arg, uv_now(s->base.loop));
 }
 
 static int ops_user_offline(void *state, const char *user)

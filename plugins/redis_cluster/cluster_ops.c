@@ -170,12 +170,44 @@ static void fail_waiting(cl_state *s, int k, uint64_t older_than)
 	free(names);
 }
 
+/* What belongs to partition k: the reconcile lists only that, and a
+ * partition's reset fails only its users' waiting welcomes. */
+typedef struct part_filter {
+	cl_state *s;
+	unsigned k;
+} part_filter;
+
+static bool room_in_part(const void *room_value, void *ctx)
+{
+	return ((const lroom *)room_value)->part == ((part_filter *)ctx)->k;
+}
+
+static bool user_in_part(const char *user, void *ctx)
+{
+	part_filter *pf = ctx;
+
+	return part_of(pf->s, user) == pf->k;
+}
+
+/* Welcomes waiting for an online of partition k's users (k < 0: any)
+ * since before `older_than` are told it is not known now. */
+static void fail_onlines(cl_state *s, int k, uint64_t older_than)
+{
+	part_filter pf = { s, (unsigned)k };
+
+	ronline_fail(s->base.onlines, k >= 0 ? user_in_part : NULL, &pf, older_than, false);
+}
+
 void ops_part_reset(cl_state *s, unsigned k, bool fail)
 {
 	/* Held publishes keep waiting (they were not sent: they go to the
-	 * new owner, or fail at their deadline); joins fail as in `redis`. */
-	if (fail)
+	 * new owner, or fail at their deadline); joins fail as in `redis`,
+	 * and so do welcomes waiting for an online (the core welcomes them
+	 * anyway: the reconcile of the new link registers the users). */
+	if (fail) {
 		fail_waiting(s, (int)k, UINT64_MAX);
+		fail_onlines(s, (int)k, UINT64_MAX);
+	}
 }
 
 void ops_tick(cl_state *s)
@@ -186,6 +218,7 @@ void ops_tick(cl_state *s)
 		return;
 	s->waits_checked = n;
 	fail_waiting(s, -1, n - s->common.probe_timeout_ms);
+	fail_onlines(s, -1, n - s->common.probe_timeout_ms);
 }
 
 void ops_free(cl_state *s)
@@ -294,6 +327,15 @@ static bool join_reply(cl_state *s, cq *q, redisReply *reply)
 	return true;
 }
 
+/* An online script answered, or was lost (reply NULL): the welcomes that
+ * wait for it go on (user_ready), or are told that it is not known. */
+static bool online_reply(cl_state *s, cq *q, redisReply *reply)
+{
+	ronline_answered(s->base.onlines, q->args.argv[q->args.argc - 1],
+			 change_done(s, q, reply));
+	return true;
+}
+
 /* Sent whenever the partition has a master with a link: a reconcile
  * queued before it on that link, or a newer generation, keeps the order
  * right (see the generation in plugins/redis/redis_scripts.c). */
@@ -316,26 +358,10 @@ static bool send_presence(cl_state *s, int script, const char *room, const char 
 		return false;
 	}
 	q->early = true;
+	if (script == CS_ONLINE && ronline_sent(s->base.onlines, user) == 0)
+		q->handle = online_reply;  /* called exactly once from here on */
 	cq_submit(s, q);
 	return true;
-}
-
-/* The reconcile of partition k lists its rooms and users only. */
-typedef struct part_filter {
-	cl_state *s;
-	unsigned k;
-} part_filter;
-
-static bool room_in_part(const void *room_value, void *ctx)
-{
-	return ((const lroom *)room_value)->part == ((part_filter *)ctx)->k;
-}
-
-static bool user_in_part(const char *user, void *ctx)
-{
-	part_filter *pf = ctx;
-
-	return part_of(pf->s, user) == pf->k;
 }
 
 cq *ops_reconcile_request(cl_state *s, unsigned k)
@@ -689,11 +715,24 @@ static int ops_user_online(void *state, const char *user)
 	if (confab_dict_set(s->base.users, user, NULL) != 0)
 		return CONFAB_ENOMEM;
 	need_add(s, k);
-	if (s->part[k].sub == SUB_OK && send_presence(s, CS_ONLINE, NULL, user))
+	if (s->part[k].sub == SUB_OK && send_presence(s, CS_ONLINE, NULL, user)) {
 		confab_dict_set(s->base.users, user, ONLINE_SENT);  /* replaces: cannot fail */
-	else
+	} else {
 		s->part[k].onlines_waiting++;
+		ronline_unsent(s->base.onlines, user, true);  /* welcomes wait for it */
+	}
 	return 0;
+}
+
+/* A welcome waits for the user's online: its partition's subscription,
+ * then its script (ops_user_online says why). */
+static int ops_user_ready(void *state, const char *user, confab_status_done done, void *arg)
+{
+	cl_state *s = state;
+
+	if (!topo_served(s, part_of(s, user)))
+		return CONFAB_EUNAVAILABLE;
+	return ronline_wait(s->base.onlines, user, done, arg, uv_now(s->base.loop));
 }
 
 /* Partition k is subscribed: announce its users that waited for it.
@@ -730,9 +769,11 @@ static int ops_user_offline(void *state, const char *user)
 
 	if (!confab_dict_has(s->base.users, user))
 		return 0;
-	if (confab_dict_get(s->base.users, user) == NULL &&
-	    s->part[part_of(s, user)].onlines_waiting > 0)
-		s->part[part_of(s, user)].onlines_waiting--;
+	if (confab_dict_get(s->base.users, user) == NULL) {
+		if (s->part[part_of(s, user)].onlines_waiting > 0)
+			s->part[part_of(s, user)].onlines_waiting--;
+		ronline_unsent(s->base.onlines, user, false);  /* it never will be */
+	}
 	confab_dict_remove(s->base.users, user);
 	need_drop(s, part_of(s, user));
 	send_presence(s, CS_OFFLINE, NULL, user);

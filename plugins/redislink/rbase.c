@@ -38,7 +38,8 @@ int rbase_tables(rbase *b, int rc, bool redirects, const rops_room_kind *kind)
 	if (rc == 0) {
 		b->rooms = confab_dict_new();
 		b->users = confab_dict_new();
-		if (b->rooms == NULL || b->users == NULL)
+		b->onlines = ronline_new();
+		if (b->rooms == NULL || b->users == NULL || b->onlines == NULL)
 			rc = CONFAB_ENOMEM;
 	}
 	if (rc == CONFAB_ENOMEM)
@@ -56,7 +57,8 @@ void rbase_free_tables(rbase *b)
 {
 	confab_dict_free(b->rooms, b->rops.kind != NULL ? b->rops.kind->drop : NULL);
 	confab_dict_free(b->users, NULL);
-	b->rooms = b->users = NULL;
+	ronline_free(b->onlines);
+	b->rooms = b->users = b->onlines = NULL;
 }
 
 int rbase_admit(rbase *b, unsigned max, const char *server)

@@ -17,6 +17,7 @@
 #include <confab/dict.h>
 #include <confab/plugin.h>
 
+#include "ronline.h"
 #include "rops.h"
 #include "rsettings.h"
 
@@ -44,6 +45,7 @@ typedef struct rbase {
 	uv_loop_t *loop;
 	confab_dict *rooms;          /* room -> the backplane's lroom (rops_room_kind) */
 	confab_dict *users;          /* users with a session here */
+	confab_dict *onlines;        /* their onlines not confirmed yet (ronline.h) */
 	char nonce[32];              /* this process's, in every probe token */
 	rops_ctx rops;               /* for the shared answers */
 	size_t n_core;               /* core requests not answered yet */
@@ -60,7 +62,7 @@ typedef struct rbase {
 void *rbase_new(confab_ctx *ctx, const confab_host *host, size_t size, int *rc);
 
 /* The end of it, once the settings are read with result `rc`: the tables
- * of local rooms (their values of `kind`) and users, the nonce, and the
+ * of local rooms (their values of `kind`), users and onlines, the nonce, and the
  * shared answers' context (`redirects`: MOVED and ASK mean "not now").
  * 0, or rc or CONFAB_ENOMEM (then logged): the caller frees its state
  * and returns that. */

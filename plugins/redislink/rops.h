@@ -172,7 +172,8 @@ int rops_history_args(rargs *a, bool has_since, uint64_t since, size_t limit,
 /* A backplane's slot table (a confab_backplane_ops initialiser): the
  * four send slots of ROPS_SEND_SLOTS; the membership slots, which each
  * backplane names ops_room_join, ops_room_leave, ops_user_online,
- * ops_user_offline and ops_room_ready; and its queries, named here. */
+ * ops_user_offline, ops_room_ready and ops_user_ready; and its queries,
+ * named here. */
 #define ROPS_SLOT_TABLE(presence_, history_, room_epoch_, history_epoch_) \
 	{ \
 		.size = sizeof(confab_backplane_ops), \
@@ -185,6 +186,7 @@ int rops_history_args(rargs *a, bool has_since, uint64_t since, size_t limit,
 		.user_online = ops_user_online, \
 		.user_offline = ops_user_offline, \
 		.room_ready = ops_room_ready, \
+		.user_ready = ops_user_ready, \
 		.presence = presence_, \
 		.history = history_, \
 		.room_epoch = room_epoch_, \

@@ -10,6 +10,7 @@ with real WebSocket clients (confabtest.Client). This module holds:
                 connections go silent while they stay open
   StallProxy    a RedisProxy that can stall command connections (no byte
                 read or forwarded either way, nothing closed)
+  DelayProxy    a RedisProxy that makes a node's commands reach Redis late
   Cluster       a RedisServer and named confabd nodes with one [redis]
                 section (a prefix of their own, presence_ttl = 3)
   RedisSuite    confabtest.Suite that skips (exit 77) without redis-server
@@ -303,9 +304,13 @@ class RedisProxy:
             return
         link = self._new_link((writer, up_writer))
         self.links.append(link)
+        await self._forward(reader, writer, up_reader, up_writer, link)
+        link.open = False
+
+    async def _forward(self, reader, writer, up_reader, up_writer, link):
+        """Carry a link's bytes both ways until both sides are done."""
         await asyncio.gather(self._pump(reader, up_writer, link, True),
                              self._pump(up_reader, writer, link, False))
-        link.open = False
 
     def _new_link(self, writers):
         """A subclass's links may start in a state of its own."""
@@ -437,6 +442,53 @@ class StallProxy(RedisProxy):
         for link in self.links:
             link.open = False   # ends the pumps that wait out a stall
         await super().close()
+
+
+# ---- a proxy that makes a node's commands reach Redis late ----------------
+
+class DelayProxy(RedisProxy):
+    """A RedisProxy that forwards what a node sends on a command connection
+    (one that never sent SUBSCRIBE) `delay` seconds late, in order: a node
+    whose requests reach Redis after other nodes' sent later, as a busy
+    link or a loaded node makes them. Replies and subscriptions flow at
+    once."""
+
+    def __init__(self, redis, delay):
+        super().__init__(redis)
+        self.delay = delay
+
+    class _Late:
+        """Between the node's side of a link and Redis's: what the node
+        sends is written here, stamped with when it is due, and read back
+        from here when due, in order."""
+
+        def __init__(self, link, delay):
+            self.link = link
+            self.delay = delay
+            self.queue = asyncio.Queue()
+
+        def write(self, data):
+            late = 0 if self.link.subscriber else self.delay
+            self.queue.put_nowait((asyncio.get_running_loop().time() + late, data))
+
+        async def drain(self):
+            pass
+
+        def close(self):
+            self.queue.put_nowait((0, b""))
+
+        async def read(self, _n):
+            due, data = await self.queue.get()
+            wait = due - asyncio.get_running_loop().time()
+            if data and wait > 0:
+                await asyncio.sleep(wait)
+            return data
+
+    async def _forward(self, reader, writer, up_reader, up_writer, link):
+        late = self._Late(link, self.delay)
+        await asyncio.gather(self._pump(reader, late, link, True),
+                             self._pump(late, up_writer, link, True),
+                             self._pump(up_reader, writer, link, False))
 
 
 # ---- confabd nodes sharing one Redis -------------------------------------

@@ -26,6 +26,7 @@ from clustertest import (PRESENCE_TTL, ClusterNodes, ClusterSuite, RedisCluster,
 PARTITIONS = 16
 HISTORY_SIZE = 1000
 MANY_ROOMS = 1000
+WELCOME_ROUNDS = 60
 GONE_WITHIN = PRESENCE_TTL + 2.0 + (2.0 if SANITIZERS else 0.0)
 
 suite = ClusterSuite("test_cluster_delivery", watchdog=150)
@@ -244,6 +245,26 @@ async def direct_messages_reach_every_session_of_the_user_and_offline_otherwise(
         check(time.monotonic() < deadline, "%s still acked 5s after its only session closed" % gone)
         await asyncio.sleep(0.1)
     note("unknown user and closed guest: offline")
+
+
+@suite.test
+async def a_direct_sent_from_another_node_the_moment_of_welcome_is_acked_and_delivered():
+    """WELCOME_ROUNDS times, a fresh guest connects on c and, the moment
+    its welcome arrives, a guest on a sends it a direct: acked, not
+    `offline`, and delivered. Each guest's user partition is wherever its
+    name falls, often one that c is not subscribed to yet: the user's
+    online waits for that subscription, and the welcome for the online."""
+    sender, = await connect("wsender@a")
+    for i in range(WELCOME_ROUNDS):
+        target, = await connect("target%d@c" % i)
+        ack = await sender.request({"type": "direct", "to": target.user, "body": {"n": i}})
+        check(ack.get("type") == "ack", "round %d: a direct right after %s's welcome "
+              "(partition %d) -> %s" % (i, target.user, layout.part(target.user), dumps(ack)))
+        d = await target.expect("direct", id=ack["id"])
+        check(d.get("body") == {"n": i}, "round %d: got %s" % (i, dumps(d)))
+        await target.close()
+    note("%d of %d direct messages sent right after welcome were acked and delivered"
+         % (WELCOME_ROUNDS, WELCOME_ROUNDS))
 
 
 @suite.test

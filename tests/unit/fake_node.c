@@ -104,6 +104,33 @@ static int b_user_offline(void *state, const char *user)
 	return 0;
 }
 
+static int b_user_ready(void *state, const char *user, confab_status_done done, void *arg)
+{
+	fake_node *n = state;
+	record(n, "user_ready %s", user);
+	if (n->ready_refuse != 0)
+		return n->ready_refuse;
+	ck_assert_uint_lt(n->n_ready, sizeof(n->ready_done) / sizeof(n->ready_done[0]));
+	n->ready_done[n->n_ready] = done;
+	n->ready_arg[n->n_ready++] = arg;
+	return 0;
+}
+
+void fake_user_ready(fake_node *n, int refuse)
+{
+	n->ready_refuse = refuse;
+	n->backplane_ops.user_ready = b_user_ready;
+}
+
+void fake_ready_answer(fake_node *n, size_t i, int status)
+{
+	ck_assert_uint_lt(i, n->n_ready);
+	ck_assert_ptr_nonnull(n->ready_done[i]);
+	confab_status_done done = n->ready_done[i];
+	n->ready_done[i] = NULL;
+	done(n->ready_arg[i], status);
+}
+
 static int b_presence(void *state, const char *room, confab_presence_done done, void *arg)
 {
 	(void)done;
@@ -243,6 +270,9 @@ void fake_node_free(fake_node *n)
 	for (size_t i = 0; i < n->n_conns; i++)
 		if (n->conns[i].session)
 			fake_closed(n, &n->conns[i]);
+	for (size_t i = 0; i < n->n_ready; i++)  /* as a backplane's destroy would */
+		if (n->ready_done[i])
+			fake_ready_answer(n, i, CONFAB_EUNAVAILABLE);
 	ck_assert_uint_eq(confab_dict_count(b->sessions), 0);
 	ck_assert_uint_eq(b->expiry.n, 0);
 	expiry_close(&b->expiry);

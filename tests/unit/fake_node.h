@@ -55,6 +55,12 @@ typedef struct fake_node {
 	void *publish_arg;
 	uint64_t seq;
 
+	/* user_ready (ABI 1.8): absent unless fake_user_ready() sets a mode */
+	int ready_refuse;            /* 0: keep the callback; else returned */
+	confab_status_done ready_done[8];
+	void *ready_arg[8];
+	size_t n_ready;
+
 	/* the auth plugin's answer */
 	fake_auth_mode auth_mode;
 	confab_auth_result auth_result;
@@ -75,6 +81,12 @@ void fake_auth_deny(fake_node *n, int http_status);
 void fake_auth_ignore(fake_node *n);
 /* Delivers the answer a LATER plugin owes. */
 void fake_auth_answer(fake_node *n);
+
+/* Gives the backplane a user_ready slot that keeps each callback for
+ * fake_ready_answer (refuse 0), or returns `refuse` (a negative code). */
+void fake_user_ready(fake_node *n, int refuse);
+/* Calls the i-th kept user_ready callback with `status`. */
+void fake_ready_answer(fake_node *n, size_t i, int status);
 
 /* A client connects (host session_open) / sends a text frame / its
  * connection ends (host session_closed). */

@@ -69,6 +69,84 @@ START_TEST(test_a_user_is_online_once_for_all_its_sessions_and_offline_after_the
 }
 END_TEST
 
+/* A node whose backplane keeps each user_ready for fake_ready_answer. */
+static void init_with_user_ready(void)
+{
+	fake_node_init(&node, NULL, true);
+	fake_user_ready(&node, 0);
+}
+
+START_TEST(test_welcome_waits_until_the_backplane_has_the_user_online_everywhere)
+{
+	init_with_user_ready();
+	fake_conn *c = open_as("alice", 0);
+	ck_assert_uint_eq(node.n_calls, 2);
+	ck_assert_str_eq(node.calls[0], "user_online alice");
+	ck_assert_str_eq(node.calls[1], "user_ready alice");
+	ck_assert_uint_eq(c->n_frames, 0);
+	fake_ready_answer(&node, 0, 0);
+	ck_assert_uint_eq(c->n_frames, 1);
+	ck_assert_ptr_nonnull(strstr(fake_last_frame(c), "\"type\":\"welcome\""));
+	ck_assert_ptr_nonnull(strstr(fake_last_frame(c), "\"user\":\"alice\""));
+}
+END_TEST
+
+START_TEST(test_a_request_before_the_welcome_is_served_and_its_reply_brings_the_welcome)
+{
+	init_with_user_ready();
+	fake_conn *c = open_as("alice", 0);
+	ck_assert_uint_eq(c->n_frames, 0);
+	fake_recv(&node, c, "{\"type\":\"join\",\"room\":\"lobby\",\"ref\":1}");
+	ck_assert_uint_eq(c->n_frames, 2);
+	ck_assert_ptr_nonnull(strstr(c->frames[0], "\"type\":\"welcome\""));
+	ck_assert_ptr_nonnull(strstr(c->frames[1], "\"type\":\"joined\""));
+	fake_ready_answer(&node, 0, 0);  /* welcomed once only */
+	ck_assert_uint_eq(c->n_frames, 2);
+}
+END_TEST
+
+START_TEST(test_a_second_session_of_a_user_also_waits_for_its_welcome)
+{
+	init_with_user_ready();
+	fake_conn *a = open_as("alice", 0);
+	fake_conn *b = open_as("alice", 0);
+	ck_assert_uint_eq(node.n_calls, 3);
+	ck_assert_str_eq(node.calls[2], "user_ready alice");
+	ck_assert_uint_eq(node.n_ready, 2);
+	fake_ready_answer(&node, 1, 0);
+	ck_assert(fake_frame_has(b, "\"type\":\"welcome\""));
+	ck_assert_uint_eq(a->n_frames, 0);
+	fake_ready_answer(&node, 0, 0);
+	ck_assert(fake_frame_has(a, "\"type\":\"welcome\""));
+}
+END_TEST
+
+START_TEST(test_a_session_closed_before_the_user_is_ready_is_sent_nothing)
+{
+	init_with_user_ready();
+	fake_conn *c = open_as("alice", 0);
+	fake_closed(&node, c);
+	ck_assert_uint_eq(confab_dict_count(node.b.sessions), 0);
+	fake_ready_answer(&node, 0, 0);  /* the last reference: ASan sees a leak or reuse */
+	ck_assert_uint_eq(c->n_frames, 0);
+}
+END_TEST
+
+START_TEST(test_a_session_is_welcomed_anyway_when_the_backplane_cannot_tell)
+{
+	init_with_user_ready();
+	fake_conn *a = open_as("alice", 0);
+	fake_ready_answer(&node, 0, CONFAB_EUNAVAILABLE);
+	ck_assert(fake_frame_has(a, "\"type\":\"welcome\""));
+
+	node.ready_refuse = CONFAB_EUNAVAILABLE;  /* refused by the slot: at once */
+	fake_conn *b = open_as("bob", 0);
+	ck_assert_str_eq(node.calls[node.n_calls - 1], "user_ready bob");
+	ck_assert(fake_frame_has(b, "\"type\":\"welcome\""));
+	ck_assert_uint_eq(node.n_ready, 1);
+}
+END_TEST
+
 START_TEST(test_closing_leaves_every_room_before_the_user_goes_offline)
 {
 	fake_node_init(&node, NULL, true);
@@ -234,6 +312,11 @@ int main(void)
 	tcase_add_test(tc, test_an_anonymous_client_is_admitted_as_a_guest_when_allowed);
 	tcase_add_test(tc, test_an_anonymous_client_is_refused_with_401_when_not_allowed);
 	tcase_add_test(tc, test_a_user_is_online_once_for_all_its_sessions_and_offline_after_the_last);
+	tcase_add_test(tc, test_welcome_waits_until_the_backplane_has_the_user_online_everywhere);
+	tcase_add_test(tc, test_a_request_before_the_welcome_is_served_and_its_reply_brings_the_welcome);
+	tcase_add_test(tc, test_a_second_session_of_a_user_also_waits_for_its_welcome);
+	tcase_add_test(tc, test_a_session_closed_before_the_user_is_ready_is_sent_nothing);
+	tcase_add_test(tc, test_a_session_is_welcomed_anyway_when_the_backplane_cannot_tell);
 	tcase_add_test(tc, test_closing_leaves_every_room_before_the_user_goes_offline);
 	tcase_add_test(tc, test_a_user_over_max_sessions_per_user_is_refused_with_429);
 	tcase_add_test(tc, test_an_address_over_max_connections_per_address_is_refused_before_auth);

@@ -258,6 +258,28 @@ typedef struct confab_backplane_ops {
 			    confab_send_done done, void *arg);
 	int (*direct_idem)(void *state, const confab_envelope *env,
 			   confab_send_done done, void *arg);
+
+	/* ---- ABI 1.8, optional ---- */
+
+	/* Call done(0) once this node's user_online for `user`, and every
+	 * earlier presence change of that user here, is visible to every
+	 * node: a `direct` sent from any node from then on finds this node.
+	 * At once when nothing of the user's is pending. The core calls it
+	 * after admitting every local session (a user's second session too:
+	 * its welcome must not overtake the first one's online) and sends the
+	 * client's `welcome` only then, so that a client told it is in can
+	 * be sent a direct at once. done(CONFAB_EUNAVAILABLE), or another
+	 * negative code, when that cannot be known now (the link went down,
+	 * the backplane is being destroyed): the core then welcomes the
+	 * client anyway (the session works here, and the backplane registers
+	 * the user when it can, as for a user_online made while down).
+	 * `user` is borrowed. Returns 0 (done will be called, possibly before
+	 * this returns) or a negative code (done is not called; the core
+	 * welcomes at once). A backplane without it (the embedded one, which
+	 * is local) is taken to find the user as soon as user_online
+	 * returns. */
+	int (*user_ready)(void *state, const char *user,
+			  confab_status_done done, void *arg);
 } confab_backplane_ops;
 
 #ifdef __cplusplus
