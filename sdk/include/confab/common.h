@@ -52,7 +52,9 @@ extern "C" {
  * 1.7: confab_host gains metrics (confab_host_metrics, <confab/metrics.h>):
  *      a plugin's own Prometheus series, and the text of /metrics.
  * 1.8: confab_plugin gains reload and reload_finish: settings read again
- *      on SIGHUP or `confabctl reload`, all instances or none. */
+ *      on SIGHUP or `confabctl reload`, all instances or none;
+ *      confab_backplane_ops gains user_ready (welcome once the user is
+ *      online on every node). */
 #define CONFAB_ABI_MAJOR 1
 #define CONFAB_ABI_MINOR 8
 
