@@ -334,12 +334,13 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 
 /* ---- reload ---- */
 
-/* A setting that needs a restart changed: say so, keep the old one. */
+/* A setting that needs a restart changed: say so, keep the old one. The
+ * line's prefix names the instance: "[ws] listen changed to ...". */
 static void restart_needed(ws_state *s, const char *key, const char *now,
 			   const char *kept)
 {
-	ws_log(s, CONFAB_LOG_WARN, "[%s] %s changed to '%s': needs a restart; "
-	       "keeping '%s'", s->host->name(s->ctx), key, now, kept);
+	ws_log(s, CONFAB_LOG_WARN, "%s changed to '%s': needs a restart; keeping '%s'", key,
+	       now, kept);
 }
 
 static const char *metrics_listen_text(const ws_state *s)

@@ -66,7 +66,7 @@ def a_changed_listen_needs_a_restart_and_the_old_port_keeps_serving():
     node.rewrite({"max_connections_per_address": 2},
                  {"ws": {"listen": "127.0.0.1:%d" % other}})
     log = node.reload("reloaded ")
-    want = "[ws] listen changed to '127.0.0.1:%d': needs a restart; keeping '127.0.0.1:0'" % other
+    want = "warn  [ws] listen changed to '127.0.0.1:%d': needs a restart; keeping '127.0.0.1:0'" % other
     check(log.count(want) == 1, "want one line %r; the log has:\n%s" % (want, log))
     status, _, _ = http_get(port, "/healthz")
     check(status == 200, "GET /healthz on the old port after the reload: %d" % status)
