@@ -99,6 +99,12 @@ static int take_config(broker *b, config *next)
 	memset(next, 0, sizeof(*next));
 	for (size_t i = 0; i < b->n_chain; i++)
 		b->chain[i]->section = config_section_find(&b->cfg, b->chain[i]->name);
+	/* The file is the configuration: a level set by `confabctl log-level`
+	 * lasts until this reload, which says so when it changes it. */
+	if (log_get_level() != b->cfg.broker.log_level)
+		log_line(CONFAB_LOG_INFO, "core", "log level %s -> %s (broker.ini)",
+			 log_level_name(log_get_level()),
+			 log_level_name(b->cfg.broker.log_level));
 	log_set_level(b->cfg.broker.log_level);
 	log_set_format(b->cfg.broker.log_format);
 	auth_guard_configure(b->auth_guard, &b->cfg.broker);

@@ -33,7 +33,7 @@ static void usage(FILE *out)
 		"commands:\n"
 		"  status            version, uptime, sessions, rooms, backplane state\n"
 		"  drain             take the node out of service as SIGTERM does\n"
-		"  log-level LEVEL   error, warn, info or debug, until the node stops\n"
+		"  log-level LEVEL   error, warn, info or debug, until the node stops or reloads\n"
 		"  reload            read broker.ini again, as SIGHUP does (all of it or none)\n"
 		"\n"
 		"  -s SOCKET  the node's control socket\n"

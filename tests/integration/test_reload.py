@@ -9,6 +9,8 @@
   - a changed node_id or plugin chain is logged as needing a restart and
     the running value kept, while the rest of the file applies;
   - `confabctl reload` answers ok, or exits 1 with the error line;
+  - a level set by `confabctl log-level` lasts until a reload, which sets
+    the file's level again and logs the change;
   - a plugin built before ABI 1.8 (no reload slot) whose section changed is
     named in a warning, and the rest applies;
   - a reload while draining is ignored.
@@ -164,6 +166,22 @@ def confabctl_reload_answers_ok_or_the_error():
           and limits.config in err, "reload of a broken file: %d %r %r" % (code, out, err))
     check(http_get(limits.port, "/readyz")[0] == 200, "not ready after a refused reload")
     limits.rewrite(node_with("limits", max_rooms_per_session=3))
+
+
+@suite.test
+def a_reload_sets_the_files_log_level_again():
+    """confabctl log-level debug lasts until a reload: the reload sets the
+    file's level (info) again and logs the change; status says info."""
+    code, out, err = ctl(limits, "log-level", "debug")
+    check(code == 0 and "debug" in out, "log-level debug: %d %r %r" % (code, out, err))
+    log = limits.reload("reloaded ")
+    check(re.search(r"info +\[core\] log level debug -> info \(broker\.ini\)", log),
+          "the reload did not log the level it set:\n%s" % log)
+    code, out, err = ctl(limits, "status")
+    check(code == 0 and re.search(r"^log_level: info$", out, re.M),
+          "status after the reload: %d %r %r" % (code, out, err))
+    log = limits.reload("reloaded ")
+    check("log level" not in log, "a reload that kept the level logged a change:\n%s" % log)
 
 
 older = suite.broker("older", broker=node_with("older", plugins=[WS_SO, fixture("fx_older_minor")],
