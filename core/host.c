@@ -57,6 +57,11 @@ static bool host_healthy(confab_ctx *ctx)
 	return broker_healthy(ctx->broker);
 }
 
+static bool host_checking(confab_ctx *ctx)
+{
+	return ctx->broker->check_only;
+}
+
 /* ---- transports ---------------------------------------------------------- */
 
 /* A browser names the page's origin; with allowed_origins set, only those
@@ -233,7 +238,8 @@ static const confab_host_metrics metrics_entries = {
 	.config_uint = settings_config_uint,           \
 	.config_bool = settings_config_bool,           \
 	.broker_uint = settings_broker_uint,           \
-	.metrics = &metrics_entries
+	.metrics = &metrics_entries,                   \
+	.checking = host_checking
 
 static const confab_host transport_host = { COMMON_SLOTS, .transport = &transport_entries };
 static const confab_host backplane_host = { COMMON_SLOTS, .backplane = &backplane_entries };

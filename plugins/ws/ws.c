@@ -316,9 +316,17 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 	/* A port in use is a configuration error that `confabd -t` must see
 	 * too: bind (without listening, so no port opens) and let go. */
 	if (rc == 0 && probe_bind(s, &err) != 0) {
-		host->config_error(ctx, "listen", "cannot listen on %s: %s", s->listen,
-				   strerror(err));
-		rc = CONFAB_EINVAL;
+		if (err == EADDRINUSE && CONFAB_HAS(host, checking) && host->checking(ctx)) {
+			/* `confabd -t` beside the live node, before a reload: its
+			 * own port is in use. Starting would still fail. */
+			host->log(ctx, CONFAB_LOG_WARN, "listen: %s is in use now (by the "
+				  "running node, or another program): a node cannot "
+				  "start on it while it is", s->listen);
+		} else {
+			host->config_error(ctx, "listen", "cannot listen on %s: %s", s->listen,
+					   strerror(err));
+			rc = CONFAB_EINVAL;
+		}
 	}
 	if (rc == 0)
 		rc = ws_metrics_init(s);

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Every bad configuration is refused by `confabd -t -c FILE` and by
 `confabd -c FILE`, with a non-zero exit, before any port opens, and with
-one clear stderr line naming the file, the section and the key.
+one clear stderr line naming the file, the section and the key. A listen
+port in use is the exception for -t: a warning, since -t runs beside the
+live node that holds it.
 
 SPDX-License-Identifier: MIT
 """
@@ -246,10 +248,13 @@ case_test("send_queue_max_below_the_largest_message_is_refused",
 
 
 @suite.test
-def port_in_use_is_refused_by_check_mode_and_at_start():
-    """With [ws] listen held by another socket, both confabd -t (which binds
-    without listening to find out) and confabd -c exit non-zero with a line
-    naming the file, [ws], listen and the port."""
+def port_in_use_is_refused_at_start_and_a_warning_for_check_mode():
+    """With [ws] listen held by another socket (as a running node holds its
+    own), confabd -c exits non-zero with a line naming the file, [ws],
+    listen and the port. confabd -t, which binds without listening to find
+    out, passes with one warning naming listen and the port: it is run
+    beside the live node before a reload, and must not fail for the port
+    that node holds."""
     c = Case("port_in_use", ["[ws]", "listen"])
     c.needles.append(str(c.port))
     holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -260,7 +265,14 @@ def port_in_use_is_refused_by_check_mode_and_at_start():
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         holder.bind(("127.0.0.1", c.port))
         holder.listen(1)
-        note("-t: %s" % check_refused(c, ["-t"]).strip())
+        r = run_confabd(["-t", "-c", c.config], port=c.port)
+        check(r.code == 0 and "configuration OK" in r.stdout + r.stderr,
+              "confabd -t with the port in use: want OK\n%s" % r.describe())
+        warnings = [l for l in r.stderr.splitlines() if " warn " in l]
+        check(len(warnings) == 1 and "[ws] listen: 127.0.0.1:%d is in use" % c.port in warnings[0],
+              "confabd -t with the port in use: want one warning naming it\n%s" % r.describe())
+        check(not sanitizer_lines(r.stderr), "sanitizer report:\n%s" % tail(r.stderr, 60))
+        note("-t: %s" % warnings[0].strip())
         note("-c: %s" % check_refused(c, []).strip())
     finally:
         holder.close()

@@ -9,6 +9,8 @@
   - a changed node_id or plugin chain is logged as needing a restart and
     the running value kept, while the rest of the file applies;
   - `confabctl reload` answers ok, or exits 1 with the error line;
+  - `confabd -t` on the running node's file passes (its port in use is a
+    warning);
   - a level set by `confabctl log-level` lasts until a reload, which sets
     the file's level again and logs the change;
   - a plugin built before ABI 1.8 (no reload slot) whose section changed is
@@ -26,7 +28,7 @@ import time
 
 import websockets
 
-from confabtest import (CONFABCTL, QUICK_EXIT, RECV_TIMEOUT, Client, Suite, WS_SO, check,
+from confabtest import (CONFABCTL, CONFABD, QUICK_EXIT, RECV_TIMEOUT, Client, Suite, WS_SO, check,
                         fixture, http_get, note)
 from reloadtest import ERROR_LINE, t_error
 
@@ -166,6 +168,26 @@ def confabctl_reload_answers_ok_or_the_error():
           and limits.config in err, "reload of a broken file: %d %r %r" % (code, out, err))
     check(http_get(limits.port, "/readyz")[0] == 200, "not ready after a refused reload")
     limits.rewrite(node_with("limits", max_rooms_per_session=3))
+
+
+@suite.test
+def check_mode_passes_beside_the_running_node():
+    """confabd -t on the file the node runs, while it holds its port (the
+    step before a reload): OK, with one warning that the port is in use."""
+    # The node's file says port 0 (the kernel picks): name the port it has.
+    with open(limits.config) as f:
+        text = f.read()
+    pinned = os.path.join(limits.dir, "pinned.ini")
+    with open(pinned, "w") as f:
+        f.write(re.sub(r"(?m)^listen = 127\.0\.0\.1:0$", "listen = 127.0.0.1:%d" % limits.port, text))
+    p = subprocess.run([CONFABD, "-t", "-c", pinned], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=QUICK_EXIT)
+    code, out = p.returncode, p.stdout.decode("utf-8", "replace")
+    check(code == 0 and "configuration OK" in out,
+          "confabd -t beside the running node: %d\n%s" % (code, out))
+    check(re.search(r"warn +\[ws\] listen: 127\.0\.0\.1:%d is in use" % limits.port, out),
+          "confabd -t beside the running node: no warning about the port:\n%s" % out)
+    check(not ERROR_LINE.search(out), "confabd -t beside the running node: an error:\n%s" % out)
 
 
 @suite.test

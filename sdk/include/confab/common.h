@@ -54,9 +54,11 @@ extern "C" {
  * 1.8: confab_plugin gains reload and reload_finish: settings read again
  *      on SIGHUP or `confabctl reload`, all instances or none;
  *      confab_backplane_ops gains user_ready (welcome once the user is
- *      online on every node). */
+ *      online on every node).
+ * 1.9: confab_host gains checking (true under `confabd -t`, which must
+ *      not fail for what the running node holds, such as its port). */
 #define CONFAB_ABI_MAJOR 1
-#define CONFAB_ABI_MINOR 8
+#define CONFAB_ABI_MINOR 9
 
 /* Reading a table that may come from an older build (`t` starts with a
  * uint32_t size and may be NULL; both macros evaluate `t` several times):

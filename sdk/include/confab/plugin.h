@@ -14,7 +14,8 @@
  *      ops table (size and mandatory slots). Any failure refuses the file
  *      with one line naming it.
  *   3. init(ctx, host, &state) with the plugin's config section readable
- *      through the host. `confabd -t` stops here (and calls destroy).
+ *      through the host. `confabd -t` stops here (and calls destroy);
+ *      host->checking (ABI 1.9) says which it is.
  *      If init fails, destroy is NOT called: init frees what it made.
  *   4. start(state): open ports, connect. The core starts the backplane
  *      first, then the auth plugins, then the transports (each group in
@@ -217,6 +218,16 @@ struct confab_host {
 	 * series for /metrics (<confab/metrics.h>). Every kind has it. Read
 	 * it only when CONFAB_HAS(host, metrics). */
 	const confab_host_metrics *metrics;
+
+	/* ---- ABI 1.9 ---- */
+
+	/* True while the broker only checks the configuration (`confabd -t`):
+	 * init then checks its settings as it always does, but must not fail
+	 * for what a node running the same file holds (its listen port, a lock
+	 * file): `confabd -t` is run beside the live node before a reload. Say
+	 * so in a warning instead. False in a serving node. Read it only when
+	 * CONFAB_HAS(host, checking); an older core has no -t worth knowing. */
+	bool (*checking)(confab_ctx *ctx);
 };
 
 /* The signature of the exported entry point. */
