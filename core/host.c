@@ -101,11 +101,17 @@ static void host_session_closed(confab_session *s)
 	session_flow_closed(s);
 }
 
+static void host_session_ended(confab_session *s, int code, const char *why)
+{
+	session_flow_ended(s, code, why);
+}
+
 static const confab_host_transport transport_entries = {
 	.size = sizeof(confab_host_transport),
 	.session_open = host_session_open,
 	.session_recv = host_session_recv,
 	.session_closed = host_session_closed,
+	.session_ended = host_session_ended,
 };
 
 /* ---- backplanes ---------------------------------------------------------- */

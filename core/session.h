@@ -27,8 +27,10 @@ struct confab_session {
 	unsigned refs;               /* the registry/transport's one + pending work */
 	bool close_requested;        /* close() already asked of the transport */
 	int close_code;              /* ... with this code and reason (for the */
-	char close_reason[64];       /* disconnect line: the transport's own
-				      * close code is not told to the core) */
+	char close_reason[64];       /* disconnect line) */
+	int end_code;                /* how it ended when the core did not close */
+	const char *end_why;         /* it (session_ended, ABI 1.9): 0/NULL untold;
+				      * why lives until session_closed returns */
 	uint64_t admitted_ms;        /* loop time (ms) of admission */
 	bool counted;                /* counted in broker->addresses */
 	bool welcomed;               /* `welcome` sent (session_welcome) */

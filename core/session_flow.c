@@ -125,32 +125,43 @@ confab_session *session_flow_open(confab_ctx *transport, const confab_request *r
 	return s;
 }
 
-/* The disconnect line. The transport does not tell the core the close
- * code, so the line has the one the core asked for: its own close
- * (session_close), or 1001 when the broker is stopping (stop() has each
- * transport close its WebSockets with 1001); otherwise the client or the
- * transport ended the session, and the line says "client". */
+/* The disconnect line. Its code is the one the core asked for when it
+ * closed the session (session_close), or 1001 when the broker is stopping
+ * (stop() has each transport close its WebSockets with 1001). Otherwise
+ * the client or the transport ended it: the code and the words are the
+ * transport's (session_ended: the client's close code, 1006 for a lost
+ * connection), or, from a transport built before ABI 1.9, "by the client"
+ * without a code. */
 static void log_closed(const confab_session *s)
 {
 	long long duration_ms = (long long)(uv_now(&s->broker->loop) - s->admitted_ms);
 	bool by_core = s->close_requested || s->broker->stopping;
-	int code = s->close_requested ? s->close_code : 1001;
-	const char *reason = s->close_requested ? s->close_reason : "server shutting down";
+	bool told = !by_core && s->end_why != NULL;
+	int code = s->close_requested ? s->close_code : by_core ? 1001 : s->end_code;
+	const char *reason = s->close_requested ? s->close_reason
+			     : by_core ? "server shutting down"
+			     : told ? s->end_why : "client";
 	log_field fields[] = {
 		LOG_TEXT("event", "disconnect"), LOG_TEXT("session", s->id),
 		LOG_TEXT("user", s->user), LOG_TEXT("addr", s->remote),
-		by_core ? LOG_INT("code", code) : LOG_NULL("code"),
-		LOG_TEXT("reason", by_core ? reason : "client"),
+		by_core || told ? LOG_INT("code", code) : LOG_NULL("code"),
+		LOG_TEXT("reason", reason),
 		LOG_INT("duration_ms", duration_ms),
 	};
 	char how[96];
-	if (by_core)
+	if (by_core || told)
 		snprintf(how, sizeof(how), "code %d (%s)", code, reason);
 	else
 		snprintf(how, sizeof(how), "by the client");
 	log_event(CONFAB_LOG_INFO, "session", fields, sizeof(fields) / sizeof(fields[0]),
 		  "%s closed: user %s from %s, %s, after %lld ms", s->id, s->user, s->remote, how,
 		  duration_ms);
+}
+
+void session_flow_ended(confab_session *s, int code, const char *why)
+{
+	s->end_code = code;
+	s->end_why = why;
 }
 
 void session_flow_closed(confab_session *s)
@@ -164,6 +175,7 @@ void session_flow_closed(confab_session *s)
 			router_user_offline(b, s->user);
 		log_closed(s);
 	}
+	s->end_why = NULL;  /* the transport's text lives until we return */
 	session_end(s);
 }
 

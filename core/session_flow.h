@@ -26,6 +26,9 @@ confab_session *session_flow_open(confab_ctx *transport, const confab_request *r
  * disarmed, it leaves the registry ("user offline" for the user's last
  * session here); the transport's reference is given back. */
 void session_flow_closed(confab_session *s);
+/* host->transport->session_ended (ABI 1.9): how the connection ended,
+ * kept for session_flow_closed's disconnect line. */
+void session_flow_ended(confab_session *s, int code, const char *why);
 /* The expiry heap's callback (broker->expiry, arg = the broker): the
  * session's credentials expired; it is closed with 4001 "token expired". */
 void session_flow_expired(void *arg, expiry_entry *e);

@@ -459,14 +459,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_RECEIVE_PONG:
 		return ws_conn_pong(wsi);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		if (ws_strict_close(in, len) != 0 && ws_strict_close_reply(in, len)) {
-			/* Too short to rewrite: lws sends this close and
-			 * waits up to 5 s for an answer that will not come. */
-			lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR,
-					 (unsigned char *)"bad close frame", 15);
-			return -1;
-		}
-		return ws_conn_peer_close(wsi);
+		return ws_conn_peer_close(wsi, in, len);
 	case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
 		if (ws_strict_http(wsi) != 0) {
 			ws_http_refuse(wsi, 400, "bad request framing "

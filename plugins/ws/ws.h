@@ -287,6 +287,8 @@ struct ws_conn {
 	/* close(), async denial or stop(): sent once the queue is empty. */
 	bool closing;
 	bool close_sent;             /* our close frame is out */
+	int end_code;                /* how the client ended it, for the */
+	const char *end_why;         /* core's disconnect line: 0/NULL none yet */
 	int close_code;
 	size_t close_len;
 	char close_reason[WS_CLOSE_REASON_MAX + 1];
@@ -355,8 +357,9 @@ int ws_conn_writeable(struct lws *wsi);
 void ws_conn_unmasked(ws_conn *c);
 /* LWS_CALLBACK_RECEIVE_PONG. */
 int ws_conn_pong(struct lws *wsi);
-/* LWS_CALLBACK_WS_PEER_INITIATED_CLOSE. */
-int ws_conn_peer_close(struct lws *wsi);
+/* LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: `in`, `len` are the client's
+ * close payload, checked and answered here. */
+int ws_conn_peer_close(struct lws *wsi, void *in, size_t len);
 /* The connection is gone (LWS_CALLBACK_CLOSED, or CLOSED_HTTP /
  * WSI_DESTROY for an upgrade that failed after admission started):
  * session_closed, once. */

@@ -216,13 +216,32 @@ void ws_conn_expired(ws_conn *c)
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 }
 
+/* How the connection ended, for the core's disconnect line: the first
+ * cause wins (a client's close after our 1002 is not its choice). */
+static void ended(ws_conn *c, int code, const char *why)
+{
+	if (c != NULL && c->end_why == NULL) {
+		c->end_code = code;
+		c->end_why = why;
+	}
+}
+
 static void end_session(ws_conn *c)
 {
+	const confab_host_transport *t = c->s->host->transport;
 	confab_session *session = c->session;
 
 	c->session = NULL;
-	if (session != NULL)
-		c->s->host->transport->session_closed(session);
+	if (session == NULL)
+		return;
+	if (CONFAB_HAS(t, session_ended)) {
+		/* Without a close frame, or ours: the client went away
+		 * (1006, RFC 6455 7.1.5), or was hung up on for silence. */
+		if (c->end_why == NULL)
+			ended(c, 1006, c->hung_up ? "silent too long" : "connection lost");
+		t->session_ended(session, c->end_code, c->end_why);
+	}
+	t->session_closed(session);
 }
 
 /* A close code a WebSocket peer accepts on the wire (RFC 6455 7.4). */
@@ -539,6 +558,7 @@ int ws_conn_established(struct lws *wsi)
 void ws_conn_unmasked(ws_conn *c)
 {
 	c->unmasked = true;
+	ended(c, 1002, "unmasked frame");
 	if (c->wsi == NULL || !c->established)
 		return;  /* ws_conn_established comes back here */
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, WS_CLOSE_SEND_SECS);
@@ -663,10 +683,24 @@ int ws_conn_pong(struct lws *wsi)
 	return 0;
 }
 
-int ws_conn_peer_close(struct lws *wsi)
+int ws_conn_peer_close(struct lws *wsi, void *in, size_t len)
 {
 	ws_conn *c = lws_get_opaque_user_data(wsi);
+	const unsigned char *p = in;
 
+	if (ws_strict_close(in, len) != 0) {
+		ended(c, 1002, "bad close frame");
+		if (ws_strict_close_reply(in, len)) {
+			/* Too short to rewrite: lws sends this close and
+			 * waits up to 5 s for an answer that will not come. */
+			lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+					 (unsigned char *)"bad close frame", 15);
+			return -1;
+		}
+	} else {
+		/* RFC 6455 7.1.5: no code in the frame is 1005. */
+		ended(c, len >= 2 ? (p[0] << 8) | p[1] : 1005, "by the client");
+	}
 	/* After our close frame the client's is the answer: hang up. Else
 	 * lws echoes the client's close. */
 	return c != NULL && c->close_sent ? 1 : 0;

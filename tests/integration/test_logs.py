@@ -83,7 +83,8 @@ async def one_session(b, query=""):
 @suite.test
 async def text_connect_and_disconnect_give_one_info_line_each():
     """Text format: one info line when the session opens (session, user,
-    address) and one when the client closes it (by the client, duration)."""
+    address) and one when the client closes it (its close code 1000, by
+    the client, duration)."""
     text.start()
     session = await one_session(text)
     lines = wait_for_log(text, lambda l: session + " closed" in l, "disconnect line")
@@ -93,9 +94,45 @@ async def text_connect_and_disconnect_give_one_info_line_each():
                        r" open: user alice from 127\.0\.0\.1", mine[0]),
           "connect line: %r" % mine[0])
     check(re.fullmatch(STAMP + r" info  \[session\] " + re.escape(session) +
-                       r" closed: user alice from 127\.0\.0\.1, by the client, after \d+ ms",
-                       mine[1]), "disconnect line: %r" % mine[1])
+                       r" closed: user alice from 127\.0\.0\.1, code 1000 \(by the client\), "
+                       r"after \d+ ms", mine[1]), "disconnect line: %r" % mine[1])
     note(mine[1])
+
+
+@suite.test
+async def the_disconnect_line_has_the_clients_close_code_or_1006():
+    """A client's close code of its own (4321, whose reason is not logged),
+    a close frame without a code (1005), a connection dropped without a
+    close frame (1006, connection lost) and an unmasked frame (1002, the
+    transport's own close) each give their code in the disconnect line."""
+    async def ended(how):
+        c = await Client.connect(text.port)
+        await how(c.ws)
+        await asyncio.sleep(0.2)  # abort() closes the socket on the next loop turn
+        lines = wait_for_log(text, lambda l: c.session + " closed" in l, "disconnect line")
+        return [l for l in lines if c.session + " closed" in l][0]
+
+    async def code_4321(ws):
+        await ws.close(code=4321, reason="see you\nforged")
+
+    async def no_code(ws):
+        ws.transport.write(bytes([0x88, 0x80, 1, 2, 3, 4]))   # close, masked, empty
+
+    async def dropped(ws):
+        ws.transport.abort()
+
+    async def unmasked(ws):
+        ws.transport.write(bytes([0x81, 0x02]) + b"hi")
+
+    for how, want in ((code_4321, r"code 4321 \(by the client\)"),
+                      (no_code, r"code 1005 \(by the client\)"),
+                      (dropped, r"code 1006 \(connection lost\)"),
+                      (unmasked, r"code 1002 \(unmasked frame\)")):
+        line = await ended(how)
+        check(re.search(r" closed: user alice from 127\.0\.0\.1, %s, after \d+ ms$" % want, line),
+              "%s: disconnect line %r, want %s" % (how.__name__, line, want))
+        check("see you" not in line, "the client's close reason is in the log: %r" % line)
+        note(line)
 
 
 @suite.test
@@ -157,7 +194,7 @@ async def json_gives_one_object_per_line_with_event_fields():
           conn[0]["addr"] == "127.0.0.1", "connect: %r" % conn[0])
     d = disc[0]
     check(d["level"] == "info" and d["user"] == "alice" and d["addr"] == "127.0.0.1" and
-          d["code"] is None and d["reason"] == "client" and isinstance(d["duration_ms"], int)
+          d["code"] == 1000 and d["reason"] == "by the client" and isinstance(d["duration_ms"], int)
           and d["duration_ms"] >= 0, "disconnect: %r" % d)
     last = events("disconnect", c.session)
     check(len(last) == 1 and last[0]["code"] == 1001 and

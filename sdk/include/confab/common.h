@@ -56,7 +56,9 @@ extern "C" {
  *      confab_backplane_ops gains user_ready (welcome once the user is
  *      online on every node).
  * 1.9: confab_host gains checking (true under `confabd -t`, which must
- *      not fail for what the running node holds, such as its port). */
+ *      not fail for what the running node holds, such as its port);
+ *      confab_host_transport gains session_ended (how a connection the
+ *      core did not close ended: the client's close code, 1006). */
 #define CONFAB_ABI_MAJOR 1
 #define CONFAB_ABI_MINOR 9
 

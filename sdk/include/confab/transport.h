@@ -106,6 +106,21 @@ typedef struct confab_host_transport {
 	 * the session and forgets it; the pointer is invalid once this
 	 * returns. Never calls send() or close() for this session. */
 	void (*session_closed)(confab_session *session);
+
+	/* ---- ABI 1.9 ---- */
+
+	/* Optional for the transport to call, just before session_closed:
+	 * how the connection ended, for the disconnect log line. `code` is
+	 * the WebSocket close code the client sent (1000-4999), 1005 when its
+	 * close frame held none, 1006 when the connection ended without a
+	 * close frame, or the code the transport closed it with on its own
+	 * (1002 for a protocol error). `why` is a short fixed text of the
+	 * transport's ("by the client", "connection lost"), never the
+	 * client's close reason; it must stay valid until session_closed
+	 * returns. Ignored when the core closed the session itself (its own
+	 * code is logged). Without it the line says only "by the client".
+	 * Read it only when CONFAB_HAS(host->transport, session_ended). */
+	void (*session_ended)(confab_session *session, int code, const char *why);
 } confab_host_transport;
 
 /* What a transport implements besides the lifecycle. */
