@@ -210,7 +210,10 @@ struct redis_state {
 	unsigned ssub_failures;      /* sentinels lost in a row without a subscribe */
 	bool ssub_up, ssub_was_up;   /* the watch is subscribed; has been (metrics) */
 	char ssub_last[300];         /* the last line about it: log changes only */
-	uv_timer_t ssub_timer;       /* subscribes again after a whole round failed */
+	uv_timer_t ssub_timer;       /* subscribes again after a whole round failed;
+				      * while subscribed, PINGs the sentinel */
+	bool ssub_ping_out;          /* a PING waits for its answer, */
+	uint64_t ssub_ping_at;       /* ... sent at this uv_now */
 	char odown_host[256];        /* the master the sentinels found down (+odown), */
 	int odown_port;              /* ... "" when none: not written to for */
 	uint64_t odown_at;           /* ... SENTINEL_ODOWN_HOLD_MS, or until -odown

@@ -293,6 +293,7 @@ int sentinel_check_role(redis_state *s)
 
 static void watch_open(redis_state *s);
 static void on_watch_tick(uv_timer_t *t);
+static void on_watch_ping(uv_timer_t *t);
 
 /* One line per distinct state of the watch, not one per retry. */
 __attribute__((format(printf, 3, 4)))
@@ -397,6 +398,9 @@ static void watch_push(rlink *l, redisReply *reply, void *arg)
 		return;
 	if (strcmp(reply->element[0]->str, "subscribe") == 0) {
 		s->ssub_failures = 0;
+		s->ssub_ping_out = false;
+		uv_timer_start(&s->ssub_timer, on_watch_ping, s->common.probe_interval_ms,
+			       s->common.probe_interval_ms);
 		if (!s->ssub_up) {
 			if (s->ssub_was_up)
 				rbase_reconnected(&s->base, RBASE_LINK_SENTINEL);
@@ -417,15 +421,16 @@ static void watch_push(rlink *l, redisReply *reply, void *arg)
 	}
 }
 
-static void watch_closed(rlink *l, const char *why, void *arg)
+/* The watched sentinel is gone (its link closed, or it stopped answering):
+ * the next one. */
+static void watch_lost(redis_state *s, rlink *l, const char *why)
 {
-	redis_state *s = arg;
 	char name[300], next[300];
 
-	if (l != s->ssub)
-		return;
 	watch_down(s);
 	s->ssub = NULL;
+	s->ssub_ping_out = false;
+	uv_timer_stop(&s->ssub_timer);
 	conn_link_drop(s, l);
 	if (s->destroying)
 		return;
@@ -442,6 +447,49 @@ static void watch_closed(rlink *l, const char *why, void *arg)
 	watch_log(s, CONFAB_LOG_WARN, "no sentinel can be subscribed to for failovers (the last, "
 		  "%s: %s); trying again every %u ms", name, why, s->common.reconnect_max_ms);
 	uv_timer_start(&s->ssub_timer, on_watch_tick, s->common.reconnect_max_ms, 0);
+}
+
+static void watch_closed(rlink *l, const char *why, void *arg)
+{
+	redis_state *s = arg;
+
+	if (l == s->ssub)
+		watch_lost(s, l, why);
+}
+
+/* A sentinel that stops answering without closing (stopped, its machine
+ * frozen, a firewall dropping its packets) would leave the watch deaf to
+ * failovers while the link looks fine. So while subscribed, a PING goes
+ * out every probe_interval_ms, and one not answered within
+ * probe_timeout_ms loses that sentinel as a close does. */
+static void watch_pong(rlink *l, redisReply *reply, void *arg)
+{
+	redis_state *s = arg;
+
+	if (l == s->ssub && reply != NULL)
+		s->ssub_ping_out = false;  /* an error answer is an answer too */
+}
+
+static void on_watch_ping(uv_timer_t *t)
+{
+	redis_state *s = t->data;
+	const char *argv[1] = { "PING" };
+	char why[80];
+
+	if (s->ssub == NULL || !s->ssub_up)
+		return;
+	if (s->ssub_ping_out) {
+		if (uv_now(s->base.loop) - s->ssub_ping_at < s->common.probe_timeout_ms)
+			return;
+		snprintf(why, sizeof(why), "no answer to PING within %u ms",
+			 s->common.probe_timeout_ms);
+		watch_lost(s, s->ssub, why);
+		return;
+	}
+	if (rlink_command(s->ssub, 1, argv, NULL, watch_pong, s) != 0)
+		return;  /* not queued (the link is failing, or memory ran out) */
+	s->ssub_ping_out = true;
+	s->ssub_ping_at = uv_now(s->base.loop);
 }
 
 static void watch_open(redis_state *s)

@@ -30,12 +30,16 @@ Checked:
     MONITOR on every replica (from its start or restart until it is
     promoted) shows no EVAL/EVALSHA/FCALL/SET/PUBLISH/... except from the
     replication link, and INFO errorstats shows no READONLY refusal on any
-    data node (a write refused by a replica never shows in MONITOR).
+    data node (a write refused by a replica never shows in MONITOR);
+  - a sentinel that stops answering without closing (SIGSTOP) is left
+    for the next one within probe_timeout_ms + probe_interval_ms, and a
+    failover announced there is followed.
 
 SPDX-License-Identifier: MIT
 """
 import asyncio
 import itertools
+import signal
 import json
 import time
 
@@ -65,6 +69,12 @@ named_cluster = SentinelCluster(suite, named, guests=("p",), prefix="ct-named:",
                                 sentinel_keys=AUTH_KEYS)
 wrong_pw = SentinelCluster(suite, named, guests=("wrongpw",), prefix="ct-named:",
                            sentinel_keys=dict(AUTH_KEYS, sentinel_password="not-it"))
+# A node of its own on the first group, started last: it watches the first
+# sentinel of the list for failovers.
+stall = SentinelCluster(suite, group, guests=("st",), prefix="ct-stall:",
+                        sentinel_keys={"ack_replicas": 1})
+PROBE_TIMEOUT_MS = 3000     # [redis] probe_timeout_ms's default
+PROBE_INTERVAL_MS = 1000    # [redis] probe_interval_ms's default
 
 _rooms = itertools.count(1)
 
@@ -444,6 +454,55 @@ async def passwords_and_sentinels_that_report_names():
               "password\n%s" % (status, tail(node.stderr())))
         await asyncio.sleep(0.1)
     note("wrong sentinel_password: /readyz 503, %s" % lines[0].strip()[:200])
+
+
+@suite.test
+async def a_stalled_sentinel_is_left_for_the_next_one():
+    """The sentinel node st watches for failovers (the first of the list)
+    is stopped (SIGSTOP: its connections stay open, nothing answers): within
+    probe_timeout_ms + probe_interval_ms st logs that it lost it (no
+    answer to PING) and watches on the second; a SENTINEL FAILOVER asked
+    of the second (the old master stays up, so only the watch can tell st)
+    then reaches st as +switch-master, and a send is acked again."""
+    await group.wait_healthy()
+    stall.start()
+    node = stall["st"]
+    x = await Client.connect(node.port, name="x@st")
+    r = room("stall")
+    await x.join(r)
+    await x.say(r, "before")
+    first, second = group.sentinels[0], group.sentinels[1]
+    old_port = (await asyncio.to_thread(group.master_addr, second))[1]
+    time.sleep(2 * PROBE_INTERVAL_MS / 1000)   # a few PINGs answered first
+    start = len(node.stderr())
+    first.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        lost = "lost sentinel 127.0.0.1:%d (no answer to PING within %d ms): watching for " \
+               "failovers on 127.0.0.1:%d instead" % (first.port, PROBE_TIMEOUT_MS, second.port)
+        node.log_since(start, lost, timeout=(PROBE_TIMEOUT_MS + PROBE_INTERVAL_MS) / 1000 * SCALE
+                       + 2.0, after="since %s was stopped" % first.name)
+        note("%.1fs after SIGSTOP of %s: %s" % (time.monotonic() - t0, first.name, lost))
+        time.sleep(0.5)   # subscribed on the second
+        start = len(node.stderr())
+        check(second.command("SENTINEL", "FAILOVER", group.master_name) == "OK",
+              "SENTINEL FAILOVER refused")
+        moved = "the sentinels moved master '%s' from 127.0.0.1:%d to" % (group.master_name,
+                                                                          old_port)
+        log = node.log_since(start, moved, timeout=20.0 * SCALE, after="since SENTINEL FAILOVER")
+        note(next(l for l in log.splitlines() if moved in l).strip())
+        deadline = time.monotonic() + RESUME_WITHIN
+        while True:
+            rep = await x.request({"type": "send", "room": r, "body": "after"},
+                                  timeout=REPLY_TIMEOUT)
+            if rep.get("type") == "ack":
+                break
+            check(rep.get("code") == "unavailable", "send after the failover -> %s" % dumps(rep))
+            check(time.monotonic() < deadline, "no ack within %.0fs of +switch-master (last "
+                  "reply %s)" % (RESUME_WITHIN, dumps(rep)))
+            await asyncio.sleep(0.1)
+    finally:
+        first.proc.send_signal(signal.SIGCONT)
 
 
 if __name__ == "__main__":
