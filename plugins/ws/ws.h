@@ -332,10 +332,12 @@ struct ws_conn {
 unsigned ws_conn_limit(ws_state *s, const ws_addr *addr);
 /* A socket accepted on the listener (ws_listen.c), or the plain end of a
  * TLS client's pair (ws_tls.c: via_tls): refused at once over the limits
- * (ws_conn_limit), else counted and handed to lws. Takes fd. The
- * connection, or NULL when it was refused or could not be made. */
+ * (ws_conn_limit), else counted and handed to lws. Takes fd. accepted_ms:
+ * the loop time the client's TCP connection was accepted (its handshake
+ * deadline counts from it). The connection, or NULL when it was refused
+ * or could not be made. */
 ws_conn *ws_conn_accept(ws_state *s, int fd, const struct sockaddr *peer,
-			bool via_tls);
+			bool via_tls, uint64_t accepted_ms);
 /* Reception is over (ws_head.c): hand c to lws (ok), or forget it (its
  * socket is closed or answered). */
 void ws_conn_head_done(ws_conn *c, bool ok);
@@ -482,8 +484,10 @@ void ws_addr_end(ws_state *s);
 
 /* ws_deadline.c */
 int ws_deadline_start(ws_state *s);
-/* c was accepted now: its deadline is WS_HANDSHAKE_SECS away. */
-void ws_deadline_join(ws_conn *c);
+/* c was accepted at loop time `accepted_ms` (a TLS client's TCP accept,
+ * before its TLS handshake: one deadline for both): its deadline is
+ * WS_HANDSHAKE_SECS after that. */
+void ws_deadline_join(ws_conn *c, uint64_t accepted_ms);
 /* c is a session (or parked, or gone): no deadline any more. */
 void ws_deadline_leave(ws_conn *c);
 void ws_deadline_end(ws_state *s);

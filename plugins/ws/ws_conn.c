@@ -46,7 +46,7 @@
 
 /* ---- bookkeeping ---- */
 
-static ws_conn *conn_new(ws_state *s, const ws_addr *addr)
+static ws_conn *conn_new(ws_state *s, const ws_addr *addr, uint64_t accepted_ms)
 {
 	ws_conn *c = calloc(1, sizeof(*c));
 
@@ -66,7 +66,7 @@ static ws_conn *conn_new(ws_state *s, const ws_addr *addr)
 	s->conns = c;
 	s->n_conns++;
 	s->m.conns_total++;
-	ws_deadline_join(c);
+	ws_deadline_join(c, accepted_ms);
 	return c;
 }
 
@@ -129,7 +129,7 @@ unsigned ws_conn_limit(ws_state *s, const ws_addr *addr)
 }
 
 ws_conn *ws_conn_accept(ws_state *s, int fd, const struct sockaddr *peer,
-			bool via_tls)
+			bool via_tls, uint64_t accepted_ms)
 {
 	ws_addr addr;
 	ws_conn *c;
@@ -145,7 +145,7 @@ ws_conn *ws_conn_accept(ws_state *s, int fd, const struct sockaddr *peer,
 				  : "too many connections from this address");
 		return NULL;
 	}
-	c = conn_new(s, &addr);
+	c = conn_new(s, &addr, accepted_ms);
 	if (c == NULL) {
 		ws_http_refuse_fd(fd, 503, "out of memory");
 		return NULL;

@@ -9,7 +9,11 @@
  * request moves on; this one deadline covers every state. Every
  * connection gets the same time from its accept, so the connections in
  * the list are in deadline order when they are appended in accept order:
- * one timer, set for the head, and O(1) per connection. A parked
+ * one timer, set for the head, and O(1) per connection. A TLS client
+ * joins once its TLS handshake is done, with the deadline of its TCP
+ * accept (one deadline for both handshakes): it is put in order from the
+ * tail, past the clients accepted during its TLS handshake that finished
+ * theirs first (a few; at most the connections the limits allow). A parked
  * handshake leaves the list and keeps its deadline in ws_park.c, where it
  * is answered 503 instead of dropped.
  *
@@ -63,18 +67,26 @@ int ws_deadline_start(ws_state *s)
 	return 0;
 }
 
-void ws_deadline_join(ws_conn *c)
+void ws_deadline_join(ws_conn *c, uint64_t accepted_ms)
 {
 	ws_state *s = c->s;
+	ws_conn *before = s->young_tail;
 
-	c->deadline = uv_now(s->loop) + WS_HANDSHAKE_SECS * 1000u;
-	c->young_prev = s->young_tail;
-	c->young_next = NULL;
-	if (s->young_tail != NULL)
-		s->young_tail->young_next = c;
+	c->deadline = accepted_ms + WS_HANDSHAKE_SECS * 1000u;
+	/* In deadline order: a plain connection goes last; a TLS client,
+	 * accepted before its handshake, a few places from the end. */
+	while (before != NULL && before->deadline > c->deadline)
+		before = before->young_prev;
+	c->young_prev = before;
+	c->young_next = before != NULL ? before->young_next : s->young;
+	if (c->young_next != NULL)
+		c->young_next->young_prev = c;
+	else
+		s->young_tail = c;
+	if (before != NULL)
+		before->young_next = c;
 	else
 		s->young = c;
-	s->young_tail = c;
 	c->young = true;
 	if (s->young == c)
 		arm(s);

@@ -119,7 +119,7 @@ static void listen_readable(uv_poll_t *p, int status, int events)
 			if (s->tls_ctx != NULL)
 				ws_tls_accept(s, fd, (struct sockaddr *)&ss, sl);
 			else
-				ws_conn_accept(s, fd, (struct sockaddr *)&ss, false);
+				ws_conn_accept(s, fd, (struct sockaddr *)&ss, false, uv_now(s->loop));
 			continue;
 		}
 		switch (errno) {

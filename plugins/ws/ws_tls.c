@@ -63,6 +63,8 @@ struct ws_tls {
 	int handles;                 /* open handles; freed at 0 once closing */
 	bool closing;
 	ws_addr addr;                /* counted while in handshake */
+	uint64_t accepted_ms;        /* loop time of the TCP accept: the ws
+				      * handshake's deadline counts from it */
 	struct sockaddr_storage peer;
 	ws_conn *conn;               /* on the pair's other end, while it lives */
 
@@ -486,7 +488,7 @@ static void relay_start(ws_tls *t)
 	t->pair_poll.data = t;
 	t->pair_poll_on = true;
 	t->handles++;
-	t->conn = ws_conn_accept(s, pair[1], (struct sockaddr *)&t->peer, true);
+	t->conn = ws_conn_accept(s, pair[1], (struct sockaddr *)&t->peer, true, t->accepted_ms);
 	if (t->conn != NULL)
 		t->conn->tls = t;
 	pump(t);
@@ -572,6 +574,7 @@ void ws_tls_accept(ws_state *s, int fd, const struct sockaddr *peer, socklen_t p
 	t->s = s;
 	t->fd = fd;
 	t->pfd = -1;
+	t->accepted_ms = uv_now(s->loop);
 	t->addr = addr;
 	memcpy(&t->peer, peer, peer_len < sizeof(t->peer) ? peer_len : sizeof(t->peer));
 	t->next = s->tlss;

@@ -157,6 +157,29 @@ def a_handshake_that_never_ends_is_closed_by_the_deadline():
     note("closed after %.1f s" % took)
 
 
+@suite.test
+def the_tls_and_websocket_handshakes_share_one_deadline():
+    """A client that takes 6 s over its TLS handshake, then sends no HTTP
+    request, is closed WS_HANDSHAKE_SECS after its TCP accept, not 10 s
+    after its TLS handshake."""
+    port = node.start().port
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    t0 = time.monotonic()
+    try:
+        time.sleep(6)
+        s = node.ssl_context.wrap_socket(raw, server_hostname="localhost")
+        check(time.monotonic() - t0 < HANDSHAKE_SECS - 2, "the TLS handshake took too long")
+        check(closed_within(s, HANDSHAKE_SECS + 5), "still open %d s after the accept"
+              % (2 * HANDSHAKE_SECS))
+        took = time.monotonic() - t0
+        check(HANDSHAKE_SECS - 1 <= took <= HANDSHAKE_SECS + 2,
+              "closed %.1f s after the TCP accept; want about %d" % (took, HANDSHAKE_SECS))
+        s.close()
+    finally:
+        raw.close()
+    note("closed %.1f s after the TCP accept (TLS done after 6 s)" % took)
+
+
 def no_room_while_held(port, n, what):
     """While `n` TCP connections to the port are held (in their TLS
     handshake), a TLS client is refused; once they go, one gets through
