@@ -264,6 +264,50 @@ static int read_metrics_keys(ws_state *s)
 	return 0;
 }
 
+/* [ws] proxy_protocol: the balancers' addresses, comma-separated. Not
+ * with TLS: the header would come before the TLS handshake, which this
+ * terminator does not read (terminate TLS at the balancer). */
+static int read_proxies(ws_state *s)
+{
+	const char *v = s->host->config_get(s->ctx, "proxy_protocol");
+	char *copy, *item, *save = NULL;
+
+	s->proxies = NULL;
+	s->n_proxies = 0;
+	if (v == NULL)
+		return 0;
+	copy = strdup(v);
+	s->proxies = calloc(strlen(v) / 2 + 1, sizeof(*s->proxies));
+	if (copy == NULL || s->proxies == NULL) {
+		free(copy);
+		return CONFAB_ENOMEM;
+	}
+	for (item = strtok_r(copy, ", \t", &save); item != NULL;
+	     item = strtok_r(NULL, ", \t", &save)) {
+		ws_addr *a = &s->proxies[s->n_proxies];
+
+		if (inet_pton(AF_INET, item, a->bytes) == 1) {
+			a->family = AF_INET;
+		} else if (inet_pton(AF_INET6, item, a->bytes) == 1) {
+			a->family = AF_INET6;
+		} else {
+			s->host->config_error(s->ctx, "proxy_protocol", "'%s' is not an IP "
+					      "address (the load balancers that send a PROXY "
+					      "protocol header, comma-separated)", item);
+			free(copy);
+			return CONFAB_EINVAL;
+		}
+		s->n_proxies++;
+	}
+	free(copy);
+	if (s->n_proxies == 0) {
+		s->host->config_error(s->ctx, "proxy_protocol", "is empty: name the load "
+				      "balancers' addresses, or leave the key out");
+		return CONFAB_EINVAL;
+	}
+	return 0;
+}
+
 /* Every key of [ws], and what ws takes from [broker], checked and read
  * into s (its ctx and host set): what init reads, and what reload reads
  * into a scratch state. Opens nothing but the TLS files (s->tls_ctx,
@@ -285,9 +329,16 @@ static int read_config(ws_state *s)
 				   "65535)", v);
 		return CONFAB_EINVAL;
 	}
-	if ((rc = read_limits(s)) != 0 || (rc = read_metrics_keys(s)) != 0)
+	if ((rc = read_limits(s)) != 0 || (rc = read_metrics_keys(s)) != 0 ||
+	    (rc = read_proxies(s)) != 0 || (rc = ws_tls_config(s, &s->tls_ctx)) != 0)
 		return rc;
-	return ws_tls_config(s, &s->tls_ctx);
+	if (s->n_proxies > 0 && s->tls_ctx != NULL) {
+		s->host->config_error(s->ctx, "proxy_protocol", "and tls_cert together: "
+				      "the PROXY header would come before the TLS "
+				      "handshake; terminate TLS at the balancer");
+		return CONFAB_EINVAL;
+	}
+	return 0;
 }
 
 static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
@@ -332,6 +383,7 @@ static int ws_init(confab_ctx *ctx, const confab_host *host, void **state)
 		rc = ws_metrics_init(s);
 	if (rc != 0) {
 		ws_tls_ctx_free(s->tls_ctx);
+		free(s->proxies);
 		free(s);
 		return rc;
 	}
@@ -373,6 +425,7 @@ static int ws_reload(void *state, void **pending)
 	rc = read_config(n);
 	if (rc != 0) {
 		ws_tls_ctx_free(n->tls_ctx);
+		free(n->proxies);
 		free(n);
 		return rc;
 	}
@@ -423,8 +476,15 @@ static void ws_reload_finish(void *state, void *pending, bool apply)
 			ws_tls_swap(s, n->tls_ctx);
 			n->tls_ctx = NULL;
 		}
+		/* New connections; one reading its header keeps its say. */
+		ws_addr *old = s->proxies;
+
+		s->proxies = n->proxies;
+		s->n_proxies = n->n_proxies;
+		n->proxies = old;
 	}
 	ws_tls_ctx_free(n->tls_ctx);
+	free(n->proxies);
 	free(n);
 }
 
@@ -731,6 +791,7 @@ static void ws_destroy(void *state)
 	ws_mask_end(s);
 	ws_out_end(s);
 	ws_idle_end(s);
+	free(s->proxies);
 	if (log_owner == s) {
 		log_owner = NULL;
 		lws_set_log_level(LLL_ERR, lwsl_emit_stderr);

@@ -46,6 +46,7 @@
 #include <confab/ratelimit.h>
 
 #include "ws_frames.h"
+#include "ws_proxy.h"
 #include "ws_ring.h"
 
 #define WS_SUBPROTOCOL "confab.v1"
@@ -138,6 +139,11 @@ typedef struct ws_state {
 	 * plain HTTP), and the TLS clients, handshaking or relayed. */
 	struct ssl_ctx_st *tls_ctx;
 	ws_tls *tlss;
+
+	/* [ws] proxy_protocol: the balancers whose connections begin with a
+	 * PROXY protocol header (ws_proxy.c), none when NULL. */
+	ws_addr *proxies;
+	size_t n_proxies;
 
 	/* ws_deadline.c: connections not yet sessions, in accept order. */
 	ws_conn *young, *young_tail;
@@ -265,6 +271,9 @@ struct ws_conn {
 	char *head;
 	size_t head_len, head_cap;
 	size_t head_end;             /* where the request head ends in it */
+	bool proxy_wait;             /* from a balancer: its PROXY header first */
+	size_t proxy_len;            /* the header's bytes, read and dropped: the
+				      * stream offset of head[0] (ws_mask.c) */
 	ws_addr addr;                /* counted in s->addrs */
 	/* Over TLS (ws_tls.c): fd is our end of a socket pair; `tls` relays
 	 * it to the client, while both live; tls_in counts the bytes it wrote
@@ -328,7 +337,8 @@ struct ws_conn {
 
 /* ws_conn.c */
 /* Whether one more connection from `addr` is over max_connections (503)
- * or max_connections_per_address (429), logged: that status, else 0. */
+ * or max_connections_per_address (429; not checked for a balancer of
+ * proxy_protocol's: ws_conn_readdress), logged: that status, else 0. */
 unsigned ws_conn_limit(ws_state *s, const ws_addr *addr);
 /* A socket accepted on the listener (ws_listen.c), or the plain end of a
  * TLS client's pair (ws_tls.c: via_tls): refused at once over the limits
@@ -341,6 +351,10 @@ ws_conn *ws_conn_accept(ws_state *s, int fd, const struct sockaddr *peer,
 /* Reception is over (ws_head.c): hand c to lws (ok), or forget it (its
  * socket is closed or answered). */
 void ws_conn_head_done(ws_conn *c, bool ok);
+/* c's PROXY header named `client` (ws_head.c): c counts under it from now
+ * on. 0, or the status to refuse c with (not counted yet in /metrics):
+ * 429 over max_connections_per_address for it, 503 out of memory. */
+unsigned ws_conn_readdress(ws_conn *c, const ws_addr *client);
 /* LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: a wsi lws made for a
  * socket ws_conn_head_done hands it. */
 void ws_conn_instantiated(ws_state *s, struct lws *wsi);
@@ -481,6 +495,8 @@ size_t ws_addr_count_of(ws_state *s, const ws_addr *a);
 int ws_addr_add(ws_state *s, const ws_addr *a);
 void ws_addr_remove(ws_state *s, const ws_addr *a);
 void ws_addr_end(ws_state *s);
+/* `a` is one of [ws] proxy_protocol's balancers. */
+bool ws_addr_trusted_proxy(const ws_state *s, const ws_addr *a);
 
 /* ws_deadline.c */
 int ws_deadline_start(ws_state *s);

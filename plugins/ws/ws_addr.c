@@ -100,3 +100,11 @@ void ws_addr_end(ws_state *s)
 	tdestroy(s->addrs, free);
 	s->addrs = NULL;
 }
+
+bool ws_addr_trusted_proxy(const ws_state *s, const ws_addr *a)
+{
+	for (size_t i = 0; i < s->n_proxies; i++)
+		if (memcmp(&s->proxies[i], a, sizeof(*a)) == 0)
+			return true;
+	return false;
+}

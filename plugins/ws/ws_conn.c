@@ -108,6 +108,20 @@ static void conn_free(ws_conn *c)
 
 /* ---- accept ---- */
 
+/* max_connections_per_address for one more connection from addr: 429
+ * (logged; the caller counts the refusal), else 0. */
+static unsigned addr_limit(ws_state *s, const ws_addr *addr)
+{
+	if (s->max_per_addr != 0 &&
+	    ws_addr_count_of(s, addr) >= s->max_per_addr) {
+		WS_LOG_LIMITED(s, CONFAB_LOG_INFO, "max_connections_per_address "
+			       "(%zu) reached: a new connection is refused "
+			       "(429)", s->max_per_addr);
+		return 429;
+	}
+	return 0;
+}
+
 unsigned ws_conn_limit(ws_state *s, const ws_addr *addr)
 {
 	if (s->max_conns != 0 && s->n_conns >= s->max_conns) {
@@ -117,14 +131,25 @@ unsigned ws_conn_limit(ws_state *s, const ws_addr *addr)
 		ws_metrics_refused(s, 503);
 		return 503;
 	}
-	if (s->max_per_addr != 0 &&
-	    ws_addr_count_of(s, addr) >= s->max_per_addr) {
-		WS_LOG_LIMITED(s, CONFAB_LOG_INFO, "max_connections_per_address "
-			       "(%zu) reached: a new connection is refused "
-			       "(429)", s->max_per_addr);
-		ws_metrics_refused(s, 429);
-		return 429;
-	}
+	/* A balancer's connections count under the client's address its
+	 * PROXY header names (ws_conn_readdress), not its own. */
+	if (ws_addr_trusted_proxy(s, addr) || addr_limit(s, addr) == 0)
+		return 0;
+	ws_metrics_refused(s, 429);
+	return 429;
+}
+
+unsigned ws_conn_readdress(ws_conn *c, const ws_addr *client)
+{
+	ws_state *s = c->s;
+	unsigned status = addr_limit(s, client);
+
+	if (status != 0)
+		return status;
+	if (ws_addr_add(s, client) != 0)
+		return 503;
+	ws_addr_remove(s, &c->addr);
+	c->addr = *client;
 	return 0;
 }
 
@@ -151,6 +176,7 @@ ws_conn *ws_conn_accept(ws_state *s, int fd, const struct sockaddr *peer,
 		return NULL;
 	}
 	c->via_tls = via_tls;
+	c->proxy_wait = !via_tls && ws_addr_trusted_proxy(s, &addr);
 	if (ws_head_start(c, fd) != 0) {
 		ws_http_refuse_fd(fd, 503, "out of memory");
 		c->fd = -1;
@@ -463,7 +489,10 @@ int ws_conn_confirm_upgrade(ws_state *s, struct lws *wsi, const char *upgrade)
 		return refuse(wsi, 400, "unsupported subprotocol: this endpoint "
 			      "speaks " WS_SUBPROTOCOL);
 
-	if (ws_request_build(&r, wsi, s->host->name(s->ctx), c->via_tls
+	/* Over TLS lws sees the socket pair, behind a balancer the
+	 * balancer: the client's address is c->addr. */
+	if (ws_request_build(&r, wsi, s->host->name(s->ctx),
+			     c->via_tls || c->proxy_len > 0
 			     ? ws_addr_text(&c->addr, peer, sizeof(peer))
 			     : NULL) != CONFAB_OK)
 		return refuse(wsi, 503, "out of memory");

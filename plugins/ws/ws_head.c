@@ -124,6 +124,42 @@ static void head_refuse(ws_conn *c, unsigned status, const char *reason,
 	ws_conn_head_done(c, false);
 }
 
+/* A balancer's connection (ws_proxy.c): its PROXY header, dropped from
+ * c->head once whole, and the client's address it names taken. False
+ * while it is incomplete, or when c was refused. */
+static bool proxy_header(ws_conn *c)
+{
+	ws_proxy_client client;
+	size_t used = 0;
+	unsigned status;
+	int rc = ws_proxy_header(c->head, c->head_len, WS_HEAD_MAX, &client, &used);
+
+	if (rc == 0)
+		return false;
+	if (rc < 0) {
+		head_refuse(c, 400, "no valid PROXY protocol header from a balancer "
+			    "([ws] proxy_protocol)", "");
+		return false;
+	}
+	c->proxy_wait = false;
+	c->proxy_len = used;
+	memmove(c->head, c->head + used, c->head_len - used);
+	c->head_len -= used;
+	if (client.family != 0) {
+		ws_addr a = { .family = (uint8_t)client.family };
+
+		memcpy(a.bytes, client.bytes, sizeof(a.bytes));
+		status = ws_conn_readdress(c, &a);
+		if (status != 0) {
+			head_refuse(c, status, status == 429
+				    ? "too many connections from this address"
+				    : "out of memory", "");
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Room for the next read: false when out of memory. */
 static bool head_grow(ws_conn *c)
 {
@@ -164,6 +200,13 @@ static void head_readable(uv_poll_t *p, int status, int events)
 		return;
 	}
 	c->head_len += (size_t)n;
+	if (c->proxy_wait) {
+		if (!proxy_header(c))
+			return;
+		before = 0;
+		if (c->head_len == 0)
+			return;  /* the request is still to come */
+	}
 
 	m = method_served(c->head, c->head_len);
 	if (m == -1) {

@@ -113,14 +113,16 @@ void ws_mask_head(ws_conn *c)
 	 * or refused, and a refusal hangs up. */
 	if (!asks_upgrade(c->head, c->head_end))
 		return;
-	ws_frames_init(&c->frames, c->head_end);
+	/* Stream offsets: a balancer's PROXY header (proxy_len bytes, read
+	 * and dropped by reception) came before head[0]. */
+	ws_frames_init(&c->frames, c->proxy_len + c->head_end);
 	c->mask_on = true;
-	if (ws_frames_feed(&c->frames, 0, c->head, c->head_len, &bad) ==
+	if (ws_frames_feed(&c->frames, c->proxy_len, c->head, c->head_len, &bad) ==
 	    WS_FRAMES_UNMASKED) {
 		/* lws gets what came before it, and never the rest. */
 		c->unmasked = true;
-		c->unmasked_held = bad > c->head_end;
-		c->head_len = (size_t)bad;
+		c->unmasked_held = bad > c->proxy_len + c->head_end;
+		c->head_len = (size_t)(bad - c->proxy_len);
 	}
 }
 

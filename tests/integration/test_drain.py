@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Draining a node through a real HAProxy (issue 12): two confabd nodes
 sharing a redis-server backplane behind Debian's haproxy, run with the
-shipped etc/haproxy.cfg changed only in its addresses. 300 clients connect
+shipped etc/haproxy.cfg changed only in its addresses (haproxytest.py; the
+nodes take its PROXY headers). 300 clients connect
 through haproxy, a fifth of them keep sending; node a gets SIGTERM:
   - its /readyz answers 503 within 1 s, and haproxy sends every new client
     to node b well before drain_grace is over;
@@ -18,9 +19,6 @@ SPDX-License-Identifier: MIT
 import asyncio
 import itertools
 import json
-import os
-import re
-import shutil
 import signal
 import sys
 import time
@@ -28,12 +26,9 @@ import time
 import websockets
 import websockets.exceptions
 
-from confabtest import (SCALE, TOP_SRCDIR, TestFailure, check, http_get,
-                        note, spawn, tail, reserve_port)
+from confabtest import SCALE, TestFailure, check, note
+from haproxytest import BALANCER, HAPROXY, Haproxy
 from redistest import Cluster, RedisSuite, readyz
-
-HAPROXY = shutil.which("haproxy") or next(
-    (p for p in ("/usr/sbin/haproxy", "/sbin/haproxy") if os.access(p, os.X_OK)), None)
 
 CLIENTS = 300
 ROOMS = 10
@@ -47,76 +42,6 @@ HISTORY = 10000           # history_size: everything sent here stays recoverable
 suite = RedisSuite("test_drain", watchdog=240)
 _refs = itertools.count(1)
 ACK_INFO = {}   # (room, seq) -> (sender, monotonic time of the ack): for failure reports
-
-
-# ---- haproxy with the shipped file ------------------------------------------
-
-def haproxy_config(dir, front, health, node_a, node_b):
-    """etc/haproxy.cfg with its addresses replaced by loopback ones (and, not
-    as root, without `user`/`group`, which only root can switch to)."""
-    with open(os.path.join(TOP_SRCDIR, "etc", "haproxy.cfg")) as f:
-        text = f.read()
-    swaps = [(r"(?m)^(\s*bind) :80$", r"\1 127.0.0.1:%d" % front),
-             (r"(?m)^(\s*bind) 127\.0\.0\.1:8404$", r"\1 127.0.0.1:%d" % health),
-             (r"(?m)^(\s*server node-a) 10\.0\.0\.11:8080", r"\1 127.0.0.1:%d" % node_a),
-             (r"(?m)^(\s*server node-b) 10\.0\.0\.12:8080", r"\1 127.0.0.1:%d" % node_b)]
-    for pattern, repl in swaps:
-        text, n = re.subn(pattern, repl, text)
-        check(n == 1, "etc/haproxy.cfg: %r matched %d times (want once): the test adapts "
-              "only the shipped addresses" % (pattern, n))
-    if os.geteuid() != 0:
-        text = re.sub(r"(?m)^\s*(user|group) haproxy$", "", text)
-    path = os.path.join(dir, "haproxy.cfg")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
-
-
-class Haproxy:
-    def __init__(self, tmp):
-        self.dir = tmp
-        # haproxy cannot bind port 0 and say which it got: reserved ports
-        # (kept until stop; haproxy binds next to them with SO_REUSEADDR)
-        (self.front, front_sock), (self.health, health_sock) = reserve_port(), reserve_port()
-        self.reservations = [front_sock, health_sock]
-        self.proc = None
-        self.log_path = os.path.join(tmp, "haproxy.log")
-
-    def start(self, node_a, node_b):
-        cfg = haproxy_config(self.dir, self.front, self.health, node_a, node_b)
-        out = open(self.log_path, "wb")
-        try:
-            # -db: in the foreground, whatever `daemon` says; -n: the
-            # file's maxconn needs more descriptors than a test may open
-            self.proc = spawn([HAPROXY, "-db", "-n", "4000", "-f", cfg], stdin=None,
-                              stdout=out, stderr=out)
-        finally:
-            out.close()
-        deadline = time.monotonic() + 10 * SCALE
-        while time.monotonic() < deadline:
-            check(self.proc.poll() is None, "haproxy exited %s at start\n%s"
-                  % (self.proc.returncode, tail(self.log())))
-            try:
-                if http_get(self.health, "/lb-health", timeout=1.0)[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise TestFailure("haproxy: /lb-health not 200 within 10 s\n%s" % tail(self.log()))
-
-    def log(self):
-        if not os.path.exists(self.log_path):
-            return ""
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        for sock in self.reservations:
-            sock.close()
-        self.reservations = []
 
 
 # ---- a client that reconnects ---------------------------------------------
@@ -276,8 +201,10 @@ async def sigterm_drains_a_node_through_haproxy_without_losing_an_acked_message(
     every acked message reaches every member, a exits 0."""
     cluster = Cluster(suite, guests=["a", "b"], history_size=HISTORY,
                       broker_keys={"drain_grace": GRACE, "drain_window": WINDOW,
-                                   # every client comes from haproxy's address
-                                   "max_connections_per_address": 0}).start()
+                                   # every test client comes from 127.0.0.1
+                                   "max_connections_per_address": 0},
+                      # the shipped haproxy.cfg sends PROXY v2 headers
+                      ws_keys={"proxy_protocol": BALANCER}).start()
     a, b = cluster["a"], cluster["b"]
     lb = Haproxy(suite.tmp)
     members = []
