@@ -18,20 +18,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "target.h"
 #include "ws_client.h"
-
-/* ws://HOST:PORT/PATH parsed; HOST is an IPv4 address or "localhost". */
-struct target {
-	char url[256];
-	char hostport[96];
-	char path[160];           /* path and query, e.g. /ws?token=... */
-	struct sockaddr_in addr;
-};
-
-/* Parses `url` and appends `query` (e.g. "token=abc", may be NULL) to its
- * query string. Returns 0 or -1 with a message in `err`. */
-int target_parse(struct target *t, const char *url, const char *query, char *err,
-		 size_t errlen);
 
 enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_HANDSHAKE, CONN_OPEN, CONN_CLOSING,
 		  CONN_CLOSED };

@@ -1,11 +1,14 @@
-/* Unit tests of confab-bench's frame codec, handshake check and statistics.
+/* Unit tests of confab-bench's frame codec, handshake check, URL parsing
+ * and statistics.
  * SPDX-License-Identifier: MIT
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "stats.h"
+#include "target.h"
 #include "ws_client.h"
 
 /* ---- what the parser hands back ----------------------------------------- */
@@ -295,6 +298,56 @@ START_TEST(response_check_needs_101_and_the_right_accept)
 }
 END_TEST
 
+/* ---- URLs --------------------------------------------------------------- */
+
+START_TEST(url_parts_and_default_port)
+{
+	struct target t;
+	char err[256];
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:8081/ws", NULL, err, sizeof err), 0);
+	ck_assert_str_eq(t.hostport, "127.0.0.1:8081");
+	ck_assert_str_eq(t.path, "/ws");
+	ck_assert_uint_eq(ntohs(t.addr.sin_port), 8081);
+	/* no port: 80; no path: /; localhost is 127.0.0.1 */
+	ck_assert_int_eq(target_parse(&t, "ws://localhost", NULL, err, sizeof err), 0);
+	ck_assert_str_eq(t.hostport, "localhost");
+	ck_assert_str_eq(t.path, "/");
+	ck_assert_uint_eq(ntohs(t.addr.sin_port), 80);
+	ck_assert_uint_eq(ntohl(t.addr.sin_addr.s_addr), 0x7f000001u);
+}
+END_TEST
+
+START_TEST(url_query_is_appended)
+{
+	struct target t;
+	char err[256];
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:1/ws", "token=a", err, sizeof err), 0);
+	ck_assert_str_eq(t.path, "/ws?token=a");
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:1/ws?x=1", "token=a", err, sizeof err),
+			 0);
+	ck_assert_str_eq(t.path, "/ws?x=1&token=a");
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:1", "token=a", err, sizeof err), 0);
+	ck_assert_str_eq(t.path, "/?token=a");
+}
+END_TEST
+
+START_TEST(url_refusals_say_why)
+{
+	struct target t;
+	char err[256];
+	ck_assert_int_eq(target_parse(&t, "http://127.0.0.1/ws", NULL, err, sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "ws://"));
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:0/", NULL, err, sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "bad port"));
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:70000/", NULL, err, sizeof err), -1);
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:8x/", NULL, err, sizeof err), -1);
+	ck_assert_int_eq(target_parse(&t, "ws:///ws", NULL, err, sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "bad host"));
+	ck_assert_int_eq(target_parse(&t, "ws://example.org/ws", NULL, err, sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "IPv4"));
+}
+END_TEST
+
 /* ---- statistics --------------------------------------------------------- */
 
 static int cmp_u64(const void *a, const void *b)
@@ -412,6 +465,11 @@ static Suite *bench_suite(void)
 	tcase_add_test(f, accept_matches_rfc_6455_example);
 	tcase_add_test(f, response_check_needs_101_and_the_right_accept);
 	suite_add_tcase(s, f);
+	TCase *u = tcase_create("urls");
+	tcase_add_test(u, url_parts_and_default_port);
+	tcase_add_test(u, url_query_is_appended);
+	tcase_add_test(u, url_refusals_say_why);
+	suite_add_tcase(s, u);
 	TCase *st = tcase_create("stats");
 	tcase_add_test(st, histogram_buckets_are_contiguous);
 	tcase_add_test(st, percentiles_match_exact_ones_within_the_bucket_width);

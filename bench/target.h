@@ -1,0 +1,25 @@
+/* Where a connection goes: a ws:// URL taken apart, with the address to
+ * connect to. Kept apart from conn.c so that the parsing is unit-tested.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CONFAB_BENCH_TARGET_H
+#define CONFAB_BENCH_TARGET_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+
+/* ws://HOST:PORT/PATH parsed; HOST is an IPv4 address or "localhost". */
+struct target {
+	char url[256];
+	char hostport[96];
+	char path[160];           /* path and query, e.g. /ws?token=... */
+	struct sockaddr_in addr;
+};
+
+/* Parses `url` and appends `query` (e.g. "token=abc", may be NULL) to its
+ * query string. Returns 0 or -1 with a message in `err`. */
+int target_parse(struct target *t, const char *url, const char *query, char *err,
+		 size_t errlen);
+
+#endif
