@@ -13,11 +13,18 @@ int target_parse(struct target *t, const char *url, const char *query, char *err
 {
 	memset(t, 0, sizeof *t);
 	snprintf(t->url, sizeof t->url, "%s", url);
-	if (strncmp(url, "ws://", 5) != 0) {
-		snprintf(err, errlen, "%s: only ws:// URLs are supported", url);
+	const char *h;
+	int port = 80;
+	if (strncmp(url, "ws://", 5) == 0) {
+		h = url + 5;
+	} else if (strncmp(url, "wss://", 6) == 0) {
+		h = url + 6;
+		port = 443;
+		t->tls = 1;
+	} else {
+		snprintf(err, errlen, "%s: only ws:// and wss:// URLs are supported", url);
 		return -1;
 	}
-	const char *h = url + 5;
 	const char *slash = strchr(h, '/');
 	size_t hl = slash ? (size_t)(slash - h) : strlen(h);
 	if (hl == 0 || hl >= sizeof t->hostport) {
@@ -26,8 +33,7 @@ int target_parse(struct target *t, const char *url, const char *query, char *err
 	}
 	memcpy(t->hostport, h, hl);
 	const char *colon = memchr(t->hostport, ':', hl);
-	char host[64];
-	int port = 80;
+	char host[sizeof t->host];
 	size_t nl = colon ? (size_t)(colon - t->hostport) : hl;
 	if (nl >= sizeof host) {
 		snprintf(err, errlen, "%s: bad host", url);
@@ -35,6 +41,7 @@ int target_parse(struct target *t, const char *url, const char *query, char *err
 	}
 	memcpy(host, t->hostport, nl);
 	host[nl] = '\0';
+	memcpy(t->host, host, nl + 1);
 	if (colon) {
 		char *end;
 		long p = strtol(colon + 1, &end, 10);

@@ -1,5 +1,6 @@
-/* Where a connection goes: a ws:// URL taken apart, with the address to
- * connect to. Kept apart from conn.c so that the parsing is unit-tested.
+/* Where a connection goes: a ws:// or wss:// URL taken apart, with the
+ * address to connect to. Kept apart from conn.c so that the parsing is
+ * unit-tested.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -9,12 +10,20 @@
 #include <netinet/in.h>
 #include <stddef.h>
 
-/* ws://HOST:PORT/PATH parsed; HOST is an IPv4 address or "localhost". */
+struct ssl_ctx_st;
+
+/* ws://HOST:PORT/PATH or wss://HOST:PORT/PATH parsed; HOST is an IPv4
+ * address or "localhost"; PORT defaults to 80 (ws) or 443 (wss). */
 struct target {
 	char url[256];
-	char hostport[96];
+	char hostport[96];        /* as written: the Host header */
+	char host[64];            /* as written: what a certificate must name */
 	char path[160];           /* path and query, e.g. /ws?token=... */
 	struct sockaddr_in addr;
+	int tls;                  /* wss:// */
+	/* wss://: the run's one TLS context (tls_client.h), set by whoever
+	 * parsed the URL; the target borrows it. */
+	struct ssl_ctx_st *tls_ctx;
 };
 
 /* Parses `url` and appends `query` (e.g. "token=abc", may be NULL) to its
