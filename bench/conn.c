@@ -212,7 +212,9 @@ static int keep_pending(struct conn *c, const uint8_t *data, size_t len)
 		c->pend = n;
 		c->pend_cap = cap;
 	}
-	memmove(c->pend, data, len);
+	/* len 0 with no buffer yet: memmove's arguments must not be NULL. */
+	if (len)
+		memmove(c->pend, data, len);
 	c->pend_len = len;
 	return 0;
 }
