@@ -9,67 +9,18 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "tls_client.h"
+
 /* Reads of every connection land here first (one thread, and libuv calls
  * read_cb right after alloc_cb). */
 static uint8_t read_buf[256 * 1024];
 /* Outgoing frames are built here, then written or copied into a request. */
 static uint8_t *send_buf;
 static size_t send_cap;
-
-int target_parse(struct target *t, const char *url, const char *query, char *err,
-		 size_t errlen)
-{
-	memset(t, 0, sizeof *t);
-	snprintf(t->url, sizeof t->url, "%s", url);
-	if (strncmp(url, "ws://", 5) != 0) {
-		snprintf(err, errlen, "%s: only ws:// URLs are supported", url);
-		return -1;
-	}
-	const char *h = url + 5;
-	const char *slash = strchr(h, '/');
-	size_t hl = slash ? (size_t)(slash - h) : strlen(h);
-	if (hl == 0 || hl >= sizeof t->hostport) {
-		snprintf(err, errlen, "%s: bad host", url);
-		return -1;
-	}
-	memcpy(t->hostport, h, hl);
-	const char *colon = memchr(t->hostport, ':', hl);
-	char host[64];
-	int port = 80;
-	size_t nl = colon ? (size_t)(colon - t->hostport) : hl;
-	if (nl >= sizeof host) {
-		snprintf(err, errlen, "%s: bad host", url);
-		return -1;
-	}
-	memcpy(host, t->hostport, nl);
-	host[nl] = '\0';
-	if (colon) {
-		char *end;
-		long p = strtol(colon + 1, &end, 10);
-		if (*end || p <= 0 || p > 65535) {
-			snprintf(err, errlen, "%s: bad port", url);
-			return -1;
-		}
-		port = (int)p;
-	}
-	if (strcmp(host, "localhost") == 0)
-		snprintf(host, sizeof host, "127.0.0.1");
-	if (uv_ip4_addr(host, port, &t->addr) != 0) {
-		snprintf(err, errlen, "%s: the host must be an IPv4 address", url);
-		return -1;
-	}
-	int n;
-	if (query && *query)
-		n = snprintf(t->path, sizeof t->path, "%s%s%s", slash ? slash : "/",
-			     slash && strchr(slash, '?') ? "&" : "?", query);
-	else
-		n = snprintf(t->path, sizeof t->path, "%s", slash ? slash : "/");
-	if (n < 0 || (size_t)n >= sizeof t->path) {
-		snprintf(err, errlen, "%s: path too long", url);
-		return -1;
-	}
-	return 0;
-}
+/* wss:// only: plaintext out of OpenSSL on its way to the frame parser, and
+ * ciphertext out of OpenSSL on its way to the stream. */
+static uint8_t tls_plain[64 * 1024];
+static uint8_t tls_cipher[64 * 1024];
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -84,6 +35,10 @@ static void release(struct conn *c)
 	free(c->pend);
 	c->pend = NULL;
 	c->pend_len = c->pend_cap = 0;
+	if (c->ssl) {
+		tls_client_free(c->ssl);
+		c->ssl = NULL;
+	}
 	if (c->handle_open && !uv_is_closing((uv_handle_t *)&c->tcp))
 		uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
@@ -164,6 +119,32 @@ static int write_raw(struct conn *c, const uint8_t *data, size_t len)
 	return 0;
 }
 
+/* Ciphertext OpenSSL has for the server, to the stream. */
+static int tls_flush(struct conn *c)
+{
+	size_t n;
+	while ((n = tls_client_take_out(c->ssl, tls_cipher, sizeof tls_cipher)) > 0) {
+		int rc = write_raw(c, tls_cipher, n);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Writes `len` bytes of WebSocket: as they are on ws://, encrypted on
+ * wss://. Errors are returned, as write_raw's are, not acted on: this runs
+ * inside the frame parser's callbacks (a pong), where failing the
+ * connection would free the parser under it. */
+static int write_out(struct conn *c, const uint8_t *data, size_t len)
+{
+	if (!c->ssl)
+		return write_raw(c, data, len);
+	char why[256];
+	if (tls_client_write(c->ssl, data, len, why, sizeof why) < 0)
+		return UV_EPROTO;
+	return tls_flush(c);
+}
+
 static uint32_t next_mask(struct conn *c)
 {
 	uint32_t x = c->rng;     /* xorshift32: masks need not be secret here */
@@ -186,7 +167,7 @@ static int send_frame(struct conn *c, int opcode, const void *data, size_t len)
 		send_cap = cap;
 	}
 	size_t n = ws_frame_encode(send_buf, send_cap, opcode, data, len, next_mask(c));
-	return write_raw(c, send_buf, n);
+	return write_out(c, send_buf, n);
 }
 
 int conn_send_text(struct conn *c, const void *data, size_t len)
@@ -231,7 +212,9 @@ static int keep_pending(struct conn *c, const uint8_t *data, size_t len)
 		c->pend = n;
 		c->pend_cap = cap;
 	}
-	memmove(c->pend, data, len);
+	/* len 0 with no buffer yet: memmove's arguments must not be NULL. */
+	if (len)
+		memmove(c->pend, data, len);
 	c->pend_len = len;
 	return 0;
 }
@@ -289,17 +272,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init((char *)read_buf, sizeof read_buf);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* WebSocket bytes from the server: straight from the stream on ws://, out
+ * of OpenSSL on wss://. */
+static void plain_in(struct conn *c, const uint8_t *data, size_t len)
 {
-	struct conn *c = s->data;
-	if (nread == 0)
-		return;
-	if (nread < 0) {
-		fail(c, nread == UV_EOF ? "closed by the server (EOF)" : uv_strerror((int)nread));
-		return;
-	}
-	const uint8_t *data = (const uint8_t *)buf->base;
-	size_t len = (size_t)nread;
 	if (c->pend_len) {
 		/* Append to the kept tail and parse from there. */
 		size_t need = c->pend_len + len;
@@ -321,6 +297,111 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
+static int send_upgrade(struct conn *c)
+{
+	char reqbuf[512];
+	int n = ws_request_write(reqbuf, sizeof reqbuf, c->target->hostport, c->target->path,
+				 c->key);
+	if (n < 0)
+		return UV_EINVAL;
+	c->state = CONN_HANDSHAKE;
+	return write_out(c, (const uint8_t *)reqbuf, (size_t)n);
+}
+
+/* A TLS failure in one line. Before the WebSocket handshake is done it is
+ * the TLS handshake's to the user (with TLS 1.3 the server refuses a
+ * client certificate only after the client's side of it ended). */
+static void fail_tls(struct conn *c, const char *reason)
+{
+	char why[256];
+	snprintf(why, sizeof why, "%s: %s", c->state == CONN_OPEN ? "TLS" : "TLS handshake failed",
+		 reason);
+	fail(c, why);
+}
+
+/* Moves the TLS handshake on; once it is done, sends the upgrade request.
+ * Returns 0, or -1 when the connection has failed. */
+static int tls_step(struct conn *c)
+{
+	char why[200];
+	int done = tls_client_handshake(c->ssl, why, sizeof why);
+	if (done < 0) {
+		fail_tls(c, why);
+		return -1;
+	}
+	int rc = tls_flush(c);
+	if (rc == 0 && done)
+		rc = send_upgrade(c);
+	if (rc < 0) {
+		fail(c, uv_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* Ciphertext from the server, fed to OpenSSL a record or so at a time
+ * (so that a connection never holds more than that unread), and what it
+ * decrypts handed on as it comes. Any callback may close the connection
+ * (and free c->ssl): the state is checked after each. */
+static void tls_in(struct conn *c, const uint8_t *data, size_t len)
+{
+	char why[200];
+	while (len > 0) {
+		size_t n = len < TLS_CLIENT_FEED ? len : TLS_CLIENT_FEED;
+		if (tls_client_feed(c->ssl, data, n) < 0) {
+			fail(c, "out of memory");
+			return;
+		}
+		data += n;
+		len -= n;
+		if (c->state == CONN_TLS) {
+			if (tls_step(c) < 0)
+				return;
+			if (c->state == CONN_TLS)
+				continue;     /* the handshake wants more */
+		}
+		for (;;) {
+			if (c->state != CONN_HANDSHAKE && c->state != CONN_OPEN)
+				return;
+			long got = tls_client_read(c->ssl, tls_plain, sizeof tls_plain, why,
+						   sizeof why);
+			if (got == 0)
+				break;
+			if (got < 0) {
+				fail_tls(c, why);
+				return;
+			}
+			plain_in(c, tls_plain, (size_t)got);
+		}
+		/* What reading made OpenSSL answer (a key update, an alert). */
+		int rc = tls_flush(c);
+		if (rc < 0) {
+			fail(c, uv_strerror(rc));
+			return;
+		}
+	}
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		if (c->state == CONN_TLS)
+			fail(c, nread == UV_EOF ? "TLS handshake failed: closed by the server (EOF)"
+						: uv_strerror((int)nread));
+		else
+			fail(c, nread == UV_EOF ? "closed by the server (EOF)"
+						: uv_strerror((int)nread));
+		return;
+	}
+	if (c->ssl)
+		tls_in(c, (const uint8_t *)buf->base, (size_t)nread);
+	else
+		plain_in(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
 	struct conn *c = req->data;
@@ -330,15 +411,25 @@ static void on_connect(uv_connect_t *req, int status)
 		fail(c, uv_strerror(status));
 		return;
 	}
-	char reqbuf[512];
-	int n = ws_request_write(reqbuf, sizeof reqbuf, c->target->hostport, c->target->path,
-				 c->key);
-	c->state = CONN_HANDSHAKE;
-	int rc = n < 0 ? UV_EINVAL : uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-	if (rc == 0)
-		rc = write_raw(c, (const uint8_t *)reqbuf, (size_t)n);
-	if (rc < 0)
+	int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	if (rc < 0) {
 		fail(c, uv_strerror(rc));
+		return;
+	}
+	if (!c->target->tls) {
+		rc = send_upgrade(c);
+		if (rc < 0)
+			fail(c, uv_strerror(rc));
+		return;
+	}
+	char why[256];
+	c->ssl = tls_client_new(c->target->tls_ctx, c->target->host, why, sizeof why);
+	if (!c->ssl) {
+		fail(c, why);
+		return;
+	}
+	c->state = CONN_TLS;
+	tls_step(c);                  /* the ClientHello */
 }
 
 int conn_start(struct conn *c, uv_loop_t *loop, const struct target *t,
@@ -349,6 +440,7 @@ int conn_start(struct conn *c, uv_loop_t *loop, const struct target *t,
 	c->pend = NULL;
 	c->pend_len = c->pend_cap = 0;
 	c->queued = 0;
+	c->ssl = NULL;
 	c->rng = (uint32_t)(uintptr_t)c | 1u;
 	ws_parser_init(&c->parser, 0);
 	if (ws_key_make(c->key) < 0)

@@ -1,12 +1,14 @@
 /* One WebSocket client connection on the libuv loop: TCP connect (bound to
- * a chosen source address when asked), the opening handshake, frames in and
- * out. Pings are answered and a close is echoed here; data messages go to
- * the owner's callback.
+ * a chosen source address when asked), for wss:// a TLS handshake, the
+ * opening handshake, frames in and out. Pings are answered and a close is
+ * echoed here; data messages go to the owner's callback.
  *
- * Memory per connection is the struct itself: reads land in one buffer
- * shared by every connection (one thread), and a connection allocates only
- * to keep the tail of a partial frame, a fragmented message, or a write the
- * kernel did not take at once.
+ * Memory per ws:// connection is the struct itself: reads land in one
+ * buffer shared by every connection (one thread), and a connection
+ * allocates only to keep the tail of a partial frame, a fragmented message,
+ * or a write the kernel did not take at once. A wss:// connection adds its
+ * OpenSSL state (tls_client.h); TLS is a filter between the stream and the
+ * frame code, which the ws:// path never enters.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -18,23 +20,14 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "target.h"
 #include "ws_client.h"
 
-/* ws://HOST:PORT/PATH parsed; HOST is an IPv4 address or "localhost". */
-struct target {
-	char url[256];
-	char hostport[96];
-	char path[160];           /* path and query, e.g. /ws?token=... */
-	struct sockaddr_in addr;
-};
+/* CONN_TLS: wss:// only, the TLS handshake before the WebSocket one. */
+enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_TLS, CONN_HANDSHAKE, CONN_OPEN,
+		  CONN_CLOSING, CONN_CLOSED };
 
-/* Parses `url` and appends `query` (e.g. "token=abc", may be NULL) to its
- * query string. Returns 0 or -1 with a message in `err`. */
-int target_parse(struct target *t, const char *url, const char *query, char *err,
-		 size_t errlen);
-
-enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_HANDSHAKE, CONN_OPEN, CONN_CLOSING,
-		  CONN_CLOSED };
+struct ssl_st;
 
 struct conn;
 
@@ -43,7 +36,8 @@ struct conn_ops {
 	void (*on_open)(struct conn *c);
 	/* A text or binary message (data valid during the call). */
 	void (*on_message)(struct conn *c, const uint8_t *data, size_t len);
-	/* The connection failed or ended; `why` says how. Called once; the
+	/* The connection failed or ended; `why` says how (one line; a failed
+	 * TLS handshake starts with "TLS handshake failed"). Called once; the
 	 * handle is being closed (the struct must stay alive until the loop
 	 * ends, or until conn_closed() is true). */
 	void (*on_close)(struct conn *c, const char *why);
@@ -58,6 +52,7 @@ struct conn {
 	uint8_t *pend;            /* bytes of an incomplete frame or response */
 	size_t pend_len, pend_cap;
 	size_t queued;            /* bytes handed to uv_write, not yet written */
+	struct ssl_st *ssl;       /* wss://: the TLS session; NULL for ws:// */
 	uint32_t rng;
 	uint8_t state;
 	uint8_t handle_open;

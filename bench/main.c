@@ -30,7 +30,8 @@ static void usage(FILE *f)
 		"           built from --template\n"
 		"\n"
 		"options:\n"
-		"  --url ws://HOST:PORT/PATH   target (repeatable; default ws://127.0.0.1:8080/ws)\n"
+		"  --url ws://HOST:PORT/PATH   target (repeatable; default ws://127.0.0.1:8080/ws);\n"
+		"                              wss://HOST:PORT/PATH for TLS (port 443 by default)\n"
 		"  --pub-url URL               generic: where publishers connect (default: first --url)\n"
 		"  --subscribers N             s1, s3, storm, generic (1000)\n"
 		"  --rooms N, --members N      s2 (200, 10)\n"
@@ -45,6 +46,11 @@ static void usage(FILE *f)
 		"  --concurrency N             connects in flight at once (256)\n"
 		"  --source-addr 127.0.0.X     bind connections to these addresses in turn (repeatable)\n"
 		"  --token T                   add ?token=T to every URL\n"
+		"  --cafile FILE               wss: verify the server's certificate (and its IP\n"
+		"                              address or name) against these CAs (default: the\n"
+		"                              system's CAs)\n"
+		"  --insecure                  wss: do not verify the server's certificate\n"
+		"  --cert FILE, --key FILE     wss: present this client certificate and key\n"
 		"  --pid PID                   a broker process: CPU and RSS (repeatable)\n"
 		"  --redis-pid PID             Redis: CPU per published message\n"
 		"  --first-frame TEXT          generic: sent by each subscriber once connected\n"
@@ -98,6 +104,10 @@ int main(int argc, char **argv)
 		{"concurrency", required_argument, NULL, 'c'},
 		{"source-addr", required_argument, NULL, 'S'},
 		{"token", required_argument, NULL, 't'},
+		{"cafile", required_argument, NULL, 'A'},
+		{"insecure", no_argument, NULL, 'I'},
+		{"cert", required_argument, NULL, 'C'},
+		{"key", required_argument, NULL, 'K'},
 		{"pid", required_argument, NULL, 'p'},
 		{"redis-pid", required_argument, NULL, 'x'},
 		{"first-frame", required_argument, NULL, 'f'},
@@ -159,6 +169,10 @@ int main(int argc, char **argv)
 			o.sources[o.nsources++] = optarg;
 			break;
 		case 't': o.token = optarg; break;
+		case 'A': o.cafile = optarg; break;
+		case 'I': o.insecure = 1; break;
+		case 'C': o.cert = optarg; break;
+		case 'K': o.key = optarg; break;
 		case 'p':
 			if (o.npids == MAX_PIDS) {
 				fprintf(stderr, "confab-bench: at most %d --pid\n", MAX_PIDS);
@@ -184,6 +198,14 @@ int main(int argc, char **argv)
 	if (bad || optind != argc) {
 		if (optind != argc)
 			fprintf(stderr, "confab-bench: unexpected argument %s\n", argv[optind]);
+		return 2;
+	}
+	if (o.cafile && o.insecure) {
+		fprintf(stderr, "confab-bench: --cafile and --insecure: choose one\n");
+		return 2;
+	}
+	if (!o.cert != !o.key) {
+		fprintf(stderr, "confab-bench: --cert and --key go together\n");
 		return 2;
 	}
 	if (o.nurls == 0)

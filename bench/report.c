@@ -51,9 +51,9 @@ static int has_traffic(const struct options *o)
 void report_print_text(const struct report *r, const struct options *o)
 {
 	printf("scenario          %s\n", r->scenario);
-	printf("clients           %ld asked, %ld connected, %ld failed%s%s\n", r->clients,
-	       r->connected, r->failed, r->first_error[0] ? " (first: " : "",
-	       r->first_error[0] ? r->first_error : "");
+	printf("clients           %ld asked, %ld connected, %ld failed, %ld of them while connecting"
+	       "%s%s\n", r->clients, r->connected, r->failed, r->connect_failed,
+	       r->first_error[0] ? " (first: " : "", r->first_error[0] ? r->first_error : "");
 	if (r->first_error[0])
 		printf("                  )\n");
 	printf("connect           %.3f s (per connection p50 %.2f ms, p99 %.2f ms, max %.2f ms)\n",
@@ -125,8 +125,8 @@ void report_print_json(const struct report *r, const struct options *o)
 			putchar(',');
 		json_string(o->urls[i]);
 	}
-	printf("],\"clients\":%ld,\"connected\":%ld,\"failed\":%ld,\"first_error\":", r->clients,
-	       r->connected, r->failed);
+	printf("],\"clients\":%ld,\"connected\":%ld,\"failed\":%ld,\"connect_failed\":%ld"
+	       ",\"first_error\":", r->clients, r->connected, r->failed, r->connect_failed);
 	json_string(r->first_error);
 	printf(",\"connect_s\":%.4f,\"connect_p50_ms\":%.3f,\"connect_p99_ms\":%.3f"
 	       ",\"connect_max_ms\":%.3f", r->connect_s, ms(hist_percentile(&r->connect_lat, 50)),

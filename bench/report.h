@@ -26,6 +26,8 @@ struct report {
 	long clients;             /* connections asked for */
 	long connected;           /* connections that became ready */
 	long failed;              /* connections that failed or dropped */
+	long connect_failed;      /* of which before they were ready (TLS and
+				   * WebSocket handshakes, join refused) */
 	char first_error[128];
 	double connect_s;         /* first connect started -> last ready */
 	double settle_s;          /* last ready -> no frame for 0.5 s (join aftermath) */

@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "report.h"
 #include "stats.h"
+#include "tls_client.h"
 
 #define CONFAB_TEMPLATE "{\"type\":\"send\",\"room\":\"{room}\",\"body\":\"p={pub} s={seq} t={ts} {pad}\"}"
 #define GENERIC_TEMPLATE "p={pub} s={seq} t={ts} {pad}"
@@ -45,6 +46,7 @@ struct bench {
 	int confab;              /* speak the confab protocol (not generic) */
 	struct target targets[MAX_URLS];
 	struct target pub_target;
+	SSL_CTX *tls_ctx;        /* for every wss:// target; NULL when there is none */
 	struct sockaddr_in sources[MAX_SOURCES];
 	int nsources;
 	struct client *cl;
@@ -171,6 +173,7 @@ static void on_message(struct conn *c, const uint8_t *d, size_t len)
 			 (const char *)d);
 		note_error(b, why);
 		b->failed++;
+		b->r.connect_failed++;
 		b->in_flight--;
 		cl->gone = 1;
 		conn_close(c);
@@ -197,6 +200,8 @@ static void on_close(struct conn *c, const char *why)
 	cl->gone = 1;
 	note_error(b, why);
 	b->failed++;
+	if (!cl->ready)
+		b->r.connect_failed++;
 	if (cl->ready) {
 		if (cl->pub < 0 && cl->room >= 0)
 			b->room_ready[cl->room]--;
@@ -239,6 +244,7 @@ static void connect_more(struct bench *b)
 		if (rc < 0) {
 			note_error(b, uv_strerror(rc));
 			b->failed++;
+			b->r.connect_failed++;
 			cl->gone = 1;
 			continue;
 		}
@@ -458,6 +464,28 @@ static const char *scenario_name(enum scenario s)
 	return names[s];
 }
 
+/* One TLS context for the run, made only when a URL is wss://, and lent
+ * to each wss:// target. */
+static int setup_tls(struct bench *b, const struct options *o)
+{
+	int any = b->pub_target.tls;
+	for (int i = 0; i < o->nurls; i++)
+		any |= b->targets[i].tls;
+	if (!any)
+		return 0;
+	struct tls_client_opts to = {o->cafile, o->insecure, o->cert, o->key};
+	char err[256];
+	b->tls_ctx = tls_client_ctx_new(&to, err, sizeof err);
+	if (!b->tls_ctx) {
+		fprintf(stderr, "confab-bench: %s\n", err);
+		return -1;
+	}
+	for (int i = 0; i < o->nurls; i++)
+		b->targets[i].tls_ctx = b->tls_ctx;
+	b->pub_target.tls_ctx = b->tls_ctx;
+	return 0;
+}
+
 static int setup(struct bench *b, const struct options *o)
 {
 	char err[256], query[300] = "";
@@ -473,6 +501,8 @@ static int setup(struct bench *b, const struct options *o)
 		fprintf(stderr, "confab-bench: %s\n", err);
 		return -1;
 	}
+	if (setup_tls(b, o) < 0)
+		return -1;
 	for (int i = 0; i < o->nsources; i++) {
 		if (uv_ip4_addr(o->sources[i], 0, &b->sources[i]) != 0) {
 			fprintf(stderr, "confab-bench: --source-addr %s: not an IPv4 address\n",
@@ -600,6 +630,7 @@ out:
 		free(b->nsubs ? b->cl[0].tracks : NULL);
 	}
 	free(b->cl);
+	tls_client_ctx_free(b->tls_ctx);
 	free(b->room_ready);
 	free(b->pub_seq);
 	free(b->msg);

@@ -37,6 +37,11 @@ struct options {
 	double hold;                 /* s3: seconds to hold the idle connections */
 	long concurrency;            /* connects in flight at once */
 	const char *token;
+	/* wss:// (tls_client.h): verify against cafile, or nothing with
+	 * insecure, or the system's CAs; a client certificate when cert. */
+	const char *cafile;
+	int insecure;
+	const char *cert, *key;
 	const char *first_frame;     /* generic: sent by each subscriber */
 	const char *pub_first_frame; /* generic: sent by each publisher */
 	const char *template;        /* generic */

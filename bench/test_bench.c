@@ -1,11 +1,20 @@
-/* Unit tests of confab-bench's frame codec, handshake check and statistics.
+/* Unit tests of confab-bench's frame codec, handshake check, URL parsing,
+ * TLS filter and statistics.
  * SPDX-License-Identifier: MIT
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "stats.h"
+#include "target.h"
+#include "tls_client.h"
 #include "ws_client.h"
 
 /* ---- what the parser hands back ----------------------------------------- */
@@ -295,6 +304,295 @@ START_TEST(response_check_needs_101_and_the_right_accept)
 }
 END_TEST
 
+/* ---- URLs --------------------------------------------------------------- */
+
+START_TEST(url_parts_and_default_port)
+{
+	struct target t;
+	char err[256];
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:8081/ws", NULL, err, sizeof err), 0);
+	ck_assert_str_eq(t.hostport, "127.0.0.1:8081");
+	ck_assert_str_eq(t.path, "/ws");
+	ck_assert_uint_eq(ntohs(t.addr.sin_port), 8081);
+	/* no port: 80; no path: /; localhost is 127.0.0.1 */
+	ck_assert_int_eq(target_parse(&t, "ws://localhost", NULL, err, sizeof err), 0);
+	ck_assert_str_eq(t.hostport, "localhost");
+	ck_assert_str_eq(t.path, "/");
+	ck_assert_uint_eq(ntohs(t.addr.sin_port), 80);
+	ck_assert_uint_eq(ntohl(t.addr.sin_addr.s_addr), 0x7f000001u);
+}
+END_TEST
+
+START_TEST(url_query_is_appended)
+{
+	struct target t;
+	char err[256];
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:1/ws", "token=a", err, sizeof err), 0);
+	ck_assert_str_eq(t.path, "/ws?token=a");
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:1/ws?x=1", "token=a", err, sizeof err),
+			 0);
+	ck_assert_str_eq(t.path, "/ws?x=1&token=a");
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:1", "token=a", err, sizeof err), 0);
+	ck_assert_str_eq(t.path, "/?token=a");
+}
+END_TEST
+
+START_TEST(url_refusals_say_why)
+{
+	struct target t;
+	char err[256];
+	ck_assert_int_eq(target_parse(&t, "http://127.0.0.1/ws", NULL, err, sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "ws://"));
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:0/", NULL, err, sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "bad port"));
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:70000/", NULL, err, sizeof err), -1);
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1:8x/", NULL, err, sizeof err), -1);
+	ck_assert_int_eq(target_parse(&t, "ws:///ws", NULL, err, sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "bad host"));
+	ck_assert_int_eq(target_parse(&t, "ws://example.org/ws", NULL, err, sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "IPv4"));
+}
+END_TEST
+
+START_TEST(url_wss_defaults_to_443_and_keeps_the_name)
+{
+	struct target t;
+	char err[256];
+	ck_assert_int_eq(target_parse(&t, "wss://127.0.0.1/ws", NULL, err, sizeof err), 0);
+	ck_assert_int_eq(t.tls, 1);
+	ck_assert_uint_eq(ntohs(t.addr.sin_port), 443);
+	ck_assert_str_eq(t.host, "127.0.0.1");
+	ck_assert_str_eq(t.hostport, "127.0.0.1");
+	ck_assert_str_eq(t.path, "/ws");
+	ck_assert_ptr_null(t.tls_ctx);
+	/* the certificate must name localhost, not the address it stands for */
+	ck_assert_int_eq(target_parse(&t, "wss://localhost:8443", "token=a", err, sizeof err), 0);
+	ck_assert_int_eq(t.tls, 1);
+	ck_assert_uint_eq(ntohs(t.addr.sin_port), 8443);
+	ck_assert_str_eq(t.host, "localhost");
+	ck_assert_str_eq(t.hostport, "localhost:8443");
+	ck_assert_str_eq(t.path, "/?token=a");
+	ck_assert_uint_eq(ntohl(t.addr.sin_addr.s_addr), 0x7f000001u);
+	ck_assert_int_eq(target_parse(&t, "ws://127.0.0.1/ws", NULL, err, sizeof err), 0);
+	ck_assert_int_eq(t.tls, 0);
+	ck_assert_int_eq(target_parse(&t, "wss:/127.0.0.1/ws", NULL, err, sizeof err), -1);
+	ck_assert_int_eq(target_parse(&t, "wss://127.0.0.1:0/ws", NULL, err, sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "bad port"));
+}
+END_TEST
+
+/* ---- TLS ---------------------------------------------------------------- */
+
+/* A CA and a server certificate it signed for IP:127.0.0.1, made here (EC
+ * keys: milliseconds), and the CA written to a file for --cafile. */
+struct pki {
+	EVP_PKEY *ca_key, *srv_key;
+	X509 *ca, *srv;
+	char cafile[64];
+};
+
+static X509 *cert_make(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
+		       const char *san)
+{
+	X509 *x = X509_new();
+	ck_assert_ptr_nonnull(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), issuer ? 2 : 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, key);
+	X509_NAME *name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+	X509V3_CTX v3;
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
+	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
+						  issuer ? "CA:FALSE" : "critical,CA:TRUE");
+	ck_assert_ptr_nonnull(ext);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	if (san) {
+		ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+		ck_assert_ptr_nonnull(ext);
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	ck_assert_int_gt(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()), 0);
+	return x;
+}
+
+static void pki_make(struct pki *p, const char *ca_name)
+{
+	p->ca_key = EVP_EC_gen("P-256");
+	p->srv_key = EVP_EC_gen("P-256");
+	ck_assert(p->ca_key && p->srv_key);
+	p->ca = cert_make(p->ca_key, ca_name, NULL, NULL, NULL);
+	p->srv = cert_make(p->srv_key, "127.0.0.1", p->ca, p->ca_key, "IP:127.0.0.1");
+	snprintf(p->cafile, sizeof p->cafile, "/tmp/test_bench_ca_XXXXXX");
+	int fd = mkstemp(p->cafile);
+	ck_assert_int_ge(fd, 0);
+	FILE *f = fdopen(fd, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(PEM_write_X509(f, p->ca), 1);
+	fclose(f);
+}
+
+static void pki_free(struct pki *p)
+{
+	unlink(p->cafile);
+	X509_free(p->ca);
+	X509_free(p->srv);
+	EVP_PKEY_free(p->ca_key);
+	EVP_PKEY_free(p->srv_key);
+}
+
+/* The server's side, on memory BIOs too. */
+static SSL *server_new(const struct pki *p)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	ck_assert_ptr_nonnull(ctx);
+	ck_assert_int_eq(SSL_CTX_use_certificate(ctx, p->srv), 1);
+	ck_assert_int_eq(SSL_CTX_use_PrivateKey(ctx, p->srv_key), 1);
+	SSL *s = SSL_new(ctx);
+	SSL_CTX_free(ctx);            /* the SSL keeps a reference */
+	BIO *in = BIO_new(BIO_s_mem()), *out = BIO_new(BIO_s_mem());
+	BIO_set_mem_eof_return(in, -1);
+	BIO_set_mem_eof_return(out, -1);
+	SSL_set_bio(s, in, out);
+	SSL_set_accept_state(s);
+	return s;
+}
+
+/* Carries bytes both ways until the client's handshake is done (1) or has
+ * failed (-1, with `why`). */
+static int handshake_pair(SSL *cli, SSL *srv, char *why, size_t whylen)
+{
+	uint8_t buf[32768];
+	for (int round = 0; round < 20; round++) {
+		int r = tls_client_handshake(cli, why, whylen);
+		size_t n;
+		while ((n = tls_client_take_out(cli, buf, sizeof buf)) > 0)
+			ck_assert_int_eq(BIO_write(SSL_get_rbio(srv), buf, (int)n), (int)n);
+		if (r != 0)
+			return r;
+		(void)SSL_do_handshake(srv);
+		ERR_clear_error();
+		int m;
+		while ((m = BIO_read(SSL_get_wbio(srv), buf, sizeof buf)) > 0)
+			ck_assert_int_eq(tls_client_feed(cli, buf, (size_t)m), 0);
+	}
+	ck_abort_msg("the handshake did not end in 20 rounds");
+	return -1;
+}
+
+/* A client for `host` verifying against `cafile` (NULL: insecure); returns
+ * what handshake_pair returned, and when it was done, checks that bytes go
+ * through both ways. */
+static int try_handshake(const struct pki *p, const char *cafile, const char *host, char *why,
+			 size_t whylen)
+{
+	struct tls_client_opts o = {cafile, cafile == NULL, NULL, NULL};
+	char err[256];
+	SSL_CTX *ctx = tls_client_ctx_new(&o, err, sizeof err);
+	ck_assert_msg(ctx != NULL, "%s", err);
+	SSL *cli = tls_client_new(ctx, host, err, sizeof err);
+	ck_assert_msg(cli != NULL, "%s", err);
+	SSL *srv = server_new(p);
+	int r = handshake_pair(cli, srv, why, whylen);
+	if (r == 1) {
+		uint8_t buf[4096];
+		char e[128];
+		ck_assert_int_eq(tls_client_write(cli, "GET /", 5, e, sizeof e), 0);
+		size_t n = tls_client_take_out(cli, buf, sizeof buf);
+		ck_assert_uint_gt(n, 5);                   /* a record, not plaintext */
+		BIO_write(SSL_get_rbio(srv), buf, (int)n);
+		ck_assert_int_eq(SSL_read(srv, buf, sizeof buf), 5);
+		ck_assert_mem_eq(buf, "GET /", 5);
+		ck_assert_int_eq(SSL_write(srv, "101", 3), 3);
+		int m = BIO_read(SSL_get_wbio(srv), buf, sizeof buf);
+		ck_assert_int_gt(m, 0);
+		ck_assert_int_eq(tls_client_feed(cli, buf, (size_t)m), 0);
+		/* TLS 1.3's session tickets come first: they give no bytes */
+		char plain[16];
+		ck_assert_int_eq(tls_client_read(cli, plain, sizeof plain, e, sizeof e), 3);
+		ck_assert_mem_eq(plain, "101", 3);
+		ck_assert_int_eq(tls_client_read(cli, plain, sizeof plain, e, sizeof e), 0);
+	}
+	tls_client_free(cli);
+	SSL_free(srv);
+	tls_client_ctx_free(ctx);
+	ck_assert_uint_eq(ERR_peek_error(), 0);    /* nothing left for the next one */
+	return r;
+}
+
+START_TEST(tls_verifies_the_certificate_and_its_ip_address)
+{
+	struct pki p;
+	char why[200] = "";
+	pki_make(&p, "bench test CA");
+	ck_assert_int_eq(try_handshake(&p, p.cafile, "127.0.0.1", why, sizeof why), 1);
+	ck_assert_int_eq(try_handshake(&p, p.cafile, "127.0.0.2", why, sizeof why), -1);
+	ck_assert_str_eq(why, "certificate verify failed (IP address mismatch)");
+	ck_assert_int_eq(try_handshake(&p, p.cafile, "localhost", why, sizeof why), -1);
+	ck_assert_str_eq(why, "certificate verify failed (hostname mismatch)");
+	pki_free(&p);
+}
+END_TEST
+
+START_TEST(tls_refuses_a_certificate_of_another_ca)
+{
+	struct pki p, other;
+	char why[200] = "";
+	pki_make(&p, "bench test CA");
+	pki_make(&other, "another CA");
+	ck_assert_int_eq(try_handshake(&p, other.cafile, "127.0.0.1", why, sizeof why), -1);
+	ck_assert_str_eq(why, "certificate verify failed (unable to get local issuer certificate)");
+	pki_free(&other);
+	pki_free(&p);
+}
+END_TEST
+
+START_TEST(tls_insecure_verifies_nothing)
+{
+	struct pki p;
+	char why[200] = "";
+	pki_make(&p, "bench test CA");
+	ck_assert_int_eq(try_handshake(&p, NULL, "localhost", why, sizeof why), 1);
+	pki_free(&p);
+}
+END_TEST
+
+START_TEST(tls_a_server_without_tls_is_named)
+{
+	char err[256], why[200];
+	struct tls_client_opts o = {NULL, 1, NULL, NULL};
+	SSL_CTX *ctx = tls_client_ctx_new(&o, err, sizeof err);
+	ck_assert_ptr_nonnull(ctx);
+	SSL *cli = tls_client_new(ctx, "127.0.0.1", err, sizeof err);
+	ck_assert_int_eq(tls_client_handshake(cli, why, sizeof why), 0);
+	const char *http = "HTTP/1.1 400 Bad Request\r\n\r\n";
+	ck_assert_int_eq(tls_client_feed(cli, http, strlen(http)), 0);
+	ck_assert_int_eq(tls_client_handshake(cli, why, sizeof why), -1);
+	ck_assert_str_eq(why, "wrong version number");
+	tls_client_free(cli);
+	tls_client_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(tls_context_errors_name_the_option_and_the_file)
+{
+	char err[256];
+	struct tls_client_opts o = {"/nonexistent/ca.pem", 0, NULL, NULL};
+	ck_assert_ptr_null(tls_client_ctx_new(&o, err, sizeof err));
+	ck_assert_str_eq(err, "--cafile /nonexistent/ca.pem: No such file or directory");
+	struct tls_client_opts c = {NULL, 1, "/nonexistent/c.pem", "/nonexistent/k.pem"};
+	ck_assert_ptr_null(tls_client_ctx_new(&c, err, sizeof err));
+	ck_assert_str_eq(err, "--cert /nonexistent/c.pem: No such file or directory");
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+}
+END_TEST
+
 /* ---- statistics --------------------------------------------------------- */
 
 static int cmp_u64(const void *a, const void *b)
@@ -412,6 +710,19 @@ static Suite *bench_suite(void)
 	tcase_add_test(f, accept_matches_rfc_6455_example);
 	tcase_add_test(f, response_check_needs_101_and_the_right_accept);
 	suite_add_tcase(s, f);
+	TCase *u = tcase_create("urls");
+	tcase_add_test(u, url_parts_and_default_port);
+	tcase_add_test(u, url_query_is_appended);
+	tcase_add_test(u, url_refusals_say_why);
+	tcase_add_test(u, url_wss_defaults_to_443_and_keeps_the_name);
+	suite_add_tcase(s, u);
+	TCase *t = tcase_create("tls");
+	tcase_add_test(t, tls_verifies_the_certificate_and_its_ip_address);
+	tcase_add_test(t, tls_refuses_a_certificate_of_another_ca);
+	tcase_add_test(t, tls_insecure_verifies_nothing);
+	tcase_add_test(t, tls_a_server_without_tls_is_named);
+	tcase_add_test(t, tls_context_errors_name_the_option_and_the_file);
+	suite_add_tcase(s, t);
 	TCase *st = tcase_create("stats");
 	tcase_add_test(st, histogram_buckets_are_contiguous);
 	tcase_add_test(st, percentiles_match_exact_ones_within_the_bucket_width);
