@@ -58,6 +58,7 @@ struct ws_tls {
 	int fd;                      /* the client's TCP socket */
 	int pfd;                     /* our end of the pair, or -1 */
 	uv_poll_t tcp_poll, pair_poll;
+	int tcp_events, pair_events; /* what each polls for now (watch()) */
 	bool pair_poll_on;           /* pair_poll initialised */
 	uv_timer_t timer;            /* the handshake deadline, the linger */
 	int handles;                 /* open handles; freed at 0 once closing */
@@ -72,6 +73,10 @@ struct ws_tls {
 	bool plain_eof;              /* no more from ws */
 	bool pair_shut;              /* ws was told: shutdown(pfd, SHUT_WR) */
 	bool want_r, want_w;         /* what the last SSL call waits for */
+	bool tls_more;               /* SSL_read may find more: the socket was
+				      * readable, or the last read gave bytes */
+	bool pair_more;              /* the pair may hold more: readable, or the
+				      * last read filled the buffer */
 	unsigned char *in;           /* decrypted, for the pair */
 	size_t in_len, in_off;
 	unsigned char *out;          /* from the pair, to encrypt */
@@ -269,6 +274,20 @@ static void relay_close(ws_tls *t)
 static void tcp_ready(uv_poll_t *p, int status, int events);
 static void pair_ready(uv_poll_t *p, int status, int events);
 
+/* Poll `h` for `want` (0: not at all). Only a change reaches libuv: its
+ * uv_poll_start takes the descriptor out of epoll and puts it back even
+ * for the same events, two epoll_ctl calls per relayed write otherwise. */
+static void watch(uv_poll_t *h, int *now, int want, uv_poll_cb cb)
+{
+	if (*now == want)
+		return;
+	if (want != 0)
+		uv_poll_start(h, want, cb);
+	else
+		uv_poll_stop(h);
+	*now = want;
+}
+
 /* ---- relaying ---- */
 
 /* Each returns 1 when it moved something, 0 when it must wait, -1 when
@@ -305,7 +324,10 @@ static int from_tls(ws_tls *t)
 		t->in_off = 0;
 		return 1;
 	}
-	return ssl_failed(t, n);
+	n = ssl_failed(t, n);
+	if (t->want_r)
+		t->tls_more = false;  /* until the socket is readable again */
+	return n;
 }
 
 static int to_pair(ws_tls *t)
@@ -336,12 +358,17 @@ static int from_pair(ws_tls *t)
 	if (t->out == NULL && (t->out = malloc(WS_TLS_BUF)) == NULL)
 		return -1;
 	n = recv(t->pfd, t->out, WS_TLS_BUF, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+		t->pair_more = false;
 		return 0;
+	}
 	if (n <= 0) {
 		t->plain_eof = true;
 		return 1;
 	}
+	/* A short read emptied the pair (a stream socket gives what it
+	 * holds); what comes later makes it readable again. */
+	t->pair_more = n == WS_TLS_BUF;
 	t->out_len = (size_t)n;
 	t->out_off = 0;
 	return 1;
@@ -377,10 +404,10 @@ static void relay_finish(ws_tls *t)
 	ERR_clear_error();
 	shutdown(t->fd, SHUT_WR);
 	if (t->pair_poll_on)
-		uv_poll_stop(&t->pair_poll);
+		watch(&t->pair_poll, &t->pair_events, 0, pair_ready);
 	t->phase = WS_TLS_LINGER;
 	uv_timer_start(&t->timer, linger_over, WS_TLS_LINGER_MS, 0);
-	uv_poll_start(&t->tcp_poll, UV_READABLE, tcp_ready);
+	watch(&t->tcp_poll, &t->tcp_events, UV_READABLE, tcp_ready);
 }
 
 static void linger_read(ws_tls *t)
@@ -400,25 +427,32 @@ static void linger_read(ws_tls *t)
 }
 
 /* Move bytes until neither direction can, then poll for what they wait
- * for. A direction reads only when its buffer is empty. */
-static void pump(ws_tls *t)
+ * for. A direction reads only when its buffer is empty, and only when
+ * there can be something to read: the client's socket when it was
+ * reported readable (tcp_in) or OpenSSL may hold more, the pair when it
+ * was reported readable (pair_in) or the last read filled the buffer.
+ * Each read that could only say EAGAIN is a system call per relayed
+ * frame. */
+static void pump(ws_tls *t, bool tcp_in, bool pair_in)
 {
 	int moved, rc;
 	int tcp_ev = 0, pair_ev = 0;
 
+	t->tls_more = t->tls_more || tcp_in;
+	t->pair_more = t->pair_more || pair_in;
 	do {
 		moved = 0;
 		t->want_r = t->want_w = false;
 		if (t->in_len > 0 && (rc = to_pair(t)) != 0)
 			moved = rc;
-		if (moved >= 0 && t->in_len == 0 && !t->tls_eof &&
+		if (moved >= 0 && t->in_len == 0 && !t->tls_eof && t->tls_more &&
 		    (rc = from_tls(t)) != 0)
 			moved = rc < 0 ? rc : 1;
 		if (moved >= 0 && t->in_len == 0 && t->tls_eof && !t->pair_shut) {
 			shutdown(t->pfd, SHUT_WR);  /* ws reads EOF */
 			t->pair_shut = true;
 		}
-		if (moved >= 0 && t->out_len == 0 && !t->plain_eof &&
+		if (moved >= 0 && t->out_len == 0 && !t->plain_eof && t->pair_more &&
 		    (rc = from_pair(t)) != 0)
 			moved = rc < 0 ? rc : 1;
 		if (moved >= 0 && t->out_len > 0 && (rc = to_tls(t)) != 0)
@@ -441,7 +475,7 @@ static void pump(ws_tls *t)
 		free(t->out);
 		t->out = NULL;
 	}
-	if (t->want_r)
+	if (t->want_r || (t->in_len == 0 && !t->tls_eof))
 		tcp_ev |= UV_READABLE;
 	if (t->want_w)
 		tcp_ev |= UV_WRITABLE;
@@ -449,14 +483,8 @@ static void pump(ws_tls *t)
 		pair_ev |= UV_WRITABLE;
 	if (t->out_len == 0 && !t->plain_eof)
 		pair_ev |= UV_READABLE;
-	if (tcp_ev != 0)
-		uv_poll_start(&t->tcp_poll, tcp_ev, tcp_ready);
-	else
-		uv_poll_stop(&t->tcp_poll);
-	if (pair_ev != 0)
-		uv_poll_start(&t->pair_poll, pair_ev, pair_ready);
-	else
-		uv_poll_stop(&t->pair_poll);
+	watch(&t->tcp_poll, &t->tcp_events, tcp_ev, tcp_ready);
+	watch(&t->pair_poll, &t->pair_events, pair_ev, pair_ready);
 }
 
 /* ---- the handshake ---- */
@@ -491,7 +519,9 @@ static void relay_start(ws_tls *t)
 	t->conn = ws_conn_accept(s, pair[1], (struct sockaddr *)&t->peer, true, t->accepted_ms);
 	if (t->conn != NULL)
 		t->conn->tls = t;
-	pump(t);
+	/* The client's first request may have come with its last handshake
+	 * bytes, already in OpenSSL: read both sides once. */
+	pump(t, true, true);
 }
 
 static void handshake(ws_tls *t)
@@ -506,10 +536,10 @@ static void handshake(ws_tls *t)
 	}
 	switch (SSL_get_error(t->ssl, rc)) {
 	case SSL_ERROR_WANT_READ:
-		uv_poll_start(&t->tcp_poll, UV_READABLE, tcp_ready);
+		watch(&t->tcp_poll, &t->tcp_events, UV_READABLE, tcp_ready);
 		return;
 	case SSL_ERROR_WANT_WRITE:
-		uv_poll_start(&t->tcp_poll, UV_WRITABLE, tcp_ready);
+		watch(&t->tcp_poll, &t->tcp_events, UV_WRITABLE, tcp_ready);
 		return;
 	default:
 		WS_LOG_LIMITED(t->s, CONFAB_LOG_DEBUG, "a TLS handshake "
@@ -531,7 +561,6 @@ static void tcp_ready(uv_poll_t *p, int status, int events)
 {
 	ws_tls *t = p->data;
 
-	(void)events;
 	if (status < 0 && t->phase != WS_TLS_RELAY) {
 		relay_close(t);
 		return;
@@ -540,15 +569,13 @@ static void tcp_ready(uv_poll_t *p, int status, int events)
 		handshake(t);
 	else if (t->phase == WS_TLS_LINGER)
 		linger_read(t);
-	else
-		pump(t);     /* an error shows in the next SSL call */
+	else         /* an error shows in the next SSL call: read */
+		pump(t, status < 0 || (events & UV_READABLE), false);
 }
 
 static void pair_ready(uv_poll_t *p, int status, int events)
 {
-	(void)status;
-	(void)events;
-	pump(p->data);
+	pump(p->data, false, status < 0 || (events & UV_READABLE));
 }
 
 void ws_tls_accept(ws_state *s, int fd, const struct sockaddr *peer, socklen_t peer_len)
@@ -603,7 +630,7 @@ void ws_tls_accept(ws_state *s, int fd, const struct sockaddr *peer, socklen_t p
 	}
 	SSL_set_accept_state(t->ssl);
 	uv_timer_start(&t->timer, handshake_late, WS_HANDSHAKE_SECS * 1000u, 0);
-	uv_poll_start(&t->tcp_poll, UV_READABLE, tcp_ready);
+	watch(&t->tcp_poll, &t->tcp_events, UV_READABLE, tcp_ready);
 }
 
 void ws_tls_detach(ws_tls *t)
