@@ -13,6 +13,7 @@ SPDX-License-Identifier: MIT
 import os
 import re
 import shutil
+import sys
 import time
 
 from confabtest import SCALE, TOP_SRCDIR, TestFailure, check, http_get, reserve_port, spawn, tail
@@ -93,3 +94,12 @@ class Haproxy:
         for sock in self.reservations:
             sock.close()
         self.reservations = []
+
+
+def main(suite, needs_it_for):
+    """Run the suite, or skip it (exit 77) when haproxy is not installed."""
+    if HAPROXY is None:
+        print("SKIP: haproxy is not installed (tools/install-deps installs it): %s"
+              % needs_it_for)
+        sys.exit(77)
+    suite.main()

@@ -20,14 +20,14 @@ import asyncio
 import itertools
 import json
 import signal
-import sys
 import time
 
 import websockets
 import websockets.exceptions
 
 from confabtest import SCALE, TestFailure, check, note
-from haproxytest import BALANCER, HAPROXY, Haproxy
+import haproxytest
+from haproxytest import BALANCER, Haproxy
 from redistest import Cluster, RedisSuite, readyz
 
 CLIENTS = 300
@@ -311,8 +311,4 @@ async def sigterm_drains_a_node_through_haproxy_without_losing_an_acked_message(
 
 
 if __name__ == "__main__":
-    if HAPROXY is None:
-        print("SKIP: haproxy is not installed (tools/install-deps installs it): "
-              "the drain through a load balancer needs it")
-        sys.exit(77)
-    suite.main()
+    haproxytest.main(suite, "the drain through a load balancer needs it")

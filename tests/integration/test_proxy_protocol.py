@@ -31,7 +31,6 @@ import json
 import os
 import socket
 import struct
-import sys
 import time
 
 import websockets
@@ -39,7 +38,8 @@ import websockets.exceptions
 
 from confabtest import (RECV_TIMEOUT, Suite, TestFailure, WS_SO, check, note, run_confabd,
                         write_config)
-from haproxytest import BALANCER, HAPROXY, Haproxy
+import haproxytest
+from haproxytest import BALANCER, Haproxy
 from tlstest import Certificates
 
 suite = Suite("test_proxy_protocol", watchdog=120)
@@ -240,8 +240,4 @@ def check_mode_refuses_a_bad_list_and_tls_with_it():
 
 
 if __name__ == "__main__":
-    if HAPROXY is None:
-        print("SKIP: haproxy is not installed (tools/install-deps installs it): "
-              "the PROXY protocol test runs it")
-        sys.exit(77)
-    suite.main()
+    haproxytest.main(suite, "the PROXY protocol test runs it")

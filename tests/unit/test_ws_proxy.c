@@ -31,7 +31,8 @@ static size_t put_v2(unsigned char *out, unsigned char ver_cmd, unsigned char fa
 	out[13] = fam;
 	out[14] = (unsigned char)(body >> 8);
 	out[15] = (unsigned char)body;
-	memcpy(out + 16, b, body);
+	if (body > 0)
+		memcpy(out + 16, b, body);
 	return 16 + body;
 }
 
