@@ -18,16 +18,13 @@
 #include <sys/resource.h>
 #include <ini.h>
 
+#include "confab-paths.h"  /* CONFAB_PLUGIN_DIR: made by make (Makefile.am) */
 #include "log.h"
 
 #define DEFAULT_MAX_MESSAGE_BYTES 65536
 #define DEFAULT_HISTORY_SIZE 100
 #define MAX_HISTORY_SIZE 100000
 #define MAX_MESSAGE_BYTES_LIMIT (16u * 1024 * 1024)
-
-#ifndef CONFAB_PLUGIN_DIR
-#define CONFAB_PLUGIN_DIR "/usr/local/lib/confab"
-#endif
 
 static const char *const broker_keys[] = {
 	"node_id", "plugin_dir", "plugins", "allow_anonymous", "log_level", "log_format",

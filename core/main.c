@@ -6,11 +6,9 @@
 
 #include "broker.h"
 #include "confab-build.h"
+#include "confab-paths.h"  /* CONFAB_SYSCONFDIR: made by make (Makefile.am) */
 #include "log.h"
 
-#ifndef CONFAB_SYSCONFDIR
-#define CONFAB_SYSCONFDIR "/usr/local/etc"
-#endif
 #define DEFAULT_CONFIG CONFAB_SYSCONFDIR "/confab/broker.ini"
 
 static void usage(FILE *out)

@@ -15,10 +15,8 @@
 #include <jansson.h>
 
 #include "confab-build.h"
+#include "confab-paths.h"  /* CONFAB_SYSCONFDIR: made by make (Makefile.am) */
 
-#ifndef CONFAB_SYSCONFDIR
-#define CONFAB_SYSCONFDIR "/usr/local/etc"
-#endif
 #define DEFAULT_CONFIG CONFAB_SYSCONFDIR "/confab/broker.ini"
 /* The node answers at once; its own deadline for a request is 5 s. */
 #define ANSWER_TIMEOUT_MS 10000
